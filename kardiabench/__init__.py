@@ -1,0 +1,2 @@
+"""KardiaBench evaluation harness."""
+__version__ = "0.1.0"

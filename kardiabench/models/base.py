@@ -1,0 +1,84 @@
+"""The one small interface every model backend implements.
+
+Adapters know nothing about KardiaBench: they take chat messages and sampling settings and return
+text, usage and timing. The runner (kardiabench/runner.py) owns concurrency, caching and resume.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int | None = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: tuple[tuple[str, str], ...]  # (role, content) pairs: hashable and order-preserving
+    params: SamplingParams = field(default_factory=SamplingParams)
+    response_format: dict | None = None  # an OpenAI `response_format` (JSON schema), for judges
+
+    @classmethod
+    def from_messages(cls, messages: list[dict[str, str]], params: SamplingParams, response_format: dict | None = None) -> ChatRequest:
+        return cls(tuple((m["role"], m["content"]) for m in messages), params, response_format)
+
+    def message_dicts(self) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def key_material(self) -> dict[str, Any]:
+        return {"messages": [list(m) for m in self.messages], "params": self.params.as_dict(), "response_format": self.response_format}
+
+
+@dataclass(slots=True)
+class Generation:
+    text: str
+    reasoning: str | None = None  # a trace returned apart from the text (e.g. `reasoning_content`)
+    finish_reason: str | None = None  # "stop", "length", ...
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 1
+
+
+class ModelError(Exception):
+    """A request failed for good (after the adapter's own retries)."""
+
+
+class FatalModelError(ModelError):
+    """Retrying cannot help and every other request would fail the same way (bad key, unknown
+    model): the run stops at once instead of failing item by item."""
+
+
+class ChatModel(ABC):
+    """A backend. `max_batch_size` > 1 for local engines that batch; `max_concurrency` > 1 for APIs."""
+
+    spec: str = ""
+    max_batch_size: int = 1
+    max_concurrency: int = 1
+
+    def identity(self) -> dict[str, Any]:
+        """Everything besides the request that determines the output (spec, revision, dtype...).
+        It is part of every cache key. Never include secrets."""
+        return {"spec": self.spec}
+
+    @abstractmethod
+    async def generate(self, requests: list[ChatRequest]) -> list[Generation | ModelError]:
+        """Answer a batch (len ≤ max_batch_size). Per-request failures are returned, not raised;
+        raise FatalModelError to stop the whole run."""
+
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """Prompt tokens, for dry-run estimates. Adapters with a tokenizer override this."""
+        return sum(len(c) for _, c in request.messages) // 4 + 4 * len(request.messages)
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        pass

@@ -1,0 +1,134 @@
+"""Typed records passed between stages: dialogues in, items to models, predictions out.
+
+Identity rules (documented in docs/item-ids.md, relied on by caches and paired comparisons):
+  dialogue_id = "d" + first 16 hex digits of SHA-256 over the canonical JSON of the dialogue's
+                content fields (person, mbti, emotion, situation, anon_username, messages),
+                keys sorted, UTF-8, no whitespace. Independent of file, line, split and machine.
+  item_id     = f"{dialogue_id}-t{turn_index}", turn_index = 0-based index of the assistant turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+HistoryMode = Literal["full", "response"]
+HISTORY_MODES: tuple[str, ...] = ("full", "response")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where a record came from: a file and its 1-based line (JSONL) or row (JSON array, Parquet)."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Dialogue:
+    person: str
+    mbti: str
+    emotion: str
+    situation: str
+    anon_username: str
+    messages: tuple[Message, ...]
+    source: SourceRef | None = field(default=None, compare=False)
+    dialogue_id: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.dialogue_id:
+            object.__setattr__(self, "dialogue_id", compute_dialogue_id(self))
+
+    @property
+    def persona_id(self) -> str:
+        """The profile a dialogue belongs to: the anonymised username, else a hash of the profile."""
+        if self.anon_username:
+            return self.anon_username
+        return "p" + hashlib.sha256(self.person.encode()).hexdigest()[:12]
+
+    @property
+    def system_prompt(self) -> str:
+        return self.messages[0].content if self.messages and self.messages[0].role == "system" else ""
+
+    def to_json(self) -> dict:
+        return {
+            "person": self.person,
+            "mbti": self.mbti,
+            "emotion": self.emotion,
+            "situation": self.situation,
+            "anon_username": self.anon_username,
+            "messages": [m.as_dict() for m in self.messages],
+        }
+
+
+def compute_dialogue_id(d: Dialogue) -> str:
+    canonical = json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "d" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class GoldSpans:
+    understanding: str
+    reasoning: str
+    emotion: str
+    response: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One assistant turn to be generated: everything a model, a scorer and a judge need."""
+
+    item_id: str
+    dialogue_id: str
+    turn_index: int
+    persona_id: str
+    mbti: str
+    situation: str
+    person: str
+    system_prompt: str
+    history: tuple[Message, ...]  # earlier user/assistant turns, rendered per the history mode
+    user_message: str
+    gold: GoldSpans
+    gold_emotion: str  # the turn's emotion span, normalised; the record-level emotion as fallback
+    history_mode: HistoryMode = "full"
+
+    def chat_messages(self, system_prompt: str | None = None) -> list[dict[str, str]]:
+        """System prompt, the dialogue so far and the current user turn, as chat messages."""
+        system = self.system_prompt if system_prompt is None else system_prompt
+        msgs = [{"role": "system", "content": system}] if system else []
+        msgs.extend(m.as_dict() for m in self.history)
+        msgs.append({"role": "user", "content": self.user_message})
+        return msgs
+
+
+@dataclass(slots=True)
+class Prediction:
+    """One line of predictions.jsonl (schema in docs/predictions.md)."""
+
+    item_id: str
+    model: str
+    raw_output: str | None
+    reasoning: str | None = None
+    spans: dict[str, str | None] = field(default_factory=dict)
+    span_issues: list[dict[str, str]] = field(default_factory=list)  # {"kind", "span", "detail"}
+    well_formed: bool = False
+    finish_reason: str | None = None
+    usage: dict[str, float] = field(default_factory=dict)  # prompt_tokens, completion_tokens, cost_usd
+    latency_s: float = 0.0
+    error: str | None = None
+    cached: bool = False
+    attempts: int = 1
