@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -123,7 +124,8 @@ def split_files(folder: Path) -> dict[str, Path]:
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix.lower() in FILE_SUFFIXES and not p.name.startswith((".", "_")):
             found.setdefault(p.stem, p)
-    return found
+    order = {"train": 0, "validation": 1, "test": 2}
+    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], 3), kv[0])))
 
 
 def is_hub_source(data: str) -> bool:
@@ -221,6 +223,7 @@ def _hub_download(repo_id: str, split: str) -> Path:
         HfHubHTTPError,
         LocalEntryNotFoundError,
         OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
         RepositoryNotFoundError,
     )
 
@@ -232,23 +235,29 @@ def _hub_download(repo_id: str, split: str) -> Path:
         "(downloaded on a machine with access), or --data sample for the bundled sample."
     )
     names = [f"{split}{suffix}" for suffix in FILE_SUFFIXES] + [f"data/{split}.jsonl"]
+    network_errors = (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError, TimeoutError, *_transport_errors())
     try:
         try:
-            files = HfApi().list_repo_files(repo_id, repo_type="dataset", token=token)
-            names = [f for f in files if Path(f).stem == split and Path(f).suffix in FILE_SUFFIXES] or [
-                f for f in files if Path(f).name.startswith(split) and Path(f).suffix in FILE_SUFFIXES
-            ]
-            if not names:
-                raise DataError(f"{repo_id}: no file for split {split!r} in the dataset repository (files: {', '.join(files[:20])})")
-        except (OfflineModeIsEnabled, OSError) as e:
-            if isinstance(e, HfHubHTTPError | RepositoryNotFoundError | GatedRepoError):
-                raise
+            # The conventional name first: the client does not retry this request, so an unreachable
+            # Hub fails in seconds (the listing API below is retried for ~25 s before it gives up).
+            return Path(hf_hub_download(repo_id, names[0], repo_type="dataset", token=token))
+        except RemoteEntryNotFoundError:
+            pass  # the split's file is named differently: list the repository below
+        except network_errors as e:
+            if isinstance(e.__cause__, HfHubHTTPError):  # the Hub answered (403, 5xx): say so below
+                raise e.__cause__ from None
             for name in names:  # offline: a copy in the local Hub cache still works
                 try:
                     return Path(hf_hub_download(repo_id, name, repo_type="dataset", token=token, local_files_only=True))
                 except (LocalEntryNotFoundError, OSError, ValueError):
                     continue
             raise DataError(offline_hint) from None
+        files = HfApi().list_repo_files(repo_id, repo_type="dataset", token=token)
+        names = [f for f in files if Path(f).stem == split and Path(f).suffix in FILE_SUFFIXES] or [
+            f for f in files if Path(f).name.startswith(split) and Path(f).suffix in FILE_SUFFIXES
+        ]
+        if not names:
+            raise DataError(f"{repo_id}: no file for split {split!r} in the dataset repository (files: {', '.join(files[:20])})")
         return Path(hf_hub_download(repo_id, names[0], repo_type="dataset", token=token))
     except GatedRepoError:
         if not token:
@@ -269,5 +278,28 @@ def _hub_download(repo_id: str, split: str) -> Path:
             what = "no token was found; set HF_TOKEN" if not token else "this HF_TOKEN is not authorised (invalid, or access not yet approved)"
             raise DataError(f"{repo_id}: the Hub refused access ({status}): {what}. See {page}.") from None
         raise DataError(f"{repo_id}: the Hub answered with an error ({status or e}). Try again, or pass local files with --data DIR.") from None
-    except (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError, TimeoutError):
+    except network_errors:
         raise DataError(offline_hint) from None
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP client's network errors, which are not OSErrors (httpx2 in huggingface_hub 2.x, httpx in 1.x)."""
+    found: list[type[Exception]] = []
+    for module in ("httpx2", "httpx"):
+        try:
+            found.append(importlib.import_module(module).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def resolve_split_names(data: str) -> list[str | None]:
+    """The splits a source offers, for commands that look at all of them (None: one whole file)."""
+    if data == "sample":
+        return list(split_files(SAMPLE_DIR))
+    if is_hub_source(data):
+        return ["train", "test"]
+    path = Path(data).expanduser()
+    if path.is_dir():
+        return list(split_files(path)) or [None]
+    return [None]

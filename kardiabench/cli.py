@@ -1,0 +1,300 @@
+"""The `kardiabench` command. Thin: it parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def _add_data_args(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
+    p.add_argument("--data", default=None, help="sample | DIR | FILE (.jsonl/.json/.parquet) | hub | OWNER/NAME (gated Hub dataset, uses HF_TOKEN)")
+    p.add_argument("--split", default=split_default, help="split to use (default: the task's, or all for data commands)")
+    p.add_argument("--strict", action="store_true", help="refuse to run when any record has a problem (default: skip and report)")
+    p.add_argument("--derive-split", type=float, default=None, metavar="TEST_FRACTION",
+                   help="derive a persona-disjoint train/test split from a single file (seeded by --split-seed)")  # fmt: skip
+    p.add_argument("--split-seed", type=int, default=0)
+
+
+def _add_generation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default="kardiabench", help="task name (see `kardiabench tasks`) or a YAML file")
+    p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
+    p.add_argument("--model", required=True, help="openai:MODEL | hf:PATH_OR_ID | vllm:PATH_OR_ID | baseline:majority|retrieval")
+    _add_data_args(p)
+    p.add_argument("--limit", type=int, default=None, help="only the first N items (in file order)")
+    p.add_argument("--output", required=True, type=Path, help="run folder (created; an existing one is resumed)")
+    p.add_argument("--overwrite", action="store_true", help="discard predictions already in --output")
+    p.add_argument("--train-data", default=None, help="training split source for baselines (default: --data)")
+    g = p.add_argument_group("sampling (defaults from the task file; recorded in run.json)")
+    g.add_argument("--temperature", type=float, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--max-tokens", type=int, default=None)
+    g.add_argument("--seed", type=int, default=None)
+    b = p.add_argument_group("backends")
+    b.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); key from $OPENAI_API_KEY")
+    b.add_argument("--concurrency", type=int, default=16, help="max requests in flight for API models")
+    b.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds for API models")
+    b.add_argument("--prices", default=None, help="JSON/YAML price table extending the built-in one (USD per 1M tokens)")
+    b.add_argument("--batch-size", type=int, default=8, help="batch size for hf: models")
+    b.add_argument("--dtype", default="auto")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--revision", default=None)
+    b.add_argument("--add-span-tokens", action="store_true", help="hf: add the eight span markers as special tokens")
+    b.add_argument("--chat-template", default=None, help="a Jinja chat template file for models without one")
+    b.add_argument("--tensor-parallel-size", type=int, default=1)
+    b.add_argument("--data-parallel-size", type=int, default=1)
+    p.add_argument("--cache", default=None, help="cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="count prompt tokens and estimate cost; send nothing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kardiabench", description="Evaluation harness for KardiaBench.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect, validate and synthesise KardiaBench data")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    for name, help_ in (("stats", "the paper's split table for a source"), ("validate", "check every record; exit 1 on problems"), ("show", "print one dialogue readably")):
+        p = dsub.add_parser(name, help=help_)
+        _add_data_args(p)
+        if name == "stats":
+            p.add_argument("--json", action="store_true")
+        if name == "validate":
+            p.add_argument("--max-problems", type=int, default=200, help="print at most this many problems")
+        if name == "show":
+            p.add_argument("--index", type=int, default=0, help="dialogue number in the split (0-based)")
+            p.add_argument("--id", default=None, help="dialogue id (overrides --index)")
+    p = dsub.add_parser("synth", help="write a full-size synthetic dataset (for benchmarks)")
+    p.add_argument("--dialogues", type=int, default=22080)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("tasks", help="list tasks")
+    p.add_argument("--tasks-dir", action="append", default=[])
+
+    p = sub.add_parser("generate", help="generation stage only: write DIR/predictions.jsonl")
+    _add_generation_args(p)
+    p = sub.add_parser("run", help="generate, then score")
+    _add_generation_args(p)
+    _add_judge_args(p)
+
+    p = sub.add_parser("score", help="score saved predictions (a run folder, or --predictions FILE with --data)")
+    p.add_argument("run_dir", nargs="?", type=Path)
+    p.add_argument("--predictions", type=Path, default=None, help="JSONL of {item_id, raw_output} produced elsewhere")
+    p.add_argument("--task", default=None)
+    p.add_argument("--tasks-dir", action="append", default=[])
+    _add_data_args(p)
+    p.add_argument("--output", type=Path, default=None, help="where to write results (default: the run folder)")
+    p.add_argument("--cache", default=None)
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    _add_judge_args(p)
+
+    p = sub.add_parser("compare", help="paired comparison of two runs on the items they share")
+    p.add_argument("run_a", type=Path)
+    p.add_argument("run_b", type=Path)
+    p.add_argument("--force", action="store_true", help="compare even when data, split or judge differ")
+    p.add_argument("--resamples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("judge-agreement", help="agreement of each judge with human 1-5 labels")
+    p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _add_judge_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("rubric judge")
+    g.add_argument("--judge", action="append", default=[], help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
+    g.add_argument("--judge-base-url", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL)")
+    g.add_argument("--judge-concurrency", type=int, default=16)
+    g.add_argument("--judge-repeats", type=int, default=1, help="judge each item K times; reports the variance")
+    g.add_argument("--judge-max-tokens", type=int, default=1024)
+    g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
+    g.add_argument("--rubric", default=None, help="rubric file (default: judges/rubric.yaml)")
+    g.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for confidence intervals")
+    g.add_argument("--bootstrap-seed", type=int, default=0)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from kardiabench.data import load_dialogues
+    from kardiabench.data.load import resolve_split_names
+
+    if args.data_command == "synth":
+        from kardiabench.data.synth import write_dataset
+
+        paths = write_dataset(args.out, args.dialogues, args.seed)
+        print(f"wrote {', '.join(str(p) for p in paths)}")
+        return 0
+    source = args.data or "sample"
+    splits = [args.split] if args.split else resolve_split_names(source)
+    kw = {"derive_split": args.derive_split, "split_seed": args.split_seed}
+    if args.data_command == "validate":
+        total, n_problems = 0, 0
+        for split in splits:
+            res = load_dialogues(source, split, **kw)
+            total += res.records_read
+            for p in res.problems[: max(0, args.max_problems - n_problems)]:
+                print(p)
+            n_problems += len(res.problems)
+            print(f"{', '.join(res.files)}: {res.records_read} records, {len(res.dialogues)} valid, {len(res.problems)} problem(s)", file=sys.stderr)
+        if n_problems > args.max_problems:
+            print(f"… {n_problems - args.max_problems} more problems not shown (--max-problems)")
+        print(f"{'FAILED' if n_problems else 'OK'}: {total} records, {n_problems} problem(s)")
+        return 1 if n_problems else 0
+    if args.data_command == "stats":
+        from kardiabench.data.stats import format_table, split_stats
+
+        stats = []
+        for split in splits:
+            res = load_dialogues(source, split, strict=args.strict, **kw)
+            if res.skipped:
+                print(f"note: {res.skipped} invalid record(s) in split {split} left out (see `kardiabench data validate`)", file=sys.stderr)
+            stats.append(split_stats(res.split or split or "all", res.dialogues))
+        print(json.dumps([s.to_dict() for s in stats], indent=2) if args.json else format_table(stats))
+        return 0
+    # show
+    from kardiabench.data.show import format_dialogue
+
+    res = load_dialogues(source, splits[0], **kw)
+    if args.id:
+        found = [d for d in res.dialogues if d.dialogue_id == args.id]
+        if not found:
+            print(f"error: no dialogue {args.id} in {source} ({res.split})", file=sys.stderr)
+            return 1
+        dialogue = found[0]
+    else:
+        if not 0 <= args.index < len(res.dialogues):
+            print(f"error: --index must be in 0..{len(res.dialogues) - 1}", file=sys.stderr)
+            return 1
+        dialogue = res.dialogues[args.index]
+    print(format_dialogue(dialogue))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from kardiabench.tasks import list_tasks
+
+    for t in list_tasks(args.tasks_dir):
+        print(f"{t.name:<26} {t.description}")
+    return 0
+
+
+def _generate_config(args: argparse.Namespace):
+    from kardiabench.cache import default_cache_path
+    from kardiabench.generate import DataSpec, GenerateConfig
+    from kardiabench.models import ModelOptions
+    from kardiabench.models.base import SamplingParams
+    from kardiabench.tasks import load_task
+
+    task = load_task(args.task, args.tasks_dir)
+    g = task.generation
+    params = SamplingParams(
+        temperature=g.temperature if args.temperature is None else args.temperature,
+        top_p=g.top_p if args.top_p is None else args.top_p,
+        max_tokens=g.max_tokens if args.max_tokens is None else args.max_tokens,
+        seed=g.seed if args.seed is None else args.seed,
+    )
+    options = ModelOptions(
+        base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=args.concurrency, timeout=args.timeout,
+        batch_size=args.batch_size, dtype=args.dtype, device=args.device, revision=args.revision,
+        add_span_tokens=args.add_span_tokens, chat_template=_read_template(args.chat_template),
+        tensor_parallel_size=args.tensor_parallel_size, data_parallel_size=args.data_parallel_size, prices_file=args.prices,
+    )  # fmt: skip
+    data = DataSpec(
+        source=args.data or task.data.source, split=args.split or task.data.split, strict=args.strict,
+        derive_split=args.derive_split, split_seed=args.split_seed, limit=args.limit,
+    )  # fmt: skip
+    cache = None if args.no_cache else Path(args.cache) if args.cache else default_cache_path()
+    return GenerateConfig(task=task, model_spec=args.model, data=data, output=args.output, params=params, options=options,
+                          train_data=args.train_data, cache_path=cache, progress=not args.no_progress, overwrite=args.overwrite)  # fmt: skip
+
+
+def _read_template(path: str | None) -> str | None:
+    return Path(path).read_text(encoding="utf-8") if path else None
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from kardiabench.generate import generate
+
+    cfg = _generate_config(args)
+    if args.dry_run:
+        from kardiabench.plan import dry_run
+
+        print(dry_run(cfg))
+        return 0
+    try:
+        run, stats, _ = asyncio.run(generate(cfg, log=_log))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished items are saved in {cfg.output}/predictions.jsonl; run the same command again to resume.", file=sys.stderr)
+        return 130
+    cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
+    _log(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache), {stats.failed} failed; "
+         f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s → {run.predictions_path}")  # fmt: skip
+    if stats.failed:
+        _log(f"failed items ({stats.failed}), listed in run.json; run the same command again to retry them:")
+        for k in stats.failed_keys[:20]:
+            _log(f"  {k}")
+    if args.command == "run":
+        return cmd_score_run(args, run.path)
+    return 1 if stats.failed else 0
+
+
+def cmd_score_run(args: argparse.Namespace, run_dir: Path) -> int:
+    from kardiabench.evaluate import score_command
+
+    return score_command(args, run_dir=run_dir, log=_log)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from kardiabench.evaluate import score_command
+
+    return score_command(args, run_dir=args.run_dir, log=_log)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from kardiabench.evaluate import compare_command
+
+    return compare_command(args, log=_log)
+
+
+def cmd_judge_agreement(args: argparse.Namespace) -> int:
+    from kardiabench.evaluate import judge_agreement_command
+
+    return judge_agreement_command(args, log=_log)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+COMMANDS = {
+    "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
+    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement,
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kardiabench.errors import USER_ERRORS
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

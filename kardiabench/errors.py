@@ -1,0 +1,16 @@
+"""Errors that are the user's to fix: the CLI prints their message, without a traceback."""
+
+from __future__ import annotations
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from kardiabench.data.load import DataError
+    from kardiabench.models import SpecError
+    from kardiabench.models.base import FatalModelError, ModelError
+    from kardiabench.rundir import RunDirError
+    from kardiabench.tasks import TaskError
+
+    return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError)
+
+
+USER_ERRORS = _user_errors()

@@ -1,0 +1,184 @@
+"""The generation stage: items of a task → model → DIR/predictions.jsonl, resumable at item level."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kardiabench.cache import Cache
+from kardiabench.data import expand, load_dialogues
+from kardiabench.data.load import DataError, LoadResult
+from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
+from kardiabench.models.base import Generation, ModelError, SamplingParams
+from kardiabench.records import Item, Prediction
+from kardiabench.rundir import RunDir, RunDirError, now, provenance
+from kardiabench.runner import Job, RunStats, request_cost, run_jobs
+from kardiabench.spans import PARSER_VERSION, parse_spans
+from kardiabench.tasks import Task
+
+
+@dataclass
+class DataSpec:
+    source: str
+    split: str | None = None
+    strict: bool = False
+    derive_split: float | None = None
+    split_seed: int = 0
+    limit: int | None = None
+
+    def load(self) -> LoadResult:
+        return load_dialogues(self.source, self.split, strict=self.strict, derive_split=self.derive_split, split_seed=self.split_seed)
+
+
+@dataclass
+class GenerateConfig:
+    task: Task
+    model_spec: str
+    data: DataSpec
+    output: Path
+    params: SamplingParams
+    options: ModelOptions = field(default_factory=ModelOptions)
+    train_data: str | None = None  # training split source for baselines; default: the data source
+    cache_path: Path | None = None  # None: no cache
+    progress: bool = True
+    overwrite: bool = False
+
+
+def load_items(task: Task, data: DataSpec, log=print) -> tuple[list[Item], LoadResult]:
+    loaded = data.load()
+    if loaded.skipped:
+        kinds = ", ".join(f"{k}: {v}" for k, v in loaded.skipped_by_kind().most_common())
+        log(f"skipped {loaded.skipped} of {loaded.records_read} records with problems ({kinds}); "
+            "`kardiabench data validate` lists them, --strict refuses to run")  # fmt: skip
+    items = list(expand(loaded.dialogues, task.history))
+    if data.limit is not None:
+        items = items[: data.limit]
+    return items, loaded
+
+
+def data_fingerprint(items: list[Item]) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(it.item_id.encode())
+    return h.hexdigest()[:16]
+
+
+def build_model(cfg: GenerateConfig, log=print) -> ChatModel:
+    provider, _ = parse_spec(cfg.model_spec)
+    if provider != "baseline":
+        return load_model(cfg.model_spec, cfg.options)
+    source = cfg.train_data or cfg.data.source
+    try:
+        train = load_dialogues(source, "train", derive_split=cfg.data.derive_split if cfg.train_data is None else None, split_seed=cfg.data.split_seed)
+    except DataError as e:
+        raise DataError(f"{cfg.model_spec} is fitted on a training split, and none was found ({e}). Pass --train-data SOURCE.") from None
+    log(f"{cfg.model_spec}: fitted on {len(train.dialogues)} training dialogues from {source}")
+    return load_model(cfg.model_spec, cfg.options, train_dialogues=train.dialogues, train_source=source)
+
+
+def generation_identity(cfg: GenerateConfig, model: ChatModel, items: list[Item]) -> dict[str, Any]:
+    """What determines the predictions. A run folder refuses to resume under a different one."""
+    task_blob = json.dumps(cfg.task.model_dump(mode="json"), sort_keys=True)
+    return {
+        "task": {"name": cfg.task.name, "version": cfg.task.version, "sha256": hashlib.sha256(task_blob.encode()).hexdigest()[:16]},
+        "model": model.identity(),
+        "sampling": cfg.params.as_dict(),
+        "history": cfg.task.history,
+        "data": {"source": cfg.data.source, "split": cfg.data.split, "derive_split": cfg.data.derive_split, "split_seed": cfg.data.split_seed},
+    }
+
+
+def to_prediction(item_id: str, model_spec: str, out: Generation | ModelError, cost: float | None, cached: bool) -> Prediction:
+    if isinstance(out, ModelError):
+        return Prediction(item_id=item_id, model=model_spec, raw_output=None, error=str(out), cached=cached)
+    parsed = parse_spans(out.text, finish_reason=out.finish_reason)
+    return Prediction(
+        item_id=item_id,
+        model=model_spec,
+        raw_output=out.text,
+        reasoning=out.reasoning or parsed.thinking,
+        spans=parsed.spans,
+        span_issues=[{"kind": i.kind.value, "span": i.span or "", "detail": i.detail} for i in parsed.issues],
+        well_formed=parsed.well_formed,
+        finish_reason=out.finish_reason,
+        usage={"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens, "cost_usd": cost},
+        latency_s=round(out.latency_s, 4),
+        cached=cached,
+        attempts=out.attempts,
+    )
+
+
+def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunDir, dict[str, Any], list[Job]]:
+    """Load items and model, check the run folder, and list the jobs still to do."""
+    items, loaded = load_items(cfg.task, cfg.data, log)
+    if not items:
+        raise DataError(f"no items to evaluate in {cfg.data.source} (split {loaded.split or 'whole file'})")
+    model = build_model(cfg, log)
+    run = RunDir(cfg.output)
+    identity = generation_identity(cfg, model, items)
+    manifest: dict[str, Any] = {}
+    if run.manifest_path.exists() and not cfg.overwrite:
+        manifest = run.read_manifest()
+        if manifest.get("generation") != identity:
+            raise RunDirError(
+                f"{run.path} holds a run with different settings (task, model, decoding, history or data). "
+                "Use another --output, or --overwrite to start it afresh."
+            )
+    elif cfg.overwrite and run.predictions_path.exists():
+        run.predictions_path.unlink()
+    manifest.update(
+        {
+            "generation": identity,
+            "model_spec": cfg.model_spec,
+            "data": {
+                "source": cfg.data.source, "split": loaded.split, "files": [Path(f).name for f in loaded.files],
+                "fingerprint": data_fingerprint(items), "n_dialogues": len(loaded.dialogues), "n_items": len(items),
+                "records_skipped": loaded.skipped, "limit": cfg.data.limit,
+            },  # fmt: skip
+            "parser_version": PARSER_VERSION,
+            "provenance": provenance(),
+            "command": sys.argv,
+        }
+    )
+    manifest.setdefault("created", now())
+    run.write_manifest(manifest)
+    done = {pid for pid, p in run.read_predictions().items() if p.error is None}
+    jobs = [Job(it.item_id, model_request(cfg, it)) for it in items if it.item_id not in done]
+    return items, model, run, manifest, jobs
+
+
+def model_request(cfg: GenerateConfig, item: Item):
+    from kardiabench.models.base import ChatRequest
+
+    return ChatRequest.from_messages(cfg.task.messages(item), cfg.params)
+
+
+async def generate(cfg: GenerateConfig, log=print) -> tuple[RunDir, RunStats, list[Item]]:
+    items, model, run, manifest, jobs = prepare(cfg, log)
+    if len(jobs) < len(items):
+        log(f"resuming: {len(items) - len(jobs)} of {len(items)} items already in {run.predictions_path}")
+    cache = Cache(cfg.cache_path) if cfg.cache_path else None
+    writer = run.prediction_writer()
+
+    def on_result(job: Job, out: Generation | ModelError, cached: bool) -> None:
+        cost = request_cost(model, out) if isinstance(out, Generation) else None
+        writer.write(asdict(to_prediction(job.key, cfg.model_spec, out, cost, cached)))
+
+    try:
+        stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}")
+    finally:
+        writer.close()
+        if cache is not None:
+            cache.close()
+        await model.aclose()
+    manifest["generation_stats"] = {
+        "requested": stats.total, "from_cache": stats.cached, "done": stats.done, "failed": stats.failed,
+        "failed_items": stats.failed_keys, "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
+        "cost_usd": stats.cost_usd, "wall_s": round(stats.wall_s, 2), "finished": now(),
+    }  # fmt: skip
+    run.write_manifest(manifest)
+    return run, stats, items

@@ -1,0 +1,77 @@
+"""Model adapters behind one interface (`ChatModel`), chosen by a spec string:
+
+  openai:MODEL        any OpenAI-compatible endpoint (--base-url / OPENAI_BASE_URL, OPENAI_API_KEY)
+  hf:PATH_OR_ID       HF transformers, batched, the tokenizer's chat template
+  vllm:PATH_OR_ID     vLLM offline engine (optional extra)
+  baseline:NAME       majority | retrieval, fitted on a training split
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError, SamplingParams
+
+PROVIDERS = ("openai", "hf", "vllm", "baseline")
+
+
+class SpecError(ValueError):
+    pass
+
+
+@dataclass
+class ModelOptions:
+    """Backend options from the command line; each adapter takes the ones it understands."""
+
+    base_url: str | None = None
+    concurrency: int = 16
+    timeout: float = 120.0
+    batch_size: int = 8
+    dtype: str = "auto"
+    device: str = "auto"
+    revision: str | None = None
+    add_span_tokens: bool = False
+    chat_template: str | None = None
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
+    prices_file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    provider, sep, name = spec.partition(":")
+    if not sep or provider not in PROVIDERS or not name:
+        raise SpecError(f"model spec {spec!r} must be one of {', '.join(p + ':NAME' for p in PROVIDERS)}")
+    return provider, name
+
+
+def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogues=None, train_source: str = "") -> ChatModel:
+    """Build the adapter for `spec`. Baselines need `train_dialogues` (a training split)."""
+    o = options or ModelOptions()
+    provider, name = parse_spec(spec)
+    if provider == "openai":
+        from kardiabench.models.openai_api import OpenAIChatModel
+        from kardiabench.models.pricing import PriceTable
+
+        prices = PriceTable.load(o.prices_file) if o.prices_file else None
+        return OpenAIChatModel(name, base_url=o.base_url, concurrency=o.concurrency, timeout=o.timeout, prices=prices)
+    if provider == "hf":
+        from kardiabench.models.hf import HFChatModel
+
+        return HFChatModel(name, batch_size=o.batch_size, dtype=o.dtype, device=o.device, revision=o.revision,
+                           add_span_tokens=o.add_span_tokens, chat_template=o.chat_template)  # fmt: skip
+    if provider == "vllm":
+        from kardiabench.models.vllm import VLLMChatModel
+
+        return VLLMChatModel(name, tensor_parallel_size=o.tensor_parallel_size, data_parallel_size=o.data_parallel_size,
+                             dtype=o.dtype, revision=o.revision, chat_template=o.chat_template)  # fmt: skip
+    from kardiabench.models.baselines import BASELINES
+
+    if name not in BASELINES:
+        raise SpecError(f"unknown baseline {name!r}; available: {', '.join(BASELINES)}")
+    return BASELINES[name](train_dialogues or [], train_source)
+
+
+__all__ = ["ChatModel", "ChatRequest", "FatalModelError", "Generation", "ModelError", "ModelOptions",
+           "SamplingParams", "SpecError", "load_model", "parse_spec"]  # fmt: skip

@@ -1,0 +1,157 @@
+"""Run many chat requests against one model: cache first, then bounded concurrency, live progress.
+
+Used for generation and for judging alike. Every finished request is handed to `on_result` at once
+(the caller appends it to its JSONL file) and stored in the cache, so a crash loses only the
+requests in flight and the same call again resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from kardiabench.cache import Cache, request_key
+from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError
+
+OnResult = Callable[["Job", "Generation | ModelError", bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    key: str  # the caller's id for the request (an item id, or item id + judge attempt)
+    request: ChatRequest
+
+
+@dataclass
+class RunStats:
+    total: int = 0
+    cached: int = 0
+    done: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0  # None once any request had no known price
+    wall_s: float = 0.0
+    failed_keys: list[str] = field(default_factory=list)
+
+    def add_usage(self, gen: Generation, cost: float | None) -> None:
+        self.prompt_tokens += gen.prompt_tokens
+        self.completion_tokens += gen.completion_tokens
+        if cost is None:
+            self.cost_usd = None
+        elif self.cost_usd is not None:
+            self.cost_usd += cost
+
+
+def request_cost(model: ChatModel, gen: Generation) -> float | None:
+    price = getattr(model, "cost", None)
+    return price(gen.prompt_tokens, gen.completion_tokens) if price else 0.0
+
+
+class _Progress:
+    """tqdm bar with tokens and cost in the postfix, refreshed at most twice a second."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, smoothing=0.1)
+        self._last = 0.0
+
+    def update(self, n: int, stats: RunStats) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(n)
+        now = time.monotonic()
+        if now - self._last > 0.5:
+            self._last = now
+            cost = "?" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
+            self.bar.set_postfix_str(
+                f"tok in {stats.prompt_tokens:,} out {stats.completion_tokens:,} {cost} fail {stats.failed}", refresh=False
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+async def run_jobs(
+    model: ChatModel,
+    jobs: Sequence[Job],
+    *,
+    on_result: OnResult,
+    cache: Cache | None = None,
+    concurrency: int | None = None,
+    progress: bool = True,
+    desc: str = "generate",
+) -> RunStats:
+    """Answer every job once. Raises FatalModelError (after stopping all workers) when the model
+    says no request can succeed; everything finished before that has been handed to on_result."""
+    t0 = time.monotonic()
+    stats = RunStats(total=len(jobs))
+    bar = _Progress(len(jobs), desc, progress)
+    identity = model.identity()
+    keys = [request_key(identity, j.request) for j in jobs] if cache is not None else [""] * len(jobs)
+    hits = cache.get_many(keys) if cache is not None else {}
+
+    pending: list[tuple[Job, str]] = []
+    for job, key in zip(jobs, keys, strict=True):
+        gen = hits.get(key)
+        if gen is None:
+            pending.append((job, key))
+            continue
+        stats.cached += 1
+        stats.done += 1
+        stats.add_usage(gen, request_cost(model, gen))
+        on_result(job, gen, True)
+        bar.update(1, stats)
+
+    size = max(1, model.max_batch_size)
+    batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+    queue: asyncio.Queue = asyncio.Queue()
+    for b in batches:
+        queue.put_nowait(b)
+    n_workers = max(1, min(concurrency or model.max_concurrency, len(batches) or 1))
+
+    def finish(job: Job, key: str, out: Generation | ModelError) -> None:
+        if isinstance(out, Generation):
+            stats.done += 1
+            stats.add_usage(out, request_cost(model, out))
+            if cache is not None:
+                cache.put(key, out)
+        else:
+            stats.failed += 1
+            stats.failed_keys.append(job.key)
+        on_result(job, out, False)
+        bar.update(1, stats)
+
+    async def worker() -> None:
+        while True:
+            try:
+                batch = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            try:
+                outs = await model.generate([j.request for j, _ in batch])
+            except FatalModelError:
+                raise
+            except Exception as e:  # an adapter bug must not lose the other items
+                outs = [ModelError(f"{type(e).__name__}: {e}")] * len(batch)
+            for (job, key), out in zip(batch, outs, strict=True):
+                finish(job, key, out)
+
+    workers = [asyncio.create_task(worker()) for _ in range(n_workers)]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    finally:
+        bar.close()
+        stats.wall_s = time.monotonic() - t0
+    return stats

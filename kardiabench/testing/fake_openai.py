@@ -1,0 +1,399 @@
+"""A scripted OpenAI-compatible chat server with deterministic replies and injected faults.
+
+Tests and benchmarks talk to it over real HTTP on 127.0.0.1, so retries, rate limits, timeouts and
+concurrency are exercised through the same `openai` client code path a real endpoint would use.
+
+* Replies are a pure function of the request (by default a four-span answer whose emotion comes
+  from a hash of the messages), so a run with faults gives the same predictions as one without.
+* Faults are keyed by (request key, attempt number): "fail the first k attempts of every distinct
+  request" (`fail_first`, `fail_kinds`) and/or seeded per-attempt probabilities. Probabilistic
+  faults stop after `max_faults_per_key` attempts, so a client that retries always finishes.
+* `stats` counts attempts and successful replies per request key (also served on GET /stats).
+
+In process: ``with FakeOpenAIServer(FakeConfig(latency=0.05, p_429=0.2)) as srv: srv.url``.
+As a subprocess: ``python -m kardiabench.testing.fake_openai --port 8123 --latency 0.2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import socket
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from kardiabench.emotions import EMOTIONS
+from kardiabench.spans import render_spans
+
+FAULT_KINDS = ("429", "500", "503", "timeout", "malformed", "no_choices")
+
+# reply_fn(request_json) -> reply text, or (status, body) to answer verbatim (dict → JSON, str → raw).
+ReplyFn = Callable[[dict[str, Any]], "str | tuple[int, dict[str, Any] | str]"]
+
+
+@dataclass
+class FakeConfig:
+    latency: float = 0.0  # seconds added before every reply
+    # Deterministic schedule: attempt n < fail_first of each distinct request fails as fail_kinds[n % len].
+    fail_first: int = 0
+    fail_kinds: tuple[str, ...] = ("429",)
+    # Seeded per-(request, attempt) probabilities, applied to the next max_faults_per_key attempts.
+    p_429: float = 0.0
+    p_500: float = 0.0
+    p_503: float = 0.0
+    p_timeout: float = 0.0
+    p_malformed: float = 0.0
+    max_faults_per_key: int = 2
+    seed: int = 0
+    retry_after: str | None = "1"  # Retry-After header on 429/503 (seconds or an HTTP date); None: omit
+    retry_after_ms: float | None = None  # also send `retry-after-ms`
+    timeout_sleep: float = 30.0  # how long a "timeout" fault stalls (longer than the client's timeout)
+    api_key: str | None = None  # when set, other bearer tokens get 401 (the message echoes the token)
+    models: tuple[str, ...] | None = None  # served model ids; None accepts any
+    reasoning: bool = False  # add `reasoning_content` to replies (DeepSeek-R1 / vLLM reasoning parser)
+    reject_max_tokens: bool = False  # 400 on `max_tokens`, like OpenAI reasoning models
+    reject_response_format: bool = False  # 400 on `response_format`, like endpoints without JSON mode
+    span_style: str = "special"
+    reply_fn: ReplyFn | None = None
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.fail_kinds if k not in FAULT_KINDS]
+        if bad:
+            raise ValueError(f"unknown fault kinds {bad}; choose from {FAULT_KINDS}")
+
+
+@dataclass
+class ServerStats:
+    requests: int = 0  # every chat-completions POST
+    attempts: Counter = field(default_factory=Counter)  # request key → POSTs received
+    served: Counter = field(default_factory=Counter)  # request key → successful (200) replies
+    faults: Counter = field(default_factory=Counter)  # fault kind → count
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "attempts": dict(self.attempts),
+                "served": dict(self.served), "faults": dict(self.faults)}  # fmt: skip
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.attempts.clear()
+        self.served.clear()
+        self.faults.clear()
+
+
+def request_key(messages: list[dict[str, Any]]) -> str:
+    """The identity of a request for fault schedules and counts: its messages, not its parameters
+    (a retry that changes `max_tokens` or drops `response_format` is the same request)."""
+    blob = json.dumps([[m.get("role"), m.get("content")] for m in messages], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def default_reply(request: dict[str, Any], style: str = "special") -> str:
+    """A well-formed four-span answer whose emotion is a function of the messages."""
+    messages = request.get("messages") or []
+    digest = hashlib.sha256(request_key(messages).encode()).digest()
+    last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+    gist = " ".join(last_user.split()[:8]) or "nothing yet"
+    spans = {
+        "understanding": f"The user says: {gist}",
+        "reasoning": f"They need support; note {digest[1:4].hex()}.",
+        "emotion": EMOTIONS[digest[0] % len(EMOTIONS)],
+        "response": "That sounds hard. I am here with you.",
+    }
+    return render_spans(spans, style)  # type: ignore[arg-type]
+
+
+def _count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+class _App:
+    """A bare ASGI app: no framework routing, so one core serves well over 1,000 requests/s."""
+
+    def __init__(self, config: FakeConfig, stats: ServerStats) -> None:
+        self.config = config
+        self.stats = stats
+        self.closing: asyncio.Event | None = None  # set on shutdown to end stalled "timeout" replies
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"].rstrip("/")
+        if method == "POST":
+            body = b""
+            while True:
+                msg = await receive()
+                body += msg.get("body", b"")
+                if not msg.get("more_body"):
+                    break
+            if path in ("/v1/chat/completions", "/chat/completions"):
+                auth = dict(scope["headers"]).get(b"authorization", b"").decode()
+                status, payload, headers = await self._chat(body, auth)
+                return await _respond(send, status, payload, headers)
+            if path == "/stats/reset":
+                self.stats.reset()
+                return await _respond(send, 200, {"ok": True})
+        elif method == "GET":
+            if path == "/health":
+                return await _respond(send, 200, {"status": "ok"})
+            if path in ("/v1/models", "/models"):
+                ids = self.config.models or ("fake-model",)
+                return await _respond(send, 200, {"object": "list", "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "kardiabench"} for m in ids]})  # fmt: skip
+            if path == "/stats":
+                return await _respond(send, 200, self.stats.as_dict())
+        await _respond(send, 404, _error(f"no route {method} {path}", "not_found"))
+
+    async def _chat(self, raw: bytes, auth: str) -> tuple[int, Any, dict[str, str]]:
+        cfg = self.config
+        self.stats.requests += 1
+        try:
+            req = json.loads(raw)
+            messages = req["messages"]
+        except (ValueError, KeyError, TypeError):
+            return 400, _error("body must be JSON with `messages`", "invalid_request_error"), {}
+        if cfg.api_key is not None and auth != f"Bearer {cfg.api_key}":
+            token = auth.removeprefix("Bearer ")
+            return 401, _error(f"Incorrect API key provided: {token}.", "invalid_api_key"), {}
+        model = req.get("model")
+        if cfg.models is not None and model not in cfg.models:
+            return 404, _error(f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"), {}
+        if req.get("stream"):
+            return 400, _error("the fake server does not stream", "invalid_request_error"), {}
+        if cfg.reject_max_tokens and "max_tokens" in req:
+            return 400, _error("Unsupported parameter: 'max_tokens' is not supported with this model. "
+                               "Use 'max_completion_tokens' instead.", "unsupported_parameter", "max_tokens"), {}  # fmt: skip
+        if cfg.reject_response_format and "response_format" in req:
+            kind = (req["response_format"] or {}).get("type", "?")
+            return 400, _error(f"Invalid parameter: 'response_format' of type '{kind}' is not supported with this model.",
+                               "invalid_parameter", "response_format"), {}  # fmt: skip
+
+        key = request_key(messages)
+        attempt = self.stats.attempts[key]
+        self.stats.attempts[key] += 1
+        fault = self._fault(key, attempt)
+        if fault:
+            self.stats.faults[fault] += 1
+            if fault == "timeout":
+                await self._sleep(cfg.timeout_sleep)
+                return 504, _error("stalled", "timeout"), {}
+            if fault in ("429", "503"):
+                headers = {}
+                if cfg.retry_after is not None:
+                    headers["retry-after"] = cfg.retry_after
+                if cfg.retry_after_ms is not None:
+                    headers["retry-after-ms"] = str(cfg.retry_after_ms)
+                msg = "Rate limit reached" if fault == "429" else "Service unavailable"
+                return int(fault), _error(msg, "rate_limit_exceeded" if fault == "429" else "server_error"), headers
+        if cfg.latency > 0:
+            await self._sleep(cfg.latency)
+        if fault == "500":
+            return 500, _error("The server had an error while processing your request.", "server_error"), {}
+        if fault == "malformed":
+            return 200, '{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess', {}
+        if fault == "no_choices":
+            return 200, {"id": "chatcmpl-empty", "object": "chat.completion", "model": model}, {}
+
+        out = cfg.reply_fn(req) if cfg.reply_fn else default_reply(req, cfg.span_style)
+        if isinstance(out, tuple):
+            status, payload = out
+            if status == 200:
+                self.stats.served[key] += 1
+            return status, payload, {}
+        self.stats.served[key] += 1
+        return 200, self._completion(req, key, attempt, out), {}
+
+    def _fault(self, key: str, attempt: int) -> str | None:
+        cfg = self.config
+        if attempt < cfg.fail_first:
+            return cfg.fail_kinds[attempt % len(cfg.fail_kinds)]
+        if attempt >= cfg.fail_first + cfg.max_faults_per_key:
+            return None
+        r = random.Random(f"{cfg.seed}|{key}|{attempt}").random()
+        for kind, p in (("429", cfg.p_429), ("500", cfg.p_500), ("503", cfg.p_503),
+                        ("timeout", cfg.p_timeout), ("malformed", cfg.p_malformed)):  # fmt: skip
+            if r < p:
+                return kind
+            r -= p
+        return None
+
+    async def _sleep(self, seconds: float) -> None:
+        if self.closing is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closing.wait(), seconds)
+
+    def _completion(self, req: dict[str, Any], key: str, attempt: int, text: str) -> dict[str, Any]:
+        limit = req.get("max_completion_tokens") or req.get("max_tokens")
+        finish = "stop"
+        words = text.split(" ")
+        if limit is not None and len(words) > int(limit):
+            text, finish = " ".join(words[: int(limit)]), "length"
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if self.config.reasoning:
+            message["reasoning_content"] = f"Let me think about request {key}."
+        prompt_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in req["messages"])
+        completion_tokens = _count_tokens(text)
+        return {
+            "id": f"chatcmpl-{key}-{attempt}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": req.get("model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},  # fmt: skip
+        }
+
+
+def _error(message: str, code: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+
+
+async def _respond(send: Callable, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _uvicorn_config(app: _App) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
+                          http="h11", backlog=4096, timeout_keep_alive=60, timeout_graceful_shutdown=1)  # fmt: skip
+
+
+class FakeOpenAIServer:
+    """The fake server on a background thread of this process (its own event loop)."""
+
+    def __init__(self, config: FakeConfig | None = None, *, host: str = "127.0.0.1", port: int = 0, **overrides: Any) -> None:
+        self.config = replace(config or FakeConfig(), **overrides)
+        self.stats = ServerStats()
+        self.host = host
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port = self._sock.getsockname()[1]
+        self._app = _App(self.config, self.stats)
+        self._server: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The `base_url` for an OpenAI client."""
+        return f"{self.base}/v1"
+
+    def start(self) -> FakeOpenAIServer:
+        import uvicorn
+
+        self._server = uvicorn.Server(_uvicorn_config(self._app))
+        ready = threading.Event()
+
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._app.closing = asyncio.Event()
+            ready.set()
+            await self._server.serve(sockets=[self._sock])
+
+        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fake-openai", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._server.started:
+            raise RuntimeError("fake OpenAI server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        if self._loop is not None and self._app.closing is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._app.closing.set)
+        if self._thread is not None:
+            self._thread.join(15)
+        self._sock.close()
+        self._server = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_for_health(base: str, timeout: float = 60.0, path: str = "/health") -> bool:
+    """Poll GET base+path until it answers 200; False on timeout. `base` has no /v1."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base.rstrip("/") + path, timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, FakeConfig]:
+    p = argparse.ArgumentParser(prog="python -m kardiabench.testing.fake_openai", description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    for f in fields(FakeConfig):
+        if f.name in ("reply_fn",):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool",):
+            p.add_argument(flag, action="store_true")
+        elif f.name in ("fail_kinds", "models"):
+            p.add_argument(flag, type=lambda s: tuple(x for x in s.split(",") if x), help="comma-separated")
+        elif f.type in ("float", "int"):
+            p.add_argument(flag, type=float if f.type == "float" else int)
+        else:
+            p.add_argument(flag)
+    args = p.parse_args(argv)
+    given = {f.name: getattr(args, f.name) for f in fields(FakeConfig)
+             if f.name != "reply_fn" and getattr(args, f.name) not in (None, False)}  # fmt: skip
+    if "retry_after_ms" in given:
+        given["retry_after_ms"] = float(given["retry_after_ms"])
+    return args, FakeConfig(**given)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    args, config = _parse_args(argv)
+    server = uvicorn.Server(_uvicorn_config(_App(config, ServerStats())))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    print(f"fake OpenAI server on http://{args.host}:{sock.getsockname()[1]}/v1", flush=True)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+if __name__ == "__main__":
+    main()
