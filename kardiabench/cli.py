@@ -232,7 +232,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.dry_run:
         from kardiabench.plan import dry_run
 
-        print(dry_run(cfg))
+        print(dry_run(cfg, log=_log))
         return 0
     try:
         run, stats, _ = asyncio.run(generate(cfg, log=_log))

@@ -202,14 +202,13 @@ def hub_file(data: str, split: str) -> Path:
     """Download (or find in the local Hub cache) the file of `split` from the gated dataset."""
     repo = HUB_REPO if data == "hub" else data.removeprefix("hf://datasets/").removeprefix("hf://")
     candidates = [repo] + [a for a in HUB_ALIASES if repo in HUB_ALIASES and a != repo]
-    last: DataError | None = None
+    errors: list[str] = []
     for repo_id in candidates:
         try:
             return _hub_download(repo_id, split)
         except _NotFound as e:
-            last = DataError(str(e))
-    assert last is not None
-    raise last
+            errors.append(str(e))
+    raise DataError("\n".join(errors))  # one line per repository tried (the alias too)
 
 
 class _NotFound(Exception):
@@ -217,7 +216,7 @@ class _NotFound(Exception):
 
 
 def _hub_download(repo_id: str, split: str) -> Path:
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -238,26 +237,23 @@ def _hub_download(repo_id: str, split: str) -> Path:
     network_errors = (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError, TimeoutError, *_transport_errors())
     try:
         try:
-            # The conventional name first: the client does not retry this request, so an unreachable
-            # Hub fails in seconds (the listing API below is retried for ~25 s before it gives up).
-            return Path(hf_hub_download(repo_id, names[0], repo_type="dataset", token=token))
-        except RemoteEntryNotFoundError:
-            pass  # the split's file is named differently: list the repository below
-        except network_errors as e:
-            if isinstance(e.__cause__, HfHubHTTPError):  # the Hub answered (403, 5xx): say so below
-                raise e.__cause__ from None
+            # One request the client does not retry: an unreachable Hub fails in about a second
+            # instead of after ~25 s of retries. The conventional file name usually exists.
+            get_hf_file_metadata(hf_hub_url(repo_id, names[0], repo_type="dataset"), token=token)
+        except RemoteEntryNotFoundError:  # the split's file is named differently: list the repository
+            files = HfApi().list_repo_files(repo_id, repo_type="dataset", token=token)
+            names = [f for f in files if Path(f).stem == split and Path(f).suffix in FILE_SUFFIXES] or [
+                f for f in files if Path(f).name.startswith(split) and Path(f).suffix in FILE_SUFFIXES
+            ]
+            if not names:
+                raise DataError(f"{repo_id}: no file for split {split!r} in the dataset repository (files: {', '.join(files[:20])})") from None
+        except network_errors:
             for name in names:  # offline: a copy in the local Hub cache still works
                 try:
                     return Path(hf_hub_download(repo_id, name, repo_type="dataset", token=token, local_files_only=True))
                 except (LocalEntryNotFoundError, OSError, ValueError):
                     continue
             raise DataError(offline_hint) from None
-        files = HfApi().list_repo_files(repo_id, repo_type="dataset", token=token)
-        names = [f for f in files if Path(f).stem == split and Path(f).suffix in FILE_SUFFIXES] or [
-            f for f in files if Path(f).name.startswith(split) and Path(f).suffix in FILE_SUFFIXES
-        ]
-        if not names:
-            raise DataError(f"{repo_id}: no file for split {split!r} in the dataset repository (files: {', '.join(files[:20])})")
         return Path(hf_hub_download(repo_id, names[0], repo_type="dataset", token=token))
     except GatedRepoError:
         if not token:

@@ -17,7 +17,6 @@ same resamples, whatever the order of the items.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -234,6 +233,3 @@ def _percentile_interval(dist: np.ndarray, alpha: float) -> tuple[float | None, 
     low, high = np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(low), float(high)
 
-
-def finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)

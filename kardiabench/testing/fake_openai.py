@@ -273,6 +273,16 @@ def _uvicorn_config(app: _App) -> Any:
                           http="h11", backlog=4096, timeout_keep_alive=60, timeout_graceful_shutdown=1)  # fmt: skip
 
 
+def _listen_socket(host: str, port: int) -> socket.socket:
+    # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on such sockets, and without it Nagle's
+    # algorithm holds every response body ~40 ms behind its headers on a keep-alive connection.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class FakeOpenAIServer:
     """The fake server on a background thread of this process (its own event loop)."""
 
@@ -280,9 +290,7 @@ class FakeOpenAIServer:
         self.config = replace(config or FakeConfig(), **overrides)
         self.stats = ServerStats()
         self.host = host
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock = _listen_socket(host, port)
         self.port = self._sock.getsockname()[1]
         self._app = _App(self.config, self.stats)
         self._server: Any = None
@@ -388,9 +396,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args, config = _parse_args(argv)
     server = uvicorn.Server(_uvicorn_config(_App(config, ServerStats())))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    sock = _listen_socket(args.host, args.port)
     print(f"fake OpenAI server on http://{args.host}:{sock.getsockname()[1]}/v1", flush=True)
     asyncio.run(server.serve(sockets=[sock]))
 

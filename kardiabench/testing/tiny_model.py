@@ -32,15 +32,21 @@ def corpus_path() -> Path:
     return Path(__file__).with_name("corpus.txt")
 
 
-def _recipe(vocab_size: int, seed: int) -> dict:
+def _recipe(vocab_size: int, seed: int, span_tokens: bool) -> dict:
     corpus_sha = hashlib.sha256(corpus_path().read_bytes()).hexdigest()
-    return {"version": _BUILD_VERSION, "vocab_size": vocab_size, "seed": seed, "corpus_sha256": corpus_sha}
+    return {"version": _BUILD_VERSION, "vocab_size": vocab_size, "seed": seed,
+            "span_tokens": span_tokens, "corpus_sha256": corpus_sha}  # fmt: skip
 
 
-def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 2000, seed: int = 0) -> Path:
-    """Build (or reuse, when `out_dir` already holds the same recipe) the tiny model; returns its folder."""
+def build_tiny_model(
+    out_dir: str | Path, *, vocab_size: int = 2000, seed: int = 0, span_tokens: bool = True
+) -> Path:
+    """Build (or reuse, when `out_dir` already holds the same recipe) the tiny model; returns its folder.
+
+    `vocab_size` is an upper bound: the corpus is small, so the BPE stops at ~1,400 tokens.
+    `span_tokens=False` leaves the span markers out (to test adding them at load time)."""
     out = Path(out_dir)
-    recipe = _recipe(vocab_size, seed)
+    recipe = _recipe(vocab_size, seed, span_tokens)
     stamp = out / _STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == recipe:
         return out
@@ -64,7 +70,8 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 2000, seed: int =
 
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN)
     tok.chat_template = CHATML_TEMPLATE
-    tok.add_special_tokens({"additional_special_tokens": span_markers("special")})
+    if span_tokens:
+        tok.add_special_tokens({"additional_special_tokens": span_markers("special")})
 
     torch.manual_seed(seed)
     config = Qwen2Config(

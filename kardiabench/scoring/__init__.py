@@ -1,0 +1,31 @@
+"""Scoring: emotion metrics, format compliance, rubric aggregates, cluster-bootstrap statistics and
+paired comparisons. The public API is re-exported here; see each module for the definitions.
+"""
+
+from kardiabench.scoring.compare import (
+    COMPARABILITY_KEYS,
+    Comparison,
+    ComparisonRefused,
+    MetricComparison,
+    RunScores,
+    compare_runs,
+)
+from kardiabench.scoring.metrics import (
+    NO_JUDGE_REASON,
+    PER_ITEM_METRICS,
+    RUBRIC_DIMENSIONS,
+    ItemRow,
+    MetricResult,
+    ScoreReport,
+    no_judge_metrics,
+    rubric_metrics,
+    score_predictions,
+)
+from kardiabench.scoring.stats import cluster_bootstrap_ci, holm_correction, paired_bootstrap
+
+__all__ = [
+    "COMPARABILITY_KEYS", "NO_JUDGE_REASON", "PER_ITEM_METRICS", "RUBRIC_DIMENSIONS",
+    "Comparison", "ComparisonRefused", "ItemRow", "MetricComparison", "MetricResult", "RunScores",
+    "ScoreReport", "cluster_bootstrap_ci", "compare_runs", "holm_correction", "no_judge_metrics",
+    "paired_bootstrap", "rubric_metrics", "score_predictions",
+]  # fmt: skip

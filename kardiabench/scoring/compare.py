@@ -1,0 +1,201 @@
+"""Paired comparison of two runs on the items they share.
+
+Two runs are compared only when their manifests agree on what makes scores comparable (data,
+split, judge, rubric version, history mode, parser version); otherwise `compare_runs` refuses,
+unless forced, and then records each difference as a warning. Per metric it reports B − A on the
+items both runs scored, a paired cluster-bootstrap interval, a cluster sign-flip p-value and the
+Holm-adjusted p-value over the metrics compared (`kardiabench.scoring.stats`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kardiabench.scoring.metrics import PER_ITEM_METRICS, ClusterBy, ItemRow
+from kardiabench.scoring.stats import DEFAULT_RESAMPLES, holm_correction, paired_bootstrap
+
+# Manifest entries that must be equal; a dotted key reads a nested value. The defaults follow
+# run.json (kardiabench/generate.py writes data.*, generation.history and parser_version; the judge
+# stage writes judge.*). Absent on both sides counts as equal.
+COMPARABILITY_KEYS: tuple[str, ...] = (
+    "data.source", "data.split", "generation.history", "parser_version", "judge.spec",
+    "judge.rubric_version",
+)  # fmt: skip
+_ABSENT = object()
+
+
+class ComparisonRefused(Exception):
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__("runs are not comparable: " + "; ".join(self.reasons) + " (force to compare anyway)")
+
+
+@dataclass(slots=True)
+class RunScores:
+    """One run's per-item metric values and the manifest that says how they were made."""
+
+    name: str
+    manifest: dict[str, Any]
+    clusters: dict[str, str]  # item_id → cluster id (dialogue id by default)
+    values: dict[str, dict[str, float | None]] = field(default_factory=dict)  # metric → item_id → value
+
+    def per_item_values(self, metric: str) -> dict[str, float | None]:
+        return dict(self.values.get(metric, {}))
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.values)
+
+    @property
+    def item_ids(self) -> set[str]:
+        return set(self.clusters)
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Iterable[ItemRow | Mapping[str, Any]],
+        *,
+        name: str,
+        manifest: Mapping[str, Any],
+        cluster_by: ClusterBy = "dialogue",
+    ) -> RunScores:
+        """From per-item rows: `ItemRow`s or the dicts of items.jsonl (`ItemRow.to_dict`)."""
+        clusters: dict[str, str] = {}
+        values: dict[str, dict[str, float | None]] = {}
+        for raw in rows:
+            row = raw if isinstance(raw, ItemRow) else ItemRow.from_dict(raw)
+            clusters[row.item_id] = row.dialogue_id if cluster_by == "dialogue" else row.persona_id
+            for metric, v in row.metric_values().items():
+                values.setdefault(metric, {})[row.item_id] = v
+        return cls(name, dict(manifest), clusters, values)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricComparison:
+    metric: str
+    n_shared: int  # items both runs have a value for
+    mean_a: float | None  # over those items, not the runs' headline values
+    mean_b: float | None
+    delta: float | None  # B − A
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    p_holm: float | None
+
+
+@dataclass(slots=True)
+class Comparison:
+    a_name: str
+    b_name: str
+    rows: list[MetricComparison]
+    warnings: list[str]
+    n_items_a: int
+    n_items_b: int
+    n_shared_items: int
+    statistics: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a_name, "b": self.b_name, "delta": "B - A",
+            "n_items_a": self.n_items_a, "n_items_b": self.n_items_b,
+            "n_shared_items": self.n_shared_items, "warnings": self.warnings,
+            "metrics": {r.metric: asdict(r) for r in self.rows}, "statistics": self.statistics,
+        }  # fmt: skip
+
+    def to_markdown(self) -> str:
+        head = f"| metric | n | {self.a_name} | {self.b_name} | Δ (B−A) | 95% CI | p | p (Holm) |"
+        lines = [head, "|" + "---|" * 8]
+        for r in self.rows:
+            ci = "–" if r.ci_low is None else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+            lines.append(
+                f"| {r.metric} | {r.n_shared} | {_f(r.mean_a)} | {_f(r.mean_b)} | {_f(r.delta, '+')} "
+                f"| {ci} | {_f(r.p_value)} | {_f(r.p_holm)} |"
+            )
+        return "\n".join([*(f"> warning: {w}" for w in self.warnings), *lines])
+
+
+def manifest_differences(a: Mapping[str, Any], b: Mapping[str, Any], keys: Sequence[str] = COMPARABILITY_KEYS) -> list[str]:
+    """One line per comparability key whose values differ (absent in both counts as equal)."""
+    out = []
+    for key in keys:
+        va, vb = _lookup(a, key), _lookup(b, key)
+        if va != vb:
+            out.append(f"{key} differs: A={_show(va)}, B={_show(vb)}")
+    return out
+
+
+def compare_runs(
+    a: RunScores,
+    b: RunScores,
+    *,
+    force: bool = False,
+    metrics: Sequence[str] | None = None,
+    keys: Sequence[str] = COMPARABILITY_KEYS,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> Comparison:
+    """Compare B against A metric by metric on shared items (see the module docstring).
+
+    Raises ComparisonRefused listing every reason (manifest differences, no shared items) unless
+    force=True. metrics: default every per-item metric both runs have, in report order. Clusters
+    come from A.
+    """
+    reasons = manifest_differences(a.manifest, b.manifest, keys)
+    shared = sorted(a.item_ids & b.item_ids)
+    if not shared:
+        reasons.append("no shared items")
+    if reasons and not force:
+        raise ComparisonRefused(reasons)
+    warnings = [f"forced: {r}" for r in reasons]
+    if len(shared) < max(len(a.item_ids), len(b.item_ids)):
+        warnings.append(f"compared on the {len(shared)} shared items (A has {len(a.item_ids)}, B has {len(b.item_ids)})")
+    moved = sum(a.clusters[i] != b.clusters[i] for i in shared)
+    if moved:
+        warnings.append(f"{moved} shared items have different cluster ids in A and B; A's are used")
+
+    if metrics is None:
+        common = set(a.metrics) & set(b.metrics)
+        metrics = [m for m in PER_ITEM_METRICS if m in common] + sorted(common - set(PER_ITEM_METRICS))
+    clusters = [a.clusters[i] for i in shared]
+    results = {}
+    for metric in metrics:
+        va, vb = a.per_item_values(metric), b.per_item_values(metric)
+        results[metric] = paired_bootstrap(
+            [va.get(i) for i in shared], [vb.get(i) for i in shared], clusters,
+            n_resamples=n_resamples, seed=seed, alpha=alpha,
+        )  # fmt: skip
+    holm = holm_correction({m: r.p_value for m, r in results.items()})
+    rows = [
+        MetricComparison(m, r.n, r.mean_a, r.mean_b, r.delta, r.ci_low, r.ci_high, r.p_value, holm[m])
+        for m, r in results.items()
+    ]
+    return Comparison(
+        a.name, b.name, rows, warnings, len(a.item_ids), len(b.item_ids), len(shared),
+        {
+            "interval": "paired cluster bootstrap, percentile", "p_value": "cluster sign-flip, two-sided",
+            "multiple_comparisons": "Holm over the metrics compared",
+            "n_resamples": n_resamples, "seed": seed, "confidence": 1 - alpha,
+        },
+    )  # fmt: skip
+
+
+def _lookup(manifest: Mapping[str, Any], key: str) -> Any:
+    if key in manifest:
+        return manifest[key]
+    node: Any = manifest
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def _show(v: Any) -> str:
+    return "<absent>" if v is _ABSENT else repr(v)
+
+
+def _f(x: float | None, sign: str = "") -> str:
+    return "–" if x is None else f"{x:{sign}.3f}"

@@ -1,0 +1,385 @@
+"""Metric results and their assembly: predictions (and rubric scores) in, a `ScoreReport` out.
+
+Every headline number is a `MetricResult` with value, n, n_unscored and a 95% cluster-bootstrap
+interval (`kardiabench.scoring.stats`), clustered by dialogue unless asked otherwise. Per-item
+values come from one place, `ItemRow.metric_values`, which the report, the breakdowns and paired
+comparisons (`kardiabench.scoring.compare`) all read.
+
+Percent metrics (emotion_accuracy, emotion_macro_f1, format_compliance, safety_flag_rate) are on
+0–100; rubric dimensions are means of integer 1–5 scores.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kardiabench.records import Item, Prediction
+from kardiabench.scoring import emotion as emo
+from kardiabench.scoring import format as fmt
+from kardiabench.scoring.stats import (
+    DEFAULT_RESAMPLES,
+    cluster_bootstrap,
+    cluster_bootstrap_ci,
+    encode_clusters,
+)
+from kardiabench.spans import PARSER_VERSION, parse_spans
+
+RUBRIC_DIMENSIONS: tuple[str, ...] = ("relevance", "fluency", "empathy", "persona_consistency", "safety")
+SAFETY_FLAG_MAX = 2  # a safety score at or below this flags the item
+NO_JUDGE_REASON = "no judge given (--judge SPEC)"
+PERCENT, SCORE_1_5 = "percent", "score_1_5"
+# Metrics with a value per item, in report order: the ones paired comparisons can test.
+PER_ITEM_METRICS: tuple[str, ...] = (
+    "emotion_accuracy", "format_compliance", *RUBRIC_DIMENSIONS, "safety_flag_rate",
+)  # fmt: skip
+ClusterBy = Literal["dialogue", "persona"]
+RubricScores = Mapping[str, Mapping[str, int | None]]  # item_id → dimension → 1–5, None = unscored
+
+
+@dataclass(slots=True)
+class MetricResult:
+    name: str
+    value: float | None  # None when not computed; `reason` says why
+    n: int = 0  # items that count towards the value
+    n_unscored: int = 0  # items left out (e.g. the judge gave no valid score)
+    ci_low: float | None = None  # 95% (1 − alpha) cluster-bootstrap percentile interval
+    ci_high: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name, "value": self.value, "n": self.n, "n_unscored": self.n_unscored,
+            "ci_low": self.ci_low, "ci_high": self.ci_high,
+        }  # fmt: skip
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], name: str | None = None) -> MetricResult:
+        return cls(
+            name=d.get("name", name or ""), value=d.get("value"), n=d.get("n", 0),
+            n_unscored=d.get("n_unscored", 0), ci_low=d.get("ci_low"), ci_high=d.get("ci_high"),
+            extra=dict(d.get("extra", {})), reason=d.get("reason"),
+        )  # fmt: skip
+
+    @classmethod
+    def not_computed(cls, name: str, reason: str, n_unscored: int = 0) -> MetricResult:
+        return cls(name, None, 0, n_unscored, reason=reason)
+
+
+def mean_metric(
+    name: str,
+    values: Sequence[float | None],
+    clusters: Sequence[str],
+    *,
+    unit: str,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    alpha: float = 0.05,
+    extra: Mapping[str, Any] | None = None,
+) -> MetricResult:
+    """Mean of per-item values (None = unscored) with its cluster-bootstrap interval."""
+    ci = cluster_bootstrap_ci(values, clusters, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    result = MetricResult(
+        name, ci.estimate, ci.n, ci.n_missing, ci.low, ci.high,
+        {"unit": unit, "n_clusters": ci.n_clusters, **(extra or {})},
+    )  # fmt: skip
+    if ci.n == 0:
+        result.reason = "no scored items" if values else "no items"
+    return result
+
+
+# --- rubric -------------------------------------------------------------------------------------
+
+
+def validate_rubric_scores(scores: RubricScores, item_ids: Sequence[str]) -> dict[str, dict[str, int | None]]:
+    """Every item's five dimensions (None = unscored); raises on unknown items, dimensions or values.
+
+    Items absent from `scores`, and dimensions absent from an item's mapping, are unscored.
+    """
+    known = set(item_ids)
+    unknown_items = [i for i in scores if i not in known]
+    if unknown_items:
+        raise ValueError(f"rubric scores for {len(unknown_items)} unknown item(s), e.g. {unknown_items[0]!r}")
+    out: dict[str, dict[str, int | None]] = {}
+    for item_id in item_ids:
+        given = scores.get(item_id) or {}
+        bad = set(given) - set(RUBRIC_DIMENSIONS)
+        if bad:
+            raise ValueError(f"{item_id}: unknown rubric dimension(s) {sorted(bad)}; expected {RUBRIC_DIMENSIONS}")
+        row: dict[str, int | None] = {}
+        for dim in RUBRIC_DIMENSIONS:
+            s = given.get(dim)
+            if s is not None and (isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 5):
+                raise ValueError(f"{item_id}: {dim} must be an integer 1–5 or None, got {s!r}")
+            row[dim] = s
+        out[item_id] = row
+    return out
+
+
+def rubric_metrics(
+    scores: RubricScores,
+    clusters: Mapping[str, str],
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, MetricResult]:
+    """The five rubric means and safety_flag_rate from per-item judge scores.
+
+    scores: item_id → {dimension: 1–5 or None}. clusters: item_id → cluster id (dialogue id) for
+    every item that was meant to be judged; items missing from `scores` count as unscored.
+    n = scored items, n_unscored = the rest. safety_flag_rate is the percent of items with a safety
+    score that have safety ≤ 2; their ids are in extra["flagged_item_ids"].
+    """
+    ids = list(clusters)
+    table = validate_rubric_scores(scores, ids)
+    cl = [clusters[i] for i in ids]
+    kw = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha}
+    out = {
+        dim: mean_metric(dim, [table[i][dim] for i in ids], cl, unit=SCORE_1_5, **kw)
+        for dim in RUBRIC_DIMENSIONS
+    }
+    flags = [_flag(table[i]["safety"]) for i in ids]
+    flagged = sorted(i for i, f in zip(ids, flags, strict=True) if f)
+    out["safety_flag_rate"] = mean_metric(
+        "safety_flag_rate", flags, cl, unit=PERCENT,
+        extra={"threshold": f"safety <= {SAFETY_FLAG_MAX}", "flagged_item_ids": flagged}, **kw,
+    )  # fmt: skip
+    return out
+
+
+def no_judge_metrics(reason: str = NO_JUDGE_REASON) -> dict[str, MetricResult]:
+    """Placeholders for the rubric metrics when no judge ran."""
+    return {name: MetricResult.not_computed(name, reason) for name in (*RUBRIC_DIMENSIONS, "safety_flag_rate")}
+
+
+def _flag(safety: int | None) -> float | None:
+    return None if safety is None else (100.0 if safety <= SAFETY_FLAG_MAX else 0.0)
+
+
+# --- per item -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ItemRow:
+    """One line of a run's per-item scores (items.jsonl)."""
+
+    item_id: str
+    dialogue_id: str
+    persona_id: str
+    mbti: str
+    turn_index: int
+    gold_emotion: str
+    pred_emotion: str | None  # normalised predicted emotion span (clipped), None when absent
+    pred_class: str  # a label, "<invalid>" or "<missing>"
+    emotion_correct: bool
+    well_formed: bool
+    issues: list[str] = field(default_factory=list)  # "emotion:missing", "truncated", …
+    failed: bool = False  # the request failed for good: no output
+    rubric: dict[str, int | None] | None = None  # None when no judge ran
+
+    def metric_values(self) -> dict[str, float | None]:
+        """The per-item value of every per-item metric (percent metrics as 0/100, None = unscored)."""
+        out: dict[str, float | None] = {
+            "emotion_accuracy": 100.0 if self.emotion_correct else 0.0,
+            "format_compliance": 100.0 if self.well_formed else 0.0,
+        }
+        if self.rubric is not None:
+            for dim in RUBRIC_DIMENSIONS:
+                s = self.rubric.get(dim)
+                out[dim] = None if s is None else float(s)
+            out["safety_flag_rate"] = _flag(self.rubric.get("safety"))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ItemRow:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ScoreReport:
+    metrics: dict[str, MetricResult]
+    per_emotion_recall: dict[str, dict[str, float | int]]
+    confusion: dict[str, dict[str, int]]
+    breakdowns: dict[str, dict[str, dict[str, Any]]]  # "gold_emotion"|"mbti" → group → {n, metrics}
+    per_item: list[ItemRow]
+    counts: dict[str, int]
+    statistics: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scoring part of results.json (per-item rows go to items.jsonl: `item_rows`)."""
+        return {
+            "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
+            "emotion": {"per_emotion_recall": self.per_emotion_recall, "confusion": self.confusion},
+            "breakdowns": {
+                by: {g: {"n": grp["n"], "metrics": {k: m.to_dict() for k, m in grp["metrics"].items()}}
+                     for g, grp in groups.items()}
+                for by, groups in self.breakdowns.items()
+            },  # fmt: skip
+            "counts": self.counts,
+            "statistics": self.statistics,
+            "parser_version": PARSER_VERSION,
+        }
+
+    def item_rows(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.per_item]
+
+
+def score_predictions(
+    items: Sequence[Item],
+    predictions: Mapping[str, Prediction],
+    rubric_scores: RubricScores | None = None,
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    alpha: float = 0.05,
+    cluster_by: ClusterBy = "dialogue",
+    no_judge_reason: str = NO_JUDGE_REASON,
+) -> ScoreReport:
+    """Score one run.
+
+    Every item counts. An item whose request failed for good (Prediction.error set and no
+    raw_output), or that has no prediction at all, is scored as a wrong emotion and a non-compliant
+    output, not left out: leaving it out would let a run that drops its hard or long items score
+    higher, and the paper's protocol scores every test turn. Because this mixes infrastructure
+    failures into model quality, they are counted (extra["n_failed"] on both metrics, counts in the
+    report) and extra["value_excluding_failed"] gives the value over produced outputs; a caller
+    should warn when n_failed > 0. Rubric scores are the judge's: None or absent = unscored.
+    """
+    ids = [it.item_id for it in items]
+    dup = [i for i, c in Counter(ids).items() if c > 1]
+    if dup:
+        raise ValueError(f"{len(dup)} duplicated item id(s), e.g. {dup[0]!r}")
+    if cluster_by not in ("dialogue", "persona"):
+        raise ValueError(f"cluster_by must be 'dialogue' or 'persona', got {cluster_by!r}")
+    rubric = None if rubric_scores is None else validate_rubric_scores(rubric_scores, ids)
+
+    rows: list[ItemRow] = []
+    emotions: list[emo.EmotionOutcome] = []
+    formats: list[fmt.FormatOutcome] = []
+    n_no_prediction = 0
+    for it in items:
+        pred = predictions.get(it.item_id)
+        n_no_prediction += pred is None
+        failed = pred is None or (pred.error is not None and pred.raw_output is None)
+        parsed = parse_spans(
+            None if failed else pred.raw_output, finish_reason=None if failed else pred.finish_reason
+        )
+        e = emo.classify_emotion(it.gold_emotion, parsed.get("emotion"), failed=failed)
+        f = fmt.format_outcome(parsed, failed=failed)
+        emotions.append(e)
+        formats.append(f)
+        rows.append(
+            ItemRow(
+                it.item_id, it.dialogue_id, it.persona_id, it.mbti, it.turn_index, e.gold,
+                e.predicted, e.predicted_class, e.correct, f.well_formed, f.issue_labels(), failed,
+                None if rubric is None else rubric[it.item_id],
+            )
+        )  # fmt: skip
+
+    clusters = [it.dialogue_id if cluster_by == "dialogue" else it.persona_id for it in items]
+    kw = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha}
+    n_failed = sum(r.failed for r in rows)
+    metrics = {
+        **_emotion_metrics(rows, emotions, clusters, n_failed, **kw),
+        "format_compliance": _format_metric(rows, formats, clusters, n_failed, **kw),
+    }
+    if rubric is None:
+        metrics.update(no_judge_metrics(no_judge_reason))
+    else:
+        metrics.update(rubric_metrics(rubric, dict(zip(ids, clusters, strict=True)), **kw))
+
+    return ScoreReport(
+        metrics=metrics,
+        per_emotion_recall=emo.per_emotion_recall(emotions),
+        confusion=emo.confusion(emotions),
+        breakdowns={
+            "gold_emotion": group_metrics(rows, lambda r: r.gold_emotion),
+            "mbti": group_metrics(rows, lambda r: r.mbti.strip().upper() or "<unknown>"),
+        },
+        per_item=rows,
+        counts={
+            "n_items": len(rows), "n_failed": n_failed, "n_no_prediction": n_no_prediction,
+            "n_unmatched_predictions": len(set(predictions) - set(ids)),
+        },  # fmt: skip
+        statistics={
+            "method": "cluster bootstrap, percentile interval", "cluster_by": cluster_by,
+            "n_resamples": n_resamples, "seed": seed, "confidence": 1 - alpha,
+        },  # fmt: skip
+    )
+
+
+def group_metrics(rows: Sequence[ItemRow], key) -> dict[str, dict[str, Any]]:
+    """group → {"n": items, "metrics": {metric: MetricResult without interval}} for per-item metrics."""
+    groups: dict[str, list[ItemRow]] = defaultdict(list)
+    for r in rows:
+        groups[key(r)].append(r)
+    out = {}
+    for g in sorted(groups):
+        per_metric: dict[str, list[float | None]] = defaultdict(list)
+        for r in groups[g]:
+            for name, v in r.metric_values().items():
+                per_metric[name].append(v)
+        results = {}
+        for name, vals in per_metric.items():
+            scored = [v for v in vals if v is not None]
+            mean = sum(scored) / len(scored) if scored else None
+            results[name] = MetricResult(name, mean, len(scored), len(vals) - len(scored))
+        out[g] = {"n": len(groups[g]), "metrics": results}
+    return out
+
+
+def _emotion_metrics(rows, outcomes, clusters, n_failed, **kw) -> dict[str, MetricResult]:
+    values = [r.metric_values()["emotion_accuracy"] for r in rows]
+    produced = [v for v, r in zip(values, rows, strict=True) if not r.failed]
+    classes = Counter(o.predicted_class for o in outcomes)
+    acc = mean_metric(
+        "emotion_accuracy", values, clusters, unit=PERCENT,
+        extra={
+            "n_failed": n_failed,
+            "value_excluding_failed": sum(produced) / len(produced) if produced else None,
+            "n_invalid": classes[emo.INVALID], "n_missing": classes[emo.MISSING],
+        },
+        **kw,
+    )  # fmt: skip
+    if not outcomes:
+        return {"emotion_accuracy": acc, "emotion_macro_f1": MetricResult.not_computed("emotion_macro_f1", "no items")}
+    codes, n_clusters = encode_clusters(clusters)
+    est, low, high, _ = cluster_bootstrap(
+        emo.f1_cluster_counts(outcomes, codes, n_clusters), emo.macro_f1_from_counts, **kw
+    )
+    f1 = MetricResult(
+        "emotion_macro_f1", emo.macro_f1(outcomes), len(outcomes), 0, low, high,
+        {"unit": PERCENT, "n_clusters": n_clusters, "n_labels": len({o.gold for o in outcomes}),
+         "average": "macro over the gold labels that occur; <invalid>/<missing> count as wrong"},
+    )  # fmt: skip
+    return {"emotion_accuracy": acc, "emotion_macro_f1": f1}
+
+
+def _format_metric(rows, outcomes, clusters, n_failed, **kw) -> MetricResult:
+    values = [r.metric_values()["format_compliance"] for r in rows]
+    produced = [v for v, r in zip(values, rows, strict=True) if not r.failed]
+    return mean_metric(
+        "format_compliance", values, clusters, unit=PERCENT,
+        extra={
+            "n_failed": n_failed,
+            "value_excluding_failed": sum(produced) / len(produced) if produced else None,
+            "issue_counts": fmt.issue_counts(outcomes),
+            "span_issue_counts": fmt.span_issue_counts(outcomes),
+        },
+        **kw,
+    )  # fmt: skip

@@ -1,0 +1,92 @@
+import asyncio
+import json
+
+import pytest
+
+from helpers import write_dataset
+from kardiabench.generate import DataSpec, GenerateConfig, generate
+from kardiabench.models.base import SamplingParams
+from kardiabench.plan import dry_run
+from kardiabench.rundir import RunDir, RunDirError, read_jsonl_tolerant
+from kardiabench.tasks import load_task
+
+
+def config(data, out, model="baseline:retrieval", limit=None, cache=None, **kw):
+    return GenerateConfig(task=load_task("kardiabench"), model_spec=model, data=DataSpec(str(data), "test", limit=limit),
+                          output=out, params=SamplingParams(), cache_path=cache, progress=False, **kw)  # fmt: skip
+
+
+def lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_generate_writes_one_prediction_per_item(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    run, stats, items = asyncio.run(generate(config(data, tmp_path / "run"), log=lambda m: None))
+    rows = lines(run.predictions_path)
+    assert len(rows) == len(items) == 9 and stats.done == 9
+    assert {r["item_id"] for r in rows} == {i.item_id for i in items}
+    for r in rows:
+        assert set(r) >= {"item_id", "model", "raw_output", "reasoning", "spans", "span_issues", "well_formed", "finish_reason", "usage", "latency_s", "error"}
+        assert r["well_formed"] and r["spans"]["emotion"]
+    manifest = run.read_manifest()
+    assert manifest["generation"]["history"] == "full"
+    assert manifest["data"]["n_items"] == 9 and manifest["generation_stats"]["done"] == 9
+    assert manifest["provenance"]["packages"]
+
+
+def test_resume_after_torn_write_finishes_only_missing_items(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    run, _, _ = asyncio.run(generate(config(data, out), log=lambda m: None))
+    full = lines(run.predictions_path)
+    # simulate a crash: keep 4 complete lines and half of the fifth
+    text = run.predictions_path.read_text().splitlines(keepends=True)
+    run.predictions_path.write_text("".join(text[:4]) + text[4][:30])
+    _, stats, _ = asyncio.run(generate(config(data, out), log=lambda m: None))
+    assert stats.total == 5  # only the items not finished before the crash
+    rows = read_jsonl_tolerant(run.predictions_path)
+    assert len(rows) == 9
+    assert {r["item_id"]: r["raw_output"] for r in rows} == {r["item_id"]: r["raw_output"] for r in full}
+
+
+def test_run_folder_refuses_different_settings(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    asyncio.run(generate(config(data, out), log=lambda m: None))
+    with pytest.raises(RunDirError, match="different settings"):
+        asyncio.run(generate(config(data, out, model="baseline:majority"), log=lambda m: None))
+    _, stats, _ = asyncio.run(generate(config(data, out, model="baseline:majority", overwrite=True), log=lambda m: None))
+    assert stats.total == 9
+    assert RunDir(out).read_manifest()["model_spec"] == "baseline:majority"
+
+
+def test_limit_and_cache(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    cache = tmp_path / "cache.sqlite"
+    _, s1, items = asyncio.run(generate(config(data, tmp_path / "r1", limit=4, cache=cache), log=lambda m: None))
+    assert len(items) == 4 and s1.cached == 0
+    _, s2, _ = asyncio.run(generate(config(data, tmp_path / "r2", limit=4, cache=cache), log=lambda m: None))
+    assert s2.cached == 4
+    assert all(r["cached"] for r in lines(tmp_path / "r2" / "predictions.jsonl"))
+
+
+def test_majority_baseline_predicts_most_frequent_training_emotion(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    run, _, _ = asyncio.run(generate(config(data, tmp_path / "run", model="baseline:majority"), log=lambda m: None))
+    from collections import Counter
+
+    from kardiabench.data import expand, load_dialogues
+
+    counts = Counter(i.gold_emotion for i in expand(load_dialogues(str(data), "train").dialogues))
+    top = max(counts.values())
+    expected = min(e for e, c in counts.items() if c == top)
+    assert {r["spans"]["emotion"] for r in lines(run.predictions_path)} == {expected}
+
+
+def test_dry_run_sends_nothing(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    plan = dry_run(config(data, tmp_path / "run"), log=lambda m: None)
+    assert plan.items == 9 and plan.to_request == 9 and plan.prompt_tokens > 0
+    assert plan.max_completion_tokens == 9 * 512
+    assert not (tmp_path / "run").exists()
