@@ -8,6 +8,7 @@ mapped silently onto a label, because that would change Emotion Accuracy relativ
 from __future__ import annotations
 
 import string
+import unicodedata
 
 EMOTIONS: tuple[str, ...] = (
     "afraid", "angry", "annoyed", "anticipating", "anxious", "apprehensive", "ashamed", "caring",
@@ -21,11 +22,21 @@ EMOTION_SET = frozenset(EMOTIONS)
 _STRIP = string.whitespace + string.punctuation + "\u201c\u201d\u2018\u2019\u00ab\u00bb\u3002\uff0e"
 
 
+def _is_edge(ch: str) -> bool:
+    """Whitespace or punctuation, ASCII or not (NBSP, ideographic space, 「」, …)."""
+    return ch in _STRIP or ch.isspace() or unicodedata.category(ch).startswith("P")
+
+
 def normalize_emotion(text: str | None) -> str:
     """Lower-case and strip surrounding whitespace and punctuation (quotes, periods, brackets)."""
     if text is None:
         return ""
-    return text.strip(_STRIP).lower()
+    start, end = 0, len(text)
+    while start < end and _is_edge(text[start]):
+        start += 1
+    while end > start and _is_edge(text[end - 1]):
+        end -= 1
+    return text[start:end].lower()
 
 
 def to_label(text: str | None) -> str | None:

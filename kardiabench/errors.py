@@ -8,9 +8,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.models import SpecError
     from kardiabench.models.base import FatalModelError, ModelError
     from kardiabench.rundir import RunDirError
+    from kardiabench.scoring.compare import ComparisonRefused
     from kardiabench.tasks import TaskError
 
-    return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError)
+    return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError, ComparisonRefused)
 
 
 USER_ERRORS = _user_errors()

@@ -134,10 +134,12 @@ def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunD
         {
             "generation": identity,
             "model_spec": cfg.model_spec,
+            "task_config": cfg.task.model_dump(mode="json"),
             "data": {
                 "source": cfg.data.source, "split": loaded.split, "files": [Path(f).name for f in loaded.files],
                 "fingerprint": data_fingerprint(items), "n_dialogues": len(loaded.dialogues), "n_items": len(items),
-                "records_skipped": loaded.skipped, "limit": cfg.data.limit,
+                "records_skipped": loaded.skipped, "limit": cfg.data.limit, "derive_split": cfg.data.derive_split,
+                "split_seed": cfg.data.split_seed,
             },  # fmt: skip
             "parser_version": PARSER_VERSION,
             "provenance": provenance(),

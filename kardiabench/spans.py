@@ -26,6 +26,7 @@ _NAMES = "|".join(SPAN_NAMES)
 _TAG = re.compile(rf"<\|({_NAMES})_(begin|end)\|>|<(/?)({_NAMES})\s*>", re.IGNORECASE)
 _THINK_OPEN = re.compile(r"^\s*<think>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
+_FIRST_OPEN = re.compile(r"<\|understanding_begin\|>|<understanding\s*>", re.IGNORECASE)
 
 
 class Issue(StrEnum):
@@ -86,11 +87,15 @@ def strip_think(text: str) -> tuple[str, str | None, bool]:
     """Remove a leading <think>…</think> trace. Returns (rest, trace, unterminated).
 
     A bare `</think>` with no opening tag (templates that put `<think>` in the prompt) also ends a
-    trace. An opening tag with no close means the whole output is an unfinished trace.
+    trace, unless span tags precede it and no new set of spans follows it (then it is stray text
+    after or inside the spans). An opening tag with no close means the whole output is an
+    unfinished trace.
     """
     close = _THINK_CLOSE.search(text)
     opened = _THINK_OPEN.match(text)
-    if close and (opened or "<" not in text[: close.start()].replace("<think>", "")):
+    if close and (
+        opened or not _TAG.search(text, 0, close.start()) or _FIRST_OPEN.search(text, close.end())
+    ):
         start = opened.end() if opened else 0
         return text[close.end() :], text[start : close.start()].strip(), False
     if opened:

@@ -1,4 +1,4 @@
-"""Test helpers: synthetic KardiaBench records, and a fake Hugging Face Hub on 127.0.0.1.
+"""Test helper: a fake Hugging Face Hub on 127.0.0.1 (and JSONL text for it to serve).
 
 The fake Hub answers the two endpoints `huggingface_hub` uses to fetch a dataset file (the tree
 listing API and the `resolve` file endpoint) with the status codes and `X-Error-Code` headers the
@@ -13,56 +13,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from kardiabench.spans import render_spans
 
-# --------------------------------------------------------------------------- synthetic records
-
-
-def assistant_turn(emotion: str = "anxious", style: str = "special", tag: str = "") -> str:
-    """A well-formed four-span assistant message; `tag` makes the text unique."""
-    return render_spans(
-        {
-            "understanding": f"They feel uneasy about it {tag}".strip(),
-            "reasoning": f"Acknowledge the worry first {tag}".strip(),
-            "emotion": emotion,
-            "response": f"That sounds hard; I am here with you {tag}".strip(),
-        },
-        style,  # type: ignore[arg-type]
-    )
-
-
-def make_record(
-    user: str = "user_a",
-    emotion: str = "anxious",
-    turns: int = 2,
-    tag: str = "",
-    style: str = "special",
-    turn_emotions: Iterable[str] | None = None,
-) -> dict:
-    """One valid dialogue record with `turns` user/assistant exchanges."""
-    emos = list(turn_emotions) if turn_emotions is not None else [emotion] * turns
-    messages = [{"role": "system", "content": f"Profile of {user}. Situation {tag}."}]
-    for k in range(turns):
-        messages.append({"role": "user", "content": f"User message {k} {tag}".strip()})
-        messages.append({"role": "assistant", "content": assistant_turn(emos[k], style, f"{tag}#{k}")})
-    return {
-        "person": f"MBTI: INFP. About: {user}",
-        "mbti": "INFP",
-        "emotion": emotion,
-        "situation": f"A situation {tag}".strip(),
-        "anon_username": user,
-        "messages": messages,
-    }
-
-
-def write_jsonl(path: Path, records: Iterable[dict | str]) -> Path:
-    """Write records (dicts, or raw lines given as strings) one per line."""
-    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def jsonl(records: Iterable[dict | str]) -> str:
+    """Records (dicts, or raw lines given as strings) as JSONL text, one per line."""
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
 
 
 # --------------------------------------------------------------------------- the fake Hub
@@ -73,16 +29,23 @@ class FakeRepo:
     files: dict[str, bytes] = field(default_factory=dict)
     gated: bool = False
     approved_tokens: set[str] = field(default_factory=set)
-    gate_listing: bool = False  # the real Hub lists files of gated repos to anyone; this gates it too
+    fail_status: int = 0  # answer every request with this status and no X-Error-Code (403, 500, ...)
 
 
 @dataclass
 class FakeHub:
-    """A threaded HTTP server with Hub-like answers. Use as a context manager; `url` is its endpoint."""
+    """A threaded HTTP server with Hub-like answers. Use as a context manager; `url` is its endpoint.
+
+    `scenarios` maps a name to a repository table; a client switches to one with a GET on
+    `/_fake/use/NAME`, so a single client process can run many scenarios (huggingface_hub reads
+    HF_ENDPOINT at import time, and importing it costs most of a second).
+    """
 
     repos: dict[str, FakeRepo] = field(default_factory=dict)
     valid_tokens: set[str] | None = None  # None: any token is a valid account
-    requests: list[tuple[str, str, bool]] = field(default_factory=list)  # (method, path, had token)
+    scenarios: dict[str, dict[str, FakeRepo]] = field(default_factory=dict)
+    current: str = ""
+    requests: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (scenario, method, path, had token)
 
     def __enter__(self) -> FakeHub:
         hub = self
@@ -110,8 +73,8 @@ class FakeHub:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def paths(self) -> list[str]:
-        return [p for _, p, _ in self.requests]
+    def paths(self, scenario: str | None = None) -> list[str]:
+        return [p for s, _, p, _ in self.requests if scenario is None or s == scenario]
 
     # ------------------------------------------------------------------ request handling
 
@@ -119,8 +82,11 @@ class FakeHub:
         path = unquote(urlsplit(h.path).path)
         auth = h.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or None
-        self.requests.append((h.command, path, token is not None))
         parts = path.strip("/").split("/")
+        if parts[:2] == ["_fake", "use"] and len(parts) == 3 and parts[2] in self.scenarios:
+            self.current, self.repos = parts[2], self.scenarios[parts[2]]
+            return self._send(h, 200, {"scenario": self.current}, body)
+        self.requests.append((self.current, h.command, path, token is not None))
         if parts[:2] == ["api", "datasets"] and len(parts) >= 6 and parts[4] == "tree":
             kind, repo_id, rest = "tree", f"{parts[2]}/{parts[3]}", ""
         elif parts[:1] == ["datasets"] and len(parts) >= 6 and parts[3] == "resolve":
@@ -135,7 +101,9 @@ class FakeHub:
         if repo is None:  # the Hub answers 401 to anonymous callers, 404 to signed-in ones
             return self._send(h, 401 if token is None else 404, {"error": "Repository not found"}, body,
                               {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})  # fmt: skip
-        if repo.gated and (kind == "resolve" or repo.gate_listing) and token not in repo.approved_tokens:
+        if repo.fail_status:
+            return self._send(h, repo.fail_status, {"error": "something went wrong"}, body)
+        if repo.gated and kind == "resolve" and token not in repo.approved_tokens:  # listing stays public
             if token is None:
                 msg = f"Access to dataset {repo_id} is restricted. You must have access to it and be authenticated to access it. Please log in."
                 status = 401

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from helpers import write_dataset
+
 from kardiabench.cli import main
 
 

@@ -2,8 +2,8 @@ import asyncio
 import json
 
 import pytest
-
 from helpers import write_dataset
+
 from kardiabench.generate import DataSpec, GenerateConfig, generate
 from kardiabench.models.base import SamplingParams
 from kardiabench.plan import dry_run

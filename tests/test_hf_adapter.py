@@ -57,7 +57,7 @@ def test_batch_of_different_lengths_returns_one_generation_each(model):
     requests = [
         req("Hi"),
         req("I finally passed my driving test today, after three tries and a lot of rain!"),
-        req("The house feels empty.", system="You are a kind listener."),
+        req("The house feels so empty since she moved out.", system="You are a kind listener."),
         ChatRequest.from_messages(
             [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi, how are you?"},
              {"role": "user", "content": "Tired, the week was long."}],
@@ -113,11 +113,12 @@ def _steer_first_token(model: HFChatModel, request: ChatRequest, target_id: int)
     token the model would pick anyway, scaled up (the tiny model's head is untied from the input)."""
     import torch
 
-    first = run(model, [ChatRequest(request.messages, SamplingParams(max_tokens=1))])[0]
-    picked = model.tokenizer(first.text, add_special_tokens=False)["input_ids"][0]
-    head = model.model.get_output_embeddings().weight
+    enc = model.tokenizer(model.render(request), return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
-        head[target_id] = 3 * head[picked]
+        logits = model.model(**enc).logits[0, -1]
+        assert logits.max() > 0
+        head = model.model.get_output_embeddings().weight
+        head[target_id] = 3 * head[int(logits.argmax())]
 
 
 def test_eos_stops_generation_with_finish_reason_stop(tiny_model_dir):

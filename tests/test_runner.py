@@ -3,7 +3,14 @@ import asyncio
 import pytest
 
 from kardiabench.cache import Cache, request_key
-from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError, SamplingParams
+from kardiabench.models.base import (
+    ChatModel,
+    ChatRequest,
+    FatalModelError,
+    Generation,
+    ModelError,
+    SamplingParams,
+)
 from kardiabench.runner import Job, run_jobs
 
 

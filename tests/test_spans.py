@@ -231,6 +231,20 @@ def test_bare_close_think_ends_a_trace_from_the_prompt():
     assert p.thinking == "the user is worried, so..."
 
 
+def test_bare_close_think_after_a_trace_that_quotes_the_tags():
+    """R1-style templates open <think> in the prompt; the trace often plans the tags it will write."""
+    trace = "Format: <|understanding_begin|>...<|understanding_end|>, then <emotion>x</emotion>; and 1 < 2."
+    p = parse_spans(trace + "\n</think>\n" + render_spans(GOLD))
+    assert p.well_formed and p.issues == (), p.issues
+    assert p.thinking == trace and p.spans == GOLD
+
+
+def test_bare_close_think_after_the_spans_is_stray_text():
+    p = parse_spans(render_spans(GOLD) + "\n</think>")
+    assert p.thinking is None and p.spans == GOLD
+    assert p.issue_kinds == {Issue.TEXT_OUTSIDE}
+
+
 def test_unterminated_think():
     p = parse_spans("<think>I keep thinking " + render_spans(GOLD))
     assert Issue.UNTERMINATED_THINK in p.issue_kinds

@@ -29,7 +29,9 @@ HUB_REPO = "Jhcircle/KardiaBench"
 HUB_ALIASES = ("Jhcircle/KardiaBench", "Jhcircle/KadiaBench")
 HUB_PAGE = "https://huggingface.co/datasets/Jhcircle/KardiaBench"
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+# owner/name as the Hub spells it: each part starts and ends with a letter or digit, so "./x" and
+# "data/test.jsonl" (a missing local file) are paths, not repositories
+_REPO_ID = re.compile(r"^\w(?:[\w.-]*\w)?/\w(?:[\w.-]*\w)?$")
 
 
 class DataError(Exception):
@@ -47,7 +49,9 @@ class LoadResult:
 
     @property
     def skipped(self) -> int:
-        return self.records_read - len(self.dialogues)
+        """Records left out for problems (not `records_read - len(dialogues)`: a derived split
+        holds only part of the records it read)."""
+        return len({p.source for p in self.problems})
 
     def skipped_by_kind(self) -> Counter:
         """How many records were skipped, by the first problem that ruled each out."""
@@ -64,7 +68,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """Yield (1-based line or row, parsed object). An unparseable JSONL line yields a Problem."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with path.open("r", encoding="utf-8") as fh:
+        with path.open("rb") as fh:  # bytes: json decodes UTF-8 (a BOM too); a bad line is one problem
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -72,11 +76,18 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
                     yield lineno, json.loads(line)
                 except json.JSONDecodeError as e:
                     yield lineno, Problem(SourceRef(str(path), lineno), "<line>", f"invalid JSON: {e.msg} at column {e.colno}", "json")
+                except UnicodeDecodeError as e:
+                    yield lineno, Problem(SourceRef(str(path), lineno), "<line>", f"not UTF-8 text (byte {e.start + 1} of the line)", "json")
     elif suffix == ".json":
+        raw = path.read_bytes()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(raw)
         except json.JSONDecodeError as e:
             yield e.lineno, Problem(SourceRef(str(path), e.lineno), "<file>", f"invalid JSON: {e.msg}", "json")
+            return
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            yield line, Problem(SourceRef(str(path), line), "<file>", "not UTF-8 text", "json")
             return
         if isinstance(data, dict) and "data" in data and isinstance(data["data"], list):
             data = data["data"]
@@ -87,9 +98,11 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
-        for i, row in enumerate(table.to_pylist(), start=1):
-            yield i, row
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid / ArrowIOError
+            raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+        yield from enumerate(table.to_pylist(), start=1)
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .parquet")
 
@@ -129,7 +142,10 @@ def split_files(folder: Path) -> dict[str, Path]:
 
 
 def is_hub_source(data: str) -> bool:
-    return data == "hub" or data.startswith("hf://") or (bool(_REPO_ID.match(data)) and not Path(data).exists())
+    if data == "hub" or data.startswith("hf://"):
+        return True
+    looks_like_file = data.lower().endswith(FILE_SUFFIXES)
+    return bool(_REPO_ID.match(data)) and not looks_like_file and not Path(data).exists()
 
 
 def resolve_files(data: str, split: str | None) -> tuple[list[Path], str | None]:
@@ -168,6 +184,8 @@ def load_dialogues(
     requested part of a persona-disjoint split with test fraction F (see data/split.py).
     """
     if derive_split is not None:
+        if not 0.0 < derive_split < 1.0:
+            raise DataError(f"the derived test fraction must be between 0 and 1, got {derive_split}")
         whole = load_dialogues(data, None if _is_single_file(data) else "train", strict=strict)
         parts = persona_split(whole.dialogues, derive_split, split_seed)
         want = split or "test"

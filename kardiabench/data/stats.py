@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 from kardiabench.data.expand import expand
 from kardiabench.records import Dialogue
@@ -48,13 +49,17 @@ def split_stats(split: str, dialogues: list[Dialogue]) -> SplitStats:
     )
 
 
+def _avg_words(name: str, s: SplitStats) -> str:
+    return f"{s.avg_words.get(name, 0):.1f}"
+
+
 def format_table(stats: list[SplitStats]) -> str:
     rows = [
         ("dialogues", lambda s: f"{s.dialogues:,}"),
         ("turns (QA pairs)", lambda s: f"{s.turns:,}"),
         ("profiles", lambda s: f"{s.profiles:,}"),
         ("avg turns / dialogue", lambda s: f"{s.avg_turns:.2f}"),
-        *[(f"avg words: {k}", (lambda k: lambda s: f"{s.avg_words.get(k, 0):.1f}")(k)) for k in ("query", "understanding", "reasoning", "response")],
+        *[(f"avg words: {k}", partial(_avg_words, k)) for k in ("query", "understanding", "reasoning", "response")],
         ("emotion labels used", lambda s: f"{len(s.emotions)}"),
     ]
     head = ["", *[s.split for s in stats]]

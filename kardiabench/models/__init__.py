@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError, SamplingParams
+from kardiabench.models.base import (
+    ChatModel,
+    ChatRequest,
+    FatalModelError,
+    Generation,
+    ModelError,
+    SamplingParams,
+)
 
 PROVIDERS = ("openai", "hf", "vllm", "baseline")
 

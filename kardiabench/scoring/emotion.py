@@ -65,22 +65,22 @@ def confusion(outcomes: Sequence[EmotionOutcome]) -> dict[str, dict[str, int]]:
 
 
 def macro_f1(outcomes: Sequence[EmotionOutcome]) -> float | None:
-    """Macro-F1 in percent, with scikit-learn, over the gold labels that occur.
+    """Macro-F1 in percent over the gold labels that occur.
+
+    Defined as scikit-learn's `f1_score(y_true, y_pred, labels=<gold labels that occur>,
+    average="macro", zero_division=0)` (tests/test_scoring_emotion.py checks the equality); computed
+    here from TP/FP/FN counts, with the same code the bootstrap uses, so scoring does not import
+    scikit-learn (several seconds) for one formula.
 
     Averaging over the gold labels (not gold ∪ predicted): a class the data never contains has no
-    F1 worth averaging, and a model must not lose (or gain) from predicting labels absent from the
-    test set beyond the recall it loses on the true class. INVALID and MISSING count as wrong
-    classes: they lower the recall of the gold class and are never averaged themselves.
-    zero_division=0 only matters for a gold label that is never predicted (precision undefined).
+    F1 worth averaging, and predicting a label absent from the test set costs exactly the recall
+    lost on the true class. INVALID and MISSING count as wrong classes: they lower the recall of
+    the gold class and are never averaged themselves.
     """
     if not outcomes:
         return None
-    from sklearn.metrics import f1_score
-
-    labels = sorted({o.gold for o in outcomes})
-    y_true = [o.gold for o in outcomes]
-    y_pred = [o.predicted_class for o in outcomes]
-    return 100.0 * float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+    counts = f1_cluster_counts(outcomes, np.zeros(len(outcomes), dtype=np.intp), 1)
+    return float(macro_f1_from_counts(counts)[0])
 
 
 def f1_cluster_counts(outcomes: Sequence[EmotionOutcome], codes: np.ndarray, n_clusters: int) -> np.ndarray:

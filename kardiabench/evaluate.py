@@ -1,0 +1,255 @@
+"""The scoring stage and the commands built on it: score a run folder (or predictions made
+elsewhere), compare two runs, and check the judge against human labels.
+
+Scoring never regenerates: it reads predictions.jsonl, reloads the items the manifest names (and
+checks their fingerprint), judges what has not been judged yet, and writes results.json,
+items.jsonl (per-item rows) and summary.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from kardiabench.data.load import DataError
+from kardiabench.generate import DataSpec, data_fingerprint, load_items
+from kardiabench.records import Item, Prediction
+from kardiabench.rundir import RunDir, RunDirError, now, provenance, read_jsonl_tolerant
+from kardiabench.tasks import Task, load_task
+
+RESULTS = "results.json"
+ITEMS = "items.jsonl"
+SUMMARY = "summary.md"
+RUBRIC_METRICS = ("relevance", "fluency", "empathy", "persona_consistency", "safety", "safety_flag_rate")
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def read_external_predictions(path: Path, model: str = "external") -> dict[str, Prediction]:
+    """Predictions made elsewhere: JSONL with `item_id` and `raw_output` (optional `finish_reason`,
+    `reasoning`, `error`). A bad row is an error naming the file, line and field."""
+    from kardiabench.generate import to_prediction
+    from kardiabench.models.base import Generation, ModelError
+
+    if not path.exists():
+        raise DataError(f"{path}: no such predictions file")
+    preds: dict[str, Prediction] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
+            if not isinstance(row, dict) or not isinstance(row.get("item_id"), str):
+                raise DataError(f"{path}:{lineno}: item_id: missing or not a string")
+            raw = row.get("raw_output")
+            if raw is not None and not isinstance(raw, str):
+                raise DataError(f"{path}:{lineno}: raw_output: expected a string or null")
+            out = ModelError(str(row.get("error") or "no output")) if raw is None else Generation(raw, row.get("reasoning"), row.get("finish_reason"))
+            preds[row["item_id"]] = to_prediction(row["item_id"], row.get("model", model), out, None, False)
+    return preds
+
+
+def run_inputs(run: RunDir) -> tuple[Task, list[Item], dict[str, Any]]:
+    """The task and items a run folder was generated from, checked against its fingerprint."""
+    manifest = run.read_manifest()
+    task = Task.model_validate(manifest["task_config"])
+    d = manifest["data"]
+    spec = DataSpec(source=d["source"], split=d.get("split"), derive_split=d.get("derive_split"), split_seed=d.get("split_seed", 0), limit=d.get("limit"))
+    items, _ = load_items(task, spec, log=lambda m: None)
+    if data_fingerprint(items) != d.get("fingerprint"):
+        raise DataError(
+            f"{run.path}: the data at {d['source']} no longer give the items this run was generated on "
+            "(fingerprint differs). Restore the data or generate again."
+        )
+    return task, items, manifest
+
+
+# ----------------------------------------------------------------------------- judging
+
+
+def judge_models(args) -> list:
+    from kardiabench.models import ModelOptions, load_model
+
+    opts = ModelOptions(base_url=args.judge_base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=args.judge_concurrency)
+    return [load_model(spec, opts) for spec in dict.fromkeys(args.judge)]
+
+
+def judge_stage(args, task: Task, items: list[Item], preds: dict[str, Prediction], run: RunDir, log):
+    """A JudgeOutcome, or (None, reason) when rubric metrics are not computed."""
+    from kardiabench.cache import Cache, default_cache_path
+    from kardiabench.scoring.judge import JUDGMENTS, JudgeConfig, load_outcome, run_judges
+    from kardiabench.scoring.rubric import load_rubric
+
+    if not task.uses_judge:
+        return None, f"task {task.name} has no rubric metrics"
+    rubric = load_rubric(args.rubric)
+    ids = [it.item_id for it in items]
+    if not args.judge:
+        if (run.path / JUDGMENTS).exists():
+            outcome = load_outcome(run, rubric.version, ids)
+            if outcome.judgments:
+                log(f"rubric: reusing {len(outcome.judgments)} verdicts of {', '.join(outcome.judges)} from {run.path / JUDGMENTS}")
+                return outcome, None
+        return None, "no judge given (--judge SPEC)"
+    cfg = JudgeConfig(rubric_path=args.rubric, show_reasoning=args.judge_show_reasoning, repeats=args.judge_repeats,
+                      max_tokens=args.judge_max_tokens, concurrency=args.judge_concurrency)  # fmt: skip
+    cache = None if getattr(args, "no_cache", False) else Cache(Path(args.cache) if getattr(args, "cache", None) else default_cache_path())
+    models = judge_models(args)
+    try:
+        outcome = asyncio.run(run_judges(items, preds, models, cfg, run, cache, progress=not getattr(args, "no_progress", False)))
+    finally:
+        if cache is not None:
+            cache.close()
+    return outcome, None
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def score_command(args, run_dir: Path | None, log) -> int:
+    from kardiabench.scoring import score_predictions
+
+    if getattr(args, "predictions", None):
+        if not args.data:
+            raise DataError("--predictions needs --data (the source the item ids come from)")
+        task = load_task(args.task or "kardiabench", args.tasks_dir)
+        spec = DataSpec(args.data, args.split or task.data.split, strict=args.strict, derive_split=args.derive_split, split_seed=args.split_seed)
+        items, loaded = load_items(task, spec, log)
+        run = RunDir(args.output or args.predictions.parent / (args.predictions.stem + "-scored"))
+        preds = read_external_predictions(args.predictions)
+        unknown = set(preds) - {it.item_id for it in items}
+        if unknown:
+            raise DataError(f"{args.predictions}: {len(unknown)} item id(s) not in {args.data} ({loaded.split}), e.g. {sorted(unknown)[0]}")
+        items = [it for it in items if it.item_id in preds] if getattr(args, "only_predicted", False) else items
+        manifest = {"task_config": task.model_dump(mode="json"), "model_spec": f"external:{args.predictions.name}",
+                    "generation": {"history": task.history}, "parser_version": None,
+                    "data": {"source": args.data, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items)},
+                    "provenance": provenance(), "created": now()}  # fmt: skip
+        from kardiabench.spans import PARSER_VERSION
+
+        manifest["parser_version"] = PARSER_VERSION
+        run.write_manifest(manifest)
+    else:
+        if run_dir is None:
+            raise RunDirError("give a run folder, or --predictions FILE with --data SOURCE")
+        run = RunDir(run_dir)
+        task, items, manifest = run_inputs(run)
+        preds = run.read_predictions()
+    missing = sum(1 for it in items if it.item_id not in preds)
+    if missing:
+        log(f"warning: {missing} of {len(items)} items have no prediction; they count as wrong (run generate again to finish them)")
+    outcome, reason = judge_stage(args, task, items, preds, run, log)
+    report = score_predictions(items, preds, outcome.item_scores if outcome else None, n_resamples=args.resamples,
+                               seed=args.bootstrap_seed, no_judge_reason=reason or "")  # fmt: skip
+    results = report.to_dict()
+    if "rubric" not in task.metrics:
+        results["metrics"] = {k: v for k, v in results["metrics"].items() if k not in RUBRIC_METRICS}
+    manifest["judge"] = {"spec": "+".join(outcome.judges), "rubric_version": outcome.rubric_version, "repeats": outcome.repeats} if outcome else None
+    manifest["scored"] = now()
+    run.write_manifest(manifest)
+    full = {
+        "task": task.name,
+        "model": manifest.get("model_spec"),
+        "data": manifest["data"],
+        "history": task.history,
+        "judge": manifest["judge"],
+        **results,
+        "rubric": outcome.to_dict() if outcome else {"computed": False, "reason": reason},
+        "generation_stats": manifest.get("generation_stats"),
+        "provenance": manifest.get("provenance"),
+    }
+    run.write_json(RESULTS, full)
+    _write_items(run.path / ITEMS, report.item_rows())
+    summary = format_summary(full)
+    (run.path / SUMMARY).write_text(summary + "\n", encoding="utf-8")
+    print(summary)
+    log(f"results → {run.path / RESULTS}")
+    return 0
+
+
+def _write_items(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def format_summary(results: dict[str, Any]) -> str:
+    """A Markdown table of the headline metrics, each with n, unscored and its 95% CI."""
+    lines = [
+        f"## {results['model']} on {results['task']} ({results['data']['source']}, {results['data'].get('split') or 'whole file'})",
+        "",
+        "| metric | value | 95% CI | n | unscored |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for name, m in results["metrics"].items():
+        if m.get("value") is None:
+            lines.append(f"| {name} | not computed | {m.get('reason', '')} | {m.get('n', 0)} | {m.get('n_unscored', 0)} |")
+            continue
+        ci = f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}]" if m.get("ci_low") is not None else "–"
+        lines.append(f"| {name} | {m['value']:.2f} | {ci} | {m['n']} | {m['n_unscored']} |")
+    stats = results.get("statistics") or {}
+    if stats:
+        lines += ["", f"CIs: {stats.get('method', 'cluster bootstrap')}, {stats.get('n_resamples')} resamples, seed {stats.get('seed')}."]
+    fc = results["metrics"].get("format_compliance", {}).get("extra", {})
+    if fc.get("n_failed"):
+        lines.append(f"{fc['n_failed']} item(s) failed to generate and count as wrong; see run.json.")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- compare, agreement
+
+
+def _run_scores(path: Path):
+    from kardiabench.scoring import RunScores
+
+    run = RunDir(path)
+    manifest = run.read_manifest()
+    items_path = path / ITEMS
+    if not items_path.exists():
+        raise RunDirError(f"{path}: not scored yet (no {ITEMS}); run `kardiabench score {path}` first")
+    return RunScores.from_rows(read_jsonl_tolerant(items_path), name=path.name, manifest=manifest)
+
+
+def compare_command(args, log) -> int:
+    from kardiabench.scoring import COMPARABILITY_KEYS, compare_runs
+
+    a, b = _run_scores(args.run_a), _run_scores(args.run_b)
+    keys, metrics = COMPARABILITY_KEYS, None
+    judged = [bool((s.manifest or {}).get("judge")) for s in (a, b)]
+    if judged[0] != judged[1]:
+        log("note: only one run was judged; rubric metrics are left out of the comparison")
+        keys = tuple(k for k in COMPARABILITY_KEYS if not k.startswith("judge."))
+        metrics = [m for m in ("emotion_accuracy", "format_compliance")]
+    comparison = compare_runs(a, b, force=args.force, keys=keys, metrics=metrics, n_resamples=args.resamples, seed=args.seed)
+    print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison.to_markdown())
+    return 0
+
+
+def judge_agreement_command(args, log) -> int:
+    from kardiabench.scoring.agreement import judge_agreement
+    from kardiabench.scoring.judge import JUDGMENTS, load_judgments
+
+    path = Path(args.run_dir) / JUDGMENTS
+    if not path.exists():
+        raise RunDirError(f"{args.run_dir}: no {JUDGMENTS}; score the run with --judge first")
+    report = judge_agreement(args.human, load_judgments(path))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"agreement with human labels ({report['n_human_items']} items in {report['human_file']})")
+    print("| judge | dimension | n | alpha (ordinal) | weighted kappa | Spearman | mean offset |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for judge, rep in report["judges"].items():
+        for dim, m in rep["dimensions"].items():
+            cells = [m.get(k) for k in ("alpha", "kappa", "spearman", "mean_offset")]
+            print(f"| {judge} | {dim} | {m.get('n', 0)} | " + " | ".join("–" if c is None else f"{c:.3f}" for c in cells) + " |")
+    return 0

@@ -1,0 +1,431 @@
+"""Any OpenAI-compatible chat endpoint: OpenAI, DeepSeek, Gemini's OpenAI layer, vLLM, transformers serve.
+
+The `openai` client's own retries are off: this adapter retries itself so that it can
+* back off with full jitter, honouring `Retry-After` / `retry-after-ms` on 429 and 503,
+* retry what the client would not (a 200 with an unparseable body or no choices),
+* shrink its concurrency under rate limits (AIMD) instead of hammering the endpoint,
+* stop the whole run at once on a bad key or an unknown model (FatalModelError),
+* adapt once to endpoints that refuse a parameter (`max_tokens` on reasoning models,
+  `response_format` on servers without JSON mode, `temperature` on gpt-5) and remember it.
+
+Requests go through the client's generic `post()` with a raw response: the typed
+`chat.completions.create()` spends about as much CPU building and validating pydantic objects as the
+HTTP exchange itself, which caps throughput on small machines, and the raw JSON is needed anyway to
+read non-standard fields such as `reasoning_content`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import importlib
+import json
+import logging
+import os
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError
+from kardiabench.models.pricing import PriceTable
+
+log = logging.getLogger(__name__)
+
+OPENAI_URL = "https://api.openai.com/v1"
+RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+# Optional request fields an endpoint may refuse; dropped (once, remembered) when it says so.
+DROPPABLE = ("response_format", "temperature", "top_p", "seed")
+_UNSUPPORTED = ("unsupported", "not supported", "does not support", "only the default", "not available")
+
+
+class AdaptiveLimiter:
+    """AIMD concurrency limit shared by all requests of one adapter.
+
+    Starts at `cap`; a 429 halves the limit (never below 1); every `increase_every` successes add 1
+    back, up to `cap`. Only the first 429 among requests admitted under the same limit halves it:
+    a burst of 429s from one window of requests is one signal, not N halvings. Waiters are served
+    in arrival order.
+    """
+
+    def __init__(self, cap: int, *, increase_every: int = 8) -> None:
+        if cap < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.cap = cap
+        self.limit = cap
+        self.in_flight = 0
+        self.increase_every = increase_every
+        self.decreases = 0
+        self._epoch = 0
+        self._successes = 0
+        self._waiters: deque[asyncio.Future[int]] = deque()
+
+    async def acquire(self) -> int:
+        """Wait for a slot; returns a token to pass to `release`."""
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return self._epoch
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            return await fut  # the slot was reserved for us by _wake
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.in_flight -= 1  # woken and cancelled in the same tick: hand the slot on
+                self._wake()
+            else:
+                self._waiters.remove(fut)
+            raise
+
+    def release(self, token: int, *, throttled: bool = False, ok: bool = False) -> None:
+        self.in_flight -= 1
+        if throttled:
+            if token == self._epoch and self.limit > 1:
+                self.limit = max(1, self.limit // 2)
+                self.decreases += 1
+                log.info("rate limited: concurrency lowered to %d", self.limit)
+            if token == self._epoch:
+                self._epoch += 1
+            self._successes = 0
+        elif ok and self.limit < self.cap:
+            self._successes += 1
+            if self._successes >= self.increase_every:
+                self.limit += 1
+                self._successes = 0
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self.in_flight += 1
+                fut.set_result(self._epoch)
+
+
+@dataclass
+class ApiStats:
+    """Counters over the adapter's life (all requests, all retries)."""
+
+    attempts: int = 0
+    successes: int = 0
+    failures: int = 0  # items given up on (per-item ModelError)
+    rate_limited: int = 0
+    server_errors: int = 0
+    timeouts: int = 0
+    connection_errors: int = 0
+    malformed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    reason: str
+    delay: float | None = None  # from Retry-After; None: use backoff
+    throttled: bool = False
+
+
+class OpenAIChatModel(ChatModel):
+    """Chat completions over HTTP with our own retries, backoff and adaptive concurrency."""
+
+    max_batch_size = 1
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 6,
+        prices: PriceTable | None = None,
+        extra_body: dict[str, Any] | None = None,
+        adaptive: bool = True,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retry_after: float = 120.0,
+    ) -> None:
+        self.model = model
+        self.spec = f"openai:{model}"
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        self.host = urlsplit(self.base_url).hostname or self.base_url
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key and self.host.endswith("openai.com"):
+            raise FatalModelError(
+                f"no API key for {self.base_url}: set OPENAI_API_KEY (or pass --base-url for a local server)"
+            )
+        self._api_key = key or "EMPTY"  # local servers (vLLM, transformers serve) accept any key
+        self.max_concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.prices = prices if prices is not None else PriceTable.default()
+        self.extra_body = dict(extra_body or {})
+        self.backoff_base, self.backoff_max, self.max_retry_after = backoff_base, backoff_max, max_retry_after
+        self.limiter = AdaptiveLimiter(concurrency)
+        self._adaptive = adaptive
+        self.stats = ApiStats()
+        self.adaptations: dict[str, str] = {}  # parameter → what was changed, for the run manifest
+        self._token_param = "max_tokens"
+        self._dropped: set[str] = set()
+        self._fatal: FatalModelError | None = None
+        self._rng = random.Random()
+        self._client: Any = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r}, concurrency={self.max_concurrency})"
+
+    def identity(self) -> dict[str, Any]:
+        # The host, not the port: moving a local server to another port should not void the cache.
+        ident: dict[str, Any] = {"spec": self.spec, "host": self.host}
+        if self.extra_body:
+            ident["extra_body"] = self.extra_body
+        return ident
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """USD for one request's tokens (the runner sums these), or None: no known price."""
+        return self.prices.cost(self.model, prompt_tokens, completion_tokens)
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _client_here(self) -> Any:
+        """One client (one connection pool) per event loop: pools cannot cross loops."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            import openai
+
+            hx = _httpx_module()
+            n = self.max_concurrency
+            http_client = openai.DefaultAsyncHttpxClient(
+                # keep-alive for every concurrent request: the default keeps 100 and reconnects the rest
+                limits=hx.Limits(max_connections=n, max_keepalive_connections=n),
+                timeout=hx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            )
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout, http_client=http_client
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._client_loop is asyncio.get_running_loop():
+            await self._client.close()
+        self._client = None
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def generate(self, requests: list[ChatRequest]) -> list[Generation | ModelError]:
+        if len(requests) == 1:
+            return [await self._one(requests[0])]
+        results = await asyncio.gather(*(self._one(r) for r in requests), return_exceptions=True)
+        for r in results:
+            if isinstance(r, FatalModelError):
+                raise r
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, ModelError):
+                raise r
+        return list(results)  # type: ignore[arg-type]
+
+    def _body(self, req: ChatRequest) -> dict[str, Any]:
+        p = req.params
+        body: dict[str, Any] = {"model": self.model, "messages": req.message_dicts(), self._token_param: p.max_tokens}
+        optional = {"temperature": p.temperature, "top_p": p.top_p, "seed": p.seed, "response_format": req.response_format}
+        body.update({k: v for k, v in optional.items() if v is not None and k not in self._dropped})
+        body.update(self.extra_body)
+        return body
+
+    async def _one(self, req: ChatRequest) -> Generation | ModelError:
+        client = self._client_here()  # before timing: the first call imports openai
+        attempts = retries = 0
+        while True:
+            if self._fatal is not None:
+                raise self._fatal
+            body = self._body(req)
+            token = await self.limiter.acquire()
+            if self._fatal is not None:
+                self.limiter.release(token)
+                raise self._fatal
+            attempts += 1
+            self.stats.attempts += 1
+            t0 = time.perf_counter()
+            outcome: Generation | _Retry | ModelError | None = None
+            try:
+                outcome = await self._attempt(client, body)
+            finally:
+                throttled = isinstance(outcome, _Retry) and outcome.throttled and self._adaptive
+                self.limiter.release(token, throttled=throttled, ok=isinstance(outcome, Generation))
+            if isinstance(outcome, Generation):
+                outcome.latency_s = time.perf_counter() - t0
+                outcome.attempts = attempts
+                self.stats.successes += 1
+                self.stats.prompt_tokens += outcome.prompt_tokens
+                self.stats.completion_tokens += outcome.completion_tokens
+                return outcome
+            if outcome is None:  # a refused parameter was adapted: resend at once
+                continue
+            if isinstance(outcome, FatalModelError):
+                self._fatal = self._fatal or outcome
+                raise self._fatal
+            if isinstance(outcome, ModelError):
+                self.stats.failures += 1
+                return outcome
+            if retries >= self.max_retries:
+                self.stats.failures += 1
+                return ModelError(f"{self.spec}: gave up after {attempts} attempts; last: {outcome.reason}")
+            delay = outcome.delay
+            if delay is None:
+                delay = self._rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**retries))
+            log.debug("%s: retry %d in %.2fs after %s", self.spec, retries + 1, delay, outcome.reason)
+            retries += 1
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, client: Any, body: dict[str, Any]) -> Generation | _Retry | ModelError | None:
+        """One HTTP exchange, classified: a Generation, something to retry, a failure, or None
+        when the body must be rebuilt (a refused parameter was dropped)."""
+        import openai
+
+        hx = _httpx_module()
+        try:
+            resp = await client.post("/chat/completions", cast_to=hx.Response, body=body)
+        except openai.APITimeoutError:
+            self.stats.timeouts += 1
+            return _Retry(f"timeout after {self.timeout:g}s")
+        except openai.APIConnectionError as e:
+            self.stats.connection_errors += 1
+            return _Retry(f"connection error: {self._scrub(str(e.__cause__ or e))}")
+        except openai.APIStatusError as e:
+            return self._classify_status(e, body)
+        return self._parse(resp.content)
+
+    def _parse(self, content: bytes) -> Generation | _Retry:
+        try:
+            data = json.loads(content)
+            choice = data["choices"][0]
+            msg = choice["message"]
+            text = msg.get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            self.stats.malformed += 1
+            return _Retry(f"malformed response body: {content[:120]!r}")
+        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+        usage = data.get("usage") or {}
+        return Generation(
+            text=text,
+            reasoning=reasoning if isinstance(reasoning, str) else None,
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+
+    def _classify_status(self, e: Any, body: dict[str, Any]) -> _Retry | ModelError | None:
+        status = e.status_code
+        message, param = _error_fields(e)
+        message = self._scrub(message)
+        if status in (401, 403):
+            detail = "" if status == 401 else f" ({_clip(message)})"
+            return FatalModelError(
+                f"authentication failed for {self.base_url} (HTTP {status}){detail}: check OPENAI_API_KEY"
+            )
+        low = message.lower()
+        if status == 404 or (status == 400 and "model" in low and ("does not exist" in low or "not found" in low)):
+            return FatalModelError(
+                f"model {self.model!r} not found at {self.base_url} (HTTP {status}: {_clip(message)}); "
+                "check the model id and that the base URL ends in /v1"
+            )
+        if status in RETRY_STATUSES:
+            if status == 429:
+                self.stats.rate_limited += 1
+            elif status >= 500:
+                self.stats.server_errors += 1
+            delay = _retry_after(e.response.headers, self.max_retry_after)
+            return _Retry(f"HTTP {status}: {_clip(message)}", delay, throttled=status == 429)
+        if status == 400 and self._adapt(low, param, body):
+            return None
+        return ModelError(f"{self.spec}: HTTP {status} from {self.base_url}: {_clip(message, 300)}")
+
+    def _adapt(self, low: str, param: str | None, body: dict[str, Any]) -> bool:
+        """Drop or rename a parameter the endpoint refused; True if the request should be resent."""
+
+        unsupported = any(w in low for w in _UNSUPPORTED)
+        if "json_schema" in low and unsupported:
+            param = "response_format"
+
+        def refused(name: str) -> bool:
+            return name in body and (param == name or (name in low and unsupported))
+
+        if self._token_param == "max_tokens" and refused("max_tokens"):
+            self._token_param = "max_completion_tokens"
+            self._note("max_tokens", "sent as max_completion_tokens (endpoint refused max_tokens)")
+            return True
+        for name in DROPPABLE:
+            if name not in self._dropped and refused(name):
+                self._dropped.add(name)
+                self._note(name, f"dropped (endpoint refused it: {_clip(low)})")
+                return True
+        return False
+
+    def _note(self, name: str, what: str) -> None:
+        self.adaptations[name] = what
+        log.warning("%s: %s %s", self.spec, name, what)
+
+    def _scrub(self, text: str) -> str:
+        key = self._api_key
+        if key and key != "EMPTY" and len(key) >= 4:
+            text = text.replace(key, "***")
+        return text
+
+
+def _error_fields(e: Any) -> tuple[str, str | None]:
+    """(message, param) from an error body in OpenAI, vLLM or FastAPI shape."""
+    body = e.body
+    err = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        msg = err.get("message") or err.get("detail") or json.dumps(err)[:500]
+        param = err.get("param")
+        return str(msg), param if isinstance(param, str) else None
+    if isinstance(err, str):
+        return err, None
+    if isinstance(body, str) and body:
+        return body, None
+    return str(getattr(e, "message", "") or e), None
+
+
+def _retry_after(headers: Any, cap: float) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return min(cap, max(0.0, float(ms) / 1000))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(cap, max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(cap, max(0.0, when.timestamp() - time.time()))
+
+
+def _clip(s: str, n: int = 160) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _httpx_module() -> ModuleType:
+    """The HTTP library the installed `openai` is built on (httpx, or httpx2 in openai ≥ 3)."""
+    import openai
+
+    for cls in openai.DefaultAsyncHttpxClient.__mro__:
+        root = cls.__module__.split(".")[0]
+        if root in ("httpx", "httpx2"):
+            return importlib.import_module(root)
+    return importlib.import_module("httpx")

@@ -1,0 +1,312 @@
+"""How far judges can be trusted: agreement between judges, with human labels, and with themselves.
+
+* Krippendorff's alpha (ordinal by default; nominal and interval too), implemented here with numpy
+  from the coincidence-matrix definition (Krippendorff 2011, "Computing Krippendorff's
+  Alpha-Reliability"). Any number of raters, missing values allowed.
+* Quadratic-weighted Cohen's kappa (scikit-learn) and Spearman's rho (scipy) for pairs of raters.
+* Repeat variance: the same judge asked K times about the same item (seeds seed..seed+K-1).
+
+Which verdict stands for a judge on an item: agreement statistics need one integer per rater and
+item, so a judge's value is its scored verdict with the lowest repeat index (repeats are
+exchangeable, so this is unbiased; the headline scores still average every repeat). Undefined
+statistics (fewer than two paired items, no variation at all) are None, never 0 or 1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from kardiabench.scoring.rubric import DIMENSIONS, SCALE_MAX, SCALE_MIN, coerce_score
+
+Level = Literal["nominal", "ordinal", "interval"]
+# judge → item_id → dimension → integer score
+RaterValues = Mapping[str, Mapping[str, Mapping[str, int]]]
+
+
+class JudgmentLike(Protocol):
+    item_id: str
+    judge: str
+    repeat: int
+    status: str
+    scores: Mapping[str, int | None]
+
+
+class HumanLabelError(ValueError):
+    """A human label file is malformed; the message names the file, the line and the field."""
+
+
+# --- the statistics -------------------------------------------------------------------------------
+
+
+def krippendorff_alpha(
+    data: Sequence[Sequence[float | None]] | np.ndarray, level: Level = "ordinal"
+) -> float | None:
+    """Alpha for a raters × units matrix (None or NaN = no value). None when undefined: fewer than
+    two pairable values, or no variation at all (expected disagreement 0).
+
+    Coincidences: each unit with m ≥ 2 values adds every ordered pair of its values, weighted
+    1/(m − 1). With n_c the marginals and n their total, alpha = 1 − (n − 1) Σ o_ck δ²_ck /
+    Σ n_c n_k δ²_ck. The ordinal δ²_ck = (Σ_{g=c..k} n_g − (n_c + n_k)/2)²: distance in ranks,
+    weighted by how many values lie between, so only the order of the categories matters."""
+    arr = np.array([[np.nan if v is None else float(v) for v in row] for row in data], dtype=float) \
+        if not isinstance(data, np.ndarray) else data.astype(float)  # fmt: skip
+    if arr.ndim != 2:
+        raise ValueError("krippendorff_alpha expects a 2-d raters × units matrix")
+    present = ~np.isnan(arr)
+    cats = np.unique(arr[present])
+    if cats.size == 0:
+        return None
+    idx = np.searchsorted(cats, np.where(present, arr, cats[0]))
+    counts = np.zeros((arr.shape[1], cats.size))
+    units, raters = np.nonzero(present.T)
+    np.add.at(counts, (units, idx[raters, units]), 1.0)
+    m = counts.sum(axis=1)
+    counts, m = counts[m >= 2], m[m >= 2]
+    if counts.size == 0:
+        return None
+    w = 1.0 / (m - 1.0)
+    o = (counts * w[:, None]).T @ counts - np.diag((counts * w[:, None]).sum(axis=0))
+    n_c = o.sum(axis=1)
+    n = n_c.sum()
+    delta = _distance(cats, n_c, level)
+    d_e = (np.outer(n_c, n_c) * delta).sum()
+    if n <= 1 or d_e <= 0:
+        return None
+    return float(1.0 - (n - 1.0) * (o * delta).sum() / d_e)
+
+
+def _distance(cats: np.ndarray, n_c: np.ndarray, level: Level) -> np.ndarray:
+    if level == "nominal":
+        return 1.0 - np.eye(cats.size)
+    if level == "interval":
+        return (cats[:, None] - cats[None, :]) ** 2
+    if level == "ordinal":
+        cum = np.concatenate([[0.0], np.cumsum(n_c)])
+        lo = np.minimum.outer(np.arange(cats.size), np.arange(cats.size))
+        hi = np.maximum.outer(np.arange(cats.size), np.arange(cats.size))
+        between = cum[hi + 1] - cum[lo]  # Σ_{g=lo..hi} n_g
+        return (between - (n_c[:, None] + n_c[None, :]) / 2.0) ** 2 * (lo != hi)
+    raise ValueError(f"level must be nominal, ordinal or interval, got {level!r}")
+
+
+def quadratic_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
+    """Cohen's kappa with quadratic weights over the fixed labels 1..5; None when undefined."""
+    if len(a) < 2:
+        return None
+    from sklearn.metrics import cohen_kappa_score
+
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore")
+        k = cohen_kappa_score(
+            a, b, labels=list(range(SCALE_MIN, SCALE_MAX + 1)), weights="quadratic"
+        )
+    return None if not math.isfinite(k) else float(k)
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    if len(a) < 2:
+        return None
+    from scipy.stats import spearmanr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = spearmanr(a, b).statistic
+    return None if rho is None or not math.isfinite(rho) else float(rho)
+
+
+@dataclass(frozen=True, slots=True)
+class PairAgreement:
+    """Rater b against rater a on the items both scored (offset = mean of b − a)."""
+
+    n: int
+    alpha: float | None  # Krippendorff, ordinal
+    kappa: float | None  # Cohen, quadratic weights
+    spearman: float | None
+    mean_offset: float | None
+    exact: float | None  # share of items with the same score
+    within_one: float | None  # share with |b − a| ≤ 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pair_agreement(a: Sequence[int], b: Sequence[int]) -> PairAgreement:
+    if len(a) != len(b):
+        raise ValueError("pair_agreement needs two equally long sequences")
+    n = len(a)
+    if n == 0:
+        return PairAgreement(0, None, None, None, None, None, None)
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    return PairAgreement(
+        n=n,
+        alpha=krippendorff_alpha(np.vstack([x, y]), "ordinal"),
+        kappa=quadratic_kappa(list(a), list(b)),
+        spearman=spearman(x, y),
+        mean_offset=float((y - x).mean()),
+        exact=float((x == y).mean()),
+        within_one=float((np.abs(y - x) <= 1).mean()),
+    )
+
+
+# --- from judgments -------------------------------------------------------------------------------
+
+
+def first_scored(judgments: Iterable[JudgmentLike]) -> dict[str, dict[str, dict[str, int]]]:
+    """judge → item → {dimension: score}, from each judge's scored verdict with the lowest repeat."""
+    best: dict[tuple[str, str], JudgmentLike] = {}
+    for j in judgments:
+        if j.status != "scored":
+            continue
+        key = (j.judge, j.item_id)
+        if key not in best or j.repeat < best[key].repeat:
+            best[key] = j
+    out: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+    for (judge, item), j in best.items():
+        out[judge][item] = {d: s for d, s in j.scores.items() if s is not None}
+    return dict(out)
+
+
+def inter_judge_agreement(values: RaterValues, dims: Sequence[str] = DIMENSIONS) -> dict[str, Any]:
+    """Per dimension: alpha over all judges together, and every pair's statistics. Empty when
+    fewer than two judges."""
+    judges = sorted(values)
+    if len(judges) < 2:
+        return {}
+    items = sorted({i for j in judges for i in values[j]})
+    out: dict[str, Any] = {}
+    for dim in dims:
+        matrix = [[values[j].get(i, {}).get(dim) for i in items] for j in judges]
+        n_units = sum(
+            1 for col in zip(*matrix, strict=True) if sum(v is not None for v in col) >= 2
+        )
+        pairs = []
+        for ja, jb in itertools.combinations(judges, 2):
+            a, b = _paired(values[ja], values[jb], dim)
+            pairs.append({"a": ja, "b": jb, **pair_agreement(a, b).to_dict()})
+        out[dim] = {
+            "alpha": krippendorff_alpha(matrix, "ordinal"),
+            "n_items": n_units,
+            "pairs": pairs,
+        }
+    return out
+
+
+def _paired(
+    a: Mapping[str, Mapping[str, int]], b: Mapping[str, Mapping[str, int]], dim: str
+) -> tuple[list[int], list[int]]:
+    xs, ys = [], []
+    for item in sorted(set(a) & set(b)):
+        va, vb = a[item].get(dim), b[item].get(dim)
+        if va is not None and vb is not None:
+            xs.append(va)
+            ys.append(vb)
+    return xs, ys
+
+
+def repeat_variance(
+    judgments: Iterable[JudgmentLike], dims: Sequence[str] = DIMENSIONS
+) -> dict[str, dict[str, Any]]:
+    """judge → dimension → mean within-item variance of the scored repeats (sample variance,
+    ddof=1, over items with ≥ 2 scored repeats), their number, and the share of those items whose
+    repeats do not all agree. Empty for a judge with no item judged twice."""
+    groups: dict[str, dict[str, list[Mapping[str, int | None]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for j in judgments:
+        if j.status == "scored":
+            groups[j.judge][j.item_id].append(j.scores)
+    out: dict[str, dict[str, Any]] = {}
+    for judge, by_item in groups.items():
+        per_dim: dict[str, Any] = {}
+        for dim in dims:
+            variances, flips = [], 0
+            for verdicts in by_item.values():
+                vals = [v[dim] for v in verdicts if v.get(dim) is not None]
+                if len(vals) >= 2:
+                    variances.append(float(np.var(vals, ddof=1)))
+                    flips += len(set(vals)) > 1
+            if variances:
+                per_dim[dim] = {"mean_variance": float(np.mean(variances)), "n_items": len(variances),
+                                "disagreement_rate": flips / len(variances)}  # fmt: skip
+        if per_dim:
+            out[judge] = per_dim
+    return out
+
+
+# --- judge against human labels ---------------------------------------------------------------------
+
+
+def load_human_labels(
+    path: str | Path, dims: Sequence[str] = DIMENSIONS
+) -> dict[str, dict[str, int]]:
+    """A JSONL file, one row per item: {"item_id": ..., "empathy": 4, ...}. Any subset of the
+    dimensions may be given (null = not labelled); other fields are ignored. Scores follow the
+    judge's rule: integers 1–5, a digit string like "4" accepted, 3.5 / 0 / 6 / true rejected."""
+    p = Path(path)
+    if not p.is_file():
+        raise HumanLabelError(f"{p}: human label file not found")
+    labels: dict[str, dict[str, int]] = {}
+    first_line: dict[str, int] = {}
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise HumanLabelError(f"{p}:{lineno}: not valid JSON: {e.msg}") from None
+            if not isinstance(row, dict):
+                raise HumanLabelError(f"{p}:{lineno}: expected a JSON object")
+            item = row.get("item_id")
+            if not isinstance(item, str) or not item:
+                raise HumanLabelError(f"{p}:{lineno}: field 'item_id': must be a non-empty string")
+            if item in first_line:
+                raise HumanLabelError(
+                    f"{p}:{lineno}: field 'item_id': {item!r} already labelled on line {first_line[item]} (one row per item)"
+                )
+            first_line[item] = lineno
+            scores: dict[str, int] = {}
+            for dim in dims:
+                if row.get(dim) is None:
+                    continue
+                try:
+                    scores[dim] = coerce_score(row[dim])
+                except ValueError as e:
+                    raise HumanLabelError(f"{p}:{lineno}: field '{dim}': {e}") from None
+            labels[item] = scores
+    return labels
+
+
+def judge_agreement(
+    human_file: str | Path, judgments: Any, dims: Sequence[str] = DIMENSIONS
+) -> dict[str, Any]:
+    """Agreement of each judge with human 1–5 labels, per dimension (judge = b, human = a, so the
+    offset is judge − human). `judgments`: a JudgeOutcome or any iterable of judgments."""
+    human = load_human_labels(human_file, dims)
+    rows = getattr(judgments, "judgments", judgments)
+    values = first_scored(rows)
+    report: dict[str, Any] = {
+        "human_file": str(human_file),
+        "n_human_items": len(human),
+        "judges": {},
+    }
+    for judge in sorted(values):
+        per_dim = {}
+        for dim in dims:
+            a, b = _paired(human, values[judge], dim)
+            per_dim[dim] = pair_agreement(a, b).to_dict()
+        report["judges"][judge] = {
+            "n_matched_items": len(set(human) & set(values[judge])),
+            "dimensions": per_dim,
+        }
+    return report

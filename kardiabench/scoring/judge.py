@@ -1,0 +1,659 @@
+"""The rubric judge: one verdict per (judge, item, repeat), validated, repaired, resumable.
+
+Flow for each judge model (any `ChatModel`: openai:, vllm:, hf:):
+  1. For every item and repeat, render the case into the rubric's template (`build_request`).
+     Items with no response span are not sent: they are recorded as unscored, reason
+     "no response span", and counted (never a silent 1 or 5).
+  2. Send the requests through `run_jobs` (same cache, retries and progress as generation), at
+     temperature 0 with seed = cfg.seed + repeat, asking for JSON through `response_format`.
+  3. Read each reply (`parse_verdict`): JSON object anywhere in the text, every dimension an
+     integer 1..5. An invalid reply gets up to `max_repairs` more attempts, each a new request
+     (the conversation so far + the invalid reply + what was wrong), so the cache never hands the
+     same bad answer back. After that the verdict is unscored with the raw text and the reason.
+  4. Each final verdict is appended to DIR/judgments.jsonl at once. Running again reuses every
+     verdict whose judge, rubric version, repeat and request are unchanged (request failures are
+     retried).
+
+The judge sees the profile, the situation, the dialogue so far (earlier assistant turns as their
+response span only), the latest user message and the candidate's response span, each in its own
+delimiter block; the candidate's understanding and reasoning only with `show_reasoning=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kardiabench.cache import Cache
+from kardiabench.models.base import ChatModel, ChatRequest, Generation, ModelError, SamplingParams
+from kardiabench.records import Item, Message, Prediction
+from kardiabench.rundir import JsonlWriter, RunDir, now, read_jsonl_tolerant
+from kardiabench.runner import Job, request_cost, run_jobs
+from kardiabench.scoring.agreement import first_scored, inter_judge_agreement, repeat_variance
+from kardiabench.scoring.rubric import DIMENSIONS, FENCE, Rubric, coerce_score, load_rubric
+from kardiabench.spans import parse_spans, strip_think
+
+JUDGMENTS = "judgments.jsonl"
+DEFAULT_JUDGE = "openai:gpt-5-mini"  # the paper's evaluation judge
+# Reasons a verdict is unscored; stable strings (they are counted in results files).
+NO_RESPONSE = "no response span"
+INVALID_OUTPUT = "invalid judge output"
+REQUEST_FAILED = "judge request failed"
+UNSCORED_REASONS = (NO_RESPONSE, INVALID_OUTPUT, REQUEST_FAILED)
+_REPAIR_RAW_CHARS = 2000  # how much of an invalid reply is quoted back in a repair request
+Status = Literal["scored", "unscored"]
+_NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeConfig:
+    rubric_path: str | None = None  # None: judges/rubric.yaml
+    show_reasoning: bool = False  # also show the candidate's understanding and reasoning spans
+    repeats: int = 1  # verdicts per item and judge (seeds seed .. seed + repeats - 1)
+    # Room for reasoning judges (gpt-5-mini, Qwen3 thinking) whose hidden reasoning counts
+    # against the limit; a non-reasoning judge stops after ~100 tokens whatever the limit.
+    max_tokens: int = 4096
+    max_repairs: int = 2  # extra attempts after an invalid reply
+    seed: int = 0
+    temperature: float = 0.0
+    concurrency: int | None = None  # None: the adapter's own limit
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError("repeats must be at least 1")
+        if self.max_repairs < 0:
+            raise ValueError("max_repairs must be 0 or more")
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be positive")
+
+    def params(self, repeat: int) -> SamplingParams:
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=1.0,
+            max_tokens=self.max_tokens,
+            seed=self.seed + repeat,
+        )
+
+
+@dataclass(slots=True)
+class Judgment:
+    """One line of judgments.jsonl."""
+
+    item_id: str
+    judge: str  # the judge's model spec
+    repeat: int
+    scores: dict[str, int | None]
+    status: Status
+    rubric_version: str
+    reason: str | None = None  # one of UNSCORED_REASONS when unscored
+    detail: str | None = None  # what exactly was wrong
+    raw: str | None = None  # the judge's final raw reply
+    rationale: str | None = None
+    attempts: int = 0  # requests made (0 when not sent)
+    seed: int | None = None
+    prompt_hash: str | None = None  # 16 hex of the first request; None when not sent
+    show_reasoning: bool = False
+    usage: dict[str, float | None] = field(default_factory=dict)  # summed over attempts
+    cached: bool = False  # every attempt came from the cache
+    created: str = ""
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Judgment:
+        return cls(**{k: v for k, v in row.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.judge, self.item_id, self.repeat)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    scores: dict[str, int] | None  # None when invalid
+    rationale: str | None = None
+    error: str | None = None
+
+
+# --- rendering a case -----------------------------------------------------------------------------
+
+
+def neutralise(text: str) -> str:
+    """Break every run of three or more '<' or '>' so data can never open or close a delimiter
+    block (`<<<` becomes `< < <`). Nothing else is changed."""
+    text = re.sub(r"<{3,}", lambda m: " ".join(m.group()), text)
+    return re.sub(r">{3,}", lambda m: " ".join(m.group()), text)
+
+
+def fence(name: str, text: str) -> str:
+    """A delimiter block the judge is told to treat as data."""
+    return f"<<<{name}_{FENCE}\n{neutralise(text.strip())}\n{name}_{FENCE}>>>"
+
+
+def candidate_response(pred: Prediction | None) -> tuple[str | None, str]:
+    """The response span to judge, or (None, why not)."""
+    if pred is None:
+        return None, "no prediction for this item"
+    if pred.error:
+        return None, f"generation failed: {pred.error}"
+    spans = (
+        pred.spans
+        if "response" in (pred.spans or {})
+        else parse_spans(pred.raw_output, finish_reason=pred.finish_reason).spans
+    )
+    response = spans.get("response")
+    if response is None or not response.strip():
+        return (
+            None,
+            "the output has no response span" if response is None else "the response span is empty",
+        )
+    return response.strip(), ""
+
+
+def candidate_notes(pred: Prediction) -> str:
+    """The candidate's understanding and reasoning spans, for show_reasoning runs."""
+    spans = pred.spans if pred.spans else parse_spans(pred.raw_output).spans
+    parts = [
+        f"{name.capitalize()}: {spans[name].strip()}"
+        for name in ("understanding", "reasoning")
+        if (spans.get(name) or "").strip()
+    ]
+    return "\n".join(parts)
+
+
+def history_text(history: Sequence[Message]) -> str:
+    """Earlier turns as 'User:' / 'Assistant:' lines. An assistant turn shows its response span
+    only: that is what the user read; its understanding, reasoning and emotion spans are the gold
+    annotations of the data (the history is the reference dialogue, not the candidate's own
+    earlier outputs), would lengthen the prompt several-fold and would hand the judge a model's
+    analysis to agree with. A turn without span tags (history mode "response") is shown as is."""
+    lines = []
+    for m in history:
+        if m.role == "user":
+            lines.append(f"User: {m.content.strip()}")
+        elif m.role == "assistant":
+            parsed = parse_spans(m.content)
+            text = (
+                m.content.strip()
+                if not parsed.order
+                else (parsed.spans.get("response") or "(no response)")
+            )
+            lines.append(f"Assistant: {text.strip()}")
+    return "\n\n".join(lines)
+
+
+def case_values(item: Item, response: str, notes: str | None = None) -> dict[str, str]:
+    history = history_text(item.history)
+    notes_block = ""
+    if notes:
+        notes_block = ("## The candidate's own understanding and reasoning (context only: score the response, not these)\n\n"
+                       f"{fence('CANDIDATE_NOTES', notes)}\n\n")  # fmt: skip
+    return {
+        "profile": fence("PROFILE", item.person or item.system_prompt or "(no profile)"),
+        "situation": fence("SITUATION", item.situation or "(not given)"),
+        "history": fence("DIALOGUE", history)
+        if history
+        else "(none: this is the first turn of the dialogue)",
+        "user_message": fence("USER_MESSAGE", item.user_message),
+        "candidate_notes": notes_block,
+        "candidate": fence("CANDIDATE_RESPONSE", response),
+    }
+
+
+def build_messages(
+    rubric: Rubric, item: Item, response: str, notes: str | None = None
+) -> list[dict[str, str]]:
+    return rubric.render(case_values(item, response, notes))
+
+
+def build_request(
+    rubric: Rubric,
+    item: Item,
+    response: str,
+    cfg: JudgeConfig,
+    repeat: int = 0,
+    notes: str | None = None,
+) -> ChatRequest:
+    """The first judge request for one item and repeat (the GRPO rubric reward builds the same)."""
+    msgs = build_messages(rubric, item, response, notes if cfg.show_reasoning else None)
+    return ChatRequest.from_messages(msgs, cfg.params(repeat), rubric.response_format())
+
+
+def repair_request(
+    first: ChatRequest, failures: Sequence[tuple[str, str]], rubric: Rubric
+) -> ChatRequest:
+    """The first request plus, for each invalid reply so far, that reply and what was wrong."""
+    msgs = list(first.messages)
+    for n, (raw, error) in enumerate(failures, start=1):
+        quoted = raw if len(raw) <= _REPAIR_RAW_CHARS else raw[:_REPAIR_RAW_CHARS] + " …[cut]"
+        msgs.append(("assistant", quoted))
+        msgs.append(("user", f"That reply could not be used (attempt {n}): {error}. Reply again with only one JSON "
+                             f"object with an integer from 1 to 5 for each of {', '.join(rubric.names)}, and an "
+                             "optional short \"rationale\". No other text."))  # fmt: skip
+    return ChatRequest(tuple(msgs), first.params, first.response_format)
+
+
+def prompt_hash(request: ChatRequest) -> str:
+    blob = json.dumps(
+        request.key_material(), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+# --- reading a verdict ----------------------------------------------------------------------------
+
+
+def extract_json_object(text: str) -> tuple[dict | None, str | None]:
+    """The JSON object in a judge's reply: the whole reply, else the first object that parses
+    anywhere in it (inside code fences, after prose, before trailing commentary), preferring one
+    that names a rubric dimension. A leading <think>…</think> trace is dropped first."""
+    body, _, unterminated = strip_think(text or "")
+    if unterminated:
+        return None, "reasoning trace (<think>) never closed"
+    body = body.strip()
+    if not body:
+        return None, "empty reply"
+    try:
+        whole = json.loads(body)
+        if isinstance(whole, dict):
+            return whole, None
+    except json.JSONDecodeError:
+        pass
+    decoder = json.JSONDecoder()
+    found: list[dict] = []
+    skip_to = 0
+    for m in re.finditer(r"\{", body):
+        if m.start() < skip_to:
+            continue
+        try:
+            obj, end = decoder.raw_decode(body, m.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+            skip_to = end
+    if not found:
+        return None, "no JSON object found" if "{" not in body else "malformed JSON"
+    return found[0], None
+
+
+def _norm_key(k: str) -> str:
+    return re.sub(r"[\s\-]+", "_", str(k).strip().lower())
+
+
+def validate_scores(obj: Mapping[str, Any], names: Sequence[str]) -> Verdict:
+    """Every dimension present and a valid score (see rubric.coerce_score); extra keys ignored.
+    Scores nested under "scores" are accepted."""
+    flat = {_norm_key(k): v for k, v in obj.items()}
+    nested = flat.get("scores")
+    if isinstance(nested, dict) and not any(n in flat for n in names):
+        flat = {**flat, **{_norm_key(k): v for k, v in nested.items()}}
+    problems, scores = [], {}
+    missing = [n for n in names if n not in flat]
+    if missing:
+        problems.append(f"missing dimension(s) {', '.join(missing)}")
+    for n in names:
+        if n in flat:
+            try:
+                scores[n] = coerce_score(flat[n])
+            except ValueError as e:
+                problems.append(f"{n}: {e}")
+    rationale = flat.get("rationale")
+    rationale = rationale.strip() if isinstance(rationale, str) and rationale.strip() else None
+    if problems:
+        return Verdict(None, rationale, "; ".join(problems))
+    return Verdict(scores, rationale)
+
+
+def parse_verdict(
+    text: str | None, names: Sequence[str], finish_reason: str | None = None
+) -> Verdict:
+    obj, error = extract_json_object(text or "")
+    verdict = Verdict(None, None, error) if obj is None else validate_scores(obj, names)
+    if verdict.error and finish_reason == "length":
+        return Verdict(None, verdict.rationale, f"reply cut at the token limit; {verdict.error}")
+    return verdict
+
+
+# --- the outcome ----------------------------------------------------------------------------------
+
+
+@dataclass
+class JudgeOutcome:
+    """All verdicts of one judging stage and what they add up to.
+
+    item_scores: item → dimension → mean over judges of each judge's mean over its scored repeats
+    (None when no judge scored it). Unscored verdicts are counted by reason, never averaged in."""
+
+    rubric_version: str
+    dimensions: tuple[str, ...]
+    judges: list[str]
+    repeats: int
+    judgments: list[Judgment]
+    run_stats: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # judge → this run's requests
+    item_scores: dict[str, dict[str, float | None]] = field(init=False)
+    per_judge: dict[str, dict[str, dict[str, float | None]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        sums: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        items: dict[str, None] = {}
+        for j in self.judgments:
+            items.setdefault(j.item_id)
+            if j.status == "scored":
+                for d in self.dimensions:
+                    if j.scores.get(d) is not None:
+                        sums[(j.judge, j.item_id, d)].append(j.scores[d])  # type: ignore[arg-type]
+        self.per_judge = {
+            judge: {i: {d: _mean(sums.get((judge, i, d))) for d in self.dimensions} for i in items}
+            for judge in self.judges
+        }  # fmt: skip
+        self.item_scores = {}
+        for i in items:
+            row = {}
+            for d in self.dimensions:
+                vals = [
+                    self.per_judge[j][i][d]
+                    for j in self.judges
+                    if self.per_judge[j][i][d] is not None
+                ]
+                row[d] = _mean(vals)
+            self.item_scores[i] = row
+
+    @property
+    def n_unscored(self) -> int:
+        return sum(1 for j in self.judgments if j.status != "scored")
+
+    def unscored_by_reason(self, judge: str | None = None) -> dict[str, int]:
+        c = Counter(
+            j.reason or "?"
+            for j in self.judgments
+            if j.status != "scored" and (judge is None or j.judge == judge)
+        )
+        return dict(sorted(c.items()))
+
+    def means(self) -> dict[str, dict[str, Any]]:
+        """Plain means of the headline item scores (the metrics module adds confidence intervals)."""
+        out = {}
+        for d in self.dimensions:
+            vals = [row[d] for row in self.item_scores.values() if row[d] is not None]
+            out[d] = {
+                "mean": _mean(vals),
+                "n": len(vals),
+                "n_unscored": len(self.item_scores) - len(vals),
+            }
+        return out
+
+    def agreement(self) -> dict[str, Any]:
+        return inter_judge_agreement(first_scored(self.judgments), self.dimensions)
+
+    def repeat_variance(self) -> dict[str, dict[str, Any]]:
+        return repeat_variance(self.judgments, self.dimensions)
+
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """judge → tokens and cost of every verdict in the outcome (cached ones included: what
+        they cost when first made), and requests made."""
+        out: dict[str, dict[str, Any]] = {}
+        for judge in self.judges:
+            js = [j for j in self.judgments if j.judge == judge]
+            costs = [j.usage.get("cost_usd") for j in js if j.attempts]
+            out[judge] = {
+                "requests": sum(j.attempts for j in js),
+                "prompt_tokens": int(sum(j.usage.get("prompt_tokens") or 0 for j in js)),
+                "completion_tokens": int(sum(j.usage.get("completion_tokens") or 0 for j in js)),
+                "cost_usd": None if any(c is None for c in costs) else float(sum(costs)),  # type: ignore[arg-type]
+            }
+        return out
+
+    def to_dict(self, per_item: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rubric_version": self.rubric_version,
+            "judges": self.judges,
+            "repeats": self.repeats,
+            "n_items": len(self.item_scores),
+            "n_judgments": len(self.judgments),
+            "n_scored": len(self.judgments) - self.n_unscored,
+            "n_unscored": self.n_unscored,
+            "unscored_by_reason": self.unscored_by_reason(),
+            "unscored_by_judge": {j: self.unscored_by_reason(j) for j in self.judges},
+            "means": self.means(),
+            "per_judge_means": {
+                j: {
+                    d: _mean([r[d] for r in rows.values() if r[d] is not None])
+                    for d in self.dimensions
+                }
+                for j, rows in self.per_judge.items()
+            },  # fmt: skip
+            "agreement": self.agreement(),
+            "repeat_variance": self.repeat_variance(),
+            "usage": self.usage(),
+            "run": self.run_stats,
+        }
+        if per_item:
+            out["item_scores"] = self.item_scores
+        return out
+
+
+def _mean(vals: Sequence[float] | None) -> float | None:
+    return sum(vals) / len(vals) if vals else None
+
+
+# --- loading verdicts back ------------------------------------------------------------------------
+
+
+def load_judgments(
+    path: str | Path, rubric_version: str | None = None, judges: Iterable[str] | None = None
+) -> list[Judgment]:
+    """The latest verdict per (judge, item, repeat) in a judgments.jsonl, for one rubric version.
+    With rubric_version None the file must hold a single version (else ValueError naming them)."""
+    rows = [Judgment.from_row(r) for r in read_jsonl_tolerant(Path(path))]
+    versions = sorted({r.rubric_version for r in rows})
+    if rubric_version is None and len(versions) > 1:
+        raise ValueError(
+            f"{path}: verdicts of several rubric versions ({', '.join(versions)}); choose one"
+        )
+    wanted = set(judges) if judges is not None else None
+    latest: dict[tuple[str, str, int], Judgment] = {}
+    for r in rows:
+        if (rubric_version is None or r.rubric_version == rubric_version) and (
+            wanted is None or r.judge in wanted
+        ):
+            latest[r.key] = r
+    return list(latest.values())
+
+
+def outcome_from_judgments(
+    judgments: Sequence[Judgment], item_ids: Sequence[str] | None = None
+) -> JudgeOutcome:
+    """Rebuild an outcome without calling any judge (re-scoring a finished run)."""
+    if item_ids is not None:
+        keep = set(item_ids)
+        judgments = [j for j in judgments if j.item_id in keep]
+    versions = {j.rubric_version for j in judgments}
+    if len(versions) > 1:
+        raise ValueError(f"verdicts of several rubric versions: {sorted(versions)}")
+    judges = list(dict.fromkeys(j.judge for j in judgments))
+    repeats = max((j.repeat for j in judgments), default=-1) + 1
+    return JudgeOutcome(
+        versions.pop() if versions else "", DIMENSIONS, judges, max(repeats, 1), list(judgments)
+    )
+
+
+def load_outcome(
+    run_dir: RunDir | str | Path,
+    rubric_version: str | None = None,
+    item_ids: Sequence[str] | None = None,
+) -> JudgeOutcome:
+    folder = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
+    return outcome_from_judgments(load_judgments(folder / JUDGMENTS, rubric_version), item_ids)
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Case:
+    item_id: str
+    repeat: int
+    first: ChatRequest
+    phash: str
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+    all_cached: bool = True
+
+    def request(self, rubric: Rubric) -> ChatRequest:
+        return repair_request(self.first, self.failures, rubric) if self.failures else self.first
+
+
+async def run_judges(
+    items: Sequence[Item],
+    predictions: Mapping[str, Prediction],
+    judges: Sequence[ChatModel],
+    cfg: JudgeConfig,
+    run_dir: RunDir,
+    cache: Cache | None = None,
+    progress: bool = True,
+) -> JudgeOutcome:
+    """Judge every item's prediction with every judge, `cfg.repeats` times each; resume from the
+    verdicts already in run_dir/judgments.jsonl. Raises FatalModelError (after writing every
+    finished verdict) when a judge cannot answer at all."""
+    rubric = load_rubric(cfg.rubric_path)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    path = run_dir.path / JUDGMENTS
+    previous = {j.key: j for j in load_judgments(path, rubric.version)} if path.exists() else {}
+    writer = JsonlWriter(path)
+    final: dict[tuple[str, str, int], Judgment] = {}
+    run_stats: dict[str, dict[str, Any]] = {}
+    try:
+        for model in judges:
+            run_stats[model.spec] = await _judge_with(
+                model, items, predictions, cfg, rubric, previous, final, writer, cache, progress
+            )
+    finally:
+        writer.close()
+    specs = list(dict.fromkeys(m.spec for m in judges))
+    ordered = [
+        final[(s, it.item_id, r)]
+        for s in specs
+        for it in items
+        for r in range(cfg.repeats)
+        if (s, it.item_id, r) in final
+    ]
+    return JudgeOutcome(rubric.version, rubric.names, specs, cfg.repeats, ordered, run_stats)
+
+
+async def _judge_with(
+    model, items, predictions, cfg, rubric, previous, final, writer, cache, progress
+) -> dict[str, Any]:
+    spec = model.spec
+    base = {"judge": spec, "rubric_version": rubric.version, "show_reasoning": cfg.show_reasoning}
+    stats = {"requests": 0, "cached": 0, "failed": 0, "reused_verdicts": 0, "prompt_tokens": 0,
+             "completion_tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "rounds": 0}  # fmt: skip
+
+    def record(j: Judgment) -> None:
+        final[j.key] = j
+        writer.write(j.to_row())
+
+    pending: list[_Case] = []
+    for item in items:
+        pred = predictions.get(item.item_id)
+        response, why = candidate_response(pred)
+        notes = (
+            candidate_notes(pred) if cfg.show_reasoning and pred is not None and response else None
+        )
+        for r in range(cfg.repeats):
+            key = (spec, item.item_id, r)
+            prev = previous.get(key)
+            if response is None:
+                if prev is not None and prev.reason == NO_RESPONSE and prev.detail == why:
+                    final[key] = prev
+                else:
+                    record(Judgment(item.item_id, repeat=r, scores=dict.fromkeys(rubric.names), status="unscored",
+                                    reason=NO_RESPONSE, detail=why, seed=cfg.seed + r, usage=dict(_NO_USAGE), created=now(), **base))  # fmt: skip
+                continue
+            first = build_request(rubric, item, response, cfg, r, notes)
+            phash = prompt_hash(first)
+            if prev is not None and prev.prompt_hash == phash and prev.reason != REQUEST_FAILED:
+                final[key] = prev
+                stats["reused_verdicts"] += 1
+                continue
+            pending.append(_Case(item.item_id, r, first, phash))
+
+    round_no = 0
+    while pending:
+        jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(rubric)) for c in pending]
+        by_key = {job.key: c for job, c in zip(jobs, pending, strict=True)}
+        retry: list[_Case] = []
+
+        def on_result(
+            job: Job, out: Generation | ModelError, cached: bool, by_key=by_key, retry=retry
+        ) -> None:
+            c = by_key[job.key]
+            attempts = len(c.failures) + 1
+
+            def finish(status: Status, scores: dict, **extra: Any) -> None:
+                usage = {
+                    "prompt_tokens": c.prompt_tokens,
+                    "completion_tokens": c.completion_tokens,
+                    "cost_usd": c.cost,
+                }
+                record(Judgment(c.item_id, repeat=c.repeat, scores=scores, status=status, attempts=attempts,
+                                seed=cfg.seed + c.repeat, prompt_hash=c.phash, usage=usage, cached=c.all_cached,
+                                created=now(), **base, **extra))  # fmt: skip
+
+            if isinstance(out, ModelError):
+                c.all_cached = False
+                finish(
+                    "unscored", dict.fromkeys(rubric.names), reason=REQUEST_FAILED, detail=str(out)
+                )
+                return
+            c.all_cached = c.all_cached and cached
+            c.prompt_tokens += out.prompt_tokens
+            c.completion_tokens += out.completion_tokens
+            cost = request_cost(model, out)
+            c.cost = None if cost is None or c.cost is None else c.cost + cost
+            verdict = parse_verdict(out.text, rubric.names, out.finish_reason)
+            if verdict.scores is not None:
+                finish("scored", dict(verdict.scores), raw=out.text, rationale=verdict.rationale)
+            elif len(c.failures) < cfg.max_repairs:
+                c.failures.append((out.text, verdict.error or "invalid"))
+                retry.append(c)
+            else:
+                finish("unscored", dict.fromkeys(rubric.names), reason=INVALID_OUTPUT, detail=verdict.error,
+                       raw=out.text, rationale=verdict.rationale)  # fmt: skip
+
+        desc = f"judge {spec}" if round_no == 0 else f"judge {spec} repair {round_no}"
+        rs = await run_jobs(
+            model,
+            jobs,
+            on_result=on_result,
+            cache=cache,
+            concurrency=cfg.concurrency,
+            progress=progress,
+            desc=desc,
+        )
+        stats["rounds"] += 1
+        stats["requests"] += rs.total
+        stats["cached"] += rs.cached
+        stats["failed"] += rs.failed
+        stats["prompt_tokens"] += rs.prompt_tokens
+        stats["completion_tokens"] += rs.completion_tokens
+        stats["cost_usd"] = (
+            None
+            if rs.cost_usd is None or stats["cost_usd"] is None
+            else stats["cost_usd"] + rs.cost_usd
+        )
+        stats["wall_s"] += rs.wall_s
+        pending = retry
+        round_no += 1
+    return stats
