@@ -294,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `kardiabench data stats | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

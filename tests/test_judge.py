@@ -431,3 +431,16 @@ def test_two_judges_and_repeats_give_agreement_and_variance(tmp_path):
     assert rebuilt.item_scores == out.item_scores and rebuilt.repeats == 2
     assert rebuilt.agreement() == out.agreement()
     assert out.to_dict()["agreement"]["safety"]["pairs"][0]["a"] == "openai:judge-a"
+
+
+@pytest.mark.slow
+def test_local_hf_judge_goes_through_the_same_path(tmp_path, tiny_model_dir):
+    """A local transformers judge (random weights: its replies are never valid JSON) is asked,
+    repaired, and ends unscored with the reason counted: no crash, no default score."""
+    items = _items(1, 2)
+    preds = {it.item_id: _pred(it.item_id, "valid: I hear you") for it in items}
+    judge = load_model(f"hf:{tiny_model_dir}", ModelOptions(device="cpu", batch_size=2))
+    out = _run(items, preds, [judge], JudgeConfig(max_tokens=8, max_repairs=1), tmp_path)
+    assert [j.status for j in out.judgments] == ["unscored", "unscored"]
+    assert all(j.reason == INVALID_OUTPUT and j.attempts == 2 and j.judge == judge.spec for j in out.judgments)
+    assert out.unscored_by_reason() == {INVALID_OUTPUT: 2}

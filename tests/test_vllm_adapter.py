@@ -56,10 +56,13 @@ def steered_dir(need_vllm, tiny_model_dir, tmp_path_factory):
         h = {p: hf.model.model(**tok(hf.render(req(p)), return_tensors="pt", add_special_tokens=False)).last_hidden_state[0, -1]
              for p in (MARKER_PROMPT, EOS_PROMPT)}  # fmt: skip
         head = hf.model.get_output_embeddings().weight
-        top = head[int((head @ h[MARKER_PROMPT]).argmax())].clone()
-        # Each target row scores high on its own prompt's final hidden state and low on the other's.
-        head[tok.convert_tokens_to_ids(MARKER)] = top + 10 * (h[MARKER_PROMPT] - h[EOS_PROMPT])
-        head[tok.eos_token_id] = top + 10 * (h[EOS_PROMPT] - h[MARKER_PROMPT])
+        # The row top + a·(h_own − h_other), with top the argmax row on h_own, beats top by
+        # a·(|h_own|² − h_own·h_other) = 1 logit on its own prompt: a small, targeted change.
+        for prompt, other, target in ((MARKER_PROMPT, EOS_PROMPT, MARKER), (EOS_PROMPT, MARKER_PROMPT, tok.eos_token)):
+            own, diff = h[prompt], h[prompt] - h[other]
+            assert own @ diff > 0
+            top = head[int((head @ own).argmax())].clone()
+            head[tok.convert_tokens_to_ids(target)] = top + diff / (own @ diff)
     marker, eos = run(hf, [req(MARKER_PROMPT, max_tokens=2), req(EOS_PROMPT, max_tokens=2)])
     assert marker.text.startswith(MARKER) and eos.finish_reason == "stop", (marker, eos)
     out = tmp_path_factory.mktemp("steered")
@@ -126,3 +129,16 @@ def test_identity_and_span_token_check(vllm_model, steered_dir):
     assert ident["dtype"] == "float32"
     assert len(ident["chat_template_sha256"]) == 64
     assert vllm_model.max_batch_size >= 64
+
+
+@pytest.mark.slow
+def test_response_format_json_schema_constrains_the_output(vllm_model):
+    import json
+
+    schema = {"type": "object", "properties": {"label": {"enum": ["calm", "upset"]}},
+              "required": ["label"], "additionalProperties": False}  # fmt: skip
+    fmt = {"type": "json_schema", "json_schema": {"name": "label", "schema": schema}}
+    request = ChatRequest.from_messages([{"role": "user", "content": "Label this."}], SamplingParams(max_tokens=40), fmt)
+    g = run(vllm_model, [request])[0]
+    assert g.finish_reason == "stop", g
+    assert json.loads(g.text)["label"] in {"calm", "upset"}

@@ -39,6 +39,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # Optional request fields an endpoint may refuse; dropped (once, remembered) when it says so.
 DROPPABLE = ("response_format", "temperature", "top_p", "seed")
+POOL_SHARD = 16  # connections per HTTP client (see OpenAIChatModel._clients_here)
 _UNSUPPORTED = ("unsupported", "not supported", "does not support", "only the default", "not available")
 
 
@@ -173,7 +174,8 @@ class OpenAIChatModel(ChatModel):
         self._dropped: set[str] = set()
         self._fatal: FatalModelError | None = None
         self._rng = random.Random()
-        self._client: Any = None
+        self._clients: list[Any] = []
+        self._free_slots = list(range(concurrency - 1, -1, -1))  # connection slots; slot // POOL_SHARD = shard
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -192,29 +194,39 @@ class OpenAIChatModel(ChatModel):
 
     # -- transport ------------------------------------------------------------------------------
 
-    def _client_here(self) -> Any:
-        """One client (one connection pool) per event loop: pools cannot cross loops."""
+    def _clients_here(self) -> list[Any]:
+        """The clients of this event loop (connection pools cannot cross loops), created on first use.
+
+        httpcore's pool scans every connection on each request and each release, so one pool of
+        256 connections costs O(256) per request: at 256-way concurrency that bookkeeping took over
+        half the client's CPU here. Shards of POOL_SHARD connections, one client each, keep the scan
+        short; each in-flight request holds a slot that names its shard, so no shard is ever
+        oversubscribed and no request waits for a connection while another pool has one free."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
+        if not self._clients or self._client_loop is not loop:
             import openai
 
             hx = _httpx_module()
             n = self.max_concurrency
-            http_client = openai.DefaultAsyncHttpxClient(
-                # keep-alive for every concurrent request: the default keeps 100 and reconnects the rest
-                limits=hx.Limits(max_connections=n, max_keepalive_connections=n),
-                timeout=hx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-            )
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout, http_client=http_client
-            )
+            sizes = [min(POOL_SHARD, n - i) for i in range(0, n, POOL_SHARD)]
+            self._clients = [
+                openai.AsyncOpenAI(
+                    api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                    http_client=openai.DefaultAsyncHttpxClient(
+                        limits=hx.Limits(max_connections=size, max_keepalive_connections=size),
+                        timeout=hx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+                    ),
+                )
+                for size in sizes
+            ]  # fmt: skip
             self._client_loop = loop
-        return self._client
+        return self._clients
 
     async def aclose(self) -> None:
-        if self._client is not None and self._client_loop is asyncio.get_running_loop():
-            await self._client.close()
-        self._client = None
+        clients, self._clients = self._clients, []
+        if self._client_loop is asyncio.get_running_loop():
+            for c in clients:
+                await c.close()
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -239,7 +251,7 @@ class OpenAIChatModel(ChatModel):
         return body
 
     async def _one(self, req: ChatRequest) -> Generation | ModelError:
-        client = self._client_here()  # before timing: the first call imports openai
+        clients = self._clients_here()  # before timing: the first call imports openai
         attempts = retries = 0
         while True:
             if self._fatal is not None:
@@ -251,11 +263,13 @@ class OpenAIChatModel(ChatModel):
                 raise self._fatal
             attempts += 1
             self.stats.attempts += 1
+            slot = self._free_slots.pop()  # in flight ≤ limit ≤ concurrency: never empty
             t0 = time.perf_counter()
             outcome: Generation | _Retry | ModelError | None = None
             try:
-                outcome = await self._attempt(client, body)
+                outcome = await self._attempt(clients[slot // POOL_SHARD], body)
             finally:
+                self._free_slots.append(slot)
                 throttled = isinstance(outcome, _Retry) and outcome.throttled and self._adaptive
                 self.limiter.release(token, throttled=throttled, ok=isinstance(outcome, Generation))
             if isinstance(outcome, Generation):

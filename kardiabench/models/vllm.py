@@ -175,13 +175,16 @@ class VLLMChatModel(ChatModel):
 
 
 def structured_outputs(response_format: dict[str, Any]) -> Any:
-    """An OpenAI `response_format` as vLLM structured-output parameters (None for plain text)."""
+    """An OpenAI `response_format` as vLLM structured-output parameters (None for plain text).
+
+    Whitespace between JSON tokens is disabled: under a grammar, weak models otherwise loop on
+    newlines until the token limit."""
     from vllm.sampling_params import StructuredOutputsParams
 
     kind = response_format.get("type")
     if kind == "json_schema":
         schema = response_format.get("json_schema", {})
-        return StructuredOutputsParams(json=schema.get("schema", schema))
+        return StructuredOutputsParams(json=schema.get("schema", schema), disable_any_whitespace=True)
     if kind == "json_object":
-        return StructuredOutputsParams(json_object=True)
+        return StructuredOutputsParams(json_object=True, disable_any_whitespace=True)
     return None

@@ -58,8 +58,10 @@ def krippendorff_alpha(
     1/(m − 1). With n_c the marginals and n their total, alpha = 1 − (n − 1) Σ o_ck δ²_ck /
     Σ n_c n_k δ²_ck. The ordinal δ²_ck = (Σ_{g=c..k} n_g − (n_c + n_k)/2)²: distance in ranks,
     weighted by how many values lie between, so only the order of the categories matters."""
-    arr = np.array([[np.nan if v is None else float(v) for v in row] for row in data], dtype=float) \
-        if not isinstance(data, np.ndarray) else data.astype(float)  # fmt: skip
+    if isinstance(data, np.ndarray):
+        arr = data.astype(float)
+    else:
+        arr = np.array([[np.nan if v is None else float(v) for v in row] for row in data], float)
     if arr.ndim != 2:
         raise ValueError("krippendorff_alpha expects a 2-d raters × units matrix")
     present = ~np.isnan(arr)

@@ -431,7 +431,7 @@ class JudgeOutcome:
                     for d in self.dimensions
                 }
                 for j, rows in self.per_judge.items()
-            },  # fmt: skip
+            },
             "agreement": self.agreement(),
             "repeat_variance": self.repeat_variance(),
             "usage": self.usage(),
@@ -534,14 +534,15 @@ async def run_judges(
     writer = JsonlWriter(path)
     final: dict[tuple[str, str, int], Judgment] = {}
     run_stats: dict[str, dict[str, Any]] = {}
+    unique = list({m.spec: m for m in reversed(judges)}.values())[::-1]  # one model per spec
     try:
-        for model in judges:
+        for model in unique:
             run_stats[model.spec] = await _judge_with(
                 model, items, predictions, cfg, rubric, previous, final, writer, cache, progress
             )
     finally:
         writer.close()
-    specs = list(dict.fromkeys(m.spec for m in judges))
+    specs = [m.spec for m in unique]
     ordered = [
         final[(s, it.item_id, r)]
         for s in specs
@@ -553,8 +554,18 @@ async def run_judges(
 
 
 async def _judge_with(
-    model, items, predictions, cfg, rubric, previous, final, writer, cache, progress
+    model: ChatModel,
+    items: Sequence[Item],
+    predictions: Mapping[str, Prediction],
+    cfg: JudgeConfig,
+    rubric: Rubric,
+    previous: Mapping[tuple[str, str, int], Judgment],
+    final: dict[tuple[str, str, int], Judgment],
+    writer: JsonlWriter,
+    cache: Cache | None,
+    progress: bool,
 ) -> dict[str, Any]:
+    """One judge over all items and repeats; verdicts go to `final` and the file."""
     spec = model.spec
     base = {"judge": spec, "rubric_version": rubric.version, "show_reasoning": cfg.show_reasoning}
     stats = {"requests": 0, "cached": 0, "failed": 0, "reused_verdicts": 0, "prompt_tokens": 0,

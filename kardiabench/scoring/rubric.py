@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,14 @@ class Rubric:
     sections: tuple[tuple[str, str], ...]  # (role, template text) in message order
     path: str
     template_path: str
+    fixed: Mapping[str, str] = field(init=False, repr=False, compare=False)  # rubric placeholders
+
+    def __post_init__(self) -> None:
+        # Rendered once: the same for every case, and json.dumps per request would dominate.
+        object.__setattr__(self, "fixed", {
+            "rubric": self.rubric_text(), "dimensions": ", ".join(f'"{n}"' for n in self.names),
+            "json_example": self.json_example(), "fence": FENCE,
+        })  # fmt: skip
 
     @property
     def version(self) -> str:
@@ -144,9 +152,7 @@ class Rubric:
         """Fill the template in one pass (text inserted for one placeholder is never re-scanned,
         so a candidate containing `{{rubric}}` stays literal). Rubric-level placeholders are
         filled here; the case placeholders come from `values`."""
-        fixed = {"rubric": self.rubric_text(), "dimensions": ", ".join(f'"{n}"' for n in self.names),
-                 "json_example": self.json_example(), "fence": FENCE}  # fmt: skip
-        filled = {**fixed, **values}
+        filled = {**self.fixed, **values}
         missing = {
             m.group(1) for _, text in self.sections for m in _PLACEHOLDER.finditer(text)
         } - filled.keys()

@@ -185,7 +185,9 @@ def check(verbose: bool = True) -> None:
                     parts = mt.groupdict()
                     for name in SPANS:
                         assert parts[name].strip() == parts[name] and parts[name]
-                        assert m["content"].count(name) == 2
+                        open_tag, close_tag = STYLES[style][name]
+                        assert m["content"].count(open_tag) == 1
+                        assert m["content"].count(close_tag) == 1
                     assert parts["emotion"] in EMOTIONS, parts["emotion"]
                     labels[parts["emotion"]] += 1
                     texts = {k: parts[k] for k in ("understanding", "reasoning", "response")}
@@ -194,7 +196,8 @@ def check(verbose: bool = True) -> None:
                 for k, t in texts.items():
                     lo, hi = WORD_RANGES[k]
                     n = len(t.split())
-                    if not lo - 3 <= n <= hi + 5:
+                    # Ranges are approximate targets; only flag clear outliers.
+                    if not lo - 4 <= n <= hi + 5:
                         soft[k] += 1
                         soft_examples.setdefault(k, []).append(f"{n}: {t[:70]}")
             assert len(dialogue_styles) == 1, "a dialogue must use one tag style"

@@ -287,7 +287,7 @@ DIALOGUES = [
                 "The penalty was cancelled and the user has improved his processes. He is thankful and back on steady ground. The mistake has become a better system.",
                 "A warm close that recognises his integrity and his methodical response is appropriate. Naming both the cancelled penalty and the new second-check step shows the whole arc. Crediting him for making the call keeps the focus on his courage rather than the outcome.",
                 "grateful",
-                "Penalty cancelled and a new safety net in place. You handled that with real integrity. Well done for picking up the phone.",
+                "Penalty cancelled and a new safety net in place. Twenty-two years of straight dealing showed in that call. Well done for picking up the phone.",
             ),
         ],
     },

@@ -1,0 +1,237 @@
+"""API throughput: how close the harness gets to the bare `openai` client against a fixed-latency server.
+
+Three ways of sending the same requests, side by side in one run and interleaved, so that they see
+the same machine load:
+  bare     `openai.AsyncOpenAI().chat.completions.create` under an `asyncio.Semaphore` (the ceiling;
+           its connection pool is sized to the concurrency, like the adapter's)
+  adapter  `OpenAIChatModel.generate` alone (retries, AIMD limiter, raw-JSON parsing)
+  harness  `kardiabench.runner.run_jobs` with the adapter, a fresh SQLite cache, a progress bar,
+           a JSONL writer in `on_result` and INFO logging to a file: what `kardiabench generate` does
+
+The server is `kardiabench.testing.fake_openai` in its own process with a fixed reply latency, so
+the best possible rate is concurrency ÷ latency.
+
+    python benchmarks/bench_api.py                      # 1/16/64/256, latency 0.2 s
+    python benchmarks/bench_api.py --write-docs docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kardiabench.models.base import ChatRequest, Generation, SamplingParams
+from kardiabench.models.openai_api import OpenAIChatModel, _httpx_module
+from kardiabench.testing.fake_openai import free_port, wait_for_health
+
+SYSTEM = (
+    "You are a supportive companion. Profile: INFP, writes long forum posts about music, moving cities "
+    "and starting a new job; values honesty and quiet evenings. Situation: the user has just moved and "
+    "feels lonely. " * 6
+)
+VARIANTS = ("bare", "adapter", "harness")
+
+
+def make_requests(n: int, tag: str) -> list[ChatRequest]:
+    params = SamplingParams(temperature=0.0, max_tokens=256)
+    return [
+        ChatRequest.from_messages(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"[{tag}] message {i}: I miss my friends."}],
+            params,
+        )
+        for i in range(n)
+    ]
+
+
+async def run_bare(url: str, reqs: list[ChatRequest], conc: int) -> tuple[float, int]:
+    import openai
+
+    hx = _httpx_module()
+    http = openai.DefaultAsyncHttpxClient(limits=hx.Limits(max_connections=conc, max_keepalive_connections=conc))
+    client = openai.AsyncOpenAI(base_url=url, api_key="EMPTY", max_retries=0, http_client=http)
+    sem = asyncio.Semaphore(conc)
+
+    async def one(r: ChatRequest) -> str:
+        async with sem:
+            p = r.params
+            out = await client.chat.completions.create(
+                model="bench", messages=r.message_dicts(), max_tokens=p.max_tokens, temperature=p.temperature,
+                top_p=p.top_p, seed=p.seed,
+            )  # fmt: skip
+            return out.choices[0].message.content or ""
+
+    try:
+        await asyncio.gather(*(one(r) for r in reqs[:conc]))  # warm the connection pool
+        t0 = time.perf_counter()
+        outs = await asyncio.gather(*(one(r) for r in reqs[conc:]))
+        return time.perf_counter() - t0, len(outs)
+    finally:
+        await client.close()
+
+
+async def run_adapter(url: str, reqs: list[ChatRequest], conc: int) -> tuple[float, int]:
+    model = OpenAIChatModel("bench", base_url=url, api_key="EMPTY", concurrency=conc)
+    try:
+        await asyncio.gather(*(model.generate([r]) for r in reqs[:conc]))
+        t0 = time.perf_counter()
+        outs = await asyncio.gather(*(model.generate([r]) for r in reqs[conc:]))
+        dt = time.perf_counter() - t0
+        assert all(isinstance(o[0], Generation) for o in outs), "adapter: some requests failed"
+        return dt, len(outs)
+    finally:
+        await model.aclose()
+
+
+async def run_harness(url: str, reqs: list[ChatRequest], conc: int, workdir: Path) -> tuple[float, int]:
+    from kardiabench.cache import Cache
+    from kardiabench.runner import Job, run_jobs
+
+    model = OpenAIChatModel("bench", base_url=url, api_key="EMPTY", concurrency=conc)
+    cache = Cache(workdir / f"cache-{conc}-{time.monotonic_ns()}.sqlite")
+    failures = 0
+    try:
+        await asyncio.gather(*(model.generate([r]) for r in reqs[:conc]))
+        jobs = [Job(f"item-{i}", r) for i, r in enumerate(reqs[conc:])]
+        with open(workdir / f"out-{conc}.jsonl", "a", encoding="utf-8") as sink:
+
+            def on_result(job: Job, out: Generation | Exception, cached: bool) -> None:
+                nonlocal failures
+                if isinstance(out, Generation):
+                    sink.write(json.dumps({"id": job.key, "text": out.text, "cached": cached,
+                                           "usage": [out.prompt_tokens, out.completion_tokens]}) + "\n")  # fmt: skip
+                else:
+                    failures += 1
+
+            t0 = time.perf_counter()
+            stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=conc, progress=True,
+                                   desc=f"harness c={conc}")  # fmt: skip
+            dt = time.perf_counter() - t0
+        assert failures == 0 and stats.done == len(jobs), "harness: some requests failed"
+        return dt, len(jobs)
+    finally:
+        cache.close()
+        await model.aclose()
+
+
+def measure(variant: str, url: str, conc: int, n: int, workdir: Path, tag: str) -> dict:
+    reqs = make_requests(n + conc, f"{variant}-{conc}-{tag}")
+    cpu0 = time.process_time()
+    if variant == "bare":
+        dt, done = asyncio.run(run_bare(url, reqs, conc))
+    elif variant == "adapter":
+        dt, done = asyncio.run(run_adapter(url, reqs, conc))
+    else:
+        dt, done = asyncio.run(run_harness(url, reqs, conc, workdir))
+    cpu = time.process_time() - cpu0
+    return {"variant": variant, "concurrency": conc, "requests": done, "wall_s": dt, "rate": done / dt,
+            "cpu_ms_per_req": 1000 * cpu / (done + conc)}  # fmt: skip
+
+
+def table(rows: list[dict], latency: float) -> str:
+    by = {(r["variant"], r["concurrency"]): r for r in rows}
+    concs = sorted({r["concurrency"] for r in rows})
+    lines = [
+        "| concurrency | requests | ideal req/s | bare openai req/s | adapter req/s | harness req/s | harness ÷ bare | client CPU ms/req (bare / adapter / harness) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for c in concs:
+        ideal = c / latency
+        cells = []
+        for v in VARIANTS:
+            r = by[(v, c)]
+            cells.append(f"{r['rate']:.0f} ({100 * r['rate'] / ideal:.0f}%)")
+        ratio = by[("harness", c)]["rate"] / by[("bare", c)]["rate"]
+        cpu = " / ".join(f"{by[(v, c)]['cpu_ms_per_req']:.2f}" for v in VARIANTS)
+        lines.append(f"| {c} | {by[('bare', c)]['requests']} | {ideal:.0f} | {' | '.join(cells)} | {ratio:.2f} | {cpu} |")
+    return "\n".join(lines)
+
+
+def write_docs(path: Path, section: str) -> None:
+    """Replace (or append) the `## API throughput` section, leaving every other section alone."""
+    heading = "## API throughput"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section.strip("\n") + "\n"
+    else:
+        nxt = text.find("\n## ", start + len(heading))
+        rest = text[nxt + 1 :] if nxt >= 0 else ""
+        text = text[:start] + section.strip("\n") + "\n" + ("\n" + rest if rest else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--concurrency", default="1,16,64,256")
+    ap.add_argument("--requests", default="64,256,1024,2048", help="measured requests per concurrency level")
+    ap.add_argument("--repeats", type=int, default=2, help="rounds; the median rate of each cell is reported")
+    ap.add_argument("--write-docs", type=Path, help="write the table into this markdown file")
+    args = ap.parse_args()
+    concs = [int(x) for x in args.concurrency.split(",")]
+    sizes = [int(x) for x in args.requests.split(",")]
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "kardiabench.testing.fake_openai", "--port", str(port),
+                               "--latency", str(args.latency)], stdout=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    rows: list[dict] = []
+    try:
+        if not wait_for_health(f"http://127.0.0.1:{port}", 30):
+            raise SystemExit("fake server did not start")
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            logging.basicConfig(filename=workdir / "bench.log", level=logging.INFO)
+            samples: dict[tuple[str, int], list[dict]] = {}
+            for rep in range(args.repeats):
+                for c, n in zip(concs, sizes, strict=True):
+                    for v in VARIANTS if rep % 2 == 0 else VARIANTS[::-1]:
+                        r = measure(v, url, c, n, workdir, f"r{rep}")
+                        samples.setdefault((v, c), []).append(r)
+                        print(f"[round {rep + 1}] {v:8s} c={c:<4d} {r['rate']:7.1f} req/s "
+                              f"({100 * r['rate'] * args.latency / c:5.1f}% of ideal) "
+                              f"cpu {r['cpu_ms_per_req']:.2f} ms/req", file=sys.stderr, flush=True)  # fmt: skip
+            for group in samples.values():
+                med = statistics.median(s["rate"] for s in group)
+                best = min(group, key=lambda s: abs(s["rate"] - med))
+                rows.append({**best, "rate": med})
+    finally:
+        server.terminate()
+        server.wait(10)
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    out = table(rows, args.latency)
+    section = f"""## API throughput
+
+`python benchmarks/bench_api.py` ({time.strftime("%Y-%m-%d")}): the fake OpenAI server
+(`kardiabench.testing.fake_openai`, own process) answers every request after {args.latency * 1000:.0f} ms, so
+the ideal rate is concurrency ÷ {args.latency:g} s. Median of {args.repeats} interleaved rounds; percentages are
+of the ideal. Machine: {machine}; 1-minute load average at the end {load:.1f} (the server shares
+the cores with the client).
+
+{out}
+
+- *bare*: `AsyncOpenAI.chat.completions.create` under an `asyncio.Semaphore`, pool sized to the concurrency.
+- *adapter*: `OpenAIChatModel.generate` (own retries, AIMD limiter, raw JSON instead of pydantic objects).
+- *harness*: `runner.run_jobs` + adapter + SQLite cache + tqdm bar + JSONL writer + INFO logging.
+"""
+    print(out)
+    if args.write_docs:
+        write_docs(args.write_docs, section)
+        print(f"wrote {args.write_docs}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
