@@ -8,10 +8,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.models import SpecError
     from kardiabench.models.base import FatalModelError, ModelError
     from kardiabench.rundir import RunDirError
+    from kardiabench.scoring.agreement import HumanLabelError
     from kardiabench.scoring.compare import ComparisonRefused
+    from kardiabench.scoring.rubric import RubricError
     from kardiabench.tasks import TaskError
 
-    return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError, ComparisonRefused)
+    return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
+            ComparisonRefused, HumanLabelError, RubricError)
 
 
 USER_ERRORS = _user_errors()

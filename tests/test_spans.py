@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kardiabench.spans import (
@@ -378,14 +378,6 @@ def test_render_parse_round_trip(spans, style, sep):
     p = parse_spans(render_spans(spans, style, sep=sep))
     assert p.spans == {n: t.strip() for n, t in spans.items()}
     assert p.well_formed == all(t.strip() for t in spans.values())
+    assert [i.span for i in p.issues] == [n for n in SPAN_NAMES if not spans[n].strip()]
     assert p.issue_kinds <= {Issue.EMPTY}
-    assert p.style == style
-
-
-@fast
-@given(st.fixed_dictionaries({n: span_text for n in SPAN_NAMES}))
-def test_round_trip_with_nonblank_spans_is_well_formed(spans):
-    assume(all(t.strip() for t in spans.values()))
-    for style in ("special", "xml"):
-        p = parse_spans(render_spans(spans, style))  # type: ignore[arg-type]
-        assert p.well_formed and p.issues == ()
+    assert p.style == style and p.thinking is None

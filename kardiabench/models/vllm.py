@@ -76,6 +76,9 @@ class VLLMChatModel(ChatModel):
             "revision": revision,
             "enforce_eager": enforce_eager,
             "trust_remote_code": trust_remote_code,
+            # No free whitespace inside guided JSON (an engine-wide setting, xgrammar/guidance only):
+            # under a grammar, weak models otherwise emit newlines until the token limit.
+            "structured_outputs_config": {"backend": "guidance", "disable_any_whitespace": True},
             **engine_kwargs,
         }
         if data_parallel_size != 1:
@@ -175,16 +178,13 @@ class VLLMChatModel(ChatModel):
 
 
 def structured_outputs(response_format: dict[str, Any]) -> Any:
-    """An OpenAI `response_format` as vLLM structured-output parameters (None for plain text).
-
-    Whitespace between JSON tokens is disabled: under a grammar, weak models otherwise loop on
-    newlines until the token limit."""
+    """An OpenAI `response_format` as vLLM structured-output parameters (None for plain text)."""
     from vllm.sampling_params import StructuredOutputsParams
 
     kind = response_format.get("type")
     if kind == "json_schema":
         schema = response_format.get("json_schema", {})
-        return StructuredOutputsParams(json=schema.get("schema", schema), disable_any_whitespace=True)
+        return StructuredOutputsParams(json=schema.get("schema", schema))
     if kind == "json_object":
-        return StructuredOutputsParams(json_object=True, disable_any_whitespace=True)
+        return StructuredOutputsParams(json_object=True)
     return None
