@@ -58,7 +58,7 @@ async def run_bare(url: str, reqs: list[ChatRequest], conc: int) -> tuple[float,
 
     hx = _httpx_module()
     http = openai.DefaultAsyncHttpxClient(limits=hx.Limits(max_connections=conc, max_keepalive_connections=conc))
-    client = openai.AsyncOpenAI(base_url=url, api_key="EMPTY", max_retries=0, http_client=http)
+    client = openai.AsyncOpenAI(base_url=url, api_key="EMPTY", max_retries=0, timeout=120, http_client=http)
     sem = asyncio.Semaphore(conc)
 
     async def one(r: ChatRequest) -> str:
@@ -73,14 +73,18 @@ async def run_bare(url: str, reqs: list[ChatRequest], conc: int) -> tuple[float,
     try:
         await asyncio.gather(*(one(r) for r in reqs[:conc]))  # warm the connection pool
         t0 = time.perf_counter()
-        outs = await asyncio.gather(*(one(r) for r in reqs[conc:]))
-        return time.perf_counter() - t0, len(outs)
+        outs = await asyncio.gather(*(one(r) for r in reqs[conc:]), return_exceptions=True)
+        dt = time.perf_counter() - t0
+        errors = [o for o in outs if isinstance(o, BaseException)]
+        if errors:
+            print(f"bare c={conc}: {len(errors)} requests failed, e.g. {errors[0]!r}", file=sys.stderr)
+        return dt, len(outs) - len(errors)
     finally:
         await client.close()
 
 
 async def run_adapter(url: str, reqs: list[ChatRequest], conc: int) -> tuple[float, int]:
-    model = OpenAIChatModel("bench", base_url=url, api_key="EMPTY", concurrency=conc)
+    model = OpenAIChatModel("bench", base_url=url, api_key="EMPTY", concurrency=conc, timeout=120)
     try:
         await asyncio.gather(*(model.generate([r]) for r in reqs[:conc]))
         t0 = time.perf_counter()
@@ -96,7 +100,7 @@ async def run_harness(url: str, reqs: list[ChatRequest], conc: int, workdir: Pat
     from kardiabench.cache import Cache
     from kardiabench.runner import Job, run_jobs
 
-    model = OpenAIChatModel("bench", base_url=url, api_key="EMPTY", concurrency=conc)
+    model = OpenAIChatModel("bench", base_url=url, api_key="EMPTY", concurrency=conc, timeout=120)
     cache = Cache(workdir / f"cache-{conc}-{time.monotonic_ns()}.sqlite")
     failures = 0
     try:

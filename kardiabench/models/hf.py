@@ -132,7 +132,7 @@ class HFChatModel(ChatModel):
                 path_or_id, revision=revision, trust_remote_code=trust_remote_code
             )
             model = AutoModelForCausalLM.from_pretrained(
-                path_or_id, revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code
+                path_or_id, revision=revision, trust_remote_code=trust_remote_code, **_dtype_kwarg(torch_dtype)
             )
         except (OSError, ValueError) as exc:
             raise load_error(path_or_id, exc) from exc
@@ -253,6 +253,14 @@ class HFChatModel(ChatModel):
         self.model = None  # type: ignore[assignment]
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """transformers ≥ 4.56 calls it `dtype`; older releases `torch_dtype`."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
 def _keep_existing_extra_tokens(tokenizer: Any) -> dict[str, bool]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import importlib
 import json
 import logging
@@ -434,6 +435,7 @@ def _clip(s: str, n: int = 160) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+@functools.cache
 def _httpx_module() -> ModuleType:
     """The HTTP library the installed `openai` is built on (httpx, or httpx2 in openai ≥ 3)."""
     import openai
