@@ -96,9 +96,13 @@ def report(gen: dict, load: dict, dialogues: int, stream: bool) -> bool:
     mb = sum(gen["bytes"].values()) / 2**20
     print(f"\nGenerate {dialogues} dialogues ({sum(gen['turns'].values())} turns, {mb:.0f} MiB JSONL): "
           f"{gen['seconds']:.1f} s wall ({gen['cpu_s']:.1f} s CPU), peak RSS {gen['peak_mb']:.0f} MiB")  # fmt: skip
-    print(f"\n{'split':<7}{'dialogues':>11}{'items':>9}{'problems':>10}{'load+validate s':>17}{'expand s':>10}")
+    print(
+        f"\n{'split':<7}{'dialogues':>11}{'items':>9}{'problems':>10}{'load+validate s':>17}{'expand s':>10}"
+    )
     for split, r in load["splits"].items():
-        print(f"{split:<7}{r['dialogues']:>11}{r['items']:>9}{r['problems']:>10}{r['load_s']:>17.1f}{r['expand_s']:>10.1f}")
+        print(
+            f"{split:<7}{r['dialogues']:>11}{r['items']:>9}{r['problems']:>10}{r['load_s']:>17.1f}{r['expand_s']:>10.1f}"
+        )
     total_items = sum(r["items"] for r in load["splits"].values())
     total_d = sum(r["dialogues"] for r in load["splits"].values())
     print(f"{'total':<7}{total_d:>11}{total_items:>9}{'':>10}{'':>17}{'':>10}")
@@ -116,14 +120,24 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         kind, rest = argv[1], argv[2:]
-        result = child_generate(rest[0], int(rest[1]), int(rest[2])) if kind == "generate" else child_load(rest[0], rest[1] == "stream")
+        result = (
+            child_generate(rest[0], int(rest[1]), int(rest[2]))
+            if kind == "generate"
+            else child_load(rest[0], rest[1] == "stream")
+        )
         print(json.dumps(result))
         return 0
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dialogues", type=int, default=22_080)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", metavar="DIR", help="write the data set here and keep it (default: a temp dir)")
-    ap.add_argument("--stream", action="store_true", help="count items without keeping them in memory")
+    ap.add_argument(
+        "--keep", metavar="DIR", help="write the data set here and keep it (default: a temp dir)"
+    )
+    ap.add_argument(
+        "--stream", action="store_true", help="count items without keeping them in memory"
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kardiabench-bench-") as tmp:
         out = args.keep or tmp

@@ -404,7 +404,9 @@ def _make_personas(n: int, seed: int) -> list[_Persona]:
         forums = rng.sample(_FORUMS, 2) + [f"{mbti} Forum"]
         posts = rng.sample(_POSTS, 3)
         verbs = ("Posted in", "Commented in", "Posted in")
-        activities = "; ".join(f"{v} '{f}': {p}" for v, f, p in zip(verbs, forums, posts, strict=True))
+        activities = "; ".join(
+            f"{v} '{f}': {p}" for v, f, p in zip(verbs, forums, posts, strict=True)
+        )
         about = (f"{rng.randint(18, 64)}, {rng.choice(_JOBS)} {rng.choice(_PLACES)}. {rng.choice(_LIVES)}. "
                  f"I {h1} and {h2} in my spare time.")  # fmt: skip
         person = f"MBTI: {mbti}\nAbout: {about}\nSignature: {rng.choice(_SIGNATURES)}\nRecent Activities: {activities}"
@@ -412,7 +414,9 @@ def _make_personas(n: int, seed: int) -> list[_Persona]:
     return out
 
 
-def _fill(rand, opener: str, body: Sequence[str], closer: str | None, ctx: dict, target: int) -> str:
+def _fill(
+    rand, opener: str, body: Sequence[str], closer: str | None, ctx: dict, target: int
+) -> str:
     """Opener, then body sentences in a random cyclic order (no repeats) up to `target` words, then closer."""
     parts = [opener.format_map(ctx)]
     words = parts[0].count(" ") + 1
@@ -473,7 +477,12 @@ def _dialogue(rng: random.Random, persona: _Persona) -> dict:
         "approach": _APPROACH[mbti[2]] if rand() < 0.5 else _APPROACH[mbti[3]],
     }  # fmt: skip
     style = "xml" if rand() < XML_SHARE else "special"
-    messages = [{"role": "system", "content": SYSTEM_TEMPLATE.format(person=persona.person, situation=situation)}]
+    messages = [
+        {
+            "role": "system",
+            "content": SYSTEM_TEMPLATE.format(person=persona.person, situation=situation),
+        }
+    ]
     prev = first
     for k, label in enumerate(labels):
         val, feel, _, need, _ = _EMO[label]
@@ -514,7 +523,9 @@ def _dialogue(rng: random.Random, persona: _Persona) -> dict:
     }
 
 
-def _plan(n_dialogues: int, test_fraction: float, n_personas: int | None) -> tuple[int, int, int, int]:
+def _plan(
+    n_dialogues: int, test_fraction: float, n_personas: int | None
+) -> tuple[int, int, int, int]:
     """(test dialogues, train dialogues, test personas, train personas) for a requested size."""
     if n_dialogues < 2:
         raise ValueError(f"n_dialogues must be at least 2 (one per split), got {n_dialogues}")
@@ -534,7 +545,9 @@ def _plan(n_dialogues: int, test_fraction: float, n_personas: int | None) -> tup
 def _assignments(rng: random.Random, n: int, n_personas: int) -> list[int]:
     """Persona index for each of n dialogues: every persona gets one, the rest by skewed weights."""
     weights = [rng.lognormvariate(0.0, 0.5) for _ in range(n_personas)]
-    out = list(range(n_personas)) + rng.choices(range(n_personas), weights=weights, k=n - n_personas)
+    out = list(range(n_personas)) + rng.choices(
+        range(n_personas), weights=weights, k=n - n_personas
+    )
     rng.shuffle(out)
     return out
 
@@ -579,7 +592,9 @@ class SynthSummary:
     seconds: float = 0.0
 
     def __str__(self) -> str:
-        lines = [f"wrote synthetic KardiaBench to {self.out_dir} (seed {self.seed}, {self.seconds:.1f} s)"]
+        lines = [
+            f"wrote synthetic KardiaBench to {self.out_dir} (seed {self.seed}, {self.seconds:.1f} s)"
+        ]
         for split in self.files:
             lines.append(f"  {split}: {self.dialogues[split]} dialogues, {self.turns[split]} turns, "
                          f"{self.personas[split]} personas -> {self.files[split]}")  # fmt: skip
@@ -620,7 +635,9 @@ def write_dataset(
     return summary
 
 
-def main_synth(dialogues: int = REAL_DIALOGUES, out: str = "synthetic-kardiabench", seed: int = 0) -> int:
+def main_synth(
+    dialogues: int = REAL_DIALOGUES, out: str = "synthetic-kardiabench", seed: int = 0
+) -> int:
     """Entry point for `kardiabench data synth`: write the files, print a summary, return 0."""
     print(write_dataset(out, dialogues, seed))
     return 0
