@@ -132,11 +132,13 @@ def cmd_data(args: argparse.Namespace) -> int:
     from kardiabench.data.load import resolve_split_names
 
     if args.data_command == "synth":
-        from kardiabench.data.synth import write_dataset
+        from kardiabench.data.synth import main_synth
 
-        paths = write_dataset(args.out, args.dialogues, args.seed)
-        print(f"wrote {', '.join(str(p) for p in paths)}")
-        return 0
+        try:
+            return main_synth(args.dialogues, str(args.out), args.seed)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
     source = args.data or "sample"
     splits = [args.split] if args.split else resolve_split_names(source)
     kw = {"derive_split": args.derive_split, "split_seed": args.split_seed}

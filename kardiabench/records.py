@@ -48,6 +48,8 @@ class Dialogue:
     messages: tuple[Message, ...]
     source: SourceRef | None = field(default=None, compare=False)
     dialogue_id: str = field(default="", compare=False)
+    # Parsed spans of each assistant turn, filled by validation so expansion need not parse again.
+    turn_spans: tuple[dict[str, str | None], ...] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.dialogue_id:

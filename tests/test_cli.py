@@ -64,3 +64,9 @@ def test_unknown_source_is_a_clear_error():
 def test_tasks_lists_builtin():
     r = cli("tasks")
     assert r.returncode == 0 and "kardiabench_emotion" in r.stdout
+
+
+def test_data_synth_writes_a_valid_dataset(tmp_path):
+    assert main(["data", "synth", "--dialogues", "40", "--out", str(tmp_path / "syn")]) == 0
+    assert main(["data", "validate", "--data", str(tmp_path / "syn")]) == 0
+    assert main(["data", "synth", "--dialogues", "1", "--out", str(tmp_path / "bad")]) == 2

@@ -135,13 +135,13 @@ def test_server_errors_and_malformed_bodies_are_retried_to_success():
 
 def test_timeouts_are_retried():
     with FakeOpenAIServer(FakeConfig(fail_first=1, fail_kinds=("timeout",), timeout_sleep=10)) as srv:
-        model = model_for(srv, timeout=0.3)
+        model = model_for(srv, timeout=0.8)
         t0 = time.perf_counter()
         outs = generate_all(model, chats(3))
         elapsed = time.perf_counter() - t0
     assert all(isinstance(g, Generation) and g.attempts == 2 for g in outs)
     assert model.stats.timeouts == 3
-    assert elapsed < 3
+    assert elapsed < 4  # the stalled replies (10 s) were abandoned, not waited for
 
 
 def test_retries_are_bounded():
@@ -159,7 +159,7 @@ def test_faults_do_not_change_outputs_and_finished_items_are_not_rerequested():
     with FakeOpenAIServer(FakeConfig()) as clean_srv:
         clean = generate_all(model_for(clean_srv, concurrency=8), reqs)
     with FakeOpenAIServer(FakeConfig(**faults)) as srv:
-        model = model_for(srv, concurrency=8, timeout=0.5)
+        model = model_for(srv, concurrency=8, timeout=1.0)
         faulty = generate_all(model, reqs)
         stats = srv.stats
     assert all(isinstance(g, Generation) for g in clean + faulty)
@@ -187,7 +187,7 @@ def test_bad_key_is_fatal_quickly_and_never_leaks():
     err = info.value
     assert "authentication failed" in str(err) and srv.url in str(err)
     assert requests <= 4  # the first wave only: nobody retried, nobody else started
-    assert elapsed < 2
+    assert elapsed < 5
     for text in (str(err), repr(err), repr(model), str(err.__cause__), str(err.__context__)):
         assert SECRET not in text
 

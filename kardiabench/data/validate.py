@@ -44,10 +44,11 @@ def validate_record(raw: Any, source: SourceRef) -> tuple[Dialogue | None, list[
 
     messages = raw.get("messages")
     built: list[Message] = []
+    turn_spans: list[dict[str, str | None]] = []
     if "messages" in raw and not isinstance(messages, list):
         bad("messages", f"expected a list, got {type(messages).__name__}", "field_type")
     elif isinstance(messages, list):
-        built = _check_messages(messages, bad)
+        built = _check_messages(messages, bad, turn_spans)
     if problems:
         return None, problems
     return (
@@ -58,13 +59,14 @@ def validate_record(raw: Any, source: SourceRef) -> tuple[Dialogue | None, list[
             situation=raw["situation"],
             anon_username=raw["anon_username"],
             messages=tuple(built),
+            turn_spans=tuple(turn_spans),
             source=source,
         ),
         problems,
     )
 
 
-def _check_messages(messages: list, bad) -> list[Message]:
+def _check_messages(messages: list, bad, turn_spans: list) -> list[Message]:
     built: list[Message] = []
     if not messages:
         bad("messages", "empty list", "roles")
@@ -91,6 +93,7 @@ def _check_messages(messages: list, bad) -> list[Message]:
         bad(f"messages[{len(built) - 1}].role", "dialogue ends with a user turn that has no assistant reply", "roles")
     for i in range(start + 1, len(built), 2):
         parsed = parse_spans(built[i].content)
+        turn_spans.append(parsed.spans)
         blocking = [str(x) for x in parsed.issues if x.kind in BLOCKING_ISSUES]
         if blocking:
             bad(f"messages[{i}].content", "assistant turn without the four spans: " + "; ".join(blocking), "spans")
