@@ -337,7 +337,7 @@ class OpenAIChatModel(ChatModel):
 
     def _classify_status(self, e: Any, body: dict[str, Any]) -> _Retry | ModelError | None:
         status = e.status_code
-        message, param = _error_fields(e)
+        message, param, code = _error_fields(e)
         message = self._scrub(message)
         if status in (401, 403):
             detail = "" if status == 401 else f" ({_clip(message)})"
@@ -345,6 +345,8 @@ class OpenAIChatModel(ChatModel):
                 f"authentication failed for {self.base_url} (HTTP {status}){detail}: check OPENAI_API_KEY"
             )
         low = message.lower()
+        if status == 429 and ("insufficient_quota" in (code or "") or "exceeded your current quota" in low):
+            return FatalModelError(f"quota exhausted for {self.base_url}: {_clip(message)}")
         if status == 404 or (status == 400 and "model" in low and ("does not exist" in low or "not found" in low)):
             return FatalModelError(
                 f"model {self.model!r} not found at {self.base_url} (HTTP {status}: {_clip(message)}); "
@@ -371,14 +373,18 @@ class OpenAIChatModel(ChatModel):
         def refused(name: str) -> bool:
             return name in body and (param == name or (name in low and unsupported))
 
-        if self._token_param == "max_tokens" and refused("max_tokens"):
-            self._token_param = "max_completion_tokens"
-            self._note("max_tokens", "sent as max_completion_tokens (endpoint refused max_tokens)")
+        # `name in body` means the request was built before the change: resend it either way (a
+        # concurrent request may already have adapted, and must not fail for arriving second).
+        if refused("max_tokens"):
+            if self._token_param == "max_tokens":
+                self._token_param = "max_completion_tokens"
+                self._note("max_tokens", "sent as max_completion_tokens (endpoint refused max_tokens)")
             return True
         for name in DROPPABLE:
-            if name not in self._dropped and refused(name):
-                self._dropped.add(name)
-                self._note(name, f"dropped (endpoint refused it: {_clip(low)})")
+            if refused(name):
+                if name not in self._dropped:
+                    self._dropped.add(name)
+                    self._note(name, f"dropped (endpoint refused it: {_clip(low)})")
                 return True
         return False
 
@@ -393,19 +399,19 @@ class OpenAIChatModel(ChatModel):
         return text
 
 
-def _error_fields(e: Any) -> tuple[str, str | None]:
-    """(message, param) from an error body in OpenAI, vLLM or FastAPI shape."""
+def _error_fields(e: Any) -> tuple[str, str | None, str | None]:
+    """(message, param, code) from an error body in OpenAI, vLLM or FastAPI shape."""
     body = e.body
     err = body.get("error", body) if isinstance(body, dict) else None
     if isinstance(err, dict):
         msg = err.get("message") or err.get("detail") or json.dumps(err)[:500]
-        param = err.get("param")
-        return str(msg), param if isinstance(param, str) else None
+        param, code = err.get("param"), err.get("code")
+        return str(msg), param if isinstance(param, str) else None, code if isinstance(code, str) else None
     if isinstance(err, str):
-        return err, None
+        return err, None, None
     if isinstance(body, str) and body:
-        return body, None
-    return str(getattr(e, "message", "") or e), None
+        return body, None, None
+    return str(getattr(e, "message", "") or e), None, None
 
 
 def _retry_after(headers: Any, cap: float) -> float | None:
