@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import subprocess
+import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -24,6 +27,7 @@ from kardiabench.testing.fake_openai import (
     default_reply,
     free_port,
     request_key,
+    wait_for_health,
 )
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789"
@@ -245,6 +249,30 @@ def test_response_format_fallback_is_remembered():
     assert "response_format" in model.adaptations
 
 
+def test_concurrent_refusals_all_succeed():
+    schema = {"type": "json_object"}
+    with FakeOpenAIServer(FakeConfig(reject_response_format=True, latency=0.05)) as srv:
+        model = model_for(srv, concurrency=8)
+        outs = generate_all(model, chats(8, "c", schema))  # all sent before the first refusal returns
+    assert all(isinstance(g, Generation) for g in outs)
+    assert all(g.attempts == 2 for g in outs)
+
+
+def test_an_extra_body_field_the_endpoint_refuses_does_not_loop():
+    with FakeOpenAIServer(FakeConfig(reject_response_format=True)) as srv:
+        model = model_for(srv, extra_body={"response_format": {"type": "json_object"}})
+        (err,) = generate_all(model, chats(1))
+    assert isinstance(err, ModelError) and "refusing" in str(err)
+
+
+def test_exhausted_quota_is_fatal():
+    def reply(req: dict):
+        return 429, {"error": {"message": "You exceeded your current quota.", "code": "insufficient_quota"}}
+
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv, pytest.raises(FatalModelError, match="quota"):
+        generate_all(model_for(srv), chats(3))
+
+
 def test_response_format_is_sent_when_supported():
     seen: list[dict] = []
 
@@ -374,3 +402,26 @@ def test_prices_known_unknown_and_user_files(tmp_path, monkeypatch):
     (tmp_path / "bad.yaml").write_text("m: {input: 1}\n")
     with pytest.raises(ValueError, match="m"):
         load_prices(tmp_path / "bad.yaml")
+
+
+# -- the fake server as a subprocess --------------------------------------------------------------
+
+
+def test_fake_server_runs_as_a_subprocess_with_faults():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kardiabench.testing.fake_openai", "--port", str(port),
+                             "--fail-first", "1", "--fail-kinds", "500", "--models", "m1,m2"],
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert wait_for_health(f"http://127.0.0.1:{port}", timeout=30)
+        model = OpenAIChatModel("m2", base_url=f"http://127.0.0.1:{port}/v1", backoff_base=0.01)
+        outs = generate_all(model, chats(2))
+        assert all(isinstance(g, Generation) and g.attempts == 2 for g in outs)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats") as r:
+            stats = json.load(r)
+        assert stats["requests"] == 4 and stats["faults"] == {"500": 2}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models") as r:
+            assert [m["id"] for m in json.load(r)["data"]] == ["m1", "m2"]
+    finally:
+        proc.terminate()
+        proc.wait(10)

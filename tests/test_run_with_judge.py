@@ -22,10 +22,10 @@ def judge_scores(text: str) -> dict[str, int]:
 def reply(request):
     if request["model"] != "judge-model":
         return default_reply(request)
-    user = request["messages"][-1]["content"]
-    if "turn 2" in user:  # the judge never gives valid output for these items
+    case = request["messages"][1]["content"]  # the case; repair requests append more turns after it
+    if "turn 2:" in case:  # the last turn of each dialogue: never valid, not even after repairs
         return "I would rate this highly, but I cannot produce JSON."
-    return json.dumps(judge_scores(user))
+    return json.dumps(judge_scores(case))
 
 
 def test_run_with_api_model_and_judge(tmp_path, monkeypatch, capsys):

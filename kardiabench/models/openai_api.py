@@ -253,7 +253,7 @@ class OpenAIChatModel(ChatModel):
 
     async def _one(self, req: ChatRequest) -> Generation | ModelError:
         clients = self._clients_here()  # before timing: the first call imports openai
-        attempts = retries = 0
+        attempts = retries = adapts = 0
         while True:
             if self._fatal is not None:
                 raise self._fatal
@@ -281,7 +281,10 @@ class OpenAIChatModel(ChatModel):
                 self.stats.completion_tokens += outcome.completion_tokens
                 return outcome
             if outcome is None:  # a refused parameter was adapted: resend at once
-                continue
+                adapts += 1
+                if adapts <= len(DROPPABLE) + 1:
+                    continue
+                outcome = ModelError(f"{self.spec}: the endpoint keeps refusing the request's parameters")
             if isinstance(outcome, FatalModelError):
                 self._fatal = self._fatal or outcome
                 raise self._fatal

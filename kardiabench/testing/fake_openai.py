@@ -54,7 +54,7 @@ class FakeConfig:
     p_malformed: float = 0.0
     max_faults_per_key: int = 2
     seed: int = 0
-    retry_after: str | None = "1"  # Retry-After header on 429/503 (seconds or an HTTP date); None: omit
+    retry_after: str | None = "1"  # Retry-After header on 429/503 (seconds or an HTTP date); None ("none"): omit
     retry_after_ms: float | None = None  # also send `retry-after-ms`
     timeout_sleep: float = 30.0  # how long a "timeout" fault stalls (longer than the client's timeout)
     api_key: str | None = None  # when set, other bearer tokens get 401 (the message echoes the token)
@@ -313,9 +313,10 @@ class _HttpProtocol(asyncio.Protocol):
             self._next()
 
 
-async def _serve_forever(app: _App, sock: socket.socket, stop: asyncio.Event) -> None:
+async def _serve_forever(app: _App, sock: socket.socket, stop: asyncio.Event, on_ready: Callable[[], Any] = lambda: None) -> None:
     live: set[_HttpProtocol] = set()
     server = await asyncio.get_running_loop().create_server(lambda: _HttpProtocol(app, live), sock=sock, backlog=4096)
+    on_ready()
     try:
         await stop.wait()
     finally:
@@ -367,8 +368,7 @@ class FakeOpenAIServer:
         async def serve() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            ready.set()
-            await _serve_forever(self._app, self._sock, self._stop)
+            await _serve_forever(self._app, self._sock, self._stop, ready.set)
 
         self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fake-openai", daemon=True)
         self._thread.start()
@@ -432,6 +432,8 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, FakeConfig]
     args = p.parse_args(argv)
     given = {f.name: getattr(args, f.name) for f in fields(FakeConfig)
              if f.name != "reply_fn" and getattr(args, f.name) not in (None, False)}  # fmt: skip
+    if str(given.get("retry_after", "")).lower() == "none":
+        given["retry_after"] = None
     if "retry_after_ms" in given:
         given["retry_after_ms"] = float(given["retry_after_ms"])
     return args, FakeConfig(**given)
