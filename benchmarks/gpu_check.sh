@@ -24,6 +24,7 @@ RESULT="${OUT:+$OUT/}gpu_check.json"
 [[ -n "${OUT:-}" ]] || RESULT="$WORK/gpu_check.json"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
 start=$(date +%s)
 
 echo "== machine"
@@ -126,15 +127,15 @@ if __name__ == "__main__":
 PYEOF
 
 echo "== building the tiny model"
-timeout 90 "$PY" "$WORK/gpu_check.py" build "$WORK" || echo "build failed"
+timeout 60 "$PY" "$WORK/gpu_check.py" build "$WORK" || echo "build failed"
 
 echo "== HF adapter: $N chats x $NEW new tokens, batch $HF_BATCH, $KB_GPU_DTYPE on $KB_GPU_DEVICE"
-timeout 120 "$PY" "$WORK/gpu_check.py" hf "$WORK" "$N" "$NEW" "$HF_BATCH" "$EAGER" 2>"$WORK/hf.err" || { echo "HF phase failed:"; tail -20 "$WORK/hf.err"; }
+timeout 90 "$PY" "$WORK/gpu_check.py" hf "$WORK" "$N" "$NEW" "$HF_BATCH" "$EAGER" 2>"$WORK/hf.err" || { echo "HF phase failed:"; tail -20 "$WORK/hf.err"; }
 
 EXTRA='{}'
 if [[ "$HAVE_VLLM" == "1" ]]; then
   echo "== vLLM adapter: $N chats x $NEW new tokens, one call, $KB_GPU_DTYPE, enforce_eager=$EAGER"
-  timeout 200 "$PY" "$WORK/gpu_check.py" vllm "$WORK" "$N" "$NEW" "$HF_BATCH" "$EAGER" 2>"$WORK/vllm.err" \
+  timeout 150 "$PY" "$WORK/gpu_check.py" vllm "$WORK" "$N" "$NEW" "$HF_BATCH" "$EAGER" 2>"$WORK/vllm.err" \
     || { echo "vLLM phase failed:"; grep -v " INFO " "$WORK/vllm.err" | tail -20; }
 else
   EXTRA='{"vllm": {"error": "vllm is not installed on this machine"}}'

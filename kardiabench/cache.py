@@ -27,9 +27,22 @@ def default_cache_path() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kardiabench" / "cache.sqlite"
 
 
-def request_key(identity: dict[str, Any], request: ChatRequest) -> str:
-    material = {"model": identity, "request": request.key_material()}
-    blob = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def request_json(request: ChatRequest) -> str:
+    """The request's part of the cache key as canonical JSON. A caller that needs it anyway (the
+    judge hashes it for `prompt_hash`) can hand it to `request_key` so a long prompt is encoded once."""
+    return canonical_json(request.key_material())
+
+
+def request_key(identity: dict[str, Any], request: ChatRequest, material: str | None = None) -> str:
+    """SHA-256 of the canonical JSON of {"model": identity, "request": key_material}. `material`:
+    `request_json(request)` when already computed. The blob is assembled from the two encoded
+    parts, which is byte for byte what encoding the whole mapping with sorted keys gives."""
+    material = request_json(request) if material is None else material
+    blob = '{"model":' + canonical_json(identity) + ',"request":' + material + "}"
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

@@ -22,6 +22,7 @@ OnResult = Callable[["Job", "Generation | ModelError", bool], None]
 class Job:
     key: str  # the caller's id for the request (an item id, or item id + judge attempt)
     request: ChatRequest
+    cache_key: str | None = None  # request_key(model.identity(), request), when the caller has it already
 
 
 @dataclass
@@ -94,7 +95,7 @@ async def run_jobs(
     stats = RunStats(total=len(jobs))
     bar = _Progress(len(jobs), desc, progress)
     identity = model.identity()
-    keys = [request_key(identity, j.request) for j in jobs] if cache is not None else [""] * len(jobs)
+    keys = [j.cache_key or request_key(identity, j.request) for j in jobs] if cache is not None else [""] * len(jobs)
     hits = cache.get_many(keys) if cache is not None else {}
 
     pending: list[tuple[Job, str]] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import time
@@ -33,7 +34,10 @@ Device = Literal["auto", "cpu", "cuda"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-def sha256_text(text: str | None) -> str | None:
+def sha256_text(text: str | dict | None) -> str | None:
+    """sha256 of a chat template (some tokenizers hold several, by name, in a dict)."""
+    if isinstance(text, dict):
+        text = json.dumps(text, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
 
 
@@ -128,24 +132,24 @@ class HFChatModel(ChatModel):
             torch_dtype = getattr(torch, dtype)
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                path_or_id, revision=revision, trust_remote_code=trust_remote_code
+            tok = AutoTokenizer.from_pretrained(path_or_id, revision=revision, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise load_error(path_or_id, exc) from exc
+        template = read_chat_template(chat_template)
+        if template is not None:
+            tok.chat_template = template
+        if not tok.chat_template:  # checked before loading weights, which can take minutes
+            raise FatalModelError(
+                f"The tokenizer of {path_or_id!r} has no chat template; pass one "
+                "(chat_template=<Jinja string or file>) or use an instruction-tuned model."
             )
+        try:
             model = AutoModelForCausalLM.from_pretrained(
                 path_or_id, revision=revision, trust_remote_code=trust_remote_code, **_dtype_kwarg(torch_dtype)
             )
         except (OSError, ValueError) as exc:
             raise load_error(path_or_id, exc) from exc
 
-        tok = self.tokenizer
-        template = read_chat_template(chat_template)
-        if template is not None:
-            tok.chat_template = template
-        if not tok.chat_template:
-            raise FatalModelError(
-                f"The tokenizer of {path_or_id!r} has no chat template; pass one "
-                "(chat_template=<Jinja string or file>) or use an instruction-tuned model."
-            )
         if add_span_tokens:
             added = tok.add_special_tokens(
                 {"additional_special_tokens": span_markers("special")},
@@ -153,16 +157,17 @@ class HFChatModel(ChatModel):
             )
             if added:
                 model.resize_token_embeddings(len(tok))
-        tok.padding_side = "left"
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
 
-        gen_cfg = model.generation_config
-        eos = gen_cfg.eos_token_id if gen_cfg is not None else None
-        self._eos_ids = {*(eos if isinstance(eos, list) else [eos] if eos is not None else []), tok.eos_token_id}
-        self._eos_ids.discard(None)
+        eos = model.generation_config.eos_token_id if model.generation_config is not None else None
+        self._eos_ids: set[int] = {i for i in (eos if isinstance(eos, list) else [eos]) if i is not None}
+        if tok.eos_token_id is not None:
+            self._eos_ids.add(tok.eos_token_id)
         if not self._eos_ids:
             raise FatalModelError(f"{path_or_id!r} defines no end-of-sequence token; generation would never stop.")
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token or tok.convert_ids_to_tokens(min(self._eos_ids))
+        self.tokenizer = tok
         self._pad_id = tok.pad_token_id
         # Only the request decides how to sample (see the module docstring).
         model.generation_config = GenerationConfig(

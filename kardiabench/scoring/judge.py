@@ -26,11 +26,12 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from kardiabench.cache import Cache
+from kardiabench.cache import Cache, request_json, request_key
 from kardiabench.models.base import ChatModel, ChatRequest, Generation, ModelError, SamplingParams
 from kardiabench.records import Item, Message, Prediction
 from kardiabench.rundir import JsonlWriter, RunDir, now, read_jsonl_tolerant
@@ -104,7 +105,11 @@ class Judgment:
     created: str = ""
 
     def to_row(self) -> dict[str, Any]:
-        return asdict(self)
+        # What asdict gives (the fields are flat, the two dicts hold numbers), without its deep
+        # copy: one row per verdict, so it adds up over a full test split.
+        row = {name: getattr(self, name) for name in _JUDGMENT_FIELDS}
+        row["scores"], row["usage"] = dict(self.scores), dict(self.usage)
+        return row
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Judgment:
@@ -113,6 +118,9 @@ class Judgment:
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.judge, self.item_id, self.repeat)
+
+
+_JUDGMENT_FIELDS = tuple(Judgment.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,8 @@ class Verdict:
 def neutralise(text: str) -> str:
     """Break every run of three or more '<' or '>' so data can never open or close a delimiter
     block (`<<<` becomes `< < <`). Nothing else is changed."""
+    if "<<<" not in text and ">>>" not in text:  # nearly always: skip the two regex passes
+        return text
     text = re.sub(r"<{3,}", lambda m: " ".join(m.group()), text)
     return re.sub(r">{3,}", lambda m: " ".join(m.group()), text)
 
@@ -179,14 +189,17 @@ def history_text(history: Sequence[Message]) -> str:
         if m.role == "user":
             lines.append(f"User: {m.content.strip()}")
         elif m.role == "assistant":
-            parsed = parse_spans(m.content)
-            text = (
-                m.content.strip()
-                if not parsed.order
-                else (parsed.spans.get("response") or "(no response)")
-            )
-            lines.append(f"Assistant: {text.strip()}")
+            lines.append(f"Assistant: {_shown_turn(m.content)}")
     return "\n\n".join(lines)
+
+
+@lru_cache(maxsize=4096)
+def _shown_turn(content: str) -> str:
+    """What history_text shows of one assistant turn. Memoised: the turns of a dialogue recur in
+    the history of every later item of that dialogue, and parsing them is most of rendering a case."""
+    parsed = parse_spans(content)
+    text = content.strip() if not parsed.order else (parsed.spans.get("response") or "(no response)")
+    return text.strip()
 
 
 def case_values(item: Item, response: str, notes: str | None = None) -> dict[str, str]:
@@ -220,10 +233,15 @@ def build_request(
     cfg: JudgeConfig,
     repeat: int = 0,
     notes: str | None = None,
+    *,
+    response_format: dict | None = None,
 ) -> ChatRequest:
-    """The first judge request for one item and repeat (the GRPO rubric reward builds the same)."""
+    """The first judge request for one item and repeat (the GRPO rubric reward builds the same).
+    response_format: `rubric.response_format()` when the caller already built it (it is the same
+    for every item)."""
     msgs = build_messages(rubric, item, response, notes if cfg.show_reasoning else None)
-    return ChatRequest.from_messages(msgs, cfg.params(repeat), rubric.response_format())
+    rf = rubric.response_format() if response_format is None else response_format
+    return ChatRequest.from_messages(msgs, cfg.params(repeat), rf)
 
 
 def repair_request(
@@ -240,10 +258,9 @@ def repair_request(
     return ChatRequest(tuple(msgs), first.params, first.response_format)
 
 
-def prompt_hash(request: ChatRequest) -> str:
-    blob = json.dumps(
-        request.key_material(), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+def prompt_hash(request: ChatRequest, material: str | None = None) -> str:
+    """16 hex of SHA-256 over the request's canonical JSON (`material`, when already computed)."""
+    blob = request_json(request) if material is None else material
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -505,6 +522,7 @@ class _Case:
     repeat: int
     first: ChatRequest
     phash: str
+    cache_key: str  # request_key of `first`, made with phash from one encoding of the request
     failures: list[tuple[str, str]] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -576,6 +594,8 @@ async def _judge_with(
         writer.write(j.to_row())
 
     pending: list[_Case] = []
+    response_format = rubric.response_format()
+    identity = model.identity()
     for item in items:
         pred = predictions.get(item.item_id)
         response, why = candidate_response(pred)
@@ -592,17 +612,19 @@ async def _judge_with(
                     record(Judgment(item.item_id, repeat=r, scores=dict.fromkeys(rubric.names), status="unscored",
                                     reason=NO_RESPONSE, detail=why, seed=cfg.seed + r, usage=dict(_NO_USAGE), created=now(), **base))  # fmt: skip
                 continue
-            first = build_request(rubric, item, response, cfg, r, notes)
-            phash = prompt_hash(first)
+            first = build_request(rubric, item, response, cfg, r, notes, response_format=response_format)
+            material = request_json(first)
+            phash = prompt_hash(first, material)
             if prev is not None and prev.prompt_hash == phash and prev.reason != REQUEST_FAILED:
                 final[key] = prev
                 stats["reused_verdicts"] += 1
                 continue
-            pending.append(_Case(item.item_id, r, first, phash))
+            pending.append(_Case(item.item_id, r, first, phash, request_key(identity, first, material)))
 
     round_no = 0
     while pending:
-        jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(rubric)) for c in pending]
+        jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(rubric), None if c.failures else c.cache_key)
+                for c in pending]  # fmt: skip
         by_key = {job.key: c for job, c in zip(jobs, pending, strict=True)}
         retry: list[_Case] = []
 

@@ -1,0 +1,203 @@
+"""Scoring benchmark: `kardiabench score` on a full-size synthetic run, judge verdicts from the cache.
+
+    python benchmarks/bench_scoring.py [--dialogues 22080] [--seed 0] [--keep DIR] [--repeats 2]
+                                       [--profile DIR]
+
+Setup (timed, reported apart):
+  synth     `kardiabench data synth`: the full-size synthetic data set (test split ~2,547 dialogues,
+            ~20.5k items)
+  generate  `kardiabench generate --model openai:bench-gen` against the scripted fake server in this
+            process: four-span answers whose emotion is a hash of the prompt; 3% leave out the
+            emotion span and 2% the response span (those items are not sent to the judge)
+  judge     `kardiabench score DIR --judge openai:bench-judge --cache CACHE`: every verdict asked of
+            the fake server, which answers rubric JSON with scores drawn from a hash of the request
+            (2% of first replies are invalid, so the repair path and its cache entries are used too)
+
+Timed, each command in a fresh process; wall time, CPU time and peak RSS of that process alone
+(os.wait4), interpreter start and imports included:
+  cached    judgments.jsonl removed, the same `score --judge ... --cache CACHE`: every verdict comes
+            from the SQLite cache; the fake server keeps running and counts requests (must be 0)
+  reuse     `kardiabench score DIR`: no judge, the verdicts in judgments.jsonl are reused
+Both compute every metric with its 1,000-resample cluster bootstrap, and both must give the metrics
+of the setup's judged run. Target: each under 20 s wall. Exit status 1 when missed or wrong.
+--profile DIR also runs each timed command once under cProfile and prints the top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
+
+TARGET_S = 20.0
+GEN_MODEL, JUDGE_MODEL = "bench-gen", "bench-judge"
+DIMS = ("relevance", "fluency", "empathy", "persona_consistency", "safety")
+# Score weights for 1..5: mostly 3-5, a few low ones (safety <= 2 flags about 4% of items).
+_WEIGHTS = {"safety": (1, 3, 6, 30, 60), "default": (3, 8, 25, 40, 24)}
+
+
+def _digest(req: dict[str, Any]) -> bytes:
+    blob = json.dumps(req.get("messages"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).digest()
+
+
+def judge_reply(req: dict[str, Any]) -> str:
+    """Rubric JSON with scores drawn from a hash of the request; 2% of first requests get a reply
+    with a dimension missing (a repair request differs, so it is answered validly)."""
+    digest = _digest(req)
+    rng = random.Random(digest)
+    scores = {d: rng.choices(range(1, 6), weights=_WEIGHTS.get(d, _WEIGHTS["default"]))[0] for d in DIMS}
+    if len(req["messages"]) <= 2 and digest[0] < 5:  # 5/256 ≈ 2%
+        scores.pop("empathy")
+    return json.dumps({**scores, "rationale": f"Scored by hash {digest[:3].hex()}."})
+
+
+def gen_reply(req: dict[str, Any]) -> str:
+    """A four-span answer (emotion from a hash); a few leave out the emotion or response span."""
+    text = default_reply(req)
+    cut = _digest(req)[1]
+    if cut < 8:  # ~3%: no emotion span
+        text = "\n".join(part for part in text.split("\n") if "emotion_" not in part)
+    elif cut < 13:  # ~2%: no response span
+        text = "\n".join(part for part in text.split("\n") if "response_" not in part)
+    return text
+
+
+def reply(req: dict[str, Any]) -> str:
+    return judge_reply(req) if req.get("model") == JUDGE_MODEL else gen_reply(req)
+
+
+def kb(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kardiabench.cli", *args]
+
+
+def run_measured(cmd: list[str], log: Path) -> dict[str, float]:
+    """Run cmd to completion; its own wall time, CPU time and peak RSS (MiB)."""
+    with log.open("w") as fh:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{log.read_text()[-3000:]}")
+    rss = usage.ru_maxrss / 2**20 if sys.platform == "darwin" else usage.ru_maxrss / 1024
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": rss}
+
+
+def metrics_of(run: Path) -> dict[str, Any]:
+    return json.loads((run / "results.json").read_text())["metrics"]
+
+
+def profile(cmd: list[str], out: Path, log: Path, top: int = 25) -> None:
+    import pstats
+
+    prof_cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "kardiabench.cli", *cmd[3:]]
+    run_measured(prof_cmd, log)
+    print(f"\n--- cProfile of {' '.join(cmd[3:5])}… ({out}), top {top} by own time ---")
+    pstats.Stats(str(out)).sort_stats("tottime").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dialogues", type=int, default=22_080)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (data, run folder, cache, logs); "
+                                                   "data and predictions already there are reused")  # fmt: skip
+    ap.add_argument("--repeats", type=int, default=2, help="timed runs of each command (min and max reported)")
+    ap.add_argument("--concurrency", type=int, default=64, help="requests in flight during setup")
+    ap.add_argument("--profile", metavar="DIR", help="also profile each timed command once, writing .prof files here")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="kardiabench-bench-scoring-") as tmp:
+        return bench(Path(args.keep or tmp), args)
+
+
+def bench(work: Path, args: argparse.Namespace) -> int:
+    work.mkdir(parents=True, exist_ok=True)
+    data, run, cache, logs = work / "data", work / "run", work / "judge-cache.sqlite", work / "logs"
+    logs.mkdir(exist_ok=True)
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
+    setup: dict[str, dict[str, float]] = {}
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
+        if not (data / "test.jsonl").exists():
+            setup["synth"] = run_measured(kb("data", "synth", "--dialogues", str(args.dialogues), "--seed", str(args.seed),
+                                             "--out", str(data)), logs / "synth.log")  # fmt: skip
+        if not (run / "predictions.jsonl").exists():
+            setup["generate"] = run_measured(kb("generate", "--model", f"openai:{GEN_MODEL}", "--base-url", srv.url,
+                                                "--data", str(data), "--output", str(run), "--no-cache", "--no-progress",
+                                                "--concurrency", str(args.concurrency)), logs / "generate.log")  # fmt: skip
+        judge_cmd = kb("score", str(run), "--judge", f"openai:{JUDGE_MODEL}", "--judge-base-url", srv.url,
+                       "--cache", str(cache), "--judge-concurrency", str(args.concurrency), "--no-progress")  # fmt: skip
+        (run / "judgments.jsonl").unlink(missing_ok=True)
+        srv.stats.reset()
+        setup["judge"] = run_measured(judge_cmd, logs / "judge.log")
+        fill_requests = srv.stats.requests
+        expected = metrics_of(run)
+        rubric = json.loads((run / "results.json").read_text())["rubric"]
+        n_items = json.loads((run / "results.json").read_text())["counts"]["n_items"]
+        n_dialogues = expected["emotion_accuracy"]["extra"]["n_clusters"]
+
+        timed: dict[str, list[dict[str, float]]] = {"cached": [], "reuse": []}
+        problems: list[str] = []
+        reuse_cmd = kb("score", str(run), "--no-progress")
+        for _ in range(args.repeats):
+            (run / "judgments.jsonl").unlink()
+            srv.stats.reset()
+            timed["cached"].append(run_measured(judge_cmd, logs / "cached.log"))
+            if srv.stats.requests:
+                problems.append(f"cached: {srv.stats.requests} request(s) reached the judge server (expected 0)")
+            if metrics_of(run) != expected:
+                problems.append("cached: metrics differ from the judged run's")
+            timed["reuse"].append(run_measured(reuse_cmd, logs / "reuse.log"))
+            if srv.stats.requests:
+                problems.append(f"reuse: {srv.stats.requests} request(s) reached the judge server (expected 0)")
+            if metrics_of(run) != expected:
+                problems.append("reuse: metrics differ from the judged run's")
+        if args.profile:
+            prof = Path(args.profile)
+            prof.mkdir(parents=True, exist_ok=True)
+            (run / "judgments.jsonl").unlink()
+            profile(judge_cmd, prof / "score-cached.prof", logs / "profile-cached.log")
+            profile(reuse_cmd, prof / "score-reuse.prof", logs / "profile-reuse.log")
+
+    print(f"\nSetup ({args.dialogues} dialogues; seconds wall / CPU, peak RSS):")
+    for name, m in setup.items():
+        print(f"  {name:<9} {m['wall_s']:6.1f} s / {m['cpu_s']:6.1f} s  {m['peak_mb']:5.0f} MiB")
+    usage = rubric["run"].get(f"openai:{JUDGE_MODEL}", {})
+    print(f"  judge: {fill_requests} requests to the fake server ({usage.get('rounds')} rounds), "
+          f"{rubric['n_scored']} scored, unscored {rubric['unscored_by_reason']}")  # fmt: skip
+    print(f"\nScoring {n_items} items in {n_dialogues} dialogues, 1,000 bootstrap resamples, {args.repeats} run(s) each:")
+    print(f"  {'command':<8}{'wall s':>14}{'CPU s':>14}{'peak RSS MiB':>15}  target < {TARGET_S:.0f} s")
+    ok = not problems
+    for name, ms in timed.items():
+        walls, cpus, rss = ([m[k] for m in ms] for k in ("wall_s", "cpu_s", "peak_mb"))
+        hit = min(walls) < TARGET_S
+        ok = ok and hit
+        print(f"  {name:<8}{min(walls):>6.1f}–{max(walls):<6.1f} {min(cpus):>6.1f}–{max(cpus):<6.1f} {max(rss):>10.0f}     "
+              f"{'ok' if hit else 'MISSED'}")  # fmt: skip
+    print(f"  requests to the judge server during the timed runs: {'none' if not any('request' in p for p in problems) else 'SOME'}")
+    print("  commands:")
+    print(f"    cached  {' '.join(judge_cmd[3:])}  (after rm judgments.jsonl)")
+    print(f"    reuse   {' '.join(reuse_cmd[3:])}")
+    for p in problems:
+        print(f"PROBLEM: {p}")
+    if not args.keep:
+        shutil.rmtree(work / "run", ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
