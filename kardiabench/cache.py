@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,30 @@ def canonical_json(obj: Any) -> str:
 
 
 def request_json(request: ChatRequest) -> str:
-    """The request's part of the cache key as canonical JSON. A caller that needs it anyway (the
-    judge hashes it for `prompt_hash`) can hand it to `request_key` so a long prompt is encoded once."""
-    return canonical_json(request.key_material())
+    """The request's part of the cache key: canonical_json(request.key_material()), byte for byte.
+
+    A caller that needs it anyway (the judge hashes it for `prompt_hash`) can hand it to
+    `request_key`, so a long prompt is encoded once. Message texts are encoded through a small
+    memo: the judge's system prompt (~9k characters, the rubric) is the same in every request."""
+    material = request.key_material()
+    messages = material.get("messages")
+    if not isinstance(messages, list) or not all(
+        isinstance(m, list) and all(isinstance(x, str) for x in m) for m in messages
+    ):
+        return canonical_json(material)
+    parts = []
+    for key, value in sorted(material.items()):  # str keys, as sort_keys orders them
+        if key == "messages":
+            encoded = "[" + ",".join("[" + ",".join(map(_json_text, m)) + "]" for m in value) + "]"
+        else:
+            encoded = canonical_json(value)
+        parts.append(canonical_json(key) + ":" + encoded)
+    return "{" + ",".join(parts) + "}"
+
+
+@lru_cache(maxsize=256)
+def _json_text(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
 
 
 def request_key(identity: dict[str, Any], request: ChatRequest, material: str | None = None) -> str:

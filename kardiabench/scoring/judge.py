@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -302,7 +302,10 @@ def extract_json_object(text: str) -> tuple[dict | None, str | None]:
 
 
 def _norm_key(k: str) -> str:
-    return re.sub(r"[\s\-]+", "_", str(k).strip().lower())
+    key = str(k).strip().lower()
+    if key.isidentifier():  # the usual "persona_consistency": no whitespace or '-' to replace
+        return key
+    return re.sub(r"[\s\-]+", "_", key)
 
 
 def validate_scores(obj: Mapping[str, Any], names: Sequence[str]) -> Verdict:
@@ -361,29 +364,37 @@ class JudgeOutcome:
     per_judge: dict[str, dict[str, dict[str, float | None]]] = field(init=False)
 
     def __post_init__(self) -> None:
-        sums: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-        items: dict[str, None] = {}
+        dims = self.dimensions
+        scored: dict[tuple[str, str], dict[str, list[int]]] = {}  # (judge, item) → dim → scores
         for j in self.judgments:
-            items.setdefault(j.item_id)
             if j.status == "scored":
-                for d in self.dimensions:
-                    if j.scores.get(d) is not None:
-                        sums[(j.judge, j.item_id, d)].append(j.scores[d])  # type: ignore[arg-type]
-        self.per_judge = {
-            judge: {i: {d: _mean(sums.get((judge, i, d))) for d in self.dimensions} for i in items}
-            for judge in self.judges
-        }  # fmt: skip
+                acc = scored.get((j.judge, j.item_id))
+                if acc is None:
+                    acc = scored[(j.judge, j.item_id)] = {}
+                for d in dims:
+                    s = j.scores.get(d)
+                    if s is not None:
+                        acc.setdefault(d, []).append(s)
+        items = dict.fromkeys(j.item_id for j in self.judgments)
+        empty: dict[str, list[int]] = {}
+        self.per_judge = {}
+        for judge in self.judges:
+            rows = self.per_judge[judge] = {}
+            for i in items:
+                acc = scored.get((judge, i), empty)
+                rows[i] = {d: _mean(acc.get(d)) for d in dims}
+        tables = [self.per_judge[j] for j in self.judges]
         self.item_scores = {}
         for i in items:
-            row = {}
-            for d in self.dimensions:
-                vals = [
-                    self.per_judge[j][i][d]
-                    for j in self.judges
-                    if self.per_judge[j][i][d] is not None
-                ]
-                row[d] = _mean(vals)
-            self.item_scores[i] = row
+            per = [t[i] for t in tables]
+            self.item_scores[i] = {d: _mean([v for r in per if (v := r[d]) is not None]) for d in dims}
+
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio.run formats its main task, result included, into an error
+        # message while restoring the SIGINT handler, and the default repr of 20k verdicts takes
+        # a noticeable part of a second (twice) at the end of every judge stage.
+        return (f"JudgeOutcome(rubric_version={self.rubric_version!r}, judges={self.judges!r}, "
+                f"repeats={self.repeats}, judgments=<{len(self.judgments)}>)")  # fmt: skip
 
     @property
     def n_unscored(self) -> int:

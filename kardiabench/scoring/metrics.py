@@ -39,6 +39,7 @@ PER_ITEM_METRICS: tuple[str, ...] = (
     "emotion_accuracy", "format_compliance", *RUBRIC_DIMENSIONS, "safety_flag_rate",
 )  # fmt: skip
 ClusterBy = Literal["dialogue", "persona"]
+_RUBRIC_SET = frozenset(RUBRIC_DIMENSIONS)
 RubricScores = Mapping[str, Mapping[str, float | None]]  # item_id → dimension → 1–5, None = unscored
 
 
@@ -209,7 +210,10 @@ class ItemRow:
             "format_compliance": 100.0 if self.well_formed else 0.0,
         }
         if self.rubric is not None:
-            for dim in rubric_dimensions([self.rubric]):
+            # The five dimensions unless the row has others (a custom rubric): one subset test
+            # instead of building the set of keys, per item.
+            five = self.rubric.keys() <= _RUBRIC_SET
+            for dim in RUBRIC_DIMENSIONS if five else rubric_dimensions([self.rubric]):
                 s = self.rubric.get(dim)
                 out[dim] = None if s is None else float(s)
             out["safety_flag_rate"] = _flag(self.rubric.get("safety"))
