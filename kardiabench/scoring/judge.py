@@ -544,6 +544,15 @@ class _Case:
         return repair_request(self.first, self.failures, rubric) if self.failures else self.first
 
 
+def _share_texts(request: ChatRequest, shared: dict[str, str]) -> ChatRequest:
+    """The request with every message text but the last (the case) replaced by the one copy in
+    `shared`: the system prompt (~9k characters, the rubric) is rendered afresh for each item, and
+    20k pending requests would otherwise hold 20k copies of it (~180 MB)."""
+    *head, last = request.messages
+    messages = (*((role, shared.setdefault(text, text)) for role, text in head), last)
+    return ChatRequest(messages, request.params, request.response_format)
+
+
 async def run_judges(
     items: Sequence[Item],
     predictions: Mapping[str, Prediction],
@@ -607,6 +616,7 @@ async def _judge_with(
     pending: list[_Case] = []
     response_format = rubric.response_format()
     identity = model.identity()
+    shared: dict[str, str] = {}
     for item in items:
         pred = predictions.get(item.item_id)
         response, why = candidate_response(pred)
@@ -623,7 +633,9 @@ async def _judge_with(
                     record(Judgment(item.item_id, repeat=r, scores=dict.fromkeys(rubric.names), status="unscored",
                                     reason=NO_RESPONSE, detail=why, seed=cfg.seed + r, usage=dict(_NO_USAGE), created=now(), **base))  # fmt: skip
                 continue
-            first = build_request(rubric, item, response, cfg, r, notes, response_format=response_format)
+            first = _share_texts(
+                build_request(rubric, item, response, cfg, r, notes, response_format=response_format), shared
+            )
             material = request_json(first)
             phash = prompt_hash(first, material)
             if prev is not None and prev.prompt_hash == phash and prev.reason != REQUEST_FAILED:
