@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=64, help="requests in flight during setup")
     ap.add_argument("--profile", metavar="DIR", help="also profile each timed command once, writing .prof files here")
     args = ap.parse_args(argv)
+    if args.keep:
+        return bench(Path(args.keep), args)
     with tempfile.TemporaryDirectory(prefix="kardiabench-bench-scoring-") as tmp:
-        return bench(Path(args.keep or tmp), args)
+        return bench(Path(tmp), args)
 
 
 def bench(work: Path, args: argparse.Namespace) -> int:
@@ -129,8 +130,10 @@ def bench(work: Path, args: argparse.Namespace) -> int:
     data, run, cache, logs = work / "data", work / "run", work / "judge-cache.sqlite", work / "logs"
     logs.mkdir(exist_ok=True)
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)  # fmt: skip
     setup: dict[str, dict[str, float]] = {}
+    timed: dict[str, list[dict[str, float]]] = {"cached": [], "reuse": []}
+    problems: list[str] = []
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
         if not (data / "test.jsonl").exists():
             setup["synth"] = run_measured(kb("data", "synth", "--dialogues", str(args.dialogues), "--seed", str(args.seed),
@@ -141,62 +144,61 @@ def bench(work: Path, args: argparse.Namespace) -> int:
                                                 "--concurrency", str(args.concurrency)), logs / "generate.log")  # fmt: skip
         judge_cmd = kb("score", str(run), "--judge", f"openai:{JUDGE_MODEL}", "--judge-base-url", srv.url,
                        "--cache", str(cache), "--judge-concurrency", str(args.concurrency), "--no-progress")  # fmt: skip
+        reuse_cmd = kb("score", str(run), "--no-progress")
         (run / "judgments.jsonl").unlink(missing_ok=True)
         srv.stats.reset()
         setup["judge"] = run_measured(judge_cmd, logs / "judge.log")
         fill_requests = srv.stats.requests
-        expected = metrics_of(run)
-        rubric = json.loads((run / "results.json").read_text())["rubric"]
-        n_items = json.loads((run / "results.json").read_text())["counts"]["n_items"]
-        n_dialogues = expected["emotion_accuracy"]["extra"]["n_clusters"]
+        results = json.loads((run / "results.json").read_text())
+        expected = results["metrics"]
 
-        timed: dict[str, list[dict[str, float]]] = {"cached": [], "reuse": []}
-        problems: list[str] = []
-        reuse_cmd = kb("score", str(run), "--no-progress")
+        srv.stats.reset()
         for _ in range(args.repeats):
             (run / "judgments.jsonl").unlink()
-            srv.stats.reset()
-            timed["cached"].append(run_measured(judge_cmd, logs / "cached.log"))
-            if srv.stats.requests:
-                problems.append(f"cached: {srv.stats.requests} request(s) reached the judge server (expected 0)")
-            if metrics_of(run) != expected:
-                problems.append("cached: metrics differ from the judged run's")
-            timed["reuse"].append(run_measured(reuse_cmd, logs / "reuse.log"))
-            if srv.stats.requests:
-                problems.append(f"reuse: {srv.stats.requests} request(s) reached the judge server (expected 0)")
-            if metrics_of(run) != expected:
-                problems.append("reuse: metrics differ from the judged run's")
+            for name, cmd in (("cached", judge_cmd), ("reuse", reuse_cmd)):
+                timed[name].append(run_measured(cmd, logs / f"{name}.log"))
+                if srv.stats.requests:
+                    problems.append(f"{name}: {srv.stats.requests} request(s) reached the judge server (expected 0)")
+                if metrics_of(run) != expected:
+                    problems.append(f"{name}: metrics differ from those of the judged run")
+        ok = report(setup, timed, problems, results, fill_requests, args, [judge_cmd, reuse_cmd])
         if args.profile:
             prof = Path(args.profile)
             prof.mkdir(parents=True, exist_ok=True)
             (run / "judgments.jsonl").unlink()
             profile(judge_cmd, prof / "score-cached.prof", logs / "profile-cached.log")
             profile(reuse_cmd, prof / "score-reuse.prof", logs / "profile-reuse.log")
+    return 0 if ok else 1
 
-    print(f"\nSetup ({args.dialogues} dialogues; seconds wall / CPU, peak RSS):")
+
+def report(setup: dict, timed: dict, problems: list[str], results: dict, fill_requests: int,
+           args: argparse.Namespace, cmds: list[list[str]]) -> bool:  # fmt: skip
+    print(f"\nSetup ({args.dialogues} dialogues; wall / CPU seconds, peak RSS):")
     for name, m in setup.items():
         print(f"  {name:<9} {m['wall_s']:6.1f} s / {m['cpu_s']:6.1f} s  {m['peak_mb']:5.0f} MiB")
-    usage = rubric["run"].get(f"openai:{JUDGE_MODEL}", {})
-    print(f"  judge: {fill_requests} requests to the fake server ({usage.get('rounds')} rounds), "
-          f"{rubric['n_scored']} scored, unscored {rubric['unscored_by_reason']}")  # fmt: skip
-    print(f"\nScoring {n_items} items in {n_dialogues} dialogues, 1,000 bootstrap resamples, {args.repeats} run(s) each:")
-    print(f"  {'command':<8}{'wall s':>14}{'CPU s':>14}{'peak RSS MiB':>15}  target < {TARGET_S:.0f} s")
+    rubric = results["rubric"]
+    rounds = rubric["run"].get(f"openai:{JUDGE_MODEL}", {}).get("rounds")
+    print(f"  judge: {fill_requests} requests to the fake server ({rounds} rounds), {rubric['n_scored']} verdicts "
+          f"scored, unscored {rubric['unscored_by_reason'] or 'none'}")  # fmt: skip
+    n_items = results["counts"]["n_items"]
+    n_dialogues = results["metrics"]["emotion_accuracy"]["extra"]["n_clusters"]
+    print(f"\nScoring {n_items} items in {n_dialogues} dialogues, {results['statistics']['n_resamples']} bootstrap "
+          f"resamples, {args.repeats} run(s) each (min–max):")  # fmt: skip
+    print(f"  {'command':<8}{'wall s':>13}{'CPU s':>13}{'peak RSS MiB':>15}  target < {TARGET_S:.0f} s wall")
     ok = not problems
     for name, ms in timed.items():
         walls, cpus, rss = ([m[k] for m in ms] for k in ("wall_s", "cpu_s", "peak_mb"))
         hit = min(walls) < TARGET_S
         ok = ok and hit
-        print(f"  {name:<8}{min(walls):>6.1f}–{max(walls):<6.1f} {min(cpus):>6.1f}–{max(cpus):<6.1f} {max(rss):>10.0f}     "
-              f"{'ok' if hit else 'MISSED'}")  # fmt: skip
-    print(f"  requests to the judge server during the timed runs: {'none' if not any('request' in p for p in problems) else 'SOME'}")
-    print("  commands:")
-    print(f"    cached  {' '.join(judge_cmd[3:])}  (after rm judgments.jsonl)")
-    print(f"    reuse   {' '.join(reuse_cmd[3:])}")
+        print(f"  {name:<8}{min(walls):>6.1f}–{max(walls):<6.1f}{min(cpus):>6.1f}–{max(cpus):<6.1f}{max(rss):>10.0f}"
+              f"     {'ok' if hit else 'MISSED'}")  # fmt: skip
+    print(f"  requests to the judge server during the timed runs: {'some' if any('request' in p for p in problems) else 'none'}")
+    print("  commands (python -m kardiabench.cli ...):")
+    print(f"    cached  {' '.join(cmds[0][3:])}  (after removing judgments.jsonl)")
+    print(f"    reuse   {' '.join(cmds[1][3:])}")
     for p in problems:
         print(f"PROBLEM: {p}")
-    if not args.keep:
-        shutil.rmtree(work / "run", ignore_errors=True)
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":
