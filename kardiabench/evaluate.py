@@ -17,7 +17,14 @@ from typing import Any
 from kardiabench.data.load import DataError
 from kardiabench.generate import DataSpec, data_fingerprint, load_items
 from kardiabench.records import Item, Prediction
-from kardiabench.rundir import RunDir, RunDirError, now, provenance, read_jsonl_tolerant
+from kardiabench.rundir import (
+    RunDir,
+    RunDirError,
+    iter_jsonl_objects,
+    now,
+    provenance,
+    read_jsonl_tolerant,
+)
 from kardiabench.tasks import Task, load_task
 
 RESULTS = "results.json"
@@ -38,21 +45,14 @@ def read_external_predictions(path: Path, model: str = "external") -> dict[str, 
     if not path.exists():
         raise DataError(f"{path}: no such predictions file")
     preds: dict[str, Prediction] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
-            if not isinstance(row, dict) or not isinstance(row.get("item_id"), str):
-                raise DataError(f"{path}:{lineno}: item_id: missing or not a string")
-            raw = row.get("raw_output")
-            if raw is not None and not isinstance(raw, str):
-                raise DataError(f"{path}:{lineno}: raw_output: expected a string or null")
-            out = ModelError(str(row.get("error") or "no output")) if raw is None else Generation(raw, row.get("reasoning"), row.get("finish_reason"))
-            preds[row["item_id"]] = to_prediction(row["item_id"], row.get("model", model), out, None, False)
+    for lineno, row in iter_jsonl_objects(path, DataError):
+        if not isinstance(row.get("item_id"), str):
+            raise DataError(f"{path}:{lineno}: item_id: missing or not a string")
+        raw = row.get("raw_output")
+        if raw is not None and not isinstance(raw, str):
+            raise DataError(f"{path}:{lineno}: raw_output: expected a string or null")
+        out = ModelError(str(row.get("error") or "no output")) if raw is None else Generation(raw, row.get("reasoning"), row.get("finish_reason"))
+        preds[row["item_id"]] = to_prediction(row["item_id"], row.get("model", model), out, None, False)
     return preds
 
 

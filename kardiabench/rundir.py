@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
@@ -83,6 +84,22 @@ def read_jsonl_tolerant(path: Path, repair: bool = False) -> list[dict]:
         with path.open("r+b") as fh:
             fh.truncate(good_end)
     return rows
+
+
+def iter_jsonl_objects(path: Path, error: type[Exception]) -> Iterator[tuple[int, dict]]:
+    """(1-based line, object) for each non-blank line of a user-supplied JSONL file; the first line
+    that is not a JSON object raises `error` naming the file and line."""
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
+            if not isinstance(row, dict):
+                raise error(f"{path}:{lineno}: expected a JSON object")
+            yield lineno, row
 
 
 class JsonlWriter:

@@ -8,6 +8,7 @@ import hashlib
 import json
 
 from helpers import write_dataset
+
 from kardiabench.cli import main
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
 

@@ -15,7 +15,6 @@ statistics (fewer than two paired items, no variation at all) are None, never 0 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import warnings
 from collections import defaultdict
@@ -26,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from kardiabench.rundir import iter_jsonl_objects
 from kardiabench.scoring.rubric import DIMENSIONS, SCALE_MAX, SCALE_MIN, coerce_score
 
 Level = Literal["nominal", "ordinal", "interval"]
@@ -259,33 +259,24 @@ def load_human_labels(
         raise HumanLabelError(f"{p}: human label file not found")
     labels: dict[str, dict[str, int]] = {}
     first_line: dict[str, int] = {}
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+    for lineno, row in iter_jsonl_objects(p, HumanLabelError):
+        item = row.get("item_id")
+        if not isinstance(item, str) or not item:
+            raise HumanLabelError(f"{p}:{lineno}: field 'item_id': must be a non-empty string")
+        if item in first_line:
+            raise HumanLabelError(
+                f"{p}:{lineno}: field 'item_id': {item!r} already labelled on line {first_line[item]} (one row per item)"
+            )
+        first_line[item] = lineno
+        scores: dict[str, int] = {}
+        for dim in dims:
+            if row.get(dim) is None:
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise HumanLabelError(f"{p}:{lineno}: not valid JSON: {e.msg}") from None
-            if not isinstance(row, dict):
-                raise HumanLabelError(f"{p}:{lineno}: expected a JSON object")
-            item = row.get("item_id")
-            if not isinstance(item, str) or not item:
-                raise HumanLabelError(f"{p}:{lineno}: field 'item_id': must be a non-empty string")
-            if item in first_line:
-                raise HumanLabelError(
-                    f"{p}:{lineno}: field 'item_id': {item!r} already labelled on line {first_line[item]} (one row per item)"
-                )
-            first_line[item] = lineno
-            scores: dict[str, int] = {}
-            for dim in dims:
-                if row.get(dim) is None:
-                    continue
-                try:
-                    scores[dim] = coerce_score(row[dim])
-                except ValueError as e:
-                    raise HumanLabelError(f"{p}:{lineno}: field '{dim}': {e}") from None
-            labels[item] = scores
+                scores[dim] = coerce_score(row[dim])
+            except ValueError as e:
+                raise HumanLabelError(f"{p}:{lineno}: field '{dim}': {e}") from None
+        labels[item] = scores
     return labels
 
 
