@@ -104,3 +104,14 @@ def test_fatal_error_stops_the_run_and_keeps_finished_results():
         asyncio.run(run_jobs(model, jobs([f"t{i}" for i in range(10)]), on_result=lambda j, o, c: results.setdefault(j.key, o), progress=False))
     assert set(results) == {"k0", "k1", "k2"}
     assert "t9" not in model.calls
+
+
+def test_request_key_is_sha256_of_the_canonical_mapping():
+    """Keys must stay byte-identical to the documented definition, or old caches stop hitting."""
+    import hashlib
+    import json
+
+    r = ChatRequest.from_messages([{"role": "system", "content": "é sys"}, {"role": "user", "content": "x"}], SamplingParams(seed=3), {"type": "json_object"})
+    identity = {"spec": "openai:m", "host": "h"}
+    blob = json.dumps({"model": identity, "request": r.key_material()}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert request_key(identity, r) == hashlib.sha256(blob.encode()).hexdigest()
