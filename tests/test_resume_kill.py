@@ -63,3 +63,22 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     # the file is valid JSONL end to end (no torn line left behind)
     for line in preds.read_text().splitlines():
         json.loads(line)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    data = write_dataset(tmp_path / "data", test_users=tuple("efghijkl"), n_turns=4)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-not-a-secret"}
+    with FakeOpenAIServer(FakeConfig(latency=0.2)) as srv:
+        out = tmp_path / "run"
+        proc = subprocess.Popen(generate_cmd(data, out, srv.url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        preds = out / "predictions.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (preds.exists() and len(read_jsonl_tolerant(preds)) >= 4):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]  # every line complete
+    assert 4 <= len(rows) < 32
