@@ -62,3 +62,14 @@ def test_malformed_task_names_file_and_field(tmp_path, body, field):
 def test_unknown_task_lists_available():
     with pytest.raises(TaskError, match="kardiabench_emotion"):
         load_task("nope")
+
+
+def test_tasks_and_judges_ship_inside_the_package():
+    """kardiabench/resources/{tasks,judges} link to the top-level folders, so a wheel carries them."""
+    from pathlib import Path
+
+    import kardiabench
+
+    res = Path(kardiabench.__file__).parent / "resources"
+    assert sorted(p.name for p in (res / "tasks").glob("*.yaml")) == sorted(p.name for p in (res.parent.parent / "tasks").glob("*.yaml"))
+    assert (res / "judges" / "rubric.yaml").is_file() and (res / "judges" / "judge_prompt.md").is_file()
