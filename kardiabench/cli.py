@@ -52,6 +52,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="count prompt tokens and estimate cost; send nothing")
+    p.add_argument("--max-cost", type=float, default=None, metavar="USD", help="stop sending generation requests once they have cost this much (resumable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,7 +221,8 @@ def _generate_config(args: argparse.Namespace):
     )  # fmt: skip
     cache = None if args.no_cache else Path(args.cache) if args.cache else default_cache_path()
     return GenerateConfig(task=task, model_spec=args.model, data=data, output=args.output, params=params, options=options,
-                          train_data=args.train_data, cache_path=cache, progress=not args.no_progress, overwrite=args.overwrite)  # fmt: skip
+                          train_data=args.train_data, cache_path=cache, progress=not args.no_progress, overwrite=args.overwrite,
+                          max_cost_usd=args.max_cost)  # fmt: skip
 
 
 def _read_template(path: str | None) -> str | None:
@@ -234,7 +236,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.dry_run:
         from kardiabench.plan import dry_run
 
-        print(dry_run(cfg, log=_log))
+        judges = []
+        if args.command == "run" and args.judge:
+            from kardiabench.evaluate import judge_models
+
+            judges = judge_models(args)
+        print(dry_run(cfg, log=_log, judges=judges, judge_repeats=getattr(args, "judge_repeats", 1), rubric_path=getattr(args, "rubric", None)))
         return 0
     try:
         run, stats, _ = asyncio.run(generate(cfg, log=_log))

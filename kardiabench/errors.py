@@ -8,13 +8,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.models import SpecError
     from kardiabench.models.base import FatalModelError, ModelError
     from kardiabench.rundir import RunDirError
+    from kardiabench.runner import BudgetExceeded
     from kardiabench.scoring.agreement import HumanLabelError
     from kardiabench.scoring.compare import ComparisonRefused
     from kardiabench.scoring.rubric import RubricError
     from kardiabench.tasks import TaskError
 
     return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
-            ComparisonRefused, HumanLabelError, RubricError)
+            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded)
 
 
 USER_ERRORS = _user_errors()

@@ -46,6 +46,7 @@ class GenerateConfig:
     cache_path: Path | None = None  # None: no cache
     progress: bool = True
     overwrite: bool = False
+    max_cost_usd: float | None = None  # stop sending once generation has cost this much
 
 
 def load_items(task: Task, data: DataSpec, log=print) -> tuple[list[Item], LoadResult]:
@@ -171,7 +172,7 @@ async def generate(cfg: GenerateConfig, log=print) -> tuple[RunDir, RunStats, li
         writer.write(asdict(to_prediction(job.key, cfg.model_spec, out, cost, cached)))
 
     try:
-        stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}")
+        stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}", budget_usd=cfg.max_cost_usd)
     finally:
         writer.close()
         if cache is not None:

@@ -46,6 +46,10 @@ class RunStats:
             self.cost_usd += cost
 
 
+class BudgetExceeded(Exception):
+    """The spending limit was reached; finished work is saved and the same command resumes."""
+
+
 def request_cost(model: ChatModel, gen: Generation) -> float | None:
     price = getattr(model, "cost", None)
     return price(gen.prompt_tokens, gen.completion_tokens) if price else 0.0
@@ -88,9 +92,14 @@ async def run_jobs(
     concurrency: int | None = None,
     progress: bool = True,
     desc: str = "generate",
+    budget_usd: float | None = None,
 ) -> RunStats:
     """Answer every job once. Raises FatalModelError (after stopping all workers) when the model
-    says no request can succeed; everything finished before that has been handed to on_result."""
+    says no request can succeed; everything finished before that has been handed to on_result.
+    With `budget_usd`, no new request is sent once the cost so far reaches it (requests in flight
+    finish), and BudgetExceeded is raised if work is left."""
+    if budget_usd is not None and request_cost(model, Generation("", prompt_tokens=1, completion_tokens=1)) is None:
+        raise BudgetExceeded(f"a cost limit needs a price for {model.spec}; add one with --prices FILE")
     t0 = time.monotonic()
     stats = RunStats(total=len(jobs))
     bar = _Progress(len(jobs), desc, progress)
@@ -129,8 +138,11 @@ async def run_jobs(
         on_result(job, out, False)
         bar.update(1, stats)
 
+    def over_budget() -> bool:
+        return budget_usd is not None and stats.cost_usd is not None and stats.cost_usd >= budget_usd
+
     async def worker() -> None:
-        while True:
+        while not over_budget():
             try:
                 batch = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -155,4 +167,10 @@ async def run_jobs(
     finally:
         bar.close()
         stats.wall_s = time.monotonic() - t0
+    left = stats.total - stats.done - stats.failed
+    if left and over_budget():
+        raise BudgetExceeded(
+            f"cost limit reached: ${stats.cost_usd:.4f} of ${budget_usd:.4f} spent, {stats.done} of {stats.total} "
+            f"requests done, {left} not sent. Finished work is saved; raise the limit and run the same command to resume."
+        )
     return stats

@@ -90,3 +90,38 @@ def test_dry_run_sends_nothing(tmp_path):
     assert plan.items == 9 and plan.to_request == 9 and plan.prompt_tokens > 0
     assert plan.max_completion_tokens == 9 * 512
     assert not (tmp_path / "run").exists()
+
+
+def test_cost_limit_stops_sending_and_resumes(tmp_path, monkeypatch, capsys):
+    from kardiabench.cli import main
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    data = write_dataset(tmp_path / "data")
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"priced-model": {"input": 10000, "output": 10000}}))  # ~$1 per request
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        base = ["generate", "--model", "openai:priced-model", "--base-url", srv.url, "--data", str(data), "--output", str(out),
+                "--concurrency", "1", "--no-cache", "--no-progress", "--prices", str(prices)]  # fmt: skip
+        assert main([*base, "--max-cost", "2.5"]) == 2
+        assert "cost limit reached" in capsys.readouterr().err
+        done = len(lines(out / "predictions.jsonl"))
+        assert 1 <= done < 9 and srv.stats.requests == done
+        assert main([*base, "--max-cost", "1000"]) == 0
+        assert len(lines(out / "predictions.jsonl")) == 9 and srv.stats.requests == 9
+        assert main(["generate", "--model", "openai:unpriced", "--base-url", srv.url, "--data", str(data), "--output", str(tmp_path / "u"),
+                     "--no-cache", "--no-progress", "--max-cost", "1"]) == 2  # fmt: skip
+        assert "needs a price" in capsys.readouterr().err
+
+
+def test_dry_run_includes_judge_calls(tmp_path, monkeypatch):
+    from kardiabench.models import ModelOptions, load_model
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    data = write_dataset(tmp_path / "data")
+    judge = load_model("openai:gpt-5-mini", ModelOptions(base_url="http://127.0.0.1:9/v1"))
+    plan = dry_run(config(data, tmp_path / "run"), log=lambda m: None, judges=[judge], judge_repeats=2)
+    [jp] = plan.judges
+    assert jp.calls == 18 and jp.prompt_tokens > plan.prompt_tokens
+    assert jp.expected_cost_usd is not None and jp.expected_cost_usd > 0
