@@ -107,6 +107,12 @@ def judge_stage(args, task: Task, items: list[Item], preds: dict[str, Prediction
     finally:
         if cache is not None:
             cache.close()
+    for judge, run_stats in outcome.run_stats.items():
+        cost = run_stats.get("cost_usd")
+        log(f"judge {judge}: {run_stats.get('requests', 0)} requests ({run_stats.get('cached', 0)} from cache, "
+            f"{run_stats.get('failed', 0)} failed), tokens in {run_stats.get('prompt_tokens', 0):,} out "
+            f"{run_stats.get('completion_tokens', 0):,}, cost {'unknown' if cost is None else f'${cost:.4f}'}; "
+            f"unscored: {outcome.unscored_by_reason(judge) or 0}")  # fmt: skip
     return outcome, None
 
 
