@@ -13,7 +13,7 @@ from kardiabench.cache import Cache
 from kardiabench.data import expand, load_dialogues
 from kardiabench.data.load import DataError, LoadResult
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
-from kardiabench.models.base import Generation, ModelError, SamplingParams
+from kardiabench.models.base import ChatRequest, Generation, ModelError, SamplingParams
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import RunDir, RunDirError, now, provenance
 from kardiabench.runner import Job, RunStats, request_cost, run_jobs
@@ -154,9 +154,7 @@ def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunD
     return items, model, run, manifest, jobs
 
 
-def model_request(cfg: GenerateConfig, item: Item):
-    from kardiabench.models.base import ChatRequest
-
+def model_request(cfg: GenerateConfig, item: Item) -> ChatRequest:
     return ChatRequest.from_messages(cfg.task.messages(item), cfg.params)
 
 
