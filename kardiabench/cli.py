@@ -255,9 +255,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _log(f"failed items ({stats.failed}), listed in run.json; run the same command again to retry them:")
         for k in stats.failed_keys[:20]:
             _log(f"  {k}")
-    if args.command == "run":
-        return cmd_score_run(args, run.path)
-    return 1 if stats.failed else 0
+    code = cmd_score_run(args, run.path) if args.command == "run" else 0
+    return code or (1 if stats.failed else 0)  # items that failed for good: results written, exit 1
 
 
 def cmd_score_run(args: argparse.Namespace, run_dir: Path) -> int:
