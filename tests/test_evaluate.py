@@ -87,3 +87,29 @@ def test_task_without_rubric_omits_rubric_metrics(tmp_path, task):
     assert run_baseline(data, tmp_path / "run", "baseline:majority", "--task", task) == 0
     metrics = json.loads((tmp_path / "run" / "results.json").read_text())["metrics"]
     assert "empathy" not in metrics and "emotion_accuracy" in metrics
+
+
+def test_items_that_fail_for_good_are_listed_counted_and_retried(tmp_path, monkeypatch, capsys):
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
+
+    def reply(request):
+        if "turn 1:" in request["messages"][-1]["content"]:
+            return 400, {"error": {"message": "content rejected", "type": "invalid_request_error", "code": "rejected"}}
+        return default_reply(request)
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
+        args = ["run", "--model", "openai:m", "--base-url", srv.url, "--data", str(data), "--output", str(out),
+                "--no-cache", "--no-progress", "--resamples", "200"]  # fmt: skip
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "3 failed" in err and "-t1" in err
+        manifest = json.loads((out / "run.json").read_text())
+        assert len(manifest["generation_stats"]["failed_items"]) == 3
+        fc = json.loads((out / "results.json").read_text())["metrics"]["format_compliance"]
+        assert fc["n"] == 9 and fc["extra"]["n_failed"] == 3 and fc["value"] <= 100 * 6 / 9
+        before = srv.stats.requests
+        assert main(args) == 1  # the same command retries only the failed items
+        assert srv.stats.requests - before == 3
