@@ -25,6 +25,7 @@ from kardiabench.rundir import (
     provenance,
     read_jsonl_tolerant,
 )
+from kardiabench.spans import PARSER_VERSION
 from kardiabench.tasks import Task, load_task
 
 RESULTS = "results.json"
@@ -133,14 +134,10 @@ def score_command(args, run_dir: Path | None, log) -> int:
         unknown = set(preds) - {it.item_id for it in items}
         if unknown:
             raise DataError(f"{args.predictions}: {len(unknown)} item id(s) not in {args.data} ({loaded.split}), e.g. {sorted(unknown)[0]}")
-        items = [it for it in items if it.item_id in preds] if getattr(args, "only_predicted", False) else items
         manifest = {"task_config": task.model_dump(mode="json"), "model_spec": f"external:{args.predictions.name}",
-                    "generation": {"history": task.history}, "parser_version": None,
+                    "generation": {"history": task.history}, "parser_version": PARSER_VERSION,
                     "data": {"source": args.data, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items)},
                     "provenance": provenance(), "created": now()}  # fmt: skip
-        from kardiabench.spans import PARSER_VERSION
-
-        manifest["parser_version"] = PARSER_VERSION
         run.write_manifest(manifest)
     else:
         if run_dir is None:
@@ -234,7 +231,7 @@ def compare_command(args, log) -> int:
     if judged[0] != judged[1]:
         log("note: only one run was judged; rubric metrics are left out of the comparison")
         keys = tuple(k for k in COMPARABILITY_KEYS if not k.startswith("judge."))
-        metrics = [m for m in ("emotion_accuracy", "format_compliance")]
+        metrics = ["emotion_accuracy", "format_compliance"]
     comparison = compare_runs(a, b, force=args.force, keys=keys, metrics=metrics, n_resamples=args.resamples, seed=args.seed)
     print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison.to_markdown())
     return 0

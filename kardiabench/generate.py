@@ -81,7 +81,7 @@ def build_model(cfg: GenerateConfig, log=print) -> ChatModel:
     return load_model(cfg.model_spec, cfg.options, train_dialogues=train.dialogues, train_source=source)
 
 
-def generation_identity(cfg: GenerateConfig, model: ChatModel, items: list[Item]) -> dict[str, Any]:
+def generation_identity(cfg: GenerateConfig, model: ChatModel) -> dict[str, Any]:
     """What determines the predictions. A run folder refuses to resume under a different one."""
     task_blob = json.dumps(cfg.task.model_dump(mode="json"), sort_keys=True)
     return {
@@ -120,7 +120,7 @@ def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunD
         raise DataError(f"no items to evaluate in {cfg.data.source} (split {loaded.split or 'whole file'})")
     model = build_model(cfg, log)
     run = RunDir(cfg.output)
-    identity = generation_identity(cfg, model, items)
+    identity = generation_identity(cfg, model)
     manifest: dict[str, Any] = {}
     if run.manifest_path.exists() and not cfg.overwrite:
         manifest = run.read_manifest()
