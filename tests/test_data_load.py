@@ -11,7 +11,7 @@ from helpers import make_dialogue, write_dataset
 
 from kardiabench.data import DataError, LoadResult, load_dialogues
 from kardiabench.data.load import SAMPLE_DIR
-from kardiabench.emotions import to_label
+from kardiabench.emotions import EMOTIONS, to_label
 from kardiabench.spans import parse_spans
 
 EMOS = ["anxious", "hopeful", "grateful"]
@@ -213,3 +213,21 @@ def test_strict_mode_shows_at_most_20_problems(tmp_path):
 def test_strict_clean_file_loads(tmp_path):
     write_dataset(tmp_path)
     assert len(load_dialogues(str(tmp_path), strict=True).dialogues) == 3
+
+
+def test_sample_covers_every_label_both_tag_styles_and_disjoint_personas():
+    """The sample's JSONL files are its only source: this is the coverage it promises."""
+    personas = {}
+    for split in ("train", "test"):
+        res = load_dialogues("sample", split)
+        labels, styles = set(), set()
+        for d in res.dialogues:
+            turn_styles = {parse_spans(m.content).style for m in d.messages[2::2]}
+            assert len(turn_styles) == 1, f"{d.dialogue_id}: one tag style per dialogue"
+            styles |= turn_styles
+            labels |= {to_label(parse_spans(m.content).spans["emotion"]) for m in d.messages[2::2]}
+        assert labels == set(EMOTIONS), f"{split}: labels missing {sorted(set(EMOTIONS) - labels)}"
+        assert styles == {"special", "xml"}
+        personas[split] = {d.persona_id for d in res.dialogues}
+    assert personas["train"].isdisjoint(personas["test"])
+    assert len(personas["train"]) + len(personas["test"]) == 20
