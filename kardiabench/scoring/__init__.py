@@ -21,11 +21,13 @@ from kardiabench.scoring.metrics import (
     rubric_metrics,
     score_predictions,
 )
+from kardiabench.scoring.rewards import emotion_reward, format_reward
 from kardiabench.scoring.stats import cluster_bootstrap_ci, holm_correction, paired_bootstrap
 
 __all__ = [
     "COMPARABILITY_KEYS", "NO_JUDGE_REASON", "PER_ITEM_METRICS", "RUBRIC_DIMENSIONS",
     "Comparison", "ComparisonRefused", "ItemRow", "MetricComparison", "MetricResult", "RunScores",
-    "ScoreReport", "cluster_bootstrap_ci", "compare_runs", "holm_correction", "no_judge_metrics",
+    "ScoreReport", "cluster_bootstrap_ci", "compare_runs", "emotion_reward", "format_reward",
+    "holm_correction", "no_judge_metrics",
     "paired_bootstrap", "rubric_metrics", "score_predictions",
 ]  # fmt: skip

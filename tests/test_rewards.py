@@ -1,0 +1,61 @@
+"""The training rewards are the benchmark's metrics: on the bundled sample they agree item by item
+with the per-item rows of scoring (format reward 1 exactly where the item is compliant, etc.)."""
+
+import pytest
+
+from kardiabench.data import expand, load_dialogues
+from kardiabench.emotions import EMOTIONS
+from kardiabench.records import Prediction
+from kardiabench.scoring import score_predictions
+from kardiabench.scoring.rewards import completion_text, emotion_reward, format_reward
+from kardiabench.spans import render_spans
+
+
+def varied_output(k: int, gold) -> str:
+    """Nine kinds of output, right and wrong, cycling over the items."""
+    spans = {"understanding": gold.understanding, "reasoning": gold.reasoning, "emotion": gold.emotion, "response": gold.response}
+    wrong = EMOTIONS[(EMOTIONS.index(gold.emotion) + 1) % len(EMOTIONS)] if gold.emotion in EMOTIONS else "sad"
+    kinds = [
+        render_spans(spans),
+        render_spans(spans, style="xml"),
+        render_spans({**spans, "emotion": wrong}),
+        render_spans({**spans, "emotion": f"  {gold.emotion.upper()}. "}),
+        render_spans({k2: v for k2, v in spans.items() if k2 != "emotion"}),
+        render_spans({**spans, "response": " "}),
+        "<think>first, the feeling</think>" + render_spans(spans),
+        render_spans(spans)[:-20],  # torn end: the response span never closes
+        f"I can tell you feel {gold.emotion}.",
+    ]
+    return kinds[k % len(kinds)]
+
+
+@pytest.fixture(scope="module")
+def sample_items():
+    return list(expand(load_dialogues("sample", "test").dialogues))
+
+
+def test_rewards_agree_with_results_item_by_item(sample_items):
+    outputs = [varied_output(k, it.gold) for k, it in enumerate(sample_items)]
+    preds = {it.item_id: Prediction(it.item_id, "m", out) for it, out in zip(sample_items, outputs, strict=True)}
+    rows = score_predictions(sample_items, preds, n_resamples=10).per_item
+    fmt = format_reward(outputs)
+    emo = emotion_reward(outputs, gold_emotion=[it.gold_emotion for it in sample_items])
+    assert fmt == [1.0 if r.well_formed else 0.0 for r in rows]
+    assert emo == [1.0 if r.emotion_correct else 0.0 for r in rows]
+    assert 0 < sum(fmt) < len(rows) and 0 < sum(emo) < len(rows)  # both outcomes occur
+
+
+def test_conversational_completions_and_trl_keywords(sample_items):
+    it = sample_items[0]
+    text = varied_output(0, it.gold)
+    chat = [{"role": "assistant", "content": text}]
+    kw = {"prompts": ["p"], "completion_ids": [[1, 2]], "trainer_state": None}
+    assert format_reward([chat], **kw) == format_reward([text]) == [1.0]
+    assert emotion_reward([chat], gold_emotion=[it.gold_emotion], **kw) == [1.0]
+    assert completion_text([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]) == "a"
+    assert completion_text([]) == ""
+
+
+def test_emotion_reward_needs_one_gold_label_per_completion():
+    with pytest.raises(ValueError, match="2 completions but 1 gold_emotion"):
+        emotion_reward(["a", "b"], gold_emotion=["sad"])
