@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 HistoryMode = Literal["full", "response"]
 HISTORY_MODES: tuple[str, ...] = ("full", "response")
@@ -115,6 +116,24 @@ class Item:
         msgs.extend(m.as_dict() for m in self.history)
         msgs.append({"role": "user", "content": self.user_message})
         return msgs
+
+    def to_row(self) -> dict:
+        """A flat row of plain types (a `datasets` row: GRPO prompts carry the item as reward columns)."""
+        return {
+            "item_id": self.item_id, "dialogue_id": self.dialogue_id, "turn_index": self.turn_index,
+            "persona_id": self.persona_id, "mbti": self.mbti, "situation": self.situation, "person": self.person,
+            "system_prompt": self.system_prompt, "history": [m.as_dict() for m in self.history],
+            "user_message": self.user_message, "gold": asdict(self.gold), "gold_emotion": self.gold_emotion,
+            "history_mode": self.history_mode,
+        }  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Item:
+        """The inverse of to_row; extra columns (a trainer's prompt, say) are ignored."""
+        fields = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
+        fields["history"] = tuple(Message(m["role"], m["content"]) for m in row["history"])
+        fields["gold"] = GoldSpans(**row["gold"])
+        return cls(**fields)
 
 
 @dataclass(slots=True)
