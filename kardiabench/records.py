@@ -117,7 +117,7 @@ class Item:
         msgs.append({"role": "user", "content": self.user_message})
         return msgs
 
-    def to_row(self) -> dict:
+    def to_dict(self) -> dict:
         """A flat row of plain types (a `datasets` row: GRPO prompts carry the item as reward columns)."""
         return {
             "item_id": self.item_id, "dialogue_id": self.dialogue_id, "turn_index": self.turn_index,
@@ -128,8 +128,8 @@ class Item:
         }  # fmt: skip
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Item:
-        """The inverse of to_row; extra columns (a trainer's prompt, say) are ignored."""
+    def from_dict(cls, row: Mapping[str, Any]) -> Item:
+        """The inverse of to_dict; extra columns (a trainer's prompt, say) are ignored."""
         fields = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
         fields["history"] = tuple(Message(m["role"], m["content"]) for m in row["history"])
         fields["gold"] = GoldSpans(**row["gold"])

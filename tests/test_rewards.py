@@ -64,7 +64,7 @@ def test_emotion_reward_needs_one_gold_label_per_completion():
 def test_item_round_trips_through_a_datasets_row(sample_items):
     from datasets import Dataset
 
-    ds = Dataset.from_list([it.to_row() for it in sample_items[:12]])
-    back = [type(it).from_row(row) for it, row in zip(sample_items, ds, strict=False)]
+    ds = Dataset.from_list([it.to_dict() for it in sample_items[:12]])
+    back = [type(it).from_dict(row) for it, row in zip(sample_items, ds, strict=False)]
     assert back == sample_items[:12]
     assert any(it.history for it in back) and all(isinstance(it.history, tuple) for it in back)
