@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from kardiabench.redact import env_var_name
+
 EXIT_USAGE = 2
 
 
@@ -36,7 +38,8 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-tokens", type=int, default=None)
     g.add_argument("--seed", type=int, default=None)
     b = p.add_argument_group("backends")
-    b.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); key from $OPENAI_API_KEY")
+    b.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env")
+    b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key (default: OPENAI_API_KEY)")
     b.add_argument("--concurrency", type=int, default=16, help="max requests in flight for API models")
     b.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds for API models")
     b.add_argument("--prices", default=None, help="JSON/YAML price table extending the built-in one (USD per 1M tokens)")
@@ -116,6 +119,7 @@ def _add_judge_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rubric judge")
     g.add_argument("--judge", action="append", default=[], help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
     g.add_argument("--judge-base-url", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL)")
+    g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the judges' API key (default: OPENAI_API_KEY)")
     g.add_argument("--judge-concurrency", type=int, default=16)
     g.add_argument("--judge-repeats", type=int, default=1, help="judge each item K times; reports the variance")
     g.add_argument("--judge-max-tokens", type=int, default=1024)
@@ -211,6 +215,7 @@ def _generate_config(args: argparse.Namespace):
     )
     options = ModelOptions(
         base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=args.concurrency, timeout=args.timeout,
+        api_key_env=args.api_key_env, require_key=not args.dry_run,
         batch_size=args.batch_size, dtype=args.dtype, device=args.device, revision=args.revision,
         add_span_tokens=args.add_span_tokens, chat_template=_read_template(args.chat_template),
         tensor_parallel_size=args.tensor_parallel_size, data_parallel_size=args.data_parallel_size, prices_file=args.prices,
@@ -233,14 +238,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from kardiabench.generate import generate
 
     cfg = _generate_config(args)
+    judges = []
+    if args.command == "run" and args.judge:  # built now: a judge's missing key stops the run before generation
+        from kardiabench.evaluate import judge_models
+
+        judges = judge_models(args)
     if args.dry_run:
         from kardiabench.plan import dry_run
 
-        judges = []
-        if args.command == "run" and args.judge:
-            from kardiabench.evaluate import judge_models
-
-            judges = judge_models(args)
         print(dry_run(cfg, log=_log, judges=judges, judge_repeats=getattr(args, "judge_repeats", 1), rubric_path=getattr(args, "rubric", None)))
         return 0
     try:

@@ -78,7 +78,8 @@ def run_inputs(run: RunDir) -> tuple[Task, list[Item], dict[str, Any]]:
 def judge_models(args) -> list:
     from kardiabench.models import ModelOptions, load_model
 
-    opts = ModelOptions(base_url=args.judge_base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=args.judge_concurrency)
+    opts = ModelOptions(base_url=args.judge_base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=args.judge_concurrency,
+                        api_key_env=args.judge_api_key_env, require_key=not getattr(args, "dry_run", False))  # fmt: skip
     return [load_model(spec, opts) for spec in dict.fromkeys(args.judge)]
 
 

@@ -15,6 +15,7 @@ from kardiabench.data.load import DataError, LoadResult
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.models.base import ChatRequest, Generation, ModelError, SamplingParams
 from kardiabench.records import Item, Prediction
+from kardiabench.redact import redact_argv
 from kardiabench.rundir import RunDir, RunDirError, now, provenance
 from kardiabench.runner import Job, RunStats, request_cost, run_jobs
 from kardiabench.spans import PARSER_VERSION, parse_spans
@@ -144,7 +145,7 @@ def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunD
             },  # fmt: skip
             "parser_version": PARSER_VERSION,
             "provenance": provenance(),
-            "command": sys.argv,
+            "command": redact_argv(sys.argv),
         }
     )
     manifest.setdefault("created", now())

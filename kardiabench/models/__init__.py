@@ -1,6 +1,6 @@
 """Model adapters behind one interface (`ChatModel`), chosen by a spec string:
 
-  openai:MODEL        any OpenAI-compatible endpoint (--base-url / OPENAI_BASE_URL, OPENAI_API_KEY)
+  openai:MODEL        any OpenAI-compatible endpoint (--base-url / OPENAI_BASE_URL; key from --api-key-env, OPENAI_API_KEY)
   hf:PATH_OR_ID       HF transformers, batched, the tokenizer's chat template
   vllm:PATH_OR_ID     vLLM offline engine (optional extra)
   baseline:NAME       majority | retrieval, fitted on a training split
@@ -32,6 +32,8 @@ class ModelOptions:
     """Backend options from the command line; each adapter takes the ones it understands."""
 
     base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"  # the environment variable that holds the key (a name, never the key)
+    require_key: bool = True  # False for --dry-run, which sends nothing
     concurrency: int = 16
     timeout: float = 120.0
     batch_size: int = 8
@@ -62,7 +64,8 @@ def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogue
         from kardiabench.models.pricing import PriceTable
 
         prices = PriceTable.load(o.prices_file) if o.prices_file else None
-        return OpenAIChatModel(name, base_url=o.base_url, concurrency=o.concurrency, timeout=o.timeout, prices=prices)
+        return OpenAIChatModel(name, base_url=o.base_url, api_key_env=o.api_key_env, require_key=o.require_key,
+                               concurrency=o.concurrency, timeout=o.timeout, prices=prices)  # fmt: skip
     if provider == "hf":
         from kardiabench.models.hf import HFChatModel
 

@@ -5,6 +5,8 @@ The `openai` client's own retries are off: this adapter retries itself so that i
 * retry what the client would not (a 200 with an unparseable body or no choices),
 * shrink its concurrency under rate limits (AIMD) instead of hammering the endpoint,
 * stop the whole run at once on a bad key or an unknown model (FatalModelError),
+* read the key from a named environment variable (`api_key_env`), and refuse credentials in the
+  base URL: httpx would send them as Basic auth in place of the key (see kardiabench/redact.py),
 * adapt once to endpoints that refuse a parameter (`max_tokens` on reasoning models,
   `response_format` on servers without JSON mode, `temperature` on gpt-5) and remember it.
 
@@ -20,6 +22,7 @@ import asyncio
 import email.utils
 import functools
 import importlib
+import ipaddress
 import json
 import logging
 import os
@@ -33,6 +36,7 @@ from urllib.parse import urlsplit
 
 from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError
 from kardiabench.models.pricing import PriceTable
+from kardiabench.redact import has_userinfo, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +145,8 @@ class OpenAIChatModel(ChatModel):
         *,
         base_url: str | None = None,
         api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        require_key: bool = True,  # False for a dry run: it only counts tokens, nothing is sent
         concurrency: int = 16,
         timeout: float = 60.0,
         max_retries: int = 6,
@@ -154,12 +160,16 @@ class OpenAIChatModel(ChatModel):
         self.model = model
         self.spec = f"openai:{model}"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
-        self.host = urlsplit(self.base_url).hostname or self.base_url
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key and self.host.endswith("openai.com"):
+        if has_userinfo(self.base_url):
             raise FatalModelError(
-                f"no API key for {self.base_url}: set OPENAI_API_KEY (or pass --base-url for a local server)"
+                f"credentials in the base URL ({redact_url(self.base_url)}) are not supported: put the key in an "
+                "environment variable and name it with --api-key-env VAR (--judge-api-key-env VAR for judges)"
             )
+        self.host = urlsplit(self.base_url).hostname or self.base_url
+        self.api_key_env = api_key_env
+        key = api_key or os.environ.get(api_key_env)
+        if not key and require_key and not _is_local(self.host):
+            raise FatalModelError(f"no API key for {self.spec} at {self.base_url}: set {api_key_env} (to any value for a server that needs none)")
         self._api_key = key or "EMPTY"  # local servers (vLLM, transformers serve) accept any key
         self.max_concurrency = concurrency
         self.timeout = timeout
@@ -345,7 +355,7 @@ class OpenAIChatModel(ChatModel):
         if status in (401, 403):
             detail = "" if status == 401 else f" ({_clip(message)})"
             return FatalModelError(
-                f"authentication failed for {self.base_url} (HTTP {status}){detail}: check OPENAI_API_KEY"
+                f"authentication failed for {self.base_url} (HTTP {status}){detail}: check {self.api_key_env}"
             )
         low = message.lower()
         if status == 429 and ("insufficient_quota" in (code or "") or "exceeded your current quota" in low):
@@ -437,6 +447,16 @@ def _retry_after(headers: Any, cap: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return min(cap, max(0.0, when.timestamp() - time.time()))
+
+
+def _is_local(host: str) -> bool:
+    """A loopback or private-network host: a server of one's own, which may need no key."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_private  # loopback included
+    except ValueError:
+        return False
 
 
 def _clip(s: str, n: int = 160) -> str:

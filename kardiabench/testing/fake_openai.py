@@ -77,6 +77,7 @@ class ServerStats:
     attempts: Counter = field(default_factory=Counter)  # request key → POSTs received
     served: Counter = field(default_factory=Counter)  # request key → successful (200) replies
     faults: Counter = field(default_factory=Counter)  # fault kind → count
+    auth: Counter = field(default_factory=Counter)  # Authorization header ("" when absent) → chat POSTs
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "attempts": dict(self.attempts),
@@ -87,6 +88,7 @@ class ServerStats:
         self.attempts.clear()
         self.served.clear()
         self.faults.clear()
+        self.auth.clear()
 
 
 def request_key(messages: list[dict[str, Any]]) -> str:
@@ -144,6 +146,7 @@ class _App:
     async def _chat(self, raw: bytes, auth: str) -> tuple[int, Any, dict[str, str]]:
         cfg = self.config
         self.stats.requests += 1
+        self.stats.auth[auth] += 1
         try:
             req = json.loads(raw)
             messages = req["messages"]
