@@ -257,6 +257,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     _log(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache), {stats.failed} failed; "
          f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s → {run.predictions_path}")  # fmt: skip
     if stats.failed:
+        preds = run.read_predictions()
+        _log(_failure_summary(stats.failed, [preds[k].error or "" for k in stats.failed_keys if k in preds]))
         _log(f"failed items ({stats.failed}), listed in run.json; run the same command again to retry them:")
         for k in stats.failed_keys[:20]:
             _log(f"  {k}")
@@ -264,16 +266,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return code or (1 if stats.failed else 0)  # items that failed for good: results written, exit 1
 
 
-def cmd_score_run(args: argparse.Namespace, run_dir: Path) -> int:
-    from kardiabench.evaluate import score_command
+def _failure_summary(n_failed: int, errors: list[str]) -> str:
+    """`failed: 5 items — most common: "HTTP 500 from …" ×4`: why, on the console."""
+    from collections import Counter
 
-    return score_command(args, run_dir=run_dir, log=_log)
+    top = Counter(errors).most_common(1)
+    if not top:
+        return f"failed: {n_failed} items"
+    error, n = top[0]
+    error = error if len(error) <= 200 else error[:200] + " …"
+    return f"failed: {n_failed} items — most common: {json.dumps(error, ensure_ascii=False)} ×{n}"
+
+
+def cmd_score_run(args: argparse.Namespace, run_dir: Path) -> int:
+    from kardiabench.evaluate import output_folder, score_command
+
+    try:
+        return score_command(args, run_dir=run_dir, log=_log)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished verdicts are saved in {output_folder(args, run_dir)}/judgments.jsonl; "
+              "run the same command again to resume.", file=sys.stderr)  # fmt: skip
+        return 130
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from kardiabench.evaluate import score_command
-
-    return score_command(args, run_dir=args.run_dir, log=_log)
+    return cmd_score_run(args, args.run_dir)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

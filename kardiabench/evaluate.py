@@ -39,21 +39,31 @@ RUBRIC_METRICS = ("relevance", "fluency", "empathy", "persona_consistency", "saf
 
 def read_external_predictions(path: Path, model: str = "external") -> dict[str, Prediction]:
     """Predictions made elsewhere: JSONL with `item_id` and `raw_output` (optional `finish_reason`,
-    `reasoning`, `error`). A bad row is an error naming the file, line and field."""
+    `reasoning`, `error`); raw_output null with an `error` is a failed generation. A bad row (a
+    missing field, a second line for one item) is an error naming the file, line and field."""
     from kardiabench.generate import to_prediction
     from kardiabench.models.base import Generation, ModelError
 
     if not path.exists():
         raise DataError(f"{path}: no such predictions file")
     preds: dict[str, Prediction] = {}
+    lines: dict[str, int] = {}
     for lineno, row in iter_jsonl_objects(path, DataError):
-        if not isinstance(row.get("item_id"), str):
+        item_id = row.get("item_id")
+        if not isinstance(item_id, str):
             raise DataError(f"{path}:{lineno}: item_id: missing or not a string")
-        raw = row.get("raw_output")
+        if item_id in lines:
+            raise DataError(f"{path}:{lineno}: item_id: {item_id} already on line {lines[item_id]} (one line per item)")
+        if "raw_output" not in row:
+            raise DataError(f"{path}:{lineno}: raw_output: missing (null with an `error` for a failed generation)")
+        raw, error = row["raw_output"], row.get("error")
         if raw is not None and not isinstance(raw, str):
             raise DataError(f"{path}:{lineno}: raw_output: expected a string or null")
-        out = ModelError(str(row.get("error") or "no output")) if raw is None else Generation(raw, row.get("reasoning"), row.get("finish_reason"))
-        preds[row["item_id"]] = to_prediction(row["item_id"], row.get("model", model), out, None, False)
+        if error is not None and not isinstance(error, str):
+            raise DataError(f"{path}:{lineno}: error: expected a string or null")
+        out = ModelError(error or "no output") if raw is None else Generation(raw, row.get("reasoning"), row.get("finish_reason"))
+        preds[item_id] = to_prediction(item_id, row.get("model", model), out, None, False)
+        lines[item_id] = lineno
     return preds
 
 
@@ -84,22 +94,16 @@ def judge_models(args) -> list:
 
 
 def judge_stage(args, task: Task, items: list[Item], preds: dict[str, Prediction], run: RunDir, log):
-    """A JudgeOutcome, or (None, reason) when rubric metrics are not computed."""
+    """(JudgeOutcome, note or None), or (None, reason) when rubric metrics are not computed."""
     from kardiabench.cache import Cache, default_cache_path
-    from kardiabench.scoring.judge import JUDGMENTS, JudgeConfig, load_outcome, run_judges
+    from kardiabench.scoring.judge import JudgeConfig, run_judges
     from kardiabench.scoring.rubric import load_rubric
 
     if not task.uses_judge:
         return None, f"task {task.name} has no rubric metrics"
     rubric = load_rubric(args.rubric)
-    ids = [it.item_id for it in items]
     if not args.judge:
-        if (run.path / JUDGMENTS).exists():
-            outcome = load_outcome(run, rubric.version, ids)
-            if outcome.judgments:
-                log(f"rubric: reusing {len(outcome.judgments)} verdicts of {', '.join(outcome.judges)} from {run.path / JUDGMENTS}")
-                return outcome, None
-        return None, "no judge given (--judge SPEC)"
+        return saved_outcome(args, rubric, items, preds, run, log)
     cfg = JudgeConfig(rubric_path=args.rubric, show_reasoning=args.judge_show_reasoning, repeats=args.judge_repeats,
                       max_tokens=args.judge_max_tokens, concurrency=args.judge_concurrency)  # fmt: skip
     cache = None if getattr(args, "no_cache", False) else Cache(Path(args.cache) if getattr(args, "cache", None) else default_cache_path())
@@ -114,14 +118,53 @@ def judge_stage(args, task: Task, items: list[Item], preds: dict[str, Prediction
         log(f"judge {judge}: {run_stats.get('requests', 0)} requests ({run_stats.get('cached', 0)} from cache, "
             f"{run_stats.get('failed', 0)} failed), tokens in {run_stats.get('prompt_tokens', 0):,} out "
             f"{run_stats.get('completion_tokens', 0):,}, cost {'unknown' if cost is None else f'${cost:.4f}'}; "
-            f"unscored: {outcome.unscored_by_reason(judge) or 0}")  # fmt: skip
+            f"unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
     return outcome, None
+
+
+def saved_outcome(args, rubric, items: list[Item], preds: dict[str, Prediction], run: RunDir, log):
+    """The verdicts in DIR/judgments.jsonl made for exactly the predictions now in the folder
+    (see judge.matching_verdicts); verdicts made for other predictions are named and ignored."""
+    from kardiabench.scoring.judge import (
+        JUDGMENTS,
+        load_judgments,
+        matching_verdicts,
+        outcome_from_judgments,
+    )
+
+    path = run.path / JUDGMENTS
+    if not path.exists():
+        return None, "no judge given (--judge SPEC)"
+    kept, stale = matching_verdicts(load_judgments(path, rubric.version), items, preds, rubric, args.judge_max_tokens)
+    note = None
+    if stale:
+        note = f"{len(stale)} verdict(s) in {JUDGMENTS} were made for other predictions and are ignored (e.g. {stale[0].item_id})"
+        log(f"rubric: {note}")
+    if not kept:
+        return None, f"{note}; score again with --judge SPEC" if note else "no judge given (--judge SPEC)"
+    outcome = outcome_from_judgments(kept)
+    log(f"rubric: reusing {len(kept)} verdicts of {', '.join(outcome.judges)} from {path}")
+    return outcome, note
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """{"invalid judge output": 3, …} as "invalid judge output ×3, …" (most first), or "none"."""
+    return ", ".join(f"{k} ×{n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
 
 
 # ----------------------------------------------------------------------------- the command
 
 
+def output_folder(args, run_dir: Path | None) -> Path | None:
+    """The folder `score` writes to: --output, else the run folder, else FILE-scored beside
+    --predictions FILE."""
+    if getattr(args, "predictions", None):
+        return args.output or args.predictions.parent / (args.predictions.stem + "-scored")
+    return run_dir
+
+
 def score_command(args, run_dir: Path | None, log) -> int:
+    """Score, write results.json, items.jsonl and summary.md; 1 when a judge scored nothing."""
     from kardiabench.scoring import score_predictions
 
     if getattr(args, "predictions", None):
@@ -130,34 +173,40 @@ def score_command(args, run_dir: Path | None, log) -> int:
         task = load_task(args.task or "kardiabench", args.tasks_dir)
         spec = DataSpec(args.data, args.split or task.data.split, strict=args.strict, derive_split=args.derive_split, split_seed=args.split_seed)
         items, loaded = load_items(task, spec, log)
-        run = RunDir(args.output or args.predictions.parent / (args.predictions.stem + "-scored"))
-        preds = read_external_predictions(args.predictions)
-        unknown = set(preds) - {it.item_id for it in items}
-        if unknown:
-            raise DataError(f"{args.predictions}: {len(unknown)} item id(s) not in {args.data} ({loaded.split}), e.g. {sorted(unknown)[0]}")
+        run = RunDir(output_folder(args, run_dir))
         manifest = {"task_config": task.model_dump(mode="json"), "model_spec": f"external:{args.predictions.name}",
                     "generation": {"history": task.history}, "parser_version": PARSER_VERSION,
                     "data": {"source": args.data, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items)},
                     "provenance": provenance(), "created": now()}  # fmt: skip
+        refuse_other_run(run, manifest)
+        preds = read_external_predictions(args.predictions)
+        unknown = set(preds) - {it.item_id for it in items}
+        if unknown:
+            raise DataError(f"{args.predictions}: {len(unknown)} item id(s) not in {args.data} ({loaded.split}), e.g. {sorted(unknown)[0]}")
         run.write_manifest(manifest)
+        missing_hint = f"{args.predictions} has no line for them"
     else:
         if run_dir is None:
             raise RunDirError("give a run folder, or --predictions FILE with --data SOURCE")
         run = RunDir(run_dir)
         task, items, manifest = run_inputs(run)
         preds = run.read_predictions()
+        missing_hint = "run generate again to finish them"
     missing = sum(1 for it in items if it.item_id not in preds)
     if missing:
-        log(f"warning: {missing} of {len(items)} items have no prediction; they count as wrong (run generate again to finish them)")
-    outcome, reason = judge_stage(args, task, items, preds, run, log)
+        log(f"warning: {missing} of {len(items)} items have no prediction; they count as wrong ({missing_hint})")
+    outcome, note = judge_stage(args, task, items, preds, run, log)
     report = score_predictions(items, preds, outcome.item_scores if outcome else None, n_resamples=args.resamples,
-                               seed=args.bootstrap_seed, no_judge_reason=reason or "")  # fmt: skip
+                               seed=args.bootstrap_seed, no_judge_reason=note or "")  # fmt: skip
     results = report.to_dict()
     if "rubric" not in task.metrics:
         results["metrics"] = {k: v for k, v in results["metrics"].items() if k not in RUBRIC_METRICS}
     manifest["judge"] = {"spec": "+".join(outcome.judges), "rubric_version": outcome.rubric_version, "repeats": outcome.repeats} if outcome else None
     manifest["scored"] = now()
     run.write_manifest(manifest)
+    rubric = {"computed": False, "reason": note}
+    if outcome:
+        rubric = {**outcome.to_dict(), **({"ignored": note} if note else {})}
     full = {
         "task": task.name,
         "model": manifest.get("model_spec"),
@@ -165,7 +214,7 @@ def score_command(args, run_dir: Path | None, log) -> int:
         "history": task.history,
         "judge": manifest["judge"],
         **results,
-        "rubric": outcome.to_dict() if outcome else {"computed": False, "reason": reason},
+        "rubric": rubric,
         "generation_stats": manifest.get("generation_stats"),
         "provenance": manifest.get("provenance"),
     }
@@ -175,7 +224,43 @@ def score_command(args, run_dir: Path | None, log) -> int:
     (run.path / SUMMARY).write_text(summary + "\n", encoding="utf-8")
     print(summary)
     log(f"results → {run.path / RESULTS}")
-    return 0
+    failures = judge_failures(outcome) if outcome else []
+    for line in failures:
+        log(f"error: {line}")
+    return 1 if failures else 0
+
+
+def refuse_other_run(run: RunDir, manifest: dict[str, Any]) -> None:
+    """Refuse to score predictions made elsewhere into a folder that holds a different run: the
+    same predictions file name, data source, split and task may be scored there again."""
+    if not run.manifest_path.exists():
+        return
+    old = run.read_manifest()
+    keys = {"model": lambda m: m.get("model_spec"), "task": lambda m: (m.get("task_config") or {}).get("name"),
+            "data": lambda m: (m.get("data") or {}).get("source"), "split": lambda m: (m.get("data") or {}).get("split")}  # fmt: skip
+    differ = [f"{k} {get(old)} → {get(manifest)}" for k, get in keys.items() if get(old) != get(manifest)]
+    if differ:
+        raise RunDirError(
+            f"{run.path} holds a different run ({'; '.join(differ)}). Use another --output (or remove the folder)."
+        )
+
+
+def judge_failures(outcome) -> list[str]:
+    """One readable line per judge that was asked and scored nothing (endpoint down, every reply
+    invalid), with the reasons counted and the first detail."""
+    from kardiabench.scoring.judge import NOT_SENT
+
+    lines = []
+    for judge in outcome.judges:
+        mine = [j for j in outcome.judgments if j.judge == judge]
+        asked = [j for j in mine if j.reason not in NOT_SENT]
+        if not asked or any(j.status == "scored" for j in asked):
+            continue
+        n_items = len({j.item_id for j in mine})
+        first = asked[0].detail or ""
+        first = first if len(first) <= 160 else first[:160] + " …"
+        lines.append(f"judge {judge} scored 0 of {n_items} items: {counts_text(outcome.unscored_by_reason(judge))} (first: {first})")
+    return lines
 
 
 def _write_items(path: Path, rows: list[dict]) -> None:

@@ -3,7 +3,8 @@
 Flow for each judge model (any `ChatModel`: openai:, vllm:, hf:):
   1. For every item and repeat, render the case into the rubric's template (`build_request`).
      Items with no response span are not sent: they are recorded as unscored, reason
-     "no response span", and counted (never a silent 1 or 5).
+     "no response span" ("no prediction" when the item has none), and counted (never a silent
+     1 or 5).
   2. Send the requests through `run_jobs` (same cache, retries and progress as generation), at
      temperature 0 with seed = cfg.seed + repeat, asking for JSON through `response_format`.
   3. Read each reply (`parse_verdict`): JSON object anywhere in the text, every dimension an
@@ -43,10 +44,12 @@ from kardiabench.spans import parse_spans, strip_think
 JUDGMENTS = "judgments.jsonl"
 DEFAULT_JUDGE = "openai:gpt-5-mini"  # the paper's evaluation judge
 # Reasons a verdict is unscored; stable strings (they are counted in results files).
+NO_PREDICTION = "no prediction"
 NO_RESPONSE = "no response span"
 INVALID_OUTPUT = "invalid judge output"
 REQUEST_FAILED = "judge request failed"
-UNSCORED_REASONS = (NO_RESPONSE, INVALID_OUTPUT, REQUEST_FAILED)
+UNSCORED_REASONS = (NO_PREDICTION, NO_RESPONSE, INVALID_OUTPUT, REQUEST_FAILED)
+NOT_SENT = (NO_PREDICTION, NO_RESPONSE)  # reasons of verdicts made without asking the judge
 _REPAIR_RAW_CHARS = 2000  # how much of an invalid reply is quoted back in a repair request
 Status = Literal["scored", "unscored"]
 _NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
@@ -100,6 +103,7 @@ class Judgment:
     seed: int | None = None
     prompt_hash: str | None = None  # 16 hex of the first request; None when not sent
     show_reasoning: bool = False
+    max_tokens: int | None = None  # the judge's token limit (part of prompt_hash); None in old files
     usage: dict[str, float | None] = field(default_factory=dict)  # summed over attempts
     cached: bool = False  # every attempt came from the cache
     created: str = ""
@@ -515,6 +519,52 @@ def outcome_from_judgments(
     )
 
 
+def not_sent_reason(pred: Prediction | None) -> str:
+    """The unscored reason of an item that has nothing to send to the judge."""
+    return NO_PREDICTION if pred is None else NO_RESPONSE
+
+
+def matching_verdicts(
+    judgments: Iterable[Judgment],
+    items: Sequence[Item],
+    predictions: Mapping[str, Prediction],
+    rubric: Rubric,
+    max_tokens: int,
+) -> tuple[list[Judgment], list[Judgment]]:
+    """Split saved verdicts on `items` into those made for exactly the current predictions (kept)
+    and those made for other ones (stale: the prediction, rubric text or prompt changed since).
+    A verdict is kept when the first request for the current prediction, rebuilt with the
+    verdict's own settings, has its prompt_hash; a verdict made without asking the judge, when the
+    prediction still gives the same reason and detail. `max_tokens` stands in for verdicts written
+    before they recorded theirs. Verdicts on other items are in neither list."""
+    by_id = {it.item_id: it for it in items}
+    response_format = rubric.response_format()
+    kept: list[Judgment] = []
+    stale: list[Judgment] = []
+    for j in judgments:
+        item = by_id.get(j.item_id)
+        if item is not None:
+            pred = predictions.get(j.item_id)
+            made_for = _made_for(j, item, pred, rubric, response_format, max_tokens)
+            (kept if made_for else stale).append(j)
+    return kept, stale
+
+
+def _made_for(
+    j: Judgment, item: Item, pred: Prediction | None, rubric: Rubric, response_format: dict, max_tokens: int
+) -> bool:
+    response, why = candidate_response(pred)
+    if response is None:
+        return j.prompt_hash is None and j.reason == not_sent_reason(pred) and j.detail == why
+    if j.prompt_hash is None:
+        return False
+    cfg = JudgeConfig(show_reasoning=j.show_reasoning, max_tokens=j.max_tokens or max_tokens,
+                      seed=0 if j.seed is None else j.seed - j.repeat)  # fmt: skip
+    notes = candidate_notes(pred) if j.show_reasoning else None  # type: ignore[arg-type]
+    request = build_request(rubric, item, response, cfg, j.repeat, notes, response_format=response_format)
+    return prompt_hash(request) == j.prompt_hash
+
+
 def load_outcome(
     run_dir: RunDir | str | Path,
     rubric_version: str | None = None,
@@ -605,7 +655,8 @@ async def _judge_with(
 ) -> dict[str, Any]:
     """One judge over all items and repeats; verdicts go to `final` and the file."""
     spec = model.spec
-    base = {"judge": spec, "rubric_version": rubric.version, "show_reasoning": cfg.show_reasoning}
+    base = {"judge": spec, "rubric_version": rubric.version, "show_reasoning": cfg.show_reasoning,
+            "max_tokens": cfg.max_tokens}  # fmt: skip
     stats = {"requests": 0, "cached": 0, "failed": 0, "reused_verdicts": 0, "prompt_tokens": 0,
              "completion_tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "rounds": 0}  # fmt: skip
 
@@ -627,11 +678,11 @@ async def _judge_with(
             key = (spec, item.item_id, r)
             prev = previous.get(key)
             if response is None:
-                if prev is not None and prev.reason == NO_RESPONSE and prev.detail == why:
+                if prev is not None and prev.reason == not_sent_reason(pred) and prev.detail == why:
                     final[key] = prev
                 else:
                     record(Judgment(item.item_id, repeat=r, scores=dict.fromkeys(rubric.names), status="unscored",
-                                    reason=NO_RESPONSE, detail=why, seed=cfg.seed + r, usage=dict(_NO_USAGE), created=now(), **base))  # fmt: skip
+                                    reason=not_sent_reason(pred), detail=why, seed=cfg.seed + r, usage=dict(_NO_USAGE), created=now(), **base))  # fmt: skip
                 continue
             first = _share_texts(
                 build_request(rubric, item, response, cfg, r, notes, response_format=response_format), shared
