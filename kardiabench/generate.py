@@ -202,8 +202,9 @@ def model_request(cfg: GenerateConfig, item: Item) -> ChatRequest:
 
 async def generate(cfg: GenerateConfig, log=print) -> tuple[RunDir, RunStats, list[Item]]:
     """Generate under the run folder's lock (see RunDir.lock)."""
-    cfg.output.mkdir(parents=True, exist_ok=True)
-    with RunDir(cfg.output).lock():
+    run = RunDir(cfg.output)
+    run.path.mkdir(parents=True, exist_ok=True)
+    with run.lock():
         return await _generate(cfg, log)
 
 
