@@ -199,3 +199,31 @@ def test_score_works_from_another_working_directory(tmp_path, monkeypatch):
     assert main(["score", str(tmp_path / "work" / "run")]) == 0
     assert main(["generate", "--model", "baseline:retrieval", "--data", str(tmp_path / "work" / "data"),
                  "--output", str(tmp_path / "work" / "run"), "--limit", "3", *GEN]) == 0  # fmt: skip  # same run
+
+
+def test_damaged_verdict_line_is_set_aside_and_only_its_item_judged_again(tmp_path, monkeypatch, caplog):
+    from test_run_with_judge import reply
+
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
+        judge = ["--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress", "--no-cache", "--resamples", "50"]
+        assert main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(data), "--output", str(out), *judge]) == 0
+        path = out / "judgments.jsonl"
+        lines = path.read_text().splitlines(keepends=True)
+        k = next(n for n, line in enumerate(lines) if json.loads(line)["status"] == "scored" and n < len(lines) - 1)
+        lost = json.loads(lines[k])
+        path.write_text("".join(lines[:k]) + lines[k][:40] + "\n" + "".join(lines[k + 1 :]))
+        before = srv.stats.requests
+        caplog.set_level(logging.WARNING)
+        assert main(["score", str(out), *judge]) == 0
+        assert srv.stats.requests == before + 1  # only the item whose verdict was damaged
+    assert f"line {k + 1}: not valid JSON" in " ".join(r.getMessage() for r in caplog.records)
+    after = rows(path)
+    assert after[:-1] == [json.loads(line) for n, line in enumerate(lines) if n != k]
+    assert after[-1]["item_id"] == lost["item_id"] and after[-1]["scores"] == lost["scores"]
+    assert (out / "judgments.jsonl.rejected").read_text() == f"{k + 1}\t{lines[k][:40]}\n"
+    assert json.loads((out / "results.json").read_text())["metrics"]["empathy"]["n"] == 6
