@@ -8,9 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers import write_dataset
 
+import kardiabench
 from kardiabench.cli import main
 from kardiabench.rundir import RunDir, read_jsonl_tolerant
 from kardiabench.scoring.judge import Judgment, load_judgments
@@ -102,7 +104,7 @@ def test_second_process_on_a_run_folder_refuses_and_a_killed_holder_does_not_blo
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom kardiabench.rundir import RunDir\n"
          "with RunDir(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(600)\n", str(out)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(kardiabench.__file__).parents[1])},
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
