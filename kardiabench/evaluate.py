@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from kardiabench.data.load import DataError
-from kardiabench.generate import DataSpec, data_fingerprint, load_items
+from kardiabench.generate import DataSpec, count_dialogues, data_fingerprint, load_items
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
+    ITEMS,
+    RESULTS,
+    SUMMARY,
     RunDir,
     RunDirError,
     iter_jsonl_objects,
@@ -28,9 +31,6 @@ from kardiabench.rundir import (
 from kardiabench.spans import PARSER_VERSION
 from kardiabench.tasks import Task, load_task
 
-RESULTS = "results.json"
-ITEMS = "items.jsonl"
-SUMMARY = "summary.md"
 RUBRIC_METRICS = ("relevance", "fluency", "empathy", "persona_consistency", "safety", "safety_flag_rate")
 
 
@@ -68,11 +68,12 @@ def read_external_predictions(path: Path, model: str = "external") -> dict[str, 
 
 
 def run_inputs(run: RunDir) -> tuple[Task, list[Item], dict[str, Any]]:
-    """The task and items a run folder was generated from, checked against its fingerprint."""
+    """The task and items a run folder was generated from (its first n_items, the ones the
+    fingerprint covers), checked against its fingerprint."""
     manifest = run.read_manifest()
     task = Task.model_validate(manifest["task_config"])
     d = manifest["data"]
-    spec = DataSpec(source=d["source"], split=d.get("split"), derive_split=d.get("derive_split"), split_seed=d.get("split_seed", 0), limit=d.get("limit"))
+    spec = DataSpec(source=d["source"], split=d.get("split"), derive_split=d.get("derive_split"), split_seed=d.get("split_seed", 0), limit=d.get("n_items"))
     items, _ = load_items(task, spec, log=lambda m: None)
     if data_fingerprint(items) != d.get("fingerprint"):
         raise DataError(
@@ -164,6 +165,24 @@ def output_folder(args, run_dir: Path | None) -> Path | None:
 
 
 def score_command(args, run_dir: Path | None, log) -> int:
+    """Score while holding the folder's lock, so no other process writes it meanwhile."""
+    run = scoring_folder(args, run_dir)
+    with run.lock():
+        return _score(args, run, log)
+
+
+def scoring_folder(args, run_dir: Path | None) -> RunDir:
+    """The folder scoring writes to; created for --predictions."""
+    if getattr(args, "predictions", None):
+        run = RunDir(output_folder(args, run_dir))
+        run.path.mkdir(parents=True, exist_ok=True)
+        return run
+    if run_dir is None:
+        raise RunDirError("give a run folder, or --predictions FILE with --data SOURCE")
+    return RunDir(run_dir)
+
+
+def _score(args, run: RunDir, log) -> int:
     """Score, write results.json, items.jsonl and summary.md; 1 when a judge scored nothing."""
     from kardiabench.scoring import score_predictions
 
@@ -173,10 +192,9 @@ def score_command(args, run_dir: Path | None, log) -> int:
         task = load_task(args.task or "kardiabench", args.tasks_dir)
         spec = DataSpec(args.data, args.split or task.data.split, strict=args.strict, derive_split=args.derive_split, split_seed=args.split_seed)
         items, loaded = load_items(task, spec, log)
-        run = RunDir(output_folder(args, run_dir))
         manifest = {"task_config": task.model_dump(mode="json"), "model_spec": f"external:{args.predictions.name}",
                     "generation": {"history": task.history}, "parser_version": PARSER_VERSION,
-                    "data": {"source": args.data, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items)},
+                    "data": {"source": spec.source, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items)},
                     "provenance": provenance(), "created": now()}  # fmt: skip
         refuse_other_run(run, manifest)
         preds = read_external_predictions(args.predictions)
@@ -186,9 +204,6 @@ def score_command(args, run_dir: Path | None, log) -> int:
         run.write_manifest(manifest)
         missing_hint = f"{args.predictions} has no line for them"
     else:
-        if run_dir is None:
-            raise RunDirError("give a run folder, or --predictions FILE with --data SOURCE")
-        run = RunDir(run_dir)
         task, items, manifest = run_inputs(run)
         preds = run.read_predictions()
         missing_hint = "run generate again to finish them"
@@ -210,7 +225,7 @@ def score_command(args, run_dir: Path | None, log) -> int:
     full = {
         "task": task.name,
         "model": manifest.get("model_spec"),
-        "data": manifest["data"],
+        "data": {**manifest["data"], "n_items": len(items), "n_dialogues": count_dialogues(items)},
         "history": task.history,
         "judge": manifest["judge"],
         **results,
@@ -273,8 +288,11 @@ def _write_items(path: Path, rows: list[dict]) -> None:
 
 def format_summary(results: dict[str, Any]) -> str:
     """A Markdown table of the headline metrics, each with n, unscored and its 95% CI."""
+    d = results["data"]
     lines = [
-        f"## {results['model']} on {results['task']} ({results['data']['source']}, {results['data'].get('split') or 'whole file'})",
+        f"## {results['model']} on {results['task']} ({d['source']}, {d.get('split') or 'whole file'})",
+        "",
+        f"{d.get('n_items')} items in {d.get('n_dialogues')} dialogues (limit: {d.get('limit') or 'none'})",
         "",
         "| metric | value | 95% CI | n | unscored |",
         "|---|---:|---|---:|---:|",

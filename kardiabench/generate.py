@@ -11,7 +11,7 @@ from typing import Any
 
 from kardiabench.cache import Cache
 from kardiabench.data import expand, load_dialogues
-from kardiabench.data.load import DataError, LoadResult
+from kardiabench.data.load import DataError, LoadResult, is_hub_source
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.models.base import ChatRequest, Generation, ModelError, SamplingParams
 from kardiabench.records import Item, Prediction
@@ -30,6 +30,11 @@ class DataSpec:
     derive_split: float | None = None
     split_seed: int = 0
     limit: int | None = None
+
+    def __post_init__(self) -> None:
+        # run.json names local data by absolute path, so `score RUN` works from any directory
+        if self.source != "sample" and not is_hub_source(self.source) and Path(self.source).expanduser().exists():
+            self.source = str(Path(self.source).expanduser().resolve())
 
     def load(self) -> LoadResult:
         return load_dialogues(self.source, self.split, strict=self.strict, derive_split=self.derive_split, split_seed=self.split_seed)
@@ -60,6 +65,11 @@ def load_items(task: Task, data: DataSpec, log=print) -> tuple[list[Item], LoadR
     if data.limit is not None:
         items = items[: data.limit]
     return items, loaded
+
+
+def count_dialogues(items: list[Item]) -> int:
+    """Dialogues with at least one item evaluated (after --limit)."""
+    return len({it.dialogue_id for it in items})
 
 
 def data_fingerprint(items: list[Item]) -> str:
@@ -94,6 +104,42 @@ def generation_identity(cfg: GenerateConfig, model: ChatModel) -> dict[str, Any]
     }
 
 
+_UNSET = "(unset)"
+
+
+def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The settings that differ, `key: old → new`, nested keys dotted (`sampling.temperature: 0.0 → 0.7`)."""
+    a, b = _flatten(old), _flatten(new)
+    changed = [k for k in dict.fromkeys([*a, *b]) if a.get(k, _UNSET) != b.get(k, _UNSET)]
+    return "; ".join(f"{k}: {_show(a.get(k, _UNSET))} → {_show(b.get(k, _UNSET))}" for k in changed)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _show(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def check_resumable(run: RunDir, manifest: dict[str, Any], identity: dict[str, Any], items: list[Item], limit: int | None) -> None:
+    """Refuse to continue a run under other settings, or over fewer items than it holds (a higher
+    --limit, or none after a limited run, continues it)."""
+    old = manifest.get("generation") or {}
+    if old != identity:
+        raise RunDirError(f"{run.path} holds a run with different settings: {settings_diff(old, identity)}. "
+                          "Use another --output, or --overwrite to start it afresh.")  # fmt: skip
+    data = manifest.get("data") or {}
+    held = data.get("n_items", 0)
+    if len(items) < held:
+        asked = f"--limit {limit}" if limit is not None else f"the {len(items)} items of the data"
+        raise RunDirError(f"{run.path} holds {held} items (limit {data.get('limit') or 'none'}); {asked} would cover fewer: "
+                          "use --overwrite or another --output")  # fmt: skip
+
+
 def to_prediction(item_id: str, model_spec: str, out: Generation | ModelError, cost: float | None, cached: bool) -> Prediction:
     if isinstance(out, ModelError):
         return Prediction(item_id=item_id, model=model_spec, raw_output=None, error=str(out), cached=cached)
@@ -123,15 +169,11 @@ def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunD
     run = RunDir(cfg.output)
     identity = generation_identity(cfg, model)
     manifest: dict[str, Any] = {}
-    if run.manifest_path.exists() and not cfg.overwrite:
+    if cfg.overwrite:
+        run.clear()
+    elif run.manifest_path.exists():
         manifest = run.read_manifest()
-        if manifest.get("generation") != identity:
-            raise RunDirError(
-                f"{run.path} holds a run with different settings (task, model, decoding, history or data). "
-                "Use another --output, or --overwrite to start it afresh."
-            )
-    elif cfg.overwrite and run.predictions_path.exists():
-        run.predictions_path.unlink()
+        check_resumable(run, manifest, identity, items, cfg.data.limit)
     manifest.update(
         {
             "generation": identity,
@@ -139,7 +181,7 @@ def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunD
             "task_config": cfg.task.model_dump(mode="json"),
             "data": {
                 "source": cfg.data.source, "split": loaded.split, "files": [Path(f).name for f in loaded.files],
-                "fingerprint": data_fingerprint(items), "n_dialogues": len(loaded.dialogues), "n_items": len(items),
+                "fingerprint": data_fingerprint(items), "n_dialogues": count_dialogues(items), "n_items": len(items),
                 "records_skipped": loaded.skipped, "limit": cfg.data.limit, "derive_split": cfg.data.derive_split,
                 "split_seed": cfg.data.split_seed,
             },  # fmt: skip
@@ -150,7 +192,7 @@ def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunD
     )
     manifest.setdefault("created", now())
     run.write_manifest(manifest)
-    done = {pid for pid, p in run.read_predictions().items() if p.error is None}
+    done = {pid for pid, p in run.read_predictions(repair=True).items() if p.error is None}
     jobs = [Job(it.item_id, model_request(cfg, it)) for it in items if it.item_id not in done]
     return items, model, run, manifest, jobs
 
@@ -160,6 +202,14 @@ def model_request(cfg: GenerateConfig, item: Item) -> ChatRequest:
 
 
 async def generate(cfg: GenerateConfig, log=print) -> tuple[RunDir, RunStats, list[Item]]:
+    """Generate under the run folder's lock (see RunDir.lock)."""
+    run = RunDir(cfg.output)
+    run.path.mkdir(parents=True, exist_ok=True)
+    with run.lock():
+        return await _generate(cfg, log)
+
+
+async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[Item]]:
     items, model, run, manifest, jobs = prepare(cfg, log)
     if len(jobs) < len(items):
         log(f"resuming: {len(items) - len(jobs)} of {len(items)} items already in {run.predictions_path}")
