@@ -211,3 +211,18 @@ def test_load_run_names_a_bad_results_file(retrieval_run, tmp_path):
     with pytest.raises(RunFileError) as e:
         load_run(copy)
     assert str(e.value) == f"{copy / 'results.json'}: metrics.format_compliance.ci_low: Input should be a valid number"
+
+
+def test_load_run_on_predictions_made_elsewhere(retrieval_run, tmp_path):
+    """`score --predictions` writes a smaller manifest (no generation identity or stats): it loads."""
+    ext = tmp_path / "ext.jsonl"
+    preds = read_jsonl_tolerant(retrieval_run / "predictions.jsonl")[:5]
+    ext.write_text("".join(json.dumps({"item_id": p["item_id"], "raw_output": p["raw_output"]}) + "\n" for p in preds))
+    out = tmp_path / "scored"
+    assert main(["score", "--predictions", str(ext), "--data", "sample", "--output", str(out), "--resamples", "200"]) == 0
+    run = load_run(out)
+    assert run.model == "external:ext.jsonl" and run.manifest.generation_stats is None
+    assert run.metrics["emotion_accuracy"].value == read(out / "results.json")["metrics"]["emotion_accuracy"]["value"]
+    assert len(run.items) == 110 and run.items["failed"].sum() == 105  # items with no line count as failed
+    # the folder keeps no copy of the predictions, so the text columns are empty (docs/run-folder.md)
+    assert run.items["raw_output"].isna().all() and run.items["emotion"].isna().all()
