@@ -144,8 +144,8 @@ class _RunFile(_Open):
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise RunFileError(f"{path}: not valid JSON: {e.msg} (line {e.lineno})") from None
+        except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
+            raise RunFileError(f"{path}: not valid JSON ({e})") from None
         version = data.get("schema_version", 1) if isinstance(data, dict) else 1
         if version != SCHEMA_VERSION:
             raise RunFileError(

@@ -123,7 +123,10 @@ def test_a_bad_field_is_a_one_line_error_naming_file_and_field(model, edit, mess
 def test_a_file_that_is_not_json_is_a_one_line_error(tmp_path):
     path = tmp_path / "run.json"
     path.write_text('{"model_spec": ', encoding="utf-8")
-    with pytest.raises(RunFileError, match=r"run\.json: not valid JSON: .* \(line 1\)$"):
+    with pytest.raises(RunFileError, match=r"run\.json: not valid JSON \(Expecting value: line 1 column 16 \(char 15\)\)$"):
+        RunManifest.read(path)
+    path.write_bytes(b"\xff{}")
+    with pytest.raises(RunFileError, match=r"run\.json: not valid JSON \('utf-8' codec can't decode byte 0xff"):
         RunManifest.read(path)
 
 
