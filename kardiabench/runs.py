@@ -1,0 +1,285 @@
+"""A run folder as typed Python objects: `load_run(path)` → `Run` (manifest, results, metrics, items).
+
+`run.json` and `results.json` are read and written through pydantic models (`RunManifest`,
+`Results`) that carry a `schema_version` (current: `SCHEMA_VERSION`; a file without one is
+version 1). A file of another version, or one that does not match its model, is a `RunFileError`
+in one line naming the file and the field, e.g.
+`runs/x/results.json: metrics.emotion_accuracy.n: Input should be a valid integer`.
+
+The stable core is typed strictly (every metric entry is a `Metric`); the top-level models and the
+records in them accept keys they do not know, so a newer writer's additions survive a read and a
+write. Writing keeps the keys that were read or set, and no others (`exclude_unset`): a file read
+and written back is unchanged apart from its `schema_version`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from kardiabench.rundir import ITEMS, MANIFEST, RESULTS, RunDir, RunDirError, read_jsonl_tolerant
+from kardiabench.scoring.metrics import ItemRow, rubric_dimensions
+from kardiabench.spans import SPAN_NAMES, parse_spans
+from kardiabench.tasks import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+HEADLINE_METRICS = ("emotion_accuracy", "format_compliance", "empathy")  # shown by repr(run)
+ROW_COLUMNS: tuple[str, ...] = tuple(f for f in ItemRow.__dataclass_fields__ if f != "rubric")
+
+
+class RunFileError(RunDirError):
+    """run.json or results.json cannot be read: not JSON, another schema version, or a bad field."""
+
+
+# ----------------------------------------------------------------------------- records
+
+
+class _Open(BaseModel):
+    """A record that keeps keys it does not know (written by a newer or another stage)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Closed(BaseModel):
+    """A record of the stable core: exactly these keys, with these types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Metric(_Closed):
+    """One number of results.json (`MetricResult.to_dict`): value None = not computed (`reason`)."""
+
+    name: str | None = None
+    value: float | None
+    n: int
+    n_unscored: int
+    ci_low: float | None
+    ci_high: float | None
+    reason: str | None = None
+    extra: dict[str, Any] = {}
+
+
+class Breakdown(_Closed):
+    """One group of a breakdown (a gold emotion, an MBTI type): its size and metrics, no CIs."""
+
+    n: int
+    metrics: dict[str, Metric]
+
+
+class EmotionRecall(_Closed):
+    recall: float | None
+    n: int
+
+
+class EmotionReport(_Open):
+    per_emotion_recall: dict[str, EmotionRecall] = {}
+    confusion: dict[str, dict[str, int]] = {}  # gold label → predicted class → count
+
+
+class DataInfo(_Open):
+    """Where the items came from: `data` of run.json, copied into results.json."""
+
+    source: str
+    split: str | None = None
+    fingerprint: str
+    n_items: int
+    n_dialogues: int | None = None
+    files: list[str] | None = None
+    records_skipped: int | None = None
+    limit: int | None = None
+    derive_split: float | None = None
+    split_seed: int | None = None
+
+
+class JudgeInfo(_Open):
+    spec: str
+    rubric_version: str | None = None
+    repeats: int = 1
+
+
+class GenerationIdentity(_Open):
+    """What determines the predictions (`generate.generation_identity`); a run resumes only under
+    the same one. Runs scored from `--predictions` carry only `history`."""
+
+    task: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    sampling: dict[str, Any] | None = None
+    history: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class GenerationStats(_Open):
+    requested: int
+    from_cache: int
+    done: int
+    failed: int
+    failed_items: list[str]
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    wall_s: float
+    finished: str
+
+
+# ----------------------------------------------------------------------------- the two files
+
+
+class _RunFile(_Open):
+    """A JSON file of the run folder with a schema version, read and written whole."""
+
+    FILE: ClassVar[str]
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def read(cls, path: str | Path) -> Self:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
+            raise RunFileError(f"{path}: not valid JSON ({e})") from None
+        version = data.get("schema_version", 1) if isinstance(data, dict) else 1
+        if version != SCHEMA_VERSION:
+            raise RunFileError(
+                f"{path}: schema_version: {version!r} is not a version this kardiabench reads "
+                f"({SCHEMA_VERSION}); a newer kardiabench wrote it, or the file is damaged"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise RunFileError(one_line(path, e)) from None
+
+    def write(self, path: str | Path) -> Path:
+        """Atomically (temp file + rename), with the current schema_version first."""
+        path = Path(path)
+        data = {"schema_version": SCHEMA_VERSION, **self.model_dump(mode="json", exclude_unset=True)}
+        return RunDir(path.parent).write_json(path.name, data)
+
+
+class RunManifest(_RunFile):
+    """run.json: what was run and how to reproduce it (`generate.prepare`, `evaluate.score_command`)."""
+
+    FILE: ClassVar[str] = MANIFEST
+    generation: GenerationIdentity | None = None
+    model_spec: str
+    task_config: Task
+    data: DataInfo
+    parser_version: str
+    provenance: dict[str, Any] | None = None
+    command: list[str] | None = None
+    created: str | None = None
+    generation_stats: GenerationStats | None = None
+    judge: JudgeInfo | None = None  # set by scoring; None: scored without a judge
+    scored: str | None = None
+
+
+class Results(_RunFile):
+    """results.json: every metric with n and its 95% CI, and the reports around them."""
+
+    FILE: ClassVar[str] = RESULTS
+    task: str
+    model: str | None
+    data: DataInfo
+    history: str | None = None
+    judge: JudgeInfo | None = None
+    metrics: dict[str, Metric]
+    emotion: EmotionReport | None = None
+    breakdowns: dict[str, dict[str, Breakdown]] = {}  # "gold_emotion" | "mbti" → group → Breakdown
+    counts: dict[str, int] = {}
+    statistics: dict[str, Any] = {}
+    parser_version: str | None = None
+    rubric: dict[str, Any] | None = None  # the judge report, or {"computed": false, "reason"}
+    generation_stats: GenerationStats | None = None
+    provenance: dict[str, Any] | None = None
+
+
+def one_line(path: Path, error: ValidationError) -> str:
+    """`FILE: dotted.field.path: message`, for the first problem (and how many more there are)."""
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{path}: {where + ': ' if where else ''}{first['msg']}{more}"
+
+
+# ----------------------------------------------------------------------------- a run
+
+
+@dataclass(eq=False, repr=False)
+class Run:
+    """A run folder read back: its manifest, its results (None until scored) and, on first use,
+    its items as a DataFrame. A plain dataclass: the files are validated, the object is a view."""
+
+    path: Path
+    manifest: RunManifest
+    results: Results | None = None
+
+    @property
+    def model(self) -> str:
+        """The model spec, e.g. `openai:gpt-4o`."""
+        return self.manifest.model_spec
+
+    @property
+    def task(self) -> str:
+        """The task name (`manifest.task_config` is the whole task)."""
+        return self.manifest.task_config.name
+
+    @property
+    def metrics(self) -> dict[str, Metric]:
+        """results.json's metrics by name; empty when the run is not scored yet."""
+        return self.results.metrics if self.results else {}
+
+    @cached_property
+    def items(self) -> pd.DataFrame:
+        """One row per item (docs/run-folder.md, "Reading a run from Python")."""
+        return items_frame(self.path)
+
+    def __repr__(self) -> str:
+        data = self.results.data if self.results else self.manifest.data
+        head = f"Run({str(self.path)!r}: {self.model} on {self.task}, {data.n_items} items"
+        if self.results is None:
+            return head + ", not scored)"
+        shown = [f"{k} {m.value:.2f}" for k in HEADLINE_METRICS if (m := self.metrics.get(k)) and m.value is not None]
+        return head + "; " + ", ".join(shown) + ")"
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder: run.json, and results.json when it has been scored."""
+    path = Path(path)
+    if not (path / MANIFEST).is_file():
+        why = "no such folder" if not path.exists() else f"not a run folder (no {MANIFEST})"
+        raise RunDirError(f"{path}: {why}")
+    results = path / RESULTS
+    return Run(path, RunManifest.read(path / MANIFEST), Results.read(results) if results.exists() else None)
+
+
+def items_frame(path: Path) -> pd.DataFrame:
+    """items.jsonl joined with predictions.jsonl on item_id, the spans parsed from raw_output.
+
+    Rows follow items.jsonl (the scored items); a run not scored yet has one row per prediction,
+    with the scoring columns empty. Rubric columns are NaN where unscored or without a judge.
+    """
+    import pandas as pd
+
+    scored = read_jsonl_tolerant(path / ITEMS)
+    preds = RunDir(path).read_predictions()
+    rows = scored or [{"item_id": i} for i in preds]
+    dims = rubric_dimensions(r["rubric"] for r in scored if r.get("rubric"))
+    records = []
+    for row in rows:
+        pred = preds.get(row["item_id"])
+        raw = pred.raw_output if pred else None
+        spans = parse_spans(raw, finish_reason=pred.finish_reason).spans if raw is not None else {}
+        rubric = row.get("rubric") or {}
+        records.append(
+            {**{c: row.get(c) for c in ROW_COLUMNS}, **{s: spans.get(s) for s in SPAN_NAMES}, "raw_output": raw,
+             **{d: rubric.get(d) for d in dims}}  # fmt: skip
+        )
+    frame = pd.DataFrame.from_records(records, columns=[*ROW_COLUMNS, *SPAN_NAMES, "raw_output", *dims])
+    return frame.astype(dict.fromkeys(dims, "float64"))
