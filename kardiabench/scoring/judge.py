@@ -7,7 +7,8 @@ Flow for each judge model (any `ChatModel`: openai:, vllm:, hf:):
   2. Send the requests through `run_jobs` (same cache, retries and progress as generation), at
      temperature 0 with seed = cfg.seed + repeat, asking for JSON through `response_format`.
   3. Read each reply (`parse_verdict`): the whole reply as one JSON object, else the one verdict
-     its verdict-shaped objects agree on (`extract_json_object`), every dimension an integer 1..5. An invalid reply gets up to `max_repairs` more attempts, each a new request
+     its verdict-shaped objects agree on (`extract_json_object`), every dimension an integer
+     1..5. An invalid reply gets up to `max_repairs` more attempts, each a new request
      (the conversation so far + the invalid reply + what was wrong), so the cache never hands the
      same bad answer back. After that the verdict is unscored with the raw text and the reason.
   4. Each final verdict is appended to DIR/judgments.jsonl at once. Running again reuses every
@@ -15,8 +16,9 @@ Flow for each judge model (any `ChatModel`: openai:, vllm:, hf:):
      retried).
 
 The judge sees the profile, the situation, the dialogue so far (earlier assistant turns as their
-response span only), the latest user message and the candidate's response span, each in its own
-delimiter block; the candidate's understanding and reasoning only with `show_reasoning=True`.
+response span only), the latest user message and the candidate's response span (at most
+MAX_RESPONSE_CHARS of it, a cut marked and counted), each in its own delimiter block; the
+candidate's understanding and reasoning only with `show_reasoning=True`.
 """
 
 from __future__ import annotations
