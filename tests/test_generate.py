@@ -127,3 +127,20 @@ def test_dry_run_includes_judge_calls(tmp_path, monkeypatch):
     [jp] = plan.judges
     assert jp.calls == 18 and jp.prompt_tokens > plan.prompt_tokens
     assert jp.expected_cost_usd is not None and jp.expected_cost_usd > 0
+
+
+def test_prediction_keeps_a_think_trace_in_raw_output_only():
+    from dataclasses import asdict
+
+    from kardiabench.generate import to_prediction
+    from kardiabench.models.base import Generation
+    from kardiabench.spans import render_spans
+
+    spans = {"understanding": "u", "reasoning": "r", "emotion": "sad", "response": "I hear you, truly."}
+    raw = "<think>weighing the words</think>" + render_spans(spans)
+    pred = to_prediction("i", "m", Generation(raw), None, False)
+    line = json.dumps(asdict(pred))
+    assert line.count("weighing the words") == 1 and line.count("I hear you, truly.") == 1
+    assert pred.reasoning is None and pred.thinking == "weighing the words" and pred.spans == spans
+    api = to_prediction("i", "m", Generation(raw, reasoning="from the API"), None, False)
+    assert api.reasoning == "from the API"  # a separate trace is the only thing stored beside the text
