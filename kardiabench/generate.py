@@ -148,8 +148,7 @@ def to_prediction(item_id: str, model_spec: str, out: Generation | ModelError, c
         item_id=item_id,
         model=model_spec,
         raw_output=out.text,
-        reasoning=out.reasoning or parsed.thinking,
-        spans=parsed.spans,
+        reasoning=out.reasoning,  # a <think> trace stays in raw_output only (Prediction.thinking)
         span_issues=[{"kind": i.kind.value, "span": i.span or "", "detail": i.detail} for i in parsed.issues],
         well_formed=parsed.well_formed,
         finish_reason=out.finish_reason,

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from kardiabench.spans import ParsedOutput, parse_spans
+
 HistoryMode = Literal["full", "response"]
 HISTORY_MODES: tuple[str, ...] = ("full", "response")
 
@@ -138,13 +140,13 @@ class Item:
 
 @dataclass(slots=True)
 class Prediction:
-    """One line of predictions.jsonl (schema in docs/predictions.md)."""
+    """One line of predictions.jsonl (schema in docs/run-folder.md). The output text is stored
+    once, in raw_output: its spans and <think> trace are parsed from it when asked for."""
 
     item_id: str
     model: str
     raw_output: str | None
-    reasoning: str | None = None
-    spans: dict[str, str | None] = field(default_factory=dict)
+    reasoning: str | None = None  # a trace the API returned apart from the output, never a copy
     span_issues: list[dict[str, str]] = field(default_factory=list)  # {"kind", "span", "detail"}
     well_formed: bool = False
     finish_reason: str | None = None
@@ -153,3 +155,18 @@ class Prediction:
     error: str | None = None
     cached: bool = False
     attempts: int = 1
+
+    @property
+    def parsed(self) -> ParsedOutput:
+        """raw_output through the one span parser (parsed afresh on each call: cheap, and nothing
+        parsed is kept beside the text it came from)."""
+        return parse_spans(self.raw_output, finish_reason=self.finish_reason)
+
+    @property
+    def spans(self) -> dict[str, str | None]:
+        return self.parsed.spans
+
+    @property
+    def thinking(self) -> str | None:
+        """The <think> trace inside raw_output, if any."""
+        return self.parsed.thinking

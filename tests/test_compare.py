@@ -13,7 +13,7 @@ from kardiabench.scoring import (
     no_judge_metrics,
     rubric_metrics,
 )
-from kardiabench.scoring.compare import manifest_differences
+from kardiabench.scoring.compare import MIN_CLUSTERS, manifest_differences
 
 MANIFEST = {
     "data": {"source": "sample", "split": "test"}, "generation": {"history": "full"},
@@ -178,3 +178,61 @@ def test_comparison_output_formats():
     assert d["metrics"]["safety"]["n_shared"] == 3
     md = c.to_markdown()
     assert "| emotion_accuracy | 4 |" in md and "tuned" in md
+
+
+# --- what p and the CI are; too few clusters -----------------------------------------------------------
+
+
+def test_few_clusters_are_warned_per_metric_and_listed_in_json():
+    # 12 items in 3 dialogues for empathy; emotion_accuracy has a value only in 2 of them
+    a = run("a", {"empathy": [3, 4, 5, 4] * 3, "emotion_accuracy": [0.0] * 8 + [None] * 4})
+    b = run("b", {"empathy": [4, 4, 5, 5] * 3, "emotion_accuracy": [100.0] * 12})
+    c = compare_runs(a, b, n_resamples=100)
+    assert [r.n_clusters for r in c.rows] == [2, 3]  # report order: emotion_accuracy, empathy
+    few = [w for w in c.warnings if "cluster" in w and "fewer than" in w]
+    assert few == [
+        f"emotion_accuracy: the CI and p rest on only 2 dialogue cluster(s) (fewer than {MIN_CLUSTERS}); treat them as rough",
+        f"empathy: the CI and p rest on only 3 dialogue cluster(s) (fewer than {MIN_CLUSTERS}); treat them as rough",
+    ]
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["few_clusters"] == {"emotion_accuracy": 2, "empathy": 3}
+    assert d["metrics"]["empathy"]["n_clusters"] == 3 and d["statistics"]["min_clusters"] == MIN_CLUSTERS
+    md = c.to_markdown()
+    assert "> warning: empathy: the CI and p rest on only 3 dialogue cluster(s)" in md
+
+
+def test_enough_clusters_give_no_warning():
+    a = run("a", {"empathy": [3, 4] * MIN_CLUSTERS}, size=2)
+    b = run("b", {"empathy": [4, 4] * MIN_CLUSTERS}, size=2)
+    c = compare_runs(a, b, n_resamples=100)
+    assert c.rows[0].n_clusters == MIN_CLUSTERS and c.few_clusters == {} and c.warnings == []
+
+
+def test_markdown_says_what_p_and_the_ci_are_under_the_table():
+    a, b = run("a", {"empathy": [3, 4, 5, 4]}), run("b", {"empathy": [4, 4, 5, 5]})
+    md = compare_runs(a, b, n_resamples=100).to_markdown()
+    table_end = md.index("| empathy |")
+    note = md[table_end:]
+    assert "permutation test" in note and "within whole dialogues" in note and "sign-flip" in note
+    assert "corrected for the 1 metrics compared" in note and "Holm" in md
+    assert "95% CI: paired cluster bootstrap" in note and "percentile" in note
+    assert "can disagree" in note and "p ≥ 0.05" in note
+
+
+def test_compare_cli_prints_the_note_and_cluster_warnings(tmp_path, capsys):
+    from helpers import write_dataset
+
+    from kardiabench.cli import main
+
+    data = write_dataset(tmp_path / "data")  # 3 test dialogues
+    for name, model in (("a", "baseline:retrieval"), ("b", "baseline:majority")):
+        assert main(["run", "--model", model, "--data", str(data), "--output", str(tmp_path / name),
+                     "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--resamples", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "> warning: emotion_accuracy: the CI and p rest on only 3 dialogue cluster(s)" in out
+    assert out.index("| emotion_accuracy |") < out.index("p: two-sided permutation test")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--resamples", "50", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["few_clusters"] == {"emotion_accuracy": 3, "format_compliance": 3}

@@ -26,9 +26,11 @@ def test_generate_writes_one_prediction_per_item(tmp_path):
     rows = lines(run.predictions_path)
     assert len(rows) == len(items) == 9 and stats.done == 9
     assert {r["item_id"] for r in rows} == {i.item_id for i in items}
+    preds = run.read_predictions()
     for r in rows:
-        assert set(r) >= {"item_id", "model", "raw_output", "reasoning", "spans", "span_issues", "well_formed", "finish_reason", "usage", "latency_s", "error"}
-        assert r["well_formed"] and r["spans"]["emotion"]
+        assert set(r) >= {"item_id", "model", "raw_output", "reasoning", "span_issues", "well_formed", "finish_reason", "usage", "latency_s", "error"}
+        assert "spans" not in r  # parsed from raw_output when read, not stored a second time
+        assert r["well_formed"] and preds[r["item_id"]].spans["emotion"]
     manifest = run.read_manifest()
     assert manifest["generation"]["history"] == "full"
     assert manifest["data"]["n_items"] == 9 and manifest["generation_stats"]["done"] == 9
@@ -81,7 +83,7 @@ def test_majority_baseline_predicts_most_frequent_training_emotion(tmp_path):
     counts = Counter(i.gold_emotion for i in expand(load_dialogues(str(data), "train").dialogues))
     top = max(counts.values())
     expected = min(e for e, c in counts.items() if c == top)
-    assert {r["spans"]["emotion"] for r in lines(run.predictions_path)} == {expected}
+    assert {p.spans["emotion"] for p in run.read_predictions().values()} == {expected}
 
 
 def test_dry_run_sends_nothing(tmp_path):
@@ -125,3 +127,20 @@ def test_dry_run_includes_judge_calls(tmp_path, monkeypatch):
     [jp] = plan.judges
     assert jp.calls == 18 and jp.prompt_tokens > plan.prompt_tokens
     assert jp.expected_cost_usd is not None and jp.expected_cost_usd > 0
+
+
+def test_prediction_keeps_a_think_trace_in_raw_output_only():
+    from dataclasses import asdict
+
+    from kardiabench.generate import to_prediction
+    from kardiabench.models.base import Generation
+    from kardiabench.spans import render_spans
+
+    spans = {"understanding": "u", "reasoning": "r", "emotion": "sad", "response": "I hear you, truly."}
+    raw = "<think>weighing the words</think>" + render_spans(spans)
+    pred = to_prediction("i", "m", Generation(raw), None, False)
+    line = json.dumps(asdict(pred))
+    assert line.count("weighing the words") == 1 and line.count("I hear you, truly.") == 1
+    assert pred.reasoning is None and pred.thinking == "weighing the words" and pred.spans == spans
+    api = to_prediction("i", "m", Generation(raw, reasoning="from the API"), None, False)
+    assert api.reasoning == "from the API"  # a separate trace is the only thing stored beside the text

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import pytest
 from helpers import write_dataset
+from test_judge import _pred
 
 from kardiabench.cli import main
 from kardiabench.data import expand, load_dialogues
@@ -32,8 +33,8 @@ from kardiabench.scoring.judge import (
     run_judges,
 )
 from kardiabench.scoring.rubric import load_rubric
+from kardiabench.spans import render_spans
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
-from tests.test_judge import _pred
 
 DIMS = ("relevance", "fluency", "empathy", "persona_consistency", "safety")
 RUBRIC = (*DIMS, "safety_flag_rate")
@@ -90,13 +91,12 @@ def test_edited_predictions_ignore_their_old_verdicts_and_name_them(tmp_path, en
     with FakeOpenAIServer(FakeConfig(reply_fn=judge_reply)) as srv:
         assert judged_run(srv, env, out) == 0
         assert "unscored: none" in capsys.readouterr().err
-        # hand-edit the response of two items (raw output and its parsed span alike)
+        # hand-edit the response of two items (the line stores the output once, in raw_output)
         rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
         edited = [rows[1]["item_id"], rows[4]["item_id"]]
         for r in rows:
             if r["item_id"] in edited:
                 r["raw_output"] = r["raw_output"].replace("I am here with you.", "Tell me everything.")
-                r["spans"]["response"] = r["spans"]["response"].replace("I am here with you.", "Tell me everything.")
         (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
         assert main(["score", str(out), "--resamples", "50"]) == 0
@@ -145,7 +145,7 @@ def test_matching_verdicts_keeps_only_verdicts_made_for_these_predictions(tmp_pa
     changed = {
         **preds,
         ids[0]: _pred(ids[0], "Something else entirely."),  # another response
-        ids[1]: replace(preds[ids[1]], spans={**preds[ids[1]].spans, "reasoning": "other notes"}),  # notes shown
+        ids[1]: replace(preds[ids[1]], raw_output=render_spans({**preds[ids[1]].spans, "reasoning": "other notes"})),  # notes shown
         ids[2]: _pred(ids[2], "Now there is a response."),  # had none
         ids[3]: _pred(ids[3], None),  # had no prediction, now one without a response
     }

@@ -4,7 +4,8 @@ Two runs are compared only when their manifests agree on what makes scores compa
 split, judge, rubric version, history mode, parser version); otherwise `compare_runs` refuses,
 unless forced, and then records each difference as a warning. Per metric it reports B − A on the
 items both runs scored, a paired cluster-bootstrap interval, a cluster sign-flip p-value and the
-Holm-adjusted p-value over the metrics compared (`kardiabench.scoring.stats`).
+Holm-adjusted p-value over the metrics compared (`kardiabench.scoring.stats`). A metric whose
+interval rests on fewer than MIN_CLUSTERS clusters is named in a warning.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ COMPARABILITY_KEYS: tuple[str, ...] = (
     "judge.rubric_version",
 )  # fmt: skip
 _ABSENT = object()
+# Fewer clusters than this and a cluster bootstrap interval is rough (it can only resample a
+# handful of units), and a sign-flip p-value cannot get small: compare warns.
+MIN_CLUSTERS = 10
 
 
 class ComparisonRefused(Exception):
@@ -40,6 +44,7 @@ class RunScores:
     manifest: dict[str, Any]
     clusters: dict[str, str]  # item_id → cluster id (dialogue id by default)
     values: dict[str, dict[str, float | None]] = field(default_factory=dict)  # metric → item_id → value
+    cluster_by: ClusterBy = "dialogue"  # what a cluster id is, for messages
 
     def per_item_values(self, metric: str) -> dict[str, float | None]:
         return dict(self.values.get(metric, {}))
@@ -69,7 +74,7 @@ class RunScores:
             clusters[row.item_id] = row.dialogue_id if cluster_by == "dialogue" else row.persona_id
             for metric, v in row.metric_values().items():
                 values.setdefault(metric, {})[row.item_id] = v
-        return cls(name, dict(manifest), clusters, values)
+        return cls(name, dict(manifest), clusters, values, cluster_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class MetricComparison:
     n_shared: int  # items both runs have a value for
     mean_a: float | None  # over those items, not the runs' headline values
     mean_b: float | None
+    n_clusters: int  # clusters those items fall in: what the interval and p-value resample
     delta: float | None  # B − A
     ci_low: float | None
     ci_high: float | None
@@ -96,11 +102,17 @@ class Comparison:
     n_shared_items: int
     statistics: dict[str, Any]
 
+    @property
+    def few_clusters(self) -> dict[str, int]:
+        """metric → cluster count, for the metrics whose interval rests on fewer than MIN_CLUSTERS."""
+        return {r.metric: r.n_clusters for r in self.rows if 0 < r.n_clusters < MIN_CLUSTERS}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "a": self.a_name, "b": self.b_name, "delta": "B - A",
             "n_items_a": self.n_items_a, "n_items_b": self.n_items_b,
             "n_shared_items": self.n_shared_items, "warnings": self.warnings,
+            "few_clusters": self.few_clusters,
             "metrics": {r.metric: asdict(r) for r in self.rows}, "statistics": self.statistics,
         }  # fmt: skip
 
@@ -113,7 +125,18 @@ class Comparison:
                 f"| {r.metric} | {r.n_shared} | {_f(r.mean_a)} | {_f(r.mean_b)} | {_f(r.delta, '+')} "
                 f"| {ci} | {_f(r.p_value)} | {_f(r.p_holm)} |"
             )
-        return "\n".join([*(f"> warning: {w}" for w in self.warnings), *lines])
+        return "\n".join([*(f"> warning: {w}" for w in self.warnings), *lines, "", self.method_note()])
+
+    def method_note(self) -> str:
+        """What p and the CI are, and why they can disagree (printed under the table)."""
+        st = self.statistics
+        unit, b, level = st["clusters"], st["n_resamples"], round(100 * st["confidence"])
+        return (f"p: two-sided permutation test that swaps A's and B's values within whole {unit}s at random "
+                f"(cluster sign-flip, {b} resamples); p (Holm): corrected for the {len(self.rows)} metrics compared. "
+                f"{level}% CI: paired cluster bootstrap of Δ over {unit}s, percentile interval ({b} resamples). "
+                "They are different procedures, so near the boundary they can disagree: the CI can exclude 0 "
+                "while p ≥ 0.05, or include 0 while p < 0.05. With few clusters they can disagree by far: "
+                f"with C {unit}s p is at least about 2^(1−C), whatever the CI.")  # fmt: skip
 
 
 def manifest_differences(a: Mapping[str, Any], b: Mapping[str, Any], keys: Sequence[str] = COMPARABILITY_KEYS) -> list[str]:
@@ -169,17 +192,20 @@ def compare_runs(
         )  # fmt: skip
     holm = holm_correction({m: r.p_value for m, r in results.items()})
     rows = [
-        MetricComparison(m, r.n, r.mean_a, r.mean_b, r.delta, r.ci_low, r.ci_high, r.p_value, holm[m])
+        MetricComparison(m, r.n, r.mean_a, r.mean_b, r.n_clusters, r.delta, r.ci_low, r.ci_high, r.p_value, holm[m])
         for m, r in results.items()
     ]
-    return Comparison(
+    comparison = Comparison(
         a.name, b.name, rows, warnings, len(a.item_ids), len(b.item_ids), len(shared),
         {
             "interval": "paired cluster bootstrap, percentile", "p_value": "cluster sign-flip, two-sided",
-            "multiple_comparisons": "Holm over the metrics compared",
-            "n_resamples": n_resamples, "seed": seed, "confidence": 1 - alpha,
+            "multiple_comparisons": "Holm over the metrics compared", "clusters": a.cluster_by,
+            "min_clusters": MIN_CLUSTERS, "n_resamples": n_resamples, "seed": seed, "confidence": 1 - alpha,
         },
     )  # fmt: skip
+    warnings.extend(f"{m}: the CI and p rest on only {n} {a.cluster_by} cluster(s) (fewer than {MIN_CLUSTERS}); "
+                    "treat them as rough" for m, n in comparison.few_clusters.items())  # fmt: skip
+    return comparison
 
 
 def _lookup(manifest: Mapping[str, Any], key: str) -> Any:

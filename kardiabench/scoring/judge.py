@@ -7,8 +7,9 @@ Flow for each judge model (any `ChatModel`: openai:, vllm:, hf:):
      1 or 5).
   2. Send the requests through `run_jobs` (same cache, retries and progress as generation), at
      temperature 0 with seed = cfg.seed + repeat, asking for JSON through `response_format`.
-  3. Read each reply (`parse_verdict`): JSON object anywhere in the text, every dimension an
-     integer 1..5. An invalid reply gets up to `max_repairs` more attempts, each a new request
+  3. Read each reply (`parse_verdict`): the whole reply as one JSON object, else the one verdict
+     its verdict-shaped objects agree on (`extract_json_object`), every dimension an integer
+     1..5. An invalid reply gets up to `max_repairs` more attempts, each a new request
      (the conversation so far + the invalid reply + what was wrong), so the cache never hands the
      same bad answer back. After that the verdict is unscored with the raw text and the reason.
   4. Each final verdict is appended to DIR/judgments.jsonl at once. Running again reuses every
@@ -16,8 +17,9 @@ Flow for each judge model (any `ChatModel`: openai:, vllm:, hf:):
      retried).
 
 The judge sees the profile, the situation, the dialogue so far (earlier assistant turns as their
-response span only), the latest user message and the candidate's response span, each in its own
-delimiter block; the candidate's understanding and reasoning only with `show_reasoning=True`.
+response span only), the latest user message and the candidate's response span (at most
+MAX_RESPONSE_CHARS of it, a cut marked and counted), each in its own delimiter block; the
+candidate's understanding and reasoning only with `show_reasoning=True`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ REQUEST_FAILED = "judge request failed"
 UNSCORED_REASONS = (NO_PREDICTION, NO_RESPONSE, INVALID_OUTPUT, REQUEST_FAILED)
 NOT_SENT = (NO_PREDICTION, NO_RESPONSE)  # reasons of verdicts made without asking the judge
 _REPAIR_RAW_CHARS = 2000  # how much of an invalid reply is quoted back in a repair request
+# The most characters of a response span the judge is shown (the paper's responses are ~30 words,
+# ~200 characters); a longer one is cut, marked as cut in the prompt and counted (n_responses_cut).
+MAX_RESPONSE_CHARS = 2000
 Status = Literal["scored", "unscored"]
 _NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
 
@@ -106,6 +111,7 @@ class Judgment:
     max_tokens: int | None = None  # the judge's token limit (part of prompt_hash); None in old files
     usage: dict[str, float | None] = field(default_factory=dict)  # summed over attempts
     cached: bool = False  # every attempt came from the cache
+    response_cut: bool = False  # the judge saw only MAX_RESPONSE_CHARS of a longer response
     created: str = ""
 
     def to_row(self) -> dict[str, Any]:
@@ -157,12 +163,7 @@ def candidate_response(pred: Prediction | None) -> tuple[str | None, str]:
         return None, "no prediction for this item"
     if pred.error:
         return None, f"generation failed: {pred.error}"
-    spans = (
-        pred.spans
-        if "response" in (pred.spans or {})
-        else parse_spans(pred.raw_output, finish_reason=pred.finish_reason).spans
-    )
-    response = spans.get("response")
+    response = pred.spans.get("response")
     if response is None or not response.strip():
         return (
             None,
@@ -173,7 +174,7 @@ def candidate_response(pred: Prediction | None) -> tuple[str | None, str]:
 
 def candidate_notes(pred: Prediction) -> str:
     """The candidate's understanding and reasoning spans, for show_reasoning runs."""
-    spans = pred.spans if pred.spans else parse_spans(pred.raw_output).spans
+    spans = pred.spans
     parts = [
         f"{name.capitalize()}: {spans[name].strip()}"
         for name in ("understanding", "reasoning")
@@ -206,6 +207,20 @@ def _shown_turn(content: str) -> str:
     return text.strip()
 
 
+def response_too_long(response: str) -> bool:
+    """Whether the judge is shown only part of this response span."""
+    return len(response) > MAX_RESPONSE_CHARS
+
+
+def candidate_block(response: str) -> str:
+    """The response's delimiter block, at most MAX_RESPONSE_CHARS of it. A cut is stated after the
+    block, outside the data, so a response cannot fake or hide it."""
+    if not response_too_long(response):
+        return fence("CANDIDATE_RESPONSE", response)
+    shown = fence("CANDIDATE_RESPONSE", response[:MAX_RESPONSE_CHARS])
+    return f"{shown}\n[response cut: {MAX_RESPONSE_CHARS} of {len(response)} characters shown]"
+
+
 def case_values(item: Item, response: str, notes: str | None = None) -> dict[str, str]:
     history = history_text(item.history)
     notes_block = ""
@@ -220,7 +235,7 @@ def case_values(item: Item, response: str, notes: str | None = None) -> dict[str
         else "(none: this is the first turn of the dialogue)",
         "user_message": fence("USER_MESSAGE", item.user_message),
         "candidate_notes": notes_block,
-        "candidate": fence("CANDIDATE_RESPONSE", response),
+        "candidate": candidate_block(response),
     }
 
 
@@ -271,22 +286,49 @@ def prompt_hash(request: ChatRequest, material: str | None = None) -> str:
 # --- reading a verdict ----------------------------------------------------------------------------
 
 
-def extract_json_object(text: str) -> tuple[dict | None, str | None]:
-    """The JSON object in a judge's reply: the whole reply, else the first object that parses
-    anywhere in it (inside code fences, after prose, before trailing commentary), preferring one
-    that names a rubric dimension. A leading <think>…</think> trace is dropped first."""
+_FENCED = re.compile(r"\A```(?:json)?[ \t]*\n(.*)\n```\Z", re.S | re.I)
+
+
+def extract_json_object(text: str, names: Sequence[str] = DIMENSIONS) -> tuple[dict | None, str | None]:
+    """The verdict object in a judge's reply, by a rule a quoted candidate cannot win.
+
+    A leading <think>…</think> trace and one ```json fence around the whole reply are dropped. If
+    what remains is one JSON object, that is the verdict. Otherwise every JSON object in the free
+    text is collected; those that name a rubric dimension (at the top level or under "scores") are
+    verdict-shaped. None: the first object (validation then says what it lacks). One, or several
+    that give the same scores: that verdict. Several that disagree (the judge quoted the candidate's
+    injected scores, or wrote a draft): an "ambiguous verdict" error, never a pick among them."""
     body, _, unterminated = strip_think(text or "")
     if unterminated:
         return None, "reasoning trace (<think>) never closed"
     body = body.strip()
     if not body:
         return None, "empty reply"
+    fenced = _FENCED.match(body)
+    whole = _json_dict(fenced.group(1) if fenced else body)
+    if whole is not None:
+        return whole, None
+    found = _free_text_objects(body)
+    if not found:
+        return None, "no JSON object found" if "{" not in body else "malformed JSON"
+    shaped = [(o, given) for o in found if (given := _dimension_keys(o, names))]
+    if not shaped:
+        return found[0], None
+    if any(given != shaped[0][1] for _, given in shaped):
+        return None, f"ambiguous verdict: {len(shaped)} verdict-shaped objects disagree"
+    return shaped[0][0], None
+
+
+def _json_dict(text: str) -> dict | None:
     try:
-        whole = json.loads(body)
-        if isinstance(whole, dict):
-            return whole, None
+        obj = json.loads(text)
     except json.JSONDecodeError:
-        pass
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _free_text_objects(body: str) -> list[dict]:
+    """Every top-level JSON object in text (objects nested in one are part of it)."""
     decoder = json.JSONDecoder()
     found: list[dict] = []
     skip_to = 0
@@ -300,9 +342,7 @@ def extract_json_object(text: str) -> tuple[dict | None, str | None]:
         if isinstance(obj, dict):
             found.append(obj)
             skip_to = end
-    if not found:
-        return None, "no JSON object found" if "{" not in body else "malformed JSON"
-    return found[0], None
+    return found
 
 
 def _norm_key(k: str) -> str:
@@ -312,13 +352,26 @@ def _norm_key(k: str) -> str:
     return re.sub(r"[\s\-]+", "_", key)
 
 
-def validate_scores(obj: Mapping[str, Any], names: Sequence[str]) -> Verdict:
-    """Every dimension present and a valid score (see rubric.coerce_score); extra keys ignored.
-    Scores nested under "scores" are accepted."""
+def _flat_keys(obj: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The object's keys normalised, with scores nested under "scores" lifted to the top when
+    the top level names no dimension."""
     flat = {_norm_key(k): v for k, v in obj.items()}
     nested = flat.get("scores")
     if isinstance(nested, dict) and not any(n in flat for n in names):
         flat = {**flat, **{_norm_key(k): v for k, v in nested.items()}}
+    return flat
+
+
+def _dimension_keys(obj: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The dimension → value entries an object gives (what two verdicts must agree on)."""
+    flat = _flat_keys(obj, names)
+    return {n: flat[n] for n in names if n in flat}
+
+
+def validate_scores(obj: Mapping[str, Any], names: Sequence[str]) -> Verdict:
+    """Every dimension present and a valid score (see rubric.coerce_score); extra keys ignored.
+    Scores nested under "scores" are accepted."""
+    flat = _flat_keys(obj, names)
     problems, scores = [], {}
     missing = [n for n in names if n not in flat]
     if missing:
@@ -339,7 +392,7 @@ def validate_scores(obj: Mapping[str, Any], names: Sequence[str]) -> Verdict:
 def parse_verdict(
     text: str | None, names: Sequence[str], finish_reason: str | None = None
 ) -> Verdict:
-    obj, error = extract_json_object(text or "")
+    obj, error = extract_json_object(text or "", names)
     verdict = Verdict(None, None, error) if obj is None else validate_scores(obj, names)
     if verdict.error and finish_reason == "length":
         return Verdict(None, verdict.rationale, f"reply cut at the token limit; {verdict.error}")
@@ -404,6 +457,11 @@ class JudgeOutcome:
     def n_unscored(self) -> int:
         return sum(1 for j in self.judgments if j.status != "scored")
 
+    @property
+    def n_responses_cut(self) -> int:
+        """Items whose response the judge saw only in part (MAX_RESPONSE_CHARS)."""
+        return len({j.item_id for j in self.judgments if j.response_cut})
+
     def unscored_by_reason(self, judge: str | None = None) -> dict[str, int]:
         c = Counter(
             j.reason or "?"
@@ -454,6 +512,8 @@ class JudgeOutcome:
             "n_judgments": len(self.judgments),
             "n_scored": len(self.judgments) - self.n_unscored,
             "n_unscored": self.n_unscored,
+            "n_responses_cut": self.n_responses_cut,
+            "max_response_chars": MAX_RESPONSE_CHARS,
             "unscored_by_reason": self.unscored_by_reason(),
             "unscored_by_judge": {j: self.unscored_by_reason(j) for j in self.judges},
             "means": self.means(),
@@ -584,6 +644,7 @@ class _Case:
     first: ChatRequest
     phash: str
     cache_key: str  # request_key of `first`, made with phash from one encoding of the request
+    response_cut: bool
     failures: list[tuple[str, str]] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -693,7 +754,8 @@ async def _judge_with(
                 final[key] = prev
                 stats["reused_verdicts"] += 1
                 continue
-            pending.append(_Case(item.item_id, r, first, phash, request_key(identity, first, material)))
+            pending.append(_Case(item.item_id, r, first, phash, request_key(identity, first, material),
+                                 response_too_long(response)))
 
     round_no = 0
     while pending:
@@ -716,7 +778,7 @@ async def _judge_with(
                 }
                 record(Judgment(c.item_id, repeat=c.repeat, scores=scores, status=status, attempts=attempts,
                                 seed=cfg.seed + c.repeat, prompt_hash=c.phash, usage=usage, cached=c.all_cached,
-                                created=now(), **base, **extra))  # fmt: skip
+                                response_cut=c.response_cut, created=now(), **base, **extra))  # fmt: skip
 
             if isinstance(out, ModelError):
                 c.all_cached = False
