@@ -2,15 +2,20 @@
 errors (exit 2) or reported problems (exit 1), never a traceback or a silent "OK"."""
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 from helpers import write_dataset
 
 from kardiabench import __version__
 from kardiabench.cli import build_parser, main
+from kardiabench.scoring.rubric import load_rubric
+from kardiabench.spans import parse_spans
+from kardiabench.testing.fake_openai import free_port, wait_for_health
 
 RUN = ["run", "--model", "baseline:majority", "--output", "unused-run-folder"]
 SCORE = ["score", "unused-run-folder"]
@@ -167,3 +172,53 @@ def test_validate_reports_a_looping_split_in_a_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{data / 'test.jsonl'}:1: <file>: cannot be read" in out
     assert "FAILED: 4 records, 1 problem(s)" in out
+
+
+# ----------------------------------------------------------------------------- the scripted server as a judge
+
+
+@pytest.fixture
+def fake_server_process():
+    """`python -m kardiabench.testing.fake_openai --port N`, as the README starts it."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kardiabench.testing.fake_openai", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert wait_for_health(f"http://127.0.0.1:{port}"), "fake server did not start"
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url + "/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_fake_server_answers_a_judge_request_with_a_valid_verdict(fake_server_process):
+    rubric = load_rubric()
+    messages = [{"role": "user", "content": "Score this reply."}]
+    body = {"model": "judge", "messages": messages, "response_format": rubric.response_format()}
+    first = json.loads(_post(fake_server_process, body)["choices"][0]["message"]["content"])
+    names = [d.name for d in rubric.dimensions]
+    assert set(first) == {"rationale", *names}
+    assert all(first[n] in range(1, 6) for n in names) and first["rationale"]
+    assert json.loads(_post(fake_server_process, body)["choices"][0]["message"]["content"]) == first  # deterministic
+    plain = _post(fake_server_process, {"model": "m", "messages": messages})["choices"][0]["message"]["content"]
+    assert parse_spans(plain).well_formed  # other requests: four spans, as before
+
+
+def test_run_with_the_command_line_fake_as_model_and_judge(fake_server_process, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    out = tmp_path / "run"
+    code = main(["run", "--model", "openai:x", "--judge", "openai:y", "--base-url", fake_server_process,
+                 "--judge-base-url", fake_server_process, "--data", "sample", "--limit", "6", "--output", str(out),
+                 "--no-cache", "--no-progress"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    for d in load_rubric().dimensions:
+        m = metrics[d.name]
+        assert m["n"] == 6 and 1 <= m["value"] <= 5, m
