@@ -7,12 +7,15 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections import Counter
 
 import pytest
 from helpers import write_dataset
 
 from kardiabench import __version__
 from kardiabench.cli import build_parser, main
+from kardiabench.data import load_dialogues
+from kardiabench.data.synth import DEFAULT_TEST_FRACTION
 from kardiabench.scoring.rubric import load_rubric
 from kardiabench.spans import parse_spans
 from kardiabench.testing.fake_openai import free_port, wait_for_health
@@ -222,3 +225,23 @@ def test_run_with_the_command_line_fake_as_model_and_judge(fake_server_process, 
     for d in load_rubric().dimensions:
         m = metrics[d.name]
         assert m["n"] == 6 and 1 <= m["value"] <= 5, m
+
+
+# ----------------------------------------------------------------------------- data synth
+
+
+@pytest.mark.parametrize("n", [40, 400])
+def test_synth_gives_the_test_split_at_least_two_personas(tmp_path, capsys, n):
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--dialogues", str(n), "--out", str(out)]) == 0
+    per_split = {}
+    for split in ("train", "test"):
+        dialogues = load_dialogues(str(out), split, strict=True).dialogues
+        per_split[split] = (len(dialogues), Counter(d.persona_id for d in dialogues))
+    (n_test, test_personas), (n_train, train_personas) = per_split["test"], per_split["train"]
+    assert n_test == round(n * DEFAULT_TEST_FRACTION) and n_test + n_train == n
+    assert len(test_personas) >= 2  # one persona = one bootstrap cluster: no usable CI
+    assert not set(test_personas) & set(train_personas)
+    # proportional: the real share of test personas (32 of 671) at most, above the floor of 2
+    assert len(test_personas) <= max(2, round((len(test_personas) + len(train_personas)) * 32 / 671))
+    assert f"test: {n_test} dialogues" in capsys.readouterr().out
