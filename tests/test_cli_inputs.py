@@ -245,3 +245,30 @@ def test_synth_gives_the_test_split_at_least_two_personas(tmp_path, capsys, n):
     # proportional: the real share of test personas (32 of 671) at most, above the floor of 2
     assert len(test_personas) <= max(2, round((len(test_personas) + len(train_personas)) * 32 / 671))
     assert f"test: {n_test} dialogues" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- API-only install
+
+NO_TORCH_SCRIPT = """
+import sys
+from kardiabench.cli import build_parser, main
+from kardiabench.testing.fake_openai import FakeOpenAIServer
+build_parser()
+out = sys.argv[1]
+with FakeOpenAIServer() as srv:
+    assert main(["run", "--model", "openai:m", "--judge", "openai:j", "--base-url", srv.url, "--judge-base-url", srv.url,
+                 "--data", "sample", "--limit", "3", "--output", out + "/api", "--no-cache", "--no-progress"]) == 0
+assert main(["run", "--model", "baseline:retrieval", "--data", "sample", "--limit", "3", "--output", out + "/base",
+             "--no-cache", "--no-progress"]) == 0
+assert main(["compare", out + "/api", out + "/base"]) == 0
+print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "transformers", "vllm", "accelerate"}))
+"""
+
+
+def test_api_and_baseline_runs_never_import_torch(tmp_path):
+    """The README's API-only install (`pip install -e .`, no torch) covers run, score and compare
+    with openai: and baseline: models. A fresh interpreter, so no other test's import counts."""
+    r = subprocess.run([sys.executable, "-c", NO_TORCH_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OPENAI_API_KEY": "sk-test-not-a-secret"})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
