@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, help="task name or YAML file (default: the run's, or kardiabench)")
     p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
     _add_data_args(p)
-    p.add_argument("--output", type=Path, default=None, help="where to write results (default: the run folder)")
+    p.add_argument("--output", type=Path, default=None, help="with --predictions: the run folder to write (default: FILE's folder, NAME-scored)")
     p.add_argument("--cache", default=None, help="cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -348,11 +348,14 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     from kardiabench.errors import USER_ERRORS
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "score" and args.run_dir is not None and args.output is not None:
+        parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_path_error(e) if isinstance(e, OSError) and e.filename else e}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `kardiabench data stats | head`
         sys.stderr.close()
@@ -373,7 +376,7 @@ def _path_error(e: OSError) -> str:
     what = {NotADirectoryError: "a part of this path is a file, not a folder",
             FileExistsError: "a file of that name exists where a folder is needed",
             IsADirectoryError: "this is a folder, a file is needed",
-            PermissionError: "permission denied"}.get(type(e), e.strerror or str(e))  # fmt: skip
+            PermissionError: "permission denied", FileNotFoundError: "no such file or folder"}.get(type(e), e.strerror or str(e))  # fmt: skip
     where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
     return f"{where}: {what}"
 

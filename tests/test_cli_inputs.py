@@ -138,6 +138,19 @@ def test_missing_run_folder_and_missing_predictions(tmp_path, capsys):
     _one_line_error(capsys, str(tmp_path / "p.jsonl"))
 
 
+def test_missing_input_file_names_it(tmp_path, capsys):
+    template = tmp_path / "nope.jinja"
+    assert main(_generate("--output", str(tmp_path / "run"), "--no-cache", "--chat-template", str(template))) == 2
+    assert _one_line_error(capsys) == f"error: {template}: no such file or folder"
+
+
+def test_score_run_folder_refuses_output_instead_of_ignoring_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["score", str(tmp_path / "run"), "--output", str(tmp_path / "elsewhere")])
+    assert exc.value.code == 2
+    assert "--output is for --predictions FILE" in capsys.readouterr().err
+
+
 def test_user_errors_through_the_real_entry_point(tmp_path):
     """The same, as a user runs it: a subprocess, stderr one line, no traceback."""
     f = tmp_path / "a-file"
