@@ -173,6 +173,15 @@ def test_validate_reports_an_empty_file(tmp_path, capsys, content, message):
     assert f"{f}:1: <file>: {message}" in out and "FAILED" in out
 
 
+def test_generate_on_an_empty_file_is_an_error_not_a_skipped_record(tmp_path, capsys):
+    f = tmp_path / "test.jsonl"
+    f.write_text("\n")
+    code = main(["generate", "--model", "baseline:majority", "--data", str(f), "--train-data", "sample",
+                 "--output", str(tmp_path / "run"), "--no-cache", "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "no items to evaluate" in err and "skipped" not in err
+
+
 def test_validate_reports_a_symlink_loop(tmp_path, capsys):
     loop = tmp_path / "loop.jsonl"
     os.symlink(loop, loop)

@@ -34,6 +34,9 @@ FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 _REPO_ID = re.compile(r"^\w(?:[\w.-]*\w)?/\w(?:[\w.-]*\w)?$")
 
 
+FILE_PROBLEMS = ("empty", "unreadable")  # Problem kinds about a whole file, not one record
+
+
 class DataError(Exception):
     """A data source cannot be used. The message says what to do; no traceback is needed."""
 
@@ -51,14 +54,18 @@ class LoadResult:
     def skipped(self) -> int:
         """Records left out for problems (not `records_read - len(dialogues)`: a derived split
         holds only part of the records it read)."""
-        return len({p.source for p in self.problems})
+        return len({p.source for p in self._record_problems()})
 
     def skipped_by_kind(self) -> Counter:
         """How many records were skipped, by the first problem that ruled each out."""
         first: dict[SourceRef, str] = {}
-        for p in self.problems:
+        for p in self._record_problems():
             first.setdefault(p.source, p.kind)
         return Counter(first.values())
+
+    def _record_problems(self) -> list[Problem]:
+        """Problems of records; an empty or unreadable file has none to skip."""
+        return [p for p in self.problems if p.kind not in FILE_PROBLEMS]
 
 
 # --------------------------------------------------------------------------- reading files
