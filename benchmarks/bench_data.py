@@ -8,6 +8,8 @@ Each phase runs in a fresh subprocess so its peak RSS (ru_maxrss) covers that ph
             split; every dialogue and every item stays in memory until the end (the worst case).
             With --stream, items are counted as they are made and not kept (dialogues still are).
 Target for the load phase at full size: under 30 s and under 2 GB. Exit status 1 when missed.
+Also timed: the span parser on hostile inputs (HOSTILE_SPANS: a 1 MB span, 50k duplicated tags, an
+unclosed tag before 1 MB of whitespace, a 1 MB unclosed <think>); target under 5 s in all.
 """
 
 from __future__ import annotations
@@ -24,6 +26,26 @@ from pathlib import Path
 TARGET_S = 30.0
 TARGET_MB = 2048.0
 SPLITS = ("test", "train")
+TARGET_SPANS_S = 5.0
+
+
+def hostile_spans() -> list[str]:
+    """Inputs that would expose a regex with catastrophic backtracking or quadratic scanning."""
+    from kardiabench.spans import render_spans
+
+    spans = {"understanding": "u", "reasoning": "word " * 200_000, "emotion": "sad", "response": "r"}
+    return [render_spans(spans), "<emotion>sad</emotion>" * 50_000,
+            ("<emotion" + " " * 200_000) * 5, "<think>" + "z" * 1_000_000]  # fmt: skip
+
+
+def time_hostile_spans() -> float:
+    from kardiabench.spans import parse_spans
+
+    inputs = hostile_spans()
+    t0 = time.perf_counter()
+    for text in inputs:
+        parse_spans(text)
+    return time.perf_counter() - t0
 
 
 def cpu_s() -> float:
@@ -143,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         out = args.keep or tmp
         gen = run_child("generate", out, str(args.dialogues), str(args.seed))
         load = run_child("load", out, "stream" if args.stream else "keep")
-    return 0 if report(gen, load, args.dialogues, args.stream) else 1
+    ok = report(gen, load, args.dialogues, args.stream)
+    spans_s = time_hostile_spans()
+    ok_spans = spans_s < TARGET_SPANS_S
+    print(f"Span parser on hostile inputs: {spans_s:.2f} s [{'ok' if ok_spans else 'MISSED'}: target < {TARGET_SPANS_S:.0f} s]")
+    return 0 if ok and ok_spans else 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -14,13 +15,61 @@ from kardiabench.redact import env_var_name
 EXIT_USAGE = 2
 
 
+# ----------------------------------------------------------------------------- argument types
+# Checked by the parser, so a bad number is a one-line usage error (exit 2) before any work starts.
+
+
+def _number(kind: type, ok, rule: str):
+    """An argparse `type=` that parses `kind` and accepts it only when `ok(value)`."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}") from None
+        if value != value or not ok(value):  # NaN fails every rule
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+        return value
+
+    parse.__name__ = rule
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "an integer ≥ 1")
+nonneg_int = _number(int, lambda v: v >= 0, "an integer ≥ 0")
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
+nonneg_float = _number(float, lambda v: 0 <= v < float("inf"), "a number ≥ 0")
+top_p = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+open_fraction = _number(float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help when it has a meaningful default (not None/False/[])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_ = action.help or ""
+        default = action.default
+        shown = default not in (None, [], argparse.SUPPRESS) and not isinstance(default, bool)
+        if shown and "default" not in help_ and action.option_strings:
+            help_ += " (default: %(default)s)"
+        return help_
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)parser shows defaults: `add_subparsers` builds subparsers of the parent's class."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _add_data_args(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
     p.add_argument("--data", default=None, help="sample | DIR | FILE (.jsonl/.json/.parquet) | hub | OWNER/NAME (gated Hub dataset, uses HF_TOKEN)")
     p.add_argument("--split", default=split_default, help="split to use (default: the task's, or all for data commands)")
     p.add_argument("--strict", action="store_true", help="refuse to run when any record has a problem (default: skip and report)")
-    p.add_argument("--derive-split", type=float, default=None, metavar="TEST_FRACTION",
+    p.add_argument("--derive-split", type=open_fraction, default=None, metavar="TEST_FRACTION",
                    help="derive a persona-disjoint train/test split from a single file (seeded by --split-seed)")  # fmt: skip
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0, help="seed for --derive-split")
 
 
 def _add_generation_args(p: argparse.ArgumentParser) -> None:
@@ -28,38 +77,41 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
     p.add_argument("--model", required=True, help="openai:MODEL | hf:PATH_OR_ID | vllm:PATH_OR_ID | baseline:majority|retrieval")
     _add_data_args(p)
-    p.add_argument("--limit", type=int, default=None, help="only the first N items (in file order)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N items (in file order)")
     p.add_argument("--output", required=True, type=Path, help="run folder (created; an existing one is resumed)")
     p.add_argument("--overwrite", action="store_true", help="discard predictions already in --output")
     p.add_argument("--train-data", default=None, help="training split source for baselines (default: --data)")
     g = p.add_argument_group("sampling (defaults from the task file; recorded in run.json)")
-    g.add_argument("--temperature", type=float, default=None)
-    g.add_argument("--top-p", type=float, default=None)
-    g.add_argument("--max-tokens", type=int, default=None)
-    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--temperature", type=nonneg_float, default=None, help="sampling temperature (≥ 0)")
+    g.add_argument("--top-p", type=top_p, default=None, help="nucleus sampling mass (0 < p ≤ 1)")
+    g.add_argument("--max-tokens", type=positive_int, default=None, help="most tokens the model may generate per item")
+    g.add_argument("--seed", type=int, default=None, help="sampling seed (where the backend supports one)")
     b = p.add_argument_group("backends")
     b.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env")
-    b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key (default: OPENAI_API_KEY)")
-    b.add_argument("--concurrency", type=int, default=16, help="max requests in flight for API models")
-    b.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds for API models")
+    b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key")
+    b.add_argument("--concurrency", type=positive_int, default=16, help="max requests in flight for API models")
+    b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models")
     b.add_argument("--prices", default=None, help="JSON/YAML price table extending the built-in one (USD per 1M tokens)")
-    b.add_argument("--batch-size", type=int, default=8, help="batch size for hf: models")
-    b.add_argument("--dtype", default="auto")
-    b.add_argument("--device", default="auto")
-    b.add_argument("--revision", default=None)
+    b.add_argument("--batch-size", type=positive_int, default=8, help="batch size for hf: models")
+    b.add_argument("--dtype", default="auto", help="hf:/vllm: weight dtype (auto, bfloat16, float16, float32)")
+    b.add_argument("--device", default="auto", help="hf: device (auto, cpu, cuda, cuda:N, mps)")
+    b.add_argument("--revision", default=None, help="hf:/vllm: model revision (branch, tag or commit) on the Hub")
     b.add_argument("--add-span-tokens", action="store_true", help="hf: add the eight span markers as special tokens")
     b.add_argument("--chat-template", default=None, help="a Jinja chat template file for models without one")
-    b.add_argument("--tensor-parallel-size", type=int, default=1)
-    b.add_argument("--data-parallel-size", type=int, default=1)
+    b.add_argument("--tensor-parallel-size", type=positive_int, default=1, help="vllm: GPUs per model replica")
+    b.add_argument("--data-parallel-size", type=positive_int, default=1, help="vllm: model replicas")
     p.add_argument("--cache", default=None, help="cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="count prompt tokens and estimate cost; send nothing")
-    p.add_argument("--max-cost", type=float, default=None, metavar="USD", help="stop sending generation requests once they have cost this much (resumable)")
+    p.add_argument("--max-cost", type=positive_float, default=None, metavar="USD", help="stop sending generation requests once they have cost this much (resumable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kardiabench", description="Evaluation harness for KardiaBench.")
+    from kardiabench import __version__
+
+    parser = _Parser(prog="kardiabench", description="Evaluation harness for KardiaBench.")
+    parser.add_argument("--version", action="version", version=f"kardiabench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="inspect, validate and synthesise KardiaBench data")
@@ -68,19 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
         p = dsub.add_parser(name, help=help_)
         _add_data_args(p)
         if name == "stats":
-            p.add_argument("--json", action="store_true")
+            p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         if name == "validate":
-            p.add_argument("--max-problems", type=int, default=200, help="print at most this many problems")
+            p.add_argument("--max-problems", type=nonneg_int, default=200, help="print at most this many problems")
         if name == "show":
-            p.add_argument("--index", type=int, default=0, help="dialogue number in the split (0-based)")
+            p.add_argument("--index", type=nonneg_int, default=0, help="dialogue number in the split (0-based)")
             p.add_argument("--id", default=None, help="dialogue id (overrides --index)")
     p = dsub.add_parser("synth", help="write a full-size synthetic dataset (for benchmarks)")
-    p.add_argument("--dialogues", type=int, default=22080)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dialogues", type=positive_int, default=22080, help="total dialogues, train + test (at least 2)")
+    p.add_argument("--out", required=True, type=Path, help="folder for train.jsonl and test.jsonl")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same files)")
 
     p = sub.add_parser("tasks", help="list tasks")
-    p.add_argument("--tasks-dir", action="append", default=[])
+    p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
 
     p = sub.add_parser("generate", help="generation stage only: write DIR/predictions.jsonl")
     _add_generation_args(p)
@@ -89,29 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_judge_args(p)
 
     p = sub.add_parser("score", help="score saved predictions (a run folder, or --predictions FILE with --data)")
-    p.add_argument("run_dir", nargs="?", type=Path)
+    p.add_argument("run_dir", nargs="?", type=Path, help="run folder written by `generate` or `run`")
     p.add_argument("--predictions", type=Path, default=None, help="JSONL of {item_id, raw_output} produced elsewhere")
-    p.add_argument("--task", default=None)
-    p.add_argument("--tasks-dir", action="append", default=[])
+    p.add_argument("--task", default=None, help="task name or YAML file (default: the run's, or kardiabench)")
+    p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
     _add_data_args(p)
-    p.add_argument("--output", type=Path, default=None, help="where to write results (default: the run folder)")
-    p.add_argument("--cache", default=None)
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--output", type=Path, default=None, help="with --predictions: the run folder to write (default: FILE's folder, NAME-scored)")
+    p.add_argument("--cache", default=None, help="cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_judge_args(p)
 
     p = sub.add_parser("compare", help="paired comparison of two runs on the items they share")
-    p.add_argument("run_a", type=Path)
-    p.add_argument("run_b", type=Path)
+    p.add_argument("run_a", type=Path, help="first run folder")
+    p.add_argument("run_b", type=Path, help="second run folder")
     p.add_argument("--force", action="store_true", help="compare even when data, split or judge differ")
-    p.add_argument("--resamples", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("judge-agreement", help="agreement of each judge with human 1-5 labels")
     p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("run_dir", type=Path, help="run folder with judge verdicts")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -119,14 +171,14 @@ def _add_judge_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rubric judge")
     g.add_argument("--judge", action="append", default=[], help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
     g.add_argument("--judge-base-url", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL)")
-    g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the judges' API key (default: OPENAI_API_KEY)")
-    g.add_argument("--judge-concurrency", type=int, default=16)
-    g.add_argument("--judge-repeats", type=int, default=1, help="judge each item K times; reports the variance")
-    g.add_argument("--judge-max-tokens", type=int, default=1024)
+    g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the judges' API key")
+    g.add_argument("--judge-concurrency", type=positive_int, default=16, help="max judge requests in flight")
+    g.add_argument("--judge-repeats", type=positive_int, default=1, help="judge each item K times; reports the variance")
+    g.add_argument("--judge-max-tokens", type=positive_int, default=1024, help="most tokens per judge reply")
     g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
     g.add_argument("--rubric", default=None, help="rubric file (default: judges/rubric.yaml)")
-    g.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for confidence intervals")
-    g.add_argument("--bootstrap-seed", type=int, default=0)
+    g.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples for confidence intervals")
+    g.add_argument("--bootstrap-seed", type=int, default=0, help="seed for the bootstrap resamples")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -318,15 +370,37 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     from kardiabench.errors import USER_ERRORS
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "score" and args.run_dir is not None and args.output is not None:
+        parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_path_error(e) if isinstance(e, OSError) and e.filename else e}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `kardiabench data stats | head`
         sys.stderr.close()
         return 0
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a bug, keep the traceback
+            raise
+        print(f"error: {_path_error(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.OperationalError as e:  # the cache file cannot be opened or written
+        print(f"error: cache {getattr(args, 'cache', None) or 'file'}: {e} (choose another --cache, or --no-cache)", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _path_error(e: OSError) -> str:
+    """One line for a file-system error on a path the user gave (an --output that is a file, a
+    --cache under a file, a folder without write permission)."""
+    what = {NotADirectoryError: "a part of this path is a file, not a folder",
+            FileExistsError: "a file of that name exists where a folder is needed",
+            IsADirectoryError: "this is a folder, a file is needed",
+            PermissionError: "permission denied", FileNotFoundError: "no such file or folder"}.get(type(e), e.strerror or str(e))  # fmt: skip
+    where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
+    return f"{where}: {what}"
 
 
 if __name__ == "__main__":

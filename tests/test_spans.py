@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -300,20 +299,18 @@ def test_unknown_lookalike_tags_are_just_text():
     assert {Issue.MISSING, Issue.TEXT_OUTSIDE} == p.issue_kinds
 
 
-def test_huge_inputs_parse_quickly():
+def test_huge_inputs_parse():
+    """Hostile sizes are parsed correctly (their timing: benchmarks/bench_data.py, HOSTILE_SPANS)."""
     big_span = "word " * 200_000  # ~1 MB inside one span
     many_tags = "<emotion>sad</emotion>" * 50_000  # 50k duplicated spans
     whitespace_bomb = "<emotion" + " " * 200_000  # an unclosed tag followed by whitespace
-    t0 = time.perf_counter()
     p1 = parse_spans(render_spans({**GOLD, "reasoning": big_span}))
     p2 = parse_spans(many_tags)
     p3 = parse_spans(whitespace_bomb * 5)
     p4 = parse_spans("<think>" + "z" * 1_000_000)
-    elapsed = time.perf_counter() - t0
     assert p1.well_formed and len(p1.spans["reasoning"]) == len(big_span.strip())
     assert len(issues_for(many_tags, Issue.DUPLICATED)) == 49_999
     assert not p2.well_formed and not p3.well_formed and not p4.well_formed
-    assert elapsed < 5.0, f"parsing huge inputs took {elapsed:.1f}s"
 
 
 def test_issue_str_and_blocking_set():

@@ -1,5 +1,4 @@
 import math
-import time
 
 import numpy as np
 import pytest
@@ -78,13 +77,15 @@ def test_one_cluster_gives_no_interval_and_unknown_statistics_are_refused():
         cluster_bootstrap_ci([1, 2], ["a"])
 
 
-def test_full_test_split_size_is_fast():
+def test_full_test_split_size():
+    """The real test split's shape (20,290 items in 2,547 dialogues). Its timing is in
+    benchmarks/bench_scoring.py, which scores a full-size run with every metric's bootstrap."""
     rng = np.random.default_rng(0)
     clusters = list(np.sort(rng.integers(0, 2547, 20290)).astype(str))
-    start = time.perf_counter()
-    for _ in range(10):
-        cluster_bootstrap_ci(list(rng.integers(1, 6, 20290).astype(float)), clusters, n_resamples=1000)
-    assert time.perf_counter() - start < 10  # about 0.5 s on a 2-core CPU
+    values = list(rng.integers(1, 6, 20290).astype(float))
+    ci = cluster_bootstrap_ci(values, clusters, n_resamples=1000)
+    assert ci.n == 20290 and ci.n_clusters == len(set(clusters))
+    assert ci.low < float(np.mean(values)) < ci.high and ci.high - ci.low < 0.1
 
 
 # --- paired ---------------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 _REPO_ID = re.compile(r"^\w(?:[\w.-]*\w)?/\w(?:[\w.-]*\w)?$")
 
 
+FILE_PROBLEMS = ("empty", "unreadable")  # Problem kinds about a whole file, not one record
+
+
 class DataError(Exception):
     """A data source cannot be used. The message says what to do; no traceback is needed."""
 
@@ -51,14 +54,18 @@ class LoadResult:
     def skipped(self) -> int:
         """Records left out for problems (not `records_read - len(dialogues)`: a derived split
         holds only part of the records it read)."""
-        return len({p.source for p in self.problems})
+        return len({p.source for p in self._record_problems()})
 
     def skipped_by_kind(self) -> Counter:
         """How many records were skipped, by the first problem that ruled each out."""
         first: dict[SourceRef, str] = {}
-        for p in self.problems:
+        for p in self._record_problems():
             first.setdefault(p.source, p.kind)
         return Counter(first.values())
+
+    def _record_problems(self) -> list[Problem]:
+        """Problems of records; an empty or unreadable file has none to skip."""
+        return [p for p in self.problems if p.kind not in FILE_PROBLEMS]
 
 
 # --------------------------------------------------------------------------- reading files
@@ -110,6 +117,17 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
 def read_file(path: Path) -> LoadResult:
     """Read and validate every record of one file; duplicates of earlier dialogues are problems."""
     result = LoadResult(dialogues=[], files=[str(path)])
+    try:
+        _read_records(path, result)
+    except OSError as e:  # a symlink loop, a dangling link, no read permission
+        result.problems.append(Problem(SourceRef(str(path), 1), "<file>", f"cannot be read: {e.strerror or e}", "unreadable"))
+        return result
+    if result.records_read == 0:  # "OK: 0 records" would hide a wrong path or a failed download
+        result.problems.append(Problem(SourceRef(str(path), 1), "<file>", "empty file: no records", "empty"))
+    return result
+
+
+def _read_records(path: Path, result: LoadResult) -> None:
     seen: dict[str, SourceRef] = {}
     for lineno, raw in read_rows(path):
         result.records_read += 1
@@ -125,7 +143,6 @@ def read_file(path: Path) -> LoadResult:
         if dialogue is not None:
             seen[dialogue.dialogue_id] = ref
             result.dialogues.append(dialogue)
-    return result
 
 
 # --------------------------------------------------------------------------- sources
@@ -135,10 +152,16 @@ def split_files(folder: Path) -> dict[str, Path]:
     """Map split name → file for the data files directly inside `folder`."""
     found: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in FILE_SUFFIXES and not p.name.startswith((".", "_")):
+        if _is_data_file(p) and p.suffix.lower() in FILE_SUFFIXES and not p.name.startswith((".", "_")):
             found.setdefault(p.stem, p)
     order = {"train": 0, "validation": 1, "test": 2}
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], 3), kv[0])))
+
+
+def _is_data_file(p: Path) -> bool:
+    """A file, or a link that leads nowhere (a loop, a dangling link): read_file reports the latter
+    as a problem instead of the split silently disappearing."""
+    return p.is_file() or (p.is_symlink() and not p.exists())
 
 
 def is_hub_source(data: str) -> bool:
@@ -155,9 +178,9 @@ def resolve_files(data: str, split: str | None) -> tuple[list[Path], str | None]
     if is_hub_source(data):
         return [hub_file(data, split or "test")], split or "test"
     path = Path(data).expanduser()
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise DataError(f"{data}: no such file or folder (expected 'sample', a Hub id, a folder or a data file)")
-    if path.is_file():
+    if _is_data_file(path):
         return [path], None  # a single file is one split, evaluated whole
     files = split_files(path)
     if not files:

@@ -536,7 +536,9 @@ def _plan(
     if n_personas is None:
         n_personas = max(min(n_dialogues, 8), round(n_dialogues * REAL_PERSONAS / REAL_DIALOGUES))
     n_personas = max(2, min(n_personas, n_dialogues))
-    p_test = max(1, round(n_personas * REAL_TEST_PERSONAS / REAL_PERSONAS))
+    # The real share of test personas (32 of 671), but at least 2: a test split of one persona has
+    # one bootstrap cluster, so its confidence intervals are meaningless.
+    p_test = max(2, round(n_personas * REAL_TEST_PERSONAS / REAL_PERSONAS))
     p_test = min(p_test, n_test, n_personas - 1)
     p_train = min(n_personas - p_test, n_train)
     return n_test, n_train, p_test, p_train

@@ -12,6 +12,8 @@ concurrency are exercised through the same `openai` client code path a real endp
 
 In process: ``with FakeOpenAIServer(FakeConfig(latency=0.05, p_429=0.2)) as srv: srv.url``.
 As a subprocess: ``python -m kardiabench.testing.fake_openai --port 8123 --latency 0.2``.
+A request with a `response_format` JSON schema (a judge) gets a valid 1-5 verdict for every
+dimension the schema names; any other request gets a four-span reply.
 """
 
 from __future__ import annotations
@@ -99,7 +101,11 @@ def request_key(messages: list[dict[str, Any]]) -> str:
 
 
 def default_reply(request: dict[str, Any], style: str = "special") -> str:
-    """A well-formed four-span answer whose emotion is a function of the messages."""
+    """A well-formed four-span answer whose emotion is a function of the messages; to a judge
+    request (one that asks for a JSON schema) a valid verdict instead."""
+    schema = _verdict_schema(request)
+    if schema is not None:
+        return judge_reply(request, schema)
     messages = request.get("messages") or []
     digest = hashlib.sha256(request_key(messages).encode()).digest()
     last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
@@ -111,6 +117,29 @@ def default_reply(request: dict[str, Any], style: str = "special") -> str:
         "response": "That sounds hard. I am here with you.",
     }
     return render_spans(spans, style)  # type: ignore[arg-type]
+
+
+def _verdict_schema(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of a `response_format: {"type": "json_schema", ...}` request, else None."""
+    rf = request.get("response_format")
+    if not isinstance(rf, dict) or rf.get("type") != "json_schema":
+        return None
+    schema = (rf.get("json_schema") or {}).get("schema")
+    return schema if isinstance(schema, dict) else None
+
+
+def judge_reply(request: dict[str, Any], schema: dict[str, Any]) -> str:
+    """A verdict that fits `schema`: every integer dimension (in properties or required) scored
+    1-5 as a function of the request's messages, plus a short rationale. Lets the command line
+    server play a judge, so a full `run --judge` works without an API key."""
+    digest = hashlib.sha256(request_key(request.get("messages") or []).encode()).digest()
+    props = schema.get("properties") or {}
+    names = [n for n in dict.fromkeys([*props, *(schema.get("required") or [])]) if n != "rationale"]
+    verdict: dict[str, Any] = {"rationale": "Scripted verdict from the fake server."}
+    for i, name in enumerate(names):
+        if (props.get(name) or {}).get("type", "integer") == "integer":
+            verdict[name] = 1 + digest[i % len(digest)] % 5
+    return json.dumps(verdict)
 
 
 def _count_tokens(text: str) -> int:
