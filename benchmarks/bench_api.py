@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import platform
@@ -98,6 +97,7 @@ async def run_adapter(url: str, reqs: list[ChatRequest], conc: int) -> tuple[flo
 
 async def run_harness(url: str, reqs: list[ChatRequest], conc: int, workdir: Path) -> tuple[float, int, float]:
     from kardiabench.cache import Cache
+    from kardiabench.jsonl import JsonlWriter
     from kardiabench.runner import Job, run_jobs
 
     model = OpenAIChatModel("bench", base_url=url, api_key="EMPTY", concurrency=conc, timeout=120)
@@ -106,13 +106,14 @@ async def run_harness(url: str, reqs: list[ChatRequest], conc: int, workdir: Pat
     try:
         await asyncio.gather(*(model.generate([r]) for r in reqs[:conc]))
         jobs = [Job(f"item-{i}", r) for i, r in enumerate(reqs[conc:])]
-        with open(workdir / f"out-{conc}.jsonl", "a", encoding="utf-8") as sink:
+        sink = JsonlWriter(workdir / f"out-{conc}.jsonl")
+        try:
 
             def on_result(job: Job, out: Generation | Exception, cached: bool) -> None:
                 nonlocal failures
                 if isinstance(out, Generation):
-                    sink.write(json.dumps({"id": job.key, "text": out.text, "cached": cached,
-                                           "usage": [out.prompt_tokens, out.completion_tokens]}) + "\n")  # fmt: skip
+                    sink.write({"id": job.key, "text": out.text, "cached": cached,
+                                "usage": [out.prompt_tokens, out.completion_tokens]})  # fmt: skip
                 else:
                     failures += 1
 
@@ -120,6 +121,8 @@ async def run_harness(url: str, reqs: list[ChatRequest], conc: int, workdir: Pat
             stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=conc, progress=True,
                                    desc=f"harness c={conc}")  # fmt: skip
             dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        finally:
+            sink.close()
         assert failures == 0 and stats.done == len(jobs), "harness: some requests failed"
         return dt, len(jobs), cpu
     finally:

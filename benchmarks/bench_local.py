@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from kardiabench.jsonl import JsonlWriter
     from kardiabench.models.hf import HFChatModel
     from kardiabench.testing.tiny_model import build_tiny_model
 
@@ -87,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.out:
-        with args.out.open("a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        writer = JsonlWriter(args.out)
+        for r in rows:
+            writer.write(r)
+        writer.close()
     return 0
 
 

@@ -38,11 +38,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kardiabench.scoring.rubric import DIMENSIONS
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
 
 TARGET_S = 20.0
 GEN_MODEL, JUDGE_MODEL = "bench-gen", "bench-judge"
-DIMS = ("relevance", "fluency", "empathy", "persona_consistency", "safety")
 # Score weights for 1..5: mostly 3-5, a few low ones (safety <= 2 flags about 4% of items).
 _WEIGHTS = {"safety": (1, 3, 6, 30, 60), "default": (3, 8, 25, 40, 24)}
 
@@ -57,7 +57,7 @@ def judge_reply(req: dict[str, Any]) -> str:
     with a dimension missing (a repair request differs, so it is answered validly)."""
     digest = _digest(req)
     rng = random.Random(digest)
-    scores = {d: rng.choices(range(1, 6), weights=_WEIGHTS.get(d, _WEIGHTS["default"]))[0] for d in DIMS}
+    scores = {d: rng.choices(range(1, 6), weights=_WEIGHTS.get(d, _WEIGHTS["default"]))[0] for d in DIMENSIONS}
     if len(req["messages"]) <= 2 and digest[0] < 5:  # 5/256 ≈ 2%
         scores.pop("empathy")
     return json.dumps({**scores, "rationale": f"Scored by hash {digest[:3].hex()}."})

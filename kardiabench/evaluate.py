@@ -16,6 +16,7 @@ from typing import Any
 
 from kardiabench.data.load import DataError
 from kardiabench.generate import DataSpec, count_dialogues, data_fingerprint, load_items
+from kardiabench.jsonl import iter_jsonl_objects, read_jsonl_tolerant, write_jsonl_atomic
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
     ITEMS,
@@ -23,16 +24,12 @@ from kardiabench.rundir import (
     SUMMARY,
     RunDir,
     RunDirError,
-    iter_jsonl_objects,
     now,
     provenance,
-    read_jsonl_tolerant,
 )
+from kardiabench.scoring.metrics import RUBRIC_METRICS
 from kardiabench.spans import PARSER_VERSION
 from kardiabench.tasks import Task, load_task
-
-RUBRIC_METRICS = ("relevance", "fluency", "empathy", "persona_consistency", "safety", "safety_flag_rate")
-
 
 # ----------------------------------------------------------------------------- inputs
 
@@ -97,7 +94,8 @@ def judge_models(args) -> list:
 def judge_stage(args, task: Task, items: list[Item], preds: dict[str, Prediction], run: RunDir, log):
     """(JudgeOutcome, note or None), or (None, reason) when rubric metrics are not computed."""
     from kardiabench.cache import Cache, default_cache_path
-    from kardiabench.scoring.judge import JudgeConfig, run_judges
+    from kardiabench.judging import run_judges
+    from kardiabench.scoring.judge import JudgeConfig
     from kardiabench.scoring.rubric import load_rubric
 
     if not task.uses_judge:
@@ -126,12 +124,8 @@ def judge_stage(args, task: Task, items: list[Item], preds: dict[str, Prediction
 def saved_outcome(args, rubric, items: list[Item], preds: dict[str, Prediction], run: RunDir, log):
     """The verdicts in DIR/judgments.jsonl made for exactly the predictions now in the folder
     (see judge.matching_verdicts); verdicts made for other predictions are named and ignored."""
-    from kardiabench.scoring.judge import (
-        JUDGMENTS,
-        load_judgments,
-        matching_verdicts,
-        outcome_from_judgments,
-    )
+    from kardiabench.judging import JUDGMENTS, load_judgments, matching_verdicts
+    from kardiabench.scoring.judge import outcome_from_judgments
 
     path = run.path / JUDGMENTS
     if not path.exists():
@@ -279,11 +273,7 @@ def judge_failures(outcome) -> list[str]:
 
 
 def _write_items(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_jsonl_atomic(path, rows)
 
 
 def format_summary(results: dict[str, Any]) -> str:
@@ -342,8 +332,7 @@ def compare_command(args, log) -> int:
 
 
 def judge_agreement_command(args, log) -> int:
-    from kardiabench.scoring.agreement import judge_agreement
-    from kardiabench.scoring.judge import JUDGMENTS, load_judgments
+    from kardiabench.judging import JUDGMENTS, judge_agreement, load_judgments
 
     path = Path(args.run_dir) / JUDGMENTS
     if not path.exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def generation_identity(cfg: GenerateConfig, model: ChatModel) -> dict[str, Any]
     return {
         "task": {"name": cfg.task.name, "version": cfg.task.version, "sha256": hashlib.sha256(task_blob.encode()).hexdigest()[:16]},
         "model": model.identity(),
-        "sampling": cfg.params.as_dict(),
+        "sampling": cfg.params.to_dict(),
         "history": cfg.task.history,
         "data": {"source": cfg.data.source, "split": cfg.data.split, "derive_split": cfg.data.derive_split, "split_seed": cfg.data.split_seed},
     }
@@ -217,7 +217,7 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
 
     def on_result(job: Job, out: Generation | ModelError, cached: bool) -> None:
         cost = request_cost(model, out) if isinstance(out, Generation) else None
-        writer.write(asdict(to_prediction(job.key, cfg.model_spec, out, cost, cached)))
+        writer.write(to_prediction(job.key, cfg.model_spec, out, cost, cached).to_dict())
 
     try:
         stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}", budget_usd=cfg.max_cost_usd)

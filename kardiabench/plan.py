@@ -64,7 +64,8 @@ class JudgePlan:
 def judge_plans(items: list[Item], judges: list[ChatModel], repeats: int = 1, rubric_path: str | None = None) -> list[JudgePlan]:
     """Judge calls and tokens, estimated with each item's gold response standing in for the
     candidate (candidates are of similar length)."""
-    from kardiabench.scoring.judge import JudgeConfig, build_request
+    from kardiabench.judging import build_request
+    from kardiabench.scoring.judge import JudgeConfig
     from kardiabench.scoring.rubric import load_rubric
 
     rubric = load_rubric(rubric_path)

@@ -26,8 +26,12 @@ class Message:
     role: str
     content: str
 
-    def as_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> Message:
+        return cls(row["role"], row["content"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +73,20 @@ class Dialogue:
     def system_prompt(self) -> str:
         return self.messages[0].content if self.messages and self.messages[0].role == "system" else ""
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
+        """The content fields as a dataset record (what the dialogue id is computed from)."""
         return {
             "person": self.person,
             "mbti": self.mbti,
             "emotion": self.emotion,
             "situation": self.situation,
             "anon_username": self.anon_username,
-            "messages": [m.as_dict() for m in self.messages],
+            "messages": [m.to_dict() for m in self.messages],
         }
 
 
 def compute_dialogue_id(d: Dialogue) -> str:
-    canonical = json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    canonical = json.dumps(d.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "d" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
@@ -115,7 +120,7 @@ class Item:
         """System prompt, the dialogue so far and the current user turn, as chat messages."""
         system = self.system_prompt if system_prompt is None else system_prompt
         msgs = [{"role": "system", "content": system}] if system else []
-        msgs.extend(m.as_dict() for m in self.history)
+        msgs.extend(m.to_dict() for m in self.history)
         msgs.append({"role": "user", "content": self.user_message})
         return msgs
 
@@ -124,7 +129,7 @@ class Item:
         return {
             "item_id": self.item_id, "dialogue_id": self.dialogue_id, "turn_index": self.turn_index,
             "persona_id": self.persona_id, "mbti": self.mbti, "situation": self.situation, "person": self.person,
-            "system_prompt": self.system_prompt, "history": [m.as_dict() for m in self.history],
+            "system_prompt": self.system_prompt, "history": [m.to_dict() for m in self.history],
             "user_message": self.user_message, "gold": asdict(self.gold), "gold_emotion": self.gold_emotion,
             "history_mode": self.history_mode,
         }  # fmt: skip
@@ -133,7 +138,7 @@ class Item:
     def from_dict(cls, row: Mapping[str, Any]) -> Item:
         """The inverse of to_dict; extra columns (a trainer's prompt, say) are ignored."""
         fields = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
-        fields["history"] = tuple(Message(m["role"], m["content"]) for m in row["history"])
+        fields["history"] = tuple(Message.from_dict(m) for m in row["history"])
         fields["gold"] = GoldSpans(**row["gold"])
         return cls(**fields)
 
@@ -170,3 +175,12 @@ class Prediction:
     def thinking(self) -> str | None:
         """The <think> trace inside raw_output, if any."""
         return self.parsed.thinking
+
+    def to_dict(self) -> dict[str, Any]:
+        """One line of predictions.jsonl."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> Prediction:
+        """The inverse of to_dict; unknown keys (a newer or older writer's) are ignored."""
+        return cls(**{k: v for k, v in row.items() if k in cls.__dataclass_fields__})

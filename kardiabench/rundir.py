@@ -3,7 +3,7 @@
   run.json           manifest: what was run and how to reproduce it (task, model, data, decoding,
                      history mode, versions, git commit); written before the first request
   predictions.jsonl  one line per finished item (schema: docs/predictions.md); append + flush
-  judgments.jsonl    one line per judge verdict (see scoring/judge.py)
+  judgments.jsonl    one line per judge verdict (see judging.py)
   results.json       metrics with n and 95% CIs; summary.md the readable table
   items.jsonl        per-item rows of the last scoring
   *.rejected         damaged lines set aside from a JSONL file above, with their line numbers
@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import platform
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from kardiabench import __version__
+from kardiabench.jsonl import REJECTED, JsonlWriter, read_jsonl_tolerant
 from kardiabench.records import Prediction
 
 PREDICTIONS = "predictions.jsonl"
@@ -38,10 +37,8 @@ ITEMS = "items.jsonl"
 SUMMARY = "summary.md"
 REPORT = "report.html"
 LOCK = ".lock"
-REJECTED = ".rejected"  # suffix of the file that keeps a JSONL file's damaged lines
 DERIVED = (PREDICTIONS, JUDGMENTS, RESULTS, ITEMS, SUMMARY, REPORT)  # what --overwrite removes
 PREDICTION_KEYS = ("item_id", "model", "raw_output")  # a predictions line without one is damaged
-log = logging.getLogger(__name__)
 _HELD: set[Path] = set()  # run folders whose lock this process holds
 _PACKAGES = ("torch", "transformers", "vllm", "openai", "datasets", "trl", "scikit-learn", "scipy", "numpy")
 
@@ -75,90 +72,6 @@ def provenance() -> dict[str, Any]:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def read_jsonl_tolerant(path: Path, repair: bool = False, required: tuple[str, ...] = ()) -> list[dict]:
-    """Read one of the run's own append-only JSONL files, losing no good line.
-
-    A torn last line (no newline: the process was killed mid-write) is dropped silently. A damaged
-    line anywhere else (not JSON, not an object, or lacking a `required` key) is skipped with a
-    warning naming its line, and every good line after it is kept. With repair=True the file is
-    rewritten atomically without them, and the damaged lines are appended to `<name>.rejected`."""
-    if not path.exists():
-        return []
-    *lines, tail = path.read_bytes().split(b"\n")  # tail: b"" unless the last line is torn
-    rows: list[dict] = []
-    kept: list[bytes] = []
-    damaged: list[tuple[int, bytes, str]] = []
-    for lineno, raw in enumerate([*lines, tail], start=1):
-        if not raw.strip():
-            continue
-        row, why = _parse_line(raw, required)
-        if row is not None:
-            rows.append(row)
-            kept.append(raw)
-        elif lineno <= len(lines):  # a torn tail is the expected crash artefact, not damage
-            damaged.append((lineno, raw, why))
-    where = ", ".join(f"line {n}: {why}" for n, _, why in damaged[:10]) + (", …" if len(damaged) > 10 else "")
-    if not repair:
-        if damaged:
-            log.warning(f"warning: {path}: {len(damaged)} damaged line(s) ignored ({where}); the {len(rows)} good lines are used")
-        return rows
-    if damaged:
-        with path.with_name(path.name + REJECTED).open("ab") as fh:
-            fh.writelines(b"%d\t%s\n" % (n, raw) for n, raw, _ in damaged)
-        log.warning(f"warning: {path}: {len(damaged)} damaged line(s) set aside in {path.name}{REJECTED} "
-                    f"({where}); the {len(rows)} good lines are kept")  # fmt: skip
-    if damaged or tail:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(b"".join(raw + b"\n" for raw in kept))
-        os.replace(tmp, path)
-    return rows
-
-
-def _parse_line(raw: bytes, required: tuple[str, ...]) -> tuple[dict | None, str]:
-    """(the line's object, "") or (None, why it is damaged)."""
-    try:
-        row = json.loads(raw)
-    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
-        return None, "not valid JSON"
-    if not isinstance(row, dict):
-        return None, "not a JSON object"
-    missing = [k for k in required if k not in row]
-    return (None, f"no {', '.join(missing)}") if missing else (row, "")
-
-
-def iter_jsonl_objects(path: Path, error: type[Exception]) -> Iterator[tuple[int, dict]]:
-    """(1-based line, object) for each non-blank line of a user-supplied JSONL file; the first line
-    that is not a JSON object raises `error` naming the file and line."""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise error(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
-            if not isinstance(row, dict):
-                raise error(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, row
-
-
-class JsonlWriter:
-    """Append one JSON object per line and flush it, so a killed process keeps every finished line."""
-
-    def __init__(self, path: Path, required: tuple[str, ...] = ()):
-        read_jsonl_tolerant(path, repair=True, required=required)
-        self._fh = path.open("a", encoding="utf-8")
-
-    def write(self, row: dict) -> None:
-        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
 
 
 class RunDir:
@@ -197,7 +110,7 @@ class RunDir:
         """Latest line per item id (a retried item's later line wins); see read_jsonl_tolerant."""
         preds: dict[str, Prediction] = {}
         for row in read_jsonl_tolerant(self.predictions_path, repair, PREDICTION_KEYS):
-            preds[row["item_id"]] = Prediction(**{k: v for k, v in row.items() if k in Prediction.__dataclass_fields__})
+            preds[row["item_id"]] = Prediction.from_dict(row)
         return preds
 
     def prediction_writer(self) -> JsonlWriter:
@@ -238,6 +151,3 @@ class RunDir:
                 _HELD.discard(key)
                 fh.truncate(0)  # closing the file releases the lock
 
-
-def prediction_row(p: Prediction) -> dict[str, Any]:
-    return asdict(p)

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kardiabench.rundir import ITEMS, MANIFEST, RESULTS, RunDir, RunDirError, read_jsonl_tolerant
+from kardiabench.jsonl import read_jsonl_tolerant
+from kardiabench.rundir import ITEMS, MANIFEST, RESULTS, RunDir, RunDirError
 from kardiabench.scoring.metrics import ItemRow, rubric_dimensions
 from kardiabench.spans import SPAN_NAMES, parse_spans
 from kardiabench.tasks import Task

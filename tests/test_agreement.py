@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from kardiabench.judging import judge_agreement, load_human_labels
 from kardiabench.scoring.agreement import (
     HumanLabelError,
     first_scored,
     inter_judge_agreement,
-    judge_agreement,
     krippendorff_alpha,
-    load_human_labels,
     pair_agreement,
     quadratic_kappa,
     repeat_variance,

@@ -91,7 +91,7 @@ def test_persona_id_falls_back_to_profile_hash():
 
 def test_load_with_derived_split(tmp_path):
     f = tmp_path / "all.jsonl"
-    f.write_text(jsonl(d.to_json() for d in corpus()) + "{bad json\n")
+    f.write_text(jsonl(d.to_dict() for d in corpus()) + "{bad json\n")
     test = load_dialogues(str(f), split="test", derive_split=0.2, split_seed=7)
     train = load_dialogues(str(f), split="train", derive_split=0.2, split_seed=7)
     assert test.split == "test" and train.split == "train"
@@ -108,7 +108,7 @@ def test_load_with_derived_split(tmp_path):
 
 
 def test_derived_split_of_a_folder_uses_its_train_file(tmp_path):
-    (tmp_path / "train.jsonl").write_text(jsonl(d.to_json() for d in corpus(10)))
+    (tmp_path / "train.jsonl").write_text(jsonl(d.to_dict() for d in corpus(10)))
     (tmp_path / "test.jsonl").write_text(jsonl([make_dialogue("zz", 1, emotions=["sad"])]))
     res = load_dialogues(str(tmp_path), "test", derive_split=0.3)
     assert "zz" not in {d.persona_id for d in res.dialogues} and res.dialogues

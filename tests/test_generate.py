@@ -5,9 +5,10 @@ import pytest
 from helpers import write_dataset
 
 from kardiabench.generate import DataSpec, GenerateConfig, generate
+from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models.base import SamplingParams
 from kardiabench.plan import dry_run
-from kardiabench.rundir import RunDir, RunDirError, read_jsonl_tolerant
+from kardiabench.rundir import RunDir, RunDirError
 from kardiabench.tasks import load_task
 
 
@@ -130,8 +131,6 @@ def test_dry_run_includes_judge_calls(tmp_path, monkeypatch):
 
 
 def test_prediction_keeps_a_think_trace_in_raw_output_only():
-    from dataclasses import asdict
-
     from kardiabench.generate import to_prediction
     from kardiabench.models.base import Generation
     from kardiabench.spans import render_spans
@@ -139,7 +138,7 @@ def test_prediction_keeps_a_think_trace_in_raw_output_only():
     spans = {"understanding": "u", "reasoning": "r", "emotion": "sad", "response": "I hear you, truly."}
     raw = "<think>weighing the words</think>" + render_spans(spans)
     pred = to_prediction("i", "m", Generation(raw), None, False)
-    line = json.dumps(asdict(pred))
+    line = json.dumps(pred.to_dict())
     assert line.count("weighing the words") == 1 and line.count("I hear you, truly.") == 1
     assert pred.reasoning is None and pred.thinking == "weighing the words" and pred.spans == spans
     api = to_prediction("i", "m", Generation(raw, reasoning="from the API"), None, False)

@@ -11,22 +11,19 @@ import pytest
 
 from kardiabench.cache import Cache
 from kardiabench.data import expand_dialogue
+from kardiabench.judging import JUDGMENTS, build_request, load_outcome, run_judges
 from kardiabench.models import ModelOptions, load_model
 from kardiabench.records import Dialogue, Message, Prediction
 from kardiabench.rundir import RunDir
 from kardiabench.scoring.judge import (
     INVALID_OUTPUT,
-    JUDGMENTS,
     MAX_RESPONSE_CHARS,
     NO_RESPONSE,
     REQUEST_FAILED,
     JudgeConfig,
-    build_request,
     candidate_response,
-    load_outcome,
     neutralise,
     parse_verdict,
-    run_judges,
 )
 from kardiabench.scoring.rubric import DIMENSIONS, FENCE, load_rubric
 from kardiabench.spans import parse_spans, render_spans

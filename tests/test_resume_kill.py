@@ -12,7 +12,7 @@ import pytest
 from helpers import write_dataset
 
 from kardiabench.data import expand, load_dialogues
-from kardiabench.rundir import read_jsonl_tolerant
+from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.tasks import load_task
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, request_key
 

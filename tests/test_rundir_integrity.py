@@ -14,8 +14,10 @@ from helpers import write_dataset
 
 import kardiabench
 from kardiabench.cli import main
-from kardiabench.rundir import RunDir, read_jsonl_tolerant
-from kardiabench.scoring.judge import Judgment, load_judgments
+from kardiabench.jsonl import read_jsonl_tolerant
+from kardiabench.judging import load_judgments
+from kardiabench.rundir import RunDir
+from kardiabench.scoring.judge import Judgment
 
 GEN = ("--no-progress", "--no-cache")
 
@@ -81,10 +83,10 @@ def test_a_torn_last_line_is_repaired_silently(tmp_path, caplog):
 
 
 def test_judgments_keep_every_good_verdict_after_a_damaged_line(tmp_path, caplog):
-    from kardiabench.rundir import JsonlWriter
+    from kardiabench.jsonl import JsonlWriter
 
     path = tmp_path / "judgments.jsonl"
-    verdicts = [Judgment(f"i{k}", "openai:judge", 0, {"empathy": k + 1}, "scored", "v1").to_row() for k in range(4)]
+    verdicts = [Judgment(f"i{k}", "openai:judge", 0, {"empathy": k + 1}, "scored", "v1").to_dict() for k in range(4)]
     path.write_text("\n".join([json.dumps(verdicts[0]), "\x00\x00\x00", "42", *map(json.dumps, verdicts[1:])]) + "\n")
     caplog.set_level(logging.WARNING)
     assert [j.item_id for j in load_judgments(path)] == ["i0", "i1", "i2", "i3"]

@@ -10,7 +10,8 @@ import pytest
 from helpers import write_dataset
 
 from kardiabench.cli import main
-from kardiabench.rundir import RunDirError, read_jsonl_tolerant
+from kardiabench.jsonl import read_jsonl_tolerant
+from kardiabench.rundir import RunDirError
 from kardiabench.runs import SCHEMA_VERSION, Results, RunFileError, RunManifest, load_run
 from kardiabench.spans import parse_spans
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply

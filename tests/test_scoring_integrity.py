@@ -23,14 +23,14 @@ from test_judge import _pred
 
 from kardiabench.cli import main
 from kardiabench.data import expand, load_dialogues
+from kardiabench.jsonl import read_jsonl_tolerant
+from kardiabench.judging import matching_verdicts, run_judges
 from kardiabench.models import ModelOptions, load_model
-from kardiabench.rundir import RunDir, read_jsonl_tolerant
+from kardiabench.rundir import RunDir
 from kardiabench.scoring.judge import (
     NO_PREDICTION,
     NO_RESPONSE,
     JudgeConfig,
-    matching_verdicts,
-    run_judges,
 )
 from kardiabench.scoring.rubric import load_rubric
 from kardiabench.spans import render_spans

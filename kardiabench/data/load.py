@@ -22,6 +22,7 @@ from typing import Any
 
 from kardiabench.data.split import persona_split
 from kardiabench.data.validate import Problem, validate_record
+from kardiabench.jsonl import iter_jsonl_lines
 from kardiabench.records import Dialogue, SourceRef
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
@@ -75,16 +76,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """Yield (1-based line or row, parsed object). An unparseable JSONL line yields a Problem."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with path.open("rb") as fh:  # bytes: json decodes UTF-8 (a BOM too); a bad line is one problem
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield lineno, json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield lineno, Problem(SourceRef(str(path), lineno), "<line>", f"invalid JSON: {e.msg} at column {e.colno}", "json")
-                except UnicodeDecodeError as e:
-                    yield lineno, Problem(SourceRef(str(path), lineno), "<line>", f"not UTF-8 text (byte {e.start + 1} of the line)", "json")
+        for lineno, row in iter_jsonl_lines(path):  # a bad line is one problem, and reading goes on
+            if isinstance(row, json.JSONDecodeError):
+                row = Problem(SourceRef(str(path), lineno), "<line>", f"invalid JSON: {row.msg} at column {row.colno}", "json")
+            elif isinstance(row, UnicodeDecodeError):
+                row = Problem(SourceRef(str(path), lineno), "<line>", f"not UTF-8 text (byte {row.start + 1} of the line)", "json")
+            yield lineno, row
     elif suffix == ".json":
         raw = path.read_bytes()
         try:

@@ -12,7 +12,6 @@ streamed: `write_dataset` never holds more than one record in memory.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -24,6 +23,7 @@ from itertools import accumulate
 from pathlib import Path
 
 from kardiabench.emotions import EMOTIONS
+from kardiabench.jsonl import encode_line
 from kardiabench.spans import render_spans
 
 REAL_DIALOGUES = 22_080
@@ -625,7 +625,7 @@ def write_dataset(
                 summary.files[split] = str(path)
                 summary.dialogues[split] = summary.turns[split] = 0
                 users[split] = set()
-            handles[split].write(json.dumps(record, ensure_ascii=False) + "\n")
+            handles[split].write(encode_line(record))
             summary.dialogues[split] += 1
             summary.turns[split] += (len(record["messages"]) - 1) // 2
             users[split].add(record["anon_username"])

@@ -18,7 +18,7 @@ class SamplingParams:
     max_tokens: int = 512
     seed: int | None = 0
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -36,7 +36,7 @@ class ChatRequest:
         return [{"role": r, "content": c} for r, c in self.messages]
 
     def key_material(self) -> dict[str, Any]:
-        return {"messages": [list(m) for m in self.messages], "params": self.params.as_dict(), "response_format": self.response_format}
+        return {"messages": [list(m) for m in self.messages], "params": self.params.to_dict(), "response_format": self.response_format}
 
 
 @dataclass(slots=True)

@@ -11,9 +11,10 @@ from kardiabench.scoring.compare import (
     compare_runs,
 )
 from kardiabench.scoring.metrics import (
+    METRICS,
     NO_JUDGE_REASON,
     PER_ITEM_METRICS,
-    RUBRIC_DIMENSIONS,
+    RUBRIC_METRICS,
     ItemRow,
     MetricResult,
     ScoreReport,
@@ -22,10 +23,11 @@ from kardiabench.scoring.metrics import (
     score_predictions,
 )
 from kardiabench.scoring.rewards import emotion_reward, format_reward
+from kardiabench.scoring.rubric import DIMENSIONS
 from kardiabench.scoring.stats import cluster_bootstrap_ci, holm_correction, paired_bootstrap
 
 __all__ = [
-    "COMPARABILITY_KEYS", "NO_JUDGE_REASON", "PER_ITEM_METRICS", "RUBRIC_DIMENSIONS",
+    "COMPARABILITY_KEYS", "DIMENSIONS", "METRICS", "NO_JUDGE_REASON", "PER_ITEM_METRICS", "RUBRIC_METRICS",
     "Comparison", "ComparisonRefused", "ItemRow", "MetricComparison", "MetricResult", "RunScores",
     "ScoreReport", "cluster_bootstrap_ci", "compare_runs", "emotion_reward", "format_reward",
     "holm_correction", "no_judge_metrics",

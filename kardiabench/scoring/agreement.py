@@ -20,12 +20,10 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from kardiabench.rundir import iter_jsonl_objects
 from kardiabench.scoring.rubric import DIMENSIONS, SCALE_MAX, SCALE_MIN, coerce_score
 
 Level = Literal["nominal", "ordinal", "interval"]
@@ -248,24 +246,22 @@ def repeat_variance(
 # --- judge against human labels ---------------------------------------------------------------------
 
 
-def load_human_labels(
-    path: str | Path, dims: Sequence[str] = DIMENSIONS
+def human_labels(
+    rows: Iterable[tuple[int, Mapping[str, Any]]], source: str, dims: Sequence[str] = DIMENSIONS
 ) -> dict[str, dict[str, int]]:
-    """A JSONL file, one row per item: {"item_id": ..., "empathy": 4, ...}. Any subset of the
-    dimensions may be given (null = not labelled); other fields are ignored. Scores follow the
-    judge's rule: integers 1–5, a digit string like "4" accepted, 3.5 / 0 / 6 / true rejected."""
-    p = Path(path)
-    if not p.is_file():
-        raise HumanLabelError(f"{p}: human label file not found")
+    """Human labels from (line, row) pairs, one row per item: {"item_id": ..., "empathy": 4, ...}.
+    Any subset of the dimensions may be given (null = not labelled); other fields are ignored.
+    Scores follow the judge's rule: integers 1–5, a digit string like "4" accepted, 3.5 / 0 / 6 /
+    true rejected. A bad row raises HumanLabelError naming `source`, the line and the field."""
     labels: dict[str, dict[str, int]] = {}
     first_line: dict[str, int] = {}
-    for lineno, row in iter_jsonl_objects(p, HumanLabelError):
+    for lineno, row in rows:
         item = row.get("item_id")
         if not isinstance(item, str) or not item:
-            raise HumanLabelError(f"{p}:{lineno}: field 'item_id': must be a non-empty string")
+            raise HumanLabelError(f"{source}:{lineno}: field 'item_id': must be a non-empty string")
         if item in first_line:
             raise HumanLabelError(
-                f"{p}:{lineno}: field 'item_id': {item!r} already labelled on line {first_line[item]} (one row per item)"
+                f"{source}:{lineno}: field 'item_id': {item!r} already labelled on line {first_line[item]} (one row per item)"
             )
         first_line[item] = lineno
         scores: dict[str, int] = {}
@@ -275,24 +271,20 @@ def load_human_labels(
             try:
                 scores[dim] = coerce_score(row[dim])
             except ValueError as e:
-                raise HumanLabelError(f"{p}:{lineno}: field '{dim}': {e}") from None
+                raise HumanLabelError(f"{source}:{lineno}: field '{dim}': {e}") from None
         labels[item] = scores
     return labels
 
 
-def judge_agreement(
-    human_file: str | Path, judgments: Any, dims: Sequence[str] = DIMENSIONS
+def agreement_with_humans(
+    human: Mapping[str, Mapping[str, int]], judgments: Any, dims: Sequence[str] = DIMENSIONS
 ) -> dict[str, Any]:
-    """Agreement of each judge with human 1–5 labels, per dimension (judge = b, human = a, so the
-    offset is judge − human). `judgments`: a JudgeOutcome or any iterable of judgments."""
-    human = load_human_labels(human_file, dims)
+    """Agreement of each judge with human 1–5 labels (item → dimension → score), per dimension
+    (judge = b, human = a, so the offset is judge − human). `judgments`: a JudgeOutcome or any
+    iterable of judgments."""
     rows = getattr(judgments, "judgments", judgments)
     values = first_scored(rows)
-    report: dict[str, Any] = {
-        "human_file": str(human_file),
-        "n_human_items": len(human),
-        "judges": {},
-    }
+    report: dict[str, Any] = {"n_human_items": len(human), "judges": {}}
     for judge in sorted(values):
         per_dim = {}
         for dim in dims:

@@ -90,6 +90,9 @@ class MetricComparison:
     p_value: float | None
     p_holm: float | None
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass(slots=True)
 class Comparison:
@@ -113,7 +116,7 @@ class Comparison:
             "n_items_a": self.n_items_a, "n_items_b": self.n_items_b,
             "n_shared_items": self.n_shared_items, "warnings": self.warnings,
             "few_clusters": self.few_clusters,
-            "metrics": {r.metric: asdict(r) for r in self.rows}, "statistics": self.statistics,
+            "metrics": {r.metric: r.to_dict() for r in self.rows}, "statistics": self.statistics,
         }  # fmt: skip
 
     def to_markdown(self) -> str:

@@ -21,8 +21,7 @@ from typing import Any, Literal
 from kardiabench.records import Item, Prediction
 from kardiabench.scoring import emotion as emo
 from kardiabench.scoring import format as fmt
-from kardiabench.scoring.rubric import DIMENSIONS as RUBRIC_DIMENSIONS
-from kardiabench.scoring.rubric import SCALE_MAX, SCALE_MIN
+from kardiabench.scoring.rubric import DIMENSIONS, SCALE_MAX, SCALE_MIN
 from kardiabench.scoring.stats import (
     DEFAULT_RESAMPLES,
     cluster_bootstrap,
@@ -34,12 +33,15 @@ from kardiabench.spans import PARSER_VERSION, parse_spans
 SAFETY_FLAG_MAX = 2  # a safety score at or below this flags the item
 NO_JUDGE_REASON = "no judge given (--judge SPEC)"
 PERCENT, SCORE_1_5 = "percent", "score_1_5"
+# The one list of metric names. Rubric metrics: the judge's dimensions (rubric.DIMENSIONS, the one
+# definition of those) and the share of items it flags as unsafe.
+RUBRIC_METRICS: tuple[str, ...] = (*DIMENSIONS, "safety_flag_rate")
 # Metrics with a value per item, in report order: the ones paired comparisons can test.
-PER_ITEM_METRICS: tuple[str, ...] = (
-    "emotion_accuracy", "format_compliance", *RUBRIC_DIMENSIONS, "safety_flag_rate",
-)  # fmt: skip
+PER_ITEM_METRICS: tuple[str, ...] = ("emotion_accuracy", "format_compliance", *RUBRIC_METRICS)
+# Every metric of results.json, in report order.
+METRICS: tuple[str, ...] = ("emotion_accuracy", "emotion_macro_f1", "format_compliance", *RUBRIC_METRICS)
 ClusterBy = Literal["dialogue", "persona"]
-_RUBRIC_SET = frozenset(RUBRIC_DIMENSIONS)
+_RUBRIC_SET = frozenset(DIMENSIONS)
 RubricScores = Mapping[str, Mapping[str, float | None]]  # item_id → dimension → 1–5, None = unscored
 
 
@@ -132,8 +134,8 @@ def validate_rubric_scores(scores: RubricScores, item_ids: Sequence[str]) -> dic
 
 def rubric_dimensions(rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
     """The five dimensions in their order, then any others the rows carry, sorted."""
-    others = {d for row in rows for d in row} - set(RUBRIC_DIMENSIONS)
-    return (*RUBRIC_DIMENSIONS, *sorted(others))
+    others = {d for row in rows for d in row} - set(DIMENSIONS)
+    return (*DIMENSIONS, *sorted(others))
 
 
 def rubric_metrics(
@@ -175,7 +177,7 @@ def _rubric_results(
 
 def no_judge_metrics(reason: str = NO_JUDGE_REASON) -> dict[str, MetricResult]:
     """Placeholders for the rubric metrics when no judge ran."""
-    return {name: MetricResult.not_computed(name, reason) for name in (*RUBRIC_DIMENSIONS, "safety_flag_rate")}
+    return {name: MetricResult.not_computed(name, reason) for name in RUBRIC_METRICS}
 
 
 def _flag(safety: float | None) -> float | None:
@@ -213,7 +215,7 @@ class ItemRow:
             # The five dimensions unless the row has others (a custom rubric): one subset test
             # instead of building the set of keys, per item.
             five = self.rubric.keys() <= _RUBRIC_SET
-            for dim in RUBRIC_DIMENSIONS if five else rubric_dimensions([self.rubric]):
+            for dim in DIMENSIONS if five else rubric_dimensions([self.rubric]):
                 s = self.rubric.get(dim)
                 out[dim] = None if s is None else float(s)
             out["safety_flag_rate"] = _flag(self.rubric.get("safety"))

@@ -56,7 +56,7 @@ class PairedBootstrap:
     seed: int
     alpha: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

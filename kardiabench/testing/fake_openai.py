@@ -81,7 +81,7 @@ class ServerStats:
     faults: Counter = field(default_factory=Counter)  # fault kind → count
     auth: Counter = field(default_factory=Counter)  # Authorization header ("" when absent) → chat POSTs
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "attempts": dict(self.attempts),
                 "served": dict(self.served), "faults": dict(self.faults)}  # fmt: skip
 
@@ -169,7 +169,7 @@ class _App:
                 return 200, {"object": "list", "data": [
                     {"id": m, "object": "model", "created": 0, "owned_by": "kardiabench"} for m in ids]}, {}  # fmt: skip
             if path == "/stats":
-                return 200, self.stats.as_dict(), {}
+                return 200, self.stats.to_dict(), {}
         return 404, _error(f"no route {method} {path}", "not_found"), {}
 
     async def _chat(self, raw: bytes, auth: str) -> tuple[int, Any, dict[str, str]]:

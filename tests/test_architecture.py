@@ -1,0 +1,110 @@
+"""The import rule of the scoring core: kardiabench/scoring/ computes from values. It never imports
+the runner, the cache, the run folder, generation, evaluation, the judge runner or any model module
+(adapters and models.base alike), nor a heavy library; checked on the source (ast), every import
+statement counted, those inside functions too. Plus the one-definition rule of metric names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from test_scoring_emotion import make_item, output, predict
+
+import kardiabench
+from kardiabench.scoring import METRICS, PER_ITEM_METRICS, RUBRIC_METRICS, score_predictions
+from kardiabench.scoring.rubric import DIMENSIONS
+
+PACKAGE = Path(kardiabench.__file__).parent
+SCORING = PACKAGE / "scoring"
+FORBIDDEN = (
+    "kardiabench.runner", "kardiabench.cache", "kardiabench.rundir", "kardiabench.runs",
+    "kardiabench.generate", "kardiabench.evaluate", "kardiabench.judging", "kardiabench.models",
+)  # fmt: skip
+HEAVY = ("torch", "transformers", "vllm", "openai", "httpx")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(source: str, module: str, is_package: bool = False) -> list[str]:
+    """Every module an import statement anywhere in `source` names, relative imports resolved;
+    `from X import Y` counts as X.Y too, since Y may be a submodule (`from kardiabench import cache`)."""
+    package = module if is_package else module.rpartition(".")[0]
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.append(base)
+            names += [f"{base}.{a.name}" for a in node.names]
+    return names
+
+
+def violations(source: str, module: str, is_package: bool = False) -> list[str]:
+    """'module imports name (rule)' for each forbidden import."""
+    found, named = [], []
+    for name in imported_modules(source, module, is_package):
+        if any(name.startswith(n + ".") for n in named):  # `from X import Y` with X already named
+            continue
+        rule = next((f"scoring computes from values: no {bad}" for bad in FORBIDDEN
+                     if name == bad or name.startswith(bad + ".")), None)  # fmt: skip
+        if rule is None and name.split(".")[0] in HEAVY:
+            rule = f"no heavy library in scoring: {name.split('.')[0]}"
+        if rule:
+            named.append(name)
+            found.append(f"{module} imports {name} ({rule})")
+    return found
+
+
+def scoring_modules() -> list[Path]:
+    return sorted(SCORING.rglob("*.py"))
+
+
+def test_the_walk_sees_every_scoring_module():
+    names = {module_name(p) for p in scoring_modules()}
+    assert {"kardiabench.scoring", "kardiabench.scoring.judge", "kardiabench.scoring.metrics"} <= names
+
+
+@pytest.mark.parametrize("path", scoring_modules(), ids=lambda p: p.name)
+def test_scoring_imports_nothing_that_talks_to_models_or_files(path):
+    found = violations(path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py")
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("from kardiabench.cache import request_json", "imports kardiabench.cache"),
+        ("import kardiabench.models.base", "imports kardiabench.models.base"),
+        ("from kardiabench.models.base import ChatRequest", "imports kardiabench.models.base"),
+        ("from kardiabench import rundir", "imports kardiabench.rundir"),
+        ("from .. import judging", "imports kardiabench.judging"),
+        ("def f():\n    from kardiabench.runner import run_jobs\n", "imports kardiabench.runner"),
+        ("import torch", "imports torch (no heavy library"),
+        ("from transformers import AutoTokenizer", "imports transformers (no heavy library"),
+        ("def f():\n    import httpx\n", "imports httpx"),
+    ],
+)
+def test_a_forbidden_import_is_named_with_its_module(source, expected):
+    found = violations(source, "kardiabench.scoring.example")
+    assert found and found[0].startswith(f"kardiabench.scoring.example {expected}")
+
+
+def test_allowed_imports_pass():
+    source = "import numpy\nfrom kardiabench.records import Item\nfrom . import stats\nfrom kardiabench.scoring.rubric import DIMENSIONS\n"
+    assert violations(source, "kardiabench.scoring.example") == []
+
+
+def test_metric_names_have_one_definition_and_match_what_scoring_reports():
+    assert (*DIMENSIONS, "safety_flag_rate") == RUBRIC_METRICS
+    assert set(PER_ITEM_METRICS) <= set(METRICS) and len(set(METRICS)) == len(METRICS)
+    items = [make_item("d1-t0", "d1", "sad"), make_item("d2-t0", "d2", "joyful")]
+    preds = {it.item_id: predict(it.item_id, output("sad")) for it in items}
+    assert tuple(score_predictions(items, preds, n_resamples=20).metrics) == METRICS
