@@ -1,6 +1,6 @@
 """The rubric and the judge prompt template: load, validate, version, render.
 
-This is the one rubric loader. Evaluation (scoring/judge.py) and the GRPO rubric reward both call
+This is the one rubric loader. Evaluation (scoring/judge.py, judging.py) and the GRPO rubric reward both call
 `load_rubric`, so a score of 4 means the same words, the same prompt and the same recorded version
 in training and in evaluation.
 
