@@ -108,3 +108,19 @@ def test_metric_names_have_one_definition_and_match_what_scoring_reports():
     items = [make_item("d1-t0", "d1", "sad"), make_item("d2-t0", "d2", "joyful")]
     preds = {it.item_id: predict(it.item_id, output("sad")) for it in items}
     assert tuple(score_predictions(items, preds, n_resamples=20).metrics) == METRICS
+
+
+def test_the_split_judge_builds_the_same_requests_as_before():
+    """Pinned from the code before the pure core was split out: saved verdicts (their prompt_hash)
+    and cached judge replies (their key) stay reusable. A rubric change moves them on purpose."""
+    from kardiabench.data import expand, load_dialogues
+    from kardiabench.judging import build_request, prompt_hash, repair_request
+    from kardiabench.scoring.judge import JudgeConfig
+    from kardiabench.scoring.rubric import load_rubric
+
+    item = list(expand(load_dialogues("sample").dialogues))[3]
+    rubric = load_rubric()
+    req = build_request(rubric, item, item.gold.response, JudgeConfig(show_reasoning=True), 1, "Understanding: u")
+    repair = repair_request(req, [("bad", "no JSON object found")], rubric)
+    assert (item.item_id, rubric.version) == ("d42854c0cfc56f3f4-t3", "1.0+951d9e16033f")
+    assert (prompt_hash(req), prompt_hash(repair)) == ("144f3f69d02bcd26", "4c4c0043b1781584")
