@@ -84,6 +84,7 @@ def build_request(
     rf = rubric.response_format() if response_format is None else response_format
     return ChatRequest.from_messages(msgs, sampling_params(cfg, repeat), rf)
 
+
 def repair_request(
     first: ChatRequest, failures: Sequence[tuple[str, str]], rubric: Rubric
 ) -> ChatRequest:
@@ -120,7 +121,6 @@ def load_judgments(
         ):
             latest[r.key] = r
     return list(latest.values())
-
 
 
 def matching_verdicts(

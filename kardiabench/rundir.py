@@ -150,4 +150,3 @@ class RunDir:
             finally:
                 _HELD.discard(key)
                 fh.truncate(0)  # closing the file releases the lock
-

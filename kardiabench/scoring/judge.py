@@ -43,7 +43,6 @@ MAX_RESPONSE_CHARS = 2000
 Status = Literal["scored", "unscored"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class JudgeConfig:
     rubric_path: str | None = None  # None: judges/rubric.yaml
@@ -64,8 +63,6 @@ class JudgeConfig:
             raise ValueError("max_repairs must be 0 or more")
         if self.max_tokens < 1:
             raise ValueError("max_tokens must be positive")
-
-
 
 
 @dataclass(slots=True)
@@ -221,6 +218,7 @@ def build_messages(
     rubric: Rubric, item: Item, response: str, notes: str | None = None
 ) -> list[dict[str, str]]:
     return rubric.render(case_values(item, response, notes))
+
 
 def repair_messages(failures: Sequence[tuple[str, str]], names: Sequence[str]) -> list[dict[str, str]]:
     """The turns that follow the first request's messages in a repair: for each invalid reply so
@@ -491,7 +489,6 @@ def _mean(vals: Sequence[float] | None) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-
 def outcome_from_judgments(
     judgments: Sequence[Judgment], item_ids: Sequence[str] | None = None
 ) -> JudgeOutcome:
@@ -512,4 +509,3 @@ def outcome_from_judgments(
 def not_sent_reason(pred: Prediction | None) -> str:
     """The unscored reason of an item that has nothing to send to the judge."""
     return NO_PREDICTION if pred is None else NO_RESPONSE
-
