@@ -59,7 +59,7 @@ from kardiabench.rundir import (
     provenance,
     read_jsonl_tolerant,
 )
-from kardiabench.runs import Results, Run, RunManifest, load_run
+from kardiabench.runs import Results, Run, load_run
 from kardiabench.scoring.compare import Comparison
 from kardiabench.scoring.judge import NOT_SENT, JudgeConfig
 from kardiabench.scoring.metrics import RUBRIC_DIMENSIONS
@@ -441,7 +441,7 @@ def external_inputs(run: RunDir, ext: _External) -> tuple[Task, list[Item], dict
     unknown = set(preds) - {it.item_id for it in items}
     if unknown:
         raise DataError(f"{ext.path}: {len(unknown)} item id(s) not in {ext.data} ({loaded.split}), e.g. {sorted(unknown)[0]}")
-    RunManifest.model_validate(manifest).write(run.manifest_path)
+    run.write_manifest(manifest)
     return task, items, manifest, preds
 
 
@@ -584,7 +584,7 @@ def _score(run: RunDir, external: _External | None, judging: JudgeOptions, cache
         results["metrics"] = {k: v for k, v in results["metrics"].items() if k not in RUBRIC_METRICS}
     manifest["judge"] = {"spec": "+".join(outcome.judges), "rubric_version": outcome.rubric_version, "repeats": outcome.repeats} if outcome else None
     manifest["scored"] = now()
-    RunManifest.model_validate(manifest).write(run.manifest_path)
+    run.write_manifest(manifest)
     rubric = {"computed": False, "reason": note}
     if outcome:
         rubric = {**outcome.to_dict(), **({"ignored": note} if note else {})}

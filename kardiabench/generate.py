@@ -19,7 +19,6 @@ from kardiabench.records import Item, Prediction
 from kardiabench.redact import redact_argv
 from kardiabench.rundir import RunDir, RunDirError, now, provenance
 from kardiabench.runner import Job, RunStats, request_cost, run_jobs
-from kardiabench.runs import RunManifest
 from kardiabench.spans import PARSER_VERSION, parse_spans
 from kardiabench.tasks import Task
 
@@ -194,7 +193,7 @@ def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunD
         }
     )
     manifest.setdefault("created", now())
-    RunManifest.model_validate(manifest).write(run.manifest_path)
+    run.write_manifest(manifest)
     done = {pid for pid, p in run.read_predictions(repair=True).items() if p.error is None}
     jobs = [Job(it.item_id, model_request(cfg, it)) for it in items if it.item_id not in done]
     return items, model, run, manifest, jobs
@@ -235,5 +234,5 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
         "failed_items": stats.failed_keys, "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
         "cost_usd": stats.cost_usd, "wall_s": round(stats.wall_s, 2), "finished": now(),
     }  # fmt: skip
-    RunManifest.model_validate(manifest).write(run.manifest_path)
+    run.write_manifest(manifest)
     return run, stats, items
