@@ -282,14 +282,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(dry_run(**options))
         return 0
     try:
-        if args.command == "run":
-            run = evaluate(**options, resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
-        else:
-            run = generate(**options)
+        if args.command == "generate":
+            return 1 if generate(**options).problems else 0  # items failed for good: exit 1
+        run = evaluate(**options, resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
     except Interrupted as e:
         return _interrupted(e)
-    if run.results is not None:
-        _print_summary(run)
+    _print_summary(run)
     return 1 if run.problems else 0  # failed items, or a judge that scored nothing: results written, exit 1
 
 

@@ -38,3 +38,22 @@ def check(name: str, value: Any, rule: str) -> None:
     kinds = (int,) if kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or value != value or not ok(value):
         raise ParameterError(f"{name}: must be {text}, got {value!r}")
+
+
+# The Python API's keywords that have a rule (kardiabench/evaluate.py; the CLI flag of the same name
+# is checked by its argparse type).
+KEYWORD_RULES = {
+    "limit": "positive_int", "temperature": "nonneg_float", "top_p": "top_p", "max_tokens": "positive_int",
+    "seed": "int", "concurrency": "positive_int", "timeout": "positive_float", "batch_size": "positive_int",
+    "tensor_parallel_size": "positive_int", "data_parallel_size": "positive_int", "max_cost": "positive_float",
+    "derive_split": "open_fraction", "split_seed": "int", "api_key_env": "env_var", "judge_api_key_env": "env_var",
+    "judge_concurrency": "positive_int", "judge_repeats": "positive_int", "judge_max_tokens": "positive_int",
+    "resamples": "positive_int", "bootstrap_seed": "int",
+}  # fmt: skip
+
+
+def check_keywords(**params: Any) -> None:
+    """ParameterError for the first keyword that breaks its rule (KEYWORD_RULES); None is "not given"."""
+    for name, value in params.items():
+        if value is not None:
+            check(name, value, KEYWORD_RULES[name])
