@@ -164,7 +164,7 @@ class _RunFile(_Open):
 
 
 class RunManifest(_RunFile):
-    """run.json: what was run and how to reproduce it (`generate.prepare`, `evaluate.score_command`)."""
+    """run.json: what was run and how to reproduce it (`generate.prepare`, `score_stage`)."""
 
     FILE: ClassVar[str] = MANIFEST
     generation: GenerationIdentity | None = None

@@ -169,9 +169,11 @@ def test_an_unknown_keyword_or_bad_spec_is_a_typed_error(tmp_path):
         kb.load_run(tmp_path / "missing")
 
 
-def test_import_is_lazy_and_the_names_are_the_functions():
-    code = ("import sys, kardiabench as kb; heavy = [m for m in ('pandas', 'openai') if m in sys.modules]; "
-            "import kardiabench.generate, kardiabench.evaluate; "
+def test_import_and_help_are_lazy_and_the_names_are_the_functions():
+    code = ("import contextlib, io, sys, kardiabench as kb; from kardiabench.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+            "heavy = [m for m in ('pandas', 'openai') if m in sys.modules]\n"
+            "import kardiabench.generate, kardiabench.evaluate\n"
             "print(heavy, kb.generate.__module__, kb.evaluate.__name__, kb.load_run.__module__)")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path(kb.__file__).parents[1])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
@@ -181,3 +183,14 @@ def test_import_is_lazy_and_the_names_are_the_functions():
 def test_markdown_table_aligns_columns():
     assert markdown_table(["metric", "n"], [["empathy", 3]], align="lr") == "| metric | n |\n|---|---:|\n| empathy | 3 |"
     assert markdown_table(["a", "b"], []) == "| a | b |\n|---|---|"
+
+
+def test_ctrl_c_raises_interrupted_naming_the_saved_work(tmp_path, monkeypatch):
+    async def ctrl_c(cfg, log):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["kardiabench.evaluate"], "generation_stage", ctrl_c)
+    with pytest.raises(kb.Interrupted) as e:
+        kb.generate("baseline:majority", tmp_path / "run", data="sample", limit=2, cache=None)
+    assert isinstance(e.value, KeyboardInterrupt) and e.value.saved == f"{tmp_path / 'run'}/predictions.jsonl"
+    assert str(e.value) == f"finished items are saved in {tmp_path / 'run'}/predictions.jsonl"
