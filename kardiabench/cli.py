@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import inspect
 import json
-import os
+import logging
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from kardiabench.params import RULES
 from kardiabench.redact import env_var_name
 
 EXIT_USAGE = 2
@@ -35,12 +38,12 @@ def _number(kind: type, ok, rule: str):
     return parse
 
 
-positive_int = _number(int, lambda v: v >= 1, "an integer ≥ 1")
-nonneg_int = _number(int, lambda v: v >= 0, "an integer ≥ 0")
-positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
-nonneg_float = _number(float, lambda v: 0 <= v < float("inf"), "a number ≥ 0")
-top_p = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
-open_fraction = _number(float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
+positive_int = _number(*RULES["positive_int"])
+nonneg_int = _number(*RULES["nonneg_int"])
+positive_float = _number(*RULES["positive_float"])
+nonneg_float = _number(*RULES["nonneg_float"])
+top_p = _number(*RULES["top_p"])
+open_fraction = _number(*RULES["open_fraction"])
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -250,115 +253,106 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate_config(args: argparse.Namespace):
-    from kardiabench.cache import default_cache_path
-    from kardiabench.generate import DataSpec, GenerateConfig
-    from kardiabench.models import ModelOptions
-    from kardiabench.models.base import SamplingParams
-    from kardiabench.tasks import load_task
-
-    task = load_task(args.task, args.tasks_dir)
-    g = task.generation
-    params = SamplingParams(
-        temperature=g.temperature if args.temperature is None else args.temperature,
-        top_p=g.top_p if args.top_p is None else args.top_p,
-        max_tokens=g.max_tokens if args.max_tokens is None else args.max_tokens,
-        seed=g.seed if args.seed is None else args.seed,
-    )
-    options = ModelOptions(
-        base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=args.concurrency, timeout=args.timeout,
-        api_key_env=args.api_key_env, require_key=not args.dry_run,
-        batch_size=args.batch_size, dtype=args.dtype, device=args.device, revision=args.revision,
-        add_span_tokens=args.add_span_tokens, chat_template=_read_template(args.chat_template),
-        tensor_parallel_size=args.tensor_parallel_size, data_parallel_size=args.data_parallel_size, prices_file=args.prices,
-    )  # fmt: skip
-    data = DataSpec(
-        source=args.data or task.data.source, split=args.split or task.data.split, strict=args.strict,
-        derive_split=args.derive_split, split_seed=args.split_seed, limit=args.limit,
-    )  # fmt: skip
-    cache = None if args.no_cache else Path(args.cache) if args.cache else default_cache_path()
-    return GenerateConfig(task=task, model_spec=args.model, data=data, output=args.output, params=params, options=options,
-                          train_data=args.train_data, cache_path=cache, progress=not args.no_progress, overwrite=args.overwrite,
-                          max_cost_usd=args.max_cost)  # fmt: skip
+def _keywords(args: argparse.Namespace, names) -> dict:
+    """The parsed flags as the API's keywords: the same names, with --judge → judges,
+    --no-cache → cache=None and --no-progress → progress=False."""
+    flags = {**vars(args), "judges": getattr(args, "judge", None), "progress": not getattr(args, "no_progress", False),
+             "cache": None if getattr(args, "no_cache", False) else getattr(args, "cache", None) or True}  # fmt: skip
+    return {name: flags[name] for name in names}
 
 
-def _read_template(path: str | None) -> str | None:
-    return Path(path).read_text(encoding="utf-8") if path else None
+def _parameters(fn) -> list[str]:
+    return [p.name for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from kardiabench.generate import generate
+    from kardiabench.evaluate import (
+        JUDGE_KEYWORDS,
+        Interrupted,
+        dry_run,
+        evaluate,
+        generate,
+        generation_config,
+    )
 
-    cfg = _generate_config(args)
-    judges = []
-    if args.command == "run" and args.judge:  # built now: a judge's missing key stops the run before generation
-        from kardiabench.evaluate import judge_models
-
-        judges = judge_models(args)
+    options = _keywords(args, _parameters(generation_config))
+    if args.command == "run":
+        options.update(_keywords(args, JUDGE_KEYWORDS))
     if args.dry_run:
-        from kardiabench.plan import dry_run
-
-        print(dry_run(cfg, log=_log, judges=judges, judge_repeats=getattr(args, "judge_repeats", 1), rubric_path=getattr(args, "rubric", None)))
+        print(dry_run(**options))
         return 0
     try:
-        run, stats, _ = asyncio.run(generate(cfg, log=_log))
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished items are saved in {cfg.output}/predictions.jsonl; run the same command again to resume.", file=sys.stderr)
-        return 130
-    cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
-    _log(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache), {stats.failed} failed; "
-         f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s → {run.predictions_path}")  # fmt: skip
-    if stats.failed:
-        preds = run.read_predictions()
-        _log(_failure_summary(stats.failed, [preds[k].error or "" for k in stats.failed_keys if k in preds]))
-        _log(f"failed items ({stats.failed}), listed in run.json; run the same command again to retry them:")
-        for k in stats.failed_keys[:20]:
-            _log(f"  {k}")
-    code = cmd_score_run(args, run.path) if args.command == "run" else 0
-    return code or (1 if stats.failed else 0)  # items that failed for good: results written, exit 1
-
-
-def _failure_summary(n_failed: int, errors: list[str]) -> str:
-    """`failed: 5 items — most common: "HTTP 500 from …" ×4`: why, on the console."""
-    from collections import Counter
-
-    top = Counter(errors).most_common(1)
-    if not top:
-        return f"failed: {n_failed} items"
-    error, n = top[0]
-    error = error if len(error) <= 200 else error[:200] + " …"
-    return f"failed: {n_failed} items — most common: {json.dumps(error, ensure_ascii=False)} ×{n}"
-
-
-def cmd_score_run(args: argparse.Namespace, run_dir: Path) -> int:
-    from kardiabench.evaluate import output_folder, score_command
-
-    try:
-        return score_command(args, run_dir=run_dir, log=_log)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished verdicts are saved in {output_folder(args, run_dir)}/judgments.jsonl; "
-              "run the same command again to resume.", file=sys.stderr)  # fmt: skip
-        return 130
+        if args.command == "generate":
+            return 1 if generate(**options).problems else 0  # items failed for good: exit 1
+        run = evaluate(**options, resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
+    except Interrupted as e:
+        return _interrupted(e)
+    _print_summary(run)
+    return 1 if run.problems else 0  # failed items, or a judge that scored nothing: results written, exit 1
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    return cmd_score_run(args, args.run_dir)
+    from kardiabench.evaluate import Interrupted, score
+
+    try:
+        run = score(**_keywords(args, _parameters(score)))
+    except Interrupted as e:
+        return _interrupted(e)
+    _print_summary(run)
+    return 1 if run.problems else 0
+
+
+def _print_summary(run) -> None:
+    from kardiabench.rundir import SUMMARY
+
+    print((run.path / SUMMARY).read_text(encoding="utf-8"), end="")
+
+
+def _interrupted(e: KeyboardInterrupt) -> int:
+    print(f"\ninterrupted: {e}; run the same command again to resume.", file=sys.stderr)
+    return 130
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from kardiabench.evaluate import compare_command
+    from kardiabench.evaluate import compare
 
-    return compare_command(args, log=_log)
+    comparison = compare(args.run_a, args.run_b, force=args.force, resamples=args.resamples, seed=args.seed)
+    print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison.to_markdown())
+    return 0
 
 
 def cmd_judge_agreement(args: argparse.Namespace) -> int:
-    from kardiabench.evaluate import judge_agreement_command
+    from kardiabench.evaluate import format_agreement, judge_agreement
 
-    return judge_agreement_command(args, log=_log)
+    report = judge_agreement(args.human, args.run_dir)
+    print(json.dumps(report, indent=2) if args.json else format_agreement(report))
+    return 0
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+class _Console(logging.Handler):
+    """The library's log lines on stderr, as the CLI always printed them: every record of the
+    `kardiabench` logger, and the warnings of the loggers under it (an adapter's retry notes stay
+    quiet). Looks sys.stderr up on each line, so a redirected stderr is honoured."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.addFilter(lambda r: r.name == "kardiabench" or r.levelno >= logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _console_logging() -> Iterator[None]:
+    logger = logging.getLogger("kardiabench")
+    handler, level = _Console(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 COMMANDS = {
@@ -375,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "score" and args.run_dir is not None and args.output is not None:
         parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
     try:
-        return COMMANDS[args.command](args)
+        with _console_logging():
+            return COMMANDS[args.command](args)
     except USER_ERRORS as e:
         print(f"error: {_path_error(e) if isinstance(e, OSError) and e.filename else e}", file=sys.stderr)
         return EXIT_USAGE

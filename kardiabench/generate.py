@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from kardiabench.rundir import RunDir, RunDirError, now, provenance
 from kardiabench.runner import Job, RunStats, request_cost, run_jobs
 from kardiabench.spans import PARSER_VERSION, parse_spans
 from kardiabench.tasks import Task
+
+_info = logging.getLogger("kardiabench").info  # progress lines: the CLI shows them on stderr
 
 
 @dataclass
@@ -55,7 +58,7 @@ class GenerateConfig:
     max_cost_usd: float | None = None  # stop sending once generation has cost this much
 
 
-def load_items(task: Task, data: DataSpec, log=print) -> tuple[list[Item], LoadResult]:
+def load_items(task: Task, data: DataSpec, log=_info) -> tuple[list[Item], LoadResult]:
     loaded = data.load()
     if loaded.skipped:
         kinds = ", ".join(f"{k}: {v}" for k, v in loaded.skipped_by_kind().most_common())
@@ -79,7 +82,7 @@ def data_fingerprint(items: list[Item]) -> str:
     return h.hexdigest()[:16]
 
 
-def build_model(cfg: GenerateConfig, log=print) -> ChatModel:
+def build_model(cfg: GenerateConfig, log=_info) -> ChatModel:
     provider, _ = parse_spec(cfg.model_spec)
     if provider != "baseline":
         return load_model(cfg.model_spec, cfg.options)
@@ -159,7 +162,7 @@ def to_prediction(item_id: str, model_spec: str, out: Generation | ModelError, c
     )
 
 
-def prepare(cfg: GenerateConfig, log=print) -> tuple[list[Item], ChatModel, RunDir, dict[str, Any], list[Job]]:
+def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunDir, dict[str, Any], list[Job]]:
     """Load items and model, check the run folder, and list the jobs still to do."""
     items, loaded = load_items(cfg.task, cfg.data, log)
     if not items:
@@ -200,7 +203,7 @@ def model_request(cfg: GenerateConfig, item: Item) -> ChatRequest:
     return ChatRequest.from_messages(cfg.task.messages(item), cfg.params)
 
 
-async def generate(cfg: GenerateConfig, log=print) -> tuple[RunDir, RunStats, list[Item]]:
+async def generate(cfg: GenerateConfig, log=_info) -> tuple[RunDir, RunStats, list[Item]]:
     """Generate under the run folder's lock (see RunDir.lock)."""
     run = RunDir(cfg.output)
     run.path.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from kardiabench.generate import GenerateConfig, build_model, load_items, model_request
 from kardiabench.models.base import ChatModel
 from kardiabench.records import Item
 from kardiabench.rundir import RunDir
+
+_info = logging.getLogger("kardiabench").info
 
 # A judge verdict: five integers and a short rationale.
 TYPICAL_JUDGE_COMPLETION_TOKENS = 80
@@ -79,7 +82,7 @@ def judge_plans(items: list[Item], judges: list[ChatModel], repeats: int = 1, ru
     return plans
 
 
-def dry_run(cfg: GenerateConfig, log=print, judges: list[ChatModel] | None = None, judge_repeats: int = 1, rubric_path: str | None = None) -> Plan:
+def dry_run(cfg: GenerateConfig, log=_info, judges: list[ChatModel] | None = None, judge_repeats: int = 1, rubric_path: str | None = None) -> Plan:
     items, _ = load_items(cfg.task, cfg.data, log)
     model = build_model(cfg, log)
     done = set(RunDir(cfg.output).read_predictions()) if cfg.output.exists() else set()

@@ -92,10 +92,10 @@ class RunDir:
         return json.loads(self.manifest_path.read_text(encoding="utf-8"))
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, self.manifest_path)
+        """run.json through its typed model (runs.RunManifest): checked, schema_version first, atomic."""
+        from kardiabench.runs import RunManifest  # runs.py builds on this module
+
+        RunManifest.model_validate(manifest).write(self.manifest_path)
 
     def write_json(self, name: str, data: Any) -> Path:
         """Write a final JSON file atomically (temp file + rename): never half-written."""

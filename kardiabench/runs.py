@@ -15,7 +15,7 @@ and written back is unchanged apart from its `schema_version`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -165,7 +165,7 @@ class _RunFile(_Open):
 
 
 class RunManifest(_RunFile):
-    """run.json: what was run and how to reproduce it (`generate.prepare`, `evaluate.score_command`)."""
+    """run.json: what was run and how to reproduce it (`generate.prepare`, `score_stage`)."""
 
     FILE: ClassVar[str] = MANIFEST
     generation: GenerationIdentity | None = None
@@ -220,6 +220,9 @@ class Run:
     path: Path
     manifest: RunManifest
     results: Results | None = None
+    # What went wrong in the call that returned this Run (items that failed to generate, judges
+    # that scored nothing); the CLI exits 1 when there are any. Empty for `load_run`.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def model(self) -> str:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kardiabench.scoring.metrics import PER_ITEM_METRICS, ClusterBy, ItemRow
 from kardiabench.scoring.stats import DEFAULT_RESAMPLES, holm_correction, paired_bootstrap
+from kardiabench.tables import markdown_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Manifest entries that must be equal; a dotted key reads a nested value. The defaults follow
 # run.json (kardiabench/generate.py writes data.*, generation.history and parser_version; the judge
@@ -120,15 +124,22 @@ class Comparison:
         }  # fmt: skip
 
     def to_markdown(self) -> str:
-        head = f"| metric | n | {self.a_name} | {self.b_name} | Δ (B−A) | 95% CI | p | p (Holm) |"
-        lines = [head, "|" + "---|" * 8]
-        for r in self.rows:
-            ci = "–" if r.ci_low is None else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
-            lines.append(
-                f"| {r.metric} | {r.n_shared} | {_f(r.mean_a)} | {_f(r.mean_b)} | {_f(r.delta, '+')} "
-                f"| {ci} | {_f(r.p_value)} | {_f(r.p_holm)} |"
-            )
-        return "\n".join([*(f"> warning: {w}" for w in self.warnings), *lines, "", self.method_note()])
+        headers = ["metric", "n", self.a_name, self.b_name, "Δ (B−A)", "95% CI", "p", "p (Holm)"]
+        rows = [
+            [r.metric, r.n_shared, _f(r.mean_a), _f(r.mean_b), _f(r.delta, "+"),
+             "–" if r.ci_low is None else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]", _f(r.p_value), _f(r.p_holm)]
+            for r in self.rows
+        ]  # fmt: skip
+        table = markdown_table(headers, rows)
+        return "\n".join([*(f"> warning: {w}" for w in self.warnings), table, "", self.method_note()])
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per metric (index: metric), the columns of `MetricComparison`."""
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records([asdict(r) for r in self.rows], columns=list(MetricComparison.__dataclass_fields__))
+        return frame.set_index("metric")
 
     def method_note(self) -> str:
         """What p and the CI are, and why they can disagree (printed under the table)."""

@@ -1,0 +1,59 @@
+"""The rules for numeric and name parameters, shared by the CLI's argument types (a bad flag is a
+usage error before any work starts) and the Python API (a bad keyword is a `ParameterError`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from kardiabench.redact import env_var_name
+
+# rule → (the type a value has, the test it passes, the rule in words)
+RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
+    "positive_int": (int, lambda v: v >= 1, "an integer ≥ 1"),
+    "nonneg_int": (int, lambda v: v >= 0, "an integer ≥ 0"),
+    "positive_float": (float, lambda v: 0 < v < float("inf"), "a number > 0"),
+    "nonneg_float": (float, lambda v: 0 <= v < float("inf"), "a number ≥ 0"),
+    "top_p": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "open_fraction": (float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1"),
+    "int": (int, lambda v: True, "an integer"),
+}
+
+
+class ParameterError(ValueError):
+    """A keyword argument of the Python API that breaks its rule (the CLI checks its flags first)."""
+
+
+def check(name: str, value: Any, rule: str) -> None:
+    """Raise ParameterError naming `name` unless `value` follows `rule` (a key of RULES, or
+    "env_var" for the name of an environment variable). None is left to the caller."""
+    if rule == "env_var":
+        try:
+            env_var_name(value if isinstance(value, str) else "")
+        except argparse.ArgumentTypeError as e:
+            raise ParameterError(f"{name}: {e}") from None
+        return
+    kind, ok, text = RULES[rule]
+    kinds = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value != value or not ok(value):
+        raise ParameterError(f"{name}: must be {text}, got {value!r}")
+
+
+# The Python API's keywords that have a rule (kardiabench/evaluate.py; the CLI flag of the same name
+# is checked by its argparse type).
+KEYWORD_RULES = {
+    "limit": "positive_int", "temperature": "nonneg_float", "top_p": "top_p", "max_tokens": "positive_int",
+    "seed": "int", "concurrency": "positive_int", "timeout": "positive_float", "batch_size": "positive_int",
+    "tensor_parallel_size": "positive_int", "data_parallel_size": "positive_int", "max_cost": "positive_float",
+    "derive_split": "open_fraction", "split_seed": "int", "api_key_env": "env_var", "judge_api_key_env": "env_var",
+    "judge_concurrency": "positive_int", "judge_repeats": "positive_int", "judge_max_tokens": "positive_int",
+    "resamples": "positive_int", "bootstrap_seed": "int",
+}  # fmt: skip
+
+
+def check_keywords(**params: Any) -> None:
+    """ParameterError for the first keyword that breaks its rule (KEYWORD_RULES); None is "not given"."""
+    for name, value in params.items():
+        if value is not None:
+            check(name, value, KEYWORD_RULES[name])

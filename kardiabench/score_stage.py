@@ -1,0 +1,367 @@
+"""The scoring stage: a run folder, or predictions made elsewhere, → results.json, items.jsonl and
+summary.md. `kardiabench.evaluate.score` is its front door.
+
+Scoring never regenerates: it reads predictions.jsonl, reloads the items the manifest names (and
+checks their fingerprint), judges what has not been judged yet, and writes results.json,
+items.jsonl (per-item rows) and summary.md, holding the folder's lock meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kardiabench.cache import Cache
+from kardiabench.data.load import DataError
+from kardiabench.generate import DataSpec, count_dialogues, data_fingerprint, load_items
+from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
+from kardiabench.models import ChatModel, ModelOptions, load_model
+from kardiabench.params import check_keywords
+from kardiabench.records import Item, Prediction
+from kardiabench.rundir import (
+    ITEMS,
+    JUDGMENTS,
+    RESULTS,
+    SUMMARY,
+    RunDir,
+    RunDirError,
+    now,
+    provenance,
+)
+from kardiabench.runs import Results, Run, load_run
+from kardiabench.scoring.judge import NOT_SENT, JudgeConfig, outcome_from_judgments
+from kardiabench.scoring.metrics import RUBRIC_METRICS
+from kardiabench.spans import PARSER_VERSION
+from kardiabench.tables import markdown_table
+from kardiabench.tasks import Task, load_task
+
+# The judge's file and model I/O: used by judge_stage, saved_outcome and saved_judgments only.
+from kardiabench.judging import load_judgments, matching_verdicts, run_judges  # isort: skip
+
+log = logging.getLogger("kardiabench")
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    """The judge keywords of `score`, `evaluate` and `dry_run` (the CLI's --judge* flags and
+    --rubric). `judges` is a list of model specs; one spec alone may be given as a string."""
+
+    judges: Sequence[str] = ()
+    judge_base_url: str | None = None
+    judge_api_key_env: str = "OPENAI_API_KEY"
+    judge_concurrency: int = 16
+    judge_repeats: int = 1
+    judge_max_tokens: int = 1024
+    judge_show_reasoning: bool = False
+    rubric: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "judges", (self.judges,) if isinstance(self.judges, str) else tuple(self.judges))
+        check_keywords(judge_api_key_env=self.judge_api_key_env, judge_concurrency=self.judge_concurrency,
+               judge_repeats=self.judge_repeats, judge_max_tokens=self.judge_max_tokens)  # fmt: skip
+
+    def config(self) -> JudgeConfig:
+        return JudgeConfig(rubric_path=self.rubric, show_reasoning=self.judge_show_reasoning, repeats=self.judge_repeats,
+                           max_tokens=self.judge_max_tokens, concurrency=self.judge_concurrency)  # fmt: skip
+
+    def models(self, require_key: bool = True) -> list[ChatModel]:
+        """One model per distinct spec; a judge without its API key fails here (unless require_key
+        is False: a dry run sends nothing)."""
+        opts = ModelOptions(base_url=self.judge_base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=self.judge_concurrency,
+                            api_key_env=self.judge_api_key_env, require_key=require_key)  # fmt: skip
+        return [load_model(spec, opts) for spec in dict.fromkeys(self.judges)]
+
+
+JUDGE_KEYWORDS = tuple(f.name for f in dataclasses.fields(JudgeOptions))
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def read_external_predictions(path: Path, model: str = "external") -> dict[str, Prediction]:
+    """Predictions made elsewhere: JSONL with `item_id` and `raw_output` (optional `finish_reason`,
+    `reasoning`, `error`); raw_output null with an `error` is a failed generation. A bad row (a
+    missing field, a second line for one item) is an error naming the file, line and field."""
+    from kardiabench.generate import to_prediction
+    from kardiabench.models.base import Generation, ModelError
+
+    if not path.exists():
+        raise DataError(f"{path}: no such predictions file")
+    preds: dict[str, Prediction] = {}
+    lines: dict[str, int] = {}
+    for lineno, row in iter_jsonl_objects(path, DataError):
+        item_id = row.get("item_id")
+        if not isinstance(item_id, str):
+            raise DataError(f"{path}:{lineno}: item_id: missing or not a string")
+        if item_id in lines:
+            raise DataError(f"{path}:{lineno}: item_id: {item_id} already on line {lines[item_id]} (one line per item)")
+        if "raw_output" not in row:
+            raise DataError(f"{path}:{lineno}: raw_output: missing (null with an `error` for a failed generation)")
+        raw, error = row["raw_output"], row.get("error")
+        if raw is not None and not isinstance(raw, str):
+            raise DataError(f"{path}:{lineno}: raw_output: expected a string or null")
+        if error is not None and not isinstance(error, str):
+            raise DataError(f"{path}:{lineno}: error: expected a string or null")
+        out = ModelError(error or "no output") if raw is None else Generation(raw, row.get("reasoning"), row.get("finish_reason"))
+        preds[item_id] = to_prediction(item_id, row.get("model", model), out, None, False)
+        lines[item_id] = lineno
+    return preds
+
+
+@dataclass(frozen=True)
+class ExternalPredictions:
+    """Predictions made elsewhere, and the data and task their item ids come from (`score`)."""
+
+    path: Path
+    data: str | None
+    task: str | None
+    tasks_dir: tuple[str, ...]
+    split: str | None
+    strict: bool
+    derive_split: float | None
+    split_seed: int
+
+
+def run_inputs(run: RunDir) -> tuple[Task, list[Item], dict[str, Any]]:
+    """The task and items a run folder was generated from (its first n_items, the ones the
+    fingerprint covers), checked against its fingerprint."""
+    manifest = run.read_manifest()
+    task = Task.model_validate(manifest["task_config"])
+    d = manifest["data"]
+    spec = DataSpec(source=d["source"], split=d.get("split"), derive_split=d.get("derive_split"), split_seed=d.get("split_seed", 0), limit=d.get("n_items"))
+    items, _ = load_items(task, spec, log=lambda m: None)
+    if data_fingerprint(items) != d.get("fingerprint"):
+        raise DataError(
+            f"{run.path}: the data at {d['source']} no longer give the items this run was generated on "
+            "(fingerprint differs). Restore the data or generate again."
+        )
+    return task, items, manifest
+
+
+def external_inputs(run: RunDir, ext: ExternalPredictions) -> tuple[Task, list[Item], dict[str, Any], dict[str, Prediction]]:
+    """The task, items, manifest and predictions of predictions made elsewhere; the manifest is
+    written to the folder (which must not hold another run)."""
+    if not ext.data:
+        raise DataError("--predictions needs --data (the source the item ids come from)")
+    task = load_task(ext.task or "kardiabench", list(ext.tasks_dir))
+    spec = DataSpec(ext.data, ext.split or task.data.split, strict=ext.strict, derive_split=ext.derive_split, split_seed=ext.split_seed)
+    items, loaded = load_items(task, spec, log.info)
+    manifest = {"task_config": task.model_dump(mode="json"), "model_spec": f"external:{ext.path.name}",
+                "generation": {"history": task.history}, "parser_version": PARSER_VERSION,
+                "data": {"source": spec.source, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items)},
+                "provenance": provenance(), "created": now()}  # fmt: skip
+    refuse_other_run(run, manifest)
+    preds = read_external_predictions(ext.path)
+    unknown = set(preds) - {it.item_id for it in items}
+    if unknown:
+        raise DataError(f"{ext.path}: {len(unknown)} item id(s) not in {ext.data} ({loaded.split}), e.g. {sorted(unknown)[0]}")
+    run.write_manifest(manifest)
+    return task, items, manifest, preds
+
+
+def refuse_other_run(run: RunDir, manifest: dict[str, Any]) -> None:
+    """Refuse to score predictions made elsewhere into a folder that holds a different run: the
+    same predictions file name, data source, split and task may be scored there again."""
+    if not run.manifest_path.exists():
+        return
+    old = run.read_manifest()
+    keys = {"model": lambda m: m.get("model_spec"), "task": lambda m: (m.get("task_config") or {}).get("name"),
+            "data": lambda m: (m.get("data") or {}).get("source"), "split": lambda m: (m.get("data") or {}).get("split")}  # fmt: skip
+    differ = [f"{k} {get(old)} → {get(manifest)}" for k, get in keys.items() if get(old) != get(manifest)]
+    if differ:
+        raise RunDirError(
+            f"{run.path} holds a different run ({'; '.join(differ)}). Use another --output (or remove the folder)."
+        )
+
+
+# ----------------------------------------------------------------------------- judging
+
+
+def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dict[str, Prediction], run: RunDir,
+                cache_path: Path | None, progress: bool):  # fmt: skip
+    """(JudgeOutcome, note or None), or (None, reason) when rubric metrics are not computed."""
+    from kardiabench.scoring.rubric import load_rubric
+
+    if not task.uses_judge:
+        return None, f"task {task.name} has no rubric metrics"
+    rubric = load_rubric(judging.rubric)
+    if not judging.judges:
+        return saved_outcome(rubric, judging.judge_max_tokens, items, preds, run)
+    cfg = judging.config()
+    cache = Cache(cache_path) if cache_path else None
+    try:
+        outcome = asyncio.run(run_judges(items, preds, judging.models(), cfg, run, cache, progress=progress))
+    finally:
+        if cache is not None:
+            cache.close()
+    for judge, run_stats in outcome.run_stats.items():
+        cost = run_stats.get("cost_usd")
+        log.info(f"judge {judge}: {run_stats.get('requests', 0)} requests ({run_stats.get('cached', 0)} from cache, "
+                 f"{run_stats.get('failed', 0)} failed), tokens in {run_stats.get('prompt_tokens', 0):,} out "
+                 f"{run_stats.get('completion_tokens', 0):,}, cost {'unknown' if cost is None else f'${cost:.4f}'}; "
+                 f"unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
+    return outcome, None
+
+
+def saved_outcome(rubric, max_tokens: int, items: list[Item], preds: dict[str, Prediction], run: RunDir):
+    """The verdicts in DIR/judgments.jsonl made for exactly the predictions now in the folder
+    (see judge.matching_verdicts); verdicts made for other predictions are named and ignored."""
+    path = run.path / JUDGMENTS
+    if not path.exists():
+        return None, "no judge given (--judge SPEC)"
+    kept, stale = matching_verdicts(load_judgments(path, rubric.version), items, preds, rubric, max_tokens)
+    note = None
+    if stale:
+        note = f"{len(stale)} verdict(s) in {JUDGMENTS} were made for other predictions and are ignored (e.g. {stale[0].item_id})"
+        log.warning(f"rubric: {note}")
+    if not kept:
+        return None, f"{note}; score again with --judge SPEC" if note else "no judge given (--judge SPEC)"
+    outcome = outcome_from_judgments(kept)
+    log.info(f"rubric: reusing {len(kept)} verdicts of {', '.join(outcome.judges)} from {path}")
+    return outcome, note
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """{"invalid judge output": 3, …} as "invalid judge output ×3, …" (most first), or "none"."""
+    return ", ".join(f"{k} ×{n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def judge_failures(outcome) -> list[str]:
+    """One readable line per judge that was asked and scored nothing (endpoint down, every reply
+    invalid), with the reasons counted and the first detail."""
+    lines = []
+    for judge in outcome.judges:
+        mine = [j for j in outcome.judgments if j.judge == judge]
+        asked = [j for j in mine if j.reason not in NOT_SENT]
+        if not asked or any(j.status == "scored" for j in asked):
+            continue
+        n_items = len({j.item_id for j in mine})
+        first = asked[0].detail or ""
+        first = first if len(first) <= 160 else first[:160] + " …"
+        lines.append(f"judge {judge} scored 0 of {n_items} items: {counts_text(outcome.unscored_by_reason(judge))} (first: {first})")
+    return lines
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def output_folder(run_dir: str | Path | None, predictions: str | Path | None = None, output: str | Path | None = None) -> Path | None:
+    """The folder `score` writes to: `output`, else the run folder, else FILE-scored beside the
+    predictions FILE."""
+    if predictions is not None:
+        predictions = Path(predictions)
+        return Path(output) if output is not None else predictions.parent / (predictions.stem + "-scored")
+    return None if run_dir is None else Path(run_dir)
+
+
+def scoring_folder(run_dir: str | Path | None, predictions: str | Path | None = None, output: str | Path | None = None) -> RunDir:
+    """The folder scoring writes to; created for predictions made elsewhere."""
+    folder = output_folder(run_dir, predictions, output)
+    if folder is None:
+        raise RunDirError("give a run folder, or --predictions FILE with --data SOURCE")
+    run = RunDir(folder)
+    if predictions is not None:
+        run.path.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def score_folder(run: RunDir, external: ExternalPredictions | None, judging: JudgeOptions, cache_path: Path | None,
+                 progress: bool, resamples: int, seed: int) -> Run:  # fmt: skip
+    """Score while holding the folder's lock, so no other process writes it meanwhile; the folder
+    read back, with `problems` naming the judges that scored nothing."""
+    with run.lock():
+        return _score(run, external, judging, cache_path, progress, resamples, seed)
+
+
+def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOptions, cache_path: Path | None,
+           progress: bool, resamples: int, seed: int) -> Run:  # fmt: skip
+    """Score, write results.json, items.jsonl and summary.md."""
+    from kardiabench.scoring import score_predictions
+
+    if external is not None:
+        task, items, manifest, preds = external_inputs(run, external)
+        missing_hint = f"{external.path} has no line for them"
+    else:
+        task, items, manifest = run_inputs(run)
+        preds = run.read_predictions()
+        missing_hint = "run generate again to finish them"
+    missing = sum(1 for it in items if it.item_id not in preds)
+    if missing:
+        log.warning(f"warning: {missing} of {len(items)} items have no prediction; they count as wrong ({missing_hint})")
+    outcome, note = judge_stage(judging, task, items, preds, run, cache_path, progress)
+    report = score_predictions(items, preds, outcome.item_scores if outcome else None, n_resamples=resamples,
+                               seed=seed, no_judge_reason=note or "")  # fmt: skip
+    results = report.to_dict()
+    if "rubric" not in task.metrics:
+        results["metrics"] = {k: v for k, v in results["metrics"].items() if k not in RUBRIC_METRICS}
+    manifest["judge"] = {"spec": "+".join(outcome.judges), "rubric_version": outcome.rubric_version, "repeats": outcome.repeats} if outcome else None
+    manifest["scored"] = now()
+    run.write_manifest(manifest)
+    rubric = {"computed": False, "reason": note}
+    if outcome:
+        rubric = {**outcome.to_dict(), **({"ignored": note} if note else {})}
+    full = {
+        "task": task.name,
+        "model": manifest.get("model_spec"),
+        "data": {**manifest["data"], "n_items": len(items), "n_dialogues": count_dialogues(items)},
+        "history": task.history,
+        "judge": manifest["judge"],
+        **results,
+        "rubric": rubric,
+        "generation_stats": manifest.get("generation_stats"),
+        "provenance": manifest.get("provenance"),
+    }
+    Results.model_validate(full).write(run.path / RESULTS)
+    _write_items(run.path / ITEMS, report.item_rows())
+    (run.path / SUMMARY).write_text(format_summary(full) + "\n", encoding="utf-8")
+    log.info(f"results → {run.path / RESULTS}")
+    failures = judge_failures(outcome) if outcome else []
+    for line in failures:
+        log.error(f"error: {line}")
+    return dataclasses.replace(load_run(run.path), problems=failures)
+
+
+def _write_items(path: Path, rows: list[dict]) -> None:
+    write_jsonl_atomic(path, rows)
+
+
+def format_summary(results: dict[str, Any]) -> str:
+    """A Markdown table of the headline metrics, each with n, unscored and its 95% CI."""
+    d = results["data"]
+    rows = []
+    for name, m in results["metrics"].items():
+        if m.get("value") is None:
+            rows.append([name, "not computed", m.get("reason", ""), m.get("n", 0), m.get("n_unscored", 0)])
+            continue
+        ci = f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}]" if m.get("ci_low") is not None else "–"
+        rows.append([name, f"{m['value']:.2f}", ci, m["n"], m["n_unscored"]])
+    lines = [
+        f"## {results['model']} on {results['task']} ({d['source']}, {d.get('split') or 'whole file'})",
+        "",
+        f"{d.get('n_items')} items in {d.get('n_dialogues')} dialogues (limit: {d.get('limit') or 'none'})",
+        "",
+        markdown_table(["metric", "value", "95% CI", "n", "unscored"], rows, align="lrlrr"),
+    ]
+    stats = results.get("statistics") or {}
+    if stats:
+        lines += ["", f"CIs: {stats.get('method', 'cluster bootstrap')}, {stats.get('n_resamples')} resamples, seed {stats.get('seed')}."]
+    fc = results["metrics"].get("format_compliance", {}).get("extra", {})
+    if fc.get("n_failed"):
+        lines.append(f"{fc['n_failed']} item(s) failed to generate and count as wrong; see run.json.")
+    return "\n".join(lines)
+
+
+
+
+def saved_judgments(folder: Path) -> list:
+    """The verdicts in FOLDER/judgments.jsonl (a folder scored without a judge has none: an error)."""
+    path = folder / JUDGMENTS
+    if not path.exists():
+        raise RunDirError(f"{folder}: no {JUDGMENTS}; score the run with --judge first")
+    return load_judgments(path)
