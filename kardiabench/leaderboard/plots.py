@@ -26,7 +26,7 @@ from kardiabench.leaderboard.tables import METRICS, Board  # noqa: E402
 RADAR_AXES = {"emotion_accuracy": "Emo Acc", "relevance": "Relevance", "fluency": "Fluency",
               "empathy": "Empathy", "persona_consistency": "Persona", "safety": "Safety"}  # fmt: skip
 RADAR_CAPTION = ("Radius: Emo Acc (0–100 %) divided by 100; rubric scores (1–5) mapped by (score − 1) / 4. "
-                 "Dashed grey markers: reported in the paper (only the axes it reports).")  # fmt: skip
+                 "Dashed grey: reported in the paper; markers without a polygon: a model with values on some axes only.")  # fmt: skip
 REPORTED_COLOUR = "#7f7f7f"
 # Reproducible SVG files: no date, fixed ids.
 matplotlib.rcParams.update({"svg.hashsalt": "kardiabench", "svg.fonttype": "path"})
@@ -44,7 +44,7 @@ def save(fig, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for ext in ("png", "svg"):
-        path = stem.with_suffix(f".{ext}")
+        path = stem.parent / f"{stem.name}.{ext}"  # not with_suffix: entry ids contain dots
         fig.savefig(path, dpi=110, bbox_inches="tight", metadata=_META[ext])
         out.append(path)
     plt.close(fig)
@@ -64,14 +64,15 @@ def radar(board: Board, colors: Mapping[str, str], stem: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7.5, 6.5), subplot_kw={"polar": True})
     for _, row in board.frame.iterrows():
         r = [radial(m, row[m]) for m in axes]
-        if row["kind"] == "run":
-            closed = [0.0 if v is None else v for v in r]
-            ax.plot([*angles, angles[0]], [*closed, closed[0]], color=colors[row["model"]], lw=2, label=row["model"])
-            ax.fill([*angles, angles[0]], [*closed, closed[0]], color=colors[row["model"]], alpha=0.08)
-        else:
+        colour = colors[row["model"]] if row["kind"] == "run" else REPORTED_COLOUR
+        name = row["model"] if row["kind"] == "run" else f"{row['model']} (reported)"
+        if row["kind"] == "run" and None not in r:
+            ax.plot([*angles, angles[0]], [*r, r[0]], color=colour, lw=2, label=name)
+            ax.fill([*angles, angles[0]], [*r, r[0]], color=colour, alpha=0.08)
+        else:  # only the axes it has a value for: no polygon through made-up zeros
             known = [(a, v) for a, v in zip(angles, r, strict=True) if v is not None]
-            ax.plot([a for a, _ in known], [v for _, v in known], ls="--", marker="D", color=REPORTED_COLOUR,
-                    alpha=0.8, label=f"{row['model']} (reported)")  # fmt: skip
+            style = {"ls": "none", "marker": "o"} if row["kind"] == "run" else {"ls": "--", "marker": "D", "alpha": 0.8}
+            ax.plot([a for a, _ in known], [v for _, v in known], color=colour, label=name, **style)
     ax.set_xticks(angles, [RADAR_AXES[m] for m in axes])
     ax.set_ylim(0, 1)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0], ["0.25", "0.5", "0.75", "1"], fontsize=7)

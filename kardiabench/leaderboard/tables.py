@@ -110,7 +110,7 @@ def best_values(frame: pd.DataFrame) -> dict[tuple[str, str], float]:
 
 
 def to_csv(board: Board) -> str:
-    return board.frame.to_csv(index=False, float_format="%.6g")
+    return board.frame.to_csv(index=False)
 
 
 # ----------------------------------------------------------------------------- Markdown

@@ -29,7 +29,7 @@ def assign_tiers(
     entries: Sequence[Entry], metric: str, *, n_resamples: int = 1000, seed: int = 0, alpha: float = ALPHA
 ) -> tuple[list[Entry], dict[str, int | None], dict[str, float | None]]:
     """(entries sorted best first, entry id → tier (1-based; None without a value), entry id →
-    adjusted p of the test that placed it (None for a tier leader or an untested entry))."""
+    adjusted p of the test that placed it (None for the first entry and entries without a value))."""
     ranked = sorted(entries, key=lambda e: (metric_value(e, metric) is None, -(metric_value(e, metric) or 0.0), e.entry_id))
     valued = [e for e in ranked if metric_value(e, metric) is not None]
     tiers: dict[str, int | None] = {e.entry_id: None for e in ranked}
