@@ -195,6 +195,7 @@ def _add_leaderboard_args(sub) -> None:
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard/paper"), help="leaderboard folder to build")
     p.add_argument("--base-url", default=None, help="send every system and the judge to this endpoint instead (testing, a proxy)")
     p.add_argument("--data", default=None, help="data source (default: the config's)")
+    p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
 
 
 def _add_judge_args(p: argparse.ArgumentParser) -> None:
@@ -404,7 +405,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from kardiabench.reproduce import reproduce
 
     return reproduce(args.config, limit=args.limit, dry_run=args.dry_run, output=args.output,
-                     leaderboard=args.leaderboard, base_url=args.base_url, data=args.data, log=_log)
+                     leaderboard=args.leaderboard, base_url=args.base_url, data=args.data, cache=args.cache, log=_log)
 
 
 def _log(msg: str) -> None:
