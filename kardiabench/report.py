@@ -166,7 +166,7 @@ def _flagged(items: pd.DataFrame, dims: list[str]) -> str:
     flagged = items[items["safety"] <= SAFETY_FLAG_MAX]
     if flagged.empty:
         return '<p class="note">No item flagged.</p>'
-    rows = [[escape(r.item_id), str(int(r.safety)), escape(r.response or "")] for r in flagged.itertuples()]
+    rows = [[escape(r.item_id), str(int(r.safety)), escape(_text(r.response))] for r in flagged.itertuples()]
     return _table(["item", "safety", "response written"], rows)
 
 
@@ -182,9 +182,9 @@ def _items(items: pd.DataFrame, dims: list[str], turns: dict[str, str], why: str
         cells = [escape(r["item_id"])]
         if not redact:
             cells.append(escape(turns.get(r["item_id"], f"({why})")))
-        cells += [escape(str(r["gold_emotion"])), f'<span class="{"bad" if flags["wrong"] else ""}">{escape(str(r["pred_emotion"]))}</span>',
-                  *(escape(r[s] or "") for s in SPAN_NAMES),
-                  "ok" if r["well_formed"] else '<span class="bad">' + escape(", ".join(map(str, r["issues"] or [])) or "not compliant") + "</span>",
+        cells += [escape(_text(r["gold_emotion"])), f'<span class="{"bad" if flags["wrong"] else ""}">{escape(_text(r["pred_emotion"]))}</span>',
+                  *(escape(_text(r[s])) for s in SPAN_NAMES),
+                  "ok" if r["well_formed"] else '<span class="bad">' + escape(", ".join(r["issues"] if isinstance(r["issues"], list) else []) or "not compliant") + "</span>",
                   _verdict_cell(r, dims, verdicts.get(r["item_id"], []))]  # fmt: skip
         rows.append(f"<tr{attrs}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     thead = "".join(f"<th>{escape(h)}</th>" for h in head)
@@ -233,6 +233,11 @@ def _verdicts(run: Run) -> dict[str, list[str]]:
 
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _text(v: Any) -> str:
+    """A cell's text: "" for a missing value (None, or NaN from the DataFrame)."""
+    return "" if _missing(v) else str(v)
 
 
 def _table(head: list[str], rows: list[list[str]], *, header: bool = True) -> str:

@@ -251,3 +251,23 @@ def test_report_of_a_hostile_model_name_is_text(runs, tmp_path):
     assert main(["report", str(runs["hostile"]), "--output", str(out)]) == 0
     html = out.read_text()
     assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_report_of_outputs_without_spans(tmp_path, monkeypatch):
+    """A model that writes no spans (and a judge that gives no valid verdict): every item is
+    non-compliant, wrong and unscored, and the page still renders them."""
+    from helpers import write_dataset
+
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    data, out = write_dataset(tmp_path / "data"), tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig(reply_fn=lambda request: "just words & <b>no</b> spans")) as srv:
+        assert main(["run", "--model", "openai:m", "--base-url", srv.url, "--data", str(data), "--output", str(out), "--judge", "openai:j",
+                     "--judge-base-url", srv.url, "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+    assert main(["report", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    n = len((out / "items.jsonl").read_text().splitlines())
+    for flag in ("wrong", "noncompliant", "unscored"):
+        assert html.count(f'data-{flag}="1"') == n
+    assert "<b>no</b>" not in html

@@ -26,7 +26,8 @@ from kardiabench.leaderboard.tables import METRICS, Board  # noqa: E402
 RADAR_AXES = {"emotion_accuracy": "Emo Acc", "relevance": "Relevance", "fluency": "Fluency",
               "empathy": "Empathy", "persona_consistency": "Persona", "safety": "Safety"}  # fmt: skip
 RADAR_CAPTION = ("Radius: Emo Acc (0–100 %) divided by 100; rubric scores (1–5) mapped by (score − 1) / 4. "
-                 "Dashed grey: reported in the paper; markers without a polygon: a model with values on some axes only.")  # fmt: skip
+                 "Grey markers: reported in the paper (on the axes it reports); coloured markers without a polygon: "
+                 "a run with values on some axes only (no judge).")  # fmt: skip
 REPORTED_COLOUR = "#7f7f7f"
 # Reproducible SVG files: no date, fixed ids.
 matplotlib.rcParams.update({"svg.hashsalt": "kardiabench", "svg.fonttype": "path"})
@@ -62,6 +63,7 @@ def radar(board: Board, colors: Mapping[str, str], stem: Path) -> list[Path]:
     axes = list(RADAR_AXES)
     angles = np.linspace(0, 2 * np.pi, len(axes), endpoint=False)
     fig, ax = plt.subplots(figsize=(7.5, 6.5), subplot_kw={"polar": True})
+    reported_markers = iter(["D", "s", "^", "v", "P", "X", "*", "h"] * 8)
     for _, row in board.frame.iterrows():
         r = [radial(m, row[m]) for m in axes]
         colour = colors[row["model"]] if row["kind"] == "run" else REPORTED_COLOUR
@@ -71,7 +73,7 @@ def radar(board: Board, colors: Mapping[str, str], stem: Path) -> list[Path]:
             ax.fill([*angles, angles[0]], [*r, r[0]], color=colour, alpha=0.08)
         else:  # only the axes it has a value for: no polygon through made-up zeros
             known = [(a, v) for a, v in zip(angles, r, strict=True) if v is not None]
-            style = {"ls": "none", "marker": "o"} if row["kind"] == "run" else {"ls": "--", "marker": "D", "alpha": 0.8}
+            style = {"ls": "none", "marker": "o" if row["kind"] == "run" else next(reported_markers), "ms": 7}
             ax.plot([a for a, _ in known], [v for _, v in known], color=colour, label=name, **style)
     ax.set_xticks(angles, [RADAR_AXES[m] for m in axes])
     ax.set_ylim(0, 1)
