@@ -7,9 +7,9 @@ user's turn, the gold, the four spans written and the judge's verdict. Every tex
 and JS are inline; nothing is loaded from the network.
 
 The user's turn is read from the run's data source; when that cannot be loaded (a gated Hub
-dataset offline) the column says why. `redact=True` leaves out the user's turn and the gold spans
-other than the emotion label (persona and dialogue text), keeping ids, the spans the model wrote
-and the scores, so the page can be shared without redistributing the dataset.
+dataset offline) the column says why. The persona and the gold spans other than the emotion label
+are never shown; `redact=True` also leaves out the user's turn, keeping ids, the spans the model
+wrote and the scores, so the page can be shared without redistributing the dataset.
 """
 
 from __future__ import annotations
