@@ -54,7 +54,10 @@ def test_add_records_results_provenance_items_and_readding_replaces(runs, tmp_pa
     assert e.manifest["data"]["fingerprint"] == e.results["data"]["fingerprint"]
     assert e.manifest["provenance"]["git_commit"]
     assert e.items_path.read_bytes() == (runs["gen"] / "items.jsonl").read_bytes()
-    assert e.data["report"].endswith("gen/report.html")
+    assert e.data["report"] is None  # no report.html written yet
+    assert main(["report", str(runs["gen"])]) == 0
+    assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder)]) == 0
+    assert load_entries(folder)[0].data["report"] == str((runs["gen"] / "report.html").resolve())
 
 
 def test_add_an_unscored_folder_is_a_one_line_error(tmp_path, capsys):
@@ -180,6 +183,8 @@ def test_latex_is_booktabs_with_the_best_per_group_in_bold(board):
         assert first_metric.startswith(r"$\mathbf{") == (row["emotion_accuracy"] == g2["emotion_accuracy"].max())
     assert r"openai:\textless{}script\textgreater{}alert(1)\textless{}/script\textgreater{}" in tex
     assert r"$^\dagger$" in next(x for x in tex.splitlines() if "[subset]" in x)
+    assert r"\multicolumn{9}{l}{\emph{G2: " in tex and ", no judge}} \\" in tex  # short group line
+    assert "% G2: data " in tex  # the full explanation, as a comment
 
 
 # ----------------------------------------------------------------------------- plots and site

@@ -87,7 +87,8 @@ def add_run(run_dir: str | Path, folder: str | Path = DEFAULT_FOLDER) -> Entry:
     shutil.copyfile(run_dir / ITEMS, folder / items_rel)
     data = {
         "entry_id": eid, "kind": "run", "model": run.model, "run_path": str(run_dir.resolve()),
-        "report": str((run_dir / REPORT).resolve()), "items": items_rel, "added": now(),
+        "report": str((run_dir / REPORT).resolve()) if (run_dir / REPORT).is_file() else None,
+        "items": items_rel, "added": now(),
         "results": run.results.model_dump(mode="json", exclude_unset=True),
         "manifest": run.manifest.model_dump(mode="json", exclude_unset=True),
     }  # fmt: skip

@@ -31,6 +31,13 @@ class Group:
                 f"task prompt {k['task']}; parser v{k['parser_version']}")  # fmt: skip
 
 
+    @property
+    def short(self) -> str:
+        """A few words for a paper's table: data, items, judge (the explanation has the rest)."""
+        k = dict(self.key)
+        return f"{self.name}: {k['source']}/{k['split']}, {k['n_items']} items, {k['judges'] or 'no judge'}"
+
+
 def comparability_key(entry: Entry) -> tuple[tuple[str, Any], ...]:
     """What must be equal for two entries to be ranked together (see the module docstring)."""
     res, man = entry.results, entry.manifest

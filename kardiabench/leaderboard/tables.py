@@ -183,7 +183,8 @@ def to_latex(board: Board) -> str:
              " & ".join(["Tier", "Model", *(tex_escape(t) for t in METRICS.values())]) + r" \\", r"\midrule"]  # fmt: skip
     for group in board.groups:
         sub = f[(f["kind"] == "run") & (f["group"] == group.name)]
-        lines.append(rf"\multicolumn{{{cols}}}{{l}}{{\emph{{{tex_escape(group.explanation)}}}}} \\")
+        lines.append(f"% {group.explanation}")
+        lines.append(rf"\multicolumn{{{cols}}}{{l}}{{\emph{{{tex_escape(group.short)}}}}} \\")
         for _, r in sub.iterrows():
             tier = "--" if pd.isna(r["tier"]) else str(int(r["tier"]))
             cells = [_tex_cell(r, m, best.get((group.name, m))) for m in METRICS]
