@@ -276,3 +276,22 @@ def test_report_of_outputs_without_spans(tmp_path, monkeypatch):
     for flag in ("wrong", "noncompliant", "unscored"):
         assert html.count(f'data-{flag}="1"') == n
     assert "<b>no</b>" not in html
+
+
+def test_one_colour_per_model_across_the_site_and_every_plot(board):
+    html = (board / "site" / "index.html").read_text()
+    swatches = re.findall(r'class="swatch" style="background:(#[0-9a-f]{6})"', html)
+    assert len(swatches) == 7 and len(set(swatches)) == 7
+    for plot in ("radar", "bars", "emotion_heatmap"):
+        svg = (board / "plots" / f"{plot}.svg").read_text()
+        assert all(colour in svg for colour in swatches), plot
+
+
+def test_build_redacted_reports_leave_out_the_users_turns(runs, tmp_path):
+    folder = tmp_path / "lb"
+    assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder)]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--redact", "--resamples", "50"]) == 0
+    (report,) = (folder / "site" / "reports").glob("*.html")
+    html = report.read_text()
+    assert "my interview is soon" not in html and "Redacted export" in (folder / "site" / "index.html").read_text()
+    assert html.count('<tr data-wrong="') == 12  # every item still listed, with its spans and scores

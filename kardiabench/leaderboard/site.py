@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kardiabench.leaderboard.tables import METRICS, SUBSET_MARK, Board, _num, cell, delta_rows
+from kardiabench.leaderboard.tables import METRICS, SUBSET_MARK, Board, cell, delta_rows, num
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}
@@ -94,7 +94,7 @@ def _run_row(r: pd.Series, colors: Mapping[str, str], reports: Mapping[str, str]
     cells = [f'<td class="text" data-v="{escape(r["group"])}">{escape(r["group"])}</td>', f'<td data-v="{tier}">{tier or "–"}</td>',
              f'<td class="text" data-v="{escape(r["model"])}">{swatch}{model}</td>']  # fmt: skip
     for m in METRICS:
-        v = _num(r[m])
+        v = num(r[m])
         cells.append(f'<td data-v="{"" if v is None else v}">{escape(cell(r, m))}</td>')
     link = reports.get(r["entry_id"])
     cells.append(f'<td class="text"><a href="{escape(link)}">report</a></td>' if link else '<td class="text">–</td>')

@@ -82,17 +82,17 @@ def build_board(
 # ----------------------------------------------------------------------------- cells
 
 
-def _num(v) -> float | None:
+def num(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
 def cell(row: pd.Series, metric: str, digits: int | None = None) -> str:
     """`value ± half-width of the 95% CI` (or the value alone), "–" when absent."""
-    v = _num(row[metric])
+    v = num(row[metric])
     if v is None:
         return "–"
     d = digits if digits is not None else (1 if "(%)" in METRICS[metric] else 2)
-    lo, hi = _num(row[f"{metric}_ci_low"]), _num(row[f"{metric}_ci_high"])
+    lo, hi = num(row[f"{metric}_ci_low"]), num(row[f"{metric}_ci_high"])
     return f"{v:.{d}f}" if lo is None or hi is None else f"{v:.{d}f} ± {(hi - lo) / 2:.{d}f}"
 
 
@@ -103,7 +103,7 @@ def model_cell(row: pd.Series) -> str:
 def best_values(frame: pd.DataFrame) -> dict[tuple[str, str], float]:
     """(group, metric) → the best value among the group's runs (all metrics: higher is better)."""
     runs = frame[frame["kind"] == "run"]
-    return {(g, m): v for g, sub in runs.groupby("group") for m in METRICS if (v := _num(sub[m].max())) is not None}
+    return {(g, m): v for g, sub in runs.groupby("group") for m in METRICS if (v := num(sub[m].max())) is not None}
 
 
 # ----------------------------------------------------------------------------- CSV
@@ -154,7 +154,7 @@ def delta_rows(board: Board) -> list[tuple[str, str, str, list[str]]]:
     f = board.frame
     out = []
     for _, r in f[(f["kind"] == "run") & f["reported_as"].notna()].iterrows():
-        ds = ["–" if (d := _num(r[f"{m}_delta_reported"])) is None else f"{d:+.2f}" for m in METRICS]
+        ds = ["–" if (d := num(r[f"{m}_delta_reported"])) is None else f"{d:+.2f}" for m in METRICS]
         out.append((r["group"], model_cell(r), r["reported_as"], ds))
     return out
 
@@ -210,4 +210,4 @@ def _tex_cell(row: pd.Series, metric: str, best: float | None) -> str:
     if text == "–":
         return "--"
     text = "$" + text.replace(" ± ", r" \pm ") + "$"
-    return rf"$\mathbf{{{text[1:-1]}}}$" if best is not None and _num(row[metric]) == best else text
+    return rf"$\mathbf{{{text[1:-1]}}}$" if best is not None and num(row[metric]) == best else text
