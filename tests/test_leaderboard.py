@@ -295,3 +295,13 @@ def test_build_redacted_reports_leave_out_the_users_turns(runs, tmp_path):
     html = report.read_text()
     assert "my interview is soon" not in html and "Redacted export" in (folder / "site" / "index.html").read_text()
     assert html.count('<tr data-wrong="') == 12  # every item still listed, with its spans and scores
+
+
+def test_report_of_an_unscored_run_is_a_one_line_error(tmp_path, capsys):
+    from helpers import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    assert main(["generate", "--model", "baseline:majority", "--data", str(data), "--output", str(tmp_path / "g"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "g")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'g'}: not scored yet (no results.json); run `kardiabench score {tmp_path / 'g'}` first"

@@ -64,10 +64,6 @@ class Entry:
         """results.json's entry for `name` ({} when the run has no such metric)."""
         return self.results.get("metrics", {}).get(name) or {}
 
-    @property
-    def limit(self) -> int | None:
-        return self.results.get("data", {}).get("limit")
-
 
 def entry_id(model: str, run_path: Path) -> str:
     """`slug-of-model-<8 hex of the absolute run path>`: stable for a folder, readable in a listing."""
