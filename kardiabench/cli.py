@@ -16,6 +16,7 @@ from kardiabench.params import RULES
 from kardiabench.redact import env_var_name
 
 EXIT_USAGE = 2
+_LOG = logging.getLogger("kardiabench")
 
 
 # ----------------------------------------------------------------------------- argument types
@@ -167,7 +168,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension")
     p.add_argument("run_dir", type=Path, help="run folder with judge verdicts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_leaderboard_args(sub)
     return parser
+
+
+def _add_leaderboard_args(sub) -> None:
+    """`report`, `leaderboard add|build|push` and `reproduce` (docs/leaderboard.md)."""
+    p = sub.add_parser("report", help="write DIR/report.html: one self-contained page about a scored run")
+    p.add_argument("run_dir", type=Path, help="scored run folder")
+    p.add_argument("--output", type=Path, default=None, help="HTML file to write (default: DIR/report.html)")
+    p.add_argument("--redact", action="store_true", help="leave out persona and dialogue text (keep ids, spans written, scores)")
+    lb = sub.add_parser("leaderboard", help="record runs and build tables, plots and a static site")
+    lsub = lb.add_subparsers(dest="leaderboard_command", required=True)
+    p = lsub.add_parser("add", help="record scored run folders (re-adding a folder replaces its entry)")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="DIR", help="scored run folders")
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
+    p = lsub.add_parser("build", help="render tables (CSV, Markdown, LaTeX), plots and the site")
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
+    p.add_argument("--redact", action="store_true", help="reports without persona and dialogue text")
+    p.add_argument("--resamples", type=positive_int, default=1000, help="resamples of the paired tests behind the tiers")
+    p = lsub.add_parser("push", help="upload a built leaderboard as a Hugging Face dataset repo")
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
+    p.add_argument("--repo", required=True, help="dataset repo id, e.g. USER/kardiabench-leaderboard (token: HF_TOKEN)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p = sub.add_parser("reproduce", help="run the paper's comparison set and build its leaderboard")
+    p.add_argument("config", help="paper | a reproduce YAML file")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N items per model")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and cost estimate; send nothing")
+    p.add_argument("--output", type=Path, default=Path("runs/paper"), help="folder of the run folders")
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard/paper"), help="leaderboard folder to build")
+    p.add_argument("--base-url", default=None, help="send every system and the judge to this endpoint instead (testing, a proxy)")
+    p.add_argument("--data", default=None, help="data source (default: the config's)")
+    p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
 
 
 def _add_judge_args(p: argparse.ArgumentParser) -> None:
@@ -355,9 +387,47 @@ def _console_logging() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from kardiabench.report import write_report
+
+    _LOG.info(f"report → {write_report(args.run_dir, output=args.output, redact=args.redact)}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    folder = args.leaderboard
+    if args.leaderboard_command == "add":
+        from kardiabench.leaderboard.entries import add_run
+
+        for d in args.run_dirs:
+            entry = add_run(d, folder)
+            _LOG.info(f"added {entry.model} ({d}) → {folder}/entries/{entry.entry_id}.json")
+        return 0
+    if args.leaderboard_command == "build":
+        from kardiabench.leaderboard.build import build
+
+        result = build(folder, redact=args.redact, n_resamples=args.resamples)
+        for note in result.notes:
+            _LOG.info(note)
+        _LOG.info(f"built {len(result.files)} files → {folder}/ (open {folder}/site/index.html)")
+        return 0
+    from kardiabench.leaderboard.push import push
+
+    _LOG.info(f"pushed → {push(folder, args.repo, private=args.private)}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from kardiabench.reproduce import reproduce
+
+    return reproduce(args.config, limit=args.limit, dry_run=args.dry_run, output=args.output,
+                     leaderboard=args.leaderboard, base_url=args.base_url, data=args.data, cache=args.cache)
+
+
 COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
-    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement,
+    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "report": cmd_report,
+    "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce,
 }  # fmt: skip
 
 

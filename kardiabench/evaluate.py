@@ -153,7 +153,7 @@ def generate(model: str, output: str | Path, **options: Any) -> Run:
 
 
 def evaluate(model: str, output: str | Path, *, resamples: int = 1000, bootstrap_seed: int = 0, **options: Any) -> Run:
-    """Generate, then score (`kardiabench run`). Keywords: those of `generation_config`, those of
+    """Generate, score and write OUTPUT/report.html (`kardiabench run`). Keywords: those of `generation_config`, those of
     `JudgeOptions` (judges=[...], judge_base_url, …), and resamples / bootstrap_seed as for `score`.
     Judges are built first, so a judge's missing API key stops the run before anything is sent."""
     check_keywords(resamples=resamples, bootstrap_seed=bootstrap_seed)
@@ -163,6 +163,9 @@ def evaluate(model: str, output: str | Path, *, resamples: int = 1000, bootstrap
         judging.models()
     problems = _generate(cfg)
     run = _scored(RunDir(cfg.output), None, judging, cfg.cache_path, cfg.progress, resamples, bootstrap_seed)
+    from kardiabench.report import write_report
+
+    log.info(f"report → {write_report(cfg.output)}")
     return dataclasses.replace(run, problems=[*problems, *run.problems])
 
 

@@ -2,11 +2,15 @@
 
 The fake Hub answers the two endpoints `huggingface_hub` uses to fetch a dataset file (the tree
 listing API and the `resolve` file endpoint) with the status codes and `X-Error-Code` headers the
-real Hub sends, so the loader's error mapping is exercised through the real client code.
+real Hub sends, so the loader's error mapping is exercised through the real client code. For
+uploads it answers the endpoints `create_repo` + `upload_folder` use for small files: repo
+creation, the card's `validate-yaml`, `preupload` (every file "regular": sent inline, no LFS) and the NDJSON `commit`, whose
+files land in the repo's `files`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -14,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
+
+import yaml
 
 
 def jsonl(records: Iterable[dict | str]) -> str:
@@ -30,6 +36,8 @@ class FakeRepo:
     gated: bool = False
     approved_tokens: set[str] = field(default_factory=set)
     fail_status: int = 0  # answer every request with this status and no X-Error-Code (403, 500, ...)
+    private: bool = False
+    commits: list[str] = field(default_factory=list)  # commit summaries, in order
 
 
 @dataclass
@@ -56,6 +64,9 @@ class FakeHub:
 
             def do_HEAD(self) -> None:  # noqa: N802
                 hub._handle(self, body=False)
+
+            def do_POST(self) -> None:  # noqa: N802
+                hub._handle_post(self)
 
             def log_message(self, *args) -> None:
                 pass
@@ -124,6 +135,44 @@ class FakeHub:
                               {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})  # fmt: skip
         headers = {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
         return self._send_bytes(h, 200, data, "application/octet-stream", body, headers)
+
+    def _handle_post(self, h: BaseHTTPRequestHandler) -> None:
+        path = unquote(urlsplit(h.path).path)
+        token = h.headers.get("Authorization", "").removeprefix("Bearer ").strip() or None
+        data = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        self.requests.append((self.current, "POST", path, token is not None))
+        if token is None or (self.valid_tokens is not None and token not in self.valid_tokens):
+            return self._send(h, 401, {"error": "Invalid credentials in Authorization header"}, True,
+                              {"X-Error-Message": "Invalid credentials in Authorization header"})  # fmt: skip
+        parts = path.strip("/").split("/")
+        if parts == ["api", "validate-yaml"]:  # the dataset card's YAML header, checked before the commit
+            try:
+                yaml.safe_load(json.loads(data)["content"].split("---")[1])
+            except (yaml.YAMLError, IndexError) as e:
+                return self._send(h, 400, {"errors": [{"message": str(e)}]}, True)
+            return self._send(h, 200, {"errors": [], "warnings": []}, True)
+        if parts == ["api", "repos", "create"]:
+            req = json.loads(data)
+            repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
+            if repo_id in self.repos:
+                return self._send(h, 409, {"error": "You already created this dataset repo", "url": f"{self.url}/datasets/{repo_id}"}, True)
+            self.repos[repo_id] = FakeRepo(private=req.get("visibility") == "private")
+            return self._send(h, 200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id}, True)
+        if parts[:2] == ["api", "datasets"] and len(parts) == 6 and f"{parts[2]}/{parts[3]}" in self.repos:
+            repo = self.repos[f"{parts[2]}/{parts[3]}"]
+            if parts[4] == "preupload":
+                files = json.loads(data)["files"]
+                return self._send(h, 200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}, True)
+            if parts[4] == "commit":
+                for line in data.decode().splitlines():
+                    op = json.loads(line)
+                    if op["key"] == "header":
+                        repo.commits.append(op["value"]["summary"])
+                    elif op["key"] == "file":
+                        repo.files[op["value"]["path"]] = base64.b64decode(op["value"]["content"])
+                oid = hashlib.sha1(str(len(repo.commits)).encode()).hexdigest()
+                return self._send(h, 200, {"commitUrl": f"{self.url}/datasets/{parts[2]}/{parts[3]}/commit/{oid}", "commitOid": oid}, True)
+        return self._send(h, 404, {"error": "unknown endpoint"}, True)
 
     def _send(self, h, status: int, payload, body: bool, headers: dict[str, str] | None = None) -> None:
         self._send_bytes(h, status, json.dumps(payload).encode(), "application/json", body, headers)

@@ -1,0 +1,94 @@
+"""`kardiabench leaderboard build`: every artefact of a leaderboard folder, from its entries.
+
+  FOLDER/leaderboard.csv, .md, .tex       the tables (tables.py)
+  FOLDER/plots/radar.{png,svg}, bars.*, emotion_heatmap.*, confusion/ENTRY.*
+  FOLDER/site/index.html                  the one-page site, plots inline
+  FOLDER/site/reports/ENTRY.html          each run's report, rendered from its run folder
+  FOLDER/build.json                       what was built, and whether it was redacted
+
+A run folder that no longer exists keeps its row; its report is left out (and said so).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kardiabench.leaderboard import plots
+from kardiabench.leaderboard.entries import DEFAULT_FOLDER, LeaderboardError, load_entries
+from kardiabench.leaderboard.groups import group_entries
+from kardiabench.leaderboard.reported import load_reported
+from kardiabench.leaderboard.site import render_site
+from kardiabench.leaderboard.tables import (
+    RANK_BY,
+    build_board,
+    label,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
+from kardiabench.rundir import RunDir, now
+
+BUILD_INFO = "build.json"
+SITE = "site"
+
+
+@dataclass(slots=True)
+class BuildResult:
+    folder: Path
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one line each: groups, missing reports
+
+
+def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by: str = RANK_BY,
+          n_resamples: int = 1000, seed: int = 0, with_reported: bool = True) -> BuildResult:  # fmt: skip
+    """Render the leaderboard of `folder` (see the module docstring)."""
+    from kardiabench.report import write_report
+
+    folder = Path(folder)
+    entries = load_entries(folder)
+    if not entries:
+        raise LeaderboardError(f"{folder}: no entries yet (add runs with `kardiabench leaderboard add DIR --leaderboard {folder}`)")
+    groups = group_entries(entries)
+    reported = load_reported(folder) if with_reported else []
+    board = build_board(entries, groups, reported, rank_by=rank_by, n_resamples=n_resamples, seed=seed)
+    out = BuildResult(folder, notes=[g.explanation for g in groups])
+    for name, text in (("leaderboard.csv", to_csv(board)), ("leaderboard.md", to_markdown(board)), ("leaderboard.tex", to_latex(board))):
+        (folder / name).write_text(text, encoding="utf-8")
+        out.files.append(folder / name)
+
+    labels = {e.entry_id: label(e, entries) for e in entries}
+    colors = plots.model_colors(list(board.frame.loc[board.frame["kind"] == "run", "model"]))
+    pdir = folder / "plots"
+    out.files += plots.radar(board, colors, pdir / "radar")
+    out.files += plots.bars(board, colors, pdir / "bars")
+    out.files += plots.emotion_heatmap(entries, labels, colors, pdir / "emotion_heatmap")
+    for e in entries:
+        table = (e.results.get("emotion") or {}).get("confusion") or {}
+        if table:
+            out.files += plots.save(plots.confusion(table, labels[e.entry_id], colors[labels[e.entry_id]]), pdir / "confusion" / e.entry_id)
+
+    site = folder / SITE
+    reports = {}
+    for e in entries:
+        if (e.run_path / "results.json").is_file():
+            out.files.append(write_report(e.run_path, output=site / "reports" / f"{e.entry_id}.html", redact=redact))
+            reports[e.entry_id] = f"reports/{e.entry_id}.html"
+        else:
+            out.notes.append(f"{labels[e.entry_id]}: run folder {e.run_path} not found; its report is left out")
+    images = {"Six axes (like the paper's Figure 1). " + plots.RADAR_CAPTION: pdir / "radar.png",
+              "Each metric with its 95% CI": pdir / "bars.png", "Per-emotion accuracy across models": pdir / "emotion_heatmap.png"}  # fmt: skip
+    (site / "index.html").write_text(render_site(board, colors, reports, images, redacted=redact), encoding="utf-8")
+    out.files.append(site / "index.html")
+    info = {"built": now(), "redacted": redact, "rank_by": rank_by, "entries": [e.entry_id for e in entries],
+            "groups": out.notes[: len(groups)], "files": [str(p.relative_to(folder)) for p in out.files]}  # fmt: skip
+    RunDir(folder).write_json(BUILD_INFO, info)
+    return out
+
+
+def read_build_info(folder: Path) -> dict:
+    path = folder / BUILD_INFO
+    if not path.is_file():
+        raise LeaderboardError(f"{folder}: not built yet (run `kardiabench leaderboard build --leaderboard {folder}`)")
+    return json.loads(path.read_text(encoding="utf-8"))

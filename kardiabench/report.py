@@ -1,0 +1,247 @@
+"""`kardiabench report DIR`: DIR/report.html, one self-contained page about one scored run.
+
+Headline metrics with CIs, span diagnostics, the confusion matrix (inline SVG), per-emotion and
+per-MBTI breakdowns, the judge's score distribution per dimension, the safety-flagged items, and an
+items table a reader can filter (wrong emotion, non-compliant, unscored, flagged) showing the
+user's turn, the gold, the four spans written and the judge's verdict. Every text is escaped; CSS
+and JS are inline; nothing is loaded from the network.
+
+The user's turn is read from the run's data source; when that cannot be loaded (a gated Hub
+dataset offline) the column says why. The persona and the gold spans other than the emotion label
+are never shown; `redact=True` also leaves out the user's turn, keeping ids, the spans the model
+wrote and the scores, so the page can be shared without redistributing the dataset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kardiabench.rundir import REPORT, RunDirError
+from kardiabench.runs import Run, load_run
+from kardiabench.scoring.metrics import SAFETY_FLAG_MAX
+from kardiabench.spans import SPAN_NAMES
+
+FILTERS = {"wrong": "wrong emotion", "noncompliant": "non-compliant format", "unscored": "unscored by the judge",
+           "flagged": f"safety-flagged (safety ≤ {SAFETY_FLAG_MAX})"}  # fmt: skip
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1250px;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.85rem}th,td{border-bottom:1px solid #ddd;padding:.25rem .5rem;vertical-align:top;text-align:left}
+th{background:#f4f4f4}td.num{text-align:right}.note{color:#555;font-size:.85rem}.bad{color:#b00020}
+#items td{max-width:22rem;white-space:pre-wrap;word-break:break-word}.bar{display:inline-block;height:.7em;background:#4e79a7}
+details{margin:.6rem 0}svg{max-width:100%;height:auto}
+"""
+# Shows the items rows that have every checked property.
+JS = """
+function applyFilters(){
+  var on = Array.prototype.filter.call(document.querySelectorAll("#filters input"), function(c){ return c.checked; })
+    .map(function(c){ return c.value; });
+  var shown = 0;
+  document.querySelectorAll("#items tbody tr").forEach(function(tr){
+    var ok = on.every(function(k){ return tr.getAttribute("data-" + k) === "1"; });
+    tr.style.display = ok ? "" : "none"; if (ok) shown++;
+  });
+  document.getElementById("shown").textContent = shown;
+}
+document.querySelectorAll("#filters input").forEach(function(c){ c.addEventListener("change", applyFilters); });
+applyFilters();
+"""
+
+
+def write_report(run_dir: str | Path, *, output: str | Path | None = None, redact: bool = False) -> Path:
+    """Render the report of a scored run to `output` (default DIR/report.html)."""
+    run = load_run(run_dir)
+    if run.results is None:
+        raise RunDirError(f"{run_dir}: not scored yet (no results.json); run `kardiabench score {run_dir}` first")
+    path = Path(output) if output else Path(run_dir) / REPORT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(run, redact=redact), encoding="utf-8")
+    return path
+
+
+def render_report(run: Run, *, redact: bool = False) -> str:
+    res = run.results
+    items = run.items
+    turns, why = ({}, "left out (redacted export)") if redact else _user_turns(run)
+    verdicts = _verdicts(run)
+    dims = [d for d in (res.rubric or {}).get("means", {}) if d in items.columns]
+    title = f"KardiaBench report: {run.model}"
+    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>',
+             f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>',
+             f"<h1>{escape(title)}</h1>", _overview(run), "<h2>Headline metrics</h2>", _metrics(res.metrics),
+             "<h2>Span diagnostics</h2>", _diagnostics(res.metrics.get("format_compliance")),
+             "<h2>Emotion: confusion matrix</h2>", _confusion(run),
+             "<h2>Per gold emotion</h2>", _breakdown(res.breakdowns.get("gold_emotion", {})),
+             "<h2>Per MBTI type</h2>", _breakdown(res.breakdowns.get("mbti", {})),
+             "<h2>Judge: score distribution per dimension</h2>", _distribution(items, dims),
+             "<h2>Safety-flagged items</h2>", _flagged(items, dims),
+             "<h2>Items</h2>", _items(items, dims, turns, why, verdicts, redact),
+             f"<script>{JS}</script></body></html>"]  # fmt: skip
+    return "\n".join(parts) + "\n"
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _overview(run: Run) -> str:
+    res, man = run.results, run.manifest
+    d = res.data
+    judge = res.judge.spec + f" (rubric {res.judge.rubric_version})" if res.judge else "none"
+    stats = man.generation_stats
+    rows = [("model", run.model), ("task", f"{run.task} (history: {res.history})"),
+            ("data", f"{d.source} / {d.split}: {d.n_items} items, {d.n_dialogues} dialogues, fingerprint {d.fingerprint}"
+             + (f", limit {d.limit} (a subset)" if d.limit is not None else "")),
+            ("judge", judge), ("parser version", str(res.parser_version)), ("created", str(man.created)),
+            ("harness", f"kardiabench {(res.provenance or {}).get('kardiabench')} @ {(res.provenance or {}).get('git_commit')}")]  # fmt: skip
+    if stats:
+        cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
+        rows.append(("generation", f"{stats.done} done, {stats.failed} failed; tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}"))
+    return _table(["", ""], [[escape(k), escape(v)] for k, v in rows], header=False)
+
+
+def _metrics(metrics: dict) -> str:
+    rows = []
+    for name, m in metrics.items():
+        ci = "–" if m.ci_low is None else f"[{m.ci_low:.2f}, {m.ci_high:.2f}]"
+        value = "not computed" if m.value is None else f"{m.value:.2f}"
+        rows.append([escape(name), value, ci, str(m.n), str(m.n_unscored), escape(m.reason or "")])
+    return _table(["metric", "value", "95% CI", "n", "unscored", "note"], rows)
+
+
+def _diagnostics(fmt) -> str:
+    extra = (fmt.extra if fmt else {}) or {}
+    if not extra.get("issue_counts"):
+        return '<p class="note">No span diagnostics in results.json.</p>'
+    rows = [[escape(k), str(v)] for k, v in extra["issue_counts"].items()]
+    per_span = extra.get("span_issue_counts", {})
+    kinds = sorted({k for counts in per_span.values() for k in counts})
+    span_rows = [[escape(s), *(str(per_span[s].get(k, 0)) for k in kinds)] for s in per_span]
+    return _table(["issue", "items"], rows) + _table(["span", *kinds], span_rows)
+
+
+def _confusion(run: Run) -> str:
+    from kardiabench.leaderboard.plots import confusion, svg_text
+
+    table = (run.results.emotion.confusion if run.results.emotion else {}) or {}
+    if not table:
+        return '<p class="note">No confusion matrix in results.json.</p>'
+    return f'<figure id="confusion">{svg_text(confusion(table, run.model))}</figure>'
+
+
+def _breakdown(groups: dict) -> str:
+    if not groups:
+        return '<p class="note">None in results.json.</p>'
+    names = list(next(iter(groups.values())).metrics)
+    rows = []
+    for group, b in sorted(groups.items()):
+        cells = []
+        for n in names:
+            m = b.metrics.get(n)
+            v = "–" if m is None or m.value is None else f"{m.value:.2f}"
+            cells.append(v + (f" [{m.ci_low:.2f}, {m.ci_high:.2f}]" if m is not None and m.ci_low is not None else ""))
+        rows.append([escape(group), str(b.n), *cells])
+    return _table(["group", "n", *names], rows) + '<p class="note">Per group: the value over the group\'s items, with its n (no CI where results.json gives none).</p>'
+
+
+def _distribution(items: pd.DataFrame, dims: list[str]) -> str:
+    if not dims:
+        return '<p class="note">No judge verdicts (scored without --judge).</p>'
+    rows = []
+    for d in dims:
+        counts = Counter(int(v) for v in items[d].dropna())
+        total = sum(counts.values()) or 1
+        rows.append([escape(d), *(f'{counts.get(s, 0)} <span class="bar" style="width:{60 * counts.get(s, 0) / total:.0f}px"></span>' for s in range(1, 6)),
+                     str(int(items[d].isna().sum()))])  # fmt: skip
+    return _table(["dimension", "1", "2", "3", "4", "5", "unscored"], rows)
+
+
+def _flagged(items: pd.DataFrame, dims: list[str]) -> str:
+    if "safety" not in dims:
+        return '<p class="note">No safety scores.</p>'
+    flagged = items[items["safety"] <= SAFETY_FLAG_MAX]
+    if flagged.empty:
+        return '<p class="note">No item flagged.</p>'
+    rows = [[escape(r.item_id), str(int(r.safety)), escape(_text(r.response))] for r in flagged.itertuples()]
+    return _table(["item", "safety", "response written"], rows)
+
+
+def _items(items: pd.DataFrame, dims: list[str], turns: dict[str, str], why: str, verdicts: dict[str, list[str]], redact: bool) -> str:
+    boxes = "".join(f'<label><input type="checkbox" value="{k}"> {escape(v)}</label> ' for k, v in FILTERS.items())
+    head = ["item", *([] if redact else ["user turn"]), "gold", "predicted", *SPAN_NAMES, "format", "judge verdict"]
+    rows = []
+    for r in items.to_dict("records"):
+        flags = {"wrong": not r["emotion_correct"], "noncompliant": not r["well_formed"],
+                 "unscored": bool(dims) and any(_missing(r[d]) for d in dims),
+                 "flagged": "safety" in dims and not _missing(r["safety"]) and r["safety"] <= SAFETY_FLAG_MAX}  # fmt: skip
+        attrs = "".join(f' data-{k}="{int(v)}"' for k, v in flags.items())
+        cells = [escape(r["item_id"])]
+        if not redact:
+            cells.append(escape(turns.get(r["item_id"], f"({why})")))
+        cells += [escape(_text(r["gold_emotion"])), f'<span class="{"bad" if flags["wrong"] else ""}">{escape(_text(r["pred_emotion"]))}</span>',
+                  *(escape(_text(r[s])) for s in SPAN_NAMES),
+                  "ok" if r["well_formed"] else '<span class="bad">' + escape(", ".join(r["issues"] if isinstance(r["issues"], list) else []) or "not compliant") + "</span>",
+                  _verdict_cell(r, dims, verdicts.get(r["item_id"], []))]  # fmt: skip
+        rows.append(f"<tr{attrs}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    thead = "".join(f"<th>{escape(h)}</th>" for h in head)
+    return (f'<p id="filters">Show only items that are: {boxes}</p><p class="note"><span id="shown">{len(rows)}</span> of {len(rows)} items shown.</p>'
+            f'<table id="items"><thead><tr>{thead}</tr></thead><tbody>{"".join(rows)}</tbody></table>')  # fmt: skip
+
+
+def _verdict_cell(row: dict, dims: list[str], rationales: list[str]) -> str:
+    if not dims:
+        return "–"
+    scores = ", ".join(f"{d} {'–' if _missing(row[d]) else f'{row[d]:g}'}" for d in dims)
+    return escape(scores) + "".join(f"<br><small>{escape(t)}</small>" for t in rationales)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _user_turns(run: Run) -> tuple[dict[str, str], str]:
+    """item id → the user's message of that turn, from the run's data source (or why not)."""
+    from kardiabench.data import load_dialogues
+    from kardiabench.data.expand import expand
+    from kardiabench.errors import USER_ERRORS
+
+    d = run.manifest.data
+    try:
+        loaded = load_dialogues(d.source, d.split, derive_split=d.derive_split, split_seed=d.split_seed or 0)
+    except (*USER_ERRORS, OSError, ValueError) as e:
+        return {}, f"the data could not be loaded: {e}"
+    return {it.item_id: it.user_message for it in expand(loaded.dialogues)}, "not in the data"
+
+
+def _verdicts(run: Run) -> dict[str, list[str]]:
+    """item id → `judge: rationale` lines of the verdicts behind the run's scores."""
+    from kardiabench.judging import JUDGMENTS, load_judgments
+
+    path = run.path / JUDGMENTS
+    if run.results.judge is None or not path.exists():
+        return {}
+    out: dict[str, list[str]] = {}
+    for j in load_judgments(path, rubric_version=run.results.judge.rubric_version):
+        text = j.rationale or j.reason or ""
+        if text:
+            out.setdefault(j.item_id, []).append(f"{j.judge}: {text}")
+    return out
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _text(v: Any) -> str:
+    """A cell's text: "" for a missing value (None, or NaN from the DataFrame)."""
+    return "" if _missing(v) else str(v)
+
+
+def _table(head: list[str], rows: list[list[str]], *, header: bool = True) -> str:
+    """Rows of already escaped cells; numbers right-aligned."""
+    thead = "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>" if header else ""
+    body = "".join("<tr>" + "".join(f'<td class="{"num" if c.replace(".", "", 1).isdigit() else ""}">{c}</td>' for c in r) + "</tr>" for r in rows)
+    return f"<table>{thead}<tbody>{body}</tbody></table>"

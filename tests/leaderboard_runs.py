@@ -1,0 +1,38 @@
+"""Test helper: scored run folders made through the real CLI, for the leaderboard and report tests.
+
+Both baselines without a judge, and API models (one named like the paper's base model, one with a
+hostile name, one on a --limit subset) plus a baseline, judged by the scripted local server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import write_dataset
+
+from kardiabench.cli import main
+from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+HOSTILE = "<script>alert(1)</script>"
+JUDGED_MODELS = {"gen": "openai:gen-model", "qwen": "openai:Qwen/Qwen2.5-7B-Instruct", "hostile": f"openai:{HOSTILE}"}
+
+
+def make_runs(root: Path, monkeypatch) -> dict[str, Path]:
+    """name → run folder; every run scored (resamples kept small: the numbers are not the point)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    data = write_dataset(root / "data", test_users=("e", "f", "g", "h"))
+    runs = {}
+    common = ["--data", str(data), "--no-progress", "--no-cache", "--resamples", "100"]
+    for name in ("retrieval", "majority"):
+        runs[name] = root / name
+        assert main(["run", "--model", f"baseline:{name}", "--output", str(runs[name]), *common]) == 0
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        judge = ["--judge", "openai:judge-model", "--judge-base-url", srv.url]
+        for name, spec in JUDGED_MODELS.items():
+            runs[name] = root / name
+            assert main(["run", "--model", spec, "--base-url", srv.url, "--output", str(runs[name]), *judge, *common]) == 0
+        runs["retrieval-judged"] = root / "retrieval-judged"
+        assert main(["run", "--model", "baseline:retrieval", "--output", str(runs["retrieval-judged"]), *judge, *common]) == 0
+        runs["subset"] = root / "subset"
+        assert main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--limit", "5", "--output", str(runs["subset"]), *judge, *common]) == 0
+    return runs

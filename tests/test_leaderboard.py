@@ -1,0 +1,309 @@
+"""`kardiabench leaderboard add|build` and `kardiabench report`, on run folders made by the real CLI
+(tests/leaderboard_runs.py), plus unit tests of grouping, tiers and escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+from leaderboard_runs import HOSTILE, make_runs
+
+from kardiabench.cli import main
+from kardiabench.leaderboard.entries import Entry, load_entries
+from kardiabench.leaderboard.groups import group_entries
+from kardiabench.leaderboard.reported import load_reported, match_reported
+from kardiabench.leaderboard.tables import md_escape, tex_escape
+from kardiabench.leaderboard.tiers import assign_tiers
+
+REMOTE = re.compile(r"""(src|href)=["']?(https?:)?//|url\((?!#)|@import|<link""")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    try:
+        yield make_runs(tmp_path_factory.mktemp("runs"), mp)
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def board(runs, tmp_path_factory):
+    """A leaderboard of every run, built once."""
+    folder = tmp_path_factory.mktemp("lb") / "leaderboard"
+    assert main(["leaderboard", "add", *map(str, runs.values()), "--leaderboard", str(folder)]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "200"]) == 0
+    return folder
+
+
+# ----------------------------------------------------------------------------- entries
+
+
+def test_add_records_results_provenance_items_and_readding_replaces(runs, tmp_path):
+    folder = tmp_path / "lb"
+    assert (runs["gen"] / "report.html").is_file()  # `run` writes it
+    (runs["gen"] / "report.html").unlink()
+    assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder)]) == 0
+    assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder)]) == 0
+    entries = load_entries(folder)
+    assert len(entries) == 1
+    e = entries[0]
+    assert e.model == "openai:gen-model"
+    on_disk = json.loads((runs["gen"] / "results.json").read_text())
+    assert e.results["metrics"] == on_disk["metrics"] and e.results["data"] == on_disk["data"]
+    assert e.manifest["data"]["fingerprint"] == e.results["data"]["fingerprint"]
+    assert e.manifest["provenance"]["git_commit"]
+    assert e.items_path.read_bytes() == (runs["gen"] / "items.jsonl").read_bytes()
+    assert e.data["report"] is None  # no report.html in the folder
+    assert main(["report", str(runs["gen"])]) == 0
+    assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder)]) == 0
+    assert load_entries(folder)[0].data["report"] == str((runs["gen"] / "report.html").resolve())
+
+
+def test_add_an_unscored_folder_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    assert main(["leaderboard", "add", str(tmp_path / "x"), "--leaderboard", str(tmp_path / "lb")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a run folder" in err and "Traceback" not in err
+
+
+def test_build_without_entries_is_a_one_line_error(tmp_path, capsys):
+    assert main(["leaderboard", "build", "--leaderboard", str(tmp_path / "nothing")]) == 2
+    assert "no such leaderboard folder" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- groups, tiers
+
+
+def test_groups_split_judged_unjudged_and_subset_runs(board):
+    groups = group_entries(load_entries(board))
+    members = [sorted(e.run_path.name for e in g.entries) for g in groups]
+    assert members == [["gen", "hostile", "qwen", "retrieval-judged"], ["majority", "retrieval"], ["subset"]]
+    assert [g.name for g in groups] == ["G1", "G2", "G3"]
+    assert "no judge" in groups[1].explanation and "judge openai:judge-model" in groups[0].explanation
+    assert "(5 items" in groups[2].explanation
+
+
+def _entry(tmp_path, name: str, correct: list[bool]) -> Entry:
+    rows = [{"item_id": f"d{i // 2}-t{i % 2}", "dialogue_id": f"d{i // 2}", "persona_id": f"p{i // 2}", "mbti": "INFP",
+             "turn_index": i % 2, "gold_emotion": "sad", "pred_emotion": "sad" if c else "proud",
+             "pred_class": "sad" if c else "proud", "emotion_correct": c, "well_formed": True} for i, c in enumerate(correct)]  # fmt: skip
+    (tmp_path / "items").mkdir(exist_ok=True)
+    (tmp_path / "items" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    value = 100 * sum(correct) / len(correct)
+    results = {"metrics": {"emotion_accuracy": {"value": value}}}
+    return Entry(tmp_path, {"entry_id": name, "model": name, "results": results, "manifest": {}, "items": f"items/{name}.jsonl"})
+
+
+def test_tiers_split_only_where_the_paired_test_rejects(tmp_path):
+    n = 40
+    a = _entry(tmp_path, "a", [True] * n)
+    b = _entry(tmp_path, "b", [True] * (n - 1) + [False])  # one item worse: not separable from a
+    c = _entry(tmp_path, "c", [False] * n)  # all wrong: separated from a
+    d = _entry(tmp_path, "d", [False] * (n - 1) + [True])  # better than c by one item: joins c's tier
+    ranked, tiers, p = assign_tiers([c, d, b, a], "emotion_accuracy", n_resamples=200)
+    assert [e.entry_id for e in ranked] == ["a", "b", "d", "c"]
+    assert tiers == {"a": 1, "b": 1, "d": 2, "c": 2}
+    assert p["a"] is None  # the first entry is not tested
+    assert p["d"] < 0.05  # d vs a: rejected, so d opens tier 2
+    assert p["b"] >= 0.05 and p["c"] >= 0.05  # b vs a, c vs d: not separated
+    assert p["b"] == pytest.approx(1.0)  # Bonferroni over 3 tests, capped at 1
+
+
+def test_an_entry_without_the_metric_gets_no_tier(tmp_path):
+    a = _entry(tmp_path, "a", [True, False])
+    none = Entry(tmp_path, {"entry_id": "z", "model": "z", "results": {"metrics": {}}, "manifest": {}, "items": "items/a.jsonl"})
+    ranked, tiers, _ = assign_tiers([none, a], "emotion_accuracy")
+    assert [e.entry_id for e in ranked] == ["a", "z"] and tiers == {"a": 1, "z": None}
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def test_csv_has_one_row_per_run_and_per_reported_row(board):
+    frame = pd.read_csv(board / "leaderboard.csv")
+    runs = frame[frame["kind"] == "run"]
+    assert len(runs) == 7 and len(frame[frame["kind"] == "reported"]) == 4
+    assert set(frame.loc[frame["kind"] == "reported", "group"]) == {"paper"}
+    assert {"emotion_accuracy", "emotion_accuracy_ci_low", "emotion_accuracy_ci_high", "emotion_accuracy_delta_reported", "tier"} <= set(frame.columns)
+    assert runs.loc[runs["model"].str.contains("subset"), "subset"].tolist() == [True]
+    gen = runs[runs["model"] == "openai:gen-model [gen]"].iloc[0]
+    entry = next(e for e in load_entries(board) if e.run_path.name == "gen")
+    for metric in ("emotion_accuracy", "empathy"):
+        assert gen[metric] == pytest.approx(entry.metric(metric)["value"])
+        assert gen[f"{metric}_ci_low"] == pytest.approx(entry.metric(metric)["ci_low"])
+
+
+def test_delta_to_the_reported_row_of_the_same_model(board):
+    frame = pd.read_csv(board / "leaderboard.csv")
+    qwen = frame[frame["model"] == "openai:Qwen/Qwen2.5-7B-Instruct"].iloc[0]
+    assert qwen["reported_as"] == "Qwen2.5-7B-Instruct (base)"
+    assert qwen["emotion_accuracy_delta_reported"] == pytest.approx(qwen["emotion_accuracy"] - 9.54)
+    assert qwen["empathy_delta_reported"] == pytest.approx(qwen["empathy"] - 2.59)
+    assert pd.isna(qwen["relevance_delta_reported"])  # the paper's relevance is not known
+    assert frame.loc[frame["model"] == "baseline:majority", "reported_as"].isna().all()
+    md = (board / "leaderboard.md").read_text()
+    assert "Runs against the paper's reported row" in md and "| Qwen2.5-7B-Instruct (base) |" in md
+
+
+def test_reported_name_mapping():
+    rows = load_reported()
+    assert {r.name for r in rows} == {"Qwen2.5-7B-Instruct (base)", "Kardia-R1 (Qwen2.5-7B)", "Gemma-7B (base)", "Kardia-R1 (Gemma-7B)"}
+    assert all(r.status == "reported" and "arXiv 2512.01282" in r.source and "low" in r.confidence for r in rows)
+    assert match_reported("hf:Jhcircle/Kardia-R1", rows).name == "Kardia-R1 (Qwen2.5-7B)"
+    assert match_reported("vllm:/models/qwen2.5-7b-instruct/", rows).name == "Qwen2.5-7B-Instruct (base)"
+    assert match_reported("openai:gpt-4o", rows) is None
+    kardia = match_reported("hf:Jhcircle/Kardia-R1", rows)
+    assert kardia.metrics == {"emotion_accuracy": 66.53, "empathy": 3.79, "persona_consistency": 4.64, "safety": 4.66}
+
+
+def test_markdown_marks_groups_subsets_and_escapes(board):
+    md = (board / "leaderboard.md").read_text()
+    table = md.split("\n\n")[0]
+    lines = [x for x in table.splitlines() if re.match(r"\| G\d", x)]
+    assert [x.split(" | ")[0] for x in lines] == ["| G1"] * 4 + ["| G2"] * 2 + ["| G3"]
+    assert "openai:gen-model \\[subset\\] †" in md
+    assert HOSTILE not in md and "openai:&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert md.count("- G") == 3 and "(reported)" in md
+
+
+def test_md_and_tex_escape():
+    assert md_escape("a|b*c_d<e>`f`") == "a\\|b\\*c\\_d&lt;e&gt;\\`f\\`"
+    assert tex_escape("a_b&c%d$e#f{g}~h^i\\j") == r"a\_b\&c\%d\$e\#f\{g\}\textasciitilde{}h\textasciicircum{}i\textbackslash{}j"
+
+
+def test_latex_is_booktabs_with_the_best_per_group_in_bold(board):
+    tex = (board / "leaderboard.tex").read_text()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    frame = pd.read_csv(board / "leaderboard.csv")
+    g2 = frame[frame["group"] == "G2"]
+    for _, row in g2.iterrows():  # Emo Acc in bold exactly where it is the group's best
+        line = next(x for x in tex.splitlines() if x.startswith(f"1 & {row['model']} &"))
+        first_metric = line.split(" & ")[2]
+        assert first_metric.startswith(r"$\mathbf{") == (row["emotion_accuracy"] == g2["emotion_accuracy"].max())
+    assert r"openai:\textless{}script\textgreater{}alert(1)\textless{}/script\textgreater{}" in tex
+    assert r"$^\dagger$" in next(x for x in tex.splitlines() if "[subset]" in x)
+    assert r"\multicolumn{9}{l}{\emph{G2: " in tex and ", no judge}} \\" in tex  # short group line
+    assert "% G2: data " in tex  # the full explanation, as a comment
+
+
+# ----------------------------------------------------------------------------- plots and site
+
+
+def test_build_writes_every_plot_as_png_and_svg(board):
+    for stem in ("radar", "bars", "emotion_heatmap"):
+        assert (board / "plots" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "<svg" in (board / "plots" / f"{stem}.svg").read_text()
+    for e in load_entries(board):
+        assert (board / "plots" / "confusion" / f"{e.entry_id}.png").is_file()
+    info = json.loads((board / "build.json").read_text())
+    assert info["redacted"] is False and len(info["entries"]) == 7 and "plots/radar.svg" in info["files"]
+
+
+def test_radar_legend_names_every_run_and_reported_row(board):
+    svg = (board / "plots" / "radar.svg").read_text()
+    assert svg.count("<!-- ") >= 7 + 4  # matplotlib writes each legend text as a comment
+    for name in ("baseline:majority", "Kardia-R1 (Qwen2.5-7B) (reported)"):
+        assert f"<!-- {name} -->" in svg
+
+
+def test_site_is_escaped_offline_and_links_reports(board):
+    html = (board / "site" / "index.html").read_text()
+    assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert not REMOTE.search(html)  # no CDN, nothing remote
+    assert html.count('<tr data-entry="') == 7
+    for e in load_entries(board):
+        assert f'href="reports/{e.entry_id}.html"' in html
+        assert (board / "site" / "reports" / f"{e.entry_id}.html").is_file()
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def test_report_sections_and_items_table(runs, tmp_path):
+    out = tmp_path / "r.html"
+    assert main(["report", str(runs["gen"]), "--output", str(out)]) == 0
+    html = out.read_text()
+    for heading in ("Headline metrics", "Span diagnostics", "confusion matrix", "Per gold emotion", "Per MBTI type",
+                    "score distribution per dimension", "Safety-flagged items"):  # fmt: skip
+        assert heading in html
+    items = [json.loads(x) for x in (runs["gen"] / "items.jsonl").read_text().splitlines()]
+    assert html.count('<tr data-wrong="') == len(items)
+    wrong = sum(not r["emotion_correct"] for r in items)
+    assert html.count('data-wrong="1"') == wrong
+    flagged = json.loads((runs["gen"] / "results.json").read_text())["metrics"]["safety_flag_rate"]["extra"]["flagged_item_ids"]
+    assert html.count('data-flagged="1"') == len(flagged)
+    assert "my interview is soon" in html  # the user's turn, from the data
+    assert "Scripted verdict" in html or "rationale" not in html  # the judge's rationale when it gave one
+    assert "<svg" in html and not REMOTE.search(html)
+
+
+def test_report_redacted_drops_dialogue_text_keeps_spans_and_scores(runs, tmp_path):
+    out = tmp_path / "r.html"
+    assert main(["report", str(runs["gen"]), "--output", str(out), "--redact"]) == 0
+    html = out.read_text()
+    assert "my interview is soon" not in html and "user turn" not in html
+    pred = json.loads((runs["gen"] / "predictions.jsonl").read_text().splitlines()[0])
+    from kardiabench.spans import parse_spans
+
+    response = parse_spans(pred["raw_output"]).spans["response"]
+    assert response and response in html.replace("&#x27;", "'").replace("&quot;", '"')
+    assert "empathy" in html
+
+
+def test_report_of_a_hostile_model_name_is_text(runs, tmp_path):
+    out = tmp_path / "r.html"
+    assert main(["report", str(runs["hostile"]), "--output", str(out)]) == 0
+    html = out.read_text()
+    assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_report_of_outputs_without_spans(tmp_path, monkeypatch):
+    """A model that writes no spans (and a judge that gives no valid verdict): every item is
+    non-compliant, wrong and unscored, and the page still renders them."""
+    from helpers import write_dataset
+
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    data, out = write_dataset(tmp_path / "data"), tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig(reply_fn=lambda request: "just words & <b>no</b> spans")) as srv:
+        assert main(["run", "--model", "openai:m", "--base-url", srv.url, "--data", str(data), "--output", str(out), "--judge", "openai:j",
+                     "--judge-base-url", srv.url, "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+    assert main(["report", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    n = len((out / "items.jsonl").read_text().splitlines())
+    for flag in ("wrong", "noncompliant", "unscored"):
+        assert html.count(f'data-{flag}="1"') == n
+    assert "<b>no</b>" not in html
+
+
+def test_one_colour_per_model_across_the_site_and_every_plot(board):
+    html = (board / "site" / "index.html").read_text()
+    swatches = re.findall(r'class="swatch" style="background:(#[0-9a-f]{6})"', html)
+    assert len(swatches) == 7 and len(set(swatches)) == 7
+    for plot in ("radar", "bars", "emotion_heatmap"):
+        svg = (board / "plots" / f"{plot}.svg").read_text()
+        assert all(colour in svg for colour in swatches), plot
+
+
+def test_build_redacted_reports_leave_out_the_users_turns(runs, tmp_path):
+    folder = tmp_path / "lb"
+    assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder)]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--redact", "--resamples", "50"]) == 0
+    (report,) = (folder / "site" / "reports").glob("*.html")
+    html = report.read_text()
+    assert "my interview is soon" not in html and "Redacted export" in (folder / "site" / "index.html").read_text()
+    assert html.count('<tr data-wrong="') == 12  # every item still listed, with its spans and scores
+
+
+def test_report_of_an_unscored_run_is_a_one_line_error(tmp_path, capsys):
+    from helpers import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    assert main(["generate", "--model", "baseline:majority", "--data", str(data), "--output", str(tmp_path / "g"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "g")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'g'}: not scored yet (no results.json); run `kardiabench score {tmp_path / 'g'}` first"
