@@ -103,6 +103,7 @@ class Cache:
                 "completion_tokens": gen.completion_tokens,
                 "latency_s": gen.latency_s,
                 "attempts": gen.attempts,
+                "served_model": gen.served_model,
             },
             ensure_ascii=False,
         )

@@ -6,20 +6,21 @@ import hashlib
 import json
 import logging
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kardiabench.cache import Cache
 from kardiabench.data import expand, load_dialogues
-from kardiabench.data.load import DataError, LoadResult, is_hub_source
+from kardiabench.data.load import DataError, LoadResult, files_sha256, hub_revision, is_hub_source
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.models.base import ChatRequest, Generation, ModelError, SamplingParams
 from kardiabench.records import Item, Prediction
 from kardiabench.redact import redact_argv
 from kardiabench.rundir import RunDir, RunDirError, now, provenance
 from kardiabench.runner import Job, RunStats, request_cost, run_jobs
-from kardiabench.spans import PARSER_VERSION, parse_spans
+from kardiabench.spans import PARSER_VERSION, parse_spans, span_markers
 from kardiabench.tasks import Task
 
 _info = logging.getLogger("kardiabench").info  # progress lines: the CLI shows them on stderr
@@ -95,16 +96,48 @@ def build_model(cfg: GenerateConfig, log=_info) -> ChatModel:
     return load_model(cfg.model_spec, cfg.options, train_dialogues=train.dialogues, train_source=source)
 
 
+def _sha256(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def generation_identity(cfg: GenerateConfig, model: ChatModel) -> dict[str, Any]:
     """What determines the predictions. A run folder refuses to resume under a different one."""
-    task_blob = json.dumps(cfg.task.model_dump(mode="json"), sort_keys=True)
     return {
-        "task": {"name": cfg.task.name, "version": cfg.task.version, "sha256": hashlib.sha256(task_blob.encode()).hexdigest()[:16]},
+        "task": {"name": cfg.task.name, "version": cfg.task.version, "sha256": _sha256(cfg.task.model_dump(mode="json"))},
         "model": model.identity(),
         "sampling": cfg.params.to_dict(),
         "history": cfg.task.history,
         "data": {"source": cfg.data.source, "split": cfg.data.split, "derive_split": cfg.data.derive_split, "split_seed": cfg.data.split_seed},
     }
+
+
+def task_block(task: Task) -> dict[str, Any]:
+    """run.json's `task`: the identity's task hash, plus the prompt template's own hash and the
+    span tag style it asks for. Kept out of `generation` (they follow from the task config already
+    in it), so folders written before them still resume."""
+    return {"name": task.name, "version": task.version, "sha256": _sha256(task.model_dump(mode="json")),
+            "prompt_sha256": _sha256(task.prompt.model_dump(mode="json")), "tag_style": tag_style(task)}  # fmt: skip
+
+
+def tag_style(task: Task) -> str | None:
+    """The span tags the prompt shows ("special" or "xml"; "mixed" for both), None for none."""
+    p = task.prompt
+    text = "\n".join([p.format_instruction or "", *(s.assistant for s in p.few_shot)])
+    found = [style for style in ("special", "xml") if any(m in text for m in span_markers(style))]
+    return found[0] if len(found) == 1 else ("mixed" if found else None)
+
+
+def data_block(cfg: GenerateConfig, loaded: LoadResult, items: list[Item]) -> dict[str, Any]:
+    """run.json's `data`: where the items came from and which revision of it (file hashes; the
+    Hub commit), and how many were evaluated."""
+    return {
+        "source": cfg.data.source, "split": loaded.split, "files": [Path(f).name for f in loaded.files],
+        "files_sha256": files_sha256(loaded.files),
+        "revision": hub_revision(loaded.files) if is_hub_source(cfg.data.source) else None,
+        "fingerprint": data_fingerprint(items), "n_dialogues": count_dialogues(items), "n_items": len(items),
+        "records_skipped": loaded.skipped, "limit": cfg.data.limit, "derive_split": cfg.data.derive_split,
+        "split_seed": cfg.data.split_seed,
+    }  # fmt: skip
 
 
 _UNSET = "(unset)"
@@ -180,13 +213,9 @@ def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunD
         {
             "generation": identity,
             "model_spec": cfg.model_spec,
+            "task": task_block(cfg.task),
             "task_config": cfg.task.model_dump(mode="json"),
-            "data": {
-                "source": cfg.data.source, "split": loaded.split, "files": [Path(f).name for f in loaded.files],
-                "fingerprint": data_fingerprint(items), "n_dialogues": count_dialogues(items), "n_items": len(items),
-                "records_skipped": loaded.skipped, "limit": cfg.data.limit, "derive_split": cfg.data.derive_split,
-                "split_seed": cfg.data.split_seed,
-            },  # fmt: skip
+            "data": data_block(cfg, loaded, items),
             "parser_version": PARSER_VERSION,
             "provenance": provenance(),
             "command": redact_argv(sys.argv),
@@ -222,6 +251,7 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
         cost = request_cost(model, out) if isinstance(out, Generation) else None
         writer.write(to_prediction(job.key, cfg.model_spec, out, cost, cached).to_dict())
 
+    started = now()
     try:
         stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}", budget_usd=cfg.max_cost_usd)
     finally:
@@ -229,10 +259,29 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
         if cache is not None:
             cache.close()
         await model.aclose()
-    manifest["generation_stats"] = {
-        "requested": stats.total, "from_cache": stats.cached, "done": stats.done, "failed": stats.failed,
-        "failed_items": stats.failed_keys, "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
-        "cost_usd": stats.cost_usd, "wall_s": round(stats.wall_s, 2), "finished": now(),
-    }  # fmt: skip
+    manifest["generation_stats"] = add_stats(manifest.get("generation_stats"), stats, started)
     run.write_manifest(manifest)
     return run, stats, items
+
+
+def add_stats(previous: dict[str, Any] | None, stats: RunStats, started: str) -> dict[str, Any]:
+    """run.json's `generation_stats`: this session's requests added to those of the sessions before
+    it in the folder (`resumes` of them), so a resume with nothing left to do loses no totals.
+    `failed`/`failed_items` are this session's: every item that failed before is asked again."""
+    new = {
+        "requested": stats.total, "from_cache": stats.cached, "done": stats.done, "failed": stats.failed,
+        "failed_items": stats.failed_keys, "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
+        "cost_usd": stats.cost_usd, "wall_s": round(stats.wall_s, 2), "served_models": dict(stats.served_models),
+        "started": started, "finished": now(), "resumes": 0,
+    }  # fmt: skip
+    if not previous:
+        return new
+    old_cost = previous.get("cost_usd")
+    for k in ("requested", "from_cache", "done", "prompt_tokens", "completion_tokens"):
+        new[k] += previous.get(k, 0)
+    new["cost_usd"] = None if old_cost is None or stats.cost_usd is None else old_cost + stats.cost_usd
+    new["wall_s"] = round(new["wall_s"] + previous.get("wall_s", 0.0), 2)
+    new["served_models"] = dict(Counter(previous.get("served_models") or {}) + stats.served_models)
+    new["started"] = previous.get("started", started)
+    new["resumes"] = previous.get("resumes", 0) + 1
+    return new

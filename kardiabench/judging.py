@@ -189,6 +189,7 @@ class _Case:
     completion_tokens: int = 0
     cost: float | None = 0.0
     all_cached: bool = True
+    served_model: str | None = None
 
     def request(self, rubric: Rubric) -> ChatRequest:
         return repair_request(self.first, self.failures, rubric) if self.failures else self.first
@@ -317,7 +318,7 @@ async def _judge_with(
                 }
                 record(Judgment(c.item_id, repeat=c.repeat, scores=scores, status=status, attempts=attempts,
                                 seed=cfg.seed + c.repeat, prompt_hash=c.phash, usage=usage, cached=c.all_cached,
-                                response_cut=c.response_cut, created=now(), **base, **extra))  # fmt: skip
+                                response_cut=c.response_cut, served_model=c.served_model, created=now(), **base, **extra))  # fmt: skip
 
             if isinstance(out, ModelError):
                 c.all_cached = False
@@ -326,6 +327,7 @@ async def _judge_with(
                 )
                 return
             c.all_cached = c.all_cached and cached
+            c.served_model = out.served_model
             c.prompt_tokens += out.prompt_tokens
             c.completion_tokens += out.completion_tokens
             cost = request_cost(model, out)

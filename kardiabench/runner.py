@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,8 +37,11 @@ class RunStats:
     cost_usd: float | None = 0.0  # None once any request had no known price
     wall_s: float = 0.0
     failed_keys: list[str] = field(default_factory=list)
+    served_models: Counter = field(default_factory=Counter)  # served model name → replies
 
     def add_usage(self, gen: Generation, cost: float | None) -> None:
+        if gen.served_model:
+            self.served_models[gen.served_model] += 1
         self.prompt_tokens += gen.prompt_tokens
         self.completion_tokens += gen.completion_tokens
         if cost is None:

@@ -12,6 +12,8 @@ import asyncio
 import dataclasses
 import logging
 import os
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 from kardiabench.cache import Cache
 from kardiabench.data.load import DataError
-from kardiabench.generate import DataSpec, count_dialogues, data_fingerprint, load_items
+from kardiabench.generate import DataSpec, count_dialogues, data_fingerprint, load_items, task_block
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.models import ChatModel, ModelOptions, load_model
 from kardiabench.params import check_keywords
@@ -152,7 +154,7 @@ def external_inputs(run: RunDir, ext: ExternalPredictions) -> tuple[Task, list[I
     task = load_task(ext.task or "kardiabench", list(ext.tasks_dir))
     spec = DataSpec(ext.data, ext.split or task.data.split, strict=ext.strict, derive_split=ext.derive_split, split_seed=ext.split_seed)
     items, loaded = load_items(task, spec, log.info)
-    manifest = {"task_config": task.model_dump(mode="json"), "model_spec": f"external:{ext.path.name}",
+    manifest = {"task": task_block(task), "task_config": task.model_dump(mode="json"), "model_spec": f"external:{ext.path.name}",
                 "generation": {"history": task.history}, "parser_version": PARSER_VERSION,
                 "data": {"source": spec.source, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items)},
                 "provenance": provenance(), "created": now()}  # fmt: skip
@@ -294,13 +296,15 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
     missing = sum(1 for it in items if it.item_id not in preds)
     if missing:
         log.warning(f"warning: {missing} of {len(items)} items have no prediction; they count as wrong ({missing_hint})")
+    t0 = time.monotonic()
     outcome, note = judge_stage(judging, task, items, preds, run, cache_path, progress)
+    judge_wall_s = round(time.monotonic() - t0, 2)
     report = score_predictions(items, preds, outcome.item_scores if outcome else None, n_resamples=resamples,
                                seed=seed, no_judge_reason=note or "")  # fmt: skip
     results = report.to_dict()
     if "rubric" not in task.metrics:
         results["metrics"] = {k: v for k, v in results["metrics"].items() if k not in RUBRIC_METRICS}
-    manifest["judge"] = {"spec": "+".join(outcome.judges), "rubric_version": outcome.rubric_version, "repeats": outcome.repeats} if outcome else None
+    manifest["judge"] = judge_block(outcome, judge_wall_s) if outcome else None
     manifest["scored"] = now()
     run.write_manifest(manifest)
     rubric = {"computed": False, "reason": note}
@@ -325,6 +329,21 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
     for line in failures:
         log.error(f"error: {line}")
     return dataclasses.replace(load_run(run.path), problems=failures)
+
+
+def judge_block(outcome, wall_s: float) -> dict[str, Any]:
+    """run.json's `judge`: who judged under which rubric, and the totals of results.json's
+    rubric.usage over the judges (tokens and cost of every verdict used, cached ones included)
+    with this scoring's judge-stage wall time, so run.json alone says what judging cost."""
+    usage = outcome.usage().values()
+    costs = [u["cost_usd"] for u in usage]
+    return {
+        "spec": "+".join(outcome.judges), "judges": list(outcome.judges), "rubric_version": outcome.rubric_version,
+        "repeats": outcome.repeats, "requests": sum(u["requests"] for u in usage),
+        "prompt_tokens": sum(u["prompt_tokens"] for u in usage), "completion_tokens": sum(u["completion_tokens"] for u in usage),
+        "cost_usd": None if any(c is None for c in costs) else sum(costs),
+        "served_models": dict(sum((Counter(u["served_models"]) for u in usage), Counter())), "wall_s": wall_s,
+    }  # fmt: skip
 
 
 def _write_items(path: Path, rows: list[dict]) -> None:

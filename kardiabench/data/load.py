@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -227,6 +228,28 @@ def load_dialogues(
         more = f"\n  … and {len(result.problems) - 20} more" if len(result.problems) > 20 else ""
         raise DataError(f"{len(result.problems)} problem(s) in {data} (strict mode):\n{shown}{more}")
     return result
+
+
+def files_sha256(files: list[str]) -> dict[str, str]:
+    """File name → 16 hex of the SHA-256 of its bytes: which revision of local data a run read."""
+    out = {}
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        out[Path(f).name] = h.hexdigest()[:16]
+    return out
+
+
+def hub_revision(files: list[str]) -> str | None:
+    """The Hub commit files were downloaded at: their snapshot folder in the Hub cache
+    (`.../snapshots/<commit sha>/<file>`), as `hf_hub_download` resolves it."""
+    for f in files:
+        parts = Path(f).parts
+        if "snapshots" in parts[:-2]:
+            return parts[parts.index("snapshots") + 1]
+    return None
 
 
 def _is_single_file(data: str) -> bool:

@@ -48,6 +48,7 @@ class Generation:
     completion_tokens: int = 0
     latency_s: float = 0.0
     attempts: int = 1
+    served_model: str | None = None  # the model name an API answered with (its `model` field)
 
 
 class ModelError(Exception):

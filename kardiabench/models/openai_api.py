@@ -346,6 +346,7 @@ class OpenAIChatModel(ChatModel):
             finish_reason=choice.get("finish_reason"),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            served_model=data.get("model") if isinstance(data.get("model"), str) else None,
         )
 
     def _classify_status(self, e: Any, body: dict[str, Any]) -> _Retry | ModelError | None:

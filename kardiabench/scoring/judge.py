@@ -87,6 +87,7 @@ class Judgment:
     usage: dict[str, float | None] = field(default_factory=dict)  # summed over attempts
     cached: bool = False  # every attempt came from the cache
     response_cut: bool = False  # the judge saw only MAX_RESPONSE_CHARS of a longer response
+    served_model: str | None = None  # the model name the judge's API answered with (last attempt)
     created: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -451,6 +452,7 @@ class JudgeOutcome:
                 "prompt_tokens": int(sum(j.usage.get("prompt_tokens") or 0 for j in js)),
                 "completion_tokens": int(sum(j.usage.get("completion_tokens") or 0 for j in js)),
                 "cost_usd": None if any(c is None for c in costs) else float(sum(costs)),  # type: ignore[arg-type]
+                "served_models": dict(Counter(j.served_model for j in js if j.served_model)),
             }
         return out
 

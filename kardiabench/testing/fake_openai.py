@@ -65,6 +65,7 @@ class FakeConfig:
     reject_max_tokens: bool = False  # 400 on `max_tokens`, like OpenAI reasoning models
     reject_response_format: bool = False  # 400 on `response_format`, like endpoints without JSON mode
     span_style: str = "special"
+    served_names: dict[str, str] = field(default_factory=dict)  # requested model → the `model` a reply names
     reply_fn: ReplyFn | None = None
 
     def __post_init__(self) -> None:
@@ -261,7 +262,7 @@ class _App:
             "id": f"chatcmpl-{key}-{attempt}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": req.get("model"),
+            "model": self.config.served_names.get(req.get("model"), req.get("model")),
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},  # fmt: skip
@@ -457,6 +458,8 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, FakeConfig]
             p.add_argument(flag, action="store_true")
         elif f.name in ("fail_kinds", "models"):
             p.add_argument(flag, type=lambda s: tuple(x for x in s.split(",") if x), help="comma-separated")
+        elif f.name == "served_names":
+            p.add_argument(flag, type=lambda s: dict(x.split("=", 1) for x in s.split(",") if x), help="ASKED=ANSWERED,...")
         elif f.type in ("float", "int"):
             p.add_argument(flag, type=float if f.type == "float" else int)
         else:
