@@ -55,7 +55,8 @@ def test_damaged_middle_lines_are_set_aside_and_later_good_lines_kept(tmp_path, 
     after = rows(preds)
     assert after[: len(kept)] == kept  # every good line after the damage is still there, unchanged
     assert len(after) == 9 and {r["item_id"] for r in after} == ids
-    assert RunDir(out).read_manifest()["generation_stats"]["requested"] == 3  # only the damaged items again
+    stats = RunDir(out).read_manifest()["generation_stats"]
+    assert (stats["requested"], stats["resumes"]) == (9 + 3, 1)  # totals: 9, then only the damaged items again
     rejected = (out / "predictions.jsonl.rejected").read_text().splitlines()
     assert rejected == [f"{n}\t{text.rstrip(chr(10))}" for n, text in damaged.items()]
 
@@ -164,7 +165,7 @@ def test_raising_the_limit_continues_and_lowering_it_refuses(tmp_path, capsys):
     assert generate(data, out, "--limit", "6") == 0
     assert rows(out / "predictions.jsonl")[:4] == first  # kept, not generated again
     run = RunDir(out).read_manifest()
-    assert run["generation_stats"]["requested"] == 2 and run["data"]["n_items"] == 6 and run["data"]["limit"] == 6
+    assert (run["generation_stats"]["requested"], run["generation_stats"]["resumes"]) == (4 + 2, 1) and run["data"]["n_items"] == 6 and run["data"]["limit"] == 6
 
     capsys.readouterr()
     assert generate(data, out, "--limit", "5") == 2
@@ -173,7 +174,7 @@ def test_raising_the_limit_continues_and_lowering_it_refuses(tmp_path, capsys):
 
     assert generate(data, out) == 0  # no --limit after a limited run: all items
     run = RunDir(out).read_manifest()
-    assert run["generation_stats"]["requested"] == 3 and run["data"]["n_items"] == 9 and run["data"]["limit"] is None
+    assert (run["generation_stats"]["requested"], run["generation_stats"]["resumes"]) == (6 + 3, 2) and run["data"]["n_items"] == 9 and run["data"]["limit"] is None
     assert main(["score", str(out)]) == 0
     assert "9 items in 3 dialogues (limit: none)" in (out / "summary.md").read_text()
     assert json.loads((out / "results.json").read_text())["data"]["n_items"] == 9
