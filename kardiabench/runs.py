@@ -98,12 +98,20 @@ class DataInfo(_Open):
     limit: int | None = None
     derive_split: float | None = None
     split_seed: int | None = None
+    files_sha256: dict[str, str] | None = None  # file name → 16 hex of its SHA-256
+    revision: str | None = None  # the Hub commit; None for local data
 
 
 class JudgeInfo(_Open):
     spec: str
     rubric_version: str | None = None
     repeats: int = 1
+    judges: list[str] | None = None
+    prompt_tokens: int | None = None  # totals over the judges (results.json rubric.usage)
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    served_models: dict[str, int] | None = None
+    wall_s: float | None = None
 
 
 class GenerationIdentity(_Open):
@@ -128,6 +136,9 @@ class GenerationStats(_Open):
     cost_usd: float | None
     wall_s: float
     finished: str
+    started: str | None = None  # of the first session
+    resumes: int = 0  # sessions after the first; the counts above are totals over all of them
+    served_models: dict[str, int] = {}  # the `model` an API answered with → replies
 
 
 # ----------------------------------------------------------------------------- the two files
@@ -171,6 +182,7 @@ class RunManifest(_RunFile):
     generation: GenerationIdentity | None = None
     model_spec: str
     task_config: Task
+    task: dict[str, Any] | None = None  # generate.task_block: hashes of the task and its prompt, tag style
     data: DataInfo
     parser_version: str
     provenance: dict[str, Any] | None = None
