@@ -1,21 +1,19 @@
 """KardiaBench evaluation harness.
 
-The Python API (docs/api.md) is imported on first use, so `import kardiabench` and
-`kardiabench --help` stay fast::
+The Python API (`kardiabench/api.py`, docs/api.md) is imported on first use, so `import
+kardiabench` and `kardiabench --help` stay fast::
 
     import kardiabench as kb
     run = kb.evaluate(model="openai:gpt-4o", output="runs/gpt-4o", data="sample", judges=["openai:gpt-5-mini"])
 """
 
 import importlib
-import sys
-import types
 
 __version__ = "0.1.0"
 
 _API = {
     **dict.fromkeys(("evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "JudgeOptions",
-                     "ParameterError", "Interrupted"), "kardiabench.evaluate"),
+                     "ParameterError", "Interrupted"), "kardiabench.api"),
     **dict.fromkeys(("load_run", "Run", "RunFileError"), "kardiabench.runs"),
 }  # fmt: skip
 __all__ = ["__version__", *_API]
@@ -29,16 +27,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_API})
-
-
-class _Package(types.ModuleType):
-    """`kardiabench.evaluate` and `kardiabench.generate` stay the API functions: importing the
-    modules of the same name would otherwise bind the modules over them (import them with
-    `from kardiabench.evaluate import …`)."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if not (name in _API and isinstance(value, types.ModuleType)):
-            super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -298,7 +298,7 @@ def _parameters(fn) -> list[str]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from kardiabench.evaluate import (
+    from kardiabench.api import (
         JUDGE_KEYWORDS,
         Interrupted,
         dry_run,
@@ -324,7 +324,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from kardiabench.evaluate import Interrupted, score
+    from kardiabench.api import Interrupted, score
 
     try:
         run = score(**_keywords(args, _parameters(score)))
@@ -346,7 +346,7 @@ def _interrupted(e: KeyboardInterrupt) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from kardiabench.evaluate import compare
+    from kardiabench.api import compare
 
     comparison = compare(args.run_a, args.run_b, force=args.force, resamples=args.resamples, seed=args.seed)
     print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison.to_markdown())
@@ -354,7 +354,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_agreement(args: argparse.Namespace) -> int:
-    from kardiabench.evaluate import format_agreement, judge_agreement
+    from kardiabench.api import format_agreement, judge_agreement
 
     report = judge_agreement(args.human, args.run_dir)
     print(json.dumps(report, indent=2) if args.json else format_agreement(report))

@@ -40,7 +40,7 @@ def check(name: str, value: Any, rule: str) -> None:
         raise ParameterError(f"{name}: must be {text}, got {value!r}")
 
 
-# The Python API's keywords that have a rule (kardiabench/evaluate.py; the CLI flag of the same name
+# The Python API's keywords that have a rule (kardiabench/api.py; the CLI flag of the same name
 # is checked by its argparse type).
 KEYWORD_RULES = {
     "limit": "positive_int", "temperature": "nonneg_float", "top_p": "top_p", "max_tokens": "positive_int",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from kardiabench.generate import GenerateConfig, build_model, load_items, model_request
+from kardiabench.generate_stage import GenerateConfig, build_model, load_items, model_request
 from kardiabench.models.base import ChatModel
 from kardiabench.records import Item
 from kardiabench.rundir import RunDir

@@ -74,9 +74,9 @@ def reproduce(config: str, *, limit: int | None = None, dry_run: bool = False, o
               cache: str | None = None) -> int:  # fmt: skip
     """Estimate every system, run each (resumable), then add the scored runs to `leaderboard` and
     build it. 0 when every system finished, 1 when any did not (the others still ran)."""
+    from kardiabench.api import dry_run as estimate
+    from kardiabench.api import evaluate
     from kardiabench.errors import USER_ERRORS
-    from kardiabench.evaluate import dry_run as estimate
-    from kardiabench.evaluate import evaluate
     from kardiabench.leaderboard.build import build
     from kardiabench.leaderboard.entries import add_run
 

@@ -1,5 +1,5 @@
 """The scoring stage: a run folder, or predictions made elsewhere, → results.json, items.jsonl and
-summary.md. `kardiabench.evaluate.score` is its front door.
+summary.md. `kardiabench.api.score` is its front door.
 
 Scoring never regenerates: it reads predictions.jsonl, reloads the items the manifest names (and
 checks their fingerprint), judges what has not been judged yet, and writes results.json,
@@ -21,7 +21,13 @@ from typing import Any
 
 from kardiabench.cache import Cache
 from kardiabench.data.load import DataError
-from kardiabench.generate import DataSpec, count_dialogues, data_fingerprint, load_items, task_block
+from kardiabench.generate_stage import (
+    DataSpec,
+    count_dialogues,
+    data_fingerprint,
+    load_items,
+    task_block,
+)
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.models import ChatModel, ModelOptions, load_model
 from kardiabench.params import check_keywords
@@ -90,7 +96,7 @@ def read_external_predictions(path: Path, model: str = "external") -> dict[str, 
     """Predictions made elsewhere: JSONL with `item_id` and `raw_output` (optional `finish_reason`,
     `reasoning`, `error`); raw_output null with an `error` is a failed generation. A bad row (a
     missing field, a second line for one item) is an error naming the file, line and field."""
-    from kardiabench.generate import to_prediction
+    from kardiabench.generate_stage import to_prediction
     from kardiabench.models.base import Generation, ModelError
 
     if not path.exists():

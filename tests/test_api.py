@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import kardiabench as kb
+from kardiabench.api import format_agreement
 from kardiabench.cli import main
-from kardiabench.evaluate import format_agreement
 from kardiabench.params import ParameterError
 from kardiabench.tables import markdown_table
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
@@ -173,11 +173,10 @@ def test_import_and_help_are_lazy_and_the_names_are_the_functions():
     code = ("import contextlib, io, sys, kardiabench as kb; from kardiabench.cli import main\n"
             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
             "heavy = [m for m in ('pandas', 'openai') if m in sys.modules]\n"
-            "import kardiabench.generate, kardiabench.evaluate\n"
             "print(heavy, kb.generate.__module__, kb.evaluate.__name__, kb.load_run.__module__)")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path(kb.__file__).parents[1])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
-    assert out == ["[]", "kardiabench.evaluate", "evaluate", "kardiabench.runs"]
+    assert out == ["[]", "kardiabench.api", "evaluate", "kardiabench.runs"]
 
 
 def test_markdown_table_aligns_columns():
@@ -189,7 +188,7 @@ def test_ctrl_c_raises_interrupted_naming_the_saved_work(tmp_path, monkeypatch):
     async def ctrl_c(cfg, log):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sys.modules["kardiabench.evaluate"], "generation_stage", ctrl_c)
+    monkeypatch.setattr(sys.modules["kardiabench.api"], "generation_stage", ctrl_c)
     with pytest.raises(kb.Interrupted) as e:
         kb.generate("baseline:majority", tmp_path / "run", data="sample", limit=2, cache=None)
     assert isinstance(e.value, KeyboardInterrupt) and e.value.saved == f"{tmp_path / 'run'}/predictions.jsonl"

@@ -19,7 +19,7 @@ PACKAGE = Path(kardiabench.__file__).parent
 SCORING = PACKAGE / "scoring"
 FORBIDDEN = (
     "kardiabench.runner", "kardiabench.cache", "kardiabench.rundir", "kardiabench.runs",
-    "kardiabench.generate", "kardiabench.evaluate", "kardiabench.judging", "kardiabench.models",
+    "kardiabench.generate_stage", "kardiabench.score_stage", "kardiabench.api", "kardiabench.judging", "kardiabench.models",
 )  # fmt: skip
 HEAVY = ("torch", "transformers", "vllm", "openai", "httpx")
 

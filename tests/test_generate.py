@@ -4,7 +4,7 @@ import json
 import pytest
 from helpers import write_dataset
 
-from kardiabench.generate import DataSpec, GenerateConfig, generate
+from kardiabench.generate_stage import DataSpec, GenerateConfig, generate
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models.base import SamplingParams
 from kardiabench.plan import dry_run
@@ -131,7 +131,7 @@ def test_dry_run_includes_judge_calls(tmp_path, monkeypatch):
 
 
 def test_prediction_keeps_a_think_trace_in_raw_output_only():
-    from kardiabench.generate import to_prediction
+    from kardiabench.generate_stage import to_prediction
     from kardiabench.models.base import Generation
     from kardiabench.spans import render_spans
 

@@ -14,7 +14,7 @@ from helpers import write_dataset
 from test_hub import FILES, REPO, hub_env
 
 from kardiabench.cli import main
-from kardiabench.generate import task_block
+from kardiabench.generate_stage import task_block
 from kardiabench.tasks import load_task
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
 

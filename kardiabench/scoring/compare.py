@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # Manifest entries that must be equal; a dotted key reads a nested value. The defaults follow
-# run.json (kardiabench/generate.py writes data.*, generation.history and parser_version; the judge
+# run.json (kardiabench/generate_stage.py writes data.*, generation.history and parser_version; the judge
 # stage writes judge.*). Absent on both sides counts as equal.
 COMPARABILITY_KEYS: tuple[str, ...] = (
     "data.source", "data.split", "generation.history", "parser_version", "judge.spec",

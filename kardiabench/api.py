@@ -1,5 +1,5 @@
 """The Python API (docs/api.md): every `kardiabench` command is a thin wrapper over one function
-here, with the same parameters as keywords. The stages are generate.py and score_stage.py.
+here, with the same parameters as keywords. The stages are generate_stage.py and score_stage.py.
 
     generate   the generation stage only              (`kardiabench generate`)
     evaluate   generate, then score                   (`kardiabench run`)
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from kardiabench.cache import default_cache_path
-from kardiabench.generate import DataSpec, GenerateConfig
-from kardiabench.generate import generate as generation_stage
+from kardiabench.generate_stage import DataSpec, GenerateConfig
+from kardiabench.generate_stage import generate as generation_stage
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models import ModelOptions
 from kardiabench.models.base import SamplingParams
