@@ -50,6 +50,7 @@ from kardiabench.tables import markdown_table
 from kardiabench.tasks import load_task
 
 __all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "load_run", "generation_config",
+           "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks",
            "JudgeOptions", "ParameterError", "Interrupted", "Run"]  # fmt: skip
 
 log = logging.getLogger("kardiabench")
@@ -317,3 +318,63 @@ def _run_scores(path: Path):
         raise RunDirError(f"{path}: not scored yet (no {ITEMS}); run `kardiabench score {path}` first")
     return RunScores.from_rows(read_jsonl_tolerant(items_path), name=path.name, manifest=manifest)
 
+
+
+# ----------------------------------------------------------------------------- data and tasks
+
+
+def _load_splits(data: str, split: str | None, **kw: Any) -> list:
+    """One LoadResult per split of `data` (all of its splits when `split` is None)."""
+    from kardiabench.data import load_dialogues
+    from kardiabench.data.load import resolve_split_names
+
+    return [load_dialogues(data, s, **kw) for s in ([split] if split else resolve_split_names(data))]
+
+
+def validate_data(data: str = "sample", *, split: str | None = None, derive_split: float | None = None,
+                  split_seed: int = 0) -> list:  # fmt: skip
+    """Every record of every split checked (`kardiabench data validate`): one LoadResult per split,
+    its `.problems` as `FILE:LINE: FIELD: message`."""
+    return _load_splits(data, split, derive_split=derive_split, split_seed=split_seed)
+
+
+def data_stats(data: str = "sample", *, split: str | None = None, strict: bool = False,
+               derive_split: float | None = None, split_seed: int = 0) -> list:  # fmt: skip
+    """The paper's split table (`kardiabench data stats`): one SplitStats per split, invalid
+    records left out (counted in a log line)."""
+    from kardiabench.data.stats import split_stats
+
+    out = []
+    for res in _load_splits(data, split, strict=strict, derive_split=derive_split, split_seed=split_seed):
+        if res.skipped:
+            log.info(f"note: {res.skipped} invalid record(s) in split {res.split} left out (see `kardiabench data validate`)")
+        out.append(split_stats(res.split or split or "all", res.dialogues))
+    return out
+
+
+def show_dialogue(data: str = "sample", *, split: str | None = None, index: int = 0, dialogue_id: str | None = None,
+                  derive_split: float | None = None, split_seed: int = 0):  # fmt: skip
+    """One dialogue of a split by position or id (`kardiabench data show`); LookupError when absent."""
+    res = _load_splits(data, split, derive_split=derive_split, split_seed=split_seed)[0]
+    if dialogue_id:
+        found = [d for d in res.dialogues if d.dialogue_id == dialogue_id]
+        if not found:
+            raise LookupError(f"no dialogue {dialogue_id} in {data} ({res.split})")
+        return found[0]
+    if not 0 <= index < len(res.dialogues):
+        raise LookupError(f"--index must be in 0..{len(res.dialogues) - 1}")
+    return res.dialogues[index]
+
+
+def synth_data(out: str | Path, *, dialogues: int = 22080, seed: int = 0):
+    """A full-size synthetic dataset for benchmarks (`kardiabench data synth`); its summary."""
+    from kardiabench.data.synth import write_dataset
+
+    return write_dataset(out, dialogues, seed)
+
+
+def list_tasks(tasks_dir: Sequence[str] = ()) -> list:
+    """The tasks on offer (`kardiabench tasks`): the shipped ones and those in `tasks_dir`."""
+    from kardiabench.tasks import list_tasks as shipped_and_extra
+
+    return shipped_and_extra(list(tasks_dir))

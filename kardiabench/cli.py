@@ -220,24 +220,20 @@ def _add_judge_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from kardiabench.data import load_dialogues
-    from kardiabench.data.load import resolve_split_names
+    from kardiabench import api
 
     if args.data_command == "synth":
-        from kardiabench.data.synth import main_synth
-
         try:
-            return main_synth(args.dialogues, str(args.out), args.seed)
+            print(api.synth_data(args.out, dialogues=args.dialogues, seed=args.seed))
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_USAGE
+        return 0
     source = args.data or "sample"
-    splits = [args.split] if args.split else resolve_split_names(source)
-    kw = {"derive_split": args.derive_split, "split_seed": args.split_seed}
+    kw = {"split": args.split, "derive_split": args.derive_split, "split_seed": args.split_seed}
     if args.data_command == "validate":
         total, n_problems = 0, 0
-        for split in splits:
-            res = load_dialogues(source, split, **kw)
+        for res in api.validate_data(source, **kw):
             total += res.records_read
             for p in res.problems[: max(0, args.max_problems - n_problems)]:
                 print(p)
@@ -248,37 +244,24 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"{'FAILED' if n_problems else 'OK'}: {total} records, {n_problems} problem(s)")
         return 1 if n_problems else 0
     if args.data_command == "stats":
-        from kardiabench.data.stats import format_table, split_stats
+        from kardiabench.data.stats import format_table
 
-        stats = []
-        for split in splits:
-            res = load_dialogues(source, split, strict=args.strict, **kw)
-            if res.skipped:
-                print(f"note: {res.skipped} invalid record(s) in split {split} left out (see `kardiabench data validate`)", file=sys.stderr)
-            stats.append(split_stats(res.split or split or "all", res.dialogues))
+        stats = api.data_stats(source, strict=args.strict, **kw)
         print(json.dumps([s.to_dict() for s in stats], indent=2) if args.json else format_table(stats))
         return 0
-    # show
     from kardiabench.data.show import format_dialogue
 
-    res = load_dialogues(source, splits[0], **kw)
-    if args.id:
-        found = [d for d in res.dialogues if d.dialogue_id == args.id]
-        if not found:
-            print(f"error: no dialogue {args.id} in {source} ({res.split})", file=sys.stderr)
-            return 1
-        dialogue = found[0]
-    else:
-        if not 0 <= args.index < len(res.dialogues):
-            print(f"error: --index must be in 0..{len(res.dialogues) - 1}", file=sys.stderr)
-            return 1
-        dialogue = res.dialogues[args.index]
+    try:
+        dialogue = api.show_dialogue(source, index=args.index, dialogue_id=args.id, **kw)
+    except LookupError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
     print(format_dialogue(dialogue))
     return 0
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from kardiabench.tasks import list_tasks
+    from kardiabench.api import list_tasks
 
     for t in list_tasks(args.tasks_dir):
         print(f"{t.name:<26} {t.description}")

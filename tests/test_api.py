@@ -193,3 +193,16 @@ def test_ctrl_c_raises_interrupted_naming_the_saved_work(tmp_path, monkeypatch):
         kb.generate("baseline:majority", tmp_path / "run", data="sample", limit=2, cache=None)
     assert isinstance(e.value, KeyboardInterrupt) and e.value.saved == f"{tmp_path / 'run'}/predictions.jsonl"
     assert str(e.value) == f"finished items are saved in {tmp_path / 'run'}/predictions.jsonl"
+
+
+def test_data_commands_are_api_functions_too():
+    results = kb.validate_data("sample")
+    assert sorted(r.split for r in results) == ["test", "train"]
+    assert all(r.problems == [] for r in results) and sum(r.records_read for r in results) == 64
+    stats = {s.split: s for s in kb.data_stats("sample")}
+    assert set(stats) == {"train", "test"}
+    first = kb.show_dialogue("sample", split="test", index=0)
+    assert kb.show_dialogue("sample", split="test", dialogue_id=first.dialogue_id) == first
+    with pytest.raises(LookupError):
+        kb.show_dialogue("sample", split="test", index=10_000)
+    assert "kardiabench_instructed" in {t.name for t in kb.list_tasks()}

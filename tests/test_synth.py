@@ -13,7 +13,6 @@ from kardiabench.data.synth import (
     DEFAULT_TEST_FRACTION,
     SYSTEM_TEMPLATE,
     _plan,
-    main_synth,
     synthesize,
     write_dataset,
 )
@@ -183,8 +182,10 @@ def test_n_personas_override():
     assert len(users["train"]) + len(users["test"]) == 20
 
 
-def test_main_synth_writes_and_reports(tmp_path, capsys):
-    assert main_synth(dialogues=12, out=str(tmp_path / "d"), seed=2) == 0
+def test_data_synth_writes_and_reports(tmp_path, capsys):
+    from kardiabench.cli import main
+
+    assert main(["data", "synth", "--dialogues", "12", "--out", str(tmp_path / "d"), "--seed", "2"]) == 0
     printed = capsys.readouterr().out
     assert "train:" in printed and "test:" in printed
     assert load_dialogues(str(tmp_path / "d"), "train", strict=True).dialogues

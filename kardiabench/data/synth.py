@@ -635,11 +635,3 @@ def write_dataset(
     summary.personas = {s: len(u) for s, u in users.items()}
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def main_synth(
-    dialogues: int = REAL_DIALOGUES, out: str = "synthetic-kardiabench", seed: int = 0
-) -> int:
-    """Entry point for `kardiabench data synth`: write the files, print a summary, return 0."""
-    print(write_dataset(out, dialogues, seed))
-    return 0
