@@ -68,3 +68,27 @@ def test_item_round_trips_through_a_datasets_row(sample_items):
     back = [type(it).from_dict(row) for it, row in zip(sample_items, ds, strict=False)]
     assert back == sample_items[:12]
     assert any(it.history for it in back) and all(isinstance(it.history, tuple) for it in back)
+
+
+def test_rewards_agree_with_results_json_of_a_scored_run(sample_items, tmp_path):
+    """Through the files a user gets: `score --predictions` on the sample, then the rewards of the
+    same outputs equal items.jsonl item by item and results.json on average."""
+    import json
+
+    from kardiabench.cli import main
+
+    outputs = {it.item_id: varied_output(k, it.gold) for k, it in enumerate(sample_items)}
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"item_id": i, "raw_output": o}) + "\n" for i, o in outputs.items()))
+    out = tmp_path / "scored"
+    assert main(["score", "--predictions", str(preds), "--data", "sample", "--output", str(out), "--resamples", "10"]) == 0
+    rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+    gold = {it.item_id: it.gold_emotion for it in sample_items}
+    texts = [outputs[r["item_id"]] for r in rows]
+    fmt = format_reward(texts)
+    emo = emotion_reward(texts, gold_emotion=[gold[r["item_id"]] for r in rows])
+    assert fmt == [1.0 if r["well_formed"] else 0.0 for r in rows]
+    assert emo == [1.0 if r["emotion_correct"] else 0.0 for r in rows]
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    assert metrics["format_compliance"]["value"] == pytest.approx(100 * sum(fmt) / len(fmt))
+    assert metrics["emotion_accuracy"]["value"] == pytest.approx(100 * sum(emo) / len(emo))
