@@ -12,7 +12,7 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    **dict.fromkeys(("evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "JudgeOptions",
+    **dict.fromkeys(("evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "JudgeOptions",
                      "ParameterError", "Interrupted"), "kardiabench.api"),
     **dict.fromkeys(("load_run", "Run", "RunFileError"), "kardiabench.runs"),
 }  # fmt: skip

@@ -168,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension")
     p.add_argument("run_dir", type=Path, help="run folder with judge verdicts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser("judge-audit", help="the judge reliability card: how a judge scores constructed and adversarial replies")
+    p.add_argument("--output", required=True, type=Path, help="folder for judge_card.json/.md/.png and the verdicts")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N items")
+    p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_data_args(p)
+    _add_judge_args(p)
     _add_leaderboard_args(sub)
     return parser
 
@@ -361,6 +369,17 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_judge_audit(args: argparse.Namespace) -> int:
+    from kardiabench.api import judge_audit
+
+    card = judge_audit(**_keywords(args, _parameters(judge_audit)))
+    _LOG.info(f"judge card → {card.path}")
+    print((card.path.parent / "judge_card.md").read_text(encoding="utf-8"), end="")
+    if card.failed:
+        print(f"FAILED checks: {', '.join(card.failed)}", file=sys.stderr)
+    return 1 if card.failed else 0
+
+
 class _Console(logging.Handler):
     """The library's log lines on stderr, as the CLI always printed them: every record of the
     `kardiabench` logger, and the warnings of the loggers under it (an adapter's retry notes stay
@@ -426,7 +445,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
-    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "report": cmd_report,
+    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "report": cmd_report,
     "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce,
 }  # fmt: skip
 
