@@ -190,6 +190,8 @@ def score(
     judge_max_tokens: int = 1024,
     judge_show_reasoning: bool = False,
     rubric: str | None = None,
+    judge_card: str | None = None,
+    families: str | None = None,
     resamples: int = 1000,
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
@@ -203,7 +205,7 @@ def score(
         raise ParameterError("output: is for predictions=FILE; a run folder is scored in place")
     check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed)
     judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
-                           judge_max_tokens, judge_show_reasoning, rubric)  # fmt: skip
+                           judge_max_tokens, judge_show_reasoning, rubric, judge_card, families)  # fmt: skip
     external = None
     if predictions is not None:
         external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed)

@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_data_args(p)
-    _add_judge_args(p)
+    _add_judge_args(p, scoring=False)
     _add_leaderboard_args(sub)
     return parser
 
@@ -210,7 +210,8 @@ def _add_leaderboard_args(sub) -> None:
     p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
 
 
-def _add_judge_args(p: argparse.ArgumentParser) -> None:
+def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
+    """The judge flags; `scoring`: also those about results.json (judge card, families)."""
     g = p.add_argument_group("rubric judge")
     g.add_argument("--judge", action="append", default=[], help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
     g.add_argument("--judge-base-url", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL)")
@@ -220,6 +221,9 @@ def _add_judge_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-max-tokens", type=positive_int, default=1024, help="most tokens per judge reply")
     g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
     g.add_argument("--rubric", default=None, help="rubric file (default: judges/rubric.yaml)")
+    if scoring:
+        g.add_argument("--judge-card", default=None, metavar="FILE", help="judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)")
+        g.add_argument("--families", default=None, metavar="FILE", help="YAML {model-name pattern: family} tried before the built-in mapping (self-preference guard)")
     g.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples for confidence intervals")
     g.add_argument("--bootstrap-seed", type=int, default=0, help="seed for the bootstrap resamples")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from kardiabench.cache import Cache
 from kardiabench.data.load import DataError
@@ -43,6 +46,7 @@ from kardiabench.rundir import (
     provenance,
 )
 from kardiabench.runs import Results, Run, load_run
+from kardiabench.scoring.families import FamiliesError, check_families, self_preference_risk
 from kardiabench.scoring.judge import NOT_SENT, JudgeConfig, outcome_from_judgments
 from kardiabench.scoring.metrics import RUBRIC_METRICS
 from kardiabench.spans import PARSER_VERSION
@@ -68,6 +72,8 @@ class JudgeOptions:
     judge_max_tokens: int = 1024
     judge_show_reasoning: bool = False
     rubric: str | None = None
+    judge_card: str | None = None  # a judge_card.json (`judge-audit`) to cite in results.json
+    families: str | None = None  # a YAML {pattern: family} tried before scoring/families.py's mapping
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "judges", (self.judges,) if isinstance(self.judges, str) else tuple(self.judges))
@@ -316,6 +322,11 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
     rubric = {"computed": False, "reason": note}
     if outcome:
         rubric = {**outcome.to_dict(), **({"ignored": note} if note else {})}
+        risk = self_preference_risk(manifest.get("model_spec"), outcome.judges, load_families(judging.families))
+        if risk:
+            rubric["self_preference_risk"] = risk
+    if judging.judge_card:
+        rubric["judge_card"] = cite_card(Path(judging.judge_card), outcome.judges if outcome else None)
     full = {
         "task": task.name,
         "model": manifest.get("model_spec"),
@@ -335,6 +346,35 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
     for line in failures:
         log.error(f"error: {line}")
     return dataclasses.replace(load_run(run.path), problems=failures)
+
+
+def cite_card(path: Path, judges: Sequence[str] | None) -> dict[str, Any]:
+    """What results.json's rubric.judge_card says of a judge reliability card: its judge, date and
+    pass/fail summary, and whether it audited the judges that scored this run."""
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+        summary = card["summary"]
+        cited = {"path": str(path.resolve()), "judges": list(card["judges"]), "created": card["created"],
+                 "rubric_version": card.get("rubric_version"), "passed": bool(summary["passed"]),
+                 "failed": list(summary["failed"]), "n_checks": summary["n_checks"]}  # fmt: skip
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such judge card (write one with `kardiabench judge-audit`)") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a judge card from `kardiabench judge-audit` ({type(e).__name__}: {e})") from None
+    if judges is not None:
+        cited["same_judges"] = sorted(cited["judges"]) == sorted(judges)
+    return cited
+
+
+def load_families(path: str | None) -> dict[str, str]:
+    """The user's family mapping (`--families FILE`), {} when none."""
+    if path is None:
+        return {}
+    try:
+        obj = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise FamiliesError(f"{path}: not valid YAML ({e})") from None
+    return check_families(obj, path)
 
 
 def judge_block(outcome, wall_s: float) -> dict[str, Any]:
@@ -376,6 +416,14 @@ def format_summary(results: dict[str, Any]) -> str:
     stats = results.get("statistics") or {}
     if stats:
         lines += ["", f"CIs: {stats.get('method', 'cluster bootstrap')}, {stats.get('n_resamples')} resamples, seed {stats.get('seed')}."]
+    rubric = results.get("rubric") or {}
+    for judge, family in rubric.get("self_preference_risk") or []:
+        lines.append(f"Warning: self-preference risk: judge {judge} is of the evaluated model's family ({family}).")
+    card = rubric.get("judge_card")
+    if card:
+        verdict = "passed" if card["passed"] else f"FAILED ({', '.join(card['failed'])})"
+        lines.append(f"Judge card: {', '.join(card['judges'])}, {card['created'][:10]}, {verdict}"
+                     + ("" if card.get("same_judges", True) else " (audited other judges than the ones used here)"))
     fc = results["metrics"].get("format_compliance", {}).get("extra", {})
     if fc.get("n_failed"):
         lines.append(f"{fc['n_failed']} item(s) failed to generate and count as wrong; see run.json.")

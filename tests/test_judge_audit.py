@@ -146,3 +146,70 @@ def test_length_slope_and_agreement():
     assert length_slopes([(100, {"empathy": 3})], ["empathy"]) == {"empathy": None}
     groups = [[{"empathy": 3}, {"empathy": 3}], [{"empathy": 3}, {"empathy": 4}], [{"empathy": 2}]]
     assert exact_agreement(groups, ["empathy"]) == {"overall": 0.5, "per_dimension": {"empathy": 0.5}, "n_cells": 2}
+
+
+# --- citing a card, and the self-preference guard -------------------------------------------------
+
+
+def test_family_mapping():
+    from kardiabench.scoring.families import family_of, self_preference_risk
+
+    cases = {"openai:gpt-4o": "openai", "openai:o3-mini": "openai", "vllm:deepseek-ai/DeepSeek-R1": "deepseek",
+             "openai:gemini-2.5-pro": "google", "hf:google/gemma-3-4b-it": "google", "vllm:Qwen/Qwen3-8B": "qwen",
+             "vllm:meta-llama/Llama-3.1-8B-Instruct": "meta", "openai:claude-sonnet-4": "anthropic",
+             "baseline:majority": None, "openai:olmo-2": None}  # fmt: skip
+    assert {s: family_of(s) for s in cases} == cases
+    assert family_of("openai:my-judge", {"my-*": "openai"}) == "openai"
+    assert family_of("openai:gpt-4o", {"gpt-4o": "azure"}) == "azure"  # the user's mapping first
+    assert self_preference_risk("openai:gpt-4o", ["openai:gpt-5-mini", "vllm:Qwen/Qwen3-8B"]) == [["openai:gpt-5-mini", "openai"]]
+    assert self_preference_risk("baseline:majority", ["openai:gpt-5-mini"]) == []
+
+
+def test_results_cite_the_card_and_flag_self_preference(tmp_path, monkeypatch, capsys):
+    from helpers import write_dataset
+
+    code, card_dir, _ = audit(tmp_path, monkeypatch, gullible_scores)
+    assert code == 1
+    data = write_dataset(tmp_path / "data")
+    run, lb = tmp_path / "run", tmp_path / "lb"
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        assert main(["run", "--model", "openai:gpt-4o-mini", "--base-url", srv.url, "--data", str(data), "--output", str(run),
+                     "--judge", "openai:judge-model", "--judge", "openai:gpt-5-mini", "--judge-base-url", srv.url,
+                     "--judge-card", str(card_dir / "judge_card.json"), "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+    rubric = json.loads((run / "results.json").read_text())["rubric"]
+    assert rubric["self_preference_risk"] == [["openai:gpt-5-mini", "openai"]]
+    card = rubric["judge_card"]
+    assert card["judges"] == ["openai:judge-model"] and card["passed"] is False and card["n_checks"] == len(CANDIDATES) - 2
+    assert card["failed"] == ["padding", *INJECTIONS] and card["same_judges"] is False
+    summary = (run / "summary.md").read_text()
+    assert "Warning: self-preference risk: judge openai:gpt-5-mini is of the evaluated model's family (openai)." in summary
+    assert "Judge card: openai:judge-model" in summary and "FAILED (padding" in summary
+    assert main(["leaderboard", "add", str(run), "--leaderboard", str(lb)]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", str(lb), "--resamples", "20"]) == 0
+    table = (lb / "leaderboard.md").read_text()
+    assert "| openai:gpt-4o-mini § |" in table
+    assert "Judge card (G1): openai:judge-model" in table and "8/13 checks" in table
+    # a user mapping that puts the judge elsewhere lifts the warning (verdicts reused, no judge asked)
+    families = tmp_path / "families.yaml"
+    families.write_text("gpt-5-mini: other\n")
+    assert main(["score", str(run), "--families", str(families), "--no-progress", "--resamples", "50"]) == 0
+    assert "self_preference_risk" not in json.loads((run / "results.json").read_text())["rubric"]
+
+
+@pytest.mark.parametrize(("flag", "content", "message"), [
+    ("--judge-card", "{}", "not a judge card"), ("--families", "- a list\n", "expected a mapping"),
+    ("--families", "gpt-*: 3\n", "must be non-empty strings"),
+])  # fmt: skip
+def test_bad_card_or_families_file_is_a_one_line_error(tmp_path, flag, content, message, capsys):
+    from helpers import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(["generate", "--model", "baseline:majority", "--data", str(data), "--output", str(run), "--no-progress"]) == 0
+    bad = tmp_path / "bad.file"
+    bad.write_text(content)
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        code = main(["score", str(run), "--judge", "openai:j", "--judge-base-url", srv.url, flag, str(bad), "--no-progress",
+                     "--no-cache", "--resamples", "20"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and str(bad) in err and "Traceback" not in err
