@@ -192,6 +192,9 @@ def score(
     rubric: str | None = None,
     judge_card: str | None = None,
     families: str | None = None,
+    judge_pool: str = "mean",
+    escalate_to: str | None = None,
+    escalate_when: str = "disagree:1",
     resamples: int = 1000,
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
@@ -205,7 +208,8 @@ def score(
         raise ParameterError("output: is for predictions=FILE; a run folder is scored in place")
     check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed)
     judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
-                           judge_max_tokens, judge_show_reasoning, rubric, judge_card, families)  # fmt: skip
+                           judge_max_tokens, judge_show_reasoning, rubric, judge_card, families, judge_pool,
+                           escalate_to, escalate_when)  # fmt: skip
     external = None
     if predictions is not None:
         external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed)

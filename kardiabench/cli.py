@@ -47,6 +47,17 @@ top_p = _number(*RULES["top_p"])
 open_fraction = _number(*RULES["open_fraction"])
 
 
+def _escalate_when(text: str) -> str:
+    """An argparse `type=` for disagree:K (K > 0)."""
+    from kardiabench.scoring.judge import parse_escalate_when
+
+    try:
+        parse_escalate_when(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 class _HelpFormatter(argparse.HelpFormatter):
     """Adds "(default: X)" to an option's help when it has a meaningful default (not None/False/[])."""
 
@@ -224,6 +235,10 @@ def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
     if scoring:
         g.add_argument("--judge-card", default=None, metavar="FILE", help="judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)")
         g.add_argument("--families", default=None, metavar="FILE", help="YAML {model-name pattern: family} tried before the built-in mapping (self-preference guard)")
+        g.add_argument("--judge-pool", choices=("mean", "median"), default="mean", help="how several judges' item scores are pooled")
+        g.add_argument("--escalate-to", default=None, metavar="SPEC", help="a stronger judge for the items the --judge models disagree on")
+        g.add_argument("--escalate-when", type=_escalate_when, default="disagree:1", metavar="disagree:K",
+                       help="escalate an item when two judges differ by ≥ K points on any dimension")  # fmt: skip
     g.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples for confidence intervals")
     g.add_argument("--bootstrap-seed", type=int, default=0, help="seed for the bootstrap resamples")
 
@@ -461,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "score" and args.run_dir is not None and args.output is not None:
         parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
+    if getattr(args, "escalate_to", None) and len(set(args.judge)) < 2:
+        parser.error("--escalate-to needs two or more --judge models (their disagreement decides what is escalated)")
     try:
         with _console_logging():
             return COMMANDS[args.command](args)

@@ -33,7 +33,7 @@ from kardiabench.generate_stage import (
 )
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.models import ChatModel, ModelOptions, load_model
-from kardiabench.params import check_keywords
+from kardiabench.params import ParameterError, check_keywords
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
     ITEMS,
@@ -47,7 +47,15 @@ from kardiabench.rundir import (
 )
 from kardiabench.runs import Results, Run, load_run
 from kardiabench.scoring.families import FamiliesError, check_families, self_preference_risk
-from kardiabench.scoring.judge import NOT_SENT, JudgeConfig, outcome_from_judgments
+from kardiabench.scoring.judge import (
+    NOT_SENT,
+    POOLS,
+    Escalation,
+    JudgeConfig,
+    disagreeing_items,
+    outcome_from_judgments,
+    parse_escalate_when,
+)
 from kardiabench.scoring.metrics import RUBRIC_METRICS
 from kardiabench.spans import PARSER_VERSION
 from kardiabench.tables import markdown_table
@@ -74,9 +82,20 @@ class JudgeOptions:
     rubric: str | None = None
     judge_card: str | None = None  # a judge_card.json (`judge-audit`) to cite in results.json
     families: str | None = None  # a YAML {pattern: family} tried before scoring/families.py's mapping
+    judge_pool: str = "mean"  # how the judges' item scores are pooled (scoring/judge.py POOLS)
+    escalate_to: str | None = None  # a stronger judge for the items the judges disagree on
+    escalate_when: str = "disagree:1"  # disagree:K: judges differ by ≥ K on some dimension
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "judges", (self.judges,) if isinstance(self.judges, str) else tuple(self.judges))
+        if self.judge_pool not in POOLS:
+            raise ParameterError(f"judge_pool: must be one of {', '.join(POOLS)}, got {self.judge_pool!r}")
+        try:
+            parse_escalate_when(self.escalate_when)
+        except ValueError as e:
+            raise ParameterError(f"escalate_when: {e}") from None
+        if self.escalate_to and len(set(self.judges)) < 2:
+            raise ParameterError("escalate_to: needs two or more judges whose disagreement decides what is escalated")
         check_keywords(judge_api_key_env=self.judge_api_key_env, judge_concurrency=self.judge_concurrency,
                judge_repeats=self.judge_repeats, judge_max_tokens=self.judge_max_tokens)  # fmt: skip
 
@@ -206,11 +225,13 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
         return None, f"task {task.name} has no rubric metrics"
     rubric = load_rubric(judging.rubric)
     if not judging.judges:
-        return saved_outcome(rubric, judging.judge_max_tokens, items, preds, run)
+        outcome, note = saved_outcome(rubric, judging.judge_max_tokens, items, preds, run)
+        return (dataclasses.replace(outcome, pool=judging.judge_pool) if outcome else None), note
     cfg = judging.config()
     cache = Cache(cache_path) if cache_path else None
     try:
         outcome = asyncio.run(run_judges(items, preds, judging.models(), cfg, run, cache, progress=progress))
+        outcome = pooled(outcome, judging, items, preds, cfg, run, cache, progress)
     finally:
         if cache is not None:
             cache.close()
@@ -221,6 +242,23 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
                  f"{run_stats.get('completion_tokens', 0):,}, cost {'unknown' if cost is None else f'${cost:.4f}'}; "
                  f"unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
     return outcome, None
+
+
+def pooled(outcome, judging: JudgeOptions, items: list[Item], preds: dict[str, Prediction], cfg: JudgeConfig,
+           run: RunDir, cache: Cache | None, progress: bool):  # fmt: skip
+    """The outcome under the chosen pooling rule and, with escalate_to, the stronger judge's
+    verdicts on the items the judges disagree on (asked about those items only)."""
+    if not judging.escalate_to:
+        return dataclasses.replace(outcome, pool=judging.judge_pool)
+    threshold = parse_escalate_when(judging.escalate_when)
+    ids = disagreeing_items(outcome, threshold)
+    strong = dataclasses.replace(judging, judges=(judging.escalate_to,), escalate_to=None).models()
+    chosen = [it for it in items if it.item_id in set(ids)]
+    extra = asyncio.run(run_judges(chosen, preds, strong, cfg, run, cache, progress=progress)) if chosen else None
+    log.info(f"escalation: {len(ids)} of {len(outcome.item_scores)} items to {strong[0].spec} (disagree:{threshold:g})")
+    return dataclasses.replace(outcome, pool=judging.judge_pool, judgments=[*outcome.judgments, *(extra.judgments if extra else [])],
+                               run_stats={**outcome.run_stats, **(extra.run_stats if extra else {})},
+                               escalation=Escalation(strong[0].spec, threshold, tuple(ids)))  # fmt: skip
 
 
 def saved_outcome(rubric, max_tokens: int, items: list[Item], preds: dict[str, Prediction], run: RunDir):
