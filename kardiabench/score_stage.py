@@ -226,7 +226,7 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
     rubric = load_rubric(judging.rubric)
     if not judging.judges:
         outcome, note = saved_outcome(rubric, judging.judge_max_tokens, items, preds, run)
-        return (dataclasses.replace(outcome, pool=judging.judge_pool) if outcome else None), note
+        return (saved_rule(outcome, run, judging.judge_pool) if outcome else None), note
     cfg = judging.config()
     cache = Cache(cache_path) if cache_path else None
     try:
@@ -259,6 +259,17 @@ def pooled(outcome, judging: JudgeOptions, items: list[Item], preds: dict[str, P
     return dataclasses.replace(outcome, pool=judging.judge_pool, judgments=[*outcome.judgments, *(extra.judgments if extra else [])],
                                run_stats={**outcome.run_stats, **(extra.run_stats if extra else {})},
                                escalation=Escalation(strong[0].spec, threshold, tuple(ids)))  # fmt: skip
+
+
+def saved_rule(outcome, run: RunDir, pool: str):
+    """Saved verdicts under `pool` and the escalation run.json recorded when they were made: the
+    stronger judge's verdicts replace the pool on its items again, rather than being pooled."""
+    recorded = ((run.read_manifest().get("judge") or {}) if run.manifest_path.exists() else {}).get("escalation")
+    if not recorded or recorded["judge"] not in outcome.judges:
+        return dataclasses.replace(outcome, pool=pool)
+    items = tuple(i for i in recorded["items"] if i in outcome.item_scores)
+    return dataclasses.replace(outcome, pool=pool, judges=[j for j in outcome.judges if j != recorded["judge"]],
+                               escalation=Escalation(recorded["judge"], recorded["threshold"], items))  # fmt: skip
 
 
 def saved_outcome(rubric, max_tokens: int, items: list[Item], preds: dict[str, Prediction], run: RunDir):
@@ -419,7 +430,8 @@ def judge_block(outcome, wall_s: float) -> dict[str, Any]:
     """run.json's `judge`: who judged under which rubric, and the totals of results.json's
     rubric.usage over the judges (tokens and cost of every verdict used, cached ones included)
     with this scoring's judge-stage wall time, so run.json alone says what judging cost."""
-    usage = outcome.usage().values()
+    esc = outcome.escalation
+    usage = [*outcome.usage().values(), *([outcome.judge_usage(esc.judge)] if esc else [])]
     costs = [u["cost_usd"] for u in usage]
     return {
         "spec": "+".join(outcome.judges), "judges": list(outcome.judges), "rubric_version": outcome.rubric_version,
@@ -427,6 +439,8 @@ def judge_block(outcome, wall_s: float) -> dict[str, Any]:
         "prompt_tokens": sum(u["prompt_tokens"] for u in usage), "completion_tokens": sum(u["completion_tokens"] for u in usage),
         "cost_usd": None if any(c is None for c in costs) else sum(costs),
         "served_models": dict(sum((Counter(u["served_models"]) for u in usage), Counter())), "wall_s": wall_s,
+        "pool": outcome.pool,
+        **({"escalation": {"judge": esc.judge, "threshold": esc.threshold, "items": list(esc.items)}} if esc else {}),
     }  # fmt: skip
 
 

@@ -98,6 +98,13 @@ def test_escalation_asks_the_strong_judge_only_where_the_cheap_ones_disagree(tmp
         assert row["rubric"]["empathy"] == (1 if row["item_id"] in escalated else 3), row["item_id"]
     assert results["rubric"]["pool"] == "mean" and results["rubric"]["judges"] == ["openai:cheap-a", "openai:cheap-b"]
     assert results["metrics"]["empathy"]["value"] == pytest.approx((len(escalated) * 1 + (n - len(escalated)) * 3) / n)
+    manifest = json.loads((out / "run.json").read_text())["judge"]
+    assert manifest["escalation"] == {"judge": "openai:strong", "threshold": 2.0, "items": esc["item_ids"]}
+    assert manifest["requests"] == 2 * n + len(escalated)  # run.json's totals include the escalated verdicts
+    # re-scoring from the saved verdicts keeps the rule: the strong judge replaces, it is not pooled
+    assert main(["score", str(out), "--no-progress", "--resamples", "50"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["rubric"]["escalation"] == esc and again["metrics"]["empathy"] == results["metrics"]["empathy"]
 
 
 def test_escalate_to_needs_two_judges(capsys):

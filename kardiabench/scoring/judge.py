@@ -456,9 +456,10 @@ class JudgeOutcome:
     def usage(self) -> dict[str, dict[str, Any]]:
         """judge → tokens and cost of every verdict in the outcome (cached ones included: what
         they cost when first made), and requests made."""
-        return {judge: self._usage_of(judge) for judge in self.judges}
+        return {judge: self.judge_usage(judge) for judge in self.judges}
 
-    def _usage_of(self, judge: str) -> dict[str, Any]:
+    def judge_usage(self, judge: str) -> dict[str, Any]:
+        """Tokens, cost and requests of one judge's verdicts in the outcome."""
         js = [j for j in self.judgments if j.judge == judge]
         costs = [j.usage.get("cost_usd") for j in js if j.attempts]
         return {
@@ -476,7 +477,7 @@ class JudgeOutcome:
             return None
         n = len(self.item_scores)
         return {"judge": esc.judge, "when": f"disagree:{esc.threshold:g}", "n_items": n, "n_escalated": len(esc.items),
-                "share": len(esc.items) / n if n else None, "item_ids": list(esc.items), "usage": self._usage_of(esc.judge)}  # fmt: skip
+                "share": len(esc.items) / n if n else None, "item_ids": list(esc.items), "usage": self.judge_usage(esc.judge)}  # fmt: skip
 
     def to_dict(self, per_item: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
