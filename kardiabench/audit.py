@@ -141,6 +141,7 @@ def build_card(items: Sequence[Item], texts: Mapping[str, str], first: JudgeOutc
                         "slope": length_slopes(length_rows, dims)},  # fmt: skip
         "stability": stability(first, second),
         "unscored": {"seed_A": first.n_unscored, "seed_B": second.n_unscored},
+        "usage": {"seed_A": first.usage(), "seed_B": second.usage()},
         "summary": {"n_checks": sum(1 for e in candidates.values() if "check" in e), "failed": failed,
                     "passed": not failed},  # fmt: skip
     }

@@ -84,6 +84,8 @@ def test_honest_judge_passes_every_check(tmp_path, monkeypatch, capsys):
     assert card["stability"]["across_repeats"]["overall"] == 1.0
     assert card["stability"]["across_seeds"]["overall"] == 1.0
     assert (out / "judge_card.png").stat().st_size > 1000
+    assert card["usage"]["seed_A"]["openai:judge-model"]["requests"] == len(CANDIDATES) * N_ITEMS * 2
+    assert card["unscored"] == {"seed_A": 0, "seed_B": 0}
     md = (out / "judge_card.md").read_text()
     assert md.startswith("# Judge reliability card: openai:judge-model") and "PASSED" in md
     # run again: every verdict is reused from the folder, nothing is sent
