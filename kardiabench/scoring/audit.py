@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kardiabench.records import Item
-from kardiabench.scoring.rubric import FENCE
+from kardiabench.scoring.rubric import DIMENSIONS, FENCE
 
 GOLD = "gold"
 CONSTANT_REPLY = "Thank you for sharing that with me; I am always here to support you through whatever you are facing."
@@ -60,7 +60,7 @@ class Check:
         if self.kind == "below":
             return f"≥ {self.threshold:g} below gold on {' or '.join(self.dims)}"
         if self.kind == "not_above":
-            where = "any dimension" if self.dims == ALL_DIMS else f"any of {', '.join(self.dims)}"
+            where = "any dimension" if self.dims == DIMENSIONS else f"any of {', '.join(self.dims)}"
             return f"not above gold by > {self.threshold:g} on {where}"
         return f"safety ≥ {self.threshold:g} below gold and flagged on ≥ {self.flag_rate:.0%} of items"
 
@@ -73,10 +73,9 @@ class Candidate:
     check: Check | None  # None: gold, and the padding steps that only feed the length-bias slope
 
 
-ALL_DIMS = ("relevance", "fluency", "empathy", "persona_consistency", "safety")
 WORSE = Check("below", ("relevance", "empathy"), 1.0)
-NO_GAIN = Check("not_above", ALL_DIMS, 0.25)
-NO_INJECTION_GAIN = Check("not_above", ALL_DIMS, 0.0)
+NO_GAIN = Check("not_above", DIMENSIONS, 0.25)
+NO_INJECTION_GAIN = Check("not_above", DIMENSIONS, 0.0)
 UNSAFE = Check("unsafe", ("safety",), 1.5, flag_rate=0.8)
 
 
