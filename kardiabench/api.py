@@ -7,6 +7,7 @@ here, with the same parameters as keywords. The stages are generate_stage.py and
     compare    paired comparison of two runs          (`kardiabench compare`)
     dry_run    what a run would send and cost         (`--dry-run`)
     judge_agreement  judges against human labels      (`kardiabench judge-agreement`)
+    judge_audit  the judge reliability card           (`kardiabench judge-audit`)
 
 Nothing here prints: progress lines are records of the `kardiabench` logger (the CLI shows them on
 stderr), the progress bar is opt-in (`progress=True`), and results come back as typed objects
@@ -49,7 +50,7 @@ from kardiabench.scoring.compare import Comparison
 from kardiabench.tables import markdown_table
 from kardiabench.tasks import load_task
 
-__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "load_run", "generation_config",
+__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "load_run", "generation_config",
            "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks",
            "JudgeOptions", "ParameterError", "Interrupted", "Run"]  # fmt: skip
 
@@ -190,6 +191,11 @@ def score(
     judge_max_tokens: int = 1024,
     judge_show_reasoning: bool = False,
     rubric: str | None = None,
+    judge_card: str | None = None,
+    families: str | None = None,
+    judge_pool: str = "mean",
+    escalate_to: str | None = None,
+    escalate_when: str = "disagree:1",
     resamples: int = 1000,
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
@@ -203,7 +209,8 @@ def score(
         raise ParameterError("output: is for predictions=FILE; a run folder is scored in place")
     check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed)
     judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
-                           judge_max_tokens, judge_show_reasoning, rubric)  # fmt: skip
+                           judge_max_tokens, judge_show_reasoning, rubric, judge_card, families, judge_pool,
+                           escalate_to, escalate_when)  # fmt: skip
     external = None
     if predictions is not None:
         external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed)
@@ -247,6 +254,46 @@ def judge_agreement(human: str | Path, run: Run | str | Path) -> dict[str, Any]:
     from kardiabench.judging import judge_agreement as agreement_with_human_file
 
     return agreement_with_human_file(human, saved_judgments(_run_path(run)))
+
+
+def judge_audit(
+    output: str | Path,
+    *,
+    data: str | None = None,
+    split: str | None = None,
+    strict: bool = False,
+    derive_split: float | None = None,
+    split_seed: int = 0,
+    limit: int | None = None,
+    judges: Sequence[str] = (),
+    judge_base_url: str | None = None,
+    judge_api_key_env: str = "OPENAI_API_KEY",
+    judge_concurrency: int = 16,
+    judge_repeats: int = 1,
+    judge_max_tokens: int = 1024,
+    judge_show_reasoning: bool = False,
+    rubric: str | None = None,
+    resamples: int = 1000,
+    bootstrap_seed: int = 0,
+    cache: str | Path | bool | None = True,
+    progress: bool = False,
+):
+    """The judge reliability card (`kardiabench judge-audit`, docs/judge-audit.md): the judges score
+    the gold response and constructed candidates (constant, stock, padded, off-topic, unsafe,
+    injections …) on the same items; `output` gets judge_card.json, .md and .png. Returns a
+    `JudgeCard` (`.passed`, `.failed`: the candidates whose check failed)."""
+    from kardiabench.audit import run_audit
+
+    check_keywords(derive_split=derive_split, split_seed=split_seed, limit=limit, resamples=resamples, bootstrap_seed=bootstrap_seed)
+    judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
+                           judge_max_tokens, judge_show_reasoning, rubric)  # fmt: skip
+    if not judging.judges:
+        raise ParameterError("judges: give at least one judge model spec to audit")
+    task = load_task("kardiabench")
+    spec = DataSpec(data or task.data.source, split or task.data.split, strict=strict, derive_split=derive_split,
+                    split_seed=split_seed, limit=limit)  # fmt: skip
+    return run_audit(judging, task, spec, Path(output), cache_path=_cache_path(cache), progress=progress,
+                     resamples=resamples, bootstrap_seed=bootstrap_seed)
 
 
 def _run_path(run: Run | str | Path) -> Path:

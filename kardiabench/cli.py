@@ -47,6 +47,17 @@ top_p = _number(*RULES["top_p"])
 open_fraction = _number(*RULES["open_fraction"])
 
 
+def _escalate_when(text: str) -> str:
+    """An argparse `type=` for disagree:K (K > 0)."""
+    from kardiabench.scoring.judge import parse_escalate_when
+
+    try:
+        parse_escalate_when(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 class _HelpFormatter(argparse.HelpFormatter):
     """Adds "(default: X)" to an option's help when it has a meaningful default (not None/False/[])."""
 
@@ -168,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension")
     p.add_argument("run_dir", type=Path, help="run folder with judge verdicts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser("judge-audit", help="the judge reliability card: how a judge scores constructed and adversarial replies")
+    p.add_argument("--output", required=True, type=Path, help="folder for judge_card.json/.md/.png and the verdicts")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N items")
+    p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_data_args(p)
+    _add_judge_args(p, scoring=False)
     _add_leaderboard_args(sub)
     return parser
 
@@ -202,7 +221,8 @@ def _add_leaderboard_args(sub) -> None:
     p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
 
 
-def _add_judge_args(p: argparse.ArgumentParser) -> None:
+def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
+    """The judge flags; `scoring`: also those about results.json (judge card, families)."""
     g = p.add_argument_group("rubric judge")
     g.add_argument("--judge", action="append", default=[], help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
     g.add_argument("--judge-base-url", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL)")
@@ -212,6 +232,13 @@ def _add_judge_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-max-tokens", type=positive_int, default=1024, help="most tokens per judge reply")
     g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
     g.add_argument("--rubric", default=None, help="rubric file (default: judges/rubric.yaml)")
+    if scoring:
+        g.add_argument("--judge-card", default=None, metavar="FILE", help="judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)")
+        g.add_argument("--families", default=None, metavar="FILE", help="YAML {model-name pattern: family} tried before the built-in mapping (self-preference guard)")
+        g.add_argument("--judge-pool", choices=("mean", "median"), default="mean", help="how several judges' item scores are pooled")
+        g.add_argument("--escalate-to", default=None, metavar="SPEC", help="a stronger judge for the items the --judge models disagree on")
+        g.add_argument("--escalate-when", type=_escalate_when, default="disagree:1", metavar="disagree:K",
+                       help="escalate an item when two judges differ by ≥ K points on any dimension")  # fmt: skip
     g.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples for confidence intervals")
     g.add_argument("--bootstrap-seed", type=int, default=0, help="seed for the bootstrap resamples")
 
@@ -344,6 +371,17 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_judge_audit(args: argparse.Namespace) -> int:
+    from kardiabench.api import judge_audit
+
+    card = judge_audit(**_keywords(args, _parameters(judge_audit)))
+    _LOG.info(f"judge card → {card.path}")
+    print((card.path.parent / "judge_card.md").read_text(encoding="utf-8"), end="")
+    if card.failed:
+        print(f"FAILED checks: {', '.join(card.failed)}", file=sys.stderr)
+    return 1 if card.failed else 0
+
+
 class _Console(logging.Handler):
     """The library's log lines on stderr, as the CLI always printed them: every record of the
     `kardiabench` logger, and the warnings of the loggers under it (an adapter's retry notes stay
@@ -409,7 +447,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
-    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "report": cmd_report,
+    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "report": cmd_report,
     "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce,
 }  # fmt: skip
 
@@ -421,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "score" and args.run_dir is not None and args.output is not None:
         parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
+    if getattr(args, "escalate_to", None) and len(set(args.judge)) < 2:
+        parser.error("--escalate-to needs two or more --judge models (their disagreement decides what is escalated)")
     try:
         with _console_logging():
             return COMMANDS[args.command](args)

@@ -11,11 +11,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.runner import BudgetExceeded
     from kardiabench.scoring.agreement import HumanLabelError
     from kardiabench.scoring.compare import ComparisonRefused
+    from kardiabench.scoring.families import FamiliesError
     from kardiabench.scoring.rubric import RubricError
     from kardiabench.tasks import TaskError
 
     return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
-            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded)
+            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, FamiliesError)
 
 
 USER_ERRORS = _user_errors()

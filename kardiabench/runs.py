@@ -112,6 +112,8 @@ class JudgeInfo(_Open):
     cost_usd: float | None = None
     served_models: dict[str, int] | None = None
     wall_s: float | None = None
+    pool: str | None = None  # how the judges were pooled (results.json rubric.pool)
+    escalation: dict[str, Any] | None = None  # judge, threshold, items: the stronger judge's items
 
 
 class GenerationIdentity(_Open):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from kardiabench.cache import Cache
 from kardiabench.data.load import DataError
@@ -30,7 +33,7 @@ from kardiabench.generate_stage import (
 )
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.models import ChatModel, ModelOptions, load_model
-from kardiabench.params import check_keywords
+from kardiabench.params import ParameterError, check_keywords
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
     ITEMS,
@@ -43,7 +46,16 @@ from kardiabench.rundir import (
     provenance,
 )
 from kardiabench.runs import Results, Run, load_run
-from kardiabench.scoring.judge import NOT_SENT, JudgeConfig, outcome_from_judgments
+from kardiabench.scoring.families import FamiliesError, check_families, self_preference_risk
+from kardiabench.scoring.judge import (
+    NOT_SENT,
+    POOLS,
+    Escalation,
+    JudgeConfig,
+    disagreeing_items,
+    outcome_from_judgments,
+    parse_escalate_when,
+)
 from kardiabench.scoring.metrics import RUBRIC_METRICS
 from kardiabench.spans import PARSER_VERSION
 from kardiabench.tables import markdown_table
@@ -68,9 +80,22 @@ class JudgeOptions:
     judge_max_tokens: int = 1024
     judge_show_reasoning: bool = False
     rubric: str | None = None
+    judge_card: str | None = None  # a judge_card.json (`judge-audit`) to cite in results.json
+    families: str | None = None  # a YAML {pattern: family} tried before scoring/families.py's mapping
+    judge_pool: str = "mean"  # how the judges' item scores are pooled (scoring/judge.py POOLS)
+    escalate_to: str | None = None  # a stronger judge for the items the judges disagree on
+    escalate_when: str = "disagree:1"  # disagree:K: judges differ by ≥ K on some dimension
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "judges", (self.judges,) if isinstance(self.judges, str) else tuple(self.judges))
+        if self.judge_pool not in POOLS:
+            raise ParameterError(f"judge_pool: must be one of {', '.join(POOLS)}, got {self.judge_pool!r}")
+        try:
+            parse_escalate_when(self.escalate_when)
+        except ValueError as e:
+            raise ParameterError(f"escalate_when: {e}") from None
+        if self.escalate_to and len(set(self.judges)) < 2:
+            raise ParameterError("escalate_to: needs two or more judges whose disagreement decides what is escalated")
         check_keywords(judge_api_key_env=self.judge_api_key_env, judge_concurrency=self.judge_concurrency,
                judge_repeats=self.judge_repeats, judge_max_tokens=self.judge_max_tokens)  # fmt: skip
 
@@ -200,11 +225,13 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
         return None, f"task {task.name} has no rubric metrics"
     rubric = load_rubric(judging.rubric)
     if not judging.judges:
-        return saved_outcome(rubric, judging.judge_max_tokens, items, preds, run)
+        outcome, note = saved_outcome(rubric, judging.judge_max_tokens, items, preds, run)
+        return (saved_rule(outcome, run, judging.judge_pool) if outcome else None), note
     cfg = judging.config()
     cache = Cache(cache_path) if cache_path else None
     try:
         outcome = asyncio.run(run_judges(items, preds, judging.models(), cfg, run, cache, progress=progress))
+        outcome = pooled(outcome, judging, items, preds, cfg, run, cache, progress)
     finally:
         if cache is not None:
             cache.close()
@@ -215,6 +242,34 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
                  f"{run_stats.get('completion_tokens', 0):,}, cost {'unknown' if cost is None else f'${cost:.4f}'}; "
                  f"unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
     return outcome, None
+
+
+def pooled(outcome, judging: JudgeOptions, items: list[Item], preds: dict[str, Prediction], cfg: JudgeConfig,
+           run: RunDir, cache: Cache | None, progress: bool):  # fmt: skip
+    """The outcome under the chosen pooling rule and, with escalate_to, the stronger judge's
+    verdicts on the items the judges disagree on (asked about those items only)."""
+    if not judging.escalate_to:
+        return dataclasses.replace(outcome, pool=judging.judge_pool)
+    threshold = parse_escalate_when(judging.escalate_when)
+    ids = disagreeing_items(outcome, threshold)
+    strong = dataclasses.replace(judging, judges=(judging.escalate_to,), escalate_to=None).models()
+    chosen = [it for it in items if it.item_id in set(ids)]
+    extra = asyncio.run(run_judges(chosen, preds, strong, cfg, run, cache, progress=progress)) if chosen else None
+    log.info(f"escalation: {len(ids)} of {len(outcome.item_scores)} items to {strong[0].spec} (disagree:{threshold:g})")
+    return dataclasses.replace(outcome, pool=judging.judge_pool, judgments=[*outcome.judgments, *(extra.judgments if extra else [])],
+                               run_stats={**outcome.run_stats, **(extra.run_stats if extra else {})},
+                               escalation=Escalation(strong[0].spec, threshold, tuple(ids)))  # fmt: skip
+
+
+def saved_rule(outcome, run: RunDir, pool: str):
+    """Saved verdicts under `pool` and the escalation run.json recorded when they were made: the
+    stronger judge's verdicts replace the pool on its items again, rather than being pooled."""
+    recorded = ((run.read_manifest().get("judge") or {}) if run.manifest_path.exists() else {}).get("escalation")
+    if not recorded or recorded["judge"] not in outcome.judges:
+        return dataclasses.replace(outcome, pool=pool)
+    items = tuple(i for i in recorded["items"] if i in outcome.item_scores)
+    return dataclasses.replace(outcome, pool=pool, judges=[j for j in outcome.judges if j != recorded["judge"]],
+                               escalation=Escalation(recorded["judge"], recorded["threshold"], items))  # fmt: skip
 
 
 def saved_outcome(rubric, max_tokens: int, items: list[Item], preds: dict[str, Prediction], run: RunDir):
@@ -316,6 +371,11 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
     rubric = {"computed": False, "reason": note}
     if outcome:
         rubric = {**outcome.to_dict(), **({"ignored": note} if note else {})}
+        risk = self_preference_risk(manifest.get("model_spec"), outcome.judges, load_families(judging.families))
+        if risk:
+            rubric["self_preference_risk"] = risk
+    if judging.judge_card:
+        rubric["judge_card"] = cite_card(Path(judging.judge_card), outcome.judges if outcome else None)
     full = {
         "task": task.name,
         "model": manifest.get("model_spec"),
@@ -337,11 +397,41 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
     return dataclasses.replace(load_run(run.path), problems=failures)
 
 
+def cite_card(path: Path, judges: Sequence[str] | None) -> dict[str, Any]:
+    """What results.json's rubric.judge_card says of a judge reliability card: its judge, date and
+    pass/fail summary, and whether it audited the judges that scored this run."""
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+        summary = card["summary"]
+        cited = {"path": str(path.resolve()), "judges": list(card["judges"]), "created": card["created"],
+                 "rubric_version": card.get("rubric_version"), "passed": bool(summary["passed"]),
+                 "failed": list(summary["failed"]), "n_checks": summary["n_checks"]}  # fmt: skip
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such judge card (write one with `kardiabench judge-audit`)") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a judge card from `kardiabench judge-audit` ({type(e).__name__}: {e})") from None
+    if judges is not None:
+        cited["same_judges"] = sorted(cited["judges"]) == sorted(judges)
+    return cited
+
+
+def load_families(path: str | None) -> dict[str, str]:
+    """The user's family mapping (`--families FILE`), {} when none."""
+    if path is None:
+        return {}
+    try:
+        obj = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise FamiliesError(f"{path}: not valid YAML ({e})") from None
+    return check_families(obj, path)
+
+
 def judge_block(outcome, wall_s: float) -> dict[str, Any]:
     """run.json's `judge`: who judged under which rubric, and the totals of results.json's
     rubric.usage over the judges (tokens and cost of every verdict used, cached ones included)
     with this scoring's judge-stage wall time, so run.json alone says what judging cost."""
-    usage = outcome.usage().values()
+    esc = outcome.escalation
+    usage = [*outcome.usage().values(), *([outcome.judge_usage(esc.judge)] if esc else [])]
     costs = [u["cost_usd"] for u in usage]
     return {
         "spec": "+".join(outcome.judges), "judges": list(outcome.judges), "rubric_version": outcome.rubric_version,
@@ -349,6 +439,8 @@ def judge_block(outcome, wall_s: float) -> dict[str, Any]:
         "prompt_tokens": sum(u["prompt_tokens"] for u in usage), "completion_tokens": sum(u["completion_tokens"] for u in usage),
         "cost_usd": None if any(c is None for c in costs) else sum(costs),
         "served_models": dict(sum((Counter(u["served_models"]) for u in usage), Counter())), "wall_s": wall_s,
+        "pool": outcome.pool,
+        **({"escalation": {"judge": esc.judge, "threshold": esc.threshold, "items": list(esc.items)}} if esc else {}),
     }  # fmt: skip
 
 
@@ -376,6 +468,14 @@ def format_summary(results: dict[str, Any]) -> str:
     stats = results.get("statistics") or {}
     if stats:
         lines += ["", f"CIs: {stats.get('method', 'cluster bootstrap')}, {stats.get('n_resamples')} resamples, seed {stats.get('seed')}."]
+    rubric = results.get("rubric") or {}
+    for judge, family in rubric.get("self_preference_risk") or []:
+        lines.append(f"Warning: self-preference risk: judge {judge} is of the evaluated model's family ({family}).")
+    card = rubric.get("judge_card")
+    if card:
+        verdict = "passed" if card["passed"] else f"FAILED ({', '.join(card['failed'])})"
+        lines.append(f"Judge card: {', '.join(card['judges'])}, {card['created'][:10]}, {verdict}"
+                     + ("" if card.get("same_judges", True) else " (audited other judges than the ones used here)"))
     fc = results["metrics"].get("format_compliance", {}).get("extra", {})
     if fc.get("n_failed"):
         lines.append(f"{fc['n_failed']} item(s) failed to generate and count as wrong; see run.json.")

@@ -33,7 +33,8 @@ BAD_NUMBERS = [
     (SCORE, "--judge-repeats", "0"), (SCORE, "--resamples", "-5"), (SCORE, "--judge-concurrency", "0"),
     (["compare", "a", "b"], "--resamples", "0"), (["data", "synth", "--out", "x"], "--dialogues", "0"),
     (["data", "validate"], "--max-problems", "-1"), (["data", "show"], "--index", "-1"),
-    (["data", "stats"], "--derive-split", "2"),
+    (["data", "stats"], "--derive-split", "2"), (["judge-audit", "--output", "x"], "--limit", "0"),
+    (["judge-audit", "--output", "x"], "--judge-repeats", "0"),
 ]  # fmt: skip
 
 

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from kardiabench.leaderboard.tables import METRICS, SUBSET_MARK, Board, cell, delta_rows, num
+from kardiabench.leaderboard.tables import (
+    METRICS,
+    SELF_PREFERENCE_MARK,
+    SUBSET_MARK,
+    Board,
+    cell,
+    delta_rows,
+    num,
+)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}
@@ -65,7 +73,9 @@ def render_site(board: Board, colors: Mapping[str, str], reports: Mapping[str, s
              f'<p class="note">Ranked within a group by {escape(METRICS[board.rank_by])}; models in one tier are not separated by '
              f"the paired test. Click a header to sort. Values: mean ± half the width of the 95% CI. {SUBSET_MARK}: evaluated on a "
              "<code>--limit</code> subset. Rows of different groups are not comparable.</p>",
-             "<h2>Comparability groups</h2><ul>" + "".join(f"<li>{escape(g.explanation)}</li>" for g in board.groups) + "</ul>"]  # fmt: skip
+             "<h2>Comparability groups</h2><ul>" + "".join(f"<li>{escape(g.explanation)}</li>" for g in board.groups)
+             + "".join(f"<li>Judge card ({escape(r['group'])}): {escape(r['judge_card'])}</li>"
+                       for _, r in runs.dropna(subset=["judge_card"]).drop_duplicates(["group", "judge_card"]).iterrows()) + "</ul>"]  # fmt: skip
     if len(rep):
         rhead = '<th class="text">Model</th>' + "".join(f"<th>{escape(t)}</th>" for t in METRICS.values())
         rbody = "".join('<tr class="reported"><td class="text">' + escape(r["model"]) + " (reported)</td>"
@@ -90,6 +100,8 @@ def render_site(board: Board, colors: Mapping[str, str], reports: Mapping[str, s
 def _run_row(r: pd.Series, colors: Mapping[str, str], reports: Mapping[str, str]) -> str:
     tier = "" if pd.isna(r["tier"]) else str(int(r["tier"]))
     model = escape(r["model"]) + (f' <span title="evaluated on a --limit subset ({int(r["limit"])} items)">{SUBSET_MARK}</span>' if r["subset"] else "")
+    if r["self_preference"]:
+        model += f' <span title="judged by a model of its own family (self-preference risk)">{SELF_PREFERENCE_MARK}</span>'
     swatch = f'<span class="swatch" style="background:{colors[r["model"]]}"></span>'
     cells = [f'<td class="text" data-v="{escape(r["group"])}">{escape(r["group"])}</td>', f'<td data-v="{tier}">{tier or "–"}</td>',
              f'<td class="text" data-v="{escape(r["model"])}">{swatch}{model}</td>']  # fmt: skip

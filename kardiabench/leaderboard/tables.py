@@ -28,6 +28,7 @@ METRICS: dict[str, str] = {
 }  # fmt: skip
 RANK_BY = "emotion_accuracy"
 SUBSET_MARK = "†"
+SELF_PREFERENCE_MARK = "§"  # a judge of the model's own family scored it (results.json rubric.self_preference_risk)
 REPORTED_GROUP = "paper"
 
 
@@ -62,6 +63,8 @@ def build_board(
                 "model": label(e, entries), "kind": "run", "entry_id": e.entry_id, "n_items": data.get("n_items"),
                 "limit": data.get("limit"), "subset": data.get("limit") is not None,
                 "reported_as": ref.name if ref else None,
+                "self_preference": bool((e.results.get("rubric") or {}).get("self_preference_risk")),
+                "judge_card": card_text((e.results.get("rubric") or {}).get("judge_card")),
             }  # fmt: skip
             for m in METRICS:
                 met = e.metric(m)
@@ -71,7 +74,8 @@ def build_board(
             rows.append(row)
     for r in reported:
         row = {"group": REPORTED_GROUP, "rank": None, "tier": None, "tier_p": None, "model": r.name, "kind": "reported",
-               "entry_id": None, "n_items": None, "limit": None, "subset": False, "reported_as": None}  # fmt: skip
+               "entry_id": None, "n_items": None, "limit": None, "subset": False, "reported_as": None,
+               "self_preference": False, "judge_card": None}  # fmt: skip
         for m in METRICS:
             row |= {m: r.metrics.get(m), f"{m}_ci_low": None, f"{m}_ci_high": None, f"{m}_delta_reported": None}
         rows.append(row)
@@ -97,7 +101,15 @@ def cell(row: pd.Series, metric: str, digits: int | None = None) -> str:
 
 
 def model_cell(row: pd.Series) -> str:
-    return row["model"] + (f" {SUBSET_MARK}" if row["subset"] else "")
+    return row["model"] + (f" {SUBSET_MARK}" if row["subset"] else "") + (f" {SELF_PREFERENCE_MARK}" if row["self_preference"] else "")
+
+
+def card_text(card: dict | None) -> str | None:
+    """A cited judge card in one line: its judges, date and checks passed."""
+    if not card:
+        return None
+    verdict = "passed" if card["passed"] else f"failed {', '.join(card['failed'])}"
+    return f"{', '.join(card['judges'])} ({card['created'][:10]}): {card['n_checks'] - len(card['failed'])}/{card['n_checks']} checks, {verdict}"
 
 
 def best_values(frame: pd.DataFrame) -> dict[tuple[str, str], float]:
@@ -134,8 +146,11 @@ def to_markdown(board: Board) -> str:
         lines.append(_md_row([r["group"], tier, md_escape(model_cell(r)), *(cell(r, m) for m in METRICS)]))
     out = [*lines, "", f"Ranked within a group by {METRICS[board.rank_by]}; tiers: models in one tier are not "
            "separated by the paired test (docs/leaderboard.md). Values: mean ± half the width of the 95% CI. "
-           f"{SUBSET_MARK}: evaluated on a `--limit` subset.", ""]  # fmt: skip
+           f"{SUBSET_MARK}: evaluated on a `--limit` subset. {SELF_PREFERENCE_MARK}: judged by a model of its own "
+           "family (self-preference risk).", ""]  # fmt: skip
     out += [f"- {md_escape(g.explanation)}" for g in board.groups]
+    cards = runs.dropna(subset=["judge_card"]).drop_duplicates(["group", "judge_card"])
+    out += [f"- Judge card ({md_escape(r['group'])}): {md_escape(r['judge_card'])}" for _, r in cards.iterrows()]
     if len(rep):
         out += ["", "Reported in the paper (not run here; other judge prompt and setup, not comparable to the rows above):", ""]
         out += [_md_row(["Model", *METRICS.values()]), "|---|" + "---:|" * len(METRICS)]

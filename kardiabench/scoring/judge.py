@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -369,6 +370,8 @@ class JudgeOutcome:
     run_stats: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # judge → this run's requests
+    pool: str = "mean"  # how the judges' item means are pooled: "mean" or "median" (POOLS)
+    escalation: Escalation | None = None  # items whose score the stronger judge gives instead
     item_scores: dict[str, dict[str, float | None]] = field(init=False)
     per_judge: dict[str, dict[str, dict[str, float | None]]] = field(init=False)
 
@@ -392,11 +395,19 @@ class JudgeOutcome:
             for i in items:
                 acc = scored.get((judge, i), empty)
                 rows[i] = {d: _mean(acc.get(d)) for d in dims}
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+        pool = POOLS[self.pool]
         tables = [self.per_judge[j] for j in self.judges]
         self.item_scores = {}
         for i in items:
             per = [t[i] for t in tables]
-            self.item_scores[i] = {d: _mean([v for r in per if (v := r[d]) is not None]) for d in dims}
+            self.item_scores[i] = {d: pool([v for r in per if (v := r[d]) is not None]) for d in dims}
+        esc = self.escalation
+        for i in esc.items if esc else ():
+            acc = scored.get((esc.judge, i))  # type: ignore[union-attr]
+            if acc:  # the stronger judge scored it: its mean over repeats replaces the pool
+                self.item_scores[i] = {d: _mean(acc.get(d)) for d in dims}
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio.run formats its main task, result included, into an error
@@ -435,7 +446,9 @@ class JudgeOutcome:
         return out
 
     def agreement(self) -> dict[str, Any]:
-        return inter_judge_agreement(first_scored(self.judgments), self.dimensions)
+        """Agreement of the pooled judges (an escalation judge saw only the items they disagreed on)."""
+        pooled = set(self.judges)
+        return inter_judge_agreement(first_scored(j for j in self.judgments if j.judge in pooled), self.dimensions)
 
     def repeat_variance(self) -> dict[str, dict[str, Any]]:
         return repeat_variance(self.judgments, self.dimensions)
@@ -443,18 +456,28 @@ class JudgeOutcome:
     def usage(self) -> dict[str, dict[str, Any]]:
         """judge → tokens and cost of every verdict in the outcome (cached ones included: what
         they cost when first made), and requests made."""
-        out: dict[str, dict[str, Any]] = {}
-        for judge in self.judges:
-            js = [j for j in self.judgments if j.judge == judge]
-            costs = [j.usage.get("cost_usd") for j in js if j.attempts]
-            out[judge] = {
-                "requests": sum(j.attempts for j in js),
-                "prompt_tokens": int(sum(j.usage.get("prompt_tokens") or 0 for j in js)),
-                "completion_tokens": int(sum(j.usage.get("completion_tokens") or 0 for j in js)),
-                "cost_usd": None if any(c is None for c in costs) else float(sum(costs)),  # type: ignore[arg-type]
-                "served_models": dict(Counter(j.served_model for j in js if j.served_model)),
-            }
-        return out
+        return {judge: self.judge_usage(judge) for judge in self.judges}
+
+    def judge_usage(self, judge: str) -> dict[str, Any]:
+        """Tokens, cost and requests of one judge's verdicts in the outcome."""
+        js = [j for j in self.judgments if j.judge == judge]
+        costs = [j.usage.get("cost_usd") for j in js if j.attempts]
+        return {
+            "requests": sum(j.attempts for j in js),
+            "prompt_tokens": int(sum(j.usage.get("prompt_tokens") or 0 for j in js)),
+            "completion_tokens": int(sum(j.usage.get("completion_tokens") or 0 for j in js)),
+            "cost_usd": None if any(c is None for c in costs) else float(sum(costs)),  # type: ignore[arg-type]
+            "served_models": dict(Counter(j.served_model for j in js if j.served_model)),
+        }
+
+    def escalation_report(self) -> dict[str, Any] | None:
+        """results.json's rubric.escalation: who, when, the share of items escalated and its cost."""
+        esc = self.escalation
+        if esc is None:
+            return None
+        n = len(self.item_scores)
+        return {"judge": esc.judge, "when": f"disagree:{esc.threshold:g}", "n_items": n, "n_escalated": len(esc.items),
+                "share": len(esc.items) / n if n else None, "item_ids": list(esc.items), "usage": self.judge_usage(esc.judge)}  # fmt: skip
 
     def to_dict(self, per_item: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -480,8 +503,11 @@ class JudgeOutcome:
             "agreement": self.agreement(),
             "repeat_variance": self.repeat_variance(),
             "usage": self.usage(),
+            "pool": self.pool,
             "run": self.run_stats,
         }
+        if self.escalation is not None:
+            out["escalation"] = self.escalation_report()
         if per_item:
             out["item_scores"] = self.item_scores
         return out
@@ -489,6 +515,50 @@ class JudgeOutcome:
 
 def _mean(vals: Sequence[float] | None) -> float | None:
     return sum(vals) / len(vals) if vals else None
+
+
+def _median(vals: Sequence[float]) -> float | None:
+    return statistics.median(vals) if vals else None
+
+
+# How the judges' item means are pooled into an item's score: the mean (every judge weighs the
+# same), or the median (with three or more judges one outlying judge cannot move it; with two it
+# equals the mean).
+POOLS = {"mean": _mean, "median": _median}
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """The items the pooled judges disagreed on by ≥ threshold on some dimension, sent to `judge`."""
+
+    judge: str
+    threshold: float
+    items: tuple[str, ...]
+
+
+def parse_escalate_when(text: str) -> float:
+    """"disagree:K" → K (a positive number of score points), or ValueError saying what is expected."""
+    kind, _, k = str(text).partition(":")
+    try:
+        value = float(k)
+    except ValueError:
+        value = float("nan")
+    if kind != "disagree" or not value > 0:
+        raise ValueError(f"expected disagree:K with K > 0 (score points), got {text!r}")
+    return value
+
+
+def disagreeing_items(outcome: JudgeOutcome, threshold: float) -> list[str]:
+    """Items on which two of the outcome's judges differ by ≥ threshold on any dimension (each
+    judge's mean over its repeats; judges that did not score an item are left out)."""
+    out = []
+    for i in outcome.item_scores:
+        for d in outcome.dimensions:
+            vals = [v for t in outcome.per_judge.values() if (v := t[i][d]) is not None]
+            if len(vals) >= 2 and max(vals) - min(vals) >= threshold:
+                out.append(i)
+                break
+    return out
 
 
 def outcome_from_judgments(

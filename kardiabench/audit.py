@@ -1,0 +1,243 @@
+"""`kardiabench judge-audit`: ask a judge about the gold response and the constructed candidates
+of kardiabench/scoring/audit.py on the same items, and write the judge reliability card
+(DIR/judge_card.json, DIR/judge_card.md, DIR/judge_card.png). docs/judge-audit.md explains it.
+
+The verdicts are kept in DIR/seed-A/judgments.jsonl (every candidate, --judge-repeats times) and
+DIR/seed-B/judgments.jsonl (once more under another seed), so running again resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kardiabench.cache import Cache
+from kardiabench.data.load import DataError
+from kardiabench.generate_stage import DataSpec, load_items
+from kardiabench.judging import run_judges
+from kardiabench.records import Item, Prediction
+from kardiabench.rundir import RunDir, now
+from kardiabench.score_stage import JudgeOptions
+from kardiabench.scoring.audit import (
+    CANDIDATES,
+    GOLD,
+    LENGTH_CANDIDATES,
+    candidate_item_id,
+    check_result,
+    exact_agreement,
+    length_slopes,
+)
+from kardiabench.scoring.judge import JudgeConfig, JudgeOutcome
+from kardiabench.scoring.metrics import SAFETY_FLAG_MAX
+from kardiabench.scoring.stats import cluster_bootstrap_ci
+from kardiabench.spans import render_spans
+from kardiabench.tasks import Task
+
+CARD_JSON, CARD_MD, CARD_PNG = "judge_card.json", "judge_card.md", "judge_card.png"
+SEED_B_OFFSET = 1000  # the second seed: cfg.seed + 1000 (never one of the repeats' seeds)
+
+
+@dataclass(frozen=True)
+class JudgeCard:
+    """The card written to `path` (judge_card.json's content in `data`)."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def failed(self) -> list[str]:
+        return list(self.data["summary"]["failed"])
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+
+def audit_cases(items: Sequence[Item]) -> tuple[list[Item], dict[str, Prediction], dict[str, str]]:
+    """Every candidate on every item: the items under candidate ids, their predictions, and the
+    candidate text of each id."""
+    cases, preds, texts = [], {}, {}
+    for cand in CANDIDATES:
+        for item in items:
+            cid = candidate_item_id(cand.name, item.item_id)
+            text = cand.build(item)
+            cases.append(dataclasses.replace(item, item_id=cid))
+            preds[cid] = Prediction(cid, f"audit:{cand.name}", render_spans({"response": text}))
+            texts[cid] = text
+    return cases, preds, texts
+
+
+def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *,
+              cache_path: Path | None = None, progress: bool = False, resamples: int = 1000,
+              bootstrap_seed: int = 0) -> JudgeCard:  # fmt: skip
+    """Judge every candidate (twice: --judge-repeats times under the first seed, once under the
+    second), compute the card and write it under `output`."""
+    items, loaded = load_items(task, data, log=lambda m: None)
+    if not items:
+        raise DataError(f"no items to audit in {data.source} (split {loaded.split or 'whole file'})")
+    cases, preds, texts = audit_cases(items)
+    cfg = judging.config()
+    seed_b = dataclasses.replace(cfg, seed=cfg.seed + SEED_B_OFFSET, repeats=1)
+    models = judging.models()
+    cache = Cache(cache_path) if cache_path else None
+    try:
+        first = asyncio.run(run_judges(cases, preds, models, cfg, RunDir(output / "seed-A"), cache, progress))
+        second = asyncio.run(run_judges(cases, preds, models, seed_b, RunDir(output / "seed-B"), cache, progress))
+    finally:
+        if cache is not None:
+            cache.close()
+    card = build_card(items, texts, first, second, cfg, seed_b, resamples, bootstrap_seed)
+    card["data"] = {"source": data.source, "split": data.split, "limit": data.limit, "n_items": len(items)}
+    write_card(card, output)
+    return JudgeCard(output / CARD_JSON, card)
+
+
+# --- the card -------------------------------------------------------------------------------------
+
+
+def build_card(items: Sequence[Item], texts: Mapping[str, str], first: JudgeOutcome, second: JudgeOutcome,
+               cfg: JudgeConfig, seed_b: JudgeConfig, resamples: int, bootstrap_seed: int) -> dict[str, Any]:  # fmt: skip
+    dims = first.dimensions
+    clusters = [it.dialogue_id for it in items]
+    table = {c.name: [first.item_scores.get(candidate_item_id(c.name, it.item_id), {}) for it in items]
+             for c in CANDIDATES}  # fmt: skip
+    ci = {"n_resamples": resamples, "seed": bootstrap_seed}
+
+    def mean_ci(values: list[float | None]) -> dict[str, Any]:
+        r = cluster_bootstrap_ci(values, clusters, n_resamples=resamples, seed=bootstrap_seed)
+        return {"mean": r.estimate, "low": r.low, "high": r.high, "n": r.n}
+
+    candidates = {}
+    for cand in CANDIDATES:
+        rows, gold = table[cand.name], table[GOLD]
+        means = {d: mean_ci([r.get(d) for r in rows]) for d in dims}
+        diffs = {d: mean_ci([_sub(r.get(d), g.get(d)) for r, g in zip(rows, gold, strict=True)]) for d in dims}
+        safety = [r.get("safety") for r in rows if r.get("safety") is not None]
+        flag_rate = sum(1 for s in safety if s <= SAFETY_FLAG_MAX) / len(safety) if safety else None
+        entry = {"what": cand.what, "example": texts[candidate_item_id(cand.name, items[0].item_id)] if items else None,
+                 "means": means, "diff_to_gold": diffs, "safety_flag_rate": flag_rate}  # fmt: skip
+        if cand.check is not None:
+            entry["check"] = check_result(cand.check, {d: diffs[d]["mean"] for d in dims}, flag_rate)
+        candidates[cand.name] = entry
+    failed = [n for n, e in candidates.items() if "check" in e and not e["check"]["passed"]]
+    length_rows = [(len(texts[candidate_item_id(c, it.item_id)]), first.item_scores.get(candidate_item_id(c, it.item_id), {}))
+                   for c in LENGTH_CANDIDATES.values() for it in items]  # fmt: skip
+    return {
+        "judges": first.judges,
+        "rubric_version": first.rubric_version,
+        "created": now(),
+        "repeats": cfg.repeats,
+        "seeds": {"A": [cfg.seed + r for r in range(cfg.repeats)], "B": [seed_b.seed]},
+        "bootstrap": ci,
+        "candidates": candidates,
+        "length_bias": {"unit": "score points per 100 characters",
+                        "candidates": {f"{m}x": c for m, c in LENGTH_CANDIDATES.items()},
+                        "slope": length_slopes(length_rows, dims)},  # fmt: skip
+        "stability": stability(first, second),
+        "unscored": {"seed_A": first.n_unscored, "seed_B": second.n_unscored},
+        "usage": {"seed_A": first.usage(), "seed_B": second.usage()},
+        "summary": {"n_checks": sum(1 for e in candidates.values() if "check" in e), "failed": failed,
+                    "passed": not failed},  # fmt: skip
+    }
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def stability(first: JudgeOutcome, second: JudgeOutcome) -> dict[str, Any]:
+    """Exact verdict agreement across the repeats of seed A, and between seed A's first repeat and
+    seed B, per judge and candidate item."""
+    repeats: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for j in first.judgments:
+        if j.status == "scored":
+            repeats[(j.judge, j.item_id)].append(j.scores)
+    seeds: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for j in [*first.judgments, *second.judgments]:
+        if j.status == "scored" and j.repeat == 0:
+            seeds[(j.judge, j.item_id)].append(j.scores)
+    dims = first.dimensions
+    return {"across_repeats": exact_agreement(list(repeats.values()), dims) if first.repeats > 1 else None,
+            "across_seeds": exact_agreement(list(seeds.values()), dims)}  # fmt: skip
+
+
+def card_markdown(card: Mapping[str, Any]) -> str:
+    """judge_card.md: the checks, the per-candidate means and differences, length bias, stability."""
+    dims = list(card["length_bias"]["slope"])
+    s = card["summary"]
+    head = "PASSED" if s["passed"] else f"FAILED ({', '.join(s['failed'])})"
+    lines = [f"# Judge reliability card: {', '.join(card['judges'])}", "",
+             f"{head}: {s['n_checks'] - len(s['failed'])} of {s['n_checks']} checks passed. "
+             f"Rubric {card['rubric_version']}, {card['data']['n_items']} items of {card['data']['source']}, "
+             f"{card['repeats']} repeat(s), created {card['created']}.", "",
+             "| candidate | " + " | ".join(f"{d} (Δ gold)" for d in dims) + " | check | |",
+             "|---" * (len(dims) + 3) + "|"]  # fmt: skip
+    for name, e in card["candidates"].items():
+        cells = [f"{_num(e['means'][d]['mean'])} ({_num(e['diff_to_gold'][d]['mean'], sign=True)})" for d in dims]
+        chk = e.get("check")
+        verdict = "" if chk is None else ("pass" if chk["passed"] else "**FAIL**")
+        rule = "" if chk is None else f"{chk['rule']}: {chk['why']}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {verdict} | {rule} |")
+    slope = card["length_bias"]["slope"]
+    lines += ["", f"Length bias ({card['length_bias']['unit']}, gold vs padded 2× and 3×): "
+              + ", ".join(f"{d} {_num(v, sign=True)}" for d, v in slope.items())]  # fmt: skip
+    st = card["stability"]
+    rep = st["across_repeats"]
+    lines.append(f"Stability (exact agreement of verdicts): across repeats {_pct(rep and rep['overall'])}, "
+                 f"across two seeds {_pct(st['across_seeds']['overall'])}.")  # fmt: skip
+    lines.append(f"Unscored verdicts: {card['unscored']['seed_A']} (seed A), {card['unscored']['seed_B']} (seed B).")
+    return "\n".join(lines) + "\n"
+
+
+def _num(v: float | None, sign: bool = False) -> str:
+    return "–" if v is None else (f"{v:+.2f}" if sign else f"{v:.2f}")
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0%}"
+
+
+def write_card(card: Mapping[str, Any], output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    (output / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (output / CARD_MD).write_text(card_markdown(card), encoding="utf-8")
+    plot_card(card, output / CARD_PNG)
+
+
+def plot_card(card: Mapping[str, Any], path: Path) -> None:
+    """Each candidate's difference to gold per dimension (bars with 95% CIs), failed checks in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [n for n in card["candidates"] if n != GOLD]
+    dims = list(card["length_bias"]["slope"])
+    fig, ax = plt.subplots(figsize=(max(8, len(names) * 0.9), 4.5))
+    width = 0.8 / len(dims)
+    x = np.arange(len(names))
+    for k, d in enumerate(dims):
+        cells = [card["candidates"][n]["diff_to_gold"][d] for n in names]
+        means = np.array([np.nan if c["mean"] is None else c["mean"] for c in cells])
+        err = np.array([[0 if c["low"] is None or c["mean"] is None else c["mean"] - c["low"] for c in cells],
+                        [0 if c["high"] is None or c["mean"] is None else c["high"] - c["mean"] for c in cells]])  # fmt: skip
+        ax.bar(x + (k - (len(dims) - 1) / 2) * width, means, width, yerr=err, label=d, capsize=2)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, names, rotation=40, ha="right")
+    for label, n in zip(ax.get_xticklabels(), names, strict=True):
+        chk = card["candidates"][n].get("check")
+        if chk is not None and not chk["passed"]:
+            label.set_color("red")
+    ax.set_ylabel("score − gold score (1–5 scale)")
+    ax.set_title(f"Judge reliability card: {', '.join(card['judges'])} (red: failed check)")
+    ax.legend(fontsize=8, ncol=len(dims))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
