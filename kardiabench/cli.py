@@ -102,7 +102,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-tokens", type=positive_int, default=None, help="most tokens the model may generate per item")
     g.add_argument("--seed", type=int, default=None, help="sampling seed (where the backend supports one)")
     b = p.add_argument_group("backends")
-    b.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env")
+    b.add_argument("--base-url", action="append", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env. Repeat for replicas of one model: requests go to the least busy")
     b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key")
     b.add_argument("--concurrency", type=positive_int, default=16, help="max requests in flight for API models")
     b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models")
@@ -225,7 +225,7 @@ def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
     """The judge flags; `scoring`: also those about results.json (judge card, families)."""
     g = p.add_argument_group("rubric judge")
     g.add_argument("--judge", action="append", default=[], help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
-    g.add_argument("--judge-base-url", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL)")
+    g.add_argument("--judge-base-url", action="append", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL); repeat for replicas")
     g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the judges' API key")
     g.add_argument("--judge-concurrency", type=positive_int, default=16, help="max judge requests in flight")
     g.add_argument("--judge-repeats", type=positive_int, default=1, help="judge each item K times; reports the variance")

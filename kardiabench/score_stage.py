@@ -73,7 +73,7 @@ class JudgeOptions:
     --rubric). `judges` is a list of model specs; one spec alone may be given as a string."""
 
     judges: Sequence[str] = ()
-    judge_base_url: str | None = None
+    judge_base_url: str | list[str] | None = None
     judge_api_key_env: str = "OPENAI_API_KEY"
     judge_concurrency: int = 16
     judge_repeats: int = 1

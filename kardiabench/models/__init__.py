@@ -31,7 +31,7 @@ class SpecError(ValueError):
 class ModelOptions:
     """Backend options from the command line; each adapter takes the ones it understands."""
 
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  # several: replicas of one model (kardiabench/models/replicas.py)
     api_key_env: str = "OPENAI_API_KEY"  # the environment variable that holds the key (a name, never the key)
     require_key: bool = True  # False for --dry-run, which sends nothing
     concurrency: int = 16
@@ -62,10 +62,14 @@ def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogue
     if provider == "openai":
         from kardiabench.models.openai_api import OpenAIChatModel
         from kardiabench.models.pricing import PriceTable
+        from kardiabench.models.replicas import ReplicaPool, base_urls
 
         prices = PriceTable.load(o.prices_file) if o.prices_file else None
-        return OpenAIChatModel(name, base_url=o.base_url, api_key_env=o.api_key_env, require_key=o.require_key,
-                               concurrency=o.concurrency, timeout=o.timeout, prices=prices)  # fmt: skip
+        urls = base_urls(o.base_url)
+        kw = dict(api_key_env=o.api_key_env, require_key=o.require_key, concurrency=o.concurrency, timeout=o.timeout, prices=prices)
+        if len(urls) > 1:
+            return ReplicaPool(name, urls, **kw)
+        return OpenAIChatModel(name, base_url=urls[0] if urls else None, **kw)
     if provider == "hf":
         from kardiabench.models.hf import HFChatModel
 

@@ -45,6 +45,8 @@ ReplyFn = Callable[[dict[str, Any]], "str | tuple[int, dict[str, Any] | str]"]
 @dataclass
 class FakeConfig:
     latency: float = 0.0  # seconds added before every reply
+    max_concurrency: int = 0  # chat replies in progress at once (a server's capacity); beyond it they queue. 0: no cap
+    fail_requests: int = 0  # the first N chat POSTs to this server, whatever they ask, answer 500 (a sick replica)
     # Deterministic schedule: attempt n < fail_first of each distinct request fails as fail_kinds[n % len].
     fail_first: int = 0
     fail_kinds: tuple[str, ...] = ("429",)
@@ -153,12 +155,18 @@ class _App:
     def __init__(self, config: FakeConfig, stats: ServerStats) -> None:
         self.config = config
         self.stats = stats
+        self._capacity: asyncio.Semaphore | None = None  # created on the serving loop
 
     async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
         path = path.split("?", 1)[0].rstrip("/")
         if method == "POST":
             if path in ("/v1/chat/completions", "/chat/completions"):
-                return await self._chat(body, headers.get("authorization", ""))
+                if self.config.max_concurrency <= 0:
+                    return await self._chat(body, headers.get("authorization", ""))
+                if self._capacity is None:
+                    self._capacity = asyncio.Semaphore(self.config.max_concurrency)
+                async with self._capacity:
+                    return await self._chat(body, headers.get("authorization", ""))
             if path == "/stats/reset":
                 self.stats.reset()
                 return 200, {"ok": True}, {}
@@ -190,6 +198,9 @@ class _App:
             return 404, _error(f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"), {}
         if req.get("stream"):
             return 400, _error("the fake server does not stream", "invalid_request_error"), {}
+        if self.stats.requests <= cfg.fail_requests:
+            self.stats.faults["500"] += 1
+            return 500, _error("The server had an error while processing your request.", "server_error"), {}
         if cfg.reject_max_tokens and "max_tokens" in req:
             return 400, _error("Unsupported parameter: 'max_tokens' is not supported with this model. "
                                "Use 'max_completion_tokens' instead.", "unsupported_parameter", "max_tokens"), {}  # fmt: skip
