@@ -113,6 +113,7 @@ def generation_config(
     data_parallel_size: int = 1,
     cache: str | Path | bool | None = True,
     max_cost: float | None = None,
+    batch: bool = False,
     progress: bool = False,
 ) -> GenerateConfig:
     """The generation keywords of `generate`, `evaluate` and `dry_run`, checked and resolved against
@@ -138,7 +139,7 @@ def generation_config(
                     derive_split=derive_split, split_seed=split_seed, limit=limit)  # fmt: skip
     return GenerateConfig(task=the_task, model_spec=model, data=spec, output=Path(output), params=params, options=options,
                           train_data=train_data, cache_path=_cache_path(cache), progress=progress, overwrite=overwrite,
-                          max_cost_usd=max_cost)  # fmt: skip
+                          max_cost_usd=max_cost, batch=batch)  # fmt: skip
 
 
 
@@ -196,6 +197,7 @@ def score(
     judge_pool: str = "mean",
     escalate_to: str | None = None,
     escalate_when: str = "disagree:1",
+    judge_batch: bool = False,
     resamples: int = 1000,
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
@@ -210,7 +212,7 @@ def score(
     check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed)
     judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
                            judge_max_tokens, judge_show_reasoning, rubric, judge_card, families, judge_pool,
-                           escalate_to, escalate_when)  # fmt: skip
+                           escalate_to, escalate_when, judge_batch)  # fmt: skip
     external = None
     if predictions is not None:
         external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed)

@@ -106,6 +106,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key")
     b.add_argument("--concurrency", type=positive_int, default=16, help="max requests in flight for API models")
     b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models")
+    b.add_argument("--batch", action="store_true", help="openai: send the requests as one provider batch job (50%% price, up to 24 h; docs/backends.md)")
     b.add_argument("--prices", default=None, help="JSON/YAML price table extending the built-in one (USD per 1M tokens)")
     b.add_argument("--batch-size", type=positive_int, default=8, help="batch size for hf: models")
     b.add_argument("--dtype", default="auto", help="hf:/vllm: weight dtype (auto, bfloat16, float16, float32)")
@@ -235,6 +236,7 @@ def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
     if scoring:
         g.add_argument("--judge-card", default=None, metavar="FILE", help="judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)")
         g.add_argument("--families", default=None, metavar="FILE", help="YAML {model-name pattern: family} tried before the built-in mapping (self-preference guard)")
+        g.add_argument("--judge-batch", action="store_true", help="openai: judges: send the first round as a provider batch job (docs/backends.md)")
         g.add_argument("--judge-pool", choices=("mean", "median"), default="mean", help="how several judges' item scores are pooled")
         g.add_argument("--escalate-to", default=None, metavar="SPEC", help="a stronger judge for the items the --judge models disagree on")
         g.add_argument("--escalate-when", type=_escalate_when, default="disagree:1", metavar="disagree:K",

@@ -16,6 +16,7 @@ from kardiabench.data import expand, load_dialogues
 from kardiabench.data.load import DataError, LoadResult, files_sha256, hub_revision, is_hub_source
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.models.base import ChatRequest, Generation, ModelError, SamplingParams
+from kardiabench.models.openai_batch import BatchJob
 from kardiabench.records import Item, Prediction
 from kardiabench.redact import redact_argv
 from kardiabench.rundir import RunDir, RunDirError, now, provenance
@@ -57,6 +58,7 @@ class GenerateConfig:
     progress: bool = True
     overwrite: bool = False
     max_cost_usd: float | None = None  # stop sending once generation has cost this much
+    batch: bool = False  # send through the provider's batch API (models/openai_batch.py)
 
 
 def load_items(task: Task, data: DataSpec, log=_info) -> tuple[list[Item], LoadResult]:
@@ -253,7 +255,8 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
 
     started = now()
     try:
-        stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}", budget_usd=cfg.max_cost_usd)
+        stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}", budget_usd=cfg.max_cost_usd,
+                               batch=BatchJob(run, "generation") if cfg.batch else None)  # fmt: skip
     finally:
         writer.close()
         if cache is not None:

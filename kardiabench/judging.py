@@ -29,6 +29,7 @@ from typing import Any
 from kardiabench.cache import Cache, request_json, request_key
 from kardiabench.jsonl import JsonlWriter, iter_jsonl_objects, read_jsonl_tolerant
 from kardiabench.models.base import ChatModel, ChatRequest, Generation, ModelError, SamplingParams
+from kardiabench.models.openai_batch import BatchJob
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import JUDGMENTS, RunDir, now
 from kardiabench.runner import Job, request_cost, run_jobs
@@ -227,7 +228,7 @@ async def run_judges(
     try:
         for model in unique:
             run_stats[model.spec] = await _judge_with(
-                model, items, predictions, cfg, rubric, previous, final, writer, cache, progress
+                model, items, predictions, cfg, rubric, previous, final, writer, cache, progress, run_dir
             )
     finally:
         writer.close()
@@ -253,8 +254,10 @@ async def _judge_with(
     writer: JsonlWriter,
     cache: Cache | None,
     progress: bool,
+    run_dir: RunDir,
 ) -> dict[str, Any]:
-    """One judge over all items and repeats; verdicts go to `final` and the file."""
+    """One judge over all items and repeats; verdicts go to `final` and the file. With cfg.batch,
+    the first round goes through the provider's batch API (repairs are ordinary requests)."""
     spec = model.spec
     base = {"judge": spec, "rubric_version": rubric.version, "show_reasoning": cfg.show_reasoning,
             "max_tokens": cfg.max_tokens}  # fmt: skip
@@ -351,6 +354,7 @@ async def _judge_with(
             concurrency=cfg.concurrency,
             progress=progress,
             desc=desc,
+            batch=BatchJob(run_dir, f"judge:{spec}") if cfg.batch and round_no == 0 else None,
         )
         stats["rounds"] += 1
         stats["requests"] += rs.total

@@ -12,9 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kardiabench.cache import Cache, request_key
 from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError
+from kardiabench.models.pricing import BATCH_PRICE_FACTOR
+
+if TYPE_CHECKING:
+    from kardiabench.models.openai_batch import BatchJob
 
 OnResult = Callable[["Job", "Generation | ModelError", bool], None]
 
@@ -56,7 +61,8 @@ class BudgetExceeded(Exception):
 
 def request_cost(model: ChatModel, gen: Generation) -> float | None:
     price = getattr(model, "cost", None)
-    return price(gen.prompt_tokens, gen.completion_tokens) if price else 0.0
+    usd = price(gen.prompt_tokens, gen.completion_tokens) if price else 0.0
+    return usd * BATCH_PRICE_FACTOR if usd is not None and gen.batch else usd
 
 
 class _Progress:
@@ -97,11 +103,14 @@ async def run_jobs(
     progress: bool = True,
     desc: str = "generate",
     budget_usd: float | None = None,
+    batch: BatchJob | None = None,
 ) -> RunStats:
     """Answer every job once. Raises FatalModelError (after stopping all workers) when the model
     says no request can succeed; everything finished before that has been handed to on_result.
     With `budget_usd`, no new request is sent once the cost so far reaches it (requests in flight
-    finish), and BudgetExceeded is raised if work is left."""
+    finish), and BudgetExceeded is raised if work is left. With `batch`, the jobs not in the cache
+    go first to a provider batch job; what it does not answer is sent as ordinary requests (the
+    budget is checked against the batch's cost before those)."""
     if budget_usd is not None and request_cost(model, Generation("", prompt_tokens=1, completion_tokens=1)) is None:
         raise BudgetExceeded(f"a cost limit needs a price for {model.spec}; add one with --prices FILE")
     t0 = time.monotonic()
@@ -123,13 +132,6 @@ async def run_jobs(
         on_result(job, gen, True)
         bar.update(1, stats)
 
-    size = max(1, model.max_batch_size)
-    batches = [pending[i : i + size] for i in range(0, len(pending), size)]
-    queue: asyncio.Queue = asyncio.Queue()
-    for b in batches:
-        queue.put_nowait(b)
-    n_workers = max(1, min(concurrency or model.max_concurrency, len(batches) or 1))
-
     def finish(job: Job, key: str, out: Generation | ModelError) -> None:
         if isinstance(out, Generation):
             stats.done += 1
@@ -141,6 +143,20 @@ async def run_jobs(
             stats.failed_keys.append(job.key)
         on_result(job, out, False)
         bar.update(1, stats)
+
+    if batch is not None and pending:
+        answered = await batch.run_batch(model, [job for job, _ in pending])
+        for job, key in pending:
+            if job.key in answered:
+                finish(job, key, answered[job.key])
+        pending = [(job, key) for job, key in pending if job.key not in answered]
+
+    size = max(1, model.max_batch_size)
+    batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+    queue: asyncio.Queue = asyncio.Queue()
+    for b in batches:
+        queue.put_nowait(b)
+    n_workers = max(1, min(concurrency or model.max_concurrency, len(batches) or 1))
 
     def over_budget() -> bool:
         return budget_usd is not None and stats.cost_usd is not None and stats.cost_usd >= budget_usd

@@ -49,6 +49,7 @@ class Generation:
     latency_s: float = 0.0
     attempts: int = 1
     served_model: str | None = None  # the model name an API answered with (its `model` field)
+    batch: bool = False  # answered through a provider batch API: billed at the batch price
 
 
 class ModelError(Exception):

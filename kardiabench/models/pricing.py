@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 PRICES_ENV = "KARDIABENCH_PRICES"
+# A provider batch job (`--batch`) is billed at this fraction of the normal price (OpenAI: 50%).
+BATCH_PRICE_FACTOR = 0.5
 
 
 @dataclass(frozen=True, slots=True)

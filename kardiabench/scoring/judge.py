@@ -56,6 +56,7 @@ class JudgeConfig:
     seed: int = 0
     temperature: float = 0.0
     concurrency: int | None = None  # None: the adapter's own limit
+    batch: bool = False  # first round through the provider's batch API (models/openai_batch.py)
 
     def __post_init__(self) -> None:
         if self.repeats < 1:

@@ -68,6 +68,13 @@ class FakeConfig:
     reject_response_format: bool = False  # 400 on `response_format`, like endpoints without JSON mode
     span_style: str = "special"
     served_names: dict[str, str] = field(default_factory=dict)  # requested model → the `model` a reply names
+    # Batch API (/v1/files, /v1/batches): a batch answers "in_progress" to its first `batch_polls`
+    # retrievals, then ends; every `batch_fail_every`-th request goes to the error file (HTTP 500);
+    # `batch_expire`: the batch ends "expired" after answering only its first `batch_expire_after`.
+    batch_polls: int = 2
+    batch_fail_every: int = 0
+    batch_expire: bool = False
+    batch_expire_after: int = 0
     reply_fn: ReplyFn | None = None
 
     def __post_init__(self) -> None:
@@ -83,10 +90,13 @@ class ServerStats:
     served: Counter = field(default_factory=Counter)  # request key → successful (200) replies
     faults: Counter = field(default_factory=Counter)  # fault kind → count
     auth: Counter = field(default_factory=Counter)  # Authorization header ("" when absent) → chat POSTs
+    batches_created: int = 0
+    batch_requests: int = 0  # requests in the batches created
+    batch_answered: int = 0  # of those, answered in an output file (each also counts in `requests`)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "attempts": dict(self.attempts),
-                "served": dict(self.served), "faults": dict(self.faults)}  # fmt: skip
+        return {"requests": self.requests, "attempts": dict(self.attempts), "served": dict(self.served),
+                "faults": dict(self.faults), "batches_created": self.batches_created, "batch_requests": self.batch_requests}  # fmt: skip
 
     def reset(self) -> None:
         self.requests = 0
@@ -94,6 +104,7 @@ class ServerStats:
         self.served.clear()
         self.faults.clear()
         self.auth.clear()
+        self.batches_created = self.batch_requests = self.batch_answered = 0
 
 
 def request_key(messages: list[dict[str, Any]]) -> str:
@@ -156,6 +167,8 @@ class _App:
         self.config = config
         self.stats = stats
         self._capacity: asyncio.Semaphore | None = None  # created on the serving loop
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
 
     async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
         path = path.split("?", 1)[0].rstrip("/")
@@ -167,6 +180,10 @@ class _App:
                     self._capacity = asyncio.Semaphore(self.config.max_concurrency)
                 async with self._capacity:
                     return await self._chat(body, headers.get("authorization", ""))
+            if path == "/v1/files":
+                return self._upload(headers.get("content-type", ""), body)
+            if path == "/v1/batches":
+                return self._create_batch(body)
             if path == "/stats/reset":
                 self.stats.reset()
                 return 200, {"ok": True}, {}
@@ -179,6 +196,10 @@ class _App:
                     {"id": m, "object": "model", "created": 0, "owned_by": "kardiabench"} for m in ids]}, {}  # fmt: skip
             if path == "/stats":
                 return 200, self.stats.to_dict(), {}
+            if path.startswith("/v1/files/") and path.endswith("/content") and path[10:-8] in self.files:
+                return 200, self.files[path[10:-8]].decode(), {}
+            if path.startswith("/v1/batches/") and path[12:] in self.batches:
+                return 200, await self._retrieve_batch(path[12:], headers.get("authorization", "")), {}
         return 404, _error(f"no route {method} {path}", "not_found"), {}
 
     async def _chat(self, raw: bytes, auth: str) -> tuple[int, Any, dict[str, str]]:
@@ -243,6 +264,62 @@ class _App:
             return status, payload, {}
         self.stats.served[key] += 1
         return 200, self._completion(req, key, attempt, out), {}
+
+    def _upload(self, content_type: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+        parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True) for p in msg.iter_parts()}
+        if parts.get("purpose") != b"batch" or "file" not in parts:
+            return 400, _error("multipart form with purpose=batch and a file expected", "invalid_request_error"), {}
+        file_id = f"file-{len(self.files)}"
+        self.files[file_id] = parts["file"]
+        return 200, {"id": file_id, "object": "file", "purpose": "batch", "bytes": len(parts["file"])}, {}
+
+    def _create_batch(self, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        req = json.loads(raw)
+        if req.get("input_file_id") not in self.files or req.get("endpoint") != "/v1/chat/completions":
+            return 400, _error("unknown input_file_id or endpoint", "invalid_request_error"), {}
+        batch_id = f"batch_{len(self.batches)}"
+        lines = [json.loads(x) for x in self.files[req["input_file_id"]].decode().splitlines() if x.strip()]
+        self.batches[batch_id] = {"id": batch_id, "object": "batch", "status": "validating", "polls": 0,
+                                  "input_file_id": req["input_file_id"], "lines": lines}  # fmt: skip
+        self.stats.batches_created += 1
+        self.stats.batch_requests += len(lines)
+        return 200, self._batch_view(batch_id), {}
+
+    def _batch_view(self, batch_id: str) -> dict[str, Any]:
+        return {k: v for k, v in self.batches[batch_id].items() if k not in ("lines", "polls")}
+
+    async def _retrieve_batch(self, batch_id: str, auth: str) -> dict[str, Any]:
+        b, cfg = self.batches[batch_id], self.config
+        if b["status"] in ("validating", "in_progress"):
+            b["polls"] += 1
+            b["status"] = "in_progress"
+            if b["polls"] > cfg.batch_polls:
+                await self._finish_batch(b, auth)
+        return self._batch_view(batch_id)
+
+    async def _finish_batch(self, b: dict[str, Any], auth: str) -> None:
+        """Answer the batch's requests through the chat route (same replies, same counts)."""
+        cfg = self.config
+        lines = b["lines"][: cfg.batch_expire_after] if cfg.batch_expire else b["lines"]
+        out, err = [], []
+        for i, line in enumerate(lines, 1):
+            if cfg.batch_fail_every and i % cfg.batch_fail_every == 0:
+                status, payload = 500, _error("batch request failed", "server_error")
+            else:
+                status, payload, _ = await self._chat(json.dumps(line["body"]).encode(), auth)
+            row = {"id": f"req-{i}", "custom_id": line["custom_id"], "response": {"status_code": status, "body": payload}, "error": None}
+            (out if status == 200 else err).append(row)
+            self.stats.batch_answered += status == 200
+        for name, rows in (("output_file_id", out), ("error_file_id", err)):
+            if rows:
+                file_id = f"file-{len(self.files)}"
+                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                b[name] = file_id
+        b["status"] = "expired" if cfg.batch_expire else "completed"
 
     def _fault(self, key: str, attempt: int) -> str | None:
         cfg = self.config

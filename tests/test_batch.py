@@ -1,0 +1,112 @@
+"""`--batch` / `--judge-batch` against the scripted server's /v1/files and /v1/batches: same
+predictions as ordinary requests, one batch per purpose even across a SIGKILL, and whatever a batch
+did not answer (error file, expired job) sent again as ordinary requests."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import write_dataset
+
+from kardiabench.cli import main
+from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+
+@pytest.fixture(autouse=True)
+def fast_polls(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    monkeypatch.setenv("KARDIABENCH_BATCH_POLL", "0.01")
+
+
+def predictions(out):
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    return {r["item_id"]: (r["raw_output"], r["error"]) for r in rows}
+
+
+def generate_args(srv, data, out, *extra):
+    return ["generate", "--model", "openai:m", "--base-url", srv.url, "--data", str(data), "--output", str(out),
+            "--no-cache", "--no-progress", *extra]  # fmt: skip
+
+
+def ordinary(srv):
+    return srv.stats.requests - srv.stats.batch_answered
+
+
+def test_batch_generation_gives_the_same_predictions(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        assert main(generate_args(srv, data, tmp_path / "plain")) == 0
+        srv.stats.reset()
+        assert main(generate_args(srv, data, tmp_path / "batch", "--batch")) == 0
+        assert srv.stats.batches_created == 1 and srv.stats.batch_requests == 9 and ordinary(srv) == 0
+    assert predictions(tmp_path / "batch") == predictions(tmp_path / "plain")
+    [rec] = json.loads((tmp_path / "batch" / "batches.json").read_text())
+    assert rec["purpose"] == "generation" and rec["status"] == "completed" and len(rec["custom_ids"]) == 9
+    manifest = json.loads((tmp_path / "batch" / "run.json").read_text())
+    assert manifest["generation_stats"]["done"] == 9
+
+
+def test_partial_failure_is_retried_as_ordinary_requests(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    with FakeOpenAIServer(FakeConfig(batch_fail_every=3)) as srv:
+        assert main(generate_args(srv, data, tmp_path / "run", "--batch")) == 0
+        assert srv.stats.batches_created == 1 and srv.stats.batch_answered == 6 and ordinary(srv) == 3
+    preds = predictions(tmp_path / "run")
+    assert len(preds) == 9 and all(err is None for _, err in preds.values())
+
+
+def test_expired_batch_is_retried_in_full(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    with FakeOpenAIServer(FakeConfig(batch_expire=True)) as srv:
+        assert main(generate_args(srv, data, tmp_path / "run", "--batch")) == 0
+        assert srv.stats.batches_created == 1 and srv.stats.batch_answered == 0 and ordinary(srv) == 9
+    assert len(predictions(tmp_path / "run")) == 9
+    [rec] = json.loads((tmp_path / "run" / "batches.json").read_text())
+    assert rec["status"] == "expired"
+
+
+def test_killed_while_polling_resumes_the_same_batch(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig(batch_polls=10**9)) as srv:  # never ends until the test says so
+        args = generate_args(srv, data, out, "--batch")
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        proc = subprocess.Popen([sys.executable, "-m", "kardiabench.cli", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            while not (out / "batches.json").exists() or not srv.stats.batches_created:
+                assert proc.poll() is None, "the run ended before its batch was recorded"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait(30)
+        assert not (out / "predictions.jsonl").exists() or not predictions(out)
+        srv.config.batch_polls = 1  # the job ends at the next retrievals
+        assert main(args) == 0
+        assert srv.stats.batches_created == 1 and srv.stats.batch_answered == 9 and ordinary(srv) == 0
+    assert len(predictions(out)) == 9
+
+
+def test_judge_batch(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        assert main(["run", "--model", "openai:m", "--base-url", srv.url, "--data", str(data), "--output", str(out),
+                     "--judge", "openai:j", "--judge-base-url", srv.url, "--judge-batch", "--no-cache",
+                     "--no-progress", "--resamples", "50"]) == 0  # fmt: skip
+        assert srv.stats.batches_created == 1 and srv.stats.batch_answered == 9
+    [rec] = json.loads((out / "batches.json").read_text())
+    assert rec["purpose"] == "judge:openai:j" and rec["custom_ids"][0].endswith("#r0")
+    rows = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
+    assert len(rows) == 9 and all(r["status"] == "scored" for r in rows)
+
+
+def test_batch_needs_an_openai_model(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data")
+    assert main(["generate", "--model", "baseline:retrieval", "--data", str(data), "--output", str(tmp_path / "r"),
+                 "--no-cache", "--no-progress", "--batch"]) == 2  # fmt: skip
+    assert "--batch needs an openai: model" in capsys.readouterr().err
