@@ -151,7 +151,7 @@ def generate(model: str, output: str | Path, **options: Any) -> Run:
     run.json, resuming a folder that holds the same run. Keywords: those of `generation_config`.
     The returned Run is not scored; `run.problems` names items that failed for good."""
     cfg = generation_config(model, output, **options)
-    problems = _generate(cfg)
+    problems, _ = _generate(cfg)
     return dataclasses.replace(load_run(cfg.output), problems=problems)
 
 
@@ -161,10 +161,14 @@ def evaluate(model: str, output: str | Path, *, resamples: int = 1000, bootstrap
     Judges are built first, so a judge's missing API key stops the run before anything is sent."""
     check_keywords(resamples=resamples, bootstrap_seed=bootstrap_seed)
     judging = JudgeOptions(**_take(options, JUDGE_KEYWORDS))
+    check_keywords(judge_max_cost=judging.judge_max_cost)
     cfg = generation_config(model, output, **options)
     if judging.judges:
         judging.models()
-    problems = _generate(cfg)
+    problems, cost = _generate(cfg)
+    if cfg.max_cost_usd is not None:  # --max-cost covers generation and judging together
+        left = cfg.max_cost_usd - (cost or 0.0)
+        judging = dataclasses.replace(judging, judge_max_cost=left if judging.judge_max_cost is None else min(left, judging.judge_max_cost))
     run = _scored(RunDir(cfg.output), None, judging, cfg.cache_path, cfg.progress, resamples, bootstrap_seed)
     from kardiabench.report import write_report
 
@@ -198,6 +202,7 @@ def score(
     escalate_to: str | None = None,
     escalate_when: str = "disagree:1",
     judge_batch: bool = False,
+    judge_max_cost: float | None = None,
     resamples: int = 1000,
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
@@ -209,10 +214,11 @@ def score(
     where they were made for the current predictions. `run.problems` names judges that scored nothing."""
     if run_dir is not None and output is not None:
         raise ParameterError("output: is for predictions=FILE; a run folder is scored in place")
-    check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed)
+    check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed,
+                   judge_max_cost=judge_max_cost)  # fmt: skip
     judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
                            judge_max_tokens, judge_show_reasoning, rubric, judge_card, families, judge_pool,
-                           escalate_to, escalate_when, judge_batch)  # fmt: skip
+                           escalate_to, escalate_when, judge_batch, judge_max_cost)  # fmt: skip
     external = None
     if predictions is not None:
         external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed)
@@ -313,8 +319,9 @@ def _scored(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpt
 # ----------------------------------------------------------------------------- generation
 
 
-def _generate(cfg: GenerateConfig) -> list[str]:
-    """Run the generation stage and log what it did; the problems (items failed for good)."""
+def _generate(cfg: GenerateConfig) -> tuple[list[str], float | None]:
+    """Run the generation stage and log what it did; the problems (items failed for good) and
+    what this command spent (None: unknown price)."""
     try:
         run, stats, _ = asyncio.run(generation_stage(cfg, log=log.info))
     except KeyboardInterrupt:
@@ -323,13 +330,13 @@ def _generate(cfg: GenerateConfig) -> list[str]:
     log.info(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache), {stats.failed} failed; "
              f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s → {run.predictions_path}")  # fmt: skip
     if not stats.failed:
-        return []
+        return [], stats.cost_usd
     preds = run.read_predictions()
     log.warning(_failure_summary(stats.failed, [preds[k].error or "" for k in stats.failed_keys if k in preds]))
     log.warning(f"failed items ({stats.failed}), listed in run.json; run the same command again to retry them:")
     for k in stats.failed_keys[:20]:
         log.warning(f"  {k}")
-    return [f"{stats.failed} item(s) failed to generate (listed in run.json); generate again to retry them"]
+    return [f"{stats.failed} item(s) failed to generate (listed in run.json); generate again to retry them"], stats.cost_usd
 
 
 def _failure_summary(n_failed: int, errors: list[str]) -> str:

@@ -120,7 +120,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="count prompt tokens and estimate cost; send nothing")
-    p.add_argument("--max-cost", type=positive_float, default=None, metavar="USD", help="stop sending generation requests once they have cost this much (resumable)")
+    p.add_argument("--max-cost", type=positive_float, default=None, metavar="USD", help="stop sending requests once they have cost this much: generation, and in `run` the judges too (resumable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,6 +237,7 @@ def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
         g.add_argument("--judge-card", default=None, metavar="FILE", help="judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)")
         g.add_argument("--families", default=None, metavar="FILE", help="YAML {model-name pattern: family} tried before the built-in mapping (self-preference guard)")
         g.add_argument("--judge-batch", action="store_true", help="openai: judges: send the first round as a provider batch job (docs/backends.md)")
+        g.add_argument("--judge-max-cost", type=positive_float, default=None, metavar="USD", help="stop sending judge requests once they have cost this much (resumable)")
         g.add_argument("--judge-pool", choices=("mean", "median"), default="mean", help="how several judges' item scores are pooled")
         g.add_argument("--escalate-to", default=None, metavar="SPEC", help="a stronger judge for the items the --judge models disagree on")
         g.add_argument("--escalate-when", type=_escalate_when, default="disagree:1", metavar="disagree:K",

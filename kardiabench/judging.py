@@ -227,8 +227,10 @@ async def run_judges(
     unique = list({m.spec: m for m in reversed(judges)}.values())[::-1]  # one model per spec
     try:
         for model in unique:
+            spent = sum(s["cost_usd"] or 0.0 for s in run_stats.values())
+            budget = None if cfg.budget_usd is None else cfg.budget_usd - spent
             run_stats[model.spec] = await _judge_with(
-                model, items, predictions, cfg, rubric, previous, final, writer, cache, progress, run_dir
+                model, items, predictions, cfg, rubric, previous, final, writer, cache, progress, run_dir, budget
             )
     finally:
         writer.close()
@@ -255,6 +257,7 @@ async def _judge_with(
     cache: Cache | None,
     progress: bool,
     run_dir: RunDir,
+    budget_usd: float | None,
 ) -> dict[str, Any]:
     """One judge over all items and repeats; verdicts go to `final` and the file. With cfg.batch,
     the first round goes through the provider's batch API (repairs are ordinary requests)."""
@@ -355,6 +358,7 @@ async def _judge_with(
             progress=progress,
             desc=desc,
             batch=BatchJob(run_dir, f"judge:{spec}") if cfg.batch and round_no == 0 else None,
+            budget_usd=None if budget_usd is None else budget_usd - (stats["cost_usd"] or 0.0),
         )
         stats["rounds"] += 1
         stats["requests"] += rs.total

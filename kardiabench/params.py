@@ -45,7 +45,7 @@ def check(name: str, value: Any, rule: str) -> None:
 KEYWORD_RULES = {
     "limit": "positive_int", "temperature": "nonneg_float", "top_p": "top_p", "max_tokens": "positive_int",
     "seed": "int", "concurrency": "positive_int", "timeout": "positive_float", "batch_size": "positive_int",
-    "tensor_parallel_size": "positive_int", "data_parallel_size": "positive_int", "max_cost": "positive_float",
+    "tensor_parallel_size": "positive_int", "data_parallel_size": "positive_int", "max_cost": "positive_float", "judge_max_cost": "positive_float",
     "derive_split": "open_fraction", "split_seed": "int", "api_key_env": "env_var", "judge_api_key_env": "env_var",
     "judge_concurrency": "positive_int", "judge_repeats": "positive_int", "judge_max_tokens": "positive_int",
     "resamples": "positive_int", "bootstrap_seed": "int",

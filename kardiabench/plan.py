@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from kardiabench.generate_stage import GenerateConfig, build_model, load_items, model_request
 from kardiabench.models.base import ChatModel
+from kardiabench.models.pricing import BATCH_PRICE_FACTOR
 from kardiabench.records import Item
 from kardiabench.rundir import RunDir
 
@@ -41,7 +42,8 @@ class Plan:
                 f"  items                     {self.items:,} ({self.to_request:,} still to request; the rest are already in the run folder)",
                 f"  prompt tokens             {self.prompt_tokens:,}",
                 f"  completion tokens         ~{self.expected_completion_tokens:,} expected, {self.max_completion_tokens:,} at most (max_tokens)",
-                f"  generation cost           ~{usd(self.expected_cost_usd)} expected, {usd(self.max_cost_usd)} at most",
+                f"  generation cost           ~{usd(self.expected_cost_usd)} expected, {usd(self.max_cost_usd)} at most"
+                + batch_note(self.expected_cost_usd, "--batch"),
                 *(str(j) for j in self.judges),
                 *([] if self.judges else ["  (no --judge given: rubric judging not included)"]),
             ]
@@ -61,7 +63,15 @@ class JudgePlan:
         return (
             f"  judge {self.judge:<18} {self.calls:,} calls, {self.prompt_tokens:,} prompt tokens, "
             f"~{self.expected_completion_tokens:,} completion tokens, {cost} (before repairs of invalid verdicts)"
+            + batch_note(self.expected_cost_usd, "--judge-batch")
         )
+
+
+def batch_note(usd: float | None, flag: str) -> str:
+    """The same estimate at the provider batch price (pricing.BATCH_PRICE_FACTOR), when priced."""
+    if not usd:
+        return ""
+    return f"; with {flag}: ~${usd * BATCH_PRICE_FACTOR:,.4f} ({BATCH_PRICE_FACTOR:.0%} batch price)"
 
 
 def judge_plans(items: list[Item], judges: list[ChatModel], repeats: int = 1, rubric_path: str | None = None) -> list[JudgePlan]:

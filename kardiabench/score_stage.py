@@ -86,6 +86,7 @@ class JudgeOptions:
     escalate_to: str | None = None  # a stronger judge for the items the judges disagree on
     escalate_when: str = "disagree:1"  # disagree:K: judges differ by ≥ K on some dimension
     judge_batch: bool = False  # first round of openai: judges through the provider's batch API
+    judge_max_cost: float | None = None  # USD the judges may spend in this command (`run`: what --max-cost leaves)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "judges", (self.judges,) if isinstance(self.judges, str) else tuple(self.judges))
@@ -102,7 +103,8 @@ class JudgeOptions:
 
     def config(self) -> JudgeConfig:
         return JudgeConfig(rubric_path=self.rubric, show_reasoning=self.judge_show_reasoning, repeats=self.judge_repeats,
-                           max_tokens=self.judge_max_tokens, concurrency=self.judge_concurrency, batch=self.judge_batch)  # fmt: skip
+                           max_tokens=self.judge_max_tokens, concurrency=self.judge_concurrency, batch=self.judge_batch,
+                           budget_usd=self.judge_max_cost)  # fmt: skip
 
     def models(self, require_key: bool = True) -> list[ChatModel]:
         """One model per distinct spec; a judge without its API key fails here (unless require_key

@@ -110,3 +110,36 @@ def test_batch_needs_an_openai_model(tmp_path, capsys):
     assert main(["generate", "--model", "baseline:retrieval", "--data", str(data), "--output", str(tmp_path / "r"),
                  "--no-cache", "--no-progress", "--batch"]) == 2  # fmt: skip
     assert "--batch needs an openai: model" in capsys.readouterr().err
+
+
+def test_max_cost_covers_judging_and_resumes(tmp_path, monkeypatch, capsys):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"m": {"input": 0.01, "output": 0.01}, "j": {"input": 10000, "output": 10000}}))
+    monkeypatch.setenv("KARDIABENCH_PRICES", str(prices))  # judge requests cost dollars each, generation ~nothing
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        args = ["run", "--model", "openai:m", "--base-url", srv.url, "--data", str(data), "--output", str(out),
+                "--judge", "openai:j", "--judge-base-url", srv.url, "--judge-concurrency", "1", "--no-cache",
+                "--no-progress", "--resamples", "50"]  # fmt: skip
+        assert main([*args, "--max-cost", "2.5"]) == 2
+        assert "cost limit reached" in capsys.readouterr().err
+        judged = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
+        assert len(predictions(out)) == 9 and 1 <= len(judged) < 9
+        assert main([*args, "--max-cost", "100000"]) == 0
+        judged = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
+        assert len({r["item_id"] for r in judged}) == 9
+        assert srv.stats.requests == 9 + 9  # nothing sent twice
+
+
+def test_dry_run_shows_the_batch_price(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data")
+    assert main(["run", "--model", "openai:gpt-4o-mini", "--data", str(data), "--output", str(tmp_path / "r"),
+                 "--judge", "openai:gpt-5-mini", "--dry-run"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    gen = next(line for line in text.splitlines() if "generation cost" in line)
+    judge = next(line for line in text.splitlines() if "judge openai:gpt-5-mini" in line)
+    assert "with --batch: ~$" in gen and "50% batch price" in gen and "with --judge-batch: ~$" in judge
+    expected = float(gen.split("~$")[1].split()[0].replace(",", ""))
+    batch = float(gen.split("with --batch: ~$")[1].split()[0].replace(",", ""))
+    assert batch == pytest.approx(expected / 2, abs=1e-4)
