@@ -45,7 +45,7 @@ def test_batch_generation_gives_the_same_predictions(tmp_path):
         assert srv.stats.batches_created == 1 and srv.stats.batch_requests == 9 and ordinary(srv) == 0
     assert predictions(tmp_path / "batch") == predictions(tmp_path / "plain")
     [rec] = json.loads((tmp_path / "batch" / "batches.json").read_text())
-    assert rec["purpose"] == "generation" and rec["status"] == "completed" and len(rec["custom_ids"]) == 9
+    assert rec["purpose"] == "generation" and rec["status"] == "completed" and len(rec["requests"]) == 9
     manifest = json.loads((tmp_path / "batch" / "run.json").read_text())
     assert manifest["generation_stats"]["done"] == 9
 
@@ -100,7 +100,7 @@ def test_judge_batch(tmp_path):
                      "--no-progress", "--resamples", "50"]) == 0  # fmt: skip
         assert srv.stats.batches_created == 1 and srv.stats.batch_answered == 9
     [rec] = json.loads((out / "batches.json").read_text())
-    assert rec["purpose"] == "judge:openai:j" and rec["custom_ids"][0].endswith("#r0")
+    assert rec["purpose"] == "judge:openai:j" and next(iter(rec["requests"])).endswith("#r0")
     rows = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
     assert len(rows) == 9 and all(r["status"] == "scored" for r in rows)
 
@@ -143,3 +143,20 @@ def test_dry_run_shows_the_batch_price(tmp_path, capsys):
     expected = float(gen.split("~$")[1].split()[0].replace(",", ""))
     batch = float(gen.split("with --batch: ~$")[1].split()[0].replace(",", ""))
     assert batch == pytest.approx(expected / 2, abs=1e-4)
+
+
+def test_a_batch_for_other_requests_is_not_reused(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        assert main(generate_args(srv, data, out, "--batch", "--max-tokens", "100")) == 0
+        # same item ids, other settings: the old batch's replies must not be taken for them
+        assert main(generate_args(srv, data, out, "--batch", "--max-tokens", "200", "--overwrite")) == 0
+        assert srv.stats.batches_created == 2
+        # --overwrite removed the old records; a hand-kept stale record is ignored just the same
+        stale = json.loads((out / "batches.json").read_text())
+        assert main(generate_args(srv, data, out, "--batch", "--max-tokens", "300", "--overwrite")) == 0
+        (out / "batches.json").write_text(json.dumps(stale))
+        (out / "predictions.jsonl").unlink()
+        assert main(generate_args(srv, data, out, "--batch", "--max-tokens", "300")) == 0
+        assert srv.stats.batches_created == 4

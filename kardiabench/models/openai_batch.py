@@ -6,15 +6,16 @@ uploaded (purpose "batch"), a batch is created on /v1/chat/completions with a 24
 jobs by `custom_id` (= the job key: the item id for generation, item + repeat for a judge).
 
 Nothing is submitted twice: the batch id is written to DIR/batches.json (with its purpose, its
-custom ids and its last status) right after the batch is created and BEFORE polling, so a killed
-process run again polls the same job. A job key that an earlier batch of the same purpose already
-covered is never put in a new batch: what that batch did not answer (its error file, an expired
+custom ids with a hash of each request body, and its last status) right after the batch is created and BEFORE polling, so a killed
+process run again polls the same job. A job that an earlier batch of the same purpose already
+holds (same key, same request) is never put in a new batch: what that batch did not answer (its error file, an expired
 or failed job) goes back to the caller, which sends it as ordinary requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kardiabench.models.base import Generation
 from kardiabench.models.openai_api import OpenAIChatModel, _httpx_module
 from kardiabench.redact import redact_url
-from kardiabench.rundir import now
+from kardiabench.rundir import BATCHES, now
 
 if TYPE_CHECKING:
     from kardiabench.rundir import RunDir
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BATCHES = "batches.json"
 POLL_ENV = "KARDIABENCH_BATCH_POLL"  # first poll interval in seconds (default 10; it grows ×1.5 up to 300)
 ENDPOINT = "/v1/chat/completions"
 ENDED = ("completed", "failed", "expired", "cancelled")  # a batch in one of these never changes again
@@ -67,24 +67,29 @@ class BatchJob:
             from kardiabench.models import SpecError
 
             raise SpecError(f"--batch needs an openai: model at a single --base-url, not {model.spec}")
-        wanted = {j.key for j in jobs}
+        wanted = {j.key: _sha(model._body(j.request)) for j in jobs}
+
+        def same(rec: dict[str, Any]) -> set[str]:  # the record's requests that are these jobs, unchanged
+            return {k for k, h in rec["requests"].items() if wanted.get(k) == h}
+
         records = self.records()
-        mine = [r for r in records if r["purpose"] == self.purpose and wanted & set(r["custom_ids"])]
-        covered = {k for r in mine for k in r["custom_ids"]}
+        mine = [r for r in records if r["purpose"] == self.purpose and same(r)]
+        covered = {k for r in mine for k in same(r)}
         answers: dict[str, Generation] = {}
         hx = _httpx_module()
         headers = {"Authorization": f"Bearer {model._api_key}"}
         async with hx.AsyncClient(base_url=model.base_url + "/", headers=headers, timeout=model.timeout) as http:
             try:
                 for rec in mine:
-                    answers.update(await self._collect(http, model, rec, records))
+                    got = await self._collect(http, model, rec, records)
+                    answers.update({k: g for k, g in got.items() if k in same(rec)})
                 new = [j for j in jobs if j.key not in covered]
                 if new:
                     rec = await self._submit(http, model, new, records)
                     answers.update(await self._collect(http, model, rec, records))
             except (BatchUnavailable, hx.HTTPError) as e:
                 log.warning("batch API unavailable at %s (%s): sending ordinary requests", redact_url(model.base_url), e)
-        return {k: g for k, g in answers.items() if k in wanted}
+        return answers
 
     async def _submit(self, http: Any, model: OpenAIChatModel, jobs: Sequence[Job], records: list[dict[str, Any]]) -> dict[str, Any]:
         lines = [{"custom_id": j.key, "method": "POST", "url": ENDPOINT, "body": model._body(j.request)} for j in jobs]
@@ -92,7 +97,7 @@ class BatchJob:
         upload = await _call(http, "POST", "files", files={"file": ("batch.jsonl", data, "application/jsonl")}, data={"purpose": "batch"})
         batch = await _call(http, "POST", "batches", json={"input_file_id": upload["id"], "endpoint": ENDPOINT, "completion_window": "24h"})
         rec = {"id": batch["id"], "purpose": self.purpose, "input_file_id": upload["id"], "status": batch.get("status", "validating"),
-               "created": now(), "custom_ids": [j.key for j in jobs]}  # fmt: skip
+               "created": now(), "requests": {x["custom_id"]: _sha(x["body"]) for x in lines}}  # fmt: skip
         records.append(rec)
         self._save(records)  # before polling: a killed process polls this job again, never submits twice
         log.info("batch %s submitted: %d requests (%s)", rec["id"], len(jobs), self.purpose)
@@ -117,7 +122,7 @@ class BatchJob:
             await asyncio.sleep(delay)
             delay = min(self.poll_max, delay * 1.5)
         answers = await self._read_output(http, model, rec.get("output_file_id"))
-        left = len(rec["custom_ids"]) - len(answers)
+        left = len(rec["requests"]) - len(answers)
         log.info("batch %s %s: %d answered, %d left for ordinary requests", rec["id"], rec["status"], len(answers), left)
         return answers
 
@@ -137,6 +142,11 @@ class BatchJob:
                 gen.batch = True
                 answers[str(row.get("custom_id"))] = gen
         return answers
+
+
+def _sha(body: dict[str, Any]) -> str:
+    """What a request asked: a batch made for other predictions or settings is never reused."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 async def _call(http: Any, method: str, path: str, **kw: Any) -> dict[str, Any]:
