@@ -257,6 +257,8 @@ def pooled(outcome, judging: JudgeOptions, items: list[Item], preds: dict[str, P
     ids = disagreeing_items(outcome, threshold)
     strong = dataclasses.replace(judging, judges=(judging.escalate_to,), escalate_to=None).models()
     chosen = [it for it in items if it.item_id in set(ids)]
+    if cfg.budget_usd is not None:  # the escalation spends from the same judge limit
+        cfg = dataclasses.replace(cfg, budget_usd=cfg.budget_usd - sum(s["cost_usd"] or 0.0 for s in outcome.run_stats.values()))
     extra = asyncio.run(run_judges(chosen, preds, strong, cfg, run, cache, progress=progress)) if chosen else None
     log.info(f"escalation: {len(ids)} of {len(outcome.item_scores)} items to {strong[0].spec} (disagree:{threshold:g})")
     return dataclasses.replace(outcome, pool=judging.judge_pool, judgments=[*outcome.judgments, *(extra.judgments if extra else [])],
