@@ -164,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension")
     p.add_argument("run_dir", type=Path, help="run folder with judge verdicts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    train = sub.add_parser("train", help="train a model with TRL: SFT, then Rubric-as-Judge GRPO (docs/training.md)")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    for stage, help_ in (("sft", "supervised fine-tuning on the training split"), ("grpo", "GRPO with the benchmark's rewards")):
+        p = tsub.add_parser(stage, help=help_)
+        p.add_argument("--config", required=True, help=f"YAML config file, or a shipped one ({stage}-tiny.yaml, {stage}-qwen2.5-7b.yaml)")
+        p.add_argument("--output-dir", default=None, help="where the checkpoint folder goes (overrides output_dir)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="override any config field (project or TRL), value read as YAML; dotted keys for mappings (lora.r=8); repeatable")  # fmt: skip
     return parser
 
 
@@ -357,13 +366,22 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
     return judge_agreement_command(args, log=_log)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from kardiabench.train import load_config, train
+
+    cfg = load_config(args.config, args.train_command, args.overrides, args.output_dir)
+    out = train(cfg)
+    _log(f"checkpoint written to {out}; evaluate it with: kardiabench run --model hf:{out} --data … --output …")
+    return 0
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
 COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
-    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement,
+    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "train": cmd_train,
 }  # fmt: skip
 
 

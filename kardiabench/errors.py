@@ -13,9 +13,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.scoring.compare import ComparisonRefused
     from kardiabench.scoring.rubric import RubricError
     from kardiabench.tasks import TaskError
+    from kardiabench.train.config import TrainConfigError
 
     return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
-            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded)
+            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, TrainConfigError)
 
 
 USER_ERRORS = _user_errors()
