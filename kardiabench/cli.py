@@ -371,7 +371,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.train_command, args.overrides, args.output_dir)
     out = train(cfg)
-    _log(f"checkpoint written to {out}; evaluate it with: kardiabench run --model hf:{out} --data … --output …")
+    if os.environ.get("RANK", "0") == "0":  # once, not from every process of `accelerate launch`
+        _log(f"checkpoint written to {out}; evaluate it with: kardiabench run --model hf:{out} --data … --output …")
     return 0
 
 

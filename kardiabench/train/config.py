@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,21 @@ import yaml
 SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "train"
 Stage = Literal["sft", "grpo"]
 REWARD_NAMES = ("format", "emotion", "rubric")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `3e-5` (no dot) as a string; a learning rate written so must be a number."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class TrainConfigError(Exception):
@@ -89,7 +105,7 @@ def load_config(name: str | Path, stage: Stage, overrides: list[str] | None = No
     """Read, override and validate a config for `stage`."""
     path = resolve_config_path(name)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise TrainConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
@@ -107,7 +123,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not sep or not key.strip():
         raise TrainConfigError(f"--set {item!r}: expected KEY=VALUE")
     try:
-        value = yaml.safe_load(text)
+        value = read_yaml(text)
     except yaml.YAMLError:
         value = text
     *parents, last = key.strip().split(".")

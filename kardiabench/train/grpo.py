@@ -22,7 +22,7 @@ from kardiabench.rewards import emotion_reward, format_reward, rubric_reward
 from kardiabench.tasks import Task
 from kardiabench.train.config import TrainConfig, build_trl_args
 from kardiabench.train.data import grpo_rows, load_items, to_dataset
-from kardiabench.train.model import lora_config, load_model_and_tokenizer, resolve_model, save_final
+from kardiabench.train.model import load_model_and_tokenizer, lora_config, resolve_model, save_final
 
 log = logging.getLogger(__name__)
 

@@ -75,7 +75,8 @@ def save_final(trainer: Any, cfg: TrainConfig, extra: dict[str, Any]) -> Path:
         trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         trainer.processing_class.save_pretrained(out)
-        record = {"config": cfg.to_dict(), "source": cfg.source, **extra}
+        record = {"config": cfg.to_dict(), "source": cfg.source, "world_size": trainer.accelerator.num_processes,
+                  "distributed_type": trainer.accelerator.distributed_type.value, **extra}
         (out / TRAINING_FILE).write_text(json.dumps(record, indent=2, default=str))
         (out / "README.md").write_text(model_card(cfg, extra))
     trainer.accelerator.wait_for_everyone()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kardiabench.train.config import TrainConfig, build_trl_args
 from kardiabench.train.data import load_items, sft_rows, to_dataset
-from kardiabench.train.model import lora_config, load_model_and_tokenizer, resolve_model, save_final
+from kardiabench.train.model import load_model_and_tokenizer, lora_config, resolve_model, save_final
 
 log = logging.getLogger(__name__)
 
