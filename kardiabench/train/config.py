@@ -79,7 +79,8 @@ class TrainConfig:
         return [float(self.reward_weights.get(n, 0.0)) for n in self.rewards()]
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("trl", "source")}
+        skip = {"trl", "source"} | (_GRPO_ONLY if self.stage == "sft" else set())
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         return {**out, **self.trl}
 
 

@@ -16,7 +16,9 @@ from kardiabench.spans import span_markers
 from kardiabench.train.config import TrainConfig
 
 TINY = "tiny"
-TRAINING_FILE = "kardiabench_training.json"  # the config and outcome, machine-readable, beside the card
+TRAINING_FILE = "kardiabench_training.json"
+REWARD_MEANING = {"format": "the benchmark's format compliance", "emotion": "its emotion exact match",
+                  "rubric": "its rubric judge, mean of (s - 1) / 4"}  # fmt: skip  # the config and outcome, machine-readable, beside the card
 
 
 def resolve_model(name: str) -> str:
@@ -85,7 +87,7 @@ def save_final(trainer: Any, cfg: TrainConfig, extra: dict[str, Any]) -> Path:
 
 def model_card(cfg: TrainConfig, extra: dict[str, Any]) -> str:
     """The card: base model, data and split, config, rewards and the training judge."""
-    rewards = ", ".join(f"{n} × {w:.3g}" for n, w in zip(cfg.rewards(), cfg.weights(), strict=True))
+    rewards = ", ".join(f"{n} × {w:.3g} ({REWARD_MEANING[n]})" for n, w in zip(cfg.rewards(), cfg.weights(), strict=True))
     judge = cfg.judge or "none (no rubric reward)"
     lines = [
         "---", "library_name: transformers", "tags: [kardiabench, trl, " + cfg.stage + "]", "---", "",
@@ -100,7 +102,7 @@ def model_card(cfg: TrainConfig, extra: dict[str, Any]) -> str:
     ]  # fmt: skip
     if cfg.stage == "grpo":
         lines += [
-            f"- Rewards: {rewards} (the benchmark's format compliance, emotion exact match and rubric judge)",
+            f"- Rewards: {rewards}",
             f"- Training judge: `{judge}`" + (f", rubric `{cfg.rubric or 'judges/rubric.yaml'}`" if cfg.judge else ""),
             f"- Difficulty split: {'all turns' if cfg.keep_hardest is None else f'hardest {cfg.keep_hardest:.0%} by the start model mean reward'}",
         ]
