@@ -22,7 +22,7 @@ from typing import Any
 
 from kardiabench.cache import Cache, default_cache_path
 from kardiabench.models import ChatModel, ModelOptions, load_model
-from kardiabench.models.base import Generation, ModelError
+from kardiabench.models.base import ChatRequest, Generation, ModelError
 from kardiabench.records import Item, Prediction
 from kardiabench.runner import Job, run_jobs
 from kardiabench.scoring.judge import (
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 # training judge and the evaluation judge send byte-identical requests and share cache entries.
 DEFAULT_JUDGE_MAX_TOKENS = 1024
 ITEM_COLUMNS = ("item_id", "history", "gold", "user_message")  # columns a rubric reward needs at least
+_Pending = tuple[int, ChatRequest, list[tuple[str, str]]]
 
 
 class RubricReward:
@@ -101,7 +102,7 @@ class RubricReward:
     async def score(self, items: Sequence[Item], texts: Sequence[str]) -> list[float | None]:
         """The normalised rubric score of each (item, completion text); None when unscored."""
         scores: list[float | None] = [None] * len(texts)
-        pending: dict[str, tuple[int, Any, list[tuple[str, str]]]] = {}  # job key → (index, first request, failures)
+        pending: dict[str, _Pending] = {}  # job key → (index, first request, failures so far)
         for i, (item, text) in enumerate(zip(items, texts, strict=True)):
             self.stats["completions"] += 1
             response, _ = candidate_response(Prediction(item.item_id, self.spec, text))
@@ -114,7 +115,7 @@ class RubricReward:
         while pending:
             jobs = [Job(key, repair_request(first, failures, self.rubric) if failures else first)
                     for key, (_, first, failures) in pending.items()]  # fmt: skip
-            retry: dict[str, tuple[int, Any, list[tuple[str, str]]]] = {}
+            retry: dict[str, _Pending] = {}
 
             def on_result(job: Job, out: Generation | ModelError, cached: bool, pending=pending, retry=retry) -> None:
                 index, first, failures = pending[job.key]

@@ -107,6 +107,8 @@ def test_cli_config_error_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: learning_rat:") and "Traceback" not in err
     assert main(["train", "sft", "--config", "nope.yaml"]) == 2
+    assert main(["train", "sft", "--config", "sft-tiny.yaml", "--set", f"model={tmp_path / 'missing'}"]) == 2
+    assert "No model folder at" in capsys.readouterr().err
 
 
 def test_shipped_configs_parse():
