@@ -53,21 +53,21 @@ def smollm2_folder(out: Path) -> Path:
     return out
 
 
-def short_data(out: Path, exchanges: int) -> Path:
-    """The sample's splits with every dialogue cut to its first `exchanges` exchanges."""
+def short_data(out: Path, exchanges: int, test_exchanges: int) -> Path:
+    """The sample's splits with every dialogue cut to its first exchanges (train) / test_exchanges (test)."""
     out.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "test"):
+    for split, keep in (("train", exchanges), ("test", test_exchanges)):
         with (out / f"{split}.jsonl").open("w") as fh:
             for d in load_dialogues("sample", split).dialogues:
                 row = d.to_json()
-                row["messages"] = row["messages"][: 1 + 2 * exchanges]
+                row["messages"] = row["messages"][: 1 + 2 * keep]
                 fh.write(json.dumps(row) + "\n")
     return out
 
 
-def evaluate(model: Path, data: Path, out: Path, max_tokens: int) -> dict:
+def evaluate(model: Path, data: Path, out: Path, max_tokens: int, batch_size: int) -> dict:
     code = main(["run", "--model", f"hf:{model}", "--data", str(data), "--split", "test", "--output", str(out),
-                 "--max-tokens", str(max_tokens), "--no-cache", "--no-progress", "--device", "cpu", "--overwrite"])  # fmt: skip
+                 "--max-tokens", str(max_tokens), "--batch-size", str(batch_size), "--no-cache", "--no-progress", "--device", "cpu", "--overwrite"])  # fmt: skip
     assert code == 0, f"run exited {code}"
     metrics = json.loads((out / "results.json").read_text())["metrics"]
     return {k: round(metrics[k]["value"], 2) for k in ("format_compliance", "emotion_accuracy")} | {"n": metrics["emotion_accuracy"]["n"]}
@@ -106,25 +106,27 @@ def plot(history: list[dict], path: Path) -> None:
 def main_bench() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench-learning"))
-    ap.add_argument("--exchanges", type=int, default=2)
-    ap.add_argument("--sft-steps", type=int, default=48)
-    ap.add_argument("--grpo-steps", type=int, default=12)
+    ap.add_argument("--exchanges", type=int, default=2, help="exchanges kept per training dialogue")
+    ap.add_argument("--test-exchanges", type=int, default=1, help="exchanges kept per test dialogue")
+    ap.add_argument("--batch-size", type=int, default=16, help="hf: generation batch for the evaluations")
+    ap.add_argument("--sft-steps", type=int, default=40)
+    ap.add_argument("--grpo-steps", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=192)
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--write-json", type=Path, default=None)
     a = ap.parse_args()
     os.environ.setdefault("KARDIABENCH_CACHE", str(a.workdir / "cache" / "cache.sqlite"))
     base = smollm2_folder(a.workdir / "smollm2-135m-instruct")
-    data = short_data(a.workdir / "data", a.exchanges)
+    data = short_data(a.workdir / "data", a.exchanges, a.test_exchanges)
     report: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
-                    "exchanges": a.exchanges, "max_tokens": a.max_tokens}  # fmt: skip
-    report["before"] = evaluate(base, data, a.workdir / "runs" / "before", a.max_tokens)
+                    "exchanges": a.exchanges, "test_exchanges": a.test_exchanges, "max_tokens": a.max_tokens}  # fmt: skip
+    report["before"] = evaluate(base, data, a.workdir / "runs" / "before", a.max_tokens, a.batch_size)
     print("before", report["before"], flush=True)
     sft, wall = train("sft", "sft-tiny.yaml", a.workdir / "sft", [f"model={base}", f"data={data}", f"max_steps={a.sft_steps}",
                       "per_device_train_batch_size=4", "learning_rate=1e-4", "max_length=1024", "logging_steps=4"])  # fmt: skip
     report["sft"] = {"steps": a.sft_steps, "wall_s": round(wall, 1), "steps_per_s": sft["train_metrics"]["train_steps_per_second"],
                      "train_turns": sft["n_train"], "train_loss": sft["train_metrics"]["train_loss"]}  # fmt: skip
-    report["after_sft"] = evaluate(a.workdir / "sft", data, a.workdir / "runs" / "after-sft", a.max_tokens)
+    report["after_sft"] = evaluate(a.workdir / "sft", data, a.workdir / "runs" / "after-sft", a.max_tokens, a.batch_size)
     print("after sft", report["after_sft"], flush=True)
     grpo, wall = train("grpo", "grpo-tiny.yaml", a.workdir / "grpo", [f"model={a.workdir / 'sft'}", f"data={data}",
                        f"max_steps={a.grpo_steps}", "per_device_train_batch_size=4", "num_generations=4",
@@ -132,7 +134,7 @@ def main_bench() -> None:
     history = grpo["log_history"]
     report["grpo"] = {"steps": a.grpo_steps, "wall_s": round(wall, 1), "steps_per_s": grpo["train_metrics"]["train_steps_per_second"],
                       "reward_first": history[0].get("reward"), "reward_last": [h for h in history if "reward" in h][-1]["reward"]}  # fmt: skip
-    report["after_grpo"] = evaluate(a.workdir / "grpo", data, a.workdir / "runs" / "after-grpo", a.max_tokens)
+    report["after_grpo"] = evaluate(a.workdir / "grpo", data, a.workdir / "runs" / "after-grpo", a.max_tokens, a.batch_size)
     print(json.dumps(report, indent=2), flush=True)
     if a.plot:
         plot(history, a.plot)
