@@ -201,3 +201,15 @@ def test_grpo_under_accelerate_launch_two_cpu_processes(workdir):
     assert record["world_size"] == 2 and record["distributed_type"] == "MULTI_CPU"  # gloo
     assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors"]
     assert not list(out.glob("checkpoint-*"))
+
+
+def test_eval_fraction_holds_out_whole_personas(tmp_path):
+    from kardiabench.train import load_config
+    from kardiabench.train.data import grpo_rows, load_items
+
+    cfg = load_config("grpo-tiny.yaml", "grpo", ["eval_fraction=0.25"], str(tmp_path / "o"))
+    train, held_out, task = load_items(cfg)
+    assert train and held_out
+    assert not {it.persona_id for it in train} & {it.persona_id for it in held_out}
+    row = grpo_rows(held_out[:1], task)[0]
+    assert row["prompt"] == task.messages(held_out[0]) and row["gold_emotion"] == held_out[0].gold_emotion
