@@ -213,3 +213,23 @@ def test_eval_fraction_holds_out_whole_personas(tmp_path):
     assert not {it.persona_id for it in train} & {it.persona_id for it in held_out}
     row = grpo_rows(held_out[:1], task)[0]
     assert row["prompt"] == task.messages(held_out[0]) and row["gold_emotion"] == held_out[0].gold_emotion
+
+
+def test_new_span_markers_start_from_their_words(tmp_path):
+    """A model without the markers gets them as single special tokens, each embedding the mean of
+    its words' embeddings (distinct from one another), and the chat template unchanged."""
+    from kardiabench.spans import span_markers
+    from kardiabench.testing.tiny_model import build_tiny_model
+    from kardiabench.train.model import load_model_and_tokenizer
+
+    folder = build_tiny_model(tmp_path / "plain", span_tokens=False)
+    model, tok = load_model_and_tokenizer(str(folder))
+    ids = tok.convert_tokens_to_ids(span_markers("special"))
+    assert len(set(ids)) == 8 and tok.unk_token_id not in ids
+    emb = model.get_input_embeddings().weight
+    assert emb.shape[0] >= len(tok)
+    words = tok("emotion end", add_special_tokens=False)["input_ids"]
+    assert bool((emb[tok.convert_tokens_to_ids("<|emotion_end|>")] == emb[words].mean(dim=0)).all())
+    assert len({tuple(emb[i].tolist()) for i in ids}) == 8
+    assert tok("<|response_begin|>hi", add_special_tokens=False)["input_ids"][0] == ids[6]
+    assert "<|im_start|>" in tok.chat_template

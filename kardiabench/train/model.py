@@ -46,12 +46,30 @@ def load_model_and_tokenizer(path: str) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
     except (OSError, ValueError) as exc:
         raise load_error(path, exc) from exc
+    missing = [m for m in span_markers("special") if m not in tok.get_vocab()]
     tok.add_special_tokens({"additional_special_tokens": span_markers("special")}, **_keep_existing_extra_tokens(tok))
     if len(tok) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tok), pad_to_multiple_of=64)
+    init_marker_embeddings(model, tok, missing)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model, tok
+
+
+def init_marker_embeddings(model: Any, tok: Any, markers: list[str]) -> None:
+    """Start each new marker's input (and untied output) embedding at the mean embedding of its
+    words ("understanding begin"): resizing gives all new rows nearly the same vector (or, in a
+    padded vocabulary such as Qwen2.5's, an untrained one), so the eight markers start out
+    indistinguishable and a short SFT confuses them."""
+    import torch
+
+    tables = {id(w): w for w in (model.get_input_embeddings().weight, model.get_output_embeddings().weight)}
+    with torch.no_grad():
+        for marker in markers:
+            pieces = tok(marker.strip("<|>").replace("_", " "), add_special_tokens=False)["input_ids"]
+            row = tok.convert_tokens_to_ids(marker)
+            for table in tables.values():
+                table[row] = table[pieces].mean(dim=0)
 
 
 def lora_config(cfg: TrainConfig, tokenizer: Any) -> Any:
