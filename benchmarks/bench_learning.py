@@ -101,7 +101,7 @@ def plot(history: list[dict], path: Path) -> None:
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("mean reward")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title("SmolLM2-135M-Instruct after SFT: GRPO on CPU (format + emotion)")
+    ax.set_title("GRPO from SFT SmolLM2-135M, CPU (format + emotion)", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
