@@ -11,7 +11,6 @@ adapter decodes at evaluation.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from kardiabench.train.config import TrainConfig, build_trl_args
 from kardiabench.train.data import grpo_rows, load_items, to_dataset
 from kardiabench.train.model import load_model_and_tokenizer, lora_config, resolve_model, save_final
 
-log = logging.getLogger(__name__)
 
 
 def reward_functions(cfg: TrainConfig) -> list[Any]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from kardiabench.train.config import TrainConfig, build_trl_args
 from kardiabench.train.data import load_items, sft_rows, to_dataset
 from kardiabench.train.model import load_model_and_tokenizer, lora_config, resolve_model, save_final
 
-log = logging.getLogger(__name__)
 
 
 def build_sft_trainer(cfg: TrainConfig):
