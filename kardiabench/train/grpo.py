@@ -24,7 +24,6 @@ from kardiabench.train.data import grpo_rows, load_items, to_dataset
 from kardiabench.train.model import load_model_and_tokenizer, lora_config, resolve_model, save_final
 
 
-
 def reward_functions(cfg: TrainConfig) -> list[Any]:
     """format, emotion and (with a judge) rubric, in the order of cfg.rewards() / cfg.weights()."""
     fns: list[Any] = [format_reward, emotion_reward]

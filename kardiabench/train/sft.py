@@ -9,7 +9,6 @@ from kardiabench.train.data import load_items, sft_rows, to_dataset
 from kardiabench.train.model import load_model_and_tokenizer, lora_config, resolve_model, save_final
 
 
-
 def build_sft_trainer(cfg: TrainConfig):
     """The SFTTrainer for a config: prompt/completion pairs, loss on the completion only."""
     from trl import SFTTrainer
