@@ -6,6 +6,7 @@ import argparse
 import inspect
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -189,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_judge_args(p, scoring=False)
     _add_leaderboard_args(sub)
+
+    train = sub.add_parser("train", help="train a model with TRL: SFT, then Rubric-as-Judge GRPO (docs/training.md)")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    for stage, help_ in (("sft", "supervised fine-tuning on the training split"), ("grpo", "GRPO with the benchmark's rewards")):
+        p = tsub.add_parser(stage, help=help_)
+        p.add_argument("--config", required=True, help=f"YAML config file, or a shipped one ({stage}-tiny.yaml, {stage}-qwen2.5-7b.yaml)")
+        p.add_argument("--output-dir", default=None, help="where the checkpoint folder goes (overrides output_dir)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="override any config field (project or TRL), value read as YAML; dotted keys for mappings (lora.r=8); repeatable")  # fmt: skip
     return parser
 
 
@@ -448,10 +458,20 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                      leaderboard=args.leaderboard, base_url=args.base_url, data=args.data, cache=args.cache)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from kardiabench.train import load_config, train
+
+    cfg = load_config(args.config, args.train_command, args.overrides, args.output_dir)
+    out = train(cfg)
+    if os.environ.get("RANK", "0") == "0":  # once, not from every process of `accelerate launch`
+        _LOG.info(f"checkpoint written to {out}; evaluate it with: kardiabench run --model hf:{out} --data … --output …")
+    return 0
+
+
 COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
     "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "report": cmd_report,
-    "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce,
+    "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce, "train": cmd_train,
 }  # fmt: skip
 
 

@@ -14,9 +14,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.scoring.families import FamiliesError
     from kardiabench.scoring.rubric import RubricError
     from kardiabench.tasks import TaskError
+    from kardiabench.train.config import TrainConfigError
 
     return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
-            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, FamiliesError)
+            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, FamiliesError, TrainConfigError)
 
 
 USER_ERRORS = _user_errors()

