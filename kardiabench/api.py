@@ -16,6 +16,7 @@ bad spec raise the errors of `kardiabench.errors.USER_ERRORS`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import json
@@ -27,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from kardiabench.cache import default_cache_path
-from kardiabench.generate_stage import DataSpec, GenerateConfig
+from kardiabench.generate_stage import DataSpec, GenerateConfig, tokens_per_s
 from kardiabench.generate_stage import generate as generation_stage
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models import ModelOptions
 from kardiabench.models.base import SamplingParams
 from kardiabench.params import ParameterError, check_keywords
+from kardiabench.params import gen_kwargs as parse_gen_kwargs
 from kardiabench.plan import Plan
 from kardiabench.plan import dry_run as plan_dry_run
 from kardiabench.rundir import ITEMS, RunDir, RunDirError
@@ -74,6 +76,19 @@ def _cache_path(cache: str | Path | bool | None) -> Path | None:
     return default_cache_path() if cache is True else Path(cache)
 
 
+def _gen_kwargs(value: dict[str, Any] | str | None) -> tuple[tuple[str, Any], ...]:
+    """--gen-kwargs as SamplingParams.extra: sorted pairs (a "k=v,…" string is parsed first)."""
+    if isinstance(value, str):
+        try:
+            value = parse_gen_kwargs(value)
+        except argparse.ArgumentTypeError as e:
+            raise ParameterError(f"gen_kwargs: {e}") from None
+    bad = [k for k, v in (value or {}).items() if not isinstance(v, (str, int, float, bool))]
+    if bad:
+        raise ParameterError(f"gen_kwargs: {bad[0]!r} must be a number, true/false or text")
+    return tuple(sorted((value or {}).items()))
+
+
 def _take(options: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {name: options.pop(name) for name in names if name in options}
 
@@ -96,6 +111,11 @@ def generation_config(
     top_p: float | None = None,
     max_tokens: int | None = None,
     seed: int | None = None,
+    stop: Sequence[str] | None = None,
+    top_k: int | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float | None = None,
+    gen_kwargs: dict[str, Any] | str | None = None,
     base_url: str | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     concurrency: int = 16,
@@ -117,7 +137,8 @@ def generation_config(
     the task (sampling defaults come from the task file). Each is the CLI flag of the same name."""
     check_keywords(limit=limit, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
            timeout=timeout, batch_size=batch_size, tensor_parallel_size=tensor_parallel_size, max_cost=max_cost,
-           data_parallel_size=data_parallel_size, derive_split=derive_split, split_seed=split_seed, api_key_env=api_key_env)  # fmt: skip
+           data_parallel_size=data_parallel_size, derive_split=derive_split, split_seed=split_seed, api_key_env=api_key_env,
+           top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty)  # fmt: skip
     the_task = load_task(task, list(tasks_dir))
     g = the_task.generation
     params = SamplingParams(
@@ -125,6 +146,8 @@ def generation_config(
         top_p=g.top_p if top_p is None else top_p,
         max_tokens=g.max_tokens if max_tokens is None else max_tokens,
         seed=g.seed if seed is None else seed,
+        stop=tuple(stop or ()), top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
+        extra=_gen_kwargs(gen_kwargs),
     )
     options = ModelOptions(
         base_url=base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=concurrency, timeout=timeout,
@@ -270,8 +293,11 @@ def _generate(cfg: GenerateConfig) -> list[str]:
     except KeyboardInterrupt:
         raise Interrupted("items", f"{cfg.output}/predictions.jsonl") from None
     cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
+    speed = tokens_per_s(stats.generated_tokens, stats.wall_s)
+    padding = f"; {stats.pad_tokens_saved:,} pad tokens saved by length-ordered batches" if stats.pad_tokens_saved else ""
     log.info(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache), {stats.failed} failed; "
-             f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s → {run.predictions_path}")  # fmt: skip
+             f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s"
+             f"{f', {speed:,.1f} tokens/s' if speed else ''}{padding} → {run.predictions_path}")  # fmt: skip
     if not stats.failed:
         return []
     preds = run.read_predictions()

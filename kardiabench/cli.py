@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kardiabench.params import RULES
+from kardiabench.params import RULES, gen_kwargs
 from kardiabench.redact import env_var_name
 
 EXIT_USAGE = 2
@@ -45,6 +45,7 @@ positive_float = _number(*RULES["positive_float"])
 nonneg_float = _number(*RULES["nonneg_float"])
 top_p = _number(*RULES["top_p"])
 open_fraction = _number(*RULES["open_fraction"])
+unit_interval = _number(*RULES["unit_interval"])
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -90,6 +91,13 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=top_p, default=None, help="nucleus sampling mass (0 < p ≤ 1)")
     g.add_argument("--max-tokens", type=positive_int, default=None, help="most tokens the model may generate per item")
     g.add_argument("--seed", type=int, default=None, help="sampling seed (where the backend supports one)")
+    g.add_argument("--stop", action="append", default=None, metavar="STR",
+                   help="stop string (repeatable): generation ends before it; the model's own end tokens always stop it")  # fmt: skip
+    g.add_argument("--top-k", type=positive_int, default=None, help="sample only from the K most likely tokens")
+    g.add_argument("--min-p", type=unit_interval, default=None, help="drop tokens below this fraction of the top token's probability")
+    g.add_argument("--repetition-penalty", type=positive_float, default=None, help="penalty for repeated tokens (1 = none)")
+    g.add_argument("--gen-kwargs", type=gen_kwargs, default=None, metavar="K=V,…",
+                   help="further generation options passed to the backend as typed values (int, float, true/false, text)")  # fmt: skip
     b = p.add_argument_group("backends")
     b.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env")
     b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key")

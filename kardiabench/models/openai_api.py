@@ -256,9 +256,11 @@ class OpenAIChatModel(ChatModel):
     def _body(self, req: ChatRequest) -> dict[str, Any]:
         p = req.params
         body: dict[str, Any] = {"model": self.model, "messages": req.message_dicts(), self._token_param: p.max_tokens}
-        optional = {"temperature": p.temperature, "top_p": p.top_p, "seed": p.seed, "response_format": req.response_format}
+        optional = {"temperature": p.temperature, "top_p": p.top_p, "seed": p.seed, "response_format": req.response_format,
+                    "stop": list(p.stop) or None}  # fmt: skip
         body.update({k: v for k, v in optional.items() if v is not None and k not in self._dropped})
-        body.update(self.extra_body)
+        body.update(p.options())  # top_k, min_p, repetition_penalty, --gen-kwargs: top-level keys, as vLLM and
+        body.update(self.extra_body)  # other local servers read them (the client's `extra_body` does the same)
         return body
 
     async def _one(self, req: ChatRequest) -> Generation | ModelError:

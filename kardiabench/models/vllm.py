@@ -141,6 +141,8 @@ class VLLMChatModel(ChatModel):
             "top_p": p.top_p if p.temperature > 0 else 1.0,
             "max_tokens": p.max_tokens,
             "seed": p.seed,
+            **({"stop": list(p.stop)} if p.stop else {}),
+            **p.options(),
         }
         if request.response_format:
             kwargs["structured_outputs"] = structured_outputs(request.response_format)
