@@ -203,6 +203,7 @@ def score(
     strict: bool = False,
     derive_split: float | None = None,
     split_seed: int = 0,
+    limit: int | None = None,
     output: str | Path | None = None,
     judges: Sequence[str] = (),
     judge_base_url: str | None = None,
@@ -212,6 +213,10 @@ def score(
     judge_max_tokens: int = 1024,
     judge_show_reasoning: bool = False,
     rubric: str | None = None,
+    judge_timeout: float = 120.0,
+    judge_batch_size: int = 8,
+    judge_dtype: str = "auto",
+    judge_chat_template: str | None = None,
     resamples: int = 1000,
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
@@ -219,16 +224,20 @@ def score(
 ) -> Run:
     """Score saved predictions (`kardiabench score`): a run folder in place, or `predictions` (a
     JSONL of {item_id, raw_output} made elsewhere) against `data`, written to `output` (default:
-    beside the file, NAME-scored). Without `judges`, the verdicts already in the folder are reused
+    beside the file, NAME-scored), over the first `limit` items of the data when given (items
+    without a prediction count as "no prediction"). Without `judges`, the verdicts already in the folder are reused
     where they were made for the current predictions. `run.problems` names judges that scored nothing."""
     if run_dir is not None and output is not None:
         raise ParameterError("output: is for predictions=FILE; a run folder is scored in place")
-    check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed)
+    check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed, limit=limit)
+    if limit is not None and predictions is None:
+        raise ParameterError("limit: is for predictions=FILE; a run folder is scored over the items it holds")
     judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
-                           judge_max_tokens, judge_show_reasoning, rubric)  # fmt: skip
+                           judge_max_tokens, judge_show_reasoning, rubric, judge_timeout, judge_batch_size, judge_dtype,
+                           judge_chat_template)  # fmt: skip
     external = None
     if predictions is not None:
-        external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed)
+        external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed, limit)
     run = scoring_folder(_run_path(run_dir) if run_dir is not None else None, external.path if external else None, output)
     return _scored(run, external, judging, _cache_path(cache), progress, resamples, bootstrap_seed)
 

@@ -102,7 +102,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env")
     b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key")
     b.add_argument("--concurrency", type=positive_int, default=16, help="max requests in flight for API models")
-    b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models")
+    b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models (a local server's timed-out request is not re-sent)")
     b.add_argument("--prices", default=None, help="JSON/YAML price table extending the built-in one (USD per 1M tokens)")
     b.add_argument("--batch-size", type=positive_int, default=8, help="batch size for hf: models")
     b.add_argument("--dtype", default="auto", help="hf:/vllm: weight dtype (auto, bfloat16, float16, float32)")
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, help="task name or YAML file (default: the run's, or kardiabench)")
     p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
     _add_data_args(p)
+    p.add_argument("--limit", type=positive_int, default=None, help="with --predictions: only the first N items of the data (predictions for others are left out)")
     p.add_argument("--output", type=Path, default=None, help="with --predictions: the run folder to write (default: FILE's folder, NAME-scored)")
     p.add_argument("--cache", default=None, help="cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
@@ -219,6 +220,10 @@ def _add_judge_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-repeats", type=positive_int, default=1, help="judge each item K times; reports the variance")
     g.add_argument("--judge-max-tokens", type=positive_int, default=1024, help="most tokens per judge reply")
     g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
+    g.add_argument("--judge-timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for openai: judges (a local server's timed-out request is not re-sent)")
+    g.add_argument("--judge-batch-size", type=positive_int, default=8, help="batch size for hf: judges")
+    g.add_argument("--judge-dtype", default="auto", help="hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)")
+    g.add_argument("--judge-chat-template", default=None, help="a Jinja chat template file for hf:/vllm: judges without one")
     g.add_argument("--rubric", default=None, help="rubric file (default: judges/rubric.yaml)")
     g.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples for confidence intervals")
     g.add_argument("--bootstrap-seed", type=int, default=0, help="seed for the bootstrap resamples")
@@ -446,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "score" and args.run_dir is not None and args.output is not None:
         parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
+    if args.command == "score" and args.run_dir is not None and args.limit is not None:
+        parser.error("score: --limit is for --predictions FILE; a run folder is scored over the items it holds")
     try:
         with _console_logging():
             return COMMANDS[args.command](args)

@@ -50,7 +50,7 @@ KEYWORD_RULES = {
     "derive_split": "open_fraction", "split_seed": "int", "api_key_env": "env_var", "judge_api_key_env": "env_var",
     "judge_concurrency": "positive_int", "judge_repeats": "positive_int", "judge_max_tokens": "positive_int",
     "resamples": "positive_int", "bootstrap_seed": "int", "top_k": "positive_int", "min_p": "unit_interval",
-    "repetition_penalty": "positive_float",
+    "repetition_penalty": "positive_float", "judge_timeout": "positive_float", "judge_batch_size": "positive_int",
 }  # fmt: skip
 
 

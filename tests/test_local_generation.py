@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+from helpers import write_dataset
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -144,3 +145,63 @@ def test_malformed_gen_kwargs_are_a_usage_error(bad, capsys):
     with pytest.raises(SystemExit) as e:
         main(["generate", "--model", "baseline:majority", "--output", "x", "--gen-kwargs", bad])
     assert e.value.code == 2 and "--gen-kwargs" in capsys.readouterr().err
+
+
+def test_score_predictions_with_limit_scores_the_first_items_and_counts_missing_ones(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    assert main(["generate", "--model", "baseline:majority", "--data", str(data), "--output", str(out), "--no-progress", "--no-cache"]) == 0
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    ext = tmp_path / "mine.jsonl"
+    ext.write_text("".join(json.dumps({"item_id": r["item_id"], "raw_output": r["raw_output"]}) + "\n" for r in rows[1:]))
+    scored = tmp_path / "ext"
+    assert main(["score", "--predictions", str(ext), "--data", str(data), "--limit", "4", "--output", str(scored), "--resamples", "50"]) == 0
+    items = [json.loads(x) for x in (scored / "items.jsonl").read_text().splitlines()]
+    assert [i["item_id"] for i in items] == [r["item_id"] for r in rows[:4]]
+    results = json.loads((scored / "results.json").read_text())
+    assert results["metrics"]["emotion_accuracy"]["n"] == 4
+    assert json.loads((scored / "run.json").read_text())["data"]["limit"] == 4
+    assert "1 of 4 items have no prediction" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["score", str(out), "--limit", "2"])
+
+
+def test_a_timed_out_request_to_a_local_server_is_not_sent_again(caplog):
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+    with FakeOpenAIServer(FakeConfig(fail_first=1, fail_kinds=("timeout",), timeout_sleep=30)) as srv:
+        m = OpenAIChatModel("m", base_url=srv.url, timeout=0.5)
+        (out,) = asyncio.run(m.generate([req("hello", max_tokens=8)]))
+        posts = srv.stats.requests
+    assert "not re-sent while it may still be computing it" in str(out) and posts == 1
+
+
+def test_an_endpoint_that_ignores_response_format_is_noted_once(caplog):
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "v", "schema": {"type": "object"}}}
+    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: 'Sure! {"score": 3}')) as srv:
+        m = OpenAIChatModel("m", base_url=srv.url)
+        requests = [ChatRequest.from_messages([{"role": "user", "content": f"q{i}"}], SamplingParams(), fmt) for i in range(3)]
+        with caplog.at_level("WARNING"):
+            for r in requests:
+                asyncio.run(m.generate([r]))
+    notes = [r.getMessage() for r in caplog.records if "response_format" in r.getMessage()]
+    assert len(notes) == 1 and "not pure JSON" in notes[0]
+
+
+def test_judge_flags_reach_the_judge_models(tiny_model_dir, tmp_path):
+    from kardiabench.score_stage import JudgeOptions
+
+    template = tmp_path / "t.jinja"
+    template.write_text("{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
+    hf, api = JudgeOptions([f"hf:{tiny_model_dir}", "openai:j"], judge_base_url="http://127.0.0.1:9/v1", judge_timeout=7.5,
+                           judge_batch_size=3, judge_dtype="float32", judge_chat_template=str(template)).models()  # fmt: skip
+    assert (hf.max_batch_size, hf.dtype, hf.tokenizer.chat_template) == (3, "float32", template.read_text())
+    assert api.timeout == 7.5
+
+
+def test_judge_numeric_flags_are_checked(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["score", "x", "--judge-timeout", "0"])
+    assert e.value.code == 2 and "--judge-timeout" in capsys.readouterr().err
