@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kardiabench.cache import default_cache_path
+from kardiabench.fewshot import with_fewshot
 from kardiabench.generate_stage import DataSpec, GenerateConfig, tokens_per_s
 from kardiabench.generate_stage import generate as generation_stage
 from kardiabench.jsonl import read_jsonl_tolerant
@@ -157,6 +158,7 @@ def generation_config(
     )  # fmt: skip
     spec = DataSpec(source=data or the_task.data.source, split=split or the_task.data.split, strict=strict,
                     derive_split=derive_split, split_seed=split_seed, limit=limit)  # fmt: skip
+    the_task = with_fewshot(the_task, spec.source, spec.split, derive_split=derive_split, split_seed=split_seed)
     return GenerateConfig(task=the_task, model_spec=model, data=spec, output=Path(output), params=params, options=options,
                           train_data=train_data, cache_path=_cache_path(cache), progress=progress, overwrite=overwrite,
                           max_cost_usd=max_cost)  # fmt: skip
