@@ -92,7 +92,7 @@ class _Progress:
 
 def padding(lengths: Sequence[int], size: int) -> int:
     """Pad tokens of batches of `size` taken in this order, each padded to its longest prompt."""
-    return batch_padding([list(lengths[i : i + size]) for i in range(0, len(lengths), size)])
+    return batch_padding(chunk(list(lengths), size))
 
 
 def batch_padding(batches: Sequence[Sequence[int]]) -> int:
@@ -108,8 +108,10 @@ def length_batches(model: ChatModel, pending: list[tuple[Job, str]], size: int) 
     over batches in the given order, for a model whose batches are padded (`batch_length`); the
     given order where that is no better (any other model, batches of one)."""
     plain = chunk(pending, size)
-    lengths = [model.batch_length(job.request) for job, _ in pending] if size > 1 and len(pending) > 1 else [None]
-    if any(n is None for n in lengths):
+    if size < 2 or len(pending) < 2:
+        return plain, 0
+    lengths = [model.batch_length(job.request) for job, _ in pending]
+    if None in lengths:
         return plain, 0
     order = sorted(range(len(pending)), key=lambda i: -lengths[i])  # type: ignore[operator]
     cuts = sorted_cuts([lengths[i] for i in order], size)  # type: ignore[misc]
