@@ -26,10 +26,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def prompts(n: int) -> list[str]:
-    """Chats of varied length, so batches need real padding."""
+def prompts(n: int, spread: int = 5) -> list[str]:
+    """Chats of varied length (1 to `spread` times a ~20-token sentence, in turn), so batches in
+    item order need real padding."""
     base = "I finally told my sister how I felt about the move, and she went quiet for a long time. "
-    return [f"Message {i}: " + base * (1 + i % 5) for i in range(n)]
+    return [f"Message {i}: " + base * (1 + i % spread) for i in range(n)]
 
 
 async def measure(model, texts: list[str], batch_size: int, new_tokens: int, repeats: int, sort: bool, greedy: bool) -> dict:
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--batch-sizes", default="1,8,32")
     ap.add_argument("--sort", default="off,on", help="batches in item order (off) and/or prompt-length order (on)")
+    ap.add_argument("--spread", type=int, default=5, help="prompt lengths: 1 to SPREAD times a ~20-token sentence")
     ap.add_argument("--greedy", action="store_true", help="temperature 0 (a real model; the tiny one often stops at once)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for bs in (int(b) for b in args.batch_sizes.split(",")):
         for sort in dict.fromkeys(s == "on" for s in args.sort.split(",") if bs > 1 or s == "off"):
-            row = asyncio.run(measure(model, prompts(args.n), bs, args.new_tokens, args.repeats, sort, args.greedy)) | machine
+            row = asyncio.run(measure(model, prompts(args.n, args.spread), bs, args.new_tokens, args.repeats, sort, args.greedy)) | machine
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.out:
