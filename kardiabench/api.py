@@ -17,6 +17,7 @@ bad spec raise the errors of `kardiabench.errors.USER_ERRORS`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import json
@@ -28,12 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from kardiabench.cache import default_cache_path
-from kardiabench.generate_stage import DataSpec, GenerateConfig
+from kardiabench.fewshot import with_fewshot
+from kardiabench.generate_stage import DataSpec, GenerateConfig, tokens_per_s
 from kardiabench.generate_stage import generate as generation_stage
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models import ModelOptions
 from kardiabench.models.base import SamplingParams
 from kardiabench.params import ParameterError, check_keywords
+from kardiabench.params import gen_kwargs as parse_gen_kwargs
 from kardiabench.plan import Plan
 from kardiabench.plan import dry_run as plan_dry_run
 from kardiabench.rundir import ITEMS, RunDir, RunDirError
@@ -76,6 +79,19 @@ def _cache_path(cache: str | Path | bool | None) -> Path | None:
     return default_cache_path() if cache is True else Path(cache)
 
 
+def _gen_kwargs(value: dict[str, Any] | str | None) -> tuple[tuple[str, Any], ...]:
+    """--gen-kwargs as SamplingParams.extra: sorted pairs (a "k=v,…" string is parsed first)."""
+    if isinstance(value, str):
+        try:
+            value = parse_gen_kwargs(value)
+        except argparse.ArgumentTypeError as e:
+            raise ParameterError(f"gen_kwargs: {e}") from None
+    bad = [k for k, v in (value or {}).items() if not isinstance(v, (str, int, float, bool))]
+    if bad:
+        raise ParameterError(f"gen_kwargs: {bad[0]!r} must be a number, true/false or text")
+    return tuple(sorted((value or {}).items()))
+
+
 def _take(options: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {name: options.pop(name) for name in names if name in options}
 
@@ -98,6 +114,11 @@ def generation_config(
     top_p: float | None = None,
     max_tokens: int | None = None,
     seed: int | None = None,
+    stop: Sequence[str] | None = None,
+    top_k: int | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float | None = None,
+    gen_kwargs: dict[str, Any] | str | None = None,
     base_url: str | list[str] | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     concurrency: int = 16,
@@ -120,7 +141,8 @@ def generation_config(
     the task (sampling defaults come from the task file). Each is the CLI flag of the same name."""
     check_keywords(limit=limit, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
            timeout=timeout, batch_size=batch_size, tensor_parallel_size=tensor_parallel_size, max_cost=max_cost,
-           data_parallel_size=data_parallel_size, derive_split=derive_split, split_seed=split_seed, api_key_env=api_key_env)  # fmt: skip
+           data_parallel_size=data_parallel_size, derive_split=derive_split, split_seed=split_seed, api_key_env=api_key_env,
+           top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty)  # fmt: skip
     the_task = load_task(task, list(tasks_dir))
     g = the_task.generation
     params = SamplingParams(
@@ -128,6 +150,8 @@ def generation_config(
         top_p=g.top_p if top_p is None else top_p,
         max_tokens=g.max_tokens if max_tokens is None else max_tokens,
         seed=g.seed if seed is None else seed,
+        stop=tuple(stop or ()), top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
+        extra=_gen_kwargs(gen_kwargs),
     )
     options = ModelOptions(
         base_url=base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=concurrency, timeout=timeout,
@@ -137,6 +161,7 @@ def generation_config(
     )  # fmt: skip
     spec = DataSpec(source=data or the_task.data.source, split=split or the_task.data.split, strict=strict,
                     derive_split=derive_split, split_seed=split_seed, limit=limit)  # fmt: skip
+    the_task = with_fewshot(the_task, spec.source, spec.split, derive_split=derive_split, split_seed=split_seed)
     return GenerateConfig(task=the_task, model_spec=model, data=spec, output=Path(output), params=params, options=options,
                           train_data=train_data, cache_path=_cache_path(cache), progress=progress, overwrite=overwrite,
                           max_cost_usd=max_cost, batch=batch)  # fmt: skip
@@ -187,6 +212,7 @@ def score(
     strict: bool = False,
     derive_split: float | None = None,
     split_seed: int = 0,
+    limit: int | None = None,
     output: str | Path | None = None,
     judges: Sequence[str] = (),
     judge_base_url: str | list[str] | None = None,
@@ -203,6 +229,10 @@ def score(
     escalate_when: str = "disagree:1",
     judge_batch: bool = False,
     judge_max_cost: float | None = None,
+    judge_timeout: float = 120.0,
+    judge_batch_size: int = 8,
+    judge_dtype: str = "auto",
+    judge_chat_template: str | None = None,
     resamples: int = 1000,
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
@@ -210,18 +240,22 @@ def score(
 ) -> Run:
     """Score saved predictions (`kardiabench score`): a run folder in place, or `predictions` (a
     JSONL of {item_id, raw_output} made elsewhere) against `data`, written to `output` (default:
-    beside the file, NAME-scored). Without `judges`, the verdicts already in the folder are reused
+    beside the file, NAME-scored), over the first `limit` items of the data when given (items
+    without a prediction count as "no prediction"). Without `judges`, the verdicts already in the folder are reused
     where they were made for the current predictions. `run.problems` names judges that scored nothing."""
     if run_dir is not None and output is not None:
         raise ParameterError("output: is for predictions=FILE; a run folder is scored in place")
     check_keywords(derive_split=derive_split, split_seed=split_seed, resamples=resamples, bootstrap_seed=bootstrap_seed,
-                   judge_max_cost=judge_max_cost)  # fmt: skip
+                   judge_max_cost=judge_max_cost, limit=limit)  # fmt: skip
+    if limit is not None and predictions is None:
+        raise ParameterError("limit: is for predictions=FILE; a run folder is scored over the items it holds")
     judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
                            judge_max_tokens, judge_show_reasoning, rubric, judge_card, families, judge_pool,
-                           escalate_to, escalate_when, judge_batch, judge_max_cost)  # fmt: skip
+                           escalate_to, escalate_when, judge_batch, judge_max_cost, judge_timeout, judge_batch_size,
+                           judge_dtype, judge_chat_template)  # fmt: skip
     external = None
     if predictions is not None:
-        external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed)
+        external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed, limit)
     run = scoring_folder(_run_path(run_dir) if run_dir is not None else None, external.path if external else None, output)
     return _scored(run, external, judging, _cache_path(cache), progress, resamples, bootstrap_seed)
 
@@ -327,8 +361,11 @@ def _generate(cfg: GenerateConfig) -> tuple[list[str], float | None]:
     except KeyboardInterrupt:
         raise Interrupted("items", f"{cfg.output}/predictions.jsonl") from None
     cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
+    speed = tokens_per_s(stats.generated_tokens, stats.wall_s)
+    padding = f"; {stats.pad_tokens_saved:,} pad tokens saved by length-ordered batches" if stats.pad_tokens_saved else ""
     log.info(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache), {stats.failed} failed; "
-             f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s → {run.predictions_path}")  # fmt: skip
+             f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s"
+             f"{f', {speed:,.1f} tokens/s' if speed else ''}{padding} → {run.predictions_path}")  # fmt: skip
     if not stats.failed:
         return [], stats.cost_usd
     preds = run.read_predictions()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kardiabench.params import RULES
+from kardiabench.params import RULES, gen_kwargs
 from kardiabench.redact import env_var_name
 
 EXIT_USAGE = 2
@@ -46,6 +46,7 @@ positive_float = _number(*RULES["positive_float"])
 nonneg_float = _number(*RULES["nonneg_float"])
 top_p = _number(*RULES["top_p"])
 open_fraction = _number(*RULES["open_fraction"])
+unit_interval = _number(*RULES["unit_interval"])
 
 
 def _escalate_when(text: str) -> str:
@@ -102,11 +103,18 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=top_p, default=None, help="nucleus sampling mass (0 < p ≤ 1)")
     g.add_argument("--max-tokens", type=positive_int, default=None, help="most tokens the model may generate per item")
     g.add_argument("--seed", type=int, default=None, help="sampling seed (where the backend supports one)")
+    g.add_argument("--stop", action="append", default=None, metavar="STR",
+                   help="stop string (repeatable): generation ends before it; the model's own end tokens always stop it")  # fmt: skip
+    g.add_argument("--top-k", type=positive_int, default=None, help="sample only from the K most likely tokens")
+    g.add_argument("--min-p", type=unit_interval, default=None, help="drop tokens below this fraction of the top token's probability")
+    g.add_argument("--repetition-penalty", type=positive_float, default=None, help="penalty for repeated tokens (1 = none)")
+    g.add_argument("--gen-kwargs", type=gen_kwargs, default=None, metavar="K=V,…",
+                   help="further generation options passed to the backend as typed values (int, float, true/false, text)")  # fmt: skip
     b = p.add_argument_group("backends")
     b.add_argument("--base-url", action="append", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env. Repeat for replicas of one model: requests go to the least busy")
     b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key")
     b.add_argument("--concurrency", type=positive_int, default=16, help="max requests in flight for API models")
-    b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models")
+    b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models (a local server's timed-out request is not re-sent)")
     b.add_argument("--batch", action="store_true", help="openai: send the requests as one provider batch job (50%% price, up to 24 h; docs/backends.md)")
     b.add_argument("--prices", default=None, help="JSON/YAML price table extending the built-in one (USD per 1M tokens)")
     b.add_argument("--batch-size", type=positive_int, default=8, help="batch size for hf: models")
@@ -163,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, help="task name or YAML file (default: the run's, or kardiabench)")
     p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
     _add_data_args(p)
+    p.add_argument("--limit", type=positive_int, default=None, help="with --predictions: only the first N items of the data (predictions for others are left out)")
     p.add_argument("--output", type=Path, default=None, help="with --predictions: the run folder to write (default: FILE's folder, NAME-scored)")
     p.add_argument("--cache", default=None, help="cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
@@ -242,6 +251,10 @@ def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
     g.add_argument("--judge-repeats", type=positive_int, default=1, help="judge each item K times; reports the variance")
     g.add_argument("--judge-max-tokens", type=positive_int, default=1024, help="most tokens per judge reply")
     g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
+    g.add_argument("--judge-timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for openai: judges (a local server's timed-out request is not re-sent)")
+    g.add_argument("--judge-batch-size", type=positive_int, default=8, help="batch size for hf: judges")
+    g.add_argument("--judge-dtype", default="auto", help="hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)")
+    g.add_argument("--judge-chat-template", default=None, help="a Jinja chat template file for hf:/vllm: judges without one")
     g.add_argument("--rubric", default=None, help="rubric file (default: judges/rubric.yaml)")
     if scoring:
         g.add_argument("--judge-card", default=None, metavar="FILE", help="judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)")
@@ -484,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
     if getattr(args, "escalate_to", None) and len(set(args.judge)) < 2:
         parser.error("--escalate-to needs two or more --judge models (their disagreement decides what is escalated)")
+    if args.command == "score" and args.run_dir is not None and args.limit is not None:
+        parser.error("score: --limit is for --predictions FILE; a run folder is scored over the items it holds")
     try:
         with _console_logging():
             return COMMANDS[args.command](args)

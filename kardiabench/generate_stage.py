@@ -270,21 +270,32 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
 def add_stats(previous: dict[str, Any] | None, stats: RunStats, started: str) -> dict[str, Any]:
     """run.json's `generation_stats`: this session's requests added to those of the sessions before
     it in the folder (`resumes` of them), so a resume with nothing left to do loses no totals.
+    `tokens_per_s` is generated (uncached) completion tokens over the sessions' wall time.
     `failed`/`failed_items` are this session's: every item that failed before is asked again."""
     new = {
         "requested": stats.total, "from_cache": stats.cached, "done": stats.done, "failed": stats.failed,
         "failed_items": stats.failed_keys, "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
         "cost_usd": stats.cost_usd, "wall_s": round(stats.wall_s, 2), "served_models": dict(stats.served_models),
-        "started": started, "finished": now(), "resumes": 0,
+        "started": started, "finished": now(), "resumes": 0, "generated_tokens": stats.generated_tokens,
+        "pad_tokens_saved": stats.pad_tokens_saved,
     }  # fmt: skip
-    if not previous:
-        return new
+    if previous:
+        _add_previous(new, previous, started)
+    new["tokens_per_s"] = tokens_per_s(new["generated_tokens"], new["wall_s"])
+    return new
+
+
+def tokens_per_s(generated_tokens: int, wall_s: float) -> float | None:
+    """Completion tokens the model generated (not those from the cache) per second of the sessions."""
+    return round(generated_tokens / wall_s, 2) if wall_s > 0 else None
+
+
+def _add_previous(new: dict[str, Any], previous: dict[str, Any], started: str) -> None:
     old_cost = previous.get("cost_usd")
-    for k in ("requested", "from_cache", "done", "prompt_tokens", "completion_tokens"):
+    for k in ("requested", "from_cache", "done", "prompt_tokens", "completion_tokens", "generated_tokens", "pad_tokens_saved"):
         new[k] += previous.get(k, 0)
-    new["cost_usd"] = None if old_cost is None or stats.cost_usd is None else old_cost + stats.cost_usd
+    new["cost_usd"] = None if old_cost is None or new["cost_usd"] is None else old_cost + new["cost_usd"]
     new["wall_s"] = round(new["wall_s"] + previous.get("wall_s", 0.0), 2)
-    new["served_models"] = dict(Counter(previous.get("served_models") or {}) + stats.served_models)
+    new["served_models"] = dict(Counter(previous.get("served_models") or {}) + Counter(new["served_models"]))
     new["started"] = previous.get("started", started)
     new["resumes"] = previous.get("resumes", 0) + 1
-    return new

@@ -17,6 +17,7 @@ RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "nonneg_float": (float, lambda v: 0 <= v < float("inf"), "a number ≥ 0"),
     "top_p": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "open_fraction": (float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1"),
+    "unit_interval": (float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "int": (int, lambda v: True, "an integer"),
 }
 
@@ -48,7 +49,8 @@ KEYWORD_RULES = {
     "tensor_parallel_size": "positive_int", "data_parallel_size": "positive_int", "max_cost": "positive_float", "judge_max_cost": "positive_float",
     "derive_split": "open_fraction", "split_seed": "int", "api_key_env": "env_var", "judge_api_key_env": "env_var",
     "judge_concurrency": "positive_int", "judge_repeats": "positive_int", "judge_max_tokens": "positive_int",
-    "resamples": "positive_int", "bootstrap_seed": "int",
+    "resamples": "positive_int", "bootstrap_seed": "int", "top_k": "positive_int", "min_p": "unit_interval",
+    "repetition_penalty": "positive_float", "judge_timeout": "positive_float", "judge_batch_size": "positive_int",
 }  # fmt: skip
 
 
@@ -57,3 +59,26 @@ def check_keywords(**params: Any) -> None:
     for name, value in params.items():
         if value is not None:
             check(name, value, KEYWORD_RULES[name])
+
+
+def gen_kwargs(text: str) -> dict[str, Any]:
+    """`key=value,…` (--gen-kwargs) as a dict, each value typed: true/false → bool, then int, then
+    float, else the string. argparse.ArgumentTypeError (a usage error) for a malformed pair."""
+    out: dict[str, Any] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = (x.strip() for x in pair.partition("="))
+        if not sep or not key.isidentifier():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, got {pair!r}")
+        out[key] = _typed(value)
+    return out
+
+
+def _typed(value: str) -> Any:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value

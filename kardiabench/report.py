@@ -100,7 +100,8 @@ def _overview(run: Run) -> str:
             ("harness", f"kardiabench {(res.provenance or {}).get('kardiabench')} @ {(res.provenance or {}).get('git_commit')}")]  # fmt: skip
     if stats:
         cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
-        rows.append(("generation", f"{stats.done} done, {stats.failed} failed; tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}"))
+        rows.append(("generation", f"{stats.done} done, {stats.failed} failed; tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}"
+                     + (f"; {stats.tokens_per_s:,.1f} tokens/s" if stats.tokens_per_s else "")))
     return _table(["", ""], [[escape(k), escape(v)] for k, v in rows], header=False)
 
 

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from kardiabench.cache import Cache, request_key
@@ -41,6 +42,8 @@ class RunStats:
     completion_tokens: int = 0
     cost_usd: float | None = 0.0  # None once any request had no known price
     wall_s: float = 0.0
+    generated_tokens: int = 0  # completion tokens of requests answered now (not from the cache)
+    pad_tokens_saved: int = 0  # padding that length-ordered batches avoided (padded engines)
     failed_keys: list[str] = field(default_factory=list)
     served_models: Counter = field(default_factory=Counter)  # served model name → replies
 
@@ -93,6 +96,51 @@ class _Progress:
             self.bar.close()
 
 
+def padding(lengths: Sequence[int], size: int) -> int:
+    """Pad tokens of batches of `size` taken in this order, each padded to its longest prompt."""
+    return batch_padding(chunk(list(lengths), size))
+
+
+def batch_padding(batches: Sequence[Sequence[int]]) -> int:
+    return sum(len(b) * max(b) - sum(b) for b in batches)
+
+
+def chunk(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def length_batches(model: ChatModel, pending: list[tuple[Job, str]], size: int) -> tuple[list[list[tuple[Job, str]]], int]:
+    """Batches of `pending` in prompt-length order (longest first) and the pad tokens that saves
+    over batches in the given order, for a model whose batches are padded (`batch_length`); the
+    given order where that is no better (any other model, batches of one)."""
+    plain = chunk(pending, size)
+    if size < 2 or len(pending) < 2:
+        return plain, 0
+    lengths = [model.batch_length(job.request) for job, _ in pending]
+    if None in lengths:
+        return plain, 0
+    order = sorted(range(len(pending)), key=lambda i: -lengths[i])  # type: ignore[operator]
+    cuts = sorted_cuts([lengths[i] for i in order], size)  # type: ignore[misc]
+    batches = [[pending[i] for i in order[a:b]] for a, b in cuts]
+    saved = padding(lengths, size) - batch_padding([[lengths[i] for i in order[a:b]] for a, b in cuts])  # type: ignore[misc]
+    return (batches, saved) if saved > 0 else (plain, 0)
+
+
+def sorted_cuts(desc: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """(start, end) of the batches of a longest-first list: full batches, and the one short batch
+    (n % size) placed where it adds the least padding. A batch costs len × its first length."""
+    n, r = len(desc), len(desc) % size
+    m = n // size
+    if not r:
+        return [(a, a + size) for a in range(0, n, size)]
+
+    before = list(accumulate((desc[j * size] for j in range(m)), initial=0))  # heads of full batches before it
+    after = list(accumulate((desc[r + j * size] for j in reversed(range(m))), initial=0))[::-1]  # ... after it
+    k = min(range(m + 1), key=lambda k: size * (before[k] + after[k]) + r * desc[k * size])  # the short batch after k full ones
+    starts = [j * size for j in range(k)] + [k * size] + [k * size + r + j * size for j in range(m - k)]
+    return [(a, starts[i + 1] if i + 1 < len(starts) else n) for i, a in enumerate(starts)]
+
+
 async def run_jobs(
     model: ChatModel,
     jobs: Sequence[Job],
@@ -104,13 +152,16 @@ async def run_jobs(
     desc: str = "generate",
     budget_usd: float | None = None,
     batch: BatchJob | None = None,
+    sort_by_length: bool = True,
 ) -> RunStats:
     """Answer every job once. Raises FatalModelError (after stopping all workers) when the model
     says no request can succeed; everything finished before that has been handed to on_result.
     With `budget_usd`, no new request is sent once the cost so far reaches it (requests in flight
     finish), and BudgetExceeded is raised if work is left. With `batch`, the jobs not in the cache
     go first to a provider batch job; what it does not answer is sent as ordinary requests (the
-    budget is checked against the batch's cost before those)."""
+    budget is checked against the batch's cost before those). For a model that pads its batches
+    (`batch_length`), batches are formed longest prompts first unless `sort_by_length` is False;
+    each result still goes to its own job."""
     if budget_usd is not None and request_cost(model, Generation("", prompt_tokens=1, completion_tokens=1)) is None:
         raise BudgetExceeded(f"a cost limit needs a price for {model.spec}; add one with --prices FILE")
     t0 = time.monotonic()
@@ -135,6 +186,7 @@ async def run_jobs(
     def finish(job: Job, key: str, out: Generation | ModelError) -> None:
         if isinstance(out, Generation):
             stats.done += 1
+            stats.generated_tokens += out.completion_tokens
             stats.add_usage(out, request_cost(model, out))
             if cache is not None:
                 cache.put(key, out)
@@ -152,7 +204,10 @@ async def run_jobs(
         pending = [(job, key) for job, key in pending if job.key not in answered]
 
     size = max(1, model.max_batch_size)
-    batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+    if sort_by_length:
+        batches, stats.pad_tokens_saved = length_batches(model, pending, size)
+    else:
+        batches = chunk(pending, size)
     queue: asyncio.Queue = asyncio.Queue()
     for b in batches:
         queue.put_nowait(b)
@@ -164,16 +219,16 @@ async def run_jobs(
     async def worker() -> None:
         while not over_budget():
             try:
-                batch = queue.get_nowait()
+                group = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
             try:
-                outs = await model.generate([j.request for j, _ in batch])
+                outs = await model.generate([j.request for j, _ in group])
             except FatalModelError:
                 raise
             except Exception as e:  # an adapter bug must not lose the other items
-                outs = [ModelError(f"{type(e).__name__}: {e}")] * len(batch)
-            for (job, key), out in zip(batch, outs, strict=True):
+                outs = [ModelError(f"{type(e).__name__}: {e}")] * len(group)
+            for (job, key), out in zip(group, outs, strict=True):
                 finish(job, key, out)
 
     workers = [asyncio.create_task(worker()) for _ in range(n_workers)]

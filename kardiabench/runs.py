@@ -141,6 +141,9 @@ class GenerationStats(_Open):
     started: str | None = None  # of the first session
     resumes: int = 0  # sessions after the first; the counts above are totals over all of them
     served_models: dict[str, int] = {}  # the `model` an API answered with → replies
+    generated_tokens: int = 0  # completion tokens generated now, not taken from the cache
+    tokens_per_s: float | None = None  # generated_tokens / wall_s
+    pad_tokens_saved: int = 0  # padding avoided by length-ordered batches (hf:)
 
 
 # ----------------------------------------------------------------------------- the two files

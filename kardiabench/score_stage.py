@@ -87,6 +87,10 @@ class JudgeOptions:
     escalate_when: str = "disagree:1"  # disagree:K: judges differ by ≥ K on some dimension
     judge_batch: bool = False  # first round of openai: judges through the provider's batch API
     judge_max_cost: float | None = None  # USD the judges may spend in this command (`run`: what --max-cost leaves)
+    judge_timeout: float = 120.0  # seconds per request (openai: judges)
+    judge_batch_size: int = 8  # hf: judges
+    judge_dtype: str = "auto"  # hf:/vllm: judges
+    judge_chat_template: str | None = None  # a Jinja file, for hf:/vllm: judges without a template
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "judges", (self.judges,) if isinstance(self.judges, str) else tuple(self.judges))
@@ -99,7 +103,8 @@ class JudgeOptions:
         if self.escalate_to and len(set(self.judges)) < 2:
             raise ParameterError("escalate_to: needs two or more judges whose disagreement decides what is escalated")
         check_keywords(judge_api_key_env=self.judge_api_key_env, judge_concurrency=self.judge_concurrency,
-               judge_repeats=self.judge_repeats, judge_max_tokens=self.judge_max_tokens)  # fmt: skip
+               judge_repeats=self.judge_repeats, judge_max_tokens=self.judge_max_tokens, judge_timeout=self.judge_timeout,
+               judge_batch_size=self.judge_batch_size)  # fmt: skip
 
     def config(self) -> JudgeConfig:
         return JudgeConfig(rubric_path=self.rubric, show_reasoning=self.judge_show_reasoning, repeats=self.judge_repeats,
@@ -109,8 +114,10 @@ class JudgeOptions:
     def models(self, require_key: bool = True) -> list[ChatModel]:
         """One model per distinct spec; a judge without its API key fails here (unless require_key
         is False: a dry run sends nothing)."""
+        template = Path(self.judge_chat_template).read_text(encoding="utf-8") if self.judge_chat_template else None
         opts = ModelOptions(base_url=self.judge_base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=self.judge_concurrency,
-                            api_key_env=self.judge_api_key_env, require_key=require_key)  # fmt: skip
+                            api_key_env=self.judge_api_key_env, require_key=require_key, timeout=self.judge_timeout,
+                            batch_size=self.judge_batch_size, dtype=self.judge_dtype, chat_template=template)  # fmt: skip
         return [load_model(spec, opts) for spec in dict.fromkeys(self.judges)]
 
 
@@ -162,6 +169,7 @@ class ExternalPredictions:
     strict: bool
     derive_split: float | None
     split_seed: int
+    limit: int | None = None  # only the first N items of the data (--limit)
 
 
 def run_inputs(run: RunDir) -> tuple[Task, list[Item], dict[str, Any]]:
@@ -186,16 +194,20 @@ def external_inputs(run: RunDir, ext: ExternalPredictions) -> tuple[Task, list[I
     if not ext.data:
         raise DataError("--predictions needs --data (the source the item ids come from)")
     task = load_task(ext.task or "kardiabench", list(ext.tasks_dir))
-    spec = DataSpec(ext.data, ext.split or task.data.split, strict=ext.strict, derive_split=ext.derive_split, split_seed=ext.split_seed)
+    spec = DataSpec(ext.data, ext.split or task.data.split, strict=ext.strict, derive_split=ext.derive_split, split_seed=ext.split_seed, limit=ext.limit)
     items, loaded = load_items(task, spec, log.info)
     manifest = {"task": task_block(task), "task_config": task.model_dump(mode="json"), "model_spec": f"external:{ext.path.name}",
                 "generation": {"history": task.history}, "parser_version": PARSER_VERSION,
-                "data": {"source": spec.source, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items)},
+                "data": {"source": spec.source, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items),
+                         "limit": ext.limit},
                 "provenance": provenance(), "created": now()}  # fmt: skip
     refuse_other_run(run, manifest)
     preds = read_external_predictions(ext.path)
     unknown = set(preds) - {it.item_id for it in items}
-    if unknown:
+    if unknown and ext.limit is not None:  # predictions for items past the limit are left out
+        log.info(f"--limit {ext.limit}: {len(unknown)} prediction(s) for items outside the first {len(items)} left out")
+        preds = {k: v for k, v in preds.items() if k not in unknown}
+    elif unknown:
         raise DataError(f"{ext.path}: {len(unknown)} item id(s) not in {ext.data} ({loaded.split}), e.g. {sorted(unknown)[0]}")
     run.write_manifest(manifest)
     return task, items, manifest, preds

@@ -40,12 +40,15 @@ class DataConfig(_Strict):
 class FewShot(_Strict):
     user: str
     assistant: str
+    item_id: str | None = None  # the training item a drawn example came from (kardiabench/fewshot.py)
 
 
 class PromptConfig(_Strict):
     system: Literal["dataset", "none"] = "dataset"  # the dataset's own system prompt (persona + situation)
     format_instruction: str | None = None  # appended to the system prompt; {labels} → the 32 labels
     few_shot: list[FewShot] = Field(default_factory=list)
+    num_fewshot: int = Field(0, ge=0)  # example exchanges drawn from the train split (kardiabench/fewshot.py)
+    fewshot_seed: int = 0  # which training dialogues they come from
 
 
 class GenerationConfig(_Strict):

@@ -165,7 +165,7 @@ def test_server_errors_and_malformed_bodies_are_retried_to_success():
 
 def test_timeouts_are_retried():
     with FakeOpenAIServer(FakeConfig(fail_first=1, fail_kinds=("timeout",), timeout_sleep=60)) as srv:
-        model = model_for(srv, timeout=0.8)
+        model = model_for(srv, timeout=0.8, resend_after_timeout=True)  # as for a remote endpoint
         outs = generate_all(model, chats(3))
         faults = dict(srv.stats.faults)
     assert all(isinstance(g, Generation) and g.attempts == 2 for g in outs)
@@ -188,7 +188,7 @@ def test_faults_do_not_change_outputs_and_finished_items_are_not_rerequested():
     with FakeOpenAIServer(FakeConfig()) as clean_srv:
         clean = generate_all(model_for(clean_srv, concurrency=8), reqs)
     with FakeOpenAIServer(FakeConfig(**faults)) as srv:
-        model = model_for(srv, concurrency=8, timeout=1.0)
+        model = model_for(srv, concurrency=8, timeout=1.0, resend_after_timeout=True)
         faulty = generate_all(model, reqs)
         stats = srv.stats
     assert all(isinstance(g, Generation) for g in clean + faulty)

@@ -142,3 +142,21 @@ def test_response_format_json_schema_constrains_the_output(vllm_model):
     g = run(vllm_model, [request])[0]
     assert g.finish_reason == "stop", g
     assert json.loads(g.text)["label"] in {"calm", "upset"}
+
+
+@pytest.mark.slow
+def test_stop_strings_and_generation_options_match_the_hf_adapter(vllm_model, steered_dir):
+    from kardiabench.models.hf import HFChatModel
+
+    hf = HFChatModel(str(steered_dir), device="cpu")
+    import re
+
+    free = run(hf, [req("Tell me about your day", max_tokens=12)])[0]
+    word = re.search(r"[A-Za-z]{3,}", re.sub(r"<\|[^|]*\|>", " ", free.text))  # ordinary text, not a special token
+    if word is None:
+        pytest.skip("the steered model wrote no ordinary word to stop at")
+    stop = word.group()
+    r = req("Tell me about your day", max_tokens=12, stop=(stop,), repetition_penalty=1.0)
+    out = run(vllm_model, [r])[0]
+    assert out.text == free.text[: free.text.index(stop)] == run(hf, [r])[0].text
+    assert out.finish_reason == "stop"

@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+_OPTIONAL_DEFAULTS: dict[str, Any] = {"stop": (), "top_k": None, "min_p": None, "repetition_penalty": None, "extra": ()}
+
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
@@ -17,9 +19,30 @@ class SamplingParams:
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int | None = 0
+    stop: tuple[str, ...] = ()  # stop strings: generation ends before the first one (not in the text)
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    extra: tuple[tuple[str, Any], ...] = ()  # --gen-kwargs: passed to the backend as given (sorted pairs)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings, leaving out the optional ones still at their defaults: a request without
+        them keeps the cache key and run identity it had before they existed."""
+        d = asdict(self)
+        for name, default in _OPTIONAL_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
+        if "stop" in d:
+            d["stop"] = list(d["stop"])
+        if "extra" in d:
+            d["extra"] = dict(d["extra"])
+        return d
+
+    def options(self) -> dict[str, Any]:
+        """top_k, min_p and repetition_penalty where set, then the --gen-kwargs: what a backend
+        passes on beyond temperature, top_p, max_tokens, seed and stop."""
+        named = {"top_k": self.top_k, "min_p": self.min_p, "repetition_penalty": self.repetition_penalty}
+        return {**{k: v for k, v in named.items() if v is not None}, **dict(self.extra)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +100,11 @@ class ChatModel(ABC):
     async def generate(self, requests: list[ChatRequest]) -> list[Generation | ModelError]:
         """Answer a batch (len ≤ max_batch_size). Per-request failures are returned, not raised;
         raise FatalModelError to stop the whole run."""
+
+    def batch_length(self, request: ChatRequest) -> int | None:
+        """The request's padded length in a batch (prompt tokens), for engines that pad a batch to
+        its longest prompt; the runner then forms batches in length order. None: order does not matter."""
+        return None
 
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         """Prompt tokens, for dry-run estimates. Adapters with a tokenizer override this."""

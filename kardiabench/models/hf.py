@@ -1,8 +1,10 @@
 """Local Hugging Face transformers models: batched, left-padded `generate` behind `ChatModel`.
 
-Sampling uses only the request's settings (temperature, top_p, max_tokens, seed): the model's own
-generation_config defaults (top_k, repetition_penalty, ...) are replaced, so a request means the
-same thing here as on vLLM or an API. Sampling with temperature > 0 seeds torch once per group of
+Sampling uses only the request's settings (temperature, top_p, max_tokens, seed, stop strings,
+top_k, min_p, repetition_penalty and --gen-kwargs): the model's own generation_config defaults
+(top_k, repetition_penalty, ...) are replaced, so a request means the same thing here as on vLLM or
+an API. Its end-of-sequence ids (all of them: chat models list their end-of-turn token there) are
+kept as stop tokens. Sampling with temperature > 0 seeds torch once per group of
 same-settings requests: a batch is reproducible as a whole, and a request's sample depends on the
 other requests batched with it.
 """
@@ -87,6 +89,12 @@ def finish_and_length(generated: Sequence[int], eos_ids: set[int], max_new_token
         if tok in eos_ids:
             return "stop", pos + 1
     return ("length" if len(generated) >= max_new_tokens else "stop"), len(generated)
+
+
+def stop_position(text: str, stop: Sequence[str]) -> int | None:
+    """Where the earliest stop string starts in `text`, None when none occurs."""
+    found = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return min(found) if found else None
 
 
 def cut_at_eos(generated: Sequence[int], eos_ids: set[int]) -> list[int]:
@@ -195,6 +203,9 @@ class HFChatModel(ChatModel):
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         return len(self.tokenizer(self.render(request), add_special_tokens=False)["input_ids"])
 
+    def batch_length(self, request: ChatRequest) -> int:
+        return self.count_prompt_tokens(request)
+
     def decode(self, ids: Iterable[int]) -> str:
         return decode_keeping_span_markers(self.tokenizer, ids, self._keep_ids)
 
@@ -226,14 +237,10 @@ class HFChatModel(ChatModel):
         enc = self.tokenizer(
             [self.render(r) for r in requests], return_tensors="pt", padding=True, add_special_tokens=False
         ).to(self.device)
-        sample = params.temperature > 0
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "do_sample": sample}
-        if sample:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
+        if params.temperature > 0 and params.seed is not None:
+            torch.manual_seed(params.seed)
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
+            out = self.model.generate(**enc, **self._generate_kwargs(params))
         elapsed = time.perf_counter() - t0
 
         prompt_len = enc["input_ids"].shape[1]
@@ -241,16 +248,39 @@ class HFChatModel(ChatModel):
         gens = []
         for row, n_prompt in zip(out[:, prompt_len:].tolist(), prompt_counts, strict=True):
             reason, n_completion = finish_and_length(row, self._eos_ids, params.max_tokens)
-            gens.append(
-                Generation(
-                    text=self.decode(cut_at_eos(row, self._eos_ids)),
-                    finish_reason=reason,
-                    prompt_tokens=int(n_prompt),
-                    completion_tokens=n_completion,
-                    latency_s=elapsed,
-                )
-            )
+            text = self.decode(cut_at_eos(row, self._eos_ids))
+            if params.stop and (at := stop_position(text, params.stop)) is not None:
+                reason, n_completion = "stop", self._tokens_through(row[:n_completion], params.stop)
+                text = text[:at]
+            gens.append(Generation(text=text, finish_reason=reason, prompt_tokens=int(n_prompt),
+                                   completion_tokens=n_completion, latency_s=elapsed))  # fmt: skip
         return gens
+
+    def _generate_kwargs(self, params: SamplingParams) -> dict[str, Any]:
+        """`generate` keywords for one settings group. top_k and min_p only act when sampling;
+        repetition_penalty and --gen-kwargs act either way (the latter override the rest)."""
+        sample = params.temperature > 0
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "do_sample": sample}
+        options = params.options()
+        if sample:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        else:
+            options = {k: v for k, v in options.items() if k not in ("top_k", "min_p")}
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        return {**kwargs, **options}
+
+    def _tokens_through(self, row: Sequence[int], stop: Sequence[str]) -> int:
+        """Generated tokens up to the one that completed the first stop string (the rest of the row
+        is padding after the batch's stop criterion ended it): the shortest prefix whose text holds it."""
+        lo, hi = 1, len(row)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if stop_position(self.decode(cut_at_eos(row[:mid], self._eos_ids)), stop) is not None:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
     async def aclose(self) -> None:
         import torch

@@ -3,6 +3,9 @@
 The `openai` client's own retries are off: this adapter retries itself so that it can
 * back off with full jitter, honouring `Retry-After` / `retry-after-ms` on 429 and 503,
 * retry what the client would not (a 200 with an unparseable body or no choices),
+* never re-send a request that timed out on a local server (it may still be computing it, and a
+  resend queues behind it): the request fails with that reason and the next run retries it,
+* say once when an endpoint ignores `response_format` (a reply that is not pure JSON),
 * shrink its concurrency under rate limits (AIMD) instead of hammering the endpoint,
 * stop the whole run at once on a bad key or an unknown model (FatalModelError),
 * read the key from a named environment variable (`api_key_env`), and refuse credentials in the
@@ -156,6 +159,7 @@ class OpenAIChatModel(ChatModel):
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         max_retry_after: float = 120.0,
+        resend_after_timeout: bool | None = None,  # None: not for a local server (see _attempt)
     ) -> None:
         self.model = model
         self.spec = f"openai:{model}"
@@ -166,6 +170,7 @@ class OpenAIChatModel(ChatModel):
                 "environment variable and name it with --api-key-env VAR (--judge-api-key-env VAR for judges)"
             )
         self.host = urlsplit(self.base_url).hostname or self.base_url
+        self.resend_after_timeout = not _is_local(self.host) if resend_after_timeout is None else resend_after_timeout
         self.api_key_env = api_key_env
         key = api_key or os.environ.get(api_key_env)
         if not key and require_key and not _is_local(self.host):
@@ -256,9 +261,11 @@ class OpenAIChatModel(ChatModel):
     def _body(self, req: ChatRequest) -> dict[str, Any]:
         p = req.params
         body: dict[str, Any] = {"model": self.model, "messages": req.message_dicts(), self._token_param: p.max_tokens}
-        optional = {"temperature": p.temperature, "top_p": p.top_p, "seed": p.seed, "response_format": req.response_format}
+        optional = {"temperature": p.temperature, "top_p": p.top_p, "seed": p.seed, "response_format": req.response_format,
+                    "stop": list(p.stop) or None}  # fmt: skip
         body.update({k: v for k, v in optional.items() if v is not None and k not in self._dropped})
-        body.update(self.extra_body)
+        body.update(p.options())  # top_k, min_p, repetition_penalty, --gen-kwargs: top-level keys, as vLLM and
+        body.update(self.extra_body)  # other local servers read them (the client's `extra_body` does the same)
         return body
 
     async def _one(self, req: ChatRequest) -> Generation | ModelError:
@@ -284,6 +291,9 @@ class OpenAIChatModel(ChatModel):
                 throttled = isinstance(outcome, _Retry) and outcome.throttled and self._adaptive
                 self.limiter.release(token, throttled=throttled, ok=isinstance(outcome, Generation))
             if isinstance(outcome, Generation):
+                if req.response_format and "response_format" not in self.adaptations and not _pure_json(outcome.text):
+                    self._note("response_format", "seems ignored by the endpoint (a reply was not pure JSON); "
+                                                  "verdicts rely on JSON extraction from the text")  # fmt: skip
                 outcome.latency_s = time.perf_counter() - t0
                 outcome.attempts = attempts
                 self.stats.successes += 1
@@ -321,6 +331,10 @@ class OpenAIChatModel(ChatModel):
             resp = await client.post("/chat/completions", cast_to=hx.Response, body=body)
         except openai.APITimeoutError:
             self.stats.timeouts += 1
+            if not self.resend_after_timeout:  # a local server may still be computing it: a resend queues behind it
+                return ModelError(f"{self.spec}: no reply within {self.timeout:g}s from the local server at {self.host}; "
+                                  "not re-sent while it may still be computing it (raise --timeout / --judge-timeout, "
+                                  "or run the same command again to retry)")  # fmt: skip
             return _Retry(f"timeout after {self.timeout:g}s")
         except openai.APIConnectionError as e:
             self.stats.connection_errors += 1
@@ -448,6 +462,14 @@ def _retry_after(headers: Any, cap: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return min(cap, max(0.0, when.timestamp() - time.time()))
+
+
+def _pure_json(text: str) -> bool:
+    """A JSON object and nothing else, as a request with `response_format` should get."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def _is_local(host: str) -> bool:

@@ -26,6 +26,7 @@ from kardiabench.models.hf import (
     read_chat_template,
     sha256_text,
     span_marker_ids,
+    stop_position,
 )
 from kardiabench.spans import span_markers
 
@@ -141,6 +142,8 @@ class VLLMChatModel(ChatModel):
             "top_p": p.top_p if p.temperature > 0 else 1.0,
             "max_tokens": p.max_tokens,
             "seed": p.seed,
+            **({"stop": list(p.stop)} if p.stop else {}),
+            **p.options(),
         }
         if request.response_format:
             kwargs["structured_outputs"] = structured_outputs(request.response_format)
@@ -160,11 +163,14 @@ class VLLMChatModel(ChatModel):
             return [ModelError(f"{self.spec}: {type(exc).__name__}: {exc}") for _ in requests]
         elapsed = time.perf_counter() - t0
         results: list[Generation | ModelError] = []
-        for out in outputs:
+        for req, out in zip(requests, outputs, strict=True):
             comp = out.outputs[0]
+            text = decode_keeping_span_markers(self.tokenizer, comp.token_ids, self._keep_ids)
+            if req.params.stop and (at := stop_position(text, req.params.stop)) is not None:
+                text = text[:at]  # the ids run through the token that completed the stop string
             results.append(
                 Generation(
-                    text=decode_keeping_span_markers(self.tokenizer, comp.token_ids, self._keep_ids),
+                    text=text,
                     finish_reason=comp.finish_reason,
                     prompt_tokens=len(out.prompt_token_ids or ()),
                     completion_tokens=len(comp.token_ids),
