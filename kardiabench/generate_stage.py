@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import sys
@@ -67,9 +68,8 @@ def load_items(task: Task, data: DataSpec, log=_info) -> tuple[list[Item], LoadR
         kinds = ", ".join(f"{k}: {v}" for k, v in loaded.skipped_by_kind().most_common())
         log(f"skipped {loaded.skipped} of {loaded.records_read} records with problems ({kinds}); "
             "`kardiabench data validate` lists them, --strict refuses to run")  # fmt: skip
-    items = list(expand(loaded.dialogues, task.history))
-    if data.limit is not None:
-        items = items[: data.limit]
+    # --limit N: expand dialogues in file order only until N items, not the whole split
+    items = list(itertools.islice(expand(loaded.dialogues, task.history), data.limit))
     return items, loaded
 
 
