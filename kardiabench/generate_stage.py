@@ -95,7 +95,8 @@ def build_model(cfg: GenerateConfig, log=_info) -> ChatModel:
     except DataError as e:
         raise DataError(f"{cfg.model_spec} is fitted on a training split, and none was found ({e}). Pass --train-data SOURCE.") from None
     log(f"{cfg.model_spec}: fitted on {len(train.dialogues)} training dialogues from {source}")
-    return load_model(cfg.model_spec, cfg.options, train_dialogues=train.dialogues, train_source=source)
+    index_dir = cfg.cache_path.parent / "indexes" if cfg.cache_path else None  # next to the request cache
+    return load_model(cfg.model_spec, cfg.options, train_dialogues=train.dialogues, train_source=source, index_dir=index_dir)
 
 
 def _sha256(obj: Any) -> str:
