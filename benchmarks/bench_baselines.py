@@ -6,8 +6,8 @@ DATA_DIR holds train.jsonl and test.jsonl (`kardiabench data synth --dialogues 2
 Each phase runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own:
   cold   no fitted index in --cache-dir: load the train split, fit, answer --items test items
   warm   same again, the fitted index now read from --cache-dir
-Printed per phase: seconds to the first answer (fixed cost: imports, train load, fit or read),
-ms per item for the --items answers (batches of 256, as the runner sends them), peak RSS.
+Printed per phase: seconds and peak RSS to a ready model (fixed cost: imports, train load and
+fit, or reading the index; generate_stage.build_model, as `kardiabench run` does), ms per item for the --items answers (batches of 256, as the runner sends them), peak RSS at the end.
 Targets (issue 11): fixed < 5 s and < 500 MB on the warm run, <= 1 ms per item.
 """
 
@@ -21,20 +21,24 @@ import tempfile
 
 CHILD = r"""
 import asyncio, itertools, json, resource, sys, time  # noqa: E401
+from pathlib import Path
 t0 = time.perf_counter()
 from kardiabench.data import expand, load_dialogues
-from kardiabench.models import load_model
-from kardiabench.models.base import ChatRequest
+from kardiabench.generate_stage import DataSpec, GenerateConfig, build_model
+from kardiabench.models.base import ChatRequest, SamplingParams
+from kardiabench.tasks import load_task
 data, n, cache_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-train = load_dialogues(data, "train").dialogues
-model = load_model("baseline:retrieval", train_dialogues=train, train_source=data, index_dir=cache_dir or None)
+cfg = GenerateConfig(task=load_task("kardiabench"), model_spec="baseline:retrieval", data=DataSpec(data, "test"), output=Path("unused"),
+                     params=SamplingParams(), cache_path=Path(cache_dir) / "cache.sqlite", progress=False)
+model = build_model(cfg, log=lambda m: None)
 fixed = time.perf_counter() - t0
+peak_fixed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 items = list(itertools.islice(expand(load_dialogues(data, "test").dialogues), n))
-reqs = [ChatRequest(messages=tuple([("user", it.user_message)])) for it in items]
+reqs = [ChatRequest(messages=(("user", it.user_message),)) for it in items]
 t1 = time.perf_counter()
 outs = [o for k in range(0, len(reqs), 256) for o in asyncio.run(model.generate(reqs[k:k + 256]))]
 per_item = (time.perf_counter() - t1) / len(reqs) * 1000
-print(json.dumps({"fixed_s": round(fixed, 2), "ms_per_item": round(per_item, 3),
+print(json.dumps({"fixed_s": round(fixed, 2), "fixed_peak_mb": round(peak_fixed), "ms_per_item": round(per_item, 3),
                   "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                   "answers": [o.text for o in outs]}))
 """
