@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -169,7 +170,10 @@ class RetrievalBaseline(_Baseline):
         self.n_train = len(train)
         if index_dir is not None and files_key:
             alias = {"index": f"retrieval-{_content_key(train)}", "train_fingerprint": self._fingerprint, "n_train": self.n_train}
-            (Path(index_dir) / f"retrieval-files-{files_key}.json").write_text(json.dumps(alias))
+            path = Path(index_dir) / f"retrieval-files-{files_key}.json"
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(alias))
+            tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
 
     @classmethod
     def from_files_key(cls, files_key: str, index_dir: Path, train_source: str) -> RetrievalBaseline | None:
