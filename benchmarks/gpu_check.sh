@@ -4,6 +4,7 @@
 #
 #   benchmarks/gpu_check.sh                 # 256 chats x 64 new tokens; writes $OUT/gpu_check.json if OUT is set
 #   KB_GPU_N=512 KB_GPU_NEW_TOKENS=128 KB_GPU_VLLM_EAGER=0 benchmarks/gpu_check.sh
+#   KB_GPU_MODEL=DIR KB_GPU_PHASE_TIMEOUT=300 benchmarks/gpu_check.sh   # another model folder (gpu_vllm_vs_hf.sh)
 #
 # Uses whatever python3 has: torch + transformers are required, vLLM is optional (reported as
 # missing when absent; nothing is installed). Sampling at temperature 1 with a seed, so the random
@@ -105,7 +106,7 @@ def main():
         print(build_tiny_model(work / "tiny"))
     elif kind in ("hf", "vllm"):
         n, new_tokens, hf_batch, eager = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1"
-        phase(kind, work, str(work / "tiny"), n, new_tokens, hf_batch, eager)
+        phase(kind, work, os.environ.get("KB_GPU_MODEL") or str(work / "tiny"), n, new_tokens, hf_batch, eager)
     else:  # merge
         import torch
         out = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -126,16 +127,18 @@ if __name__ == "__main__":
     main()
 PYEOF
 
-echo "== building the tiny model"
-timeout 60 "$PY" "$WORK/gpu_check.py" build "$WORK" || echo "build failed"
+if [[ -z "${KB_GPU_MODEL:-}" ]]; then
+  echo "== building the tiny model"
+  timeout 60 "$PY" "$WORK/gpu_check.py" build "$WORK" || echo "build failed"
+fi
 
 echo "== HF adapter: $N chats x $NEW new tokens, batch $HF_BATCH, $KB_GPU_DTYPE on $KB_GPU_DEVICE"
-timeout 90 "$PY" "$WORK/gpu_check.py" hf "$WORK" "$N" "$NEW" "$HF_BATCH" "$EAGER" 2>"$WORK/hf.err" || { echo "HF phase failed:"; tail -20 "$WORK/hf.err"; }
+timeout "${KB_GPU_PHASE_TIMEOUT:-90}" "$PY" "$WORK/gpu_check.py" hf "$WORK" "$N" "$NEW" "$HF_BATCH" "$EAGER" 2>"$WORK/hf.err" || { echo "HF phase failed:"; tail -20 "$WORK/hf.err"; }
 
 EXTRA='{}'
 if [[ "$HAVE_VLLM" == "1" ]]; then
   echo "== vLLM adapter: $N chats x $NEW new tokens, one call, $KB_GPU_DTYPE, enforce_eager=$EAGER"
-  timeout 150 "$PY" "$WORK/gpu_check.py" vllm "$WORK" "$N" "$NEW" "$HF_BATCH" "$EAGER" 2>"$WORK/vllm.err" \
+  timeout "$(( ${KB_GPU_PHASE_TIMEOUT:-90} + 60 ))" "$PY" "$WORK/gpu_check.py" vllm "$WORK" "$N" "$NEW" "$HF_BATCH" "$EAGER" 2>"$WORK/vllm.err" \
     || { echo "vLLM phase failed:"; grep -v " INFO " "$WORK/vllm.err" | tail -20; }
 else
   EXTRA='{"vllm": {"error": "vllm is not installed on this machine"}}'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import sys
@@ -13,7 +14,14 @@ from typing import Any
 
 from kardiabench.cache import Cache
 from kardiabench.data import expand, load_dialogues
-from kardiabench.data.load import DataError, LoadResult, files_sha256, hub_revision, is_hub_source
+from kardiabench.data.load import (
+    DataError,
+    LoadResult,
+    files_sha256,
+    hub_revision,
+    is_hub_source,
+    resolve_files,
+)
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.models.base import ChatRequest, Generation, ModelError, SamplingParams
 from kardiabench.models.openai_batch import BatchJob
@@ -67,9 +75,8 @@ def load_items(task: Task, data: DataSpec, log=_info) -> tuple[list[Item], LoadR
         kinds = ", ".join(f"{k}: {v}" for k, v in loaded.skipped_by_kind().most_common())
         log(f"skipped {loaded.skipped} of {loaded.records_read} records with problems ({kinds}); "
             "`kardiabench data validate` lists them, --strict refuses to run")  # fmt: skip
-    items = list(expand(loaded.dialogues, task.history))
-    if data.limit is not None:
-        items = items[: data.limit]
+    # --limit N: expand dialogues in file order only until N items, not the whole split
+    items = list(itertools.islice(expand(loaded.dialogues, task.history), data.limit))
     return items, loaded
 
 
@@ -86,16 +93,39 @@ def data_fingerprint(items: list[Item]) -> str:
 
 
 def build_model(cfg: GenerateConfig, log=_info) -> ChatModel:
-    provider, _ = parse_spec(cfg.model_spec)
+    provider, name = parse_spec(cfg.model_spec)
     if provider != "baseline":
         return load_model(cfg.model_spec, cfg.options)
+    # numpy and scipy: for baselines only
+    from kardiabench.models.baselines import RetrievalBaseline
+
     source = cfg.train_data or cfg.data.source
+    index_dir = cfg.cache_path.parent / "indexes" if cfg.cache_path else None  # next to the request cache
+    derive = cfg.data.derive_split if cfg.train_data is None else None
+    files_key = train_files_key(source) if index_dir and derive is None and name == "retrieval" else None
+    if files_key and (model := RetrievalBaseline.from_files_key(files_key, index_dir, source)):
+        log(f"{cfg.model_spec}: fitted on {model.n_train} training dialogues from {source} (index read from {index_dir})")
+        return model
     try:
-        train = load_dialogues(source, "train", derive_split=cfg.data.derive_split if cfg.train_data is None else None, split_seed=cfg.data.split_seed)
+        train = load_dialogues(source, "train", derive_split=derive, split_seed=cfg.data.split_seed)
     except DataError as e:
         raise DataError(f"{cfg.model_spec} is fitted on a training split, and none was found ({e}). Pass --train-data SOURCE.") from None
     log(f"{cfg.model_spec}: fitted on {len(train.dialogues)} training dialogues from {source}")
-    return load_model(cfg.model_spec, cfg.options, train_dialogues=train.dialogues, train_source=source)
+    return load_model(cfg.model_spec, cfg.options, train_dialogues=train.dialogues, train_source=source, index_dir=index_dir, files_key=files_key)
+
+
+def train_files_key(source: str) -> str | None:
+    """The bytes and paths of a local training split's files (the index version follows the loader:
+    it decides what is read from them); None for Hub sources or when there is no such split."""
+    from kardiabench.models.baselines import INDEX_VERSION
+
+    if is_hub_source(source):
+        return None
+    try:
+        files, _ = resolve_files(source, "train")
+    except DataError:
+        return None
+    return _sha256([INDEX_VERSION, files_sha256([str(f) for f in files]), [str(Path(f).resolve()) for f in files]])
 
 
 def _sha256(obj: Any) -> str:

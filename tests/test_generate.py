@@ -1,10 +1,11 @@
 import asyncio
+import importlib
 import json
 
 import pytest
 from helpers import write_dataset
 
-from kardiabench.generate_stage import DataSpec, GenerateConfig, generate
+from kardiabench.generate_stage import DataSpec, GenerateConfig, generate, load_items
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models.base import SamplingParams
 from kardiabench.plan import dry_run
@@ -72,6 +73,34 @@ def test_limit_and_cache(tmp_path):
     _, s2, _ = asyncio.run(generate(config(data, tmp_path / "r2", limit=4, cache=cache), log=lambda m: None))
     assert s2.cached == 4
     assert all(r["cached"] for r in lines(tmp_path / "r2" / "predictions.jsonl"))
+
+
+def test_retrieval_index_is_read_back_without_loading_the_training_split(tmp_path, monkeypatch):
+    import kardiabench.generate_stage as stage
+
+    data, cache = write_dataset(tmp_path / "data"), tmp_path / "cache" / "cache.sqlite"
+    asyncio.run(generate(config(data, tmp_path / "r1", cache=cache), log=lambda m: None))
+    splits = []
+    original = stage.load_dialogues
+    monkeypatch.setattr(stage, "load_dialogues", lambda source, split=None, **kw: splits.append(split) or original(source, split, **kw))
+    logs = []
+    asyncio.run(generate(config(data, tmp_path / "r2", cache=tmp_path / "cache" / "other.sqlite"), log=logs.append))
+    assert "train" not in splits and any("index read from" in m for m in logs)
+    first, second = lines(tmp_path / "r1" / "predictions.jsonl"), lines(tmp_path / "r2" / "predictions.jsonl")
+    assert [p["raw_output"] for p in first] == [p["raw_output"] for p in second]
+    assert json.loads((tmp_path / "r1" / "run.json").read_text())["generation"] == json.loads((tmp_path / "r2" / "run.json").read_text())["generation"]
+
+
+def test_limit_expands_only_the_dialogues_it_evaluates(tmp_path, monkeypatch):
+    expand_module = importlib.import_module("kardiabench.data.expand")  # the package re-exports a function of that name
+    task, data = load_task("kardiabench"), write_dataset(tmp_path / "data")
+    everything, _ = load_items(task, DataSpec(str(data), "test"))
+    seen = []
+    original = expand_module.expand_dialogue
+    monkeypatch.setattr(expand_module, "expand_dialogue", lambda d, mode="full": seen.append(d.dialogue_id) or original(d, mode))
+    first, _ = load_items(task, DataSpec(str(data), "test", limit=3))
+    assert [i.item_id for i in first] == [i.item_id for i in everything[:3]]
+    assert seen == list(dict.fromkeys(i.dialogue_id for i in first))  # no dialogue after the third item
 
 
 def test_majority_baseline_predicts_most_frequent_training_emotion(tmp_path):

@@ -55,8 +55,9 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return provider, name
 
 
-def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogues=None, train_source: str = "") -> ChatModel:
-    """Build the adapter for `spec`. Baselines need `train_dialogues` (a training split)."""
+def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogues=None, train_source: str = "", index_dir=None, files_key=None) -> ChatModel:
+    """Build the adapter for `spec`. Baselines need `train_dialogues` (a training split);
+    baseline:retrieval keeps its fitted index under `index_dir` (None: fit every time)."""
     o = options or ModelOptions()
     provider, name = parse_spec(spec)
     if provider == "openai":
@@ -84,6 +85,8 @@ def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogue
 
     if name not in BASELINES:
         raise SpecError(f"unknown baseline {name!r}; available: {', '.join(BASELINES)}")
+    if name == "retrieval":
+        return BASELINES[name](train_dialogues or [], train_source, index_dir=index_dir, files_key=files_key)
     return BASELINES[name](train_dialogues or [], train_source)
 
 
