@@ -249,10 +249,14 @@ def score(
                    judge_max_cost=judge_max_cost, limit=limit)  # fmt: skip
     if limit is not None and predictions is None:
         raise ParameterError("limit: is for predictions=FILE; a run folder is scored over the items it holds")
-    judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
-                           judge_max_tokens, judge_show_reasoning, rubric, judge_card, families, judge_pool,
-                           escalate_to, escalate_when, judge_batch, judge_max_cost, judge_timeout, judge_batch_size,
-                           judge_dtype, judge_chat_template)  # fmt: skip
+    judging = JudgeOptions(
+        judges=judges, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
+        judge_concurrency=judge_concurrency, judge_repeats=judge_repeats, judge_max_tokens=judge_max_tokens,
+        judge_show_reasoning=judge_show_reasoning, rubric=rubric, judge_card=judge_card, families=families,
+        judge_pool=judge_pool, escalate_to=escalate_to, escalate_when=escalate_when, judge_batch=judge_batch,
+        judge_max_cost=judge_max_cost, judge_timeout=judge_timeout, judge_batch_size=judge_batch_size,
+        judge_dtype=judge_dtype, judge_chat_template=judge_chat_template,
+    )  # fmt: skip
     external = None
     if predictions is not None:
         external = ExternalPredictions(Path(predictions), data, task, tuple(tasks_dir), split, strict, derive_split, split_seed, limit)
@@ -327,8 +331,11 @@ def judge_audit(
     from kardiabench.audit import run_audit
 
     check_keywords(derive_split=derive_split, split_seed=split_seed, limit=limit, resamples=resamples, bootstrap_seed=bootstrap_seed)
-    judging = JudgeOptions(judges, judge_base_url, judge_api_key_env, judge_concurrency, judge_repeats,
-                           judge_max_tokens, judge_show_reasoning, rubric)  # fmt: skip
+    judging = JudgeOptions(
+        judges=judges, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
+        judge_concurrency=judge_concurrency, judge_repeats=judge_repeats, judge_max_tokens=judge_max_tokens,
+        judge_show_reasoning=judge_show_reasoning, rubric=rubric,
+    )  # fmt: skip
     if not judging.judges:
         raise ParameterError("judges: give at least one judge model spec to audit")
     task = load_task("kardiabench")
