@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="generation stage only: write DIR/predictions.jsonl")
     _add_generation_args(p)
-    p = sub.add_parser("run", help="generate, then score")
+    p = sub.add_parser("run", help="generate, score, and write DIR/report.html")
     _add_generation_args(p)
     _add_judge_args(p)
 
