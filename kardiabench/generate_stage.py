@@ -227,6 +227,20 @@ def to_prediction(item_id: str, model_spec: str, out: Generation | ModelError, c
     )
 
 
+def training_block(spec: str) -> dict[str, Any] | None:
+    """The training judge and base model of a `kardiabench train` checkpoint (hf:/vllm: FOLDER with
+    kardiabench_training.json), so scoring can flag a judge of the training judge's family."""
+    provider, name = parse_spec(spec)
+    path = Path(name) / "kardiabench_training.json"
+    if provider not in ("hf", "vllm") or not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text()).get("config") or {}
+    except (OSError, ValueError, AttributeError) as e:
+        raise DataError(f"{path}: not a kardiabench training record ({e})") from None
+    return {"judge": config.get("judge"), "base_model": config.get("model"), "stage": config.get("stage"), "record": str(path)}
+
+
 def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunDir, dict[str, Any], list[Job]]:
     """Load items and model, check the run folder, and list the jobs still to do."""
     items, loaded = load_items(cfg.task, cfg.data, log)
@@ -245,6 +259,7 @@ def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunD
         {
             "generation": identity,
             "model_spec": cfg.model_spec,
+            "training": training_block(cfg.model_spec),
             "task": task_block(cfg.task),
             "task_config": cfg.task.model_dump(mode="json"),
             "data": data_block(cfg, loaded, items),

@@ -186,6 +186,7 @@ class RunManifest(_RunFile):
     FILE: ClassVar[str] = MANIFEST
     generation: GenerationIdentity | None = None
     model_spec: str
+    training: dict[str, Any] | None = None  # generate.training_block: a train checkpoint's judge and base model
     task_config: Task
     task: dict[str, Any] | None = None  # generate.task_block: hashes of the task and its prompt, tag style
     data: DataInfo

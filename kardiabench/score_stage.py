@@ -46,7 +46,12 @@ from kardiabench.rundir import (
     provenance,
 )
 from kardiabench.runs import Results, Run, load_run
-from kardiabench.scoring.families import FamiliesError, check_families, self_preference_risk
+from kardiabench.scoring.families import (
+    FamiliesError,
+    check_families,
+    self_preference_risk,
+    training_judge_risk,
+)
 from kardiabench.scoring.judge import (
     NOT_SENT,
     POOLS,
@@ -388,9 +393,13 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
     rubric = {"computed": False, "reason": note}
     if outcome:
         rubric = {**outcome.to_dict(), **({"ignored": note} if note else {})}
-        risk = self_preference_risk(manifest.get("model_spec"), outcome.judges, load_families(judging.families))
+        families = load_families(judging.families)
+        risk = self_preference_risk(manifest.get("model_spec"), outcome.judges, families)
         if risk:
             rubric["self_preference_risk"] = risk
+        trained = training_judge_risk((manifest.get("training") or {}).get("judge"), outcome.judges, families)
+        if trained:
+            rubric["training_judge_risk"] = trained
     if judging.judge_card:
         rubric["judge_card"] = cite_card(Path(judging.judge_card), outcome.judges if outcome else None)
     full = {
@@ -488,6 +497,9 @@ def format_summary(results: dict[str, Any]) -> str:
     rubric = results.get("rubric") or {}
     for judge, family in rubric.get("self_preference_risk") or []:
         lines.append(f"Warning: self-preference risk: judge {judge} is of the evaluated model's family ({family}).")
+    for risk in rubric.get("training_judge_risk") or []:
+        lines.append(f"Warning: training-judge risk: judge {risk['judge']} is of the family ({risk['family']}) of the judge "
+                     f"{risk['training_judge']} the model was trained against.")
     card = rubric.get("judge_card")
     if card:
         verdict = "passed" if card["passed"] else f"FAILED ({', '.join(card['failed'])})"

@@ -17,6 +17,7 @@ from kardiabench.leaderboard.tables import (
     METRICS,
     SELF_PREFERENCE_MARK,
     SUBSET_MARK,
+    TRAINING_JUDGE_MARK,
     Board,
     cell,
     delta_rows,
@@ -72,7 +73,8 @@ def render_site(board: Board, colors: Mapping[str, str], reports: Mapping[str, s
              f'<table class="sortable" id="leaderboard"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
              f'<p class="note">Ranked within a group by {escape(METRICS[board.rank_by])}; models in one tier are not separated by '
              f"the paired test. Click a header to sort. Values: mean ± half the width of the 95% CI. {SUBSET_MARK}: evaluated on a "
-             "<code>--limit</code> subset. Rows of different groups are not comparable.</p>",
+             f"<code>--limit</code> subset. {SELF_PREFERENCE_MARK}: judged by a model of its own family. {TRAINING_JUDGE_MARK}: "
+             "trained against a judge of the scoring judge's family. Rows of different groups are not comparable.</p>",
              "<h2>Comparability groups</h2><ul>" + "".join(f"<li>{escape(g.explanation)}</li>" for g in board.groups)
              + "".join(f"<li>Judge card ({escape(r['group'])}): {escape(r['judge_card'])}</li>"
                        for _, r in runs.dropna(subset=["judge_card"]).drop_duplicates(["group", "judge_card"]).iterrows()) + "</ul>"]  # fmt: skip
@@ -102,6 +104,8 @@ def _run_row(r: pd.Series, colors: Mapping[str, str], reports: Mapping[str, str]
     model = escape(r["model"]) + (f' <span title="evaluated on a --limit subset ({int(r["limit"])} items)">{SUBSET_MARK}</span>' if r["subset"] else "")
     if r["self_preference"]:
         model += f' <span title="judged by a model of its own family (self-preference risk)">{SELF_PREFERENCE_MARK}</span>'
+    if r["training_judge"]:
+        model += f' <span title="trained against a judge of the scoring judge\'s family (training-judge risk)">{TRAINING_JUDGE_MARK}</span>'
     swatch = f'<span class="swatch" style="background:{colors[r["model"]]}"></span>'
     cells = [f'<td class="text" data-v="{escape(r["group"])}">{escape(r["group"])}</td>', f'<td data-v="{tier}">{tier or "–"}</td>',
              f'<td class="text" data-v="{escape(r["model"])}">{swatch}{model}</td>']  # fmt: skip

@@ -29,6 +29,7 @@ METRICS: dict[str, str] = {
 RANK_BY = "emotion_accuracy"
 SUBSET_MARK = "†"
 SELF_PREFERENCE_MARK = "§"  # a judge of the model's own family scored it (results.json rubric.self_preference_risk)
+TRAINING_JUDGE_MARK = "‡"  # a judge of the training judge's family scored it (rubric.training_judge_risk)
 REPORTED_GROUP = "paper"
 
 
@@ -64,6 +65,7 @@ def build_board(
                 "limit": data.get("limit"), "subset": data.get("limit") is not None,
                 "reported_as": ref.name if ref else None,
                 "self_preference": bool((e.results.get("rubric") or {}).get("self_preference_risk")),
+                "training_judge": bool((e.results.get("rubric") or {}).get("training_judge_risk")),
                 "judge_card": card_text((e.results.get("rubric") or {}).get("judge_card")),
             }  # fmt: skip
             for m in METRICS:
@@ -75,7 +77,7 @@ def build_board(
     for r in reported:
         row = {"group": REPORTED_GROUP, "rank": None, "tier": None, "tier_p": None, "model": r.name, "kind": "reported",
                "entry_id": None, "n_items": None, "limit": None, "subset": False, "reported_as": None,
-               "self_preference": False, "judge_card": None}  # fmt: skip
+               "self_preference": False, "training_judge": False, "judge_card": None}  # fmt: skip
         for m in METRICS:
             row |= {m: r.metrics.get(m), f"{m}_ci_low": None, f"{m}_ci_high": None, f"{m}_delta_reported": None}
         rows.append(row)
@@ -101,7 +103,8 @@ def cell(row: pd.Series, metric: str, digits: int | None = None) -> str:
 
 
 def model_cell(row: pd.Series) -> str:
-    return row["model"] + (f" {SUBSET_MARK}" if row["subset"] else "") + (f" {SELF_PREFERENCE_MARK}" if row["self_preference"] else "")
+    marks = [(SUBSET_MARK, "subset"), (SELF_PREFERENCE_MARK, "self_preference"), (TRAINING_JUDGE_MARK, "training_judge")]
+    return row["model"] + "".join(f" {mark}" for mark, key in marks if row[key])
 
 
 def card_text(card: dict | None) -> str | None:
@@ -147,7 +150,8 @@ def to_markdown(board: Board) -> str:
     out = [*lines, "", f"Ranked within a group by {METRICS[board.rank_by]}; tiers: models in one tier are not "
            "separated by the paired test (docs/leaderboard.md). Values: mean ± half the width of the 95% CI. "
            f"{SUBSET_MARK}: evaluated on a `--limit` subset. {SELF_PREFERENCE_MARK}: judged by a model of its own "
-           "family (self-preference risk).", ""]  # fmt: skip
+           f"family (self-preference risk). {TRAINING_JUDGE_MARK}: trained against a judge of the scoring judge's "
+           "family (training-judge risk).", ""]  # fmt: skip
     out += [f"- {md_escape(g.explanation)}" for g in board.groups]
     cards = runs.dropna(subset=["judge_card"]).drop_duplicates(["group", "judge_card"])
     out += [f"- Judge card ({md_escape(r['group'])}): {md_escape(r['judge_card'])}" for _, r in cards.iterrows()]

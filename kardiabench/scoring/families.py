@@ -1,6 +1,8 @@
 """Model families, for the self-preference guard: LLM judges favour text of their own family, so a
 run whose evaluated model and judge share a family says so (results.json
-`rubric.self_preference_risk`, a warning line in summary.md, a mark on the leaderboard).
+`rubric.self_preference_risk`, a warning line in summary.md, a mark on the leaderboard). Likewise a
+checkpoint trained with a rubric judge and scored by a judge of that judge's family
+(`rubric.training_judge_risk`): the checkpoint learnt that family's taste.
 
 A model spec's name is its part after the provider prefix and after the last '/', lower-cased
 ("vllm:Qwen/Qwen3-8B" → "qwen3-8b"); the first glob pattern that matches it gives the family. A
@@ -60,3 +62,10 @@ def self_preference_risk(model: str | None, judges: Sequence[str], overrides: Ma
     if family is None:
         return []
     return [[j, family] for j in judges if family_of(j, overrides) == family]
+
+
+def training_judge_risk(training_judge: str | None, judges: Sequence[str], overrides: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """{training_judge, judge, family} for every scoring judge of the training judge's family."""
+    if not training_judge:
+        return []
+    return [{"training_judge": training_judge, "judge": j, "family": f} for j, f in self_preference_risk(training_judge, judges, overrides)]
