@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers import write_dataset
 
 from kardiabench.cli import main
@@ -36,3 +37,12 @@ def make_runs(root: Path, monkeypatch) -> dict[str, Path]:
         runs["subset"] = root / "subset"
         assert main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--limit", "5", "--output", str(runs["subset"]), *judge, *common]) == 0
     return runs
+
+
+def make_runs_in(tmp_path_factory) -> dict[str, Path]:
+    """make_runs for a module-scoped fixture: the API key is set only while the runs are made."""
+    mp = pytest.MonkeyPatch()
+    try:
+        return make_runs(tmp_path_factory.mktemp("runs"), mp)
+    finally:
+        mp.undo()

@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 import pytest
-from leaderboard_runs import HOSTILE, make_runs
+from leaderboard_runs import HOSTILE, make_runs_in
 
 from kardiabench.cli import main
 from kardiabench.leaderboard.entries import Entry, load_entries
@@ -22,11 +22,7 @@ REMOTE = re.compile(r"""(src|href)=["']?(https?:)?//|url\((?!#)|@import|<link"""
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    try:
-        yield make_runs(tmp_path_factory.mktemp("runs"), mp)
-    finally:
-        mp.undo()
+    return make_runs_in(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,14 @@ import sys
 
 import pytest
 from fakehub import FakeHub
-from leaderboard_runs import make_runs
+from leaderboard_runs import make_runs_in
 
 from kardiabench.cli import main
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    try:
-        runs = make_runs(tmp_path_factory.mktemp("runs"), mp)
-    finally:
-        mp.undo()
+    runs = make_runs_in(tmp_path_factory)
     folder = tmp_path_factory.mktemp("lb") / "leaderboard"
     assert main(["leaderboard", "add", str(runs["gen"]), str(runs["qwen"]), "--leaderboard", str(folder)]) == 0
     return folder

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from browser import Browser, chromium_path
-from leaderboard_runs import HOSTILE, make_runs
+from leaderboard_runs import HOSTILE, make_runs_in
 
 from kardiabench.cli import main
 
@@ -15,11 +15,7 @@ pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no chromium on 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     """(site index.html, one run's report.html) built from real runs."""
-    mp = pytest.MonkeyPatch()
-    try:
-        runs = make_runs(tmp_path_factory.mktemp("runs"), mp)
-    finally:
-        mp.undo()
+    runs = make_runs_in(tmp_path_factory)
     folder = tmp_path_factory.mktemp("lb") / "leaderboard"
     assert main(["leaderboard", "add", *map(str, runs.values()), "--leaderboard", str(folder)]) == 0
     assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "100"]) == 0

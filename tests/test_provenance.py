@@ -102,7 +102,7 @@ def test_run_json_carries_judge_totals_and_times(api_run):
     assert judge["prompt_tokens"] == sum(j["usage"]["prompt_tokens"] for j in judgments) > 0
     assert judge["completion_tokens"] == sum(j["usage"]["completion_tokens"] for j in judgments) > 0
     assert judge["requests"] == len(judgments) and judge["served_models"] == {"judge-model-v2": len(judgments)}
-    assert judge["wall_s"] >= 0 and results["judge"] == second["judge"]
+    assert isinstance(judge["wall_s"], float) and results["judge"] == second["judge"]
     stats = first["generation_stats"]
     assert first["created"] <= stats["started"] <= stats["finished"] <= first["scored"]
 
