@@ -48,3 +48,22 @@ def test_an_index_read_back_does_not_import_scikit_learn(tmp_path):
     run = [sys.executable, "-c", code]
     assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "True"  # fits
     assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "False"  # reads
+
+
+def test_pruned_search_finds_the_same_item_as_scoring_every_item(tmp_path):
+    """The top-1 search skips low-weight terms; on templated synthetic turns (where pruning does
+    most) it must pick what scoring every training item picks, ties going to the earliest item."""
+    import numpy as np
+
+    from kardiabench.data.synth import write_dataset
+    from kardiabench.models.baselines import RetrievalIndex
+
+    write_dataset(tmp_path / "syn", n_dialogues=400, seed=3)
+    index = RetrievalIndex.fit(load_dialogues(str(tmp_path / "syn"), "train").dialogues)
+    texts = [i.user_message for i in expand(load_dialogues(str(tmp_path / "syn"), "test").dialogues)]
+    texts += ["", "the of and", texts[0] + " " + texts[1], texts[2].upper()]
+    scores = (index.vectorise(texts) @ index.matrix_t).toarray()
+    expected = scores.argmax(axis=1).tolist()  # numpy's argmax: the first of equal maxima
+    assert index.nearest(texts) == expected
+    ties = [row for row in scores if np.sum(row == row.max()) > 1]
+    assert ties, "templated turns should include exact ties"
