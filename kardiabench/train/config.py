@@ -56,6 +56,7 @@ class TrainConfig:
     task: str = "kardiabench"  # the benchmark task whose prompts the model is trained on
     limit: int | None = None  # only the first N training turns (file order)
     eval_fraction: float | None = None  # persona-disjoint hold-out of the training split for evaluation
+    eval_limit: int | None = None  # only the first N held-out turns (evaluation cost per eval step)
     global_batch_size: int | None = None  # sets gradient_accumulation_steps from the world size
     lora: dict[str, Any] | None = None  # peft LoraConfig fields; None: full fine-tuning
     # GRPO only
@@ -169,6 +170,7 @@ def _check(cfg: TrainConfig, source: str) -> None:
         ("eval_fraction", cfg.eval_fraction, lambda v: 0 < v < 1),
         ("keep_hardest", cfg.keep_hardest, lambda v: 0 < v <= 1),
         ("limit", cfg.limit, lambda v: isinstance(v, int) and v >= 1),
+        ("eval_limit", cfg.eval_limit, lambda v: isinstance(v, int) and v >= 1),
         ("global_batch_size", cfg.global_batch_size, lambda v: isinstance(v, int) and v >= 1),
     ):
         if value is not None and (not isinstance(value, int | float) or not ok(value)):

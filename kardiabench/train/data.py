@@ -39,6 +39,8 @@ def load_items(cfg: TrainConfig) -> tuple[list[Item], list[Item], Task]:
     evaluation = list(expand(parts["test"], task.history))
     if cfg.limit is not None:
         train = train[: cfg.limit]
+    if cfg.eval_limit is not None:
+        evaluation = evaluation[: cfg.eval_limit]
     return train, evaluation, task
 
 

@@ -96,6 +96,10 @@ def save_final(trainer: Any, cfg: TrainConfig, extra: dict[str, Any]) -> Path:
             model.save_pretrained(out)
     else:
         trainer.save_model(str(out))
+    best = trainer.state.best_model_checkpoint if trainer.args.load_best_model_at_end else None
+    if best:  # the weights saved are those of the best evaluation, not of the last step
+        extra = {**extra, "best_checkpoint": {"path": best, "metric": trainer.args.metric_for_best_model,
+                                              "value": trainer.state.best_metric}}  # fmt: skip
     if trainer.is_world_process_zero():
         trainer.processing_class.save_pretrained(out)
         record = {"config": cfg.to_dict(), "source": cfg.source, "world_size": trainer.accelerator.num_processes,
@@ -127,6 +131,9 @@ def model_card(cfg: TrainConfig, extra: dict[str, Any]) -> str:
             f"- Training judge: `{judge}`" + (f", rubric `{cfg.rubric or 'judges/rubric.yaml'}`" if cfg.judge else ""),
             f"- Difficulty split: {'all turns' if cfg.keep_hardest is None else f'hardest {cfg.keep_hardest:.0%} by the start model mean reward'}",
         ]
+    if extra.get("best_checkpoint"):
+        b = extra["best_checkpoint"]
+        lines.append(f"- Weights: the best evaluation by `{b['metric']}` ({b['value']:.4g}), from `{Path(b['path']).name}`")
     lines += ["- Span markers: the eight `<|…_begin|>`/`<|…_end|>` markers are special tokens", "",
               "## Config", "", "```yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip(), "```", ""]  # fmt: skip
     return "\n".join(lines)
