@@ -244,10 +244,11 @@ def test_grpo_keeps_the_best_evaluated_checkpoint(sft_dir, workdir, monkeypatch)
     out = workdir / "grpo-best"
     best_of = ["--set", "eval_fraction=0.1", "--set", "eval_limit=2", "--set", "eval_strategy=steps", "--set", "eval_steps=1",
                "--set", "save_strategy=steps", "--set", "save_steps=1", "--set", "load_best_model_at_end=true",
-               "--set", "metric_for_best_model=eval_reward", "--set", "greater_is_better=true", "--set", "max_steps=3",
+               "--set", "metric_for_best_model=eval_reward", "--set", "greater_is_better=false", "--set", "max_steps=3",
                "--set", "learning_rate=1e-3", "--set", "weight_decay=0.1"]  # fmt: skip
     # weight decay moves the weights at every step even where the tiny model's rewards give GRPO no
-    # gradient, so the checkpoints differ and which one was kept is visible
+    # gradient, so the checkpoints differ and which one was kept is visible; "best" is the lowest
+    # reward here, which the untrained tiny model has at its first evaluation, so the best is not the last step
     with FakeOpenAIServer(FakeConfig()) as srv:
         code = main(["train", "grpo", "--config", "grpo-tiny.yaml", "--output-dir", str(out), "--set", f"model={sft_dir}",
                      "--set", "judge=openai:judge", "--set", f"judge_base_url={srv.url}", "--set", "judge_api_key_env=JUDGE_KEY",
@@ -257,12 +258,11 @@ def test_grpo_keeps_the_best_evaluated_checkpoint(sft_dir, workdir, monkeypatch)
     evals = {h["step"]: h["eval_reward"] for h in record["log_history"] if "eval_reward" in h}
     assert sorted(evals) == [1, 2, 3]
     best = record["best_checkpoint"]
-    assert best["metric"] == "eval_reward" and best["value"] == max(evals.values())
+    assert best["metric"] == "eval_reward" and best["value"] == min(evals.values())
     best_step = min(s for s, v in evals.items() if v == best["value"])  # ties: the earliest stays best
-    assert Path(best["path"]).name == f"checkpoint-{best_step}"
+    assert Path(best["path"]).name == f"checkpoint-{best_step}" and best_step != 3
     weights = {s: load_file(out / f"checkpoint-{s}" / "model.safetensors") for s in evals}
     final = load_file(out / "model.safetensors")
-    changed = [s for s in evals if any(not (weights[s][k] == weights[3][k]).all() for k in weights[3])]
-    assert changed, "the steps should change the weights, or the comparison below proves nothing"
+    assert any(not (weights[best_step][k] == weights[3][k]).all() for k in weights[3]), "the steps did not change the weights"
     assert all((final[k] == weights[best_step][k]).all() for k in weights[best_step])
     assert "the best evaluation by `eval_reward`" in (out / "README.md").read_text()
