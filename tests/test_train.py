@@ -266,3 +266,35 @@ def test_grpo_keeps_the_best_evaluated_checkpoint(sft_dir, workdir, monkeypatch)
     assert any(not (weights[best_step][k] == weights[3][k]).all() for k in weights[3]), "the steps did not change the weights"
     assert all((final[k] == weights[best_step][k]).all() for k in weights[best_step])
     assert "the best evaluation by `eval_reward`" in (out / "README.md").read_text()
+
+
+def test_lora_sft_merges_into_a_plain_checkpoint_and_trains_the_marker_rows(workdir):
+    """LoRA through peft: the folder holds merged weights (no adapter files) that `kardiabench run`
+    evaluates; the attention weights moved by the merged update, and of the embedding table only the
+    span-marker rows (peft's trainable_token_indices), which a frozen table would leave untrained."""
+    from safetensors.torch import load_file
+
+    from kardiabench.spans import span_markers
+    from kardiabench.train.model import resolve_model
+
+    out = workdir / "sft-lora"
+    code = main(["train", "sft", "--config", "sft-tiny.yaml", "--output-dir", str(out), *FAST_SFT,
+                 "--set", "lora.r=4", "--set", "lora.lora_alpha=8"])  # fmt: skip
+    assert code == 0
+    assert not (out / "adapter_config.json").exists() and not (out / "adapter_model.safetensors").exists()
+    assert "LoRA: merged into the weights" in (out / "README.md").read_text()
+    base_dir = Path(resolve_model("tiny"))
+    base, merged = load_file(base_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(merged) == set(base)
+    q = next(k for k in base if k.endswith("q_proj.weight"))
+    assert not bool((merged[q] == base[q]).all())
+    from transformers import AutoTokenizer
+
+    markers = AutoTokenizer.from_pretrained(out).convert_tokens_to_ids(span_markers("special"))
+    emb = next(k for k in base if k.endswith("embed_tokens.weight"))
+    moved = {int(i) for i in (merged[emb] != base[emb]).any(dim=1).nonzero().flatten()}
+    assert moved and moved <= set(markers)
+    run = workdir / "run-lora"
+    assert main(["run", "--model", f"hf:{out}", "--data", "sample", "--limit", "2", "--output", str(run),
+                 "--max-tokens", "8", "--no-cache", "--no-progress", "--device", "cpu"]) == 0  # fmt: skip
+    assert len((run / "predictions.jsonl").read_text().splitlines()) == 2
