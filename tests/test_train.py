@@ -48,6 +48,7 @@ def test_sft_writes_a_checkpoint_with_a_model_card(sft_dir):
     record = json.loads((sft_dir / "kardiabench_training.json").read_text())
     assert record["n_train"] == 8 and record["world_size"] == 1
     assert record["config"]["stage"] == "sft" and record["config"]["learning_rate"] == 1e-3
+    assert [h["step"] for h in record["log_history"] if "loss" in h] == [1, 2]  # the loss curve, logged each step
 
 
 def test_checkpoint_is_evaluated_by_kardiabench_run(sft_dir, workdir):

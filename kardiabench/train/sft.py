@@ -30,4 +30,5 @@ def train_sft(cfg: TrainConfig) -> Path:
     trainer, info = build_sft_trainer(cfg)
     result = trainer.train()
     info["train_metrics"] = result.metrics
+    info["log_history"] = trainer.state.log_history  # the loss curve, as for GRPO's rewards
     return save_final(trainer, cfg, info)
