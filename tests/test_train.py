@@ -299,3 +299,18 @@ def test_lora_sft_merges_into_a_plain_checkpoint_and_trains_the_marker_rows(work
     assert main(["run", "--model", f"hf:{out}", "--data", "sample", "--limit", "2", "--output", str(run),
                  "--max-tokens", "8", "--no-cache", "--no-progress", "--device", "cpu"]) == 0  # fmt: skip
     assert len((run / "predictions.jsonl").read_text().splitlines()) == 2
+
+
+def test_half_precision_without_a_gpu_is_said_not_silently_dropped(tmp_path, caplog):
+    import torch
+
+    from kardiabench.train import load_config
+    from kardiabench.train.config import build_trl_args
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: bf16 is kept")
+    cfg = load_config("sft-tiny.yaml", "sft", ["bf16=true"], str(tmp_path / "o"))
+    with caplog.at_level("WARNING", logger="kardiabench"):
+        args = build_trl_args(cfg)
+    assert args.bf16 is False and args.use_cpu is True
+    assert "no GPU: bf16 ignored, training in float32" in caplog.text

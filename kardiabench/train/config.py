@@ -12,6 +12,7 @@ or `GRPOConfig` (stage grpo) and is passed to it unchanged. Command-line overrid
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -196,6 +197,9 @@ def build_trl_args(cfg: TrainConfig) -> Any:
 
     kwargs: dict[str, Any] = {"report_to": "none", **cfg.trl, "output_dir": cfg.output_dir}
     if not torch.cuda.is_available():
+        dropped = [k for k in ("bf16", "fp16") if kwargs.get(k)]
+        if dropped:  # said, not silent: a GPU recipe (the 7B configs) run here trains in float32
+            logging.getLogger("kardiabench").warning("no GPU: %s ignored, training in float32", " and ".join(dropped))
         kwargs.update(use_cpu=True, bf16=False, fp16=False)
     if cfg.stage == "grpo":
         kwargs["reward_weights"] = cfg.weights()
