@@ -82,7 +82,7 @@ def plot(history: list[dict], path: Path, title: str) -> None:
 
     steps = [h for h in history if "reward" in h]
     x = [h["step"] for h in steps]
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     for key, label, style in (("rewards/format_reward/mean", "format", ":"), ("rewards/emotion_reward/mean", "emotion", "--"),
                               ("reward", "weighted reward", "-")):  # fmt: skip
         ax.plot(x, [h[key] for h in steps], style, marker="o", ms=3, lw=1, alpha=0.7, label=label)
@@ -93,7 +93,7 @@ def plot(history: list[dict], path: Path, title: str) -> None:
     ax.set_ylabel("mean reward of the step's completions")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, ncol=4, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -141,8 +141,8 @@ def main_bench() -> None:
     report["after_grpo"] = evaluate(a.workdir / "grpo", data, a.workdir / "runs" / "after-grpo", a.max_tokens, a.batch_size)
     print(json.dumps(report, indent=2), flush=True)
     if a.plot:
-        plot(history, a.plot, f"GRPO from the SFT model, SmolLM2-135M, CPU: {a.grpo_batch // a.grpo_generations} prompt(s) x "
-                              f"{a.grpo_generations} completions per step, lr {a.grpo_lr:g} (format + emotion)")
+        plot(history, a.plot, f"GRPO from the SFT model (SmolLM2-135M, CPU), format + emotion rewards\n"
+                              f"{a.grpo_batch // a.grpo_generations} prompt(s) x {a.grpo_generations} completions per step, lr {a.grpo_lr:g}")
     if a.write_json:
         a.write_json.write_text(json.dumps(report, indent=2) + "\n")
 
