@@ -19,11 +19,10 @@ from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, reques
 
 def wait_for_predictions(proc, preds, at_least):
     """Block until `preds` holds `at_least` rows; the process must still be running then, so a
-    signal sent next lands mid-run (the server is slow enough that the run cannot finish first)."""
-    deadline = time.monotonic() + 120
+    signal sent next lands mid-run (the server is slow enough that the run cannot finish first).
+    No clock: the wait ends on the file or on the process exiting."""
     while not (preds.exists() and len(read_jsonl_tolerant(preds)) >= at_least):
         assert proc.poll() is None, f"generation exited ({proc.returncode}) before {at_least} predictions"
-        assert time.monotonic() < deadline, "no predictions after 120 s"
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before the signal: the test proves nothing"
 
