@@ -89,6 +89,12 @@ def _add_data_args(p: argparse.ArgumentParser, split_default: str | None = None)
     p.add_argument("--split-seed", type=int, default=0, help="seed for --derive-split")
 
 
+def _add_cache_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="kardiabench", help="task name (see `kardiabench tasks`) or a YAML file")
     p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
@@ -125,9 +131,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--chat-template", default=None, help="a Jinja chat template file for models without one")
     b.add_argument("--tensor-parallel-size", type=positive_int, default=1, help="vllm: GPUs per model replica")
     b.add_argument("--data-parallel-size", type=positive_int, default=1, help="vllm: model replicas")
-    p.add_argument("--cache", default=None, help="cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_cache_args(p)
     p.add_argument("--dry-run", action="store_true", help="count prompt tokens and estimate cost; send nothing")
     p.add_argument("--max-cost", type=positive_float, default=None, metavar="USD", help="stop sending requests once they have cost this much: generation, and in `run` the judges too (resumable)")
 
@@ -173,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--limit", type=positive_int, default=None, help="with --predictions: only the first N items of the data (predictions for others are left out)")
     p.add_argument("--output", type=Path, default=None, help="with --predictions: the run folder to write (default: FILE's folder, NAME-scored)")
-    p.add_argument("--cache", default=None, help="cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_cache_args(p)
     _add_judge_args(p)
 
     p = sub.add_parser("compare", help="paired comparison of two runs on the items they share")
@@ -193,9 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("judge-audit", help="the judge reliability card: how a judge scores constructed and adversarial replies")
     p.add_argument("--output", required=True, type=Path, help="folder for judge_card.json/.md/.png and the verdicts")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N items")
-    p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_cache_args(p)
     _add_data_args(p)
     _add_judge_args(p, scoring=False)
     _add_leaderboard_args(sub)
