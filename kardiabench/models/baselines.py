@@ -151,8 +151,9 @@ class RetrievalIndex:
             return 0
         query = np.zeros(self.matrix_t.shape[0])
         query[terms] = weights
-        order = np.argsort(weights * self.term_max[terms], kind="stable")
-        cheapest = np.minimum(np.cumsum((weights * self.term_max[terms])[order]), np.sqrt(np.cumsum(weights[order] ** 2)))
+        bounds = weights * self.term_max[terms]  # no item gets more than this from a term
+        order = np.argsort(bounds, kind="stable")
+        cheapest = np.minimum(np.cumsum(bounds[order]), np.sqrt(np.cumsum(weights[order] ** 2)))
         top = terms[order[-1]]  # the item holding the largest single-term bound: a first floor
         lo, hi = self.matrix_t.indptr[top], self.matrix_t.indptr[top + 1]
         floor = self._score(int(self.matrix_t.indices[lo + self.matrix_t.data[lo:hi].argmax()]), query)
