@@ -194,10 +194,7 @@ def evaluate(model: str, output: str | Path, *, resamples: int = 1000, bootstrap
     if cfg.max_cost_usd is not None:  # --max-cost covers generation and judging together
         left = cfg.max_cost_usd - (cost or 0.0)
         judging = dataclasses.replace(judging, judge_max_cost=left if judging.judge_max_cost is None else min(left, judging.judge_max_cost))
-    run = _scored(RunDir(cfg.output), None, judging, cfg.cache_path, cfg.progress, resamples, bootstrap_seed)
-    from kardiabench.report import write_report
-
-    log.info(f"report → {write_report(cfg.output)}")
+    run = _scored(RunDir(cfg.output), None, judging, cfg.cache_path, cfg.progress, resamples, bootstrap_seed, report=True)
     return dataclasses.replace(run, problems=[*problems, *run.problems])
 
 
@@ -350,9 +347,9 @@ def _run_path(run: Run | str | Path) -> Path:
 
 
 def _scored(run: RunDir, external: ExternalPredictions | None, judging: JudgeOptions, cache_path: Path | None,
-            progress: bool, resamples: int, seed: int) -> Run:  # fmt: skip
+            progress: bool, resamples: int, seed: int, report: bool = False) -> Run:  # fmt: skip
     try:
-        return score_folder(run, external, judging, cache_path, progress, resamples, seed)
+        return score_folder(run, external, judging, cache_path, progress, resamples, seed, report)
     except KeyboardInterrupt:
         raise Interrupted("verdicts", f"{run.path}/judgments.jsonl") from None
 

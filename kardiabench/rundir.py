@@ -6,6 +6,7 @@
   judgments.jsonl    one line per judge verdict (see judging.py)
   results.json       metrics with n and 95% CIs; summary.md the readable table
   items.jsonl        per-item rows of the last scoring
+  report.html        the page of the last scoring (`run`, `report`); a new scoring removes an old one
   *.rejected         damaged lines set aside from a JSONL file above, with their line numbers
   .lock              held by the process working on the folder (see RunDir.lock)
 """
@@ -39,6 +40,9 @@ REPORT = "report.html"
 LOCK = ".lock"
 BATCHES = "batches.json"  # provider batch jobs (models/openai_batch.py)
 DERIVED = (PREDICTIONS, JUDGMENTS, RESULTS, ITEMS, SUMMARY, REPORT, BATCHES)  # what --overwrite removes
+# What a scoring derives from the predictions and verdicts, replaced as one by every scoring;
+# results.json first: its presence says the folder is scored.
+SCORED = (RESULTS, ITEMS, SUMMARY, REPORT)
 PREDICTION_KEYS = ("item_id", "model", "raw_output")  # a predictions line without one is damaged
 _HELD: set[Path] = set()  # run folders whose lock this process holds
 _PACKAGES = ("torch", "transformers", "vllm", "openai", "datasets", "trl", "scikit-learn", "scipy", "numpy")
@@ -122,6 +126,12 @@ class RunDir:
         """Remove everything derived from an earlier run (--overwrite); run.json is rewritten after."""
         for path in [*(self.path / name for name in DERIVED), *self.path.glob(f"*{REJECTED}")]:
             path.unlink(missing_ok=True)
+
+    def clear_scored(self) -> None:
+        """Remove the files of the last scoring (SCORED), results.json first, so that a folder
+        part-way through a new scoring reads as not scored rather than as the old scoring."""
+        for name in SCORED:
+            (self.path / name).unlink(missing_ok=True)
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -1,9 +1,11 @@
 """The scoring stage: a run folder, or predictions made elsewhere, → results.json, items.jsonl and
 summary.md. `kardiabench.api.score` is its front door.
 
-Scoring never regenerates: it reads predictions.jsonl, reloads the items the manifest names (and
-checks their fingerprint), judges what has not been judged yet, and writes results.json,
-items.jsonl (per-item rows) and summary.md, holding the folder's lock meanwhile.
+Scoring never regenerates: it reads predictions.jsonl (predictions made elsewhere are copied
+there, so the folder can be scored again on its own), reloads the items the manifest names (and
+checks their fingerprint), judges what has not been judged yet, and replaces the folder's scoring
+files as one (`_commit`): results.json, items.jsonl (per-item rows) and summary.md, holding the
+folder's lock meanwhile.
 """
 
 from __future__ import annotations
@@ -38,14 +40,17 @@ from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
     ITEMS,
     JUDGMENTS,
+    PREDICTIONS,
+    REPORT,
     RESULTS,
+    SCORED,
     SUMMARY,
     RunDir,
     RunDirError,
     now,
     provenance,
 )
-from kardiabench.runs import Results, Run, load_run
+from kardiabench.runs import Results, Run, RunManifest, load_run
 from kardiabench.scoring.families import (
     FamiliesError,
     check_families,
@@ -194,8 +199,9 @@ def run_inputs(run: RunDir) -> tuple[Task, list[Item], dict[str, Any]]:
 
 
 def external_inputs(run: RunDir, ext: ExternalPredictions) -> tuple[Task, list[Item], dict[str, Any], dict[str, Prediction]]:
-    """The task, items, manifest and predictions of predictions made elsewhere; the manifest is
-    written to the folder (which must not hold another run)."""
+    """The task, items, manifest and predictions of predictions made elsewhere, checked (the
+    folder must not hold another run); nothing is written: `_commit` writes the manifest and the
+    folder's copy of the predictions together with the results."""
     if not ext.data:
         raise DataError("--predictions needs --data (the source the item ids come from)")
     task = load_task(ext.task or "kardiabench", list(ext.tasks_dir))
@@ -204,18 +210,31 @@ def external_inputs(run: RunDir, ext: ExternalPredictions) -> tuple[Task, list[I
     manifest = {"task": task_block(task), "task_config": task.model_dump(mode="json"), "model_spec": f"external:{ext.path.name}",
                 "generation": {"history": task.history}, "parser_version": PARSER_VERSION,
                 "data": {"source": spec.source, "split": loaded.split, "fingerprint": data_fingerprint(items), "n_items": len(items),
-                         "limit": ext.limit},
+                         "limit": ext.limit, "derive_split": ext.derive_split, "split_seed": ext.split_seed},
                 "provenance": provenance(), "created": now()}  # fmt: skip
     refuse_other_run(run, manifest)
-    preds = read_external_predictions(ext.path)
+    preds = read_external_predictions(ext.path, manifest["model_spec"])
     unknown = set(preds) - {it.item_id for it in items}
     if unknown and ext.limit is not None:  # predictions for items past the limit are left out
         log.info(f"--limit {ext.limit}: {len(unknown)} prediction(s) for items outside the first {len(items)} left out")
         preds = {k: v for k, v in preds.items() if k not in unknown}
     elif unknown:
         raise DataError(f"{ext.path}: {len(unknown)} item id(s) not in {ext.data} ({loaded.split}), e.g. {sorted(unknown)[0]}")
-    run.write_manifest(manifest)
     return task, items, manifest, preds
+
+
+def folder_predictions(run: RunDir, manifest: dict[str, Any]) -> dict[str, Prediction]:
+    """The predictions a run folder holds. A folder scored from --predictions FILE by a kardiabench
+    that kept no copy of FILE has none: an error saying how to score it, rather than every item
+    scored as "no prediction"."""
+    spec = str(manifest.get("model_spec") or "")
+    if spec.startswith("external:") and not run.predictions_path.exists():
+        raise RunDirError(
+            f"{run.path}: holds no copy of the predictions it was scored from ({spec.removeprefix('external:')}, "
+            f"by an older kardiabench); score that file again: kardiabench score --predictions FILE --data "
+            f"{(manifest.get('data') or {}).get('source')} --output {run.path}"
+        )
+    return run.read_predictions()
 
 
 def refuse_other_run(run: RunDir, manifest: dict[str, Any]) -> None:
@@ -357,16 +376,23 @@ def scoring_folder(run_dir: str | Path | None, predictions: str | Path | None = 
 
 
 def score_folder(run: RunDir, external: ExternalPredictions | None, judging: JudgeOptions, cache_path: Path | None,
-                 progress: bool, resamples: int, seed: int) -> Run:  # fmt: skip
-    """Score while holding the folder's lock, so no other process writes it meanwhile; the folder
-    read back, with `problems` naming the judges that scored nothing."""
+                 progress: bool, resamples: int, seed: int, report: bool = False) -> Run:  # fmt: skip
+    """Score while holding the folder's lock, so no other process writes it meanwhile (`report`:
+    and write report.html for the new results); the folder read back, with `problems` naming the
+    judges that scored nothing."""
     with run.lock():
-        return _score(run, external, judging, cache_path, progress, resamples, seed)
+        scored = _score(run, external, judging, cache_path, progress, resamples, seed, report)
+        if report:
+            from kardiabench.report import write_report
+
+            log.info(f"report → {write_report(run.path)}")
+        return scored
 
 
 def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOptions, cache_path: Path | None,
-           progress: bool, resamples: int, seed: int) -> Run:  # fmt: skip
-    """Score, write results.json, items.jsonl and summary.md."""
+           progress: bool, resamples: int, seed: int, report_follows: bool = False) -> Run:  # fmt: skip
+    """Score and replace the folder's scoring files (`_commit`): results.json, items.jsonl,
+    summary.md; report.html of an earlier scoring is removed unless `report_follows`."""
     from kardiabench.scoring import score_predictions
 
     if external is not None:
@@ -374,10 +400,13 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
         missing_hint = f"{external.path} has no line for them"
     else:
         task, items, manifest = run_inputs(run)
-        preds = run.read_predictions()
-        missing_hint = "run generate again to finish them"
+        preds = folder_predictions(run, manifest)
+        spec = str(manifest.get("model_spec") or "")
+        missing_hint = f"{spec.removeprefix('external:')} had no line for them" if spec.startswith("external:") else "run generate again to finish them"
     missing = sum(1 for it in items if it.item_id not in preds)
-    if missing:
+    if missing == len(items) and items:
+        log.warning(f"warning: none of the {len(items)} items has a prediction; no metric is computed ({missing_hint})")
+    elif missing:
         log.warning(f"warning: {missing} of {len(items)} items have no prediction; they count as wrong ({missing_hint})")
     t0 = time.monotonic()
     outcome, note = judge_stage(judging, task, items, preds, run, cache_path, progress)
@@ -389,7 +418,6 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
         results["metrics"] = {k: v for k, v in results["metrics"].items() if k not in RUBRIC_METRICS}
     manifest["judge"] = judge_block(outcome, judge_wall_s) if outcome else None
     manifest["scored"] = now()
-    run.write_manifest(manifest)
     rubric = {"computed": False, "reason": note}
     if outcome:
         rubric = {**outcome.to_dict(), **({"ignored": note} if note else {})}
@@ -413,9 +441,10 @@ def _score(run: RunDir, external: ExternalPredictions | None, judging: JudgeOpti
         "generation_stats": manifest.get("generation_stats"),
         "provenance": manifest.get("provenance"),
     }
-    Results.model_validate(full).write(run.path / RESULTS)
-    _write_items(run.path / ITEMS, report.item_rows())
-    (run.path / SUMMARY).write_text(format_summary(full) + "\n", encoding="utf-8")
+    removed = _commit(run, RunManifest.model_validate(manifest), Results.model_validate(full), report.item_rows(),
+                      format_summary(full), preds if external is not None else None)  # fmt: skip
+    if REPORT in removed and not report_follows:
+        log.info(f"removed {run.path / REPORT} of the earlier scoring; `kardiabench report {run.path}` writes one for these results")
     log.info(f"results → {run.path / RESULTS}")
     failures = judge_failures(outcome) if outcome else []
     for line in failures:
@@ -470,8 +499,37 @@ def judge_block(outcome, wall_s: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _write_items(path: Path, rows: list[dict]) -> None:
-    write_jsonl_atomic(path, rows)
+def _commit(run: RunDir, manifest: RunManifest, results: Results, rows: list[dict], summary: str,
+            preds: dict[str, Prediction] | None) -> list[str]:  # fmt: skip
+    """Replace the folder's scoring with a new one, computed and checked in full beforehand: the
+    new files are written beside the old ones (NAME.new), the old scoring's files (rundir.SCORED)
+    are removed, results.json first, then run.json is written and the new files renamed into
+    place, results.json last. However far this gets, the folder never shows old and new files side
+    by side: a results.json there is complete and agrees with every other scoring file. `preds`:
+    predictions made elsewhere, kept as the folder's predictions.jsonl so that `score DIR` finds
+    them again. The names of the old files that the new scoring has no replacement for."""
+    staged: dict[str, Path] = {}
+
+    def stage(name: str, write) -> None:
+        staged[name] = run.path / f"{name}.new"
+        write(staged[name])
+
+    try:
+        if preds is not None:
+            stage(PREDICTIONS, lambda p: write_jsonl_atomic(p, [pred.to_dict() for pred in preds.values()]))
+        stage(ITEMS, lambda p: write_jsonl_atomic(p, rows))
+        stage(SUMMARY, lambda p: p.write_text(summary + "\n", encoding="utf-8"))
+        stage(RESULTS, results.write)
+    except BaseException:
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+        raise
+    removed = [name for name in SCORED if (run.path / name).exists() and name not in staged]
+    run.clear_scored()
+    manifest.write(run.manifest_path)
+    for name in sorted(staged, key=lambda n: n == RESULTS):
+        os.replace(staged[name], run.path / name)
+    return removed
 
 
 def format_summary(results: dict[str, Any]) -> str:
@@ -505,9 +563,12 @@ def format_summary(results: dict[str, Any]) -> str:
         verdict = "passed" if card["passed"] else f"FAILED ({', '.join(card['failed'])})"
         lines.append(f"Judge card: {', '.join(card['judges'])}, {card['created'][:10]}, {verdict}"
                      + ("" if card.get("same_judges", True) else " (audited other judges than the ones used here)"))
-    fc = results["metrics"].get("format_compliance", {}).get("extra", {})
-    if fc.get("n_failed"):
-        lines.append(f"{fc['n_failed']} item(s) failed to generate and count as wrong; see run.json.")
+    fc = results["metrics"].get("format_compliance", {})
+    n_failed = (fc.get("extra") or {}).get("n_failed")
+    if n_failed and fc.get("value") is None:
+        lines.append(f"Not computed: {fc.get('reason')}; see run.json.")
+    elif n_failed:
+        lines.append(f"{n_failed} item(s) failed to generate and count as wrong; see run.json.")
     return "\n".join(lines)
 
 

@@ -228,5 +228,7 @@ def test_load_run_on_predictions_made_elsewhere(retrieval_run, tmp_path):
     assert run.model == "external:ext.jsonl" and run.manifest.generation_stats is None
     assert run.metrics["emotion_accuracy"].value == read(out / "results.json")["metrics"]["emotion_accuracy"]["value"]
     assert len(run.items) == 110 and run.items["failed"].sum() == 105  # items with no line count as failed
-    # the folder keeps no copy of the predictions, so the text columns are empty (docs/run-folder.md)
-    assert run.items["raw_output"].isna().all() and run.items["emotion"].isna().all()
+    # the folder keeps its copy of the predictions (docs/run-folder.md): the text columns of the 5 items
+    scored = run.items.dropna(subset=["raw_output"])
+    assert list(scored["item_id"]) == [p["item_id"] for p in preds] and list(scored["raw_output"]) == [p["raw_output"] for p in preds]
+    assert scored["emotion"].notna().all() and run.items["raw_output"].isna().sum() == 105

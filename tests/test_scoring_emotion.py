@@ -174,6 +174,28 @@ def test_items_without_prediction_count_as_failed_and_extra_predictions_are_coun
     assert r.counts == {"n_items": 2, "n_failed": 1, "n_no_prediction": 1, "n_unmatched_predictions": 1}
 
 
+def test_with_no_prediction_at_all_the_output_metrics_are_not_computed():
+    items = [make_item(f"d{k}-t0", f"d{k}", "sad") for k in range(4)]
+    failed = {it.item_id: predict(it.item_id, None, error="connection refused") for it in items[:3]}  # d3: no line
+    r = score_predictions(items, failed, {it.item_id: {} for it in items}, n_resamples=50)
+    reason = "no predictions: 4 of 4 items failed (3 failed to generate, 1 with no prediction)"
+    for name in ("emotion_accuracy", "emotion_macro_f1", "format_compliance"):
+        m = r.metrics[name]
+        assert (m.value, m.ci_low, m.ci_high, m.n, m.n_unscored, m.reason) == (None, None, None, 0, 4, reason), name
+        assert m.extra["n_failed"] == 4
+    assert all(r.metrics[name].reason == reason and r.metrics[name].value is None for name in ("empathy", "safety_flag_rate"))
+    assert r.breakdowns["gold_emotion"]["sad"]["metrics"]["emotion_accuracy"].value is None
+    assert r.breakdowns["gold_emotion"]["sad"]["metrics"]["format_compliance"].n_unscored == 4
+    assert r.per_emotion_recall == {"sad": {"recall": None, "n": 4}} and r.confusion == {}
+    assert score_predictions(items[:3], failed, n_resamples=50).metrics["format_compliance"].reason == "no predictions: 3 of 3 items failed"
+    assert score_predictions(items, {}, n_resamples=50).metrics["emotion_accuracy"].reason == "no predictions: 4 of 4 items have none"
+    # one output among the failures: today's rule, the failures count as wrong
+    one = score_predictions(items, {**failed, "d3-t0": predict("d3-t0", output("sad"))}, n_resamples=50)
+    acc = one.metrics["emotion_accuracy"]
+    assert (acc.value, acc.n, acc.extra["n_failed"], acc.extra["value_excluding_failed"]) == (25.0, 4, 3, 100.0)
+    assert one.metrics["format_compliance"].value == 25.0 and one.per_emotion_recall["sad"]["recall"] == 25.0
+
+
 def test_duplicate_items_and_bad_cluster_choice_are_refused():
     item = make_item("d1-t0", "d1", "sad")
     with pytest.raises(ValueError, match="duplicated"):
@@ -184,9 +206,9 @@ def test_duplicate_items_and_bad_cluster_choice_are_refused():
 
 def test_persona_clustering_is_recorded():
     items = [make_item(f"d{i}-t0", f"d{i}", "sad") for i in range(4)]
-    r = score_predictions(items, {}, n_resamples=50, cluster_by="persona")
+    r = score_predictions(items, {"d0-t0": predict("d0-t0", output("sad"))}, n_resamples=50, cluster_by="persona")
     assert r.statistics["cluster_by"] == "persona"
-    assert r.metrics["emotion_accuracy"].value == 0.0
+    assert r.metrics["emotion_accuracy"].value == 25.0
 
 
 def test_rubric_scores_flow_into_metrics_breakdowns_and_rows():

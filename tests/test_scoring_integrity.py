@@ -16,11 +16,13 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from helpers import write_dataset
 from test_judge import _pred
 
+import kardiabench
 from kardiabench.cli import main
 from kardiabench.data import expand, load_dialogues
 from kardiabench.jsonl import read_jsonl_tolerant
@@ -223,6 +225,58 @@ def test_items_without_a_prediction_are_reported_as_no_prediction(tmp_path, env,
     assert res["counts"]["n_no_prediction"] == 3
 
 
+def test_a_folder_scored_from_predictions_elsewhere_is_scored_again_from_what_it_holds(tmp_path, env, capsys):
+    ext, rows = external_file(tmp_path, env)
+    external_file(tmp_path, env, rows[:6])  # 3 of the 9 items have no line
+    out = tmp_path / "mine"
+    assert main(["score", "--predictions", str(ext), "--data", str(env), "--output", str(out), "--resamples", "50"]) == 0
+    first = results(out)
+    ext.unlink()  # the folder alone from here on
+    capsys.readouterr()
+    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
+        assert main(["score", str(out), "--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress",
+                     "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "3 of 9 items have no prediction; they count as wrong (mine.jsonl had no line for them)" in err
+    res = results(out)
+    assert res["counts"]["n_no_prediction"] == 3 and res["model"] == "external:mine.jsonl"
+    for name in ("emotion_accuracy", "emotion_macro_f1", "format_compliance"):
+        assert res["metrics"][name] == first["metrics"][name], name
+    assert res["metrics"]["empathy"]["n"] == 6 and res["rubric"]["unscored_by_reason"] == {NO_PREDICTION: 3}
+    # the Python API finds them too (and reuses the verdicts just made for them)
+    again = kardiabench.score(out, resamples=50)
+    assert {k: m.value for k, m in again.metrics.items()} == {k: m["value"] for k, m in res["metrics"].items()}
+    assert again.items["raw_output"].notna().sum() == 6
+
+
+def test_a_derived_split_scored_from_predictions_elsewhere_is_scored_again_on_the_same_items(tmp_path, env):
+    base = tmp_path / "derived"
+    assert main(["generate", "--model", "baseline:retrieval", "--data", str(env), "--derive-split", "0.5", "--output", str(base),
+                 "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    ext = tmp_path / "derived.jsonl"
+    ext.write_text((base / "predictions.jsonl").read_text())
+    out = tmp_path / "mine"
+    assert main(["score", "--predictions", str(ext), "--data", str(env), "--derive-split", "0.5", "--output", str(out),
+                 "--resamples", "50"]) == 0  # fmt: skip
+    first = results(out)
+    assert main(["score", str(out), "--resamples", "50"]) == 0
+    assert results(out)["metrics"] == first["metrics"] and first["counts"]["n_no_prediction"] == 0
+
+
+def test_a_folder_scored_from_predictions_that_kept_no_copy_says_how_to_score_it(tmp_path, env, capsys):
+    ext, _ = external_file(tmp_path, env)
+    out = tmp_path / "mine"
+    assert main(["score", "--predictions", str(ext), "--data", str(env), "--output", str(out), "--resamples", "50"]) == 0
+    (out / "predictions.jsonl").unlink()  # as an older kardiabench left the folder
+    before = (out / "results.json").read_text()
+    capsys.readouterr()
+    assert main(["score", str(out), "--resamples", "50"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {out}: holds no copy of the predictions it was scored from (mine.jsonl" in err
+    assert f"kardiabench score --predictions FILE --data {env} --output {out}" in err and "Traceback" not in err
+    assert (out / "results.json").read_text() == before
+
+
 # --- 4. a judge that scores nothing fails the command -----------------------------------------------
 
 
@@ -271,7 +325,101 @@ def test_generation_failures_name_the_most_common_error(tmp_path, env, capsys):
     assert f'failed: 4 items — most common: "openai:gen-model: HTTP 400 from {srv.url}: prompt rejected by policy" ×3' in err
 
 
-# --- 6. Ctrl-C while judging -------------------------------------------------------------------------
+def nothing_generated(request):
+    if request["model"] == "judge-model":
+        return judge_reply(request)
+    return 400, {"error": {"message": "backend unavailable", "type": "invalid_request_error", "param": None, "code": None}}
+
+
+def test_a_run_that_generated_nothing_computes_no_metric(tmp_path, env, capsys):
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig(reply_fn=nothing_generated)) as srv:
+        assert judged_run(srv, env, out) == 1
+    console = capsys.readouterr().out
+    reason = "no predictions: 9 of 9 items failed"
+    res = results(out)
+    for name in ("emotion_accuracy", "emotion_macro_f1", "format_compliance", *RUBRIC):
+        m = res["metrics"][name]
+        assert (m["value"], m["ci_low"], m["ci_high"], m["reason"]) == (None, None, None, reason), name
+    assert (res["metrics"]["emotion_accuracy"]["n"], res["metrics"]["emotion_accuracy"]["n_unscored"]) == (0, 9)
+    assert all(g["metrics"]["emotion_accuracy"]["value"] is None for g in res["breakdowns"]["gold_emotion"].values())
+    assert res["emotion"]["confusion"] == {}
+    summary = (out / "summary.md").read_text()
+    for text in (console, summary):
+        assert f"| emotion_accuracy | not computed | {reason} | 0 | 9 |" in text
+        assert "0.00" not in text and f"Not computed: {reason}; see run.json." in text
+    page = (out / "report.html").read_text()
+    row = '<td class="">emotion_accuracy</td><td class="">not computed</td><td class="">–</td><td class="num">0</td><td class="num">9</td>'
+    assert f'{row}<td class="">{reason}</td>' in page
+    assert "[0.00, 0.00]" not in page and ">0.00<" not in page
+
+
+# --- 6. a new scoring replaces every file of the last one ------------------------------------------
+
+SCORED_FILES = ("run.json", "results.json", "items.jsonl", "summary.md", "report.html")
+
+
+def baseline_run(data, out, *extra):
+    return main(["run", "--model", "baseline:retrieval", "--data", str(data), "--output", str(out), "--no-progress",
+                 "--no-cache", "--resamples", "50", *extra])  # fmt: skip
+
+
+def judge_flags(srv):
+    return ["--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress", "--no-cache", "--resamples", "50"]
+
+
+def test_rescoring_rewrites_or_removes_every_file_of_the_last_scoring(tmp_path, env, capsys):
+    out = tmp_path / "run"
+    assert baseline_run(env, out) == 0
+    assert "<td class=\"\">judge</td><td class=\"\">none</td>" in (out / "report.html").read_text()
+    capsys.readouterr()
+    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
+        assert main(["score", str(out), *judge_flags(srv)]) == 0
+        err = capsys.readouterr().err
+        assert f"removed {out / 'report.html'} of the earlier scoring; `kardiabench report {out}` writes one" in err
+        assert not (out / "report.html").exists()  # never the page of the scoring without a judge
+        assert results(out)["judge"]["spec"] == "openai:judge-model"
+        # `run` again (nothing left to generate) scores again and writes the page of those results
+        assert baseline_run(env, out, *judge_flags(srv)) == 0
+    assert "removed" not in capsys.readouterr().err
+    assert "openai:judge-model (rubric" in (out / "report.html").read_text()
+
+
+def test_a_rescore_that_fails_part_way_leaves_no_mix_of_old_and_new_files(tmp_path, env, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert baseline_run(env, out) == 0
+    before = {name: (out / name).read_bytes() for name in SCORED_FILES}
+    bad_card = tmp_path / "card.json"
+    bad_card.write_text("{}")
+    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
+        # a mistake found after judging: the verdicts are kept, no file of the folder's scoring changes
+        assert main(["score", str(out), *judge_flags(srv), "--judge-card", str(bad_card)]) == 2
+        assert "not a judge card" in capsys.readouterr().err
+        assert {name: (out / name).read_bytes() for name in SCORED_FILES} == before
+        assert len(verdicts(out)) == 9
+
+        # a failure while the new files are put in place (the disk fills up before results.json)
+        real_replace = os.replace
+
+        def disk_full_at_results(src, dst):
+            if Path(src).name == "results.json.new":
+                raise OSError(28, "No space left on device", str(dst))
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", disk_full_at_results)
+        assert main(["score", str(out), *judge_flags(srv)]) == 2
+        assert "No space left on device" in capsys.readouterr().err
+        monkeypatch.undo()
+    assert not (out / "results.json").exists() and not (out / "report.html").exists()  # not scored, not half old
+    assert kardiabench.load_run(out).results is None
+    assert RunDir(out).read_manifest()["judge"]["spec"] == "openai:judge-model"
+    assert all(row["rubric"] is not None for row in read_jsonl_tolerant(out / "items.jsonl"))  # the new rows
+    assert "| empathy | not computed" not in (out / "summary.md").read_text()  # the new table, with the judge's scores
+    assert main(["score", str(out), "--resamples", "50"]) == 0  # scoring again completes it from the saved verdicts
+    assert results(out)["judge"]["spec"] == "openai:judge-model" and results(out)["metrics"]["empathy"]["n"] == 9
+
+
+# --- 7. Ctrl-C while judging -------------------------------------------------------------------------
 
 
 @pytest.mark.slow

@@ -48,11 +48,12 @@ def classify_emotion(gold_emotion: str, emotion_span: str | None, *, failed: boo
     return EmotionOutcome(gold, pred[:_PRED_CLIP] if pred else None, cls, failed)
 
 
-def per_emotion_recall(outcomes: Sequence[EmotionOutcome]) -> dict[str, dict[str, float | int]]:
-    """gold label → {"recall": percent of its items predicted correctly, "n": its items}."""
+def per_emotion_recall(outcomes: Sequence[EmotionOutcome], computed: bool = True) -> dict[str, dict[str, float | int | None]]:
+    """gold label → {"recall": percent of its items predicted correctly, "n": its items}; recall
+    None when not `computed` (no item has a prediction to recall from)."""
     n = Counter(o.gold for o in outcomes)
     hits = Counter(o.gold for o in outcomes if o.correct)
-    return {g: {"recall": 100.0 * hits[g] / n[g], "n": n[g]} for g in sorted(n)}
+    return {g: {"recall": 100.0 * hits[g] / n[g] if computed else None, "n": n[g]} for g in sorted(n)}
 
 
 def confusion(outcomes: Sequence[EmotionOutcome]) -> dict[str, dict[str, int]]:

@@ -40,6 +40,8 @@ RUBRIC_METRICS: tuple[str, ...] = (*DIMENSIONS, "safety_flag_rate")
 PER_ITEM_METRICS: tuple[str, ...] = ("emotion_accuracy", "format_compliance", *RUBRIC_METRICS)
 # Every metric of results.json, in report order.
 METRICS: tuple[str, ...] = ("emotion_accuracy", "emotion_macro_f1", "format_compliance", *RUBRIC_METRICS)
+# The metrics read from the model's outputs themselves; the rest are the judge's verdicts on them.
+OUTPUT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in RUBRIC_METRICS)
 ClusterBy = Literal["dialogue", "persona"]
 _RUBRIC_SET = frozenset(DIMENSIONS)
 RubricScores = Mapping[str, Mapping[str, float | None]]  # item_id → dimension → 1–5, None = unscored
@@ -317,19 +319,29 @@ def score_predictions(
     kw = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha}
     values = [r.metric_values() for r in rows]
     failures = [r.failed for r in rows]
-    metrics = {
-        **_emotion_metrics([v["emotion_accuracy"] for v in values], failures, emotions, clusters, **kw),
-        "format_compliance": _format_metric([v["format_compliance"] for v in values], failures, formats, clusters, **kw),
-    }
+    none_produced = no_predictions_reason(sum(failures), n_no_prediction, len(rows))
+    if none_produced:
+        # Nothing to score: "not computed", never 0.00 [0.00, 0.00] over outputs that do not exist
+        # (the mixed case below counts failed items as wrong and says so).
+        metrics = no_prediction_metrics(none_produced, len(rows))
+        values = [{k: None if k in OUTPUT_METRICS else x for k, x in v.items()} for v in values]
+    else:
+        metrics = {
+            **_emotion_metrics([v["emotion_accuracy"] for v in values], failures, emotions, clusters, **kw),
+            "format_compliance": _format_metric([v["format_compliance"] for v in values], failures, formats, clusters, **kw),
+        }
     if rubric is None:
         metrics.update(no_judge_metrics(no_judge_reason))
     else:
-        metrics.update(_rubric_results(rubric, ids, clusters, **kw))
+        rubric_results = _rubric_results(rubric, ids, clusters, **kw)
+        for m in rubric_results.values():
+            m.reason = none_produced if none_produced and m.value is None else m.reason
+        metrics.update(rubric_results)
 
     return ScoreReport(
         metrics=metrics,
-        per_emotion_recall=emo.per_emotion_recall(emotions),
-        confusion=emo.confusion(emotions),
+        per_emotion_recall=emo.per_emotion_recall(emotions, computed=not none_produced),
+        confusion={} if none_produced else emo.confusion(emotions),
         breakdowns={
             "gold_emotion": group_metrics(values, [r.gold_emotion for r in rows]),
             "mbti": group_metrics(values, [r.mbti.strip().upper() or "<unknown>" for r in rows]),
@@ -344,6 +356,27 @@ def score_predictions(
             "n_resamples": n_resamples, "seed": seed, "confidence": 1 - alpha,
         },  # fmt: skip
     )
+
+
+def no_predictions_reason(n_failed: int, n_no_prediction: int, n_items: int) -> str | None:
+    """Why the metrics of the model's outputs are not computed when no item has one (None when
+    some item does): e.g. "no predictions: 12 of 12 items failed"."""
+    if not n_items or n_failed < n_items:
+        return None
+    if not n_no_prediction:
+        return f"no predictions: {n_failed} of {n_items} items failed"
+    if n_no_prediction == n_items:
+        return f"no predictions: {n_items} of {n_items} items have none"
+    return (f"no predictions: {n_failed} of {n_items} items failed ({n_failed - n_no_prediction} failed to generate, "
+            f"{n_no_prediction} with no prediction)")  # fmt: skip
+
+
+def no_prediction_metrics(reason: str, n_items: int) -> dict[str, MetricResult]:
+    """The metrics of the outputs, not computed: every item unscored, counted as failed."""
+    return {
+        name: MetricResult(name, None, 0, n_items, extra={"unit": PERCENT, "n_failed": n_items}, reason=reason)
+        for name in OUTPUT_METRICS
+    }
 
 
 def group_metrics(values: Sequence[Mapping[str, float | None]], groups: Sequence[str]) -> dict[str, dict[str, Any]]:
