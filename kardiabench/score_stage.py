@@ -520,15 +520,14 @@ def _commit(run: RunDir, manifest: RunManifest, results: Results, rows: list[dic
         stage(ITEMS, lambda p: write_jsonl_atomic(p, rows))
         stage(SUMMARY, lambda p: p.write_text(summary + "\n", encoding="utf-8"))
         stage(RESULTS, results.write)
-    except BaseException:
-        for path in staged.values():
+        removed = [name for name in SCORED if (run.path / name).exists() and name not in staged]
+        run.clear_scored()
+        manifest.write(run.manifest_path)
+        for name in sorted(staged, key=lambda n: n == RESULTS):
+            os.replace(staged[name], run.path / name)
+    finally:
+        for path in staged.values():  # what a failure left unrenamed
             path.unlink(missing_ok=True)
-        raise
-    removed = [name for name in SCORED if (run.path / name).exists() and name not in staged]
-    run.clear_scored()
-    manifest.write(run.manifest_path)
-    for name in sorted(staged, key=lambda n: n == RESULTS):
-        os.replace(staged[name], run.path / name)
     return removed
 
 

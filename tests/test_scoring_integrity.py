@@ -411,6 +411,7 @@ def test_a_rescore_that_fails_part_way_leaves_no_mix_of_old_and_new_files(tmp_pa
         assert "No space left on device" in capsys.readouterr().err
         monkeypatch.undo()
     assert not (out / "results.json").exists() and not (out / "report.html").exists()  # not scored, not half old
+    assert not list(out.glob("*.new"))
     assert kardiabench.load_run(out).results is None
     assert RunDir(out).read_manifest()["judge"]["spec"] == "openai:judge-model"
     assert all(row["rubric"] is not None for row in read_jsonl_tolerant(out / "items.jsonl"))  # the new rows
