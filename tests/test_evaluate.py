@@ -110,6 +110,9 @@ def test_items_that_fail_for_good_are_listed_counted_and_retried(tmp_path, monke
         assert len(manifest["generation_stats"]["failed_items"]) == 3
         fc = json.loads((out / "results.json").read_text())["metrics"]["format_compliance"]
         assert fc["n"] == 9 and fc["extra"]["n_failed"] == 3 and fc["value"] <= 100 * 6 / 9
+        # some items failed, not all: computed, the failures counted as wrong, the other view beside it
+        assert fc["value"] == pytest.approx(fc["extra"]["value_excluding_failed"] * 6 / 9) and fc["ci_low"] is not None
+        assert "3 item(s) failed to generate and count as wrong" in (out / "summary.md").read_text()
         before = srv.stats.requests
         assert main(args) == 1  # the same command retries only the failed items
         assert srv.stats.requests - before == 3
