@@ -182,3 +182,18 @@ def test_bad_human_rows_name_file_line_and_field(tmp_path, row, where):
     with pytest.raises(HumanLabelError) as e:
         load_human_labels(path)
     assert f"{path}{where}" in str(e.value)
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_alpha_matches_the_krippendorff_package_on_random_judge_scores(level):
+    """Our own alpha (scoring stays dependency-light) against the reference implementation, on
+    1-5 scores with missing values, as several judges give them."""
+    krippendorff = pytest.importorskip("krippendorff")
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        truth = rng.integers(1, 6, size=40)
+        data = np.clip(truth + rng.integers(-1, 2, size=(3, 40)), 1, 5).astype(float)
+        data[rng.random(data.shape) < 0.15] = np.nan
+        ours = krippendorff_alpha(data, level)
+        theirs = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+        assert ours == pytest.approx(theirs, abs=1e-9)
