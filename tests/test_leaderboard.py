@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -303,3 +305,85 @@ def test_report_of_an_unscored_run_is_a_one_line_error(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(tmp_path / "g")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'g'}: not scored yet (no results.json); run `kardiabench score {tmp_path / 'g'}` first"
+
+
+# ----------------------------------------------------------------------------- trust, safety
+
+
+def _copy_run(runs, name: str, dest) -> Path:
+    return Path(shutil.copytree(runs[name], dest / name))
+
+
+def _edit_json(path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_add_and_build_refuse_numbers_the_items_do_not_support(runs, tmp_path, capsys):
+    """A results.json hand-edited to Emo Acc 99.0 is refused by add; an entry edited after add is
+    refused by build: one line naming the run folder and the metric, exit 2."""
+    run = _copy_run(runs, "gen", tmp_path)
+    honest = json.loads((run / "results.json").read_text())["metrics"]["emotion_accuracy"]["value"]
+    _edit_json(run / "results.json", lambda d: d["metrics"]["emotion_accuracy"].update(value=99.0))
+    folder = tmp_path / "lb"
+    assert main(["leaderboard", "add", str(run), "--leaderboard", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(run) in err and "emotion_accuracy.value is 99.0" in err and f"gives {honest}" in err
+    assert not (folder / "entries").is_dir() or not list((folder / "entries").glob("*.json"))
+    _edit_json(run / "results.json", lambda d: d["metrics"]["empathy"].update(ci_low=4.9))  # a narrower CI
+    _edit_json(run / "results.json", lambda d: d["metrics"]["emotion_accuracy"].update(value=honest))
+    assert main(["leaderboard", "add", str(run), "--leaderboard", str(folder)]) == 2
+    assert "empathy.ci_low is 4.9" in capsys.readouterr().err
+    _edit_json(run / "results.json", lambda d: d["metrics"]["empathy"].update(ci_low=runs_metric(runs, "gen", "empathy", "ci_low")))
+    assert main(["leaderboard", "add", str(run), "--leaderboard", str(folder)]) == 0
+    (entry,) = (folder / "entries").glob("*.json")
+    _edit_json(entry, lambda d: d["results"]["metrics"]["format_compliance"].update(value=12.5))
+    capsys.readouterr()
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(run.resolve()) in err and "format_compliance.value is 12.5" in err and "Traceback" not in err
+    assert not (folder / "leaderboard.csv").exists()
+
+
+def runs_metric(runs, name: str, metric: str, key: str):
+    return json.loads((runs[name] / "results.json").read_text())["metrics"][metric][key]
+
+
+def _failed_run(runs, tmp_path) -> Path:
+    """Scored through the CLI from predictions that all failed (the endpoint was down)."""
+    ids = [json.loads(x)["item_id"] for x in (runs["gen"] / "items.jsonl").read_text().splitlines()]
+    preds = tmp_path / "down.jsonl"
+    preds.write_text("".join(json.dumps({"item_id": i, "raw_output": None, "error": "connection refused"}) + "\n" for i in ids))
+    out = tmp_path / "down"
+    data = runs["gen"].parent / "data"
+    assert main(["score", "--predictions", str(preds), "--data", str(data), "--output", str(out), "--resamples", "50"]) == 0
+    return out
+
+
+def test_a_run_without_any_prediction_is_refused_by_add_and_not_ranked_by_build(runs, tmp_path, capsys):
+    down = _failed_run(runs, tmp_path)
+    folder = tmp_path / "lb"
+    capsys.readouterr()
+    assert main(["leaderboard", "add", str(down), "--leaderboard", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(down) in err and "no predicted items" in err and "0 of 12" in err
+    # An entry recorded before this check (old results.json: 0.0, or the new null form): kept, marked, not ranked.
+    import kardiabench.leaderboard.entries as ent
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ent, "check_items", lambda *a: None)  # record it as an older kardiabench did
+        entry = folder / "entries" / f"{ent.add_run(down, folder).entry_id}.json"
+    assert main(["leaderboard", "add", str(runs["retrieval"]), "--leaderboard", str(folder)]) == 0
+    for value in (0.0, None):
+        _edit_json(entry, lambda d, v=value: [d["results"]["metrics"][m].update(value=v) for m in ("emotion_accuracy", "format_compliance")])
+        assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50"]) == 0
+        frame = pd.read_csv(folder / "leaderboard.csv")
+        row = frame[frame["entry_id"] == entry.stem].iloc[0]
+        assert pd.isna(row["rank"]) and pd.isna(row["tier"]) and pd.isna(row["emotion_accuracy"]) and row["not_ranked"] == "no predicted items"
+        assert frame.loc[frame["model"] == "baseline:retrieval", "rank"].tolist() == [1]
+        md = (folder / "leaderboard.md").read_text()
+        line = next(x for x in md.splitlines() if "(not ranked: no predicted items)" in x)
+        assert line.endswith("| – | – | – | – | – | – | – |") and "0.0" not in line
+        assert "not ranked: no predicted items" in (folder / "site" / "index.html").read_text()
+        assert json.loads((folder / "build.json").read_text())["not_ranked"] == {entry.stem: "no predicted items"}
