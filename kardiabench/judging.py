@@ -31,6 +31,7 @@ from kardiabench.jsonl import JsonlWriter, iter_jsonl_objects, read_jsonl_tolera
 from kardiabench.models.base import ChatModel, ChatRequest, Generation, ModelError, SamplingParams
 from kardiabench.models.openai_batch import BatchJob
 from kardiabench.records import Item, Prediction
+from kardiabench.redact import model_endpoint
 from kardiabench.rundir import JUDGMENTS, RunDir, now
 from kardiabench.runner import Job, request_cost, run_jobs
 from kardiabench.scoring.agreement import HumanLabelError, agreement_with_humans, human_labels
@@ -263,7 +264,7 @@ async def _judge_with(
     the first round goes through the provider's batch API (repairs are ordinary requests)."""
     spec = model.spec
     base = {"judge": spec, "rubric_version": rubric.version, "show_reasoning": cfg.show_reasoning,
-            "max_tokens": cfg.max_tokens}  # fmt: skip
+            "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "endpoint": model_endpoint(model)}  # fmt: skip
     stats = {"requests": 0, "cached": 0, "failed": 0, "reused_verdicts": 0, "prompt_tokens": 0,
              "completion_tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "rounds": 0}  # fmt: skip
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from urllib.parse import urlsplit
 
 # scheme://userinfo@ — the userinfo runs to the last "@" before the path, query or fragment, as
 # urllib.parse.urlsplit reads it, so a raw "@" inside a password is masked too.
@@ -41,3 +42,24 @@ def env_var_name(value: str) -> str:
             "expects the NAME of an environment variable (letters, digits, _), not a key"
         )
     return value
+
+
+def public_endpoint(url: str) -> str:
+    """`scheme://host[:port]/path` of an endpoint URL, fit to record (run.json's judge.endpoints):
+    no userinfo, query or fragment, where a key or token could sit."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # not a number: left out rather than recorded raw
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+def model_endpoint(model: object) -> str | None:
+    """The public endpoint(s) a model's requests go to (replicas: sorted, comma-separated); None
+    for an in-process model (hf:, vllm:, baselines), which its spec identifies."""
+    urls = [r.base_url for r in getattr(model, "replicas", ())] or [getattr(model, "base_url", None)]
+    found = sorted({public_endpoint(u) for u in urls if isinstance(u, str)})
+    return ", ".join(found) or None

@@ -114,6 +114,12 @@ class JudgeInfo(_Open):
     wall_s: float | None = None
     pool: str | None = None  # how the judges were pooled (results.json rubric.pool)
     escalation: dict[str, Any] | None = None  # judge, threshold, items: the stronger judge's items
+    # The settings of the verdicts used (score_stage.verdict_settings): a list where they differ.
+    endpoints: dict[str, Any] | None = None  # judge → scheme://host[:port]/path, None in-process
+    show_reasoning: bool | list[Any] | None = None
+    max_tokens: int | list[Any] | None = None
+    temperature: float | list[Any] | None = None
+    seed: int | list[Any] | None = None  # the base seed (repeat r uses seed + r)
 
 
 class GenerationIdentity(_Open):

@@ -496,6 +496,28 @@ def judge_block(outcome, wall_s: float) -> dict[str, Any]:
         "served_models": dict(sum((Counter(u["served_models"]) for u in usage), Counter())), "wall_s": wall_s,
         "pool": outcome.pool,
         **({"escalation": {"judge": esc.judge, "threshold": esc.threshold, "items": list(esc.items)}} if esc else {}),
+        **verdict_settings(outcome.judgments),
+    }  # fmt: skip
+
+
+def verdict_settings(judgments) -> dict[str, Any]:
+    """The judging settings that change scores, as the verdicts used record them (saved verdicts
+    reused by a later `score` keep theirs): each judge's endpoint (scheme://host[:port]/path, no
+    credentials), show_reasoning, max_tokens, temperature and base seed. A setting the verdicts
+    disagree on is the sorted list of its values; None: not recorded (older judgments.jsonl)."""
+
+    def one(values):
+        found = sorted(set(values), key=repr)
+        return found[0] if len(found) == 1 else found
+
+    by_judge: dict[str, set] = {}
+    for j in judgments:
+        by_judge.setdefault(j.judge, set()).add(j.endpoint)
+    return {
+        "endpoints": {judge: one(urls) for judge, urls in sorted(by_judge.items())},
+        "show_reasoning": one(j.show_reasoning for j in judgments), "max_tokens": one(j.max_tokens for j in judgments),
+        "temperature": one(j.temperature for j in judgments),
+        "seed": one(None if j.seed is None else j.seed - j.repeat for j in judgments),
     }  # fmt: skip
 
 

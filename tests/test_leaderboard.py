@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -303,3 +305,197 @@ def test_report_of_an_unscored_run_is_a_one_line_error(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(tmp_path / "g")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'g'}: not scored yet (no results.json); run `kardiabench score {tmp_path / 'g'}` first"
+
+
+# ----------------------------------------------------------------------------- trust, safety
+
+
+def _copy_run(runs, name: str, dest) -> Path:
+    return Path(shutil.copytree(runs[name], dest / name))
+
+
+def _edit_json(path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_add_and_build_refuse_numbers_the_items_do_not_support(runs, tmp_path, capsys):
+    """A results.json hand-edited to Emo Acc 99.0 is refused by add; an entry edited after add is
+    refused by build: one line naming the run folder and the metric, exit 2."""
+    run = _copy_run(runs, "gen", tmp_path)
+    honest = json.loads((run / "results.json").read_text())["metrics"]["emotion_accuracy"]["value"]
+    _edit_json(run / "results.json", lambda d: d["metrics"]["emotion_accuracy"].update(value=99.0))
+    folder = tmp_path / "lb"
+    assert main(["leaderboard", "add", str(run), "--leaderboard", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(run) in err and "emotion_accuracy.value is 99.0" in err and f"gives {honest}" in err
+    assert not (folder / "entries").is_dir() or not list((folder / "entries").glob("*.json"))
+    _edit_json(run / "results.json", lambda d: d["metrics"]["empathy"].update(ci_low=4.9))  # a narrower CI
+    _edit_json(run / "results.json", lambda d: d["metrics"]["emotion_accuracy"].update(value=honest))
+    assert main(["leaderboard", "add", str(run), "--leaderboard", str(folder)]) == 2
+    assert "empathy.ci_low is 4.9" in capsys.readouterr().err
+    _edit_json(run / "results.json", lambda d: d["metrics"]["empathy"].update(ci_low=runs_metric(runs, "gen", "empathy", "ci_low")))
+    assert main(["leaderboard", "add", str(run), "--leaderboard", str(folder)]) == 0
+    (entry,) = (folder / "entries").glob("*.json")
+    _edit_json(entry, lambda d: d["results"]["metrics"]["format_compliance"].update(value=12.5))
+    capsys.readouterr()
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(run.resolve()) in err and "format_compliance.value is 12.5" in err and "Traceback" not in err
+    assert not (folder / "leaderboard.csv").exists()
+
+
+def runs_metric(runs, name: str, metric: str, key: str):
+    return json.loads((runs[name] / "results.json").read_text())["metrics"][metric][key]
+
+
+def _failed_run(runs, tmp_path) -> Path:
+    """Scored through the CLI from predictions that all failed (the endpoint was down)."""
+    ids = [json.loads(x)["item_id"] for x in (runs["gen"] / "items.jsonl").read_text().splitlines()]
+    preds = tmp_path / "down.jsonl"
+    preds.write_text("".join(json.dumps({"item_id": i, "raw_output": None, "error": "connection refused"}) + "\n" for i in ids))
+    out = tmp_path / "down"
+    data = runs["gen"].parent / "data"
+    assert main(["score", "--predictions", str(preds), "--data", str(data), "--output", str(out), "--resamples", "50"]) == 0
+    return out
+
+
+def test_a_run_without_any_prediction_is_refused_by_add_and_not_ranked_by_build(runs, tmp_path, capsys):
+    down = _failed_run(runs, tmp_path)
+    folder = tmp_path / "lb"
+    capsys.readouterr()
+    assert main(["leaderboard", "add", str(down), "--leaderboard", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(down) in err and "no predicted items" in err and "0 of 12" in err
+    # An entry recorded before this check (old results.json: 0.0, or the new null form): kept, marked, not ranked.
+    import kardiabench.leaderboard.entries as ent
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ent, "check_items", lambda *a: None)  # record it as an older kardiabench did
+        entry = folder / "entries" / f"{ent.add_run(down, folder).entry_id}.json"
+    assert main(["leaderboard", "add", str(runs["retrieval"]), "--leaderboard", str(folder)]) == 0
+    for value in (0.0, None):
+        _edit_json(entry, lambda d, v=value: [d["results"]["metrics"][m].update(value=v) for m in ("emotion_accuracy", "format_compliance")])
+        assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50"]) == 0
+        frame = pd.read_csv(folder / "leaderboard.csv")
+        row = frame[frame["entry_id"] == entry.stem].iloc[0]
+        assert pd.isna(row["rank"]) and pd.isna(row["tier"]) and pd.isna(row["emotion_accuracy"]) and row["not_ranked"] == "no predicted items"
+        assert frame.loc[frame["model"] == "baseline:retrieval", "rank"].tolist() == [1]
+        md = (folder / "leaderboard.md").read_text()
+        line = next(x for x in md.splitlines() if "(not ranked: no predicted items)" in x)
+        assert line.endswith("| – | – | – | – | – | – | – |") and "0.0" not in line
+        assert "not ranked: no predicted items" in (folder / "site" / "index.html").read_text()
+        assert json.loads((folder / "build.json").read_text())["not_ranked"] == {entry.stem: "no predicted items"}
+
+
+def test_groups_split_on_the_judges_endpoint_and_every_scoring_setting(runs, tmp_path, monkeypatch, capsys):
+    """The same judge spec on two servers, or with --judge-show-reasoning / another --judge-pool,
+    is not one group; run.json records the endpoint (scheme, host, port, path; no credentials)."""
+    from helpers import write_dataset
+
+    from kardiabench.redact import public_endpoint
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    data = write_dataset(tmp_path / "data")
+    common = ["--model", "baseline:majority", "--data", str(data), "--no-progress", "--no-cache", "--resamples", "50", "--judge", "openai:judge-model"]
+    out = {}
+    with FakeOpenAIServer(FakeConfig()) as one, FakeOpenAIServer(FakeConfig()) as two:
+        for name, extra in {"a": ["--judge-base-url", one.url], "a2": ["--judge-base-url", one.url], "b": ["--judge-base-url", two.url],
+                            "reasoning": ["--judge-base-url", one.url, "--judge-show-reasoning"],
+                            "median": ["--judge-base-url", one.url, "--judge-pool", "median"]}.items():  # fmt: skip
+            out[name] = tmp_path / name
+            assert main(["run", *common, *extra, "--output", str(out[name])]) == 0
+        urls = {"a": one.url, "b": two.url}
+    judge = json.loads((out["a"] / "run.json").read_text())["judge"]
+    assert judge["endpoints"] == {"openai:judge-model": public_endpoint(urls["a"])} and public_endpoint(urls["a"]).startswith("http://127.0.0.1:")
+    assert judge["show_reasoning"] is False and judge["temperature"] == 0.0 and judge["pool"] == "mean"
+    assert json.loads((out["b"] / "results.json").read_text())["judge"]["endpoints"] == {"openai:judge-model": public_endpoint(urls["b"])}
+    folder = tmp_path / "lb"
+    assert main(["leaderboard", "add", *map(str, out.values()), "--leaderboard", str(folder)]) == 0
+    groups = group_entries(load_entries(folder))
+    assert sorted(sorted(e.run_path.name for e in g.entries) for g in groups) == [["a", "a2"], ["b"], ["median"], ["reasoning"]]
+    assert public_endpoint(urls["b"]) in next(g for g in groups if g.entries[0].run_path.name == "b").explanation
+
+
+def test_public_endpoint_keeps_no_credentials_or_query():
+    from kardiabench.redact import public_endpoint
+
+    assert public_endpoint("https://user:sk-secret@API.example.com:8443/v1/?key=sk-x#frag") == "https://api.example.com:8443/v1"
+    assert public_endpoint("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+
+
+def _one_entry_board(runs, tmp_path) -> tuple[Path, Path]:
+    folder = tmp_path / "lb"
+    assert main(["leaderboard", "add", str(runs["majority"]), "--leaderboard", str(folder)]) == 0
+    (entry,) = (folder / "entries").glob("*.json")
+    return folder, entry
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(entry_id="../../outside"), "entry_id: '../../outside' is not this file's name"),
+        (lambda d: d.update(entry_id="/tmp/abs"), "entry_id: '/tmp/abs'"),
+        (lambda d: d.update(items="../../../etc/passwd"), "items: '../../../etc/passwd' is not items/"),
+        (lambda d: d.update(schema_version=99), "schema_version: 99 is not a version"),
+        (lambda d: d["results"]["metrics"]["emotion_accuracy"].update(value="high"), "results.metrics.emotion_accuracy.value"),
+        (lambda d: d.update(model=["x"]), "model: Input should be a valid string"),
+        (lambda d: d.pop("manifest"), "manifest: Field required"),
+    ],
+)
+def test_build_refuses_an_unsafe_or_malformed_entry_in_one_line(runs, tmp_path, capsys, edit, message):
+    folder, entry = _one_entry_board(runs, tmp_path)
+    _edit_json(entry, edit)
+    capsys.readouterr()
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {entry}: ") and message in err and "Traceback" not in err
+    assert not (folder / "leaderboard.csv").exists() and not (tmp_path / "outside.html").exists()
+
+
+# ----------------------------------------------------------------------------- hostile texts
+
+SPOOF = "\u202egnp.exe"  # a bidi override: shows as "exe.png"
+MATH_MODEL = "openai:$\\frac{$x" + SPOOF  # `$…$`: mathtext that fails to parse
+HOSTILE_JUDGE = "openai:judge\n\\input{/etc/hostname}"
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    """A run whose model name is mathtext with a bidi override, judged by a spec with a newline."""
+    from helpers import write_dataset
+
+    from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+    root = tmp_path_factory.mktemp("hostile")
+    with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer(FakeConfig()) as srv:
+        mp.setenv("OPENAI_API_KEY", "sk-local-test")
+        assert main(["run", "--model", MATH_MODEL, "--base-url", srv.url, "--data", str(write_dataset(root / "data")), "--output", str(root / "run"),
+                     "--judge", HOSTILE_JUDGE, "--judge-base-url", srv.url, "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+    return root / "run"
+
+
+def test_hostile_names_build_a_leaderboard_shown_literally(hostile_run, runs, tmp_path):
+    folder = tmp_path / "lb"
+    assert main(["leaderboard", "add", str(hostile_run), str(runs["majority"]), "--leaderboard", str(folder)]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50"]) == 0
+    tex = (folder / "leaderboard.tex").read_text()
+    assert "\n\\input" not in tex and r"\textbackslash{}input\{/etc/hostname\}" in tex
+    assert all(not line.lstrip().startswith("\\input") for line in tex.splitlines())
+    assert r"openai:\$\textbackslash{}frac\{\$x\textless{}U+202E\textgreater{}gnp.exe" in tex
+    md, html = (folder / "leaderboard.md").read_text(), (folder / "site" / "index.html").read_text()
+    assert "&lt;U+202E&gt;gnp.exe" in md and "&lt;U+000A&gt;\\\\input" in md
+    assert "openai:$\\frac{$x&lt;U+202E&gt;gnp.exe" in html
+    for path in [folder / "leaderboard.csv", *(folder / "plots").rglob("*.svg")]:
+        if path.suffix == ".svg":
+            assert "\u202e" not in path.read_text(), path
+    assert not any("\u202e" in p.read_text() for p in (folder / "leaderboard.md", folder / "leaderboard.tex", folder / "site" / "index.html"))
+    assert "U+202E" in (folder / "plots" / "radar.svg").read_text()  # the legend names it visibly
+
+
+def test_report_of_a_mathtext_model_name_renders(hostile_run, tmp_path):
+    out = tmp_path / "r.html"
+    assert main(["report", str(hostile_run), "--output", str(out)]) == 0
+    assert "<svg" in out.read_text()

@@ -6,7 +6,9 @@
   FOLDER/site/reports/ENTRY.html          each run's report, rendered from its run folder
   FOLDER/build.json                       what was built, and whether it was redacted
 
-A run folder that no longer exists keeps its row; its report is left out (and said so).
+A run folder that no longer exists keeps its row; its report is left out (and said so). Every
+entry's numbers are checked against its items copy first (`entries.check_items`): a mismatch stops
+the build; an entry with no predicted item keeps a row, marked and without rank or values.
 """
 
 from __future__ import annotations
@@ -15,8 +17,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.leaderboard import plots
-from kardiabench.leaderboard.entries import DEFAULT_FOLDER, LeaderboardError, load_entries
+from kardiabench.leaderboard.entries import (
+    DEFAULT_FOLDER,
+    ENTRIES,
+    LeaderboardError,
+    check_items,
+    load_entries,
+)
 from kardiabench.leaderboard.groups import group_entries
 from kardiabench.leaderboard.reported import load_reported
 from kardiabench.leaderboard.site import render_site
@@ -50,9 +59,16 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
     entries = load_entries(folder)
     if not entries:
         raise LeaderboardError(f"{folder}: no entries yet (add runs with `kardiabench leaderboard add DIR --leaderboard {folder}`)")
+    unranked = {}
+    for e in entries:
+        where = f"{e.run_path} (entry {folder / ENTRIES / e.entry_id}.json)"
+        if not e.items_path.is_file():
+            raise LeaderboardError(f"{where}: its items copy {e.items_path} is missing; add the run again")
+        if (why := check_items(e.results, read_jsonl_tolerant(e.items_path), where)) is not None:
+            unranked[e.entry_id] = why
     groups = group_entries(entries)
     reported = load_reported(folder) if with_reported else []
-    board = build_board(entries, groups, reported, rank_by=rank_by, n_resamples=n_resamples, seed=seed)
+    board = build_board(entries, groups, reported, rank_by=rank_by, n_resamples=n_resamples, seed=seed, unranked=unranked)
     out = BuildResult(folder, notes=[g.explanation for g in groups])
     for name, text in (("leaderboard.csv", to_csv(board)), ("leaderboard.md", to_markdown(board)), ("leaderboard.tex", to_latex(board))):
         (folder / name).write_text(text, encoding="utf-8")
@@ -63,8 +79,9 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
     pdir = folder / "plots"
     out.files += plots.radar(board, colors, pdir / "radar")
     out.files += plots.bars(board, colors, pdir / "bars")
-    out.files += plots.emotion_heatmap(entries, labels, colors, pdir / "emotion_heatmap")
-    for e in entries:
+    ranked = [e for e in entries if e.entry_id not in unranked]
+    out.files += plots.emotion_heatmap(ranked, labels, colors, pdir / "emotion_heatmap")
+    for e in ranked:
         table = (e.results.get("emotion") or {}).get("confusion") or {}
         if table:
             out.files += plots.save(plots.confusion(table, labels[e.entry_id], colors[labels[e.entry_id]]), pdir / "confusion" / e.entry_id)
@@ -81,7 +98,8 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
               "Each metric with its 95% CI": pdir / "bars.png", "Per-emotion accuracy across models": pdir / "emotion_heatmap.png"}  # fmt: skip
     (site / "index.html").write_text(render_site(board, colors, reports, images, redacted=redact), encoding="utf-8")
     out.files.append(site / "index.html")
-    info = {"built": now(), "redacted": redact, "rank_by": rank_by, "entries": [e.entry_id for e in entries],
+    out.notes += [f"{labels[i]}: not ranked ({why})" for i, why in unranked.items()]
+    info = {"built": now(), "redacted": redact, "rank_by": rank_by, "entries": [e.entry_id for e in entries], "not_ranked": unranked,
             "groups": out.notes[: len(groups)], "files": [str(p.relative_to(folder)) for p in out.files]}  # fmt: skip
     RunDir(folder).write_json(BUILD_INFO, info)
     return out

@@ -2,12 +2,14 @@
 
 Two entries share a group when they agree on everything that changes what a score means: the data
 (source, split and the fingerprint of the item set, so a `--limit` subset is its own group), the
-judge(s) and rubric version, the history mode, the task prompt (its hash) and the span parser
+judge(s), rubric version and every judging setting that changes scores (`JUDGE_SETTINGS`: endpoint,
+show-reasoning, pool, repeats, escalation, max tokens, temperature, seed), the history mode, the task prompt (its hash) and the span parser
 version. Groups are named G1, G2, … by size (largest first), and each gets a one-line explanation.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,7 @@ class Group:
         """One line: what every entry of the group shares."""
         k = dict(self.key)
         items = f"{k['n_items']} items, fingerprint {k['fingerprint']}"
-        judge = f"judge {k['judges']} (rubric {k['rubric_version']})" if k["judges"] else "no judge"
+        judge = f"judge {k['judges']} (rubric {k['rubric_version']}; {_settings_text(k['judge_settings'])})" if k["judges"] else "no judge"
         return (f"{self.name}: data {k['source']} / {k['split']} ({items}); {judge}; history {k['history']}; "
                 f"task prompt {k['task']}; parser v{k['parser_version']}")  # fmt: skip
 
@@ -38,17 +40,35 @@ class Group:
         return f"{self.name}: {k['source']}/{k['split']}, {k['n_items']} items, {k['judges'] or 'no judge'}"
 
 
+# run.json's judge settings that change scores (score_stage.judge_block, verdict_settings): all of
+# them are in the key, so the same judge spec on two servers, or with --judge-show-reasoning, a
+# pool rule, repeats, an escalation or another temperature, is its own group.
+JUDGE_SETTINGS = ("endpoints", "show_reasoning", "pool", "repeats", "escalation", "max_tokens", "temperature", "seed")
+
+
+def _settings_text(settings: str | None) -> str:
+    """The judge settings of a group key in a few words: `endpoint …, show_reasoning false, …`."""
+    d = json.loads(settings) if settings else {}
+    ends = d.get("endpoints")
+    parts = [f"endpoint {', '.join(f'{v}' for v in ends.values()) if isinstance(ends, dict) else ends}"]
+    parts += [f"{k} {json.dumps(v)}" for k, v in d.items() if k != "endpoints"]
+    return ", ".join(parts)
+
+
 def comparability_key(entry: Entry) -> tuple[tuple[str, Any], ...]:
     """What must be equal for two entries to be ranked together (see the module docstring)."""
     res, man = entry.results, entry.manifest
-    data, judge = res.get("data", {}), res.get("judge") or {}
+    data, judge = res.get("data", {}), man.get("judge") or res.get("judge") or {}
     rubric = res.get("rubric") or {}
     judges = ", ".join(rubric.get("judges") or ([judge["spec"]] if judge.get("spec") else []))
     task = ((man.get("generation") or {}).get("task") or {})
     task_id = f"{task.get('name', res.get('task'))}#{task.get('sha256', '?')}"
+    esc = judge.get("escalation")
+    settings = {k: judge.get(k) for k in JUDGE_SETTINGS} | {"escalation": esc and {"judge": esc.get("judge"), "threshold": esc.get("threshold")}}
     return (
         ("source", data.get("source")), ("split", data.get("split")), ("fingerprint", data.get("fingerprint")),
         ("n_items", data.get("n_items")), ("judges", judges), ("rubric_version", judge.get("rubric_version")),
+        ("judge_settings", json.dumps(settings, sort_keys=True) if judges else None),
         ("history", res.get("history")), ("task", task_id), ("parser_version", res.get("parser_version")),
     )  # fmt: skip
 

@@ -3,7 +3,8 @@
 radar: six axes like the paper's Figure 1 (Emo Acc, Relevance, Fluency, Empathy, Persona, Safety),
 bars: each metric with its 95% CI, emotion_heatmap: per-emotion accuracy (recall) across models,
 confusion/ENTRY: one confusion matrix per run. A model keeps one colour in every plot
-(`model_colors`); the paper's reported rows are drawn dashed or hatched, in grey.
+(`model_colors`); the paper's reported rows are drawn dashed or hatched, in grey. Every text from a
+run or the data goes through `literal`: drawn as written, never as mathtext.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kardiabench.leaderboard.entries import Entry  # noqa: E402
-from kardiabench.leaderboard.tables import METRICS, Board  # noqa: E402
+from kardiabench.leaderboard.tables import METRICS, Board, visible  # noqa: E402
 
 RADAR_AXES = {"emotion_accuracy": "Emo Acc", "relevance": "Relevance", "fluency": "Fluency",
               "empathy": "Empathy", "persona_consistency": "Persona", "safety": "Safety"}  # fmt: skip
@@ -32,6 +33,12 @@ REPORTED_COLOUR = "#7f7f7f"
 # Reproducible SVG files: no date, fixed ids.
 matplotlib.rcParams.update({"svg.hashsalt": "kardiabench", "svg.fonttype": "path"})
 _META = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+
+
+def literal(text: str) -> str:
+    """Plot text drawn as written: hidden characters shown (`visible`) and every `$` escaped, so a
+    model named `$\\foo$` is not parsed as mathtext (which would fail the whole figure)."""
+    return visible(text).replace("$", r"\$")
 
 
 def model_colors(models: Sequence[str]) -> dict[str, str]:
@@ -69,12 +76,12 @@ def radar(board: Board, colors: Mapping[str, str], stem: Path) -> list[Path]:
         colour = colors[row["model"]] if row["kind"] == "run" else REPORTED_COLOUR
         name = row["model"] if row["kind"] == "run" else f"{row['model']} (reported)"
         if row["kind"] == "run" and None not in r:
-            ax.plot([*angles, angles[0]], [*r, r[0]], color=colour, lw=2, label=name)
+            ax.plot([*angles, angles[0]], [*r, r[0]], color=colour, lw=2, label=literal(name))
             ax.fill([*angles, angles[0]], [*r, r[0]], color=colour, alpha=0.08)
         else:  # only the axes it has a value for: no polygon through made-up zeros
             known = [(a, v) for a, v in zip(angles, r, strict=True) if v is not None]
             style = {"ls": "none", "marker": "o" if row["kind"] == "run" else next(reported_markers), "ms": 7}
-            ax.plot([a for a, _ in known], [v for _, v in known], color=colour, label=name, **style)
+            ax.plot([a for a, _ in known], [v for _, v in known], color=colour, label=literal(name), **style)
     ax.set_xticks(angles, [RADAR_AXES[m] for m in axes])
     ax.set_ylim(0, 1)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0], ["0.25", "0.5", "0.75", "1"], fontsize=7)
@@ -88,7 +95,7 @@ def bars(board: Board, colors: Mapping[str, str], stem: Path) -> list[Path]:
     """One panel per metric: a bar per model with its 95% CI as an error bar."""
     f = board.frame
     fig, axs = plt.subplots(1, len(METRICS), figsize=(3.0 * len(METRICS), 0.45 * len(f) + 1.8), sharey=True)
-    labels = [m if k == "run" else f"{m} (reported)" for m, k in zip(f["model"], f["kind"], strict=True)]
+    labels = [literal(m if k == "run" else f"{m} (reported)") for m, k in zip(f["model"], f["kind"], strict=True)]
     y = np.arange(len(f))
     for ax, (metric, title) in zip(axs, METRICS.items(), strict=True):
         v = f[metric].astype(float).to_numpy()
@@ -118,10 +125,10 @@ def emotion_heatmap(entries: Sequence[Entry], labels: Mapping[str, str], colors:
     frame = frame.reindex(sorted(frame.columns), axis=1)
     fig, ax = plt.subplots(figsize=(0.32 * max(8, frame.shape[1]) + 3, 0.45 * max(2, frame.shape[0]) + 1.8))
     im = ax.imshow(frame.to_numpy(), vmin=0, vmax=100, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(frame.shape[1]), frame.columns, rotation=90, fontsize=8)
-    ax.set_yticks(range(frame.shape[0]), frame.index, fontsize=8)
-    for tick in ax.get_yticklabels():
-        tick.set_color(colors.get(tick.get_text(), "black"))
+    ax.set_xticks(range(frame.shape[1]), [literal(c) for c in frame.columns], rotation=90, fontsize=8)
+    ax.set_yticks(range(frame.shape[0]), [literal(m) for m in frame.index], fontsize=8)
+    for tick, model in zip(ax.get_yticklabels(), frame.index, strict=True):
+        tick.set_color(colors.get(model, "black"))
     ax.set_xlabel("gold emotion")
     ax.set_ylabel("model")
     ax.set_title("Per-emotion accuracy (%) (blank: emotion absent from the run's items)")
@@ -136,11 +143,11 @@ def confusion(table: Mapping[str, Mapping[str, int]], name: str, colour: str = "
     frame = frame.reindex(sorted(frame.index)).reindex(sorted(frame.columns), axis=1)
     fig, ax = plt.subplots(figsize=(0.28 * max(8, frame.shape[1]) + 3, 0.28 * max(8, frame.shape[0]) + 2))
     im = ax.imshow(frame.to_numpy(), cmap="Blues", aspect="auto")
-    ax.set_xticks(range(frame.shape[1]), frame.columns, rotation=90, fontsize=7)
-    ax.set_yticks(range(frame.shape[0]), frame.index, fontsize=7)
+    ax.set_xticks(range(frame.shape[1]), [literal(c) for c in frame.columns], rotation=90, fontsize=7)
+    ax.set_yticks(range(frame.shape[0]), [literal(c) for c in frame.index], fontsize=7)
     ax.set_xlabel("predicted emotion")
     ax.set_ylabel("gold emotion")
-    ax.set_title(f"Confusion matrix: {name}", color=colour)
+    ax.set_title(f"Confusion matrix: {literal(name)}", color=colour)
     fig.colorbar(im, ax=ax, label="items")
     return fig
 

@@ -1,14 +1,14 @@
 """The one-page static site: the leaderboard table (sortable, CIs shown), the group explanations,
 the paper's reported rows, deltas to them, and the plots as inline images. Every piece of text is
 escaped (`html.escape`), the page loads nothing from the network, and a few lines of inline JS sort
-the table when a header is clicked.
+the table when a header is clicked. Invisible and bidi control characters are shown as `<U+XXXX>`.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from html import escape
+from html import escape as html_escape
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,9 @@ from kardiabench.leaderboard.tables import (
     Board,
     cell,
     delta_rows,
+    not_ranked_note,
     num,
+    visible,
 )
 
 CSS = """
@@ -53,6 +55,12 @@ document.querySelectorAll("table.sortable").forEach(function(table){
   });
 });
 """
+
+
+def escape(text: str) -> str:
+    """Every text of the page: hidden characters shown (`visible`, so U+202E cannot reorder a
+    row), then HTML-escaped."""
+    return html_escape(visible(text))
 
 
 def data_uri(path: Path) -> str:
@@ -101,7 +109,7 @@ def render_site(board: Board, colors: Mapping[str, str], reports: Mapping[str, s
 
 def _run_row(r: pd.Series, colors: Mapping[str, str], reports: Mapping[str, str]) -> str:
     tier = "" if pd.isna(r["tier"]) else str(int(r["tier"]))
-    model = escape(r["model"]) + (f' <span title="evaluated on a --limit subset ({int(r["limit"])} items)">{SUBSET_MARK}</span>' if r["subset"] else "")
+    model = escape(r["model"] + not_ranked_note(r)) + (f' <span title="evaluated on a --limit subset ({int(r["limit"])} items)">{SUBSET_MARK}</span>' if r["subset"] else "")
     if r["self_preference"]:
         model += f' <span title="judged by a model of its own family (self-preference risk)">{SELF_PREFERENCE_MARK}</span>'
     if r["training_judge"]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -51,16 +52,25 @@ def label(entry: Entry, entries: Sequence[Entry]) -> str:
 
 def build_board(
     entries: Sequence[Entry], groups: list[Group], reported: Sequence[ReportedRow], *,
-    rank_by: str = RANK_BY, n_resamples: int = 1000, seed: int = 0,
+    rank_by: str = RANK_BY, n_resamples: int = 1000, seed: int = 0, unranked: Mapping[str, str] | None = None,
 ) -> Board:  # fmt: skip
+    """The frame. unranked: entry id → why it is not ranked (no predicted items): such an entry
+    keeps a row in its group, after the ranked ones, with no rank, tier or values (not 0.00)."""
+    unranked = unranked or {}
     rows = []
     for group in groups:
-        ranked, tiers, p_adj = assign_tiers(group.entries, rank_by, n_resamples=n_resamples, seed=seed)
-        for rank, e in enumerate(ranked, 1):
+        rankable = [e for e in group.entries if e.entry_id not in unranked]
+        ranked, tiers, p_adj = assign_tiers(rankable, rank_by, n_resamples=n_resamples, seed=seed)
+        left_out = [e for e in group.entries if e.entry_id in unranked]
+        tiers |= dict.fromkeys((e.entry_id for e in left_out), None)
+        p_adj |= dict.fromkeys((e.entry_id for e in left_out), None)
+        for rank, e in enumerate([*ranked, *left_out], 1):
+            why = unranked.get(e.entry_id)
             ref = match_reported(e.model, list(reported))
             data = e.results.get("data", {})
             row = {
-                "group": group.name, "rank": rank, "tier": tiers[e.entry_id], "tier_p": p_adj[e.entry_id],
+                "group": group.name, "rank": None if why else rank, "tier": tiers[e.entry_id], "tier_p": p_adj[e.entry_id],
+                "not_ranked": why,
                 "model": label(e, entries), "kind": "run", "entry_id": e.entry_id, "n_items": data.get("n_items"),
                 "limit": data.get("limit"), "subset": data.get("limit") is not None,
                 "reported_as": ref.name if ref else None,
@@ -69,13 +79,13 @@ def build_board(
                 "judge_card": card_text((e.results.get("rubric") or {}).get("judge_card")),
             }  # fmt: skip
             for m in METRICS:
-                met = e.metric(m)
+                met = {} if why else e.metric(m)
                 row |= {m: met.get("value"), f"{m}_ci_low": met.get("ci_low"), f"{m}_ci_high": met.get("ci_high")}
                 known = ref.metrics.get(m) if ref else None
                 row[f"{m}_delta_reported"] = None if known is None or met.get("value") is None else met["value"] - known
             rows.append(row)
     for r in reported:
-        row = {"group": REPORTED_GROUP, "rank": None, "tier": None, "tier_p": None, "model": r.name, "kind": "reported",
+        row = {"group": REPORTED_GROUP, "rank": None, "tier": None, "tier_p": None, "not_ranked": None, "model": r.name, "kind": "reported",
                "entry_id": None, "n_items": None, "limit": None, "subset": False, "reported_as": None,
                "self_preference": False, "training_judge": False, "judge_card": None}  # fmt: skip
         for m in METRICS:
@@ -86,6 +96,18 @@ def build_board(
 
 
 # ----------------------------------------------------------------------------- cells
+
+# Unicode categories a reader cannot see: controls (line breaks included), format characters (bidi
+# overrides like U+202E, zero-width joiners), line and paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def visible(text: str) -> str:
+    """`text` with every invisible or control character written as `<U+XXXX>`: a model name with
+    U+202E cannot reorder what the site, the tables or the plots show, and a line break cannot end
+    a LaTeX comment or a Markdown row. Every rendering applies it before its own escaping."""
+    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in _HIDDEN else c for c in str(text))
+
 
 
 def num(v) -> float | None:
@@ -104,7 +126,13 @@ def cell(row: pd.Series, metric: str, digits: int | None = None) -> str:
 
 def model_cell(row: pd.Series) -> str:
     marks = [(SUBSET_MARK, "subset"), (SELF_PREFERENCE_MARK, "self_preference"), (TRAINING_JUDGE_MARK, "training_judge")]
-    return row["model"] + "".join(f" {mark}" for mark, key in marks if row[key])
+    return row["model"] + "".join(f" {mark}" for mark, key in marks if row[key]) + not_ranked_note(row)
+
+
+def not_ranked_note(row: pd.Series) -> str:
+    """` (not ranked: WHY)` for an entry `build` does not rank, else ""."""
+    why = row.get("not_ranked")
+    return f" (not ranked: {why})" if isinstance(why, str) and why else ""
 
 
 def card_text(card: dict | None) -> str | None:
@@ -134,9 +162,10 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def md_escape(text: str) -> str:
-    """Text safe in a Markdown table cell: Markdown punctuation backslashed, <, >, & as entities."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+    """Text safe in a Markdown table cell: hidden characters shown (`visible`), Markdown
+    punctuation backslashed, <, >, & as entities."""
+    text = visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def to_markdown(board: Board) -> str:
@@ -189,7 +218,9 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 
 
 def tex_escape(text: str) -> str:
-    return "".join(_TEX.get(c, c) for c in text)
+    """Text safe anywhere in the .tex file (cells, captions, comments): hidden characters and line
+    breaks shown (`visible`), so no text can end a `%` comment line; TeX specials escaped."""
+    return "".join(_TEX.get(c, c) for c in visible(text))
 
 
 def to_latex(board: Board) -> str:
@@ -202,12 +233,12 @@ def to_latex(board: Board) -> str:
              " & ".join(["Tier", "Model", *(tex_escape(t) for t in METRICS.values())]) + r" \\", r"\midrule"]  # fmt: skip
     for group in board.groups:
         sub = f[(f["kind"] == "run") & (f["group"] == group.name)]
-        lines.append(f"% {group.explanation}")
+        lines.append(f"% {tex_escape(group.explanation)}")
         lines.append(rf"\multicolumn{{{cols}}}{{l}}{{\emph{{{tex_escape(group.short)}}}}} \\")
         for _, r in sub.iterrows():
             tier = "--" if pd.isna(r["tier"]) else str(int(r["tier"]))
             cells = [_tex_cell(r, m, best.get((group.name, m))) for m in METRICS]
-            name = tex_escape(r["model"]) + (r" $^\dagger$" if r["subset"] else "")
+            name = tex_escape(r["model"] + not_ranked_note(r)) + (r" $^\dagger$" if r["subset"] else "")
             lines.append(" & ".join([tier, name, *cells]) + r" \\")
         lines.append(r"\midrule")
     rep = f[f["kind"] == "reported"]

@@ -87,6 +87,8 @@ class Judgment:
     prompt_hash: str | None = None  # 16 hex of the first request; None when not sent
     show_reasoning: bool = False
     max_tokens: int | None = None  # the judge's token limit (part of prompt_hash); None in old files
+    temperature: float | None = None  # the judge's sampling temperature; None in old files
+    endpoint: str | None = None  # scheme://host[:port]/path the request went to (redact.model_endpoint); None: in-process or old files
     usage: dict[str, float | None] = field(default_factory=dict)  # summed over attempts
     cached: bool = False  # every attempt came from the cache
     response_cut: bool = False  # the judge saw only MAX_RESPONSE_CHARS of a longer response

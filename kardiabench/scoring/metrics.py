@@ -379,6 +379,29 @@ def no_prediction_metrics(reason: str, n_items: int) -> dict[str, MetricResult]:
     }
 
 
+def metrics_from_rows(
+    rows: Iterable[ItemRow | Mapping[str, Any]],
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    alpha: float = 0.05,
+    cluster_by: ClusterBy = "dialogue",
+) -> dict[str, MetricResult]:
+    """The per-item metrics (PER_ITEM_METRICS) recomputed from a run's items.jsonl rows, as
+    `score_predictions` computes them (same values, clusters and bootstrap): what a reader of
+    results.json uses to check that its numbers come from the items it claims (the leaderboard)."""
+    items = [r if isinstance(r, ItemRow) else ItemRow.from_dict(r) for r in rows]
+    clusters = [r.dialogue_id if cluster_by == "dialogue" else r.persona_id for r in items]
+    values = [r.metric_values() for r in items]
+    names = [*dict.fromkeys(name for v in values for name in v)]
+    kw = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha}
+    return {
+        name: mean_metric(name, [v.get(name) for v in values], clusters,
+                          unit=SCORE_1_5 if name in _RUBRIC_SET or name not in PER_ITEM_METRICS else PERCENT, **kw)
+        for name in names
+    }  # fmt: skip
+
+
 def group_metrics(values: Sequence[Mapping[str, float | None]], groups: Sequence[str]) -> dict[str, dict[str, Any]]:
     """group → {"n": items, "metrics": {metric: MetricResult without interval}}.
 
