@@ -354,6 +354,22 @@ def test_a_run_that_generated_nothing_computes_no_metric(tmp_path, env, capsys):
     assert "[0.00, 0.00]" not in page and ">0.00<" not in page
 
 
+def test_compare_refuses_a_run_that_generated_nothing_even_forced(tmp_path, env, capsys):
+    """Its items count as wrong in items.jsonl; a paired test against them would report a model's
+    outage as a quality gap."""
+    empty, ok = tmp_path / "empty", tmp_path / "ok"
+    with FakeOpenAIServer(FakeConfig(reply_fn=nothing_generated)) as srv:
+        assert judged_run(srv, env, empty) == 1
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        assert judged_run(srv, env, ok) == 0
+    capsys.readouterr()
+    for force in ([], ["--force"]):
+        assert main(["compare", str(ok), str(empty), *force]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["error: nothing to compare: empty: no item has a prediction (every request failed or had no output)"]
+    assert main(["compare", str(ok), str(ok)]) == 0
+
+
 # --- 6. a new scoring replaces every file of the last one ------------------------------------------
 
 SCORED_FILES = ("run.json", "results.json", "items.jsonl", "summary.md", "report.html")

@@ -40,6 +40,14 @@ class ComparisonRefused(Exception):
         super().__init__("runs are not comparable: " + "; ".join(self.reasons) + " (force to compare anyway)")
 
 
+class NothingToCompare(ComparisonRefused):
+    """A run without a single prediction: its zeros are no measurement, and force cannot change that."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.reasons = [f"{n}: no item has a prediction (every request failed or had no output)" for n in names]
+        Exception.__init__(self, "nothing to compare: " + "; ".join(self.reasons))
+
+
 @dataclass(slots=True)
 class RunScores:
     """One run's per-item metric values and the manifest that says how they were made."""
@@ -49,6 +57,7 @@ class RunScores:
     clusters: dict[str, str]  # item_id → cluster id (dialogue id by default)
     values: dict[str, dict[str, float | None]] = field(default_factory=dict)  # metric → item_id → value
     cluster_by: ClusterBy = "dialogue"  # what a cluster id is, for messages
+    n_failed: int = 0  # items without an output (failed for good, or no prediction)
 
     def per_item_values(self, metric: str) -> dict[str, float | None]:
         return dict(self.values.get(metric, {}))
@@ -73,12 +82,14 @@ class RunScores:
         """From per-item rows: `ItemRow`s or the dicts of items.jsonl (`ItemRow.to_dict`)."""
         clusters: dict[str, str] = {}
         values: dict[str, dict[str, float | None]] = {}
+        n_failed = 0
         for raw in rows:
             row = raw if isinstance(raw, ItemRow) else ItemRow.from_dict(raw)
+            n_failed += row.failed
             clusters[row.item_id] = row.dialogue_id if cluster_by == "dialogue" else row.persona_id
             for metric, v in row.metric_values().items():
                 values.setdefault(metric, {})[row.item_id] = v
-        return cls(name, dict(manifest), clusters, values, cluster_by)
+        return cls(name, dict(manifest), clusters, values, cluster_by, n_failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +188,12 @@ def compare_runs(
     """Compare B against A metric by metric on shared items (see the module docstring).
 
     Raises ComparisonRefused listing every reason (manifest differences, no shared items) unless
-    force=True. metrics: default every per-item metric both runs have, in report order. Clusters
+    force=True, and NothingToCompare (whatever force says) when a run has no prediction at all. metrics: default every per-item metric both runs have, in report order. Clusters
     come from A.
     """
+    empty = [r.name for r in (a, b) if r.clusters and r.n_failed == len(r.clusters)]
+    if empty:
+        raise NothingToCompare(empty)
     reasons = manifest_differences(a.manifest, b.manifest, keys)
     shared = sorted(a.item_ids & b.item_ids)
     if not shared:
