@@ -405,7 +405,10 @@ def cmd_judge_audit(args: argparse.Namespace) -> int:
     print((card.path.parent / "judge_card.md").read_text(encoding="utf-8"), end="")
     if card.failed:
         print(f"FAILED checks: {', '.join(card.failed)}", file=sys.stderr)
-    return 1 if card.failed else 0
+    if card.inconclusive:  # not shown to pass: gates like a failure (docs/judge-audit.md)
+        print(f"INCONCLUSIVE checks: {', '.join(card.inconclusive)} (too few scored dialogues, or an interval "
+              "across the threshold: judge_card.md says which; audit more items)", file=sys.stderr)  # fmt: skip
+    return 0 if card.passed else 1
 
 
 class _Console(logging.Handler):

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -431,7 +431,8 @@ def cite_card(path: Path, judges: Sequence[str] | None) -> dict[str, Any]:
         summary = card["summary"]
         cited = {"path": str(path.resolve()), "judges": list(card["judges"]), "created": card["created"],
                  "rubric_version": card.get("rubric_version"), "passed": bool(summary["passed"]),
-                 "failed": list(summary["failed"]), "n_checks": summary["n_checks"]}  # fmt: skip
+                 "failed": list(summary["failed"]), "inconclusive": list(summary.get("inconclusive", [])),
+                 "n_checks": summary["n_checks"]}  # fmt: skip
     except FileNotFoundError:
         raise DataError(f"{path}: no such judge card (write one with `kardiabench judge-audit`)") from None
     except (ValueError, KeyError, TypeError) as e:
@@ -439,6 +440,13 @@ def cite_card(path: Path, judges: Sequence[str] | None) -> dict[str, Any]:
     if judges is not None:
         cited["same_judges"] = sorted(cited["judges"]) == sorted(judges)
     return cited
+
+
+def card_verdict(card: Mapping[str, Any]) -> str:
+    """"FAILED (a, b); INCONCLUSIVE (c)" for a cited card that did not pass."""
+    parts = [f"FAILED ({', '.join(card['failed'])})"] if card["failed"] else []
+    open_ = card.get("inconclusive") or []
+    return "; ".join(parts + ([f"INCONCLUSIVE ({', '.join(open_)})"] if open_ else [])) or "FAILED"
 
 
 def load_families(path: str | None) -> dict[str, str]:
@@ -502,7 +510,7 @@ def format_summary(results: dict[str, Any]) -> str:
                      f"{risk['training_judge']} the model was trained against.")
     card = rubric.get("judge_card")
     if card:
-        verdict = "passed" if card["passed"] else f"FAILED ({', '.join(card['failed'])})"
+        verdict = "passed" if card["passed"] else card_verdict(card)
         lines.append(f"Judge card: {', '.join(card['judges'])}, {card['created'][:10]}, {verdict}"
                      + ("" if card.get("same_judges", True) else " (audited other judges than the ones used here)"))
     fc = results["metrics"].get("format_compliance", {}).get("extra", {})
