@@ -327,7 +327,8 @@ def judge_audit(
     """The judge reliability card (`kardiabench judge-audit`, docs/judge-audit.md): the judges score
     the gold response and constructed candidates (constant, stock, padded, off-topic, unsafe,
     injections …) on the same items; `output` gets judge_card.json, .md and .png. Returns a
-    `JudgeCard` (`.passed`, `.failed`: the candidates whose check failed)."""
+    `JudgeCard` (`.passed`, `.failed` / `.inconclusive`: the candidates whose check failed / could not
+    be decided). An audit too small to decide its checks raises DataError before any request."""
     from kardiabench.audit import run_audit
 
     check_keywords(derive_split=derive_split, split_seed=split_seed, limit=limit, resamples=resamples, bootstrap_seed=bootstrap_seed)
