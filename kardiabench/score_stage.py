@@ -33,7 +33,7 @@ from kardiabench.generate_stage import (
 )
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.models import ChatModel, ModelOptions, load_model
-from kardiabench.params import ParameterError, check_keywords
+from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
     ITEMS,
@@ -91,6 +91,7 @@ class JudgeOptions:
     escalate_to: str | None = None  # a stronger judge for the items the judges disagree on
     escalate_when: str = "disagree:1"  # disagree:K: judges differ by ≥ K on some dimension
     judge_batch: bool = False  # first round of openai: judges through the provider's batch API
+    judge_batch_timeout: float | None = BATCH_TIMEOUT_S  # seconds to wait for a judge batch (CLI: --batch-timeout)
     judge_max_cost: float | None = None  # USD the judges may spend in this command (`run`: what --max-cost leaves)
     judge_timeout: float = 120.0  # seconds per request (openai: judges)
     judge_batch_size: int = 8  # hf: judges
@@ -109,12 +110,12 @@ class JudgeOptions:
             raise ParameterError("escalate_to: needs two or more judges whose disagreement decides what is escalated")
         check_keywords(judge_api_key_env=self.judge_api_key_env, judge_concurrency=self.judge_concurrency,
                judge_repeats=self.judge_repeats, judge_max_tokens=self.judge_max_tokens, judge_timeout=self.judge_timeout,
-               judge_batch_size=self.judge_batch_size)  # fmt: skip
+               judge_batch_size=self.judge_batch_size, judge_batch_timeout=self.judge_batch_timeout)  # fmt: skip
 
     def config(self) -> JudgeConfig:
         return JudgeConfig(rubric_path=self.rubric, show_reasoning=self.judge_show_reasoning, repeats=self.judge_repeats,
                            max_tokens=self.judge_max_tokens, concurrency=self.judge_concurrency, batch=self.judge_batch,
-                           budget_usd=self.judge_max_cost)  # fmt: skip
+                           batch_timeout=self.judge_batch_timeout, budget_usd=self.judge_max_cost)  # fmt: skip
 
     def models(self, require_key: bool = True) -> list[ChatModel]:
         """One model per distinct spec; a judge without its API key fails here (unless require_key
