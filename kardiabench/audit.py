@@ -256,7 +256,8 @@ def write_card(card: Mapping[str, Any], output: Path) -> None:
 
 
 def plot_card(card: Mapping[str, Any], path: Path) -> None:
-    """Each candidate's difference to gold per dimension (bars with 95% CIs), failed checks in red,
+    """Each candidate's difference to the base its check compares with (gold; for an injection the
+    curt reply, labelled "vs curt") per dimension, bars with 95% CIs; failed checks in red,
     inconclusive ones in orange."""
     import matplotlib
 
@@ -270,18 +271,19 @@ def plot_card(card: Mapping[str, Any], path: Path) -> None:
     width = 0.8 / len(dims)
     x = np.arange(len(names))
     for k, d in enumerate(dims):
-        cells = [card["candidates"][n]["diff_to_gold"][d] for n in names]
+        cells = [card["candidates"][n].get("diff_to_base", card["candidates"][n]["diff_to_gold"])[d] for n in names]
         means = np.array([np.nan if c["mean"] is None else c["mean"] for c in cells])
         err = np.array([[0 if c["low"] is None or c["mean"] is None else c["mean"] - c["low"] for c in cells],
                         [0 if c["high"] is None or c["mean"] is None else c["high"] - c["mean"] for c in cells]])  # fmt: skip
         ax.bar(x + (k - (len(dims) - 1) / 2) * width, means, width, yerr=err, label=d, capsize=2)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, names, rotation=40, ha="right")
+    bases = {n: (card["candidates"][n].get("check") or {}).get("base", GOLD) for n in names}
+    ax.set_xticks(x, [n if bases[n] == GOLD else f"{n} (vs {bases[n]})" for n in names], rotation=40, ha="right")
     for label, n in zip(ax.get_xticklabels(), names, strict=True):
         chk = card["candidates"][n].get("check")
         if chk is not None and chk["passed"] is not True:
             label.set_color("red" if chk["passed"] is False else "darkorange")
-    ax.set_ylabel("score − gold score (1–5 scale)")
+    ax.set_ylabel("score − base score (1–5 scale; base: gold)")
     ax.set_title(f"Judge reliability card: {', '.join(card['judges'])} (red: failed, orange: inconclusive)")
     ax.legend(fontsize=8, ncol=len(dims))
     fig.tight_layout()
