@@ -35,7 +35,7 @@ from kardiabench.generate_stage import generate as generation_stage
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models import ModelOptions
 from kardiabench.models.base import SamplingParams
-from kardiabench.params import ParameterError, check_keywords
+from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
 from kardiabench.params import gen_kwargs as parse_gen_kwargs
 from kardiabench.plan import Plan
 from kardiabench.plan import dry_run as plan_dry_run
@@ -135,6 +135,7 @@ def generation_config(
     cache: str | Path | bool | None = True,
     max_cost: float | None = None,
     batch: bool = False,
+    batch_timeout: float | None = BATCH_TIMEOUT_S,
     progress: bool = False,
 ) -> GenerateConfig:
     """The generation keywords of `generate`, `evaluate` and `dry_run`, checked and resolved against
@@ -142,7 +143,7 @@ def generation_config(
     check_keywords(limit=limit, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
            timeout=timeout, batch_size=batch_size, tensor_parallel_size=tensor_parallel_size, max_cost=max_cost,
            data_parallel_size=data_parallel_size, derive_split=derive_split, split_seed=split_seed, api_key_env=api_key_env,
-           top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty)  # fmt: skip
+           top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty, batch_timeout=batch_timeout)  # fmt: skip
     the_task = load_task(task, list(tasks_dir))
     g = the_task.generation
     params = SamplingParams(
@@ -164,7 +165,7 @@ def generation_config(
     the_task = with_fewshot(the_task, spec.source, spec.split, derive_split=derive_split, split_seed=split_seed)
     return GenerateConfig(task=the_task, model_spec=model, data=spec, output=Path(output), params=params, options=options,
                           train_data=train_data, cache_path=_cache_path(cache), progress=progress, overwrite=overwrite,
-                          max_cost_usd=max_cost, batch=batch)  # fmt: skip
+                          max_cost_usd=max_cost, batch=batch, batch_timeout=batch_timeout)  # fmt: skip
 
 
 
@@ -225,6 +226,7 @@ def score(
     escalate_to: str | None = None,
     escalate_when: str = "disagree:1",
     judge_batch: bool = False,
+    judge_batch_timeout: float | None = BATCH_TIMEOUT_S,
     judge_max_cost: float | None = None,
     judge_timeout: float = 120.0,
     judge_batch_size: int = 8,
@@ -251,7 +253,7 @@ def score(
         judge_concurrency=judge_concurrency, judge_repeats=judge_repeats, judge_max_tokens=judge_max_tokens,
         judge_show_reasoning=judge_show_reasoning, rubric=rubric, judge_card=judge_card, families=families,
         judge_pool=judge_pool, escalate_to=escalate_to, escalate_when=escalate_when, judge_batch=judge_batch,
-        judge_max_cost=judge_max_cost, judge_timeout=judge_timeout, judge_batch_size=judge_batch_size,
+        judge_batch_timeout=judge_batch_timeout, judge_max_cost=judge_max_cost, judge_timeout=judge_timeout, judge_batch_size=judge_batch_size,
         judge_dtype=judge_dtype, judge_chat_template=judge_chat_template,
     )  # fmt: skip
     external = None
@@ -324,7 +326,8 @@ def judge_audit(
     """The judge reliability card (`kardiabench judge-audit`, docs/judge-audit.md): the judges score
     the gold response and constructed candidates (constant, stock, padded, off-topic, unsafe,
     injections …) on the same items; `output` gets judge_card.json, .md and .png. Returns a
-    `JudgeCard` (`.passed`, `.failed`: the candidates whose check failed)."""
+    `JudgeCard` (`.passed`, `.failed` / `.inconclusive`: the candidates whose check failed / could not
+    be decided). An audit too small to decide its checks raises DataError before any request."""
     from kardiabench.audit import run_audit
 
     check_keywords(derive_split=derive_split, split_seed=split_seed, limit=limit, resamples=resamples, bootstrap_seed=bootstrap_seed)

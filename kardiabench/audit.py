@@ -12,30 +12,34 @@ import asyncio
 import dataclasses
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kardiabench.cache import Cache
+from kardiabench.data import expand
 from kardiabench.data.load import DataError
-from kardiabench.generate_stage import DataSpec, load_items
+from kardiabench.generate_stage import DataSpec, count_dialogues, load_items
 from kardiabench.judging import run_judges
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import RunDir, now
 from kardiabench.score_stage import JudgeOptions
 from kardiabench.scoring.audit import (
+    ALPHA,
     CANDIDATES,
     GOLD,
     LENGTH_CANDIDATES,
+    audit_size_problem,
     candidate_item_id,
     check_result,
     exact_agreement,
     length_slopes,
+    min_dialogues,
 )
 from kardiabench.scoring.judge import JudgeConfig, JudgeOutcome
 from kardiabench.scoring.metrics import SAFETY_FLAG_MAX
-from kardiabench.scoring.stats import cluster_bootstrap_ci
+from kardiabench.scoring.stats import clopper_pearson, cluster_bootstrap_ci
 from kardiabench.spans import render_spans
 from kardiabench.tasks import Task
 
@@ -55,8 +59,13 @@ class JudgeCard:
         return list(self.data["summary"]["failed"])
 
     @property
+    def inconclusive(self) -> list[str]:
+        """Checks whose interval holds the threshold, or that rest on too few scored dialogues."""
+        return list(self.data["summary"].get("inconclusive", []))
+
+    @property
     def passed(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.inconclusive
 
 
 def audit_cases(items: Sequence[Item]) -> tuple[list[Item], dict[str, Prediction], dict[str, str]]:
@@ -81,6 +90,13 @@ def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *
     items, loaded = load_items(task, data, log=lambda m: None)
     if not items:
         raise DataError(f"no items to audit in {data.source} (split {loaded.split or 'whole file'})")
+    checks = [c.check for c in CANDIDATES if c.check is not None]
+    problem = audit_size_problem(len(items), count_dialogues(items), checks)
+    if problem:  # before any request: an audit that cannot decide its checks is not worth paying for
+        enough = _enough_limit(expand(loaded.dialogues, task.history), checks)
+        hint = (f"use --limit {enough} or more" if enough is not None
+                else f"{data.source} (split {loaded.split or 'whole file'}) holds no more; audit on more data")
+        raise DataError(f"judge-audit: {problem}; {hint} (docs/judge-audit.md, 'How many items')")
     cases, preds, texts = audit_cases(items)
     cfg = judging.config()
     seed_b = dataclasses.replace(cfg, seed=cfg.seed + SEED_B_OFFSET, repeats=1)
@@ -98,6 +114,16 @@ def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *
     return JudgeCard(output / CARD_JSON, card)
 
 
+def _enough_limit(items: Iterable[Item], checks: Sequence[Any]) -> int | None:
+    """The smallest --limit whose first items are enough for every check; None if all are not."""
+    dialogues: set[str] = set()
+    for n, item in enumerate(items, 1):
+        dialogues.add(item.dialogue_id)
+        if audit_size_problem(n, len(dialogues), checks) is None:
+            return n
+    return None
+
+
 # --- the card -------------------------------------------------------------------------------------
 
 
@@ -110,22 +136,32 @@ def build_card(items: Sequence[Item], texts: Mapping[str, str], first: JudgeOutc
     ci = {"n_resamples": resamples, "seed": bootstrap_seed}
 
     def mean_ci(values: list[float | None]) -> dict[str, Any]:
-        r = cluster_bootstrap_ci(values, clusters, n_resamples=resamples, seed=bootstrap_seed)
-        return {"mean": r.estimate, "low": r.low, "high": r.high, "n": r.n}
+        r = cluster_bootstrap_ci(values, clusters, n_resamples=resamples, seed=bootstrap_seed, alpha=ALPHA)
+        return {"mean": r.estimate, "low": r.low, "high": r.high, "n": r.n, "n_clusters": r.n_clusters}
+
+    def paired(rows: list[dict], base: list[dict]) -> dict[str, dict[str, Any]]:
+        """Per dimension: the mean of the per-item differences rows − base, with its interval."""
+        return {d: mean_ci([_sub(r.get(d), b.get(d)) for r, b in zip(rows, base, strict=True)]) for d in dims}
 
     candidates = {}
     for cand in CANDIDATES:
-        rows, gold = table[cand.name], table[GOLD]
+        rows = table[cand.name]
         means = {d: mean_ci([r.get(d) for r in rows]) for d in dims}
-        diffs = {d: mean_ci([_sub(r.get(d), g.get(d)) for r, g in zip(rows, gold, strict=True)]) for d in dims}
+        diffs = paired(rows, table[GOLD])
         safety = [r.get("safety") for r in rows if r.get("safety") is not None]
-        flag_rate = sum(1 for s in safety if s <= SAFETY_FLAG_MAX) / len(safety) if safety else None
+        flagged = sum(1 for s in safety if s <= SAFETY_FLAG_MAX)
+        low, high = clopper_pearson(flagged, len(safety), ALPHA)
+        flag = {"rate": flagged / len(safety) if safety else None, "low": low, "high": high, "n": len(safety)}
         entry = {"what": cand.what, "example": texts[candidate_item_id(cand.name, items[0].item_id)] if items else None,
-                 "means": means, "diff_to_gold": diffs, "safety_flag_rate": flag_rate}  # fmt: skip
+                 "means": means, "diff_to_gold": diffs, "safety_flag_rate": flag["rate"], "safety_flag_ci": flag}  # fmt: skip
         if cand.check is not None:
-            entry["check"] = check_result(cand.check, {d: diffs[d]["mean"] for d in dims}, flag_rate)
+            base = diffs
+            if cand.check.base != GOLD:  # an injection: paired with the reply it is built on
+                base = entry["diff_to_base"] = paired(rows, table[cand.check.base])
+            entry["check"] = check_result(cand.check, base, flag, ALPHA)
         candidates[cand.name] = entry
-    failed = [n for n, e in candidates.items() if "check" in e and not e["check"]["passed"]]
+    failed = [n for n, e in candidates.items() if "check" in e and e["check"]["passed"] is False]
+    inconclusive = [n for n, e in candidates.items() if "check" in e and e["check"]["passed"] is None]
     length_rows = [(len(texts[candidate_item_id(c, it.item_id)]), first.item_scores.get(candidate_item_id(c, it.item_id), {}))
                    for c in LENGTH_CANDIDATES.values() for it in items]  # fmt: skip
     return {
@@ -142,8 +178,10 @@ def build_card(items: Sequence[Item], texts: Mapping[str, str], first: JudgeOutc
         "stability": stability(first, second),
         "unscored": {"seed_A": first.n_unscored, "seed_B": second.n_unscored},
         "usage": {"seed_A": first.usage(), "seed_B": second.usage()},
+        "decision": {"confidence": 1 - ALPHA, "min_dialogues": min_dialogues(ALPHA),
+                     "min_items": max(c.check.min_items(ALPHA) for c in CANDIDATES if c.check is not None)},  # fmt: skip
         "summary": {"n_checks": sum(1 for e in candidates.values() if "check" in e), "failed": failed,
-                    "passed": not failed},  # fmt: skip
+                    "inconclusive": inconclusive, "passed": not failed and not inconclusive},  # fmt: skip
     }
 
 
@@ -171,9 +209,11 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     """judge_card.md: the checks, the per-candidate means and differences, length bias, stability."""
     dims = list(card["length_bias"]["slope"])
     s = card["summary"]
-    head = "PASSED" if s["passed"] else f"FAILED ({', '.join(s['failed'])})"
+    open_ = s.get("inconclusive", [])
+    head = "PASSED" if s["passed"] else "; ".join(
+        [f"FAILED ({', '.join(s['failed'])})"] * bool(s["failed"]) + [f"INCONCLUSIVE ({', '.join(open_)})"] * bool(open_))
     lines = [f"# Judge reliability card: {', '.join(card['judges'])}", "",
-             f"{head}: {s['n_checks'] - len(s['failed'])} of {s['n_checks']} checks passed. "
+             f"{head}: {s['n_checks'] - len(s['failed']) - len(open_)} of {s['n_checks']} checks passed. "
              f"Rubric {card['rubric_version']}, {card['data']['n_items']} items of {card['data']['source']}, "
              f"{card['repeats']} repeat(s), created {card['created']}.", "",
              "| candidate | " + " | ".join(f"{d} (Δ gold)" for d in dims) + " | check | |",
@@ -181,7 +221,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     for name, e in card["candidates"].items():
         cells = [f"{_num(e['means'][d]['mean'])} ({_num(e['diff_to_gold'][d]['mean'], sign=True)})" for d in dims]
         chk = e.get("check")
-        verdict = "" if chk is None else ("pass" if chk["passed"] else "**FAIL**")
+        verdict = "" if chk is None else {True: "pass", False: "**FAIL**", None: "inconclusive"}[chk["passed"]]
         rule = "" if chk is None else f"{chk['rule']}: {chk['why']}"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {verdict} | {rule} |")
     slope = card["length_bias"]["slope"]
@@ -192,6 +232,11 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     lines.append(f"Stability (exact agreement of verdicts): across repeats {_pct(rep and rep['overall'])}, "
                  f"across two seeds {_pct(st['across_seeds']['overall'])}.")  # fmt: skip
     lines.append(f"Unscored verdicts: {card['unscored']['seed_A']} (seed A), {card['unscored']['seed_B']} (seed B).")
+    dec = card["decision"]
+    lines.append(f"Checks are decided on {dec['confidence']:.0%} intervals of the paired differences (an injection "
+                 f"against the curt reply it is built on, the rest against gold): passed or failed only when the "
+                 f"interval excludes the threshold and rests on ≥ {dec['min_dialogues']} dialogues; otherwise "
+                 f"inconclusive.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -211,7 +256,9 @@ def write_card(card: Mapping[str, Any], output: Path) -> None:
 
 
 def plot_card(card: Mapping[str, Any], path: Path) -> None:
-    """Each candidate's difference to gold per dimension (bars with 95% CIs), failed checks in red."""
+    """Each candidate's difference to the base its check compares with (gold; for an injection the
+    curt reply, labelled "vs curt") per dimension, bars with 95% CIs; failed checks in red,
+    inconclusive ones in orange."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,19 +271,20 @@ def plot_card(card: Mapping[str, Any], path: Path) -> None:
     width = 0.8 / len(dims)
     x = np.arange(len(names))
     for k, d in enumerate(dims):
-        cells = [card["candidates"][n]["diff_to_gold"][d] for n in names]
+        cells = [card["candidates"][n].get("diff_to_base", card["candidates"][n]["diff_to_gold"])[d] for n in names]
         means = np.array([np.nan if c["mean"] is None else c["mean"] for c in cells])
         err = np.array([[0 if c["low"] is None or c["mean"] is None else c["mean"] - c["low"] for c in cells],
                         [0 if c["high"] is None or c["mean"] is None else c["high"] - c["mean"] for c in cells]])  # fmt: skip
         ax.bar(x + (k - (len(dims) - 1) / 2) * width, means, width, yerr=err, label=d, capsize=2)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, names, rotation=40, ha="right")
+    bases = {n: (card["candidates"][n].get("check") or {}).get("base", GOLD) for n in names}
+    ax.set_xticks(x, [n if bases[n] == GOLD else f"{n} (vs {bases[n]})" for n in names], rotation=40, ha="right")
     for label, n in zip(ax.get_xticklabels(), names, strict=True):
         chk = card["candidates"][n].get("check")
-        if chk is not None and not chk["passed"]:
-            label.set_color("red")
-    ax.set_ylabel("score − gold score (1–5 scale)")
-    ax.set_title(f"Judge reliability card: {', '.join(card['judges'])} (red: failed check)")
+        if chk is not None and chk["passed"] is not True:
+            label.set_color("red" if chk["passed"] is False else "darkorange")
+    ax.set_ylabel("score − base score (1–5 scale; base: gold)")
+    ax.set_title(f"Judge reliability card: {', '.join(card['judges'])} (red: failed, orange: inconclusive)")
     ax.legend(fontsize=8, ncol=len(dims))
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})

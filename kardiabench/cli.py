@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kardiabench.params import RULES, gen_kwargs
+from kardiabench.params import BATCH_TIMEOUT_S, RULES, gen_kwargs
 from kardiabench.redact import env_var_name
 
 EXIT_USAGE = 2
@@ -122,6 +122,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--concurrency", type=positive_int, default=16, help="max requests in flight for API models")
     b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models (a local server's timed-out request is not re-sent)")
     b.add_argument("--batch", action="store_true", help="openai: send the requests as one provider batch job (50%% price, up to 24 h; docs/backends.md)")
+    _add_batch_timeout(b)
     b.add_argument("--prices", default=None, help="JSON/YAML price table extending the built-in one (USD per 1M tokens)")
     b.add_argument("--batch-size", type=positive_int, default=8, help="batch size for hf: models")
     b.add_argument("--dtype", default="auto", help="hf:/vllm: weight dtype (auto, bfloat16, float16, float32)")
@@ -134,6 +135,13 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     _add_cache_args(p)
     p.add_argument("--dry-run", action="store_true", help="count prompt tokens and estimate cost; send nothing")
     p.add_argument("--max-cost", type=positive_float, default=None, metavar="USD", help="stop sending requests once they have cost this much: generation, and in `run` the judges too (resumable)")
+
+
+def _add_batch_timeout(p) -> None:
+    """--batch-timeout, for every command with --batch or --judge-batch (one flag for both in `run`)."""
+    p.add_argument("--batch-timeout", type=positive_float, default=BATCH_TIMEOUT_S, metavar="SECONDS",
+                   help="--batch/--judge-batch: stop waiting for a batch that has not ended after this long; it stays "
+                        "recorded and the same command run again polls it")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=None, help="with --predictions: the run folder to write (default: FILE's folder, NAME-scored)")
     _add_cache_args(p)
     _add_judge_args(p)
+    _add_batch_timeout(p)
 
     p = sub.add_parser("compare", help="paired comparison of two runs on the items they share")
     p.add_argument("run_a", type=Path, help="first run folder")
@@ -323,9 +332,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def _keywords(args: argparse.Namespace, names) -> dict:
     """The parsed flags as the API's keywords: the same names, with --judge → judges,
-    --no-cache → cache=None and --no-progress → progress=False."""
+    --no-cache → cache=None, --no-progress → progress=False, and --batch-timeout also →
+    judge_batch_timeout."""
     flags = {**vars(args), "judges": getattr(args, "judge", None), "progress": not getattr(args, "no_progress", False),
-             "cache": None if getattr(args, "no_cache", False) else getattr(args, "cache", None) or True}  # fmt: skip
+             "cache": None if getattr(args, "no_cache", False) else getattr(args, "cache", None) or True,
+             "judge_batch_timeout": getattr(args, "batch_timeout", None)}  # fmt: skip
     return {name: flags[name] for name in names}
 
 
@@ -405,7 +416,10 @@ def cmd_judge_audit(args: argparse.Namespace) -> int:
     print((card.path.parent / "judge_card.md").read_text(encoding="utf-8"), end="")
     if card.failed:
         print(f"FAILED checks: {', '.join(card.failed)}", file=sys.stderr)
-    return 1 if card.failed else 0
+    if card.inconclusive:  # not shown to pass: gates like a failure (docs/judge-audit.md)
+        print(f"INCONCLUSIVE checks: {', '.join(card.inconclusive)} (too few scored dialogues, or an interval "
+              "across the threshold: judge_card.md says which; audit more items)", file=sys.stderr)  # fmt: skip
+    return 0 if card.passed else 1
 
 
 class _Console(logging.Handler):

@@ -7,6 +7,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.data.load import DataError
     from kardiabench.models import SpecError
     from kardiabench.models.base import FatalModelError, ModelError
+    from kardiabench.models.openai_batch import BatchTimeout
     from kardiabench.rundir import RunDirError
     from kardiabench.runner import BudgetExceeded
     from kardiabench.scoring.agreement import HumanLabelError
@@ -17,7 +18,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.train.config import TrainConfigError
 
     return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
-            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, FamiliesError, TrainConfigError)
+            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, BatchTimeout, FamiliesError, TrainConfigError)
 
 
 USER_ERRORS = _user_errors()

@@ -67,6 +67,7 @@ class GenerateConfig:
     overwrite: bool = False
     max_cost_usd: float | None = None  # stop sending once generation has cost this much
     batch: bool = False  # send through the provider's batch API (models/openai_batch.py)
+    batch_timeout: float | None = None  # seconds to wait for a batch to end (None: no bound)
 
 
 def load_items(task: Task, data: DataSpec, log=_info) -> tuple[list[Item], LoadResult]:
@@ -301,7 +302,7 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
     started = now()
     try:
         stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}", budget_usd=cfg.max_cost_usd,
-                               batch=BatchJob(run, "generation") if cfg.batch else None)  # fmt: skip
+                               batch=BatchJob(run, "generation", timeout=cfg.batch_timeout) if cfg.batch else None)  # fmt: skip
     finally:
         writer.close()
         if cache is not None:

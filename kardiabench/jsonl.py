@@ -7,6 +7,8 @@
   first bad line is an error naming the file and line.
 * `iter_jsonl_lines`: every non-blank line parsed, a bad one handed back as its error (the dataset
   loader reports all of them at once).
+* `parse_object_line`: one line as an object, or why it is damaged (also for a provider's batch
+  output file, read over the network).
 * `JsonlWriter` appends and flushes line by line; `write_jsonl_atomic` writes a whole file at once.
 
 Our own rather than the `jsonlines` package: crash repair needs byte-level control of torn and
@@ -80,7 +82,7 @@ def read_jsonl_tolerant(path: Path, repair: bool = False, required: tuple[str, .
     for lineno, raw in enumerate([*lines, tail], start=1):
         if not raw.strip():
             continue
-        row, why = _parse_line(raw, required)
+        row, why = parse_object_line(raw, required)
         if row is not None:
             rows.append(row)
             kept.append(raw)
@@ -101,8 +103,9 @@ def read_jsonl_tolerant(path: Path, repair: bool = False, required: tuple[str, .
     return rows
 
 
-def _parse_line(raw: bytes, required: tuple[str, ...]) -> tuple[dict | None, str]:
-    """(the line's object, "") or (None, why it is damaged)."""
+def parse_object_line(raw: bytes, required: tuple[str, ...] = ()) -> tuple[dict | None, str]:
+    """(the line's object, "") or (None, why it is damaged: not JSON, not an object, a required key
+    missing). Also for JSONL that arrives over the network (a provider's batch output file)."""
     try:
         row = decode_line(raw)
     except ValueError:  # JSONDecodeError, or bytes that are not UTF-8

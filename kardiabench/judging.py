@@ -358,7 +358,7 @@ async def _judge_with(
             concurrency=cfg.concurrency,
             progress=progress,
             desc=desc,
-            batch=BatchJob(run_dir, f"judge:{spec}") if cfg.batch and round_no == 0 else None,
+            batch=BatchJob(run_dir, f"judge:{spec}", timeout=cfg.batch_timeout) if cfg.batch and round_no == 0 else None,
             budget_usd=None if budget_usd is None else budget_usd - (stats["cost_usd"] or 0.0),
         )
         stats["rounds"] += 1

@@ -41,6 +41,10 @@ def check(name: str, value: Any, rule: str) -> None:
         raise ParameterError(f"{name}: must be {text}, got {value!r}")
 
 
+# How long a command waits for a provider batch to end (--batch-timeout): the 24 h completion
+# window and an hour's slack. A batch still running then is stuck; it stays recorded for a rerun.
+BATCH_TIMEOUT_S = 90_000.0
+
 # The Python API's keywords that have a rule (kardiabench/api.py; the CLI flag of the same name
 # is checked by its argparse type).
 KEYWORD_RULES = {
@@ -51,6 +55,7 @@ KEYWORD_RULES = {
     "judge_concurrency": "positive_int", "judge_repeats": "positive_int", "judge_max_tokens": "positive_int",
     "resamples": "positive_int", "bootstrap_seed": "int", "top_k": "positive_int", "min_p": "unit_interval",
     "repetition_penalty": "positive_float", "judge_timeout": "positive_float", "judge_batch_size": "positive_int",
+    "batch_timeout": "positive_float", "judge_batch_timeout": "positive_float",
 }  # fmt: skip
 
 

@@ -8,6 +8,8 @@ requests in flight and the same call again resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -91,6 +93,14 @@ class _Progress:
                 f"tok in {stats.prompt_tokens:,} out {stats.completion_tokens:,} {cost} fail {stats.failed}", refresh=False
             )
 
+    def note(self, text: str, warning: bool = False) -> None:
+        """One console line (a batch's status): above the bar when there is one, so the bar is
+        redrawn intact below it; else a log line the CLI shows."""
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            logging.getLogger("kardiabench").log(logging.WARNING if warning else logging.INFO, text)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -159,7 +169,8 @@ async def run_jobs(
     With `budget_usd`, no new request is sent once the cost so far reaches it (requests in flight
     finish), and BudgetExceeded is raised if work is left. With `batch`, the jobs not in the cache
     go first to a provider batch job; what it does not answer is sent as ordinary requests (the
-    budget is checked against the batch's cost before those). For a model that pads its batches
+    budget is checked against the batch's cost before those); a batch that outlives its timeout
+    raises BatchTimeout after the answers of the others are handed on. For a model that pads its batches
     (`batch_length`), batches are formed longest prompts first unless `sort_by_length` is False;
     each result still goes to its own job."""
     if budget_usd is not None and request_cost(model, Generation("", prompt_tokens=1, completion_tokens=1)) is None:
@@ -197,10 +208,19 @@ async def run_jobs(
         bar.update(1, stats)
 
     if batch is not None and pending:
-        answered = await batch.run_batch(model, [job for job, _ in pending])
+        from kardiabench.models.openai_batch import BatchTimeout
+
+        stuck = None
+        try:
+            answered = await batch.run_batch(model, [job for job, _ in pending], note=bar.note)
+        except BatchTimeout as e:  # keep what other batches answered; the stuck one is polled on a rerun
+            answered, stuck = e.answers, e
         for job, key in pending:
             if job.key in answered:
                 finish(job, key, answered[job.key])
+        if stuck is not None:  # never sent as ordinary requests too: the batch may still answer them
+            bar.close()
+            raise stuck
         pending = [(job, key) for job, key in pending if job.key not in answered]
 
     size = max(1, model.max_batch_size)

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from kardiabench.generate_stage import (
 )
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.models import ChatModel, ModelOptions, load_model
-from kardiabench.params import ParameterError, check_keywords
+from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
     ITEMS,
@@ -96,6 +96,7 @@ class JudgeOptions:
     escalate_to: str | None = None  # a stronger judge for the items the judges disagree on
     escalate_when: str = "disagree:1"  # disagree:K: judges differ by ≥ K on some dimension
     judge_batch: bool = False  # first round of openai: judges through the provider's batch API
+    judge_batch_timeout: float | None = BATCH_TIMEOUT_S  # seconds to wait for a judge batch (CLI: --batch-timeout)
     judge_max_cost: float | None = None  # USD the judges may spend in this command (`run`: what --max-cost leaves)
     judge_timeout: float = 120.0  # seconds per request (openai: judges)
     judge_batch_size: int = 8  # hf: judges
@@ -114,12 +115,12 @@ class JudgeOptions:
             raise ParameterError("escalate_to: needs two or more judges whose disagreement decides what is escalated")
         check_keywords(judge_api_key_env=self.judge_api_key_env, judge_concurrency=self.judge_concurrency,
                judge_repeats=self.judge_repeats, judge_max_tokens=self.judge_max_tokens, judge_timeout=self.judge_timeout,
-               judge_batch_size=self.judge_batch_size)  # fmt: skip
+               judge_batch_size=self.judge_batch_size, judge_batch_timeout=self.judge_batch_timeout)  # fmt: skip
 
     def config(self) -> JudgeConfig:
         return JudgeConfig(rubric_path=self.rubric, show_reasoning=self.judge_show_reasoning, repeats=self.judge_repeats,
                            max_tokens=self.judge_max_tokens, concurrency=self.judge_concurrency, batch=self.judge_batch,
-                           budget_usd=self.judge_max_cost)  # fmt: skip
+                           batch_timeout=self.judge_batch_timeout, budget_usd=self.judge_max_cost)  # fmt: skip
 
     def models(self, require_key: bool = True) -> list[ChatModel]:
         """One model per distinct spec; a judge without its API key fails here (unless require_key
@@ -460,7 +461,8 @@ def cite_card(path: Path, judges: Sequence[str] | None) -> dict[str, Any]:
         summary = card["summary"]
         cited = {"path": str(path.resolve()), "judges": list(card["judges"]), "created": card["created"],
                  "rubric_version": card.get("rubric_version"), "passed": bool(summary["passed"]),
-                 "failed": list(summary["failed"]), "n_checks": summary["n_checks"]}  # fmt: skip
+                 "failed": list(summary["failed"]), "inconclusive": list(summary.get("inconclusive", [])),
+                 "n_checks": summary["n_checks"]}  # fmt: skip
     except FileNotFoundError:
         raise DataError(f"{path}: no such judge card (write one with `kardiabench judge-audit`)") from None
     except (ValueError, KeyError, TypeError) as e:
@@ -468,6 +470,13 @@ def cite_card(path: Path, judges: Sequence[str] | None) -> dict[str, Any]:
     if judges is not None:
         cited["same_judges"] = sorted(cited["judges"]) == sorted(judges)
     return cited
+
+
+def card_verdict(card: Mapping[str, Any]) -> str:
+    """"FAILED (a, b); INCONCLUSIVE (c)" for a cited card that did not pass."""
+    parts = [f"FAILED ({', '.join(card['failed'])})"] if card["failed"] else []
+    open_ = card.get("inconclusive") or []
+    return "; ".join(parts + ([f"INCONCLUSIVE ({', '.join(open_)})"] if open_ else [])) or "FAILED"
 
 
 def load_families(path: str | None) -> dict[str, str]:
@@ -581,7 +590,7 @@ def format_summary(results: dict[str, Any]) -> str:
                      f"{risk['training_judge']} the model was trained against.")
     card = rubric.get("judge_card")
     if card:
-        verdict = "passed" if card["passed"] else f"FAILED ({', '.join(card['failed'])})"
+        verdict = "passed" if card["passed"] else card_verdict(card)
         lines.append(f"Judge card: {', '.join(card['judges'])}, {card['created'][:10]}, {verdict}"
                      + ("" if card.get("same_judges", True) else " (audited other judges than the ones used here)"))
     fc = results["metrics"].get("format_compliance", {})

@@ -1,6 +1,7 @@
 """`--batch` / `--judge-batch` against the scripted server's /v1/files and /v1/batches: same
-predictions as ordinary requests, one batch per purpose even across a SIGKILL, and whatever a batch
-did not answer (error file, expired job) sent again as ordinary requests."""
+predictions as ordinary requests, one batch per purpose even across a SIGKILL, whatever a batch
+did not answer (error file, expired job, damaged / duplicated lines of its output file) sent again
+as ordinary requests, and a batch that never ends stopped by --batch-timeout and resumed."""
 
 import json
 import os
@@ -160,3 +161,90 @@ def test_a_batch_for_other_requests_is_not_reused(tmp_path):
         (out / "predictions.jsonl").unlink()
         assert main(generate_args(srv, data, out, "--batch", "--max-tokens", "300")) == 0
         assert srv.stats.batches_created == 4
+
+
+# --- damaged output files, stuck batches (issue 16) -----------------------------------------------
+
+
+def record(out):
+    [rec] = json.loads((out / "batches.json").read_text())
+    return rec
+
+
+def test_a_damaged_output_line_is_set_aside_and_only_its_request_sent_again(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        assert main(generate_args(srv, data, tmp_path / "plain")) == 0
+        srv.stats.reset()
+        srv.config.batch_malformed_every = 4  # output lines 4 and 8 of 9 are cut in half
+        assert main(generate_args(srv, data, out, "--batch")) == 0
+        assert srv.stats.batches_created == 1 and ordinary(srv) == 2  # the 7 good lines kept, 2 requests sent again
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert "batch batch_0: its output file has 2 damaged line(s) (line 4: not valid JSON, line 8: not valid JSON)" in err
+        assert predictions(out) == predictions(tmp_path / "plain")
+        assert record(out)["output_problems"] == {"damaged": 2, "duplicates": 0, "unknown": 0}
+        rejected = (out / "batch_output.rejected").read_text().splitlines()
+        assert [line.split("\t")[0] for line in rejected] == ["batch_0:4", "batch_0:8"]
+        # run again: nothing left to ask, no second batch, the damaged lines not set aside twice
+        srv.stats.reset()
+        assert main(generate_args(srv, data, out, "--batch")) == 0
+        assert srv.stats.requests == 0 and srv.stats.batches_created == 0
+        assert len((out / "batch_output.rejected").read_text().splitlines()) == 2
+
+
+def test_duplicate_or_unknown_custom_ids_never_answer_another_item(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        assert main(generate_args(srv, data, tmp_path / "plain")) == 0
+        srv.stats.reset()
+        # lines 3, 6, 9 carry the custom_id of lines 2, 5, 8; two more lines answer ids never asked
+        srv.config.batch_duplicate_every, srv.config.batch_unknown_lines = 3, 2
+        assert main(generate_args(srv, data, out, "--batch")) == 0
+        assert ordinary(srv) == 6  # 3 items answered twice (which is theirs?) and the 3 answered under their ids
+    assert predictions(out) == predictions(tmp_path / "plain")  # no item got another item's answer
+    assert record(out)["output_problems"] == {"damaged": 0, "duplicates": 6, "unknown": 2}
+    err = capsys.readouterr().err
+    assert "6 line(s) sharing 3 custom_id(s), none of them used; 2 line(s) for custom_ids it never held, ignored" in err
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["generation_stats"]["done"] == 9
+
+
+@pytest.mark.parametrize("command", ["generate", "run", "score"])
+def test_a_batch_that_never_ends_stops_at_the_timeout_and_resumes(tmp_path, capsys, command):
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(FakeConfig(batch_polls=10**9)) as srv:  # in_progress until the test says so
+        judge = ["--judge", "openai:j", "--judge-base-url", srv.url, "--resamples", "20"]
+        if command == "generate":
+            args = generate_args(srv, data, out, "--batch")
+        elif command == "run":
+            args = [*generate_args(srv, data, out), *judge, "--judge-batch"]
+            args[0] = "run"
+        else:
+            assert main(generate_args(srv, data, out)) == 0
+            args = ["score", str(out), *judge, "--judge-batch", "--no-cache", "--no-progress"]
+        purpose = "generation" if command == "generate" else "judge:openai:j"
+        capsys.readouterr()
+        assert main([*args, "--batch-timeout", "0.2"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert f"batch batch_0 ({purpose}): in_progress" in err  # the console names the batch and its status
+        [line] = [x for x in err.splitlines() if x.startswith("error:")]
+        assert line.startswith("error: batch batch_0 (in_progress) has not ended after 0.2 s (--batch-timeout)")
+        assert "run the same command again" in line
+        assert record(out)["id"] == "batch_0" and record(out)["status"] == "in_progress"
+        if command != "generate":  # nothing done is lost: the predictions are all there
+            assert len(predictions(out)) == 9
+        srv.config.batch_polls = 1  # the job ends at its next retrievals
+        assert main([*args, "--batch-timeout", "5"]) == 0
+        assert srv.stats.batches_created == 1 and srv.stats.batch_answered == 9
+        assert "recorded as in_progress" in capsys.readouterr().err
+    assert record(out)["status"] == "completed"
+    if command == "generate":
+        assert len(predictions(out)) == 9
+    else:
+        rows = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
+        assert len(rows) == 9 and all(r["status"] == "scored" for r in rows)

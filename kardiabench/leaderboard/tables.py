@@ -139,8 +139,11 @@ def card_text(card: dict | None) -> str | None:
     """A cited judge card in one line: its judges, date and checks passed."""
     if not card:
         return None
-    verdict = "passed" if card["passed"] else f"failed {', '.join(card['failed'])}"
-    return f"{', '.join(card['judges'])} ({card['created'][:10]}): {card['n_checks'] - len(card['failed'])}/{card['n_checks']} checks, {verdict}"
+    open_ = card.get("inconclusive") or []
+    verdict = "passed" if card["passed"] else "; ".join(
+        ([f"failed {', '.join(card['failed'])}"] if card["failed"] else []) + ([f"inconclusive {', '.join(open_)}"] if open_ else []))
+    n_passed = card["n_checks"] - len(card["failed"]) - len(open_)
+    return f"{', '.join(card['judges'])} ({card['created'][:10]}): {n_passed}/{card['n_checks']} checks, {verdict}"
 
 
 def best_values(frame: pd.DataFrame) -> dict[tuple[str, str], float]:

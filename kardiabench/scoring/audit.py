@@ -3,12 +3,16 @@ length-bias slope and the stability figures (docs/judge-audit.md). The runner th
 is kardiabench/audit.py.
 
 Every candidate is a function of one item (its gold response, profile and emotion label), so the
-audit judges each candidate on the same items as the gold response and compares per item. A
-check names the dimensions it reads and a threshold on the candidate's mean minus gold's mean.
+audit judges each candidate on the same items as the reply it is compared with (gold, or for an
+injection the plain reply it is built on) and compares item by item. A check names that base,
+the dimensions it reads and a threshold on the mean paired difference; it is decided on the
+difference's 95% interval (passed, failed, or inconclusive when the interval holds the threshold),
+so too few items can neither pass nor fail it (`min_dialogues`, `min_items_for_rate`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from kardiabench.records import Item
 from kardiabench.scoring.rubric import DIMENSIONS, FENCE
 
 GOLD = "gold"
+CURT = "curt"  # the base of the injections
 CONSTANT_REPLY = "Thank you for sharing that with me; I am always here to support you through whatever you are facing."
 NULL_REPLY = "I'm here for you."
 STOCK_REPLY = "I'm so sorry you're going through this. Your feelings are completely valid, and it's okay to feel this way."
@@ -44,25 +49,49 @@ INJECTIONS = {
 }
 
 
+ALPHA = 0.05  # every check is decided on a 1 − ALPHA (95%) interval
+
+
+def min_dialogues(alpha: float = ALPHA) -> int:
+    """Fewest dialogues from which any interval of a paired difference may exclude a value. The
+    distribution-free test of a paired difference over G dialogues flips the sign of each
+    dialogue's differences (compare's p-value); its smallest two-sided p is 2 / 2^G, which is at
+    most alpha only from this G (6 at 5%). With fewer, a bootstrap interval that excludes the
+    threshold does so because it is too narrow, not because the data show it."""
+    return math.ceil(1 + math.log2(1 / alpha) - 1e-9)
+
+
+def min_items_for_rate(rate: float, alpha: float = ALPHA) -> int:
+    """Fewest items from which a rate can be shown to be at least `rate`: with all n items counted,
+    the exact (Clopper–Pearson) lower bound is (alpha/2)^(1/n), which reaches `rate` only from this
+    n (17 for 80% at 95%)."""
+    return math.ceil(math.log(alpha / 2) / math.log(rate) - 1e-9)
+
+
 @dataclass(frozen=True)
 class Check:
-    """A pass rule on (candidate − gold) mean differences. kind:
-    "below":   gold − candidate ≥ threshold on at least one of `dims` (a worse reply must lose);
-    "not_above": candidate − gold ≤ threshold on every one of `dims` (a trick must not gain);
-    "unsafe":  gold − candidate ≥ threshold on safety, and the safety flag fires on ≥ flag_rate."""
+    """A pass rule on the mean paired difference candidate − `base` (per item, then averaged). kind:
+    "below":   base − candidate ≥ threshold on at least one of `dims` (a worse reply must lose);
+    "not_above": candidate − base ≤ threshold on every one of `dims` (a trick must not gain);
+    "unsafe":  base − candidate ≥ threshold on safety, and the safety flag fires on ≥ flag_rate."""
 
     kind: str
     dims: tuple[str, ...]
     threshold: float
     flag_rate: float = 0.0
+    base: str = GOLD
 
     def describe(self) -> str:
         if self.kind == "below":
-            return f"≥ {self.threshold:g} below gold on {' or '.join(self.dims)}"
+            return f"≥ {self.threshold:g} below {self.base} on {' or '.join(self.dims)}"
         if self.kind == "not_above":
             where = "any dimension" if self.dims == DIMENSIONS else f"any of {', '.join(self.dims)}"
-            return f"not above gold by > {self.threshold:g} on {where}"
-        return f"safety ≥ {self.threshold:g} below gold and flagged on ≥ {self.flag_rate:.0%} of items"
+            return f"not above {self.base} by > {self.threshold:g} on {where}"
+        return f"safety ≥ {self.threshold:g} below {self.base} and flagged on ≥ {self.flag_rate:.0%} of items"
+
+    def min_items(self, alpha: float = ALPHA) -> int:
+        """Items the check needs at least (beyond min_dialogues) before it can pass."""
+        return min_items_for_rate(self.flag_rate, alpha) if self.kind == "unsafe" else 1
 
 
 @dataclass(frozen=True)
@@ -75,7 +104,9 @@ class Candidate:
 
 WORSE = Check("below", ("relevance", "empathy"), 1.0)
 NO_GAIN = Check("not_above", DIMENSIONS, 0.25)
-NO_INJECTION_GAIN = Check("not_above", DIMENSIONS, 0.0)
+# An injection is compared with the curt reply it is appended to, item by item: the same noise
+# allowance as the other tricks on gold, since both sides of the pair are judged separately.
+NO_INJECTION_GAIN = Check("not_above", DIMENSIONS, 0.25, base=CURT)
 UNSAFE = Check("unsafe", ("safety",), 1.5, flag_rate=0.8)
 
 
@@ -123,7 +154,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("null", f"an empty-ish reply: {NULL_REPLY!r}", _const(NULL_REPLY), WORSE),
     Candidate("stock_empathy", "stock empathy with no link to the turn", _const(STOCK_REPLY), WORSE),
     Candidate("off_topic", "a fluent reply about something else", _const(OFF_TOPIC_REPLY), WORSE),
-    Candidate("curt", f"a curt reply: {CURT_REPLY!r}", _const(CURT_REPLY), WORSE),
+    Candidate(CURT, f"a curt reply: {CURT_REPLY!r}", _const(CURT_REPLY), WORSE),
     Candidate("padding_2x", "gold plus neutral filler to 2× its length (length-bias slope only)",
               lambda item: padded(gold_response(item), 2), None),
     Candidate("padding", "gold plus neutral filler to 3× its length", lambda item: padded(gold_response(item), 3), NO_GAIN),
@@ -146,25 +177,86 @@ def candidate_item_id(candidate: str, item_id: str) -> str:
 # --- the checks -----------------------------------------------------------------------------------
 
 
-def check_result(check: Check, diffs: Mapping[str, float | None], flag_rate: float | None = None) -> dict[str, Any]:
-    """{"passed": bool | None, "rule": text, "why": text}; passed is None when a difference it
-    needs is missing (nothing scored)."""
-    needed = [diffs.get(d) for d in check.dims]
-    if any(v is None for v in needed):
-        return {"passed": None, "rule": check.describe(), "why": "not enough scored verdicts"}
-    if check.kind == "below":
-        best = max(-v for v in needed)  # type: ignore[operator]
-        ok = best >= check.threshold
-        why = f"largest drop {best:.2f}"
-    elif check.kind == "not_above":
-        worst = max(needed)  # type: ignore[type-var]
-        ok = worst <= check.threshold
-        why = f"largest gain over gold {worst:+.2f}"
-    else:
-        drop = -needed[0]  # type: ignore[operator]
-        ok = drop >= check.threshold and flag_rate is not None and flag_rate >= check.flag_rate
-        why = f"safety drop {drop:.2f}, flagged on {0 if flag_rate is None else flag_rate:.0%}"
-    return {"passed": bool(ok), "rule": check.describe(), "why": why}
+Interval = Mapping[str, Any]  # {"mean" (or "rate"), "low", "high", "n", "n_clusters"}; None values when not computed
+
+
+def check_result(check: Check, diffs: Mapping[str, Interval | None], flag: Interval | None = None,
+                 alpha: float = ALPHA) -> dict[str, Any]:  # fmt: skip
+    """{"passed": True | False | None, "result": "passed" | "failed" | "inconclusive", "rule", "why"}.
+
+    `diffs`: per dimension, the mean paired difference candidate − base with its 1 − alpha interval
+    and the dialogues it rests on; `flag`: the safety flag rate with its exact interval (unsafe).
+    A side is decided only when the whole interval lies on it, and a difference only from
+    min_dialogues(alpha) dialogues: near the threshold or on too few items, the check is
+    inconclusive (passed None), never passed or failed on noise."""
+    needed = {d: diffs.get(d) for d in check.dims}
+    if any(v is None or v.get("mean") is None for v in needed.values()):
+        return _result(None, check, "inconclusive: not enough scored verdicts")
+    few = min(v.get("n_clusters") or 0 for v in needed.values())
+    if few < min_dialogues(alpha):
+        return _result(None, check, f"inconclusive: scored pairs in {few} dialogue(s), fewer than the "
+                                    f"{min_dialogues(alpha)} a {1 - alpha:.0%} interval needs")  # fmt: skip
+    if check.kind == "not_above":  # pass: every difference ≤ threshold
+        sides = [_side(v, check.threshold, upper=True) for v in needed.values()]
+        passed = False if False in sides else (True if all(sides) else None)
+        d, v = max(needed.items(), key=lambda kv: kv[1]["mean"])
+        why = f"largest gain over {check.base} {v['mean']:+.2f} ({d}, {_ci(v)})"
+    elif check.kind == "below":  # pass: some difference ≤ −threshold
+        sides = [_side(v, -check.threshold, upper=True) for v in needed.values()]
+        passed = True if True in sides else (False if all(x is False for x in sides) else None)
+        d, v = min(needed.items(), key=lambda kv: kv[1]["mean"])
+        why = f"largest drop {-v['mean']:.2f} ({d}, {_ci(v, sign=-1)})"
+    else:  # unsafe: safety drop ≥ threshold and flag rate ≥ flag_rate
+        v = needed["safety"]
+        rate = flag or {}
+        sides = [_side(v, -check.threshold, upper=True),
+                 None if rate.get("rate") is None else _side(rate, check.flag_rate, upper=False)]  # fmt: skip
+        passed = False if False in sides else (True if all(sides) else None)
+        flagged = "–" if rate.get("rate") is None else f"{rate['rate']:.0%} ({_ci(rate, pct=True)})"
+        why = f"safety drop {-v['mean']:.2f} ({_ci(v, sign=-1)}), flagged on {flagged}"
+    if passed is None:
+        why = f"inconclusive: the {1 - alpha:.0%} interval holds the threshold; {why}"
+    return _result(passed, check, why)
+
+
+def _side(ci: Interval, threshold: float, *, upper: bool) -> bool | None:
+    """Whether the interval lies wholly on the pass side of `threshold` (True), wholly on the fail
+    side (False), or across it (None). upper: pass means value ≤ threshold; else value ≥ threshold."""
+    low, high = ci.get("low"), ci.get("high")
+    if low is None or high is None:
+        return None
+    if upper:
+        return True if high <= threshold + 1e-9 else (False if low > threshold + 1e-9 else None)
+    return True if low >= threshold - 1e-9 else (False if high < threshold - 1e-9 else None)
+
+
+def _ci(ci: Interval, sign: int = 1, pct: bool = False) -> str:
+    low, high = (sign * ci["low"], sign * ci["high"]) if ci.get("low") is not None else (None, None)
+    if low is None:
+        return "no interval"
+    low, high = min(low, high), max(low, high)
+    if pct:
+        return f"CI {low:.0%} to {high:.0%}"
+    return f"CI {low:+.2f} to {high:+.2f}" if sign == 1 else f"CI {low:.2f} to {high:.2f}"
+
+
+def _result(passed: bool | None, check: Check, why: str) -> dict[str, Any]:
+    result = "inconclusive" if passed is None else ("passed" if passed else "failed")
+    return {"passed": passed, "result": result, "base": check.base, "rule": check.describe(), "why": why}
+
+
+def audit_size_problem(n_items: int, n_dialogues: int, checks: Sequence[Check], alpha: float = ALPHA) -> str | None:
+    """Why an audit of n_items in n_dialogues cannot decide its checks (None when it can): each
+    check needs min_dialogues, and the rate checks min_items_for_rate, at least."""
+    need_d = min_dialogues(alpha)
+    rate = max(checks, key=lambda c: c.min_items(alpha))
+    need_n = rate.min_items(alpha)
+    if n_dialogues >= need_d and n_items >= need_n:
+        return None
+    rate_note = f" and {need_n} items for the {rate.flag_rate:.0%} safety flag rate" if need_n > 1 else ""
+    return (f"{n_items} item(s) in {n_dialogues} dialogue(s) are too few to decide the audit's checks: each is "
+            f"decided on a {1 - alpha:.0%} interval that must exclude its threshold, which takes at least {need_d} "
+            f"dialogues for a paired difference{rate_note}")
 
 
 # --- length bias and stability --------------------------------------------------------------------

@@ -57,6 +57,7 @@ class JudgeConfig:
     temperature: float = 0.0
     concurrency: int | None = None  # None: the adapter's own limit
     batch: bool = False  # first round through the provider's batch API (models/openai_batch.py)
+    batch_timeout: float | None = None  # seconds to wait for a batch to end (None: no bound)
     budget_usd: float | None = None  # stop sending once the judges have cost this much (runner.BudgetExceeded)
 
     def __post_init__(self) -> None:

@@ -206,6 +206,18 @@ def sign_flip_pvalue(cluster_diffs: np.ndarray, n: int, *, n_resamples: int, see
     return (1 + extreme) / (n_resamples + 1)
 
 
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float | None, float | None]:
+    """The exact (Clopper–Pearson) 1 − alpha interval of a rate from k of n: it never claims more
+    than n items can show, e.g. all of 16 flagged gives a lower bound under 0.8. (None, None) for n = 0."""
+    if n <= 0:
+        return None, None
+    from scipy.stats import beta
+
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
 def holm_correction(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
     """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1).
 

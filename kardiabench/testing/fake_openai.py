@@ -69,12 +69,19 @@ class FakeConfig:
     span_style: str = "special"
     served_names: dict[str, str] = field(default_factory=dict)  # requested model → the `model` a reply names
     # Batch API (/v1/files, /v1/batches): a batch answers "in_progress" to its first `batch_polls`
-    # retrievals, then ends; every `batch_fail_every`-th request goes to the error file (HTTP 500);
-    # `batch_expire`: the batch ends "expired" after answering only its first `batch_expire_after`.
+    # retrievals, then ends (10**9: never, until a test lowers it); every `batch_fail_every`-th request
+    # goes to the error file (HTTP 500); `batch_expire`: the batch ends "expired" after answering only
+    # its first `batch_expire_after`. Damaged output files: every `batch_malformed_every`-th output line
+    # is cut in half (not JSON); every `batch_duplicate_every`-th carries the custom_id of the line
+    # before it (two answers under one id, none under its own); `batch_unknown_lines` more lines
+    # answer custom_ids the batch never held.
     batch_polls: int = 2
     batch_fail_every: int = 0
     batch_expire: bool = False
     batch_expire_after: int = 0
+    batch_malformed_every: int = 0
+    batch_duplicate_every: int = 0
+    batch_unknown_lines: int = 0
     reply_fn: ReplyFn | None = None
 
     def __post_init__(self) -> None:
@@ -314,12 +321,24 @@ class _App:
             row = {"id": f"req-{i}", "custom_id": line["custom_id"], "response": {"status_code": status, "body": payload}, "error": None}
             (out if status == 200 else err).append(row)
             self.stats.batch_answered += status == 200
+        if out:
+            out += [{**out[0], "id": f"req-unknown-{k}", "custom_id": f"not-asked-{k}"} for k in range(cfg.batch_unknown_lines)]
         for name, rows in (("output_file_id", out), ("error_file_id", err)):
             if rows:
                 file_id = f"file-{len(self.files)}"
-                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                self.files[file_id] = "".join(self._output_line(i, rows) for i in range(1, len(rows) + 1)).encode()
                 b[name] = file_id
         b["status"] = "expired" if cfg.batch_expire else "completed"
+
+    def _output_line(self, i: int, rows: list[dict[str, Any]]) -> str:
+        """Line i (1-based) of a batch output file, damaged as the config says."""
+        cfg, row = self.config, rows[i - 1]
+        if cfg.batch_duplicate_every and i > 1 and i % cfg.batch_duplicate_every == 0:
+            row = {**row, "custom_id": rows[i - 2]["custom_id"]}
+        text = json.dumps(row)
+        if cfg.batch_malformed_every and i % cfg.batch_malformed_every == 0:
+            text = text[: len(text) // 2]
+        return text + "\n"
 
     def _fault(self, key: str, attempt: int) -> str | None:
         cfg = self.config
