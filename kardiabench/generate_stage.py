@@ -247,6 +247,7 @@ def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunD
     if not items:
         raise DataError(f"no items to evaluate in {cfg.data.source} (split {loaded.split or 'whole file'})")
     model = build_model(cfg, log)
+    model.probe("--base-url")  # a dead endpoint stops here, before the folder is touched
     run = RunDir(cfg.output)
     identity = generation_identity(cfg, model)
     manifest: dict[str, Any] = {}

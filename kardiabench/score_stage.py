@@ -32,7 +32,7 @@ from kardiabench.generate_stage import (
     task_block,
 )
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
-from kardiabench.models import ChatModel, ModelOptions, load_model
+from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.params import ParameterError, check_keywords
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
@@ -124,6 +124,14 @@ class JudgeOptions:
                             api_key_env=self.judge_api_key_env, require_key=require_key, timeout=self.judge_timeout,
                             batch_size=self.judge_batch_size, dtype=self.judge_dtype, chat_template=template)  # fmt: skip
         return [load_model(spec, opts) for spec in dict.fromkeys(self.judges)]
+
+    def probe(self) -> None:
+        """Probe the endpoint of every openai: judge, --escalate-to's too (ChatModel.probe): a dead
+        one is a FatalModelError before anything is sent. Other judges are not loaded for it."""
+        specs = [s for s in dict.fromkeys([*self.judges, *filter(None, [self.escalate_to])]) if parse_spec(s)[0] == "openai"]
+        if specs:
+            for model in dataclasses.replace(self, judges=tuple(specs), escalate_to=None).models():
+                model.probe("--judge-base-url")
 
 
 JUDGE_KEYWORDS = tuple(f.name for f in dataclasses.fields(JudgeOptions))
@@ -248,6 +256,7 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
         outcome, note = saved_outcome(rubric, judging.judge_max_tokens, items, preds, run)
         return (saved_rule(outcome, run, judging.judge_pool) if outcome else None), note
     cfg = judging.config()
+    judging.probe()
     cache = Cache(cache_path) if cache_path else None
     try:
         outcome = asyncio.run(run_judges(items, preds, judging.models(), cfg, run, cache, progress=progress))

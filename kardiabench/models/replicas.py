@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Any
 
-from kardiabench.models.base import ChatModel, ChatRequest, Generation, ModelError
+from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError
 from kardiabench.models.openai_api import OpenAIChatModel, _Retry
 from kardiabench.redact import redact_url
 
@@ -102,6 +102,17 @@ class ReplicaPool(ChatModel):
         """Per replica (redacted URL): requests assigned, replies, cooldowns."""
         return {redact_url(r.base_url): {"assigned": r.assigned, "successes": r.stats.successes, "cooldowns": r.cooldowns}
                 for r in self.replicas}  # fmt: skip
+
+    def probe(self, flag: str = "--base-url") -> None:
+        """Every replica probed, at once (dead remote hosts each wait out the probe's timeout): a
+        dead one stops the run before anything is sent, all the dead ones named in one line."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(self.replicas)) as pool:
+            dead = [why for why in pool.map(_Replica.unreachable, self.replicas) if why is not None]
+        if dead:
+            some = "" if len(dead) == 1 else f"{len(dead)} of {len(self.replicas)} replicas do not answer: "
+            raise FatalModelError(f"{self.spec}: {some}{'; '.join(dead)}; is the server up? (check {flag})")
 
     async def aclose(self) -> None:
         for r in self.replicas:
