@@ -114,6 +114,7 @@ class JudgeInfo(_Open):
     wall_s: float | None = None
     pool: str | None = None  # how the judges were pooled (results.json rubric.pool)
     escalation: dict[str, Any] | None = None  # judge, threshold, items: the stronger judge's items
+    replicas: dict[str, list[ReplicaStats]] | None = None  # judge → its replicas (several --judge-base-url), this scoring's requests
 
 
 class GenerationIdentity(_Open):
@@ -125,6 +126,21 @@ class GenerationIdentity(_Open):
     sampling: dict[str, Any] | None = None
     history: str | None = None
     data: dict[str, Any] | None = None
+
+
+class ReplicaStats(_Open):
+    """One replica of a pool (`--base-url` given more than once; models/replicas.py): its live
+    requests (the cache never reaches a replica), totals over the sessions of the folder."""
+
+    url: str  # credentials masked
+    requests: int  # HTTP requests sent to it
+    replies: int
+    failures: int  # requests it failed (each retried on the pool, up to its limit)
+    retries: int  # requests sent to it that had failed before, here or on another replica
+    cooldowns: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    served_models: dict[str, int] = {}  # the `model` its replies named → replies
 
 
 class GenerationStats(_Open):
@@ -144,6 +160,8 @@ class GenerationStats(_Open):
     generated_tokens: int = 0  # completion tokens generated now, not taken from the cache
     tokens_per_s: float | None = None  # generated_tokens / wall_s
     pad_tokens_saved: int = 0  # padding avoided by length-ordered batches (hf:)
+    replicas: list[ReplicaStats] | None = None  # several --base-url: per replica; absent for one endpoint
+    mixed_served_models: list[str] | None = None  # the replicas answered as these different models
 
 
 # ----------------------------------------------------------------------------- the two files

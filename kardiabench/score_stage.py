@@ -464,10 +464,12 @@ def load_families(path: str | None) -> dict[str, str]:
 def judge_block(outcome, wall_s: float) -> dict[str, Any]:
     """run.json's `judge`: who judged under which rubric, and the totals of results.json's
     rubric.usage over the judges (tokens and cost of every verdict used, cached ones included)
-    with this scoring's judge-stage wall time, so run.json alone says what judging cost."""
+    with this scoring's judge-stage wall time, so run.json alone says what judging cost; for a
+    judge on several replicas, what this scoring asked of each (`replicas`)."""
     esc = outcome.escalation
     usage = [*outcome.usage().values(), *([outcome.judge_usage(esc.judge)] if esc else [])]
     costs = [u["cost_usd"] for u in usage]
+    replicas = {judge: stats["replicas"] for judge, stats in outcome.run_stats.items() if stats.get("replicas")}
     return {
         "spec": "+".join(outcome.judges), "judges": list(outcome.judges), "rubric_version": outcome.rubric_version,
         "repeats": outcome.repeats, "requests": sum(u["requests"] for u in usage),
@@ -476,6 +478,7 @@ def judge_block(outcome, wall_s: float) -> dict[str, Any]:
         "served_models": dict(sum((Counter(u["served_models"]) for u in usage), Counter())), "wall_s": wall_s,
         "pool": outcome.pool,
         **({"escalation": {"judge": esc.judge, "threshold": esc.threshold, "items": list(esc.items)}} if esc else {}),
+        **({"replicas": replicas} if replicas else {}),
     }  # fmt: skip
 
 

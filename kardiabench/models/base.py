@@ -106,6 +106,10 @@ class ChatModel(ABC):
         its longest prompt; the runner then forms batches in length order. None: order does not matter."""
         return None
 
+    def replica_usage(self) -> list[dict[str, Any]] | None:
+        """Per endpoint of a pool of replicas (models/replicas.py); None for a single backend."""
+        return None
+
     def probe(self, flag: str = "--base-url") -> None:  # noqa: B027 - optional hook
         """Before anything is sent: raise FatalModelError, naming the endpoint and `flag` (the
         option that set it), when an API backend cannot answer at all, so a run does not generate
