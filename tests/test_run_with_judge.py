@@ -119,3 +119,11 @@ def test_score_probes_its_judge_before_sending_anything(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: openai:judge-model: cannot connect to {dead} (") and err.count("\n") == 1
     assert not (out / "judgments.jsonl").exists() and not (out / "results.json").exists()
+
+
+def test_dry_run_probes_nothing(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data")
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: a probe would fail the command
+    assert main(["run", "--dry-run", "--model", "openai:gen-model", "--base-url", dead, "--data", str(data), "--output", str(tmp_path / "run"),
+                 "--judge", "openai:judge-model", "--judge-base-url", dead]) == 0  # fmt: skip
+    assert "error" not in capsys.readouterr().err
