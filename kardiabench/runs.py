@@ -102,6 +102,22 @@ class DataInfo(_Open):
     revision: str | None = None  # the Hub commit; None for local data
 
 
+class ReplicaStats(_Open):
+    """One replica of a pool (`--base-url` given more than once; models/replicas.py): its live
+    requests (the cache never reaches a replica); in `generation_stats`, totals over the folder's
+    sessions, in `judge`, the last scoring's."""
+
+    url: str  # credentials masked
+    requests: int  # HTTP requests sent to it
+    replies: int
+    failures: int  # requests that failed there (those worth retrying were retried on the pool)
+    retries: int  # requests sent to it that had failed before, here or on another replica
+    cooldowns: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    served_models: dict[str, int] = {}  # the `model` its replies named → replies
+
+
 class JudgeInfo(_Open):
     spec: str
     rubric_version: str | None = None
@@ -126,21 +142,6 @@ class GenerationIdentity(_Open):
     sampling: dict[str, Any] | None = None
     history: str | None = None
     data: dict[str, Any] | None = None
-
-
-class ReplicaStats(_Open):
-    """One replica of a pool (`--base-url` given more than once; models/replicas.py): its live
-    requests (the cache never reaches a replica), totals over the sessions of the folder."""
-
-    url: str  # credentials masked
-    requests: int  # HTTP requests sent to it
-    replies: int
-    failures: int  # requests it failed (each retried on the pool, up to its limit)
-    retries: int  # requests sent to it that had failed before, here or on another replica
-    cooldowns: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    served_models: dict[str, int] = {}  # the `model` its replies named → replies
 
 
 class GenerationStats(_Open):

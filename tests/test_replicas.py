@@ -135,3 +135,6 @@ def test_judge_replicas_are_counted_in_run_json(tmp_path, monkeypatch, capsys):
         assert sum(r["replies"] for r in replicas) == 9 and [r["served_models"] for r in replicas] == [
             {"j-v1": replicas[0]["replies"]}, {"j-v2": replicas[1]["replies"]}]  # fmt: skip
     assert capsys.readouterr().err.count("the replicas of openai:j answer as different models") == 1
+    from kardiabench.runs import load_run
+
+    assert load_run(out).manifest.judge.replicas["openai:j"][1].served_models == {"j-v2": replicas[1]["replies"]}

@@ -184,4 +184,3 @@ def mixed_served_models(replicas: list[dict[str, Any]]) -> list[str] | None:
     """The model names the replicas' replies gave, sorted, when there is more than one; else None."""
     names = sorted({name for r in replicas for name in r.get("served_models") or {}})
     return names if len(names) > 1 else None
-
