@@ -184,13 +184,15 @@ def generate(model: str, output: str | Path, **options: Any) -> Run:
 def evaluate(model: str, output: str | Path, *, resamples: int = 1000, bootstrap_seed: int = 0, **options: Any) -> Run:
     """Generate, score and write OUTPUT/report.html (`kardiabench run`). Keywords: those of `generation_config`, those of
     `JudgeOptions` (judges=[...], judge_base_url, …), and resamples / bootstrap_seed as for `score`.
-    Judges are built first, so a judge's missing API key stops the run before anything is sent."""
+    Judges are built and their endpoints probed first, so a judge's missing API key or dead endpoint
+    stops the run before anything is sent."""
     check_keywords(resamples=resamples, bootstrap_seed=bootstrap_seed)
     judging = JudgeOptions(**_take(options, JUDGE_KEYWORDS))
     check_keywords(judge_max_cost=judging.judge_max_cost)
     cfg = generation_config(model, output, **options)
     if judging.judges:
         judging.models()
+        judging.probe()
     problems, cost = _generate(cfg)
     if cfg.max_cost_usd is not None:  # --max-cost covers generation and judging together
         left = cfg.max_cost_usd - (cost or 0.0)

@@ -101,6 +101,8 @@ def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *
     cfg = judging.config()
     seed_b = dataclasses.replace(cfg, seed=cfg.seed + SEED_B_OFFSET, repeats=1)
     models = judging.models()
+    for model in models:  # a dead endpoint stops here, before anything is sent
+        model.probe("--judge-base-url")
     cache = Cache(cache_path) if cache_path else None
     try:
         first = asyncio.run(run_judges(cases, preds, models, cfg, RunDir(output / "seed-A"), cache, progress))

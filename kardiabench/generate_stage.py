@@ -25,6 +25,7 @@ from kardiabench.data.load import (
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.models.base import ChatRequest, Generation, ModelError, SamplingParams
 from kardiabench.models.openai_batch import BatchJob
+from kardiabench.models.replicas import mixed_served_models
 from kardiabench.records import Item, Prediction
 from kardiabench.redact import redact_argv
 from kardiabench.rundir import RunDir, RunDirError, now, provenance
@@ -248,6 +249,7 @@ def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunD
     if not items:
         raise DataError(f"no items to evaluate in {cfg.data.source} (split {loaded.split or 'whole file'})")
     model = build_model(cfg, log)
+    model.probe("--base-url")  # a dead endpoint stops here, before the folder is touched
     run = RunDir(cfg.output)
     identity = generation_identity(cfg, model)
     manifest: dict[str, Any] = {}
@@ -308,16 +310,19 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
         if cache is not None:
             cache.close()
         await model.aclose()
-    manifest["generation_stats"] = add_stats(manifest.get("generation_stats"), stats, started)
+    manifest["generation_stats"] = add_stats(manifest.get("generation_stats"), stats, started, model.replica_usage())
     run.write_manifest(manifest)
     return run, stats, items
 
 
-def add_stats(previous: dict[str, Any] | None, stats: RunStats, started: str) -> dict[str, Any]:
+def add_stats(previous: dict[str, Any] | None, stats: RunStats, started: str,
+              replicas: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     """run.json's `generation_stats`: this session's requests added to those of the sessions before
     it in the folder (`resumes` of them), so a resume with nothing left to do loses no totals.
     `tokens_per_s` is generated (uncached) completion tokens over the sessions' wall time.
-    `failed`/`failed_items` are this session's: every item that failed before is asked again."""
+    `failed`/`failed_items` are this session's: every item that failed before is asked again.
+    `replicas` (a pool's `replica_usage`) are added up per URL the same way, and
+    `mixed_served_models` names the models they answered as when that is more than one."""
     new = {
         "requested": stats.total, "from_cache": stats.cached, "done": stats.done, "failed": stats.failed,
         "failed_items": stats.failed_keys, "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
@@ -325,8 +330,12 @@ def add_stats(previous: dict[str, Any] | None, stats: RunStats, started: str) ->
         "started": started, "finished": now(), "resumes": 0, "generated_tokens": stats.generated_tokens,
         "pad_tokens_saved": stats.pad_tokens_saved,
     }  # fmt: skip
+    if replicas:
+        new["replicas"] = replicas
     if previous:
         _add_previous(new, previous, started)
+    if new.get("replicas"):
+        new["mixed_served_models"] = mixed_served_models(new["replicas"])
     new["tokens_per_s"] = tokens_per_s(new["generated_tokens"], new["wall_s"])
     return new
 
@@ -345,3 +354,21 @@ def _add_previous(new: dict[str, Any], previous: dict[str, Any], started: str) -
     new["served_models"] = dict(Counter(previous.get("served_models") or {}) + Counter(new["served_models"]))
     new["started"] = previous.get("started", started)
     new["resumes"] = previous.get("resumes", 0) + 1
+    if previous.get("replicas") or new.get("replicas"):
+        new["replicas"] = _add_replicas(previous.get("replicas") or [], new.get("replicas") or [])
+
+
+def _add_replicas(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-replica totals over sessions, matched by URL (a session may use other replicas)."""
+    merged = {r["url"]: dict(r) for r in old}
+    for r in new:
+        if r["url"] not in merged:
+            merged[r["url"]] = dict(r)
+            continue
+        m = merged[r["url"]]
+        for k, v in r.items():
+            if k == "served_models":
+                m[k] = dict(Counter(m.get(k) or {}) + Counter(v))
+            elif isinstance(v, int):
+                m[k] = m.get(k, 0) + v
+    return list(merged.values())

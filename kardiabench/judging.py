@@ -375,6 +375,9 @@ async def _judge_with(
         stats["wall_s"] += rs.wall_s
         pending = retry
         round_no += 1
+    replicas = model.replica_usage()  # several --judge-base-url: what each replica was asked
+    if replicas:
+        stats["replicas"] = replicas
     return stats
 
 

@@ -102,6 +102,22 @@ class DataInfo(_Open):
     revision: str | None = None  # the Hub commit; None for local data
 
 
+class ReplicaStats(_Open):
+    """One replica of a pool (`--base-url` given more than once; models/replicas.py): its live
+    requests (the cache never reaches a replica); in `generation_stats`, totals over the folder's
+    sessions, in `judge`, the last scoring's."""
+
+    url: str  # credentials masked
+    requests: int  # HTTP requests sent to it
+    replies: int
+    failures: int  # requests that failed there (those worth retrying were retried on the pool)
+    retries: int  # requests sent to it that had failed before, here or on another replica
+    cooldowns: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    served_models: dict[str, int] = {}  # the `model` its replies named → replies
+
+
 class JudgeInfo(_Open):
     spec: str
     rubric_version: str | None = None
@@ -120,6 +136,7 @@ class JudgeInfo(_Open):
     max_tokens: int | list[Any] | None = None
     temperature: float | list[Any] | None = None
     seed: int | list[Any] | None = None  # the base seed (repeat r uses seed + r)
+    replicas: dict[str, list[ReplicaStats]] | None = None  # judge → its replicas (several --judge-base-url), this scoring's requests
 
 
 class GenerationIdentity(_Open):
@@ -150,6 +167,8 @@ class GenerationStats(_Open):
     generated_tokens: int = 0  # completion tokens generated now, not taken from the cache
     tokens_per_s: float | None = None  # generated_tokens / wall_s
     pad_tokens_saved: int = 0  # padding avoided by length-ordered batches (hf:)
+    replicas: list[ReplicaStats] | None = None  # several --base-url: per replica; absent for one endpoint
+    mixed_served_models: list[str] | None = None  # the replicas answered as these different models
 
 
 # ----------------------------------------------------------------------------- the two files

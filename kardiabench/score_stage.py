@@ -34,7 +34,7 @@ from kardiabench.generate_stage import (
     task_block,
 )
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
-from kardiabench.models import ChatModel, ModelOptions, load_model
+from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
@@ -130,6 +130,14 @@ class JudgeOptions:
                             api_key_env=self.judge_api_key_env, require_key=require_key, timeout=self.judge_timeout,
                             batch_size=self.judge_batch_size, dtype=self.judge_dtype, chat_template=template)  # fmt: skip
         return [load_model(spec, opts) for spec in dict.fromkeys(self.judges)]
+
+    def probe(self) -> None:
+        """Probe the endpoint of every openai: judge, --escalate-to's too (ChatModel.probe): a dead
+        one is a FatalModelError before anything is sent. Other judges are not loaded for it."""
+        specs = [s for s in dict.fromkeys([*self.judges, *filter(None, [self.escalate_to])]) if parse_spec(s)[0] == "openai"]
+        if specs:
+            for model in dataclasses.replace(self, judges=tuple(specs), escalate_to=None).models():
+                model.probe("--judge-base-url")
 
 
 JUDGE_KEYWORDS = tuple(f.name for f in dataclasses.fields(JudgeOptions))
@@ -268,6 +276,7 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
         outcome, note = saved_outcome(rubric, judging.judge_max_tokens, items, preds, run)
         return (saved_rule(outcome, run, judging.judge_pool) if outcome else None), note
     cfg = judging.config()
+    judging.probe()
     cache = Cache(cache_path) if cache_path else None
     try:
         outcome = asyncio.run(run_judges(items, preds, judging.models(), cfg, run, cache, progress=progress))
@@ -493,10 +502,12 @@ def load_families(path: str | None) -> dict[str, str]:
 def judge_block(outcome, wall_s: float) -> dict[str, Any]:
     """run.json's `judge`: who judged under which rubric, and the totals of results.json's
     rubric.usage over the judges (tokens and cost of every verdict used, cached ones included)
-    with this scoring's judge-stage wall time, so run.json alone says what judging cost."""
+    with this scoring's judge-stage wall time, so run.json alone says what judging cost; for a
+    judge on several replicas, what this scoring asked of each (`replicas`)."""
     esc = outcome.escalation
     usage = [*outcome.usage().values(), *([outcome.judge_usage(esc.judge)] if esc else [])]
     costs = [u["cost_usd"] for u in usage]
+    replicas = {judge: stats["replicas"] for judge, stats in outcome.run_stats.items() if stats.get("replicas")}
     return {
         "spec": "+".join(outcome.judges), "judges": list(outcome.judges), "rubric_version": outcome.rubric_version,
         "repeats": outcome.repeats, "requests": sum(u["requests"] for u in usage),
@@ -506,6 +517,7 @@ def judge_block(outcome, wall_s: float) -> dict[str, Any]:
         "pool": outcome.pool,
         **({"escalation": {"judge": esc.judge, "threshold": esc.threshold, "items": list(esc.items)}} if esc else {}),
         **verdict_settings(outcome.judgments),
+        **({"replicas": replicas} if replicas else {}),
     }  # fmt: skip
 
 

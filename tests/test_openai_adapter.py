@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,7 +20,12 @@ from kardiabench.models.base import (
     ModelError,
     SamplingParams,
 )
-from kardiabench.models.openai_api import AdaptiveLimiter, OpenAIChatModel, _retry_after
+from kardiabench.models.openai_api import (
+    AdaptiveLimiter,
+    OpenAIChatModel,
+    _lacks_scope,
+    _retry_after,
+)
 from kardiabench.models.pricing import DEFAULT_PRICES, PriceTable, cost, load_prices
 from kardiabench.testing.fake_openai import (
     FakeConfig,
@@ -447,3 +453,33 @@ def test_fake_server_runs_as_a_subprocess_with_faults():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ----------------------------------------------------------------------------- the endpoint probe
+
+
+def test_probe_names_an_endpoint_that_connects_but_never_answers():
+    with socket.socket() as sock:  # listens, never accepts: the connection opens, no reply ever comes
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        model = OpenAIChatModel("m", base_url=url, api_key=SECRET, timeout=0.3)
+        with pytest.raises(FatalModelError) as info:
+            model.probe("--judge-base-url")
+    assert str(info.value) == f"openai:m: no answer from {url} within 0.3s; is the server up? (check --judge-base-url)"
+    assert SECRET not in str(info.value)
+
+
+def test_probe_sends_one_listing_and_never_a_chat_request():
+    with FakeOpenAIServer(FakeConfig(api_key=SECRET)) as srv:
+        model_for(srv).probe()
+        assert (srv.stats.listings, srv.stats.requests) == (1, 0)
+        with pytest.raises(FatalModelError, match="authentication failed .* check OPENAI_API_KEY") as info:
+            model_for(srv, api_key="sk-wrong-key-0000").probe()
+    assert "sk-wrong-key-0000" not in str(info.value)
+
+
+def test_a_key_that_only_may_not_list_models_is_not_refused():
+    # OpenAI's answer to a restricted key without the models scope; such a key may still chat
+    assert _lacks_scope("You have insufficient permissions for this operation. Missing scopes: api.model.read.")
+    assert not _lacks_scope("Incorrect API key provided: sk-….")

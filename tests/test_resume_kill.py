@@ -5,11 +5,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from helpers import write_dataset
+from helpers import cli_command, started_in_background, write_dataset
 
 from kardiabench.data import expand, load_dialogues
 from kardiabench.jsonl import read_jsonl_tolerant
@@ -28,8 +27,8 @@ def wait_for_predictions(proc, preds, at_least):
 
 
 def generate_cmd(data, out, url):
-    return [sys.executable, "-m", "kardiabench.cli", "generate", "--model", "openai:fake-model", "--base-url", url,
-            "--data", str(data), "--output", str(out), "--concurrency", "2", "--no-cache", "--no-progress"]  # fmt: skip
+    return cli_command("generate", "--model", "openai:fake-model", "--base-url", url, "--data", str(data), "--output", str(out),
+                       "--concurrency", "2", "--no-cache", "--no-progress")  # fmt: skip
 
 
 @pytest.mark.slow
@@ -75,12 +74,14 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    # started as a background job (SIGINT inherited as ignored), so the suite passes however it is started
     data = write_dataset(tmp_path / "data", test_users=tuple("efghijkl"), n_turns=4)
     env = {**os.environ, "OPENAI_API_KEY": "sk-test-not-a-secret"}
     # 2 s a reply, 2 at a time: the run needs 32 s; SIGINT comes once 2 items are saved (~2 s in)
     with FakeOpenAIServer(FakeConfig(latency=2.0)) as srv:
         out = tmp_path / "run"
-        proc = subprocess.Popen(generate_cmd(data, out, srv.url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(started_in_background(generate_cmd(data, out, srv.url)), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
         preds = out / "predictions.jsonl"
         wait_for_predictions(proc, preds, 2)
         proc.send_signal(signal.SIGINT)

@@ -13,13 +13,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import write_dataset
+from helpers import cli_command, started_in_background, write_dataset
 from test_judge import _pred
 
 import kardiabench
@@ -447,9 +446,10 @@ def test_ctrl_c_while_judging_exits_130_with_the_resume_hint(tmp_path):
                  "--no-progress", "--no-cache"]) == 0  # fmt: skip
     env = {**os.environ, "OPENAI_API_KEY": "sk-test-not-a-secret"}
     with FakeOpenAIServer(FakeConfig(latency=0.3, reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
-        cmd = [sys.executable, "-m", "kardiabench.cli", "score", str(out), "--judge", "openai:judge-model",
-               "--judge-base-url", srv.url, "--judge-concurrency", "2", "--no-cache", "--no-progress"]  # fmt: skip
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cmd = cli_command("score", str(out), "--judge", "openai:judge-model", "--judge-base-url", srv.url,
+                          "--judge-concurrency", "2", "--no-cache", "--no-progress")  # fmt: skip
+        # as a background job starts it (SIGINT inherited as ignored): the test holds however the suite is started
+        proc = subprocess.Popen(started_in_background(cmd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         judgments = out / "judgments.jsonl"
         while not (judgments.exists() and len(read_jsonl_tolerant(judgments)) >= 4):
             assert proc.poll() is None, f"score exited ({proc.returncode}) before 4 verdicts"

@@ -106,6 +106,15 @@ class ChatModel(ABC):
         its longest prompt; the runner then forms batches in length order. None: order does not matter."""
         return None
 
+    def replica_usage(self) -> list[dict[str, Any]] | None:
+        """Per endpoint of a pool of replicas (models/replicas.py); None for a single backend."""
+        return None
+
+    def probe(self, flag: str = "--base-url") -> None:  # noqa: B027 - optional hook
+        """Before anything is sent: raise FatalModelError, naming the endpoint and `flag` (the
+        option that set it), when an API backend cannot answer at all, so a run does not generate
+        for an hour and then find its judge down. Local engines have nothing to probe."""
+
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         """Prompt tokens, for dry-run estimates. Adapters with a tokenizer override this."""
         return sum(len(c) for _, c in request.messages) // 4 + 4 * len(request.messages)

@@ -48,6 +48,7 @@ RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # Optional request fields an endpoint may refuse; dropped (once, remembered) when it says so.
 DROPPABLE = ("response_format", "temperature", "top_p", "seed")
 POOL_SHARD = 16  # connections per HTTP client (see OpenAIChatModel._clients_here)
+PROBE_TIMEOUT = 10.0  # seconds the probe (GET /models) waits, at most; chat requests get --timeout
 _UNSUPPORTED = ("unsupported", "not supported", "does not support", "only the default", "not available")
 
 
@@ -238,6 +239,37 @@ class OpenAIChatModel(ChatModel):
             self._client_loop = loop
         return self._clients
 
+    def probe(self, flag: str = "--base-url") -> None:
+        why = self.unreachable()
+        if why is not None:
+            raise FatalModelError(f"{self.spec}: {why}; is the server up? (check {flag})")
+
+    def unreachable(self) -> str | None:
+        """Why the endpoint is dead, from one GET BASE/models, or None: it answered. Dead: no
+        connection or no answer within PROBE_TIMEOUT; a key it refuses (HTTP 401/403) raises the
+        usual authentication error. Any other answer counts as alive, so endpoints without /models
+        (404, 405) and sick ones (5xx: the chat requests retry) pass, as does a key that only lacks
+        the scope to list models (OpenAI's restricted keys)."""
+        import openai
+
+        hx = _httpx_module()
+        wait = min(self.timeout, PROBE_TIMEOUT)
+        where = redact_url(self.base_url)
+        client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=hx.Timeout(wait))
+        try:
+            client.get("/models", cast_to=hx.Response)
+        except openai.APITimeoutError:
+            return f"no answer from {where} within {wait:g}s"
+        except openai.APIConnectionError as e:
+            return f"cannot connect to {where} ({_clip(self._scrub(str(e.__cause__ or e)))})"
+        except openai.APIStatusError as e:
+            refused = self._auth_failure(e)
+            if refused is not None and not _lacks_scope(self._scrub(_error_fields(e)[0])):
+                raise refused from None
+        finally:
+            client.close()
+        return None
+
     async def aclose(self) -> None:
         clients, self._clients = self._clients, []
         if self._client_loop is asyncio.get_running_loop():
@@ -367,11 +399,9 @@ class OpenAIChatModel(ChatModel):
         status = e.status_code
         message, param, code = _error_fields(e)
         message = self._scrub(message)
-        if status in (401, 403):
-            detail = "" if status == 401 else f" ({_clip(message)})"
-            return FatalModelError(
-                f"authentication failed for {self.base_url} (HTTP {status}){detail}: check {self.api_key_env}"
-            )
+        refused = self._auth_failure(e)
+        if refused is not None:
+            return refused
         low = message.lower()
         if status == 429 and ("insufficient_quota" in (code or "") or "exceeded your current quota" in low):
             return FatalModelError(f"quota exhausted for {self.base_url}: {_clip(message)}")
@@ -390,6 +420,14 @@ class OpenAIChatModel(ChatModel):
         if status == 400 and self._adapt(low, param, body):
             return None
         return ModelError(f"{self.spec}: HTTP {status} from {self.base_url}: {_clip(message, 300)}")
+
+    def _auth_failure(self, e: Any) -> FatalModelError | None:
+        """The error for an HTTP 401/403 (a key the endpoint refuses), else None."""
+        status = e.status_code
+        if status not in (401, 403):
+            return None
+        detail = "" if status == 401 else f" ({_clip(self._scrub(_error_fields(e)[0]))})"
+        return FatalModelError(f"authentication failed for {self.base_url} (HTTP {status}){detail}: check {self.api_key_env}")
 
     def _adapt(self, low: str, param: str | None, body: dict[str, Any]) -> bool:
         """Drop or rename a parameter the endpoint refused; True if the request should be resent."""
@@ -462,6 +500,13 @@ def _retry_after(headers: Any, cap: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return min(cap, max(0.0, when.timestamp() - time.time()))
+
+
+def _lacks_scope(message: str) -> bool:
+    """A 401/403 that says the key is valid but may not do this (OpenAI: "insufficient permissions
+    … Missing scopes: api.model.read"): a restricted key that may still chat."""
+    low = message.lower()
+    return "missing scope" in low or "insufficient permissions" in low
 
 
 def _pure_json(text: str) -> bool:

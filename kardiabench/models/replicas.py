@@ -10,7 +10,9 @@ so a 429 from one node lowers only that node's concurrency. `concurrency` is per
 The cache key does not depend on which replica answered: the pool's identity is the model's spec
 plus the sorted distinct hosts (a single host, as with several ports of one machine, gives exactly
 the identity of a single endpoint there). Replies, and so results, do not depend on the number of
-replicas as long as the replicas serve the same model with the same sampling.
+replicas as long as the replicas serve the same model with the same sampling. The `model` each
+replica answers with is watched: replicas that name different models are warned about once and
+recorded (`replica_usage`, run.json `generation_stats.replicas` / `.mixed_served_models`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections import Counter
 from typing import Any
 
-from kardiabench.models.base import ChatModel, ChatRequest, Generation, ModelError
+from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError
 from kardiabench.models.openai_api import OpenAIChatModel, _Retry
 from kardiabench.redact import redact_url
 
@@ -48,6 +51,8 @@ class _Replica(OpenAIChatModel):
         self.assigned = 0
         self.cool_until = 0.0  # time.monotonic() before which no new request is sent here
         self.cooldowns = 0
+        self.retries = 0  # requests sent here that had failed before (here or on another replica)
+        self.served_models: Counter[str] = Counter()  # the `model` its replies named → replies
         self._failures_in_row = 0
 
     async def _attempt(self, client: Any, body: dict[str, Any]) -> Any:
@@ -87,6 +92,7 @@ class ReplicaPool(ChatModel):
         self.model, self.spec = first.model, first.spec
         self.max_retries = max_retries
         self.max_concurrency = sum(r.max_concurrency for r in self.replicas)
+        self._warned_mixed = False
 
     def __repr__(self) -> str:
         return f"ReplicaPool(model={self.model!r}, replicas={[redact_url(r.base_url) for r in self.replicas]})"
@@ -98,10 +104,25 @@ class ReplicaPool(ChatModel):
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         return self.replicas[0].cost(prompt_tokens, completion_tokens)
 
-    def usage(self) -> dict[str, dict[str, int]]:
-        """Per replica (redacted URL): requests assigned, replies, cooldowns."""
-        return {redact_url(r.base_url): {"assigned": r.assigned, "successes": r.stats.successes, "cooldowns": r.cooldowns}
-                for r in self.replicas}  # fmt: skip
+    def replica_usage(self) -> list[dict[str, Any]]:
+        """Per replica, in the order given: its redacted URL, HTTP requests sent, replies, failed
+        requests, retries (requests that had failed before), cooldowns, tokens and the model names
+        its replies gave. Live requests only: the cache never reaches a replica."""
+        return [{"url": redact_url(r.base_url), "requests": r.stats.attempts, "replies": r.stats.successes,
+                 "failures": r.stats.failures, "retries": r.retries, "cooldowns": r.cooldowns,
+                 "prompt_tokens": r.stats.prompt_tokens, "completion_tokens": r.stats.completion_tokens,
+                 "served_models": dict(r.served_models)} for r in self.replicas]  # fmt: skip
+
+    def probe(self, flag: str = "--base-url") -> None:
+        """Every replica probed, at once (dead remote hosts each wait out the probe's timeout): a
+        dead one stops the run before anything is sent, all the dead ones named in one line."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(self.replicas)) as pool:
+            dead = [why for why in pool.map(_Replica.unreachable, self.replicas) if why is not None]
+        if dead:
+            some = "" if len(dead) == 1 else f"{len(dead)} of {len(self.replicas)} replicas do not answer: "
+            raise FatalModelError(f"{self.spec}: {some}{'; '.join(dead)}; is the server up? (check {flag})")
 
     async def aclose(self) -> None:
         for r in self.replicas:
@@ -122,10 +143,11 @@ class ReplicaPool(ChatModel):
 
     async def _one(self, req: ChatRequest) -> Generation | ModelError:
         last: ModelError | None = None
-        for _ in range(self.max_retries + 1):
+        for attempt in range(self.max_retries + 1):
             replica = await self._pick()
             replica.pending += 1
             replica.assigned += 1
+            replica.retries += attempt > 0
             token = _LAST_RETRY.set(None)
             try:
                 out = await replica._one(req)  # a FatalModelError (bad key, unknown model) propagates
@@ -136,7 +158,29 @@ class ReplicaPool(ChatModel):
             if retry is None or isinstance(out, Generation):
                 if isinstance(out, Generation):
                     replica.healthy()
+                    self._served(replica, out.served_model)
                 return out
             replica.back_off(retry)
             last = out
         return ModelError(f"{self.spec}: gave up after {self.max_retries + 1} attempts over {len(self.replicas)} replicas; last: {last}")
+
+    def _served(self, replica: _Replica, name: str | None) -> None:
+        """Count the model a reply named; warn once when the replicas name different ones (a node
+        left on other weights, or a stale alias): the replies would not be one model's."""
+        if not name:
+            return
+        replica.served_models[name] += 1
+        if self._warned_mixed or replica.served_models[name] > 1:
+            return
+        names = mixed_served_models(self.replica_usage())
+        if names:
+            self._warned_mixed = True
+            each = ", ".join(f"{redact_url(r.base_url)} → {', '.join(r.served_models)}" for r in self.replicas if r.served_models)
+            log.warning("warning: the replicas of %s answer as different models (%s); check they serve the same "
+                        "weights (recorded in run.json)", self.spec, each)  # fmt: skip
+
+
+def mixed_served_models(replicas: list[dict[str, Any]]) -> list[str] | None:
+    """The model names the replicas' replies gave, sorted, when there is more than one; else None."""
+    names = sorted({name for r in replicas for name in r.get("served_models") or {}})
+    return names if len(names) > 1 else None

@@ -63,6 +63,7 @@ class FakeConfig:
     timeout_sleep: float = 30.0  # how long a "timeout" fault stalls (longer than the client's timeout)
     api_key: str | None = None  # when set, other bearer tokens get 401 (the message echoes the token)
     models: tuple[str, ...] | None = None  # served model ids; None accepts any
+    no_models_route: bool = False  # 404 on GET /models, like servers that do not list their models
     reasoning: bool = False  # add `reasoning_content` to replies (DeepSeek-R1 / vLLM reasoning parser)
     reject_max_tokens: bool = False  # 400 on `max_tokens`, like OpenAI reasoning models
     reject_response_format: bool = False  # 400 on `response_format`, like endpoints without JSON mode
@@ -93,6 +94,7 @@ class FakeConfig:
 @dataclass
 class ServerStats:
     requests: int = 0  # every chat-completions POST
+    listings: int = 0  # every GET /models (what a client's endpoint probe sends)
     attempts: Counter = field(default_factory=Counter)  # request key → POSTs received
     served: Counter = field(default_factory=Counter)  # request key → successful (200) replies
     faults: Counter = field(default_factory=Counter)  # fault kind → count
@@ -106,7 +108,7 @@ class ServerStats:
                 "faults": dict(self.faults), "batches_created": self.batches_created, "batch_requests": self.batch_requests}  # fmt: skip
 
     def reset(self) -> None:
-        self.requests = 0
+        self.requests = self.listings = 0
         self.attempts.clear()
         self.served.clear()
         self.faults.clear()
@@ -197,7 +199,11 @@ class _App:
         elif method == "GET":
             if path == "/health":
                 return 200, {"status": "ok"}, {}
-            if path in ("/v1/models", "/models"):
+            if path in ("/v1/models", "/models") and not self.config.no_models_route:
+                self.stats.listings += 1
+                auth = headers.get("authorization", "")
+                if self.config.api_key is not None and auth != f"Bearer {self.config.api_key}":
+                    return 401, _error(f"Incorrect API key provided: {auth.removeprefix('Bearer ')}.", "invalid_api_key"), {}
                 ids = self.config.models or ("fake-model",)
                 return 200, {"object": "list", "data": [
                     {"id": m, "object": "model", "created": 0, "owned_by": "kardiabench"} for m in ids]}, {}  # fmt: skip
