@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from kardiabench.models.base import Generation
 from kardiabench.models.openai_api import OpenAIChatModel, _httpx_module
-from kardiabench.redact import redact_url
 from kardiabench.rundir import BATCHES, now
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ class BatchJob:
         answers: dict[str, Generation] = {}
         hx = _httpx_module()
         headers = {"Authorization": f"Bearer {model._api_key}"}
-        async with hx.AsyncClient(base_url=model.base_url + "/", headers=headers, timeout=model.timeout) as http:
+        async with hx.AsyncClient(base_url=model.endpoint + "/", params=model.query, headers=headers, timeout=model.timeout) as http:
             try:
                 for rec in mine:
                     got = await self._collect(http, model, rec, records)
@@ -88,7 +87,7 @@ class BatchJob:
                     rec = await self._submit(http, model, new, records)
                     answers.update(await self._collect(http, model, rec, records))
             except (BatchUnavailable, hx.HTTPError) as e:
-                log.warning("batch API unavailable at %s (%s): sending ordinary requests", redact_url(model.base_url), e)
+                log.warning("batch API unavailable at %s (%s): sending ordinary requests", model.shown_url, model._scrub(str(e)))
         return answers
 
     async def _submit(self, http: Any, model: OpenAIChatModel, jobs: Sequence[Job], records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -112,7 +111,7 @@ class BatchJob:
             except BatchUnavailable:
                 raise
             except Exception as e:  # a transient failure while polling: keep the job, poll again
-                log.warning("batch %s: poll failed (%s); retrying", rec["id"], e)
+                log.warning("batch %s: poll failed (%s); retrying", rec["id"], model._scrub(str(e)))
                 batch = {"status": rec["status"]}
             if batch["status"] != rec["status"] or batch.get("output_file_id") != rec.get("output_file_id"):
                 rec.update(status=batch["status"], output_file_id=batch.get("output_file_id"), error_file_id=batch.get("error_file_id"))
