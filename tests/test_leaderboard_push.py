@@ -88,6 +88,21 @@ def test_push_of_a_redacted_build_includes_the_reports(built):
     assert json.loads(files["build.json"])["redacted"] is True
 
 
+def test_push_of_a_build_redacted_by_an_older_kardiabench_leaves_its_reports_out(built):
+    """build.json without `redaction`: its reports kept what a model repeated of the data."""
+    assert main(["leaderboard", "build", "--leaderboard", str(built), "--redact", "--resamples", "100"]) == 0
+    info = json.loads((built / "build.json").read_text())
+    assert info["redaction"] == 2
+    del info["redaction"]
+    (built / "build.json").write_text(json.dumps(info))
+    with FakeHub() as hub:
+        p = push(built, hub)
+        assert p.returncode == 0, p.stderr
+        files = hub.repos["me/kb-board"].files
+    assert not any(f.startswith("site/reports/") for f in files) and "entries/" in " ".join(files)
+    assert "reports were not uploaded (an older kardiabench redacted them" in p.stderr
+
+
 def test_push_with_a_rejected_token_is_a_one_line_error(built):
     assert main(["leaderboard", "build", "--leaderboard", str(built), "--resamples", "100"]) == 0
     with FakeHub(valid_tokens={"hf_good"}) as hub:

@@ -95,7 +95,7 @@ def hub_load_kwargs(path_or_id: str, revision: str | None = None) -> dict[str, A
         get_hf_file_metadata(hf_hub_url(path_or_id, "config.json", revision=revision))
     except hub_network_errors():
         return {"local_files_only": True}
-    except HfHubHTTPError:
+    except (HfHubHTTPError, ValueError):  # the Hub answered, or the id is not one it takes: transformers says so
         pass
     return {}
 
