@@ -225,7 +225,8 @@ def _add_leaderboard_args(sub) -> None:
     p = sub.add_parser("report", help="write DIR/report.html: one self-contained page about a scored run")
     p.add_argument("run_dir", type=Path, help="scored run folder")
     p.add_argument("--output", type=Path, default=None, help="HTML file to write (default: DIR/report.html)")
-    p.add_argument("--redact", action="store_true", help="leave out persona and dialogue text (keep ids, spans written, scores)")
+    p.add_argument("--redact", action="store_true",
+                   help="leave out the data's text: the user's turns and every passage of the data the model or judge repeated (keep ids, labels, scores)")  # fmt: skip
     lb = sub.add_parser("leaderboard", help="record runs and build tables, plots and a static site")
     lsub = lb.add_subparsers(dest="leaderboard_command", required=True)
     p = lsub.add_parser("add", help="record scored run folders (re-adding a folder replaces its entry)")
@@ -233,7 +234,7 @@ def _add_leaderboard_args(sub) -> None:
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p = lsub.add_parser("build", help="render tables (CSV, Markdown, LaTeX), plots and the site")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
-    p.add_argument("--redact", action="store_true", help="reports without persona and dialogue text")
+    p.add_argument("--redact", action="store_true", help="reports without the data's text (as `report --redact`); push uploads reports only then")
     p.add_argument("--resamples", type=positive_int, default=1000, help="resamples of the paired tests behind the tiers")
     p = lsub.add_parser("push", help="upload a built leaderboard as a Hugging Face dataset repo")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")

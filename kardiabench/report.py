@@ -8,25 +8,35 @@ and JS are inline; nothing is loaded from the network.
 
 The user's turn is read from the run's data source; when that cannot be loaded (a gated Hub
 dataset offline) the column says why. The persona and the gold spans other than the emotion label
-are never shown; `redact=True` also leaves out the user's turn, keeping ids, the spans the model
-wrote and the scores, so the page can be shared without redistributing the dataset.
+are never shown. `redact=True` makes a page that can be shared without redistributing the dataset:
+the user's turns are left out, and so is every passage of the data that the model or the judge
+repeated (`kardiabench.redact.scrub_dataset_text`: the retrieval baseline answers with training
+text, models quote the user, judges quote both), checked against every split of the run's data
+source. When that data cannot be loaded, nothing the model or the judge wrote is shown (fail
+closed); ids, labels, format and scores always stay.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from kardiabench.redact import DATA_MARK, MIN_DATA_CHARS, scrub_dataset_text
 from kardiabench.rundir import REPORT, RunDirError
 from kardiabench.runs import Run, load_run
 from kardiabench.scoring.metrics import SAFETY_FLAG_MAX
 from kardiabench.spans import SPAN_NAMES
 
+# What `redact=True` removes, as a version: 2 also removes the data's passages that the model or
+# the judge repeated. `leaderboard build --redact` records it in build.json, and `push` uploads
+# reports only from a build of the current version.
+REDACTION_VERSION = 2
 FILTERS = {"wrong": "wrong emotion", "noncompliant": "non-compliant format", "unscored": "unscored by the judge",
            "flagged": f"safety-flagged (safety ≤ {SAFETY_FLAG_MAX})"}  # fmt: skip
 CSS = """
@@ -53,8 +63,9 @@ applyFilters();
 """
 
 
-def write_report(run_dir: str | Path, *, output: str | Path | None = None, redact: bool = False) -> Path:
-    """Render the report of a scored run to `output` (default DIR/report.html)."""
+def write_report(run_dir: str | Path, *, output: str | Path | None = None, redact: bool | Redaction = False) -> Path:
+    """Render the report of a scored run to `output` (default DIR/report.html); `redact`: True, or
+    the `Redaction` of several runs of the same data."""
     run = load_run(run_dir)
     if run.results is None:
         raise RunDirError(f"{run_dir}: not scored yet (no results.json); run `kardiabench score {run_dir}` first")
@@ -64,12 +75,17 @@ def write_report(run_dir: str | Path, *, output: str | Path | None = None, redac
     return path
 
 
-def render_report(run: Run, *, redact: bool = False) -> str:
+def render_report(run: Run, *, redact: bool | Redaction = False) -> str:
     res = run.results
     items = run.items
     turns, why = ({}, "left out (redacted export)") if redact else _user_turns(run)
     verdicts = _verdicts(run)
     dims = [d for d in (res.rubric or {}).get("means", {}) if d in items.columns]
+    if redact:
+        redaction = redact if isinstance(redact, Redaction) else Redaction([run])
+        show, note = redaction.show, redaction.note(run)
+    else:
+        show, note = str, ""
     title = f"KardiaBench report: {run.model}"
     parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>',
              f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>',
@@ -79,8 +95,9 @@ def render_report(run: Run, *, redact: bool = False) -> str:
              "<h2>Per gold emotion</h2>", _breakdown(res.breakdowns.get("gold_emotion", {})),
              "<h2>Per MBTI type</h2>", _breakdown(res.breakdowns.get("mbti", {})),
              "<h2>Judge: score distribution per dimension</h2>", _distribution(items, dims),
-             "<h2>Safety-flagged items</h2>", _flagged(items, dims),
-             "<h2>Items</h2>", _items(items, dims, turns, why, verdicts, redact),
+             "<h2>Safety-flagged items</h2>", _flagged(items, dims, show),
+             "<h2>Items</h2>", f'<p class="note" id="redaction">{escape(note)}</p>' if note else "",
+             _items(items, dims, turns, why, verdicts, redact, show),
              f"<script>{JS}</script></body></html>"]  # fmt: skip
     return "\n".join(parts) + "\n"
 
@@ -161,17 +178,18 @@ def _distribution(items: pd.DataFrame, dims: list[str]) -> str:
     return _table(["dimension", "1", "2", "3", "4", "5", "unscored"], rows)
 
 
-def _flagged(items: pd.DataFrame, dims: list[str]) -> str:
+def _flagged(items: pd.DataFrame, dims: list[str], show: Callable[[str], str]) -> str:
     if "safety" not in dims:
         return '<p class="note">No safety scores.</p>'
     flagged = items[items["safety"] <= SAFETY_FLAG_MAX]
     if flagged.empty:
         return '<p class="note">No item flagged.</p>'
-    rows = [[escape(r.item_id), str(int(r.safety)), escape(_text(r.response))] for r in flagged.itertuples()]
+    rows = [[escape(r.item_id), str(int(r.safety)), escape(show(_text(r.response)))] for r in flagged.itertuples()]
     return _table(["item", "safety", "response written"], rows)
 
 
-def _items(items: pd.DataFrame, dims: list[str], turns: dict[str, str], why: str, verdicts: dict[str, list[str]], redact: bool) -> str:
+def _items(items: pd.DataFrame, dims: list[str], turns: dict[str, str], why: str, verdicts: dict[str, list[str]], redact: bool,
+           show: Callable[[str], str]) -> str:  # fmt: skip
     boxes = "".join(f'<label><input type="checkbox" value="{k}"> {escape(v)}</label> ' for k, v in FILTERS.items())
     head = ["item", *([] if redact else ["user turn"]), "gold", "predicted", *SPAN_NAMES, "format", "judge verdict"]
     rows = []
@@ -183,10 +201,13 @@ def _items(items: pd.DataFrame, dims: list[str], turns: dict[str, str], why: str
         cells = [escape(r["item_id"])]
         if not redact:
             cells.append(escape(turns.get(r["item_id"], f"({why})")))
-        cells += [escape(_text(r["gold_emotion"])), f'<span class="{"bad" if flags["wrong"] else ""}">{escape(_text(r["pred_emotion"]))}</span>',
-                  *(escape(_text(r[s])) for s in SPAN_NAMES),
+        pred = show(_text(r["pred_emotion"]))
+        if redact and not pred and not _missing(r["pred_emotion"]):  # the model's text is left out: its class is not
+            pred = r["pred_class"]
+        cells += [escape(_text(r["gold_emotion"])), f'<span class="{"bad" if flags["wrong"] else ""}">{escape(pred)}</span>',
+                  *(escape(show(_text(r[s]))) for s in SPAN_NAMES),
                   "ok" if r["well_formed"] else '<span class="bad">' + escape(", ".join(r["issues"] if isinstance(r["issues"], list) else []) or "not compliant") + "</span>",
-                  _verdict_cell(r, dims, verdicts.get(r["item_id"], []))]  # fmt: skip
+                  _verdict_cell(r, dims, [show(v) for v in verdicts.get(r["item_id"], [])])]  # fmt: skip
         rows.append(f"<tr{attrs}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     thead = "".join(f"<th>{escape(h)}</th>" for h in head)
     return (f'<p id="filters">Show only items that are: {boxes}</p><p class="note"><span id="shown">{len(rows)}</span> of {len(rows)} items shown.</p>'
@@ -197,7 +218,7 @@ def _verdict_cell(row: dict, dims: list[str], rationales: list[str]) -> str:
     if not dims:
         return "–"
     scores = ", ".join(f"{d} {'–' if _missing(row[d]) else f'{row[d]:g}'}" for d in dims)
-    return escape(scores) + "".join(f"<br><small>{escape(t)}</small>" for t in rationales)
+    return escape(scores) + "".join(f"<br><small>{escape(t)}</small>" for t in rationales if t)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -215,6 +236,60 @@ def _user_turns(run: Run) -> tuple[dict[str, str], str]:
     except (*USER_ERRORS, OSError, ValueError) as e:
         return {}, f"the data could not be loaded: {e}"
     return {it.item_id: it.user_message for it in expand(loaded.dialogues)}, "not in the data"
+
+
+class Redaction:
+    """What redacted pages show of the text the model and the judge wrote, for runs of one data
+    source: each text with every passage of the data replaced by DATA_MARK, checked in one read of
+    the data for all of them (`leaderboard build --redact` makes one per source). When the data
+    cannot be loaded, none of that text is shown (`error` says why); a text not collected here is
+    never shown either."""
+
+    def __init__(self, runs: list[Run]) -> None:
+        from kardiabench.errors import USER_ERRORS
+
+        self.source = runs[0].manifest.data.source
+        written = list(dict.fromkeys(t for run in runs for t in _written(run)))
+        self.error: str | None = None
+        try:
+            scrubbed, _ = scrub_dataset_text(written, _data_texts(runs))
+        except (*USER_ERRORS, OSError, ValueError) as e:
+            scrubbed, self.error = [""] * len(written), str(e)
+        self._shown = dict(zip(written, scrubbed, strict=True))
+
+    def show(self, text: str) -> str:
+        return self._shown.get(text, "")
+
+    def note(self, run: Run) -> str:
+        if self.error is not None:
+            return (f"Redacted: the user's turns are left out, and so is everything the model and the judge wrote, because the data "
+                    f"({self.source}) could not be loaded to check it for dataset text: {self.error}. Ids, labels, format and scores stay.")  # fmt: skip
+        n = sum(self.show(t).count(DATA_MARK) for t in _written(run))
+        return (f"Redacted: the user's turns are left out, and every passage of the data (a run of {MIN_DATA_CHARS} or more characters "
+                f"of its words) that the model or the judge repeated is replaced by {DATA_MARK}: {n} such passage(s).")  # fmt: skip
+
+
+def _written(run: Run) -> list[str]:
+    """The texts the model and the judge wrote that a page shows: spans, emotion spans, rationales."""
+    texts = [_text(v) for col in (*SPAN_NAMES, "pred_emotion") for v in run.items[col]]
+    texts += [line for lines in _verdicts(run).values() for line in lines]
+    return list(dict.fromkeys(t for t in texts if t))
+
+
+def _data_texts(runs: list[Run]) -> Iterator[str]:
+    """Every string of the runs' data source, all splits (the retrieval baseline answers with
+    training text, few-shot examples come from there): personas, situations, messages; and the
+    few-shot examples the runs' tasks hold."""
+    from kardiabench.data import load_dialogues
+    from kardiabench.data.load import resolve_split_names
+
+    for run in runs:
+        for shot in run.manifest.task_config.prompt.few_shot:
+            yield from (shot.user, shot.assistant)
+    source = runs[0].manifest.data.source
+    for split in resolve_split_names(source):
+        for d in load_dialogues(source, split).dialogues:
+            yield from (d.person, d.situation, *(m.content for m in d.messages))
 
 
 def _verdicts(run: Run) -> dict[str, list[str]]:

@@ -5,7 +5,8 @@ listing API and the `resolve` file endpoint) with the status codes and `X-Error-
 real Hub sends, so the loader's error mapping is exercised through the real client code. For
 uploads it answers the endpoints `create_repo` + `upload_folder` use for small files: repo
 creation, the card's `validate-yaml`, `preupload` (every file "regular": sent inline, no LFS) and the NDJSON `commit`, whose
-files land in the repo's `files`.
+files land in the repo's `files`. `DroppingServer` plays an unreachable Hub: it counts the
+connections a client makes and drops each.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ class FakeRepo:
     files: dict[str, bytes] = field(default_factory=dict)
     gated: bool = False
     approved_tokens: set[str] = field(default_factory=set)
-    fail_status: int = 0  # answer every request with this status and no X-Error-Code (403, 500, ...)
+    fail_status: int = 0  # answer every request (uploads too) with this status and no X-Error-Code (403, 500, ...)
     private: bool = False
     commits: list[str] = field(default_factory=list)  # commit summaries, in order
 
@@ -160,6 +162,8 @@ class FakeHub:
             return self._send(h, 200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id}, True)
         if parts[:2] == ["api", "datasets"] and len(parts) == 6 and f"{parts[2]}/{parts[3]}" in self.repos:
             repo = self.repos[f"{parts[2]}/{parts[3]}"]
+            if repo.fail_status:  # e.g. 403: the token may not write to this repo
+                return self._send(h, repo.fail_status, {"error": "something went wrong"}, True)
             if parts[4] == "preupload":
                 files = json.loads(data)["files"]
                 return self._send(h, 200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}, True)
@@ -187,3 +191,33 @@ class FakeHub:
         h.end_headers()
         if body:
             h.wfile.write(data)
+
+
+# --------------------------------------------------------------------------- an unreachable Hub
+
+
+class DroppingServer:
+    """Accepts TCP connections on 127.0.0.1 and closes each at once, counting them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed by __exit__
+                return
+            self.connections += 1
+            conn.close()
+
+    def __enter__(self) -> DroppingServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.sock.close()
+        self.thread.join(10)

@@ -51,3 +51,58 @@ def started_in_background(cmd: list[str]) -> list[str]:
     """`cmd` started as a script's background job starts it, with SIGINT ignored, however this test
     process itself was started: a Ctrl-C test then proves it does not depend on that."""
     return ["bash", "-c", 'trap "" INT; exec "$@"', "bash", *cmd]
+# --------------------------------------------------------------------------- finding dataset text
+
+LEAK_WINDOW = 30  # a passage of this many characters of the data is a leak
+
+
+def dataset_strings(folder: Path) -> list[str]:
+    """Every text of every split file in `folder`: each persona, situation, system and user message,
+    and each span of an assistant message of LEAK_WINDOW characters or more (its tags are the public
+    format, not the data's text; a shorter span, an emotion label say, is a passage too short to leak)."""
+    import re
+
+    from kardiabench.spans import span_markers
+
+    tags = re.compile("|".join(re.escape(t) for t in (*span_markers("special"), *span_markers("xml"))))
+    out = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            out += [rec["person"], rec["situation"]]
+            for m in rec["messages"]:
+                parts = [p.strip() for p in tags.split(m["content"])] if m["role"] == "assistant" else [m["content"]]
+                out += [p for p in parts if len(p) >= LEAK_WINDOW or (p and m["role"] != "assistant")]
+    return out
+
+
+def leaks(strings: list[str], files: dict[str, bytes]) -> list[tuple[str, str]]:
+    """(file, passage) for every string of `strings`, or LEAK_WINDOW-character passage of one, found
+    in `files` (name → bytes) as written, HTML-unescaped or inside a JSON string; whitespace runs
+    count as one space."""
+    import html
+
+    def norm(text: str) -> str:
+        return " ".join(text.split())
+
+    whole = {norm(s) for s in strings}
+    windows = {w[i : i + LEAK_WINDOW] for w in whole for i in range(len(w) - LEAK_WINDOW + 1)}
+    found = []
+    for name, data in files.items():
+        text = data.decode("utf-8", errors="replace")
+        objs = [json.loads(line) for line in text.splitlines() if line.strip()] if name.endswith(".jsonl") else []
+        objs += [json.loads(text)] if name.endswith(".json") else []
+        hay = norm("\n".join([text, html.unescape(text), *(s for o in objs for s in _json_strings(o))]))
+        found += [(name, s) for s in whole if len(s) < LEAK_WINDOW and s in hay]
+        found += [(name, hay[i : i + LEAK_WINDOW]) for i in range(len(hay) - LEAK_WINDOW + 1) if hay[i : i + LEAK_WINDOW] in windows]
+    return found
+
+
+def _json_strings(obj) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for k, v in obj.items() for s in (k, *_json_strings(v))]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _json_strings(v)]
+    return []

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from fakehub import DroppingServer
+from helpers import write_dataset
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -201,6 +207,32 @@ def test_unloadable_models_are_clear_fatal_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FatalModelError, match="Could not load the model at"):
         HFChatModel(str(tmp_path / "empty"), device="cpu")
+
+
+def run_hub_model(tmp_path, endpoint: str, offline: bool) -> subprocess.CompletedProcess:
+    """`kardiabench run --model hf:OWNER/NAME` in a subprocess (huggingface_hub reads HF_ENDPOINT
+    and HF_HUB_OFFLINE at import), with an empty Hub cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_", "TRANSFORMERS_"))}
+    env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": str(int(offline)),
+            "TRANSFORMERS_OFFLINE": str(int(offline)), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # fmt: skip
+    data = write_dataset(tmp_path / "data")
+    cmd = [sys.executable, "-m", "kardiabench.cli", "run", "--model", "hf:kardiabench-test/not-cached", "--data", str(data),
+           "--output", str(tmp_path / "run"), "--no-cache", "--no-progress"]  # fmt: skip
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["hub-unreachable", "HF_HUB_OFFLINE"])
+def test_a_hub_model_that_cannot_be_fetched_fails_at_once_in_one_line(tmp_path, offline):
+    """An unreachable Hub (every connection dropped) costs one request, not transformers' retries
+    of every file (about 50 s, 7 connections); offline mode costs none. Either way: one line, exit 2."""
+    with DroppingServer() as hub:
+        p = run_hub_model(tmp_path, hub.url, offline)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Could not load 'kardiabench-test/not-cached' from the Hugging Face Hub: ")
+    assert ("offline mode is on" if offline else "the Hub cannot be reached") in lines[0] and "hf download" in lines[0]
+    # the probe; online, huggingface_hub may also try once for its own user-agent registry
+    assert hub.connections == 0 if offline else hub.connections <= 2
 
 
 def test_generation_runs_off_the_event_loop(model):

@@ -13,11 +13,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub, FakeRepo, jsonl
+from fakehub import DroppingServer, FakeHub, FakeRepo, jsonl
 from helpers import make_dialogue
 
 from kardiabench.data import DataError, load_dialogues
@@ -180,33 +179,6 @@ def test_unreachable_hub_online_fails_after_one_attempt_without_traceback(tmp_pa
     assert p.returncode != 0
     assert "DataError" in p.stderr and "cannot be reached" in p.stderr  # not the HTTP client's ConnectError
     assert server.connections == 1
-
-
-class DroppingServer:
-    """Accepts TCP connections on 127.0.0.1 and closes each at once, counting them."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.connections = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:  # closed by __exit__
-                return
-            self.connections += 1
-            conn.close()
-
-    def __enter__(self) -> DroppingServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.sock.close()
-        self.thread.join(10)
 
 
 # --------------------------------------------------------------------------- fake Hub: errors

@@ -251,6 +251,59 @@ def test_report_redacted_drops_dialogue_text_keeps_spans_and_scores(runs, tmp_pa
     assert "empathy" in html
 
 
+@pytest.mark.parametrize("name", ["retrieval-judged", "gen"])
+def test_report_redacted_leaves_out_the_data_a_model_or_judge_repeats(runs, tmp_path, name):
+    """The retrieval baseline answers with training text; the scripted model quotes the user's
+    turn in its understanding span. A redacted page holds none of the data (no message, persona,
+    situation, nor a 30-character passage of one), marks what it removed, and keeps the rest."""
+    from helpers import dataset_strings, leaks
+
+    from kardiabench.redact import DATA_MARK
+
+    out = tmp_path / "r.html"
+    assert main(["report", str(runs[name]), "--output", str(out), "--redact"]) == 0
+    html = out.read_text()
+    data = Path(json.loads((runs[name] / "run.json").read_text())["data"]["source"])
+    assert leaks(dataset_strings(data), {"r.html": out.read_bytes()}) == []
+    assert html.count(DATA_MARK) >= 12 and re.search(r'id="redaction">Redacted: .* [1-9]\d* such passage', html)
+    if name == "gen":  # the model's own words, the judge's rationale and the scores stay
+        assert "That sounds hard. I am here with you." in html and "Scripted verdict" in html and "empathy" in html
+
+
+def test_scrub_dataset_text_whatever_the_case_spacing_or_punctuation():
+    from kardiabench.redact import DATA_MARK, MIN_DATA_CHARS, scrub_dataset_text
+
+    corpus = ["I keep thinking about the interview next week, and I can't sleep.", "Persona: likes long walks by the sea"]
+    texts = ["You said: i KEEP thinking about   the interview-next week! So...", "Long walks by the sea are lovely",
+             "the interview next week", "nothing of it here", "I can't sleep. I keep thinking about the interview next week"]  # fmt: skip
+    out, n = scrub_dataset_text(texts, corpus)
+    assert out == [f"You said: {DATA_MARK}! So...", "Long walks by the sea are lovely", "the interview next week",
+                   "nothing of it here", f"I can't sleep. {DATA_MARK}"]  # fmt: skip
+    assert n == 2 and len("long walks by the sea") < MIN_DATA_CHARS <= len("i keep thinking about the")
+
+    def unreadable():
+        raise AssertionError("the data is read only when a text is long enough to hold a passage")
+        yield ""
+
+    assert scrub_dataset_text(["short", "words"], unreadable()) == (["short", "words"], 0)
+
+
+def test_report_redacted_without_its_data_shows_nothing_the_model_wrote(runs, tmp_path):
+    """Fail closed: when the data cannot be loaded to check the model's and judge's text against
+    it, none of that text is shown; ids, labels, format and scores are."""
+    run = tmp_path / "run"
+    shutil.copytree(runs["gen"], run)
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["data"]["source"] = str(tmp_path / "gone")
+    (run / "run.json").write_text(json.dumps(manifest))
+    assert main(["report", str(run), "--output", str(tmp_path / "r.html"), "--redact"]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "could not be loaded to check it for dataset text" in html
+    assert "That sounds hard" not in html and "The user says" not in html and "Scripted verdict" not in html
+    rows = [json.loads(line) for line in (run / "items.jsonl").read_text().splitlines()]
+    assert html.count('<tr data-wrong="') == len(rows) and all(r["item_id"] in html for r in rows)
+
+
 def test_report_of_a_hostile_model_name_is_text(runs, tmp_path):
     out = tmp_path / "r.html"
     assert main(["report", str(runs["hostile"]), "--output", str(out)]) == 0

@@ -51,11 +51,18 @@ def run_args(tmp_path, data, gen_url, judge_url, *extra):
         ("http://host/v1?to=a@b", "http://host/v1?to=a@b"),  # an "@" after the host is not userinfo
         ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
         ("runs/gpt-4o", "runs/gpt-4o"),
+        # credential-named query parameters: the value masked, the name and the other parameters kept
+        ("http://h/v1?api-key=abc123", "http://h/v1?api-key=***"),
+        ("https://h/v1?api-version=2024-06-01&key=abc", "https://h/v1?api-version=2024-06-01&key=***"),
+        ("https://h/v1?token=t0k&x=1#top", "https://h/v1?token=***&x=1#top"),
+        ("http://h/v1?a=1&access_token=zz&API_KEY=yy", "http://h/v1?a=1&access_token=***&API_KEY=***"),
+        ("'http://h/v1?sig=s1&code=c2' failed", "'http://h/v1?sig=***&code=***' failed"),
+        ("http://u:p@h/v1?apikey=k", "http://***@h/v1?apikey=***"),
     ],
 )
-def test_redact_url_masks_userinfo_only(text, shown):
+def test_redact_url_masks_userinfo_and_credentials_in_the_query(text, shown):
     assert redact_url(text) == shown
-    assert has_userinfo(text) == (shown != text)
+    assert has_userinfo(text) == ("***@" in shown)  # only userinfo is refused; a query key is sent as given
 
 
 def test_redact_argv_masks_every_url_argument():
@@ -99,6 +106,38 @@ def test_the_recorded_command_line_carries_no_credentials(tmp_path, monkeypatch)
     command = json.loads((out / "run.json").read_text())["command"]
     assert "https://***@example.com/train.jsonl" in command and command[1:3] == ["generate", "--model"]
     assert PASSWORD not in files_text(out)
+
+
+def test_a_key_in_a_base_url_query_is_sent_and_written_nowhere(tmp_path, monkeypatch, capsys):
+    """Gateways that take the key as `?api-key=`: every request carries the query, and no file of
+    the run, the cache or the console holds the key."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    data = write_dataset(tmp_path / "data")
+    with FakeOpenAIServer() as srv:
+        gen_url, judge_url = f"{srv.url}?api-key=GEN-{PASSWORD}", f"{srv.url}?key=JUDGE-{PASSWORD}&region=eu"
+        args = run_args(tmp_path, data, gen_url, judge_url)
+        monkeypatch.setattr(sys, "argv", ["kardiabench", *args])
+        code = main(args)
+        queries = dict(srv.stats.queries)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert queries == {f"api-key=GEN-{PASSWORD}": 9, f"key=JUDGE-{PASSWORD}&region=eu": 9}  # 9 items, generated and judged
+    command = json.loads((tmp_path / "run" / "run.json").read_text())["command"]
+    assert f"{srv.url}?api-key=***" in command and f"{srv.url}?key=***&region=eu" in command
+    assert PASSWORD not in out + err + files_text(tmp_path / "run")
+    assert PASSWORD.encode() not in (tmp_path / "cache.sqlite").read_bytes()
+
+
+def test_an_error_names_a_base_url_with_its_query_key_masked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    data = write_dataset(tmp_path / "data")
+    with FakeOpenAIServer(FakeConfig(api_key="sk-right")) as srv:
+        # Both URLs carry the key: the judge's endpoint is probed first, before anything is generated.
+        code = main(run_args(tmp_path, data, f"{srv.url}?api-key={PASSWORD}", f"{srv.url}?api-key={PASSWORD}"))
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert f"authentication failed for {srv.url}?api-key=*** (HTTP 401)" in err
+    assert PASSWORD not in out + err + files_text(tmp_path / "run")
 
 
 # ----------------------------------------------------------------------------- one key each

@@ -101,6 +101,19 @@ def test_config_overrides_and_errors(tmp_path):
     assert build_trl_args(load_config("sft-tiny.yaml", "sft", ["global_batch_size=16"])).gradient_accumulation_steps == 4
 
 
+def test_the_recorded_config_masks_a_key_in_the_judge_url(tmp_path):
+    """kardiabench_training.json and the model card hold `to_dict()`: a key in the judge URL's query
+    is used by the reward, never recorded with the checkpoint."""
+    from kardiabench.train import load_config
+    from kardiabench.train.model import model_card
+
+    url = "http://127.0.0.1:8000/v1?api-key=SECRET-K9&region=eu"
+    cfg = load_config("grpo-tiny.yaml", "grpo", ["judge=openai:j", f"judge_base_url={url}"], str(tmp_path / "o"))
+    assert cfg.judge_base_url == url  # the reward's judge is sent the key
+    assert cfg.to_dict()["judge_base_url"] == "http://127.0.0.1:8000/v1?api-key=***&region=eu"
+    assert "SECRET-K9" not in json.dumps(cfg.to_dict()) + model_card(cfg, {})
+
+
 def test_cli_config_error_is_one_line_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: tiny\noutput_dir: x\nlearning_rat: 1\n")

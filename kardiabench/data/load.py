@@ -282,7 +282,6 @@ def _hub_download(repo_id: str, split: str) -> Path:
         GatedRepoError,
         HfHubHTTPError,
         LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
         RemoteEntryNotFoundError,
         RepositoryNotFoundError,
     )
@@ -295,7 +294,7 @@ def _hub_download(repo_id: str, split: str) -> Path:
         "(downloaded on a machine with access), or --data sample for the bundled sample."
     )
     names = [f"{split}{suffix}" for suffix in FILE_SUFFIXES] + [f"data/{split}.jsonl"]
-    network_errors = (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError, TimeoutError, *_transport_errors())
+    network_errors = (LocalEntryNotFoundError, *hub_network_errors())
     try:
         try:
             # One request the client does not retry: an unreachable Hub fails in about a second
@@ -337,6 +336,15 @@ def _hub_download(repo_id: str, split: str) -> Path:
         raise DataError(f"{repo_id}: the Hub answered with an error ({status or e}). Try again, or pass local files with --data DIR.") from None
     except network_errors:
         raise DataError(offline_hint) from None
+
+
+def hub_network_errors() -> tuple[type[Exception], ...]:
+    """What a Hub call raises when the Hub cannot be reached: offline mode (HF_HUB_OFFLINE), no
+    connection, a timeout, a dropped connection. The dataset loader, `hf:` models and
+    `leaderboard push` read them as "unreachable", in one line."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    return (OfflineModeIsEnabled, ConnectionError, TimeoutError, *_transport_errors())
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:

@@ -4,7 +4,7 @@
   FOLDER/plots/radar.{png,svg}, bars.*, emotion_heatmap.*, confusion/ENTRY.*
   FOLDER/site/index.html                  the one-page site, plots inline
   FOLDER/site/reports/ENTRY.html          each run's report, rendered from its run folder
-  FOLDER/build.json                       what was built, and whether it was redacted
+  FOLDER/build.json                       what was built, and whether (and how: `redaction`) it was redacted
 
 A run folder that no longer exists keeps its row; its report is left out (and said so). Every
 entry's numbers are checked against its items copy first (`entries.check_items`): a mismatch stops
@@ -53,7 +53,7 @@ class BuildResult:
 def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by: str = RANK_BY,
           n_resamples: int = 1000, seed: int = 0, with_reported: bool = True) -> BuildResult:  # fmt: skip
     """Render the leaderboard of `folder` (see the module docstring)."""
-    from kardiabench.report import write_report
+    from kardiabench.report import REDACTION_VERSION, write_report
 
     folder = Path(folder)
     entries = load_entries(folder)
@@ -88,9 +88,10 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
 
     site = folder / SITE
     reports = {}
+    redactions = _redactions([e.run_path for e in entries if (e.run_path / "results.json").is_file()]) if redact else {}
     for e in entries:
         if (e.run_path / "results.json").is_file():
-            out.files.append(write_report(e.run_path, output=site / "reports" / f"{e.entry_id}.html", redact=redact))
+            out.files.append(write_report(e.run_path, output=site / "reports" / f"{e.entry_id}.html", redact=redactions.get(e.run_path, redact)))
             reports[e.entry_id] = f"reports/{e.entry_id}.html"
         else:
             out.notes.append(f"{labels[e.entry_id]}: run folder {e.run_path} not found; its report is left out")
@@ -99,10 +100,24 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
     (site / "index.html").write_text(render_site(board, colors, reports, images, redacted=redact), encoding="utf-8")
     out.files.append(site / "index.html")
     out.notes += [f"{labels[i]}: not ranked ({why})" for i, why in unranked.items()]
-    info = {"built": now(), "redacted": redact, "rank_by": rank_by, "entries": [e.entry_id for e in entries], "not_ranked": unranked,
+    info = {"built": now(), "redacted": redact, "redaction": REDACTION_VERSION if redact else None, "rank_by": rank_by,
+            "entries": [e.entry_id for e in entries], "not_ranked": unranked,
             "groups": out.notes[: len(groups)], "files": [str(p.relative_to(folder)) for p in out.files]}  # fmt: skip
     RunDir(folder).write_json(BUILD_INFO, info)
     return out
+
+
+def _redactions(run_paths: list[Path]) -> dict:
+    """run folder → the `Redaction` of all the runs of its data source: the data is read once per
+    source, not once per report."""
+    from kardiabench.report import Redaction
+    from kardiabench.runs import load_run
+
+    by_source: dict[str, list] = {}
+    for path in run_paths:
+        run = load_run(path)
+        by_source.setdefault(run.manifest.data.source, []).append(run)
+    return {run.path: redaction for runs in by_source.values() for redaction in [Redaction(runs)] for run in runs}
 
 
 def read_build_info(folder: Path) -> dict:

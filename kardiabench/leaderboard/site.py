@@ -102,7 +102,7 @@ def render_site(board: Board, colors: Mapping[str, str], reports: Mapping[str, s
                   f'<table id="deltas"><thead><tr>{dhead}</tr></thead><tbody>{drows}</tbody></table>']
     parts += ["<h2>Plots</h2>"] + [f'<figure><img src="{data_uri(p)}" alt="{escape(c)}"><figcaption class="note">{escape(c)}</figcaption></figure>' for c, p in images.items()]
     if redacted:
-        parts.append('<p class="note">Redacted export: persona and dialogue text left out.</p>')
+        parts.append('<p class="note">Redacted export: the reports leave out the users\' turns and every passage of the data a model or judge repeated.</p>')
     parts.append(f"<script>{JS}</script></body></html>")
     return "\n".join(parts) + "\n"
 

@@ -50,20 +50,54 @@ def read_chat_template(chat_template: str | None) -> str | None:
     return chat_template
 
 
-def load_error(path_or_id: str, exc: BaseException) -> FatalModelError:
-    """A clear message for a model that cannot be loaded (missing folder, offline Hub)."""
+def load_error(path_or_id: str, exc: BaseException, *, unreachable: bool = False) -> FatalModelError:
+    """A clear one-line message for a model that cannot be loaded (missing folder, offline Hub);
+    `unreachable`: `hub_load_kwargs` found the Hub out of reach, so only the local cache was tried."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if not Path(path_or_id).exists() and not _HUB_ID.match(path_or_id):
         return FatalModelError(
             f"No model folder at {path_or_id!r}, and it is not a Hugging Face Hub id (owner/name)."
         )
     if not Path(path_or_id).exists():
-        offline = any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-        why = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)" if offline else "the Hub could not be reached or has no such model"
+        if _offline_env():
+            why = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE) and it is not in the local Hub cache"
+        elif unreachable:
+            why = "the Hub cannot be reached and it is not in the local Hub cache"
+        else:
+            why = "the Hub could not be reached or has no such model"
         return FatalModelError(
             f"Could not load {path_or_id!r} from the Hugging Face Hub: {why}. Download it where there "
-            f"is network (`hf download {path_or_id}`) or pass a local folder. ({type(exc).__name__}: {exc})"
+            f"is network (`hf download {path_or_id}`) or pass a local folder. ({type(exc).__name__}: {first})"
         )
-    return FatalModelError(f"Could not load the model at {path_or_id!r}: {type(exc).__name__}: {exc}")
+    return FatalModelError(f"Could not load the model at {path_or_id!r}: {type(exc).__name__}: {first}")
+
+
+def _offline_env() -> bool:
+    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_load_kwargs(path_or_id: str, revision: str | None = None) -> dict[str, Any]:
+    """`from_pretrained` arguments that make an unreachable Hub fail fast: `local_files_only=True`
+    (the local Hub cache, no request) for a Hub id when offline mode is on or one request, which the
+    client does not retry, cannot connect. Left to itself, transformers retries every file for
+    about 50 s before its error. {} for a local folder, or when the Hub answers (it then says
+    what is wrong: no such model, gated, ...)."""
+    if Path(path_or_id).exists() or not _HUB_ID.match(path_or_id):
+        return {}
+    if _offline_env():
+        return {"local_files_only": True}
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from kardiabench.data.load import hub_network_errors
+
+    try:
+        get_hf_file_metadata(hf_hub_url(path_or_id, "config.json", revision=revision))
+    except hub_network_errors():
+        return {"local_files_only": True}
+    except (HfHubHTTPError, ValueError):  # the Hub answered, or the id is not one it takes: transformers says so
+        pass
+    return {}
 
 
 def span_marker_ids(tokenizer: Any) -> set[int]:
@@ -139,10 +173,11 @@ class HFChatModel(ChatModel):
         else:
             torch_dtype = getattr(torch, dtype)
 
+        hub = hub_load_kwargs(path_or_id, revision)
         try:
-            tok = AutoTokenizer.from_pretrained(path_or_id, revision=revision, trust_remote_code=trust_remote_code)
+            tok = AutoTokenizer.from_pretrained(path_or_id, revision=revision, trust_remote_code=trust_remote_code, **hub)
         except (OSError, ValueError) as exc:
-            raise load_error(path_or_id, exc) from exc
+            raise load_error(path_or_id, exc, unreachable=bool(hub)) from exc
         template = read_chat_template(chat_template)
         if template is not None:
             tok.chat_template = template
@@ -153,10 +188,10 @@ class HFChatModel(ChatModel):
             )
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                path_or_id, revision=revision, trust_remote_code=trust_remote_code, **_dtype_kwarg(torch_dtype)
+                path_or_id, revision=revision, trust_remote_code=trust_remote_code, **_dtype_kwarg(torch_dtype), **hub
             )
         except (OSError, ValueError) as exc:
-            raise load_error(path_or_id, exc) from exc
+            raise load_error(path_or_id, exc, unreachable=bool(hub)) from exc
 
         if add_span_tokens:
             added = tok.add_special_tokens(

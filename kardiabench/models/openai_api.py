@@ -9,7 +9,9 @@ The `openai` client's own retries are off: this adapter retries itself so that i
 * shrink its concurrency under rate limits (AIMD) instead of hammering the endpoint,
 * stop the whole run at once on a bad key or an unknown model (FatalModelError),
 * read the key from a named environment variable (`api_key_env`), and refuse credentials in the
-  base URL: httpx would send them as Basic auth in place of the key (see kardiabench/redact.py),
+  base URL: httpx would send them as Basic auth in place of the key (see kardiabench/redact.py);
+  a query string (`…/v1?api-key=…` for gateways that take the key there) is sent with every
+  request, and the URL is only ever shown through `redact_url`,
 * adapt once to endpoints that refuse a parameter (`max_tokens` on reasoning models,
   `response_format` on servers without JSON mode, `temperature` on gpt-5) and remember it.
 
@@ -35,11 +37,11 @@ from collections import deque
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError
 from kardiabench.models.pricing import PriceTable
-from kardiabench.redact import has_userinfo, redact_url
+from kardiabench.redact import has_userinfo, query_secrets, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -165,17 +167,22 @@ class OpenAIChatModel(ChatModel):
         self.model = model
         self.spec = f"openai:{model}"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        self.shown_url = redact_url(self.base_url)  # the only form of the URL any message holds
         if has_userinfo(self.base_url):
             raise FatalModelError(
-                f"credentials in the base URL ({redact_url(self.base_url)}) are not supported: put the key in an "
+                f"credentials in the base URL ({self.shown_url}) are not supported: put the key in an "
                 "environment variable and name it with --api-key-env VAR (--judge-api-key-env VAR for judges)"
             )
-        self.host = urlsplit(self.base_url).hostname or self.base_url
+        # The client joins paths onto the URL, so a query string goes with every request instead.
+        parts = urlsplit(self.base_url)
+        self.endpoint = urlunsplit(parts._replace(query="", fragment="")).rstrip("/")
+        self.query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        self.host = parts.hostname or self.base_url
         self.resend_after_timeout = not _is_local(self.host) if resend_after_timeout is None else resend_after_timeout
         self.api_key_env = api_key_env
         key = api_key or os.environ.get(api_key_env)
         if not key and require_key and not _is_local(self.host):
-            raise FatalModelError(f"no API key for {self.spec} at {self.base_url}: set {api_key_env} (to any value for a server that needs none)")
+            raise FatalModelError(f"no API key for {self.spec} at {self.shown_url}: set {api_key_env} (to any value for a server that needs none)")
         self._api_key = key or "EMPTY"  # local servers (vLLM, transformers serve) accept any key
         self.max_concurrency = concurrency
         self.timeout = timeout
@@ -196,7 +203,7 @@ class OpenAIChatModel(ChatModel):
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
-        return f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r}, concurrency={self.max_concurrency})"
+        return f"OpenAIChatModel(model={self.model!r}, base_url={self.shown_url!r}, concurrency={self.max_concurrency})"
 
     def identity(self) -> dict[str, Any]:
         # The host, not the port: moving a local server to another port should not void the cache.
@@ -228,7 +235,7 @@ class OpenAIChatModel(ChatModel):
             sizes = [min(POOL_SHARD, n - i) for i in range(0, n, POOL_SHARD)]
             self._clients = [
                 openai.AsyncOpenAI(
-                    api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                    api_key=self._api_key, base_url=self.endpoint, default_query=self.query or None, max_retries=0, timeout=self.timeout,
                     http_client=openai.DefaultAsyncHttpxClient(
                         limits=hx.Limits(max_connections=size, max_keepalive_connections=size),
                         timeout=hx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
@@ -404,10 +411,10 @@ class OpenAIChatModel(ChatModel):
             return refused
         low = message.lower()
         if status == 429 and ("insufficient_quota" in (code or "") or "exceeded your current quota" in low):
-            return FatalModelError(f"quota exhausted for {self.base_url}: {_clip(message)}")
+            return FatalModelError(f"quota exhausted for {self.shown_url}: {_clip(message)}")
         if status == 404 or (status == 400 and "model" in low and ("does not exist" in low or "not found" in low)):
             return FatalModelError(
-                f"model {self.model!r} not found at {self.base_url} (HTTP {status}: {_clip(message)}); "
+                f"model {self.model!r} not found at {self.shown_url} (HTTP {status}: {_clip(message)}); "
                 "check the model id and that the base URL ends in /v1"
             )
         if status in RETRY_STATUSES:
@@ -419,7 +426,7 @@ class OpenAIChatModel(ChatModel):
             return _Retry(f"HTTP {status}: {_clip(message)}", delay, throttled=status == 429)
         if status == 400 and self._adapt(low, param, body):
             return None
-        return ModelError(f"{self.spec}: HTTP {status} from {self.base_url}: {_clip(message, 300)}")
+        return ModelError(f"{self.spec}: HTTP {status} from {self.shown_url}: {_clip(message, 300)}")
 
     def _auth_failure(self, e: Any) -> FatalModelError | None:
         """The error for an HTTP 401/403 (a key the endpoint refuses), else None."""
@@ -427,7 +434,7 @@ class OpenAIChatModel(ChatModel):
         if status not in (401, 403):
             return None
         detail = "" if status == 401 else f" ({_clip(self._scrub(_error_fields(e)[0]))})"
-        return FatalModelError(f"authentication failed for {self.base_url} (HTTP {status}){detail}: check {self.api_key_env}")
+        return FatalModelError(f"authentication failed for {self.shown_url} (HTTP {status}){detail}: check {self.api_key_env}")
 
     def _adapt(self, low: str, param: str | None, body: dict[str, Any]) -> bool:
         """Drop or rename a parameter the endpoint refused; True if the request should be resent."""
@@ -459,10 +466,11 @@ class OpenAIChatModel(ChatModel):
         log.warning("%s: %s %s", self.spec, name, what)
 
     def _scrub(self, text: str) -> str:
-        key = self._api_key
-        if key and key != "EMPTY" and len(key) >= 4:
-            text = text.replace(key, "***")
-        return text
+        """A server's or client's message without the key, whether it echoes the key alone or the URL."""
+        for secret in (self._api_key, *query_secrets(self.base_url)):
+            if secret and secret != "EMPTY" and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return redact_url(text)
 
 
 def _error_fields(e: Any) -> tuple[str, str | None, str | None]:

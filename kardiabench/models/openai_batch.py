@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from kardiabench.jsonl import REJECTED, parse_object_line
 from kardiabench.models.base import Generation
 from kardiabench.models.openai_api import OpenAIChatModel, _httpx_module
-from kardiabench.redact import redact_url
 from kardiabench.rundir import BATCHES, now
 
 if TYPE_CHECKING:
@@ -116,7 +115,7 @@ class BatchJob:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         hx = _httpx_module()
         headers = {"Authorization": f"Bearer {model._api_key}"}
-        async with hx.AsyncClient(base_url=model.base_url + "/", headers=headers, timeout=model.timeout) as http:
+        async with hx.AsyncClient(base_url=model.endpoint + "/", params=model.query, headers=headers, timeout=model.timeout) as http:
             try:
                 for rec in mine:
                     if rec["status"] not in ENDED:
@@ -135,7 +134,7 @@ class BatchJob:
                     except _Stuck:
                         stuck.append(rec)
             except (BatchUnavailable, hx.HTTPError) as e:
-                log.warning("batch API unavailable at %s (%s): sending ordinary requests", redact_url(model.base_url), e)
+                log.warning("batch API unavailable at %s (%s): sending ordinary requests", model.shown_url, model._scrub(str(e)))
         if stuck:
             ids = ", ".join(f"{r['id']} ({r['status']})" for r in stuck)
             raise BatchTimeout(f"batch {ids} has not ended after {self.timeout:g} s (--batch-timeout); it stays recorded "
@@ -166,7 +165,7 @@ class BatchJob:
             except BatchUnavailable:
                 raise
             except Exception as e:  # a transient failure while polling: keep the job, poll again
-                note(f"warning: batch {rec['id']}: poll failed ({e}); retrying", warning=True)
+                note(f"warning: batch {rec['id']}: poll failed ({model._scrub(str(e))}); retrying", warning=True)
                 batch = {"status": rec["status"]}
             if batch["status"] != rec["status"] or batch.get("output_file_id") != rec.get("output_file_id"):
                 if batch["status"] != rec["status"]:

@@ -99,6 +99,7 @@ class ServerStats:
     served: Counter = field(default_factory=Counter)  # request key → successful (200) replies
     faults: Counter = field(default_factory=Counter)  # fault kind → count
     auth: Counter = field(default_factory=Counter)  # Authorization header ("" when absent) → chat POSTs
+    queries: Counter = field(default_factory=Counter)  # query string of the URL ("" when none) → chat POSTs
     batches_created: int = 0
     batch_requests: int = 0  # requests in the batches created
     batch_answered: int = 0  # of those, answered in an output file (each also counts in `requests`)
@@ -113,6 +114,7 @@ class ServerStats:
         self.served.clear()
         self.faults.clear()
         self.auth.clear()
+        self.queries.clear()
         self.batches_created = self.batch_requests = self.batch_answered = 0
 
 
@@ -180,9 +182,11 @@ class _App:
         self.batches: dict[str, dict[str, Any]] = {}
 
     async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
-        path = path.split("?", 1)[0].rstrip("/")
+        path, _, query = path.partition("?")
+        path = path.rstrip("/")
         if method == "POST":
             if path in ("/v1/chat/completions", "/chat/completions"):
+                self.stats.queries[query] += 1
                 if self.config.max_concurrency <= 0:
                     return await self._chat(body, headers.get("authorization", ""))
                 if self._capacity is None:

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
+from kardiabench.redact import redact_url
+
 SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "train"
 Stage = Literal["sft", "grpo"]
 REWARD_NAMES = ("format", "emotion", "rubric")
@@ -81,8 +83,12 @@ class TrainConfig:
         return [float(self.reward_weights.get(n, 0.0)) for n in self.rewards()]
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as recorded (kardiabench_training.json, the model card): the judge's URL
+        masked by `redact_url`, as a key in its query string must not travel with the checkpoint."""
         skip = {"trl", "source"} | (_GRPO_ONLY if self.stage == "sft" else set())
         out = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        if out.get("judge_base_url"):
+            out["judge_base_url"] = redact_url(out["judge_base_url"])
         return {**out, **self.trl}
 
 

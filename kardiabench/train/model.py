@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from kardiabench.cache import default_cache_path
-from kardiabench.models.hf import _keep_existing_extra_tokens, load_error
+from kardiabench.models.hf import _keep_existing_extra_tokens, hub_load_kwargs, load_error
 from kardiabench.spans import span_markers
 from kardiabench.train.config import TrainConfig
 
@@ -39,13 +39,14 @@ def load_model_and_tokenizer(path: str) -> tuple[Any, Any]:
     only when the vocabulary grows). The chat template is kept as it is."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    hub = hub_load_kwargs(path)
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path, **hub)
         if not tok.chat_template:
             raise ValueError("the tokenizer has no chat template (training keeps the model's own template)")
-        model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
+        model = AutoModelForCausalLM.from_pretrained(path, dtype="auto", **hub)
     except (OSError, ValueError) as exc:
-        raise load_error(path, exc) from exc
+        raise load_error(path, exc, unreachable=bool(hub)) from exc
     missing = [m for m in span_markers("special") if m not in tok.get_vocab()]
     tok.add_special_tokens({"additional_special_tokens": span_markers("special")}, **_keep_existing_extra_tokens(tok))
     if len(tok) > model.get_input_embeddings().weight.shape[0]:
