@@ -35,6 +35,10 @@ BAD_NUMBERS = [
     (["data", "validate"], "--max-problems", "-1"), (["data", "show"], "--index", "-1"),
     (["data", "stats"], "--derive-split", "2"), (["judge-audit", "--output", "x"], "--limit", "0"),
     (["judge-audit", "--output", "x"], "--judge-repeats", "0"),
+    # bounded counts: each sizes what a run holds at once (issue 16: --concurrency 99999999 took 22 GB)
+    (RUN, "--concurrency", "99999999"), (RUN, "--concurrency", "1025"), (RUN, "--judge-concurrency", "5000"),
+    (SCORE, "--judge-concurrency", "99999999"), (RUN, "--batch-size", "100000"), (RUN, "--judge-batch-size", "4097"),
+    (RUN, "--judge-repeats", "101"), (["judge-audit", "--output", "x"], "--judge-concurrency", "2048"),
 ]  # fmt: skip
 
 
@@ -44,14 +48,75 @@ def test_bad_numeric_flag_is_a_one_line_usage_error(prefix, flag, value, capsys)
         main([*prefix, flag, value])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    line = [x for x in err.splitlines() if "error:" in x]
-    assert len(line) == 1 and f"argument {flag}:" in line[0] and repr(value) in line[0], err
-    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err  # the mistake alone: no usage block (that is --help's)
+    assert "error:" in err and f"argument {flag}:" in err and repr(value) in err, err
 
 
 def test_good_numbers_still_parse():
     args = build_parser().parse_args([*RUN, "--limit", "1", "--temperature", "0", "--top-p", "1", "--derive-split", "0.2", "--timeout", "0.5"])
     assert (args.limit, args.temperature, args.top_p, args.derive_split, args.timeout) == (1, 0.0, 1.0, 0.2, 0.5)
+    args = build_parser().parse_args([*RUN, "--concurrency", "1024", "--judge-concurrency", "1024", "--batch-size", "4096",
+                                      "--judge-repeats", "100", "--model", "openai:" + "m" * 505])  # fmt: skip
+    assert (args.concurrency, args.judge_concurrency, args.batch_size, args.judge_repeats, len(args.model)) == (1024, 1024, 4096, 100, 512)
+
+
+USAGE_MISTAKES = [
+    ["generate", "--model", "baseline:majority", "--output", "x", "--limit", "0"],
+    ["run", "--model", "baseline:majority", "--output", "x", "--top-p", "1.5"],
+    ["score", "x", "--judge-pool", "mode"],
+    ["data", "show", "--index", "-1"],
+    ["compare", "a"],
+    ["leaderboard", "build", "--resamples", "ten"],
+    ["train", "sft"],
+    ["reproduce", "paper", "--limit", "0"],
+    ["no-such-command"],
+    ["generate", "--output", "x"],
+]
+
+
+def test_usage_mistakes_are_one_line_through_the_real_entry_point():
+    """As a user runs it: every subcommand's argparse error is one line on stderr, exit 2."""
+    for argv in USAGE_MISTAKES:
+        r = subprocess.run([sys.executable, "-m", "kardiabench.cli", *argv], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, (argv, r.stderr)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and "error:" in lines[0] and "usage:" not in r.stderr, (argv, r.stderr)
+        assert lines[0].startswith("kardiabench") and "--help" in lines[0], lines[0]
+        assert r.stdout == ""
+
+
+@pytest.mark.parametrize("flag", ["--model", "--judge", "--escalate-to"])
+def test_an_overlong_model_spec_is_a_one_line_error(flag, capsys):
+    """A pasted 100 KB "model name" is refused before anything is built, and not echoed whole."""
+    spec = "openai:" + "x" * 100_000
+    argv = ["run", "--model", "baseline:majority", "--output", "unused", "--judge", "openai:a", "--judge", "openai:b", flag, spec]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"argument {flag}:" in err and "100,007 characters" in err
+    assert len(err) < 300
+
+
+def test_an_overlong_model_spec_through_the_api(tmp_path):
+    from kardiabench.api import generate
+    from kardiabench.models import MAX_SPEC_LENGTH, SpecError, parse_spec
+
+    assert parse_spec("openai:" + "m" * (MAX_SPEC_LENGTH - 7)) == ("openai", "m" * (MAX_SPEC_LENGTH - 7))
+    with pytest.raises(SpecError, match="at most 512"):
+        parse_spec("openai:" + "m" * MAX_SPEC_LENGTH)
+    with pytest.raises(SpecError, match="at most 512"):
+        generate("baseline:" + "m" * 100_000, tmp_path / "run", data="sample", limit=1, cache=None, progress=False)
+    assert not (tmp_path / "run" / "predictions.jsonl").exists()
+
+
+def test_the_api_bounds_the_same_counts(tmp_path):
+    from kardiabench.api import generate
+    from kardiabench.params import ParameterError
+
+    for kw in ({"concurrency": 99_999_999}, {"batch_size": 10**6}, {"concurrency": True}):
+        with pytest.raises(ParameterError, match=next(iter(kw))):
+            generate("baseline:majority", tmp_path / "run", data="sample", limit=1, cache=None, progress=False, **kw)
 
 
 def test_version(capsys):

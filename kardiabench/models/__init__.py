@@ -21,6 +21,9 @@ from kardiabench.models.base import (
 )
 
 PROVIDERS = ("openai", "hf", "vllm", "baseline")
+# Longer than any real model id or path; a spec is copied into every request, cache key, record and
+# report, so a pasted 100 KB string would cost gigabytes before it failed.
+MAX_SPEC_LENGTH = 512
 
 
 class SpecError(ValueError):
@@ -48,8 +51,15 @@ class ModelOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_spec_length(spec: str) -> str:
+    """`spec`, or SpecError (its start quoted, not all of it) when it is over MAX_SPEC_LENGTH."""
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise SpecError(f"model spec {spec[:40]!r}… is {len(spec):,} characters long; at most {MAX_SPEC_LENGTH}")
+    return spec
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    provider, sep, name = spec.partition(":")
+    provider, sep, name = check_spec_length(spec).partition(":")
     if not sep or provider not in PROVIDERS or not name:
         raise SpecError(f"model spec {spec!r} must be one of {', '.join(p + ':NAME' for p in PROVIDERS)}")
     return provider, name
@@ -91,4 +101,4 @@ def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogue
 
 
 __all__ = ["ChatModel", "ChatRequest", "FatalModelError", "Generation", "ModelError", "ModelOptions",
-           "SamplingParams", "SpecError", "load_model", "parse_spec"]  # fmt: skip
+           "SamplingParams", "SpecError", "check_spec_length", "load_model", "parse_spec"]  # fmt: skip
