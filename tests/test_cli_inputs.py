@@ -360,3 +360,58 @@ def test_api_and_baseline_runs_never_import_torch(tmp_path):
                        timeout=300, env={**os.environ, "OPENAI_API_KEY": "sk-test-not-a-secret"})  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ----------------------------------------------------------------------------- light install: a missing extra is one line
+
+LIGHT_INSTALL_SCRIPT = """
+import sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None  # as if not installed: importing it fails, find_spec finds nothing
+from kardiabench.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+HF_MODULES = "torch,transformers,accelerate,trl,peft,datasets,vllm"
+LIGHT = [
+    (HF_MODULES, ["generate", "--model", "hf:owner/model", "--data", "sample", "--limit", "2"], "hf:owner/model needs torch, transformers", ".[hf]"),
+    (HF_MODULES, ["run", "--model", "baseline:majority", "--judge", "hf:owner/judge", "--data", "sample", "--limit", "2"], "hf:owner/judge needs torch", ".[hf]"),
+    (HF_MODULES, ["generate", "--model", "hf:owner/model", "--data", "sample", "--limit", "2", "--dry-run"], "hf:owner/model needs", ".[hf]"),
+    (HF_MODULES, ["generate", "--model", "vllm:owner/model", "--data", "sample", "--limit", "2"], "vllm:owner/model needs vllm", ".[vllm]"),
+    (HF_MODULES, ["train", "sft", "--config", "sft-tiny.yaml"], "kardiabench train needs torch, transformers, accelerate, trl", ".[train]"),
+    ("trl", ["train", "grpo", "--config", "grpo-tiny.yaml"], "kardiabench train needs trl (not installed)", ".[train]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("blocked", "argv", "needle", "extra"), LIGHT, ids=["hf-model", "hf-judge", "hf-dry-run", "vllm-model", "train", "train-without-trl"])
+def test_a_missing_extra_says_which_to_install(tmp_path, blocked, argv, needle, extra):
+    """`pip install -e .` without torch/transformers/trl: `hf:` models and `train` ended in 20-40
+    line import tracebacks. Now one line naming the extra, exit 2, before any item is generated."""
+    if argv[0] in ("generate", "run"):
+        argv = [*argv, "--output", str(tmp_path / "run"), "--no-cache", "--no-progress"]
+    r = subprocess.run([sys.executable, "-c", LIGHT_INSTALL_SCRIPT, blocked, *argv], capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [r.stderr.strip()] and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"error: {needle}") and f'pip install -e "{extra}"' in r.stderr, r.stderr
+    assert not (tmp_path / "run" / "predictions.jsonl").exists()
+
+
+def test_the_extras_checked_are_those_pyproject_installs():
+    """kardiabench/extras.py names, for each extra, modules that `pip install -e ".[extra]"` installs."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from kardiabench.extras import EXTRAS
+
+    optional = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+    def packages(extra: str) -> set[str]:
+        out: set[str] = set()
+        for req in optional[extra]:
+            name, _, nested = re.match(r"([\w.-]+)(\[([\w,]+)\])?", req).groups()
+            out |= set().union(*(packages(e) for e in nested.split(","))) if name == "kardiabench" else {name.lower()}
+        return out
+
+    for extra, modules in EXTRAS.items():
+        assert set(modules) <= packages(extra), extra

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kardiabench.extras import require_extra
 from kardiabench.models.base import (
     ChatModel,
     ChatRequest,
@@ -82,12 +83,15 @@ def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogue
             return ReplicaPool(name, urls, **kw)
         return OpenAIChatModel(name, base_url=urls[0] if urls else None, **kw)
     if provider == "hf":
+        require_extra("hf", spec)
         from kardiabench.models.hf import HFChatModel
 
         return HFChatModel(name, batch_size=o.batch_size, dtype=o.dtype, device=o.device, revision=o.revision,
                            add_span_tokens=o.add_span_tokens, chat_template=o.chat_template)  # fmt: skip
     if provider == "vllm":
-        from kardiabench.models.vllm import VLLMChatModel
+        from kardiabench.models.vllm import CPU_NOTE, VLLMChatModel
+
+        require_extra("vllm", spec, CPU_NOTE)
 
         return VLLMChatModel(name, tensor_parallel_size=o.tensor_parallel_size, data_parallel_size=o.data_parallel_size,
                              dtype=o.dtype, revision=o.revision, chat_template=o.chat_template)  # fmt: skip

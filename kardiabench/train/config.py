@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
+from kardiabench.extras import require_extra
+
 SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "train"
 Stage = Literal["sft", "grpo"]
 REWARD_NAMES = ("format", "emotion", "rubric")
@@ -105,7 +107,9 @@ def resolve_config_path(name: str | Path) -> Path:
 
 def load_config(name: str | Path, stage: Stage, overrides: list[str] | None = None,
                 output_dir: str | None = None) -> TrainConfig:  # fmt: skip
-    """Read, override and validate a config for `stage`."""
+    """Read, override and validate a config for `stage` (validation reads TRL's config classes,
+    so a missing [train] extra is said first)."""
+    require_extra("train", "kardiabench train")
     path = resolve_config_path(name)
     try:
         raw = read_yaml(path.read_text(encoding="utf-8")) or {}
