@@ -30,7 +30,9 @@ RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "batch_size": (int, lambda v: 1 <= v <= MAX_BATCH_SIZE, f"an integer from 1 to {MAX_BATCH_SIZE}"),
     "repeats": (int, lambda v: 1 <= v <= MAX_REPEATS, f"an integer from 1 to {MAX_REPEATS}"),
     "fraction": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "steps": (int, lambda v: v == -1 or v >= 1, "-1 (none) or an integer ≥ 1"),
+    "below_one": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "at_least_two": (int, lambda v: v >= 2, "an integer ≥ 2"),
+    "steps": (int, lambda v: v == -1 or v >= 1, "-1 (no limit) or an integer ≥ 1"),
 }
 
 
