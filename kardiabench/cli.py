@@ -47,6 +47,19 @@ nonneg_float = _number(*RULES["nonneg_float"])
 top_p = _number(*RULES["top_p"])
 open_fraction = _number(*RULES["open_fraction"])
 unit_interval = _number(*RULES["unit_interval"])
+concurrency = _number(*RULES["concurrency"])
+batch_size = _number(*RULES["batch_size"])
+repeats = _number(*RULES["repeats"])
+
+
+def model_spec(text: str) -> str:
+    """An argparse `type=` for --model, --judge, --escalate-to: a bounded length (SpecError's rule)."""
+    from kardiabench.models import SpecError, check_spec_length
+
+    try:
+        return check_spec_length(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _escalate_when(text: str) -> str:
@@ -79,6 +92,12 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def error(self, message: str):
+        """One line, exit 2: the mistake, not argparse's 20-40 line usage block, which buries it
+        (that block is what --help prints)."""
+        text = " ".join(message.split())
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
+
 
 def _add_data_args(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
     p.add_argument("--data", default=None, help="sample | DIR | FILE (.jsonl/.json/.parquet) | hub | OWNER/NAME (gated Hub dataset, uses HF_TOKEN)")
@@ -98,7 +117,7 @@ def _add_cache_args(p: argparse.ArgumentParser) -> None:
 def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="kardiabench", help="task name (see `kardiabench tasks`) or a YAML file")
     p.add_argument("--tasks-dir", action="append", default=[], help="extra folder of task YAML files (repeatable)")
-    p.add_argument("--model", required=True, help="openai:MODEL | hf:PATH_OR_ID | vllm:PATH_OR_ID | baseline:majority|retrieval")
+    p.add_argument("--model", required=True, type=model_spec, help="openai:MODEL | hf:PATH_OR_ID | vllm:PATH_OR_ID | baseline:majority|retrieval")
     _add_data_args(p)
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N items (in file order)")
     p.add_argument("--output", required=True, type=Path, help="run folder (created; an existing one is resumed)")
@@ -119,12 +138,12 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     b = p.add_argument_group("backends")
     b.add_argument("--base-url", action="append", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env. Repeat for replicas of one model: requests go to the least busy")
     b.add_argument("--api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the API key")
-    b.add_argument("--concurrency", type=positive_int, default=16, help="max requests in flight for API models")
+    b.add_argument("--concurrency", type=concurrency, default=16, help="max requests in flight for API models")
     b.add_argument("--timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for API models (a local server's timed-out request is not re-sent)")
     b.add_argument("--batch", action="store_true", help="openai: send the requests as one provider batch job (50%% price, up to 24 h; docs/backends.md)")
     _add_batch_timeout(b)
     b.add_argument("--prices", default=None, help="JSON/YAML price table extending the built-in one (USD per 1M tokens)")
-    b.add_argument("--batch-size", type=positive_int, default=8, help="batch size for hf: models")
+    b.add_argument("--batch-size", type=batch_size, default=8, help="batch size for hf: models")
     b.add_argument("--dtype", default="auto", help="hf:/vllm: weight dtype (auto, bfloat16, float16, float32)")
     b.add_argument("--device", default="auto", help="hf: device (auto, cpu, cuda, cuda:N, mps)")
     b.add_argument("--revision", default=None, help="hf:/vllm: model revision (branch, tag or commit) on the Hub")
@@ -254,15 +273,15 @@ def _add_leaderboard_args(sub) -> None:
 def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
     """The judge flags; `scoring`: also those about results.json (judge card, families)."""
     g = p.add_argument_group("rubric judge")
-    g.add_argument("--judge", action="append", default=[], help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
+    g.add_argument("--judge", action="append", default=[], type=model_spec, help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
     g.add_argument("--judge-base-url", action="append", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL); repeat for replicas")
     g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", type=env_var_name, metavar="VAR", help="environment variable holding the judges' API key")
-    g.add_argument("--judge-concurrency", type=positive_int, default=16, help="max judge requests in flight")
-    g.add_argument("--judge-repeats", type=positive_int, default=1, help="judge each item K times; reports the variance")
+    g.add_argument("--judge-concurrency", type=concurrency, default=16, help="max judge requests in flight")
+    g.add_argument("--judge-repeats", type=repeats, default=1, help="judge each item K times; reports the variance")
     g.add_argument("--judge-max-tokens", type=positive_int, default=1024, help="most tokens per judge reply")
     g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
     g.add_argument("--judge-timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for openai: judges (a local server's timed-out request is not re-sent)")
-    g.add_argument("--judge-batch-size", type=positive_int, default=8, help="batch size for hf: judges")
+    g.add_argument("--judge-batch-size", type=batch_size, default=8, help="batch size for hf: judges")
     g.add_argument("--judge-dtype", default="auto", help="hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)")
     g.add_argument("--judge-chat-template", default=None, help="a Jinja chat template file for hf:/vllm: judges without one")
     g.add_argument("--rubric", default=None, help="rubric file (default: judges/rubric.yaml)")
@@ -272,7 +291,7 @@ def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
         g.add_argument("--judge-batch", action="store_true", help="openai: judges: send the first round as a provider batch job (docs/backends.md)")
         g.add_argument("--judge-max-cost", type=positive_float, default=None, metavar="USD", help="stop sending judge requests once they have cost this much (resumable)")
         g.add_argument("--judge-pool", choices=("mean", "median"), default="mean", help="how several judges' item scores are pooled")
-        g.add_argument("--escalate-to", default=None, metavar="SPEC", help="a stronger judge for the items the --judge models disagree on")
+        g.add_argument("--escalate-to", default=None, type=model_spec, metavar="SPEC", help="a stronger judge for the items the --judge models disagree on")
         g.add_argument("--escalate-when", type=_escalate_when, default="disagree:1", metavar="disagree:K",
                        help="escalate an item when two judges differ by ≥ K points on any dimension")  # fmt: skip
     g.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples for confidence intervals")

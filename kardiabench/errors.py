@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.data.load import DataError
+    from kardiabench.extras import MissingExtra
     from kardiabench.models import SpecError
     from kardiabench.models.base import FatalModelError, ModelError
     from kardiabench.models.openai_batch import BatchTimeout
@@ -18,7 +19,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.train.config import TrainConfigError
 
     return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
-            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, BatchTimeout, FamiliesError, TrainConfigError)
+            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, BatchTimeout, FamiliesError, TrainConfigError,
+            MissingExtra)
 
 
 USER_ERRORS = _user_errors()

@@ -9,6 +9,13 @@ from typing import Any
 
 from kardiabench.redact import env_var_name
 
+# Upper bounds of the counts that size what a run holds at once: requests in flight (a connection
+# slot and an HTTP client per 16 of them), a local batch, a judge's repeats. Far above any useful
+# value, low enough that a typo (--concurrency 99999999) is an error, not gigabytes of memory.
+MAX_CONCURRENCY = 1024
+MAX_BATCH_SIZE = 4096
+MAX_REPEATS = 100
+
 # rule → (the type a value has, the test it passes, the rule in words)
 RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "positive_int": (int, lambda v: v >= 1, "an integer ≥ 1"),
@@ -19,6 +26,13 @@ RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "open_fraction": (float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1"),
     "unit_interval": (float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "int": (int, lambda v: True, "an integer"),
+    "concurrency": (int, lambda v: 1 <= v <= MAX_CONCURRENCY, f"an integer from 1 to {MAX_CONCURRENCY}"),
+    "batch_size": (int, lambda v: 1 <= v <= MAX_BATCH_SIZE, f"an integer from 1 to {MAX_BATCH_SIZE}"),
+    "repeats": (int, lambda v: 1 <= v <= MAX_REPEATS, f"an integer from 1 to {MAX_REPEATS}"),
+    "fraction": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "below_one": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "at_least_two": (int, lambda v: v >= 2, "an integer ≥ 2"),
+    "steps": (int, lambda v: v == -1 or v >= 1, "-1 (no limit) or an integer ≥ 1"),
 }
 
 
@@ -49,12 +63,12 @@ BATCH_TIMEOUT_S = 90_000.0
 # is checked by its argparse type).
 KEYWORD_RULES = {
     "limit": "positive_int", "temperature": "nonneg_float", "top_p": "top_p", "max_tokens": "positive_int",
-    "seed": "int", "concurrency": "positive_int", "timeout": "positive_float", "batch_size": "positive_int",
+    "seed": "int", "concurrency": "concurrency", "timeout": "positive_float", "batch_size": "batch_size",
     "tensor_parallel_size": "positive_int", "data_parallel_size": "positive_int", "max_cost": "positive_float", "judge_max_cost": "positive_float",
     "derive_split": "open_fraction", "split_seed": "int", "api_key_env": "env_var", "judge_api_key_env": "env_var",
-    "judge_concurrency": "positive_int", "judge_repeats": "positive_int", "judge_max_tokens": "positive_int",
+    "judge_concurrency": "concurrency", "judge_repeats": "repeats", "judge_max_tokens": "positive_int",
     "resamples": "positive_int", "bootstrap_seed": "int", "top_k": "positive_int", "min_p": "unit_interval",
-    "repetition_penalty": "positive_float", "judge_timeout": "positive_float", "judge_batch_size": "positive_int",
+    "repetition_penalty": "positive_float", "judge_timeout": "positive_float", "judge_batch_size": "batch_size",
     "batch_timeout": "positive_float", "judge_batch_timeout": "positive_float",
 }  # fmt: skip
 

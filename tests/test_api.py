@@ -145,7 +145,7 @@ def test_dry_run_counts_without_a_key(tmp_path, monkeypatch):
         (lambda p: kb.evaluate("baseline:majority", p, limit=0), "limit: must be an integer ≥ 1, got 0"),
         (lambda p: kb.generate("baseline:majority", p, temperature=-0.5), "temperature: must be a number ≥ 0, got -0.5"),
         (lambda p: kb.generate("baseline:majority", p, top_p=float("nan")), "top_p: must be a number in (0, 1]"),
-        (lambda p: kb.evaluate("baseline:majority", p, judge_repeats=0), "judge_repeats: must be an integer ≥ 1"),
+        (lambda p: kb.evaluate("baseline:majority", p, judge_repeats=0), "judge_repeats: must be an integer from 1 to 100"),
         (lambda p: kb.generate("openai:gpt-4o", p, api_key_env="sk-abc123"), "api_key_env: expects the NAME of an environment variable"),
         (lambda p: kb.score(p, output=p / "x"), "output: is for predictions=FILE"),
         (lambda p: kb.compare(p, p, resamples=True), "resamples: must be an integer ≥ 1, got True"),

@@ -35,6 +35,10 @@ BAD_NUMBERS = [
     (["data", "validate"], "--max-problems", "-1"), (["data", "show"], "--index", "-1"),
     (["data", "stats"], "--derive-split", "2"), (["judge-audit", "--output", "x"], "--limit", "0"),
     (["judge-audit", "--output", "x"], "--judge-repeats", "0"),
+    # bounded counts: each sizes what a run holds at once (issue 16: --concurrency 99999999 took 22 GB)
+    (RUN, "--concurrency", "99999999"), (RUN, "--concurrency", "1025"), (RUN, "--judge-concurrency", "5000"),
+    (SCORE, "--judge-concurrency", "99999999"), (RUN, "--batch-size", "100000"), (RUN, "--judge-batch-size", "4097"),
+    (RUN, "--judge-repeats", "101"), (["judge-audit", "--output", "x"], "--judge-concurrency", "2048"),
 ]  # fmt: skip
 
 
@@ -44,14 +48,75 @@ def test_bad_numeric_flag_is_a_one_line_usage_error(prefix, flag, value, capsys)
         main([*prefix, flag, value])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    line = [x for x in err.splitlines() if "error:" in x]
-    assert len(line) == 1 and f"argument {flag}:" in line[0] and repr(value) in line[0], err
-    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err  # the mistake alone: no usage block (that is --help's)
+    assert "error:" in err and f"argument {flag}:" in err and repr(value) in err, err
 
 
 def test_good_numbers_still_parse():
     args = build_parser().parse_args([*RUN, "--limit", "1", "--temperature", "0", "--top-p", "1", "--derive-split", "0.2", "--timeout", "0.5"])
     assert (args.limit, args.temperature, args.top_p, args.derive_split, args.timeout) == (1, 0.0, 1.0, 0.2, 0.5)
+    args = build_parser().parse_args([*RUN, "--concurrency", "1024", "--judge-concurrency", "1024", "--batch-size", "4096",
+                                      "--judge-repeats", "100", "--model", "openai:" + "m" * 505])  # fmt: skip
+    assert (args.concurrency, args.judge_concurrency, args.batch_size, args.judge_repeats, len(args.model)) == (1024, 1024, 4096, 100, 512)
+
+
+USAGE_MISTAKES = [
+    ["generate", "--model", "baseline:majority", "--output", "x", "--limit", "0"],
+    ["run", "--model", "baseline:majority", "--output", "x", "--top-p", "1.5"],
+    ["score", "x", "--judge-pool", "mode"],
+    ["data", "show", "--index", "-1"],
+    ["compare", "a"],
+    ["leaderboard", "build", "--resamples", "ten"],
+    ["train", "sft"],
+    ["reproduce", "paper", "--limit", "0"],
+    ["no-such-command"],
+    ["generate", "--output", "x"],
+]
+
+
+def test_usage_mistakes_are_one_line_through_the_real_entry_point():
+    """As a user runs it: every subcommand's argparse error is one line on stderr, exit 2."""
+    for argv in USAGE_MISTAKES:
+        r = subprocess.run([sys.executable, "-m", "kardiabench.cli", *argv], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, (argv, r.stderr)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and "error:" in lines[0] and "usage:" not in r.stderr, (argv, r.stderr)
+        assert lines[0].startswith("kardiabench") and "--help" in lines[0], lines[0]
+        assert r.stdout == ""
+
+
+@pytest.mark.parametrize("flag", ["--model", "--judge", "--escalate-to"])
+def test_an_overlong_model_spec_is_a_one_line_error(flag, capsys):
+    """A pasted 100 KB "model name" is refused before anything is built, and not echoed whole."""
+    spec = "openai:" + "x" * 100_000
+    argv = ["run", "--model", "baseline:majority", "--output", "unused", "--judge", "openai:a", "--judge", "openai:b", flag, spec]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"argument {flag}:" in err and "100,007 characters" in err
+    assert len(err) < 300
+
+
+def test_an_overlong_model_spec_through_the_api(tmp_path):
+    from kardiabench.api import generate
+    from kardiabench.models import MAX_SPEC_LENGTH, SpecError, parse_spec
+
+    assert parse_spec("openai:" + "m" * (MAX_SPEC_LENGTH - 7)) == ("openai", "m" * (MAX_SPEC_LENGTH - 7))
+    with pytest.raises(SpecError, match="at most 512"):
+        parse_spec("openai:" + "m" * MAX_SPEC_LENGTH)
+    with pytest.raises(SpecError, match="at most 512"):
+        generate("baseline:" + "m" * 100_000, tmp_path / "run", data="sample", limit=1, cache=None, progress=False)
+    assert not (tmp_path / "run" / "predictions.jsonl").exists()
+
+
+def test_the_api_bounds_the_same_counts(tmp_path):
+    from kardiabench.api import generate
+    from kardiabench.params import ParameterError
+
+    for kw in ({"concurrency": 99_999_999}, {"batch_size": 10**6}, {"concurrency": True}):
+        with pytest.raises(ParameterError, match=next(iter(kw))):
+            generate("baseline:majority", tmp_path / "run", data="sample", limit=1, cache=None, progress=False, **kw)
 
 
 def test_version(capsys):
@@ -295,3 +360,58 @@ def test_api_and_baseline_runs_never_import_torch(tmp_path):
                        timeout=300, env={**os.environ, "OPENAI_API_KEY": "sk-test-not-a-secret"})  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ----------------------------------------------------------------------------- light install: a missing extra is one line
+
+LIGHT_INSTALL_SCRIPT = """
+import sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None  # as if not installed: importing it fails, find_spec finds nothing
+from kardiabench.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+HF_MODULES = "torch,transformers,accelerate,trl,peft,datasets,vllm"
+LIGHT = [
+    (HF_MODULES, ["generate", "--model", "hf:owner/model", "--data", "sample", "--limit", "2"], "hf:owner/model needs torch, transformers", ".[hf]"),
+    (HF_MODULES, ["run", "--model", "baseline:majority", "--judge", "hf:owner/judge", "--data", "sample", "--limit", "2"], "hf:owner/judge needs torch", ".[hf]"),
+    (HF_MODULES, ["generate", "--model", "hf:owner/model", "--data", "sample", "--limit", "2", "--dry-run"], "hf:owner/model needs", ".[hf]"),
+    (HF_MODULES, ["generate", "--model", "vllm:owner/model", "--data", "sample", "--limit", "2"], "vllm:owner/model needs vllm", ".[vllm]"),
+    (HF_MODULES, ["train", "sft", "--config", "sft-tiny.yaml"], "kardiabench train needs torch, transformers, accelerate, trl", ".[train]"),
+    ("trl", ["train", "grpo", "--config", "grpo-tiny.yaml"], "kardiabench train needs trl (not installed)", ".[train]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("blocked", "argv", "needle", "extra"), LIGHT, ids=["hf-model", "hf-judge", "hf-dry-run", "vllm-model", "train", "train-without-trl"])
+def test_a_missing_extra_says_which_to_install(tmp_path, blocked, argv, needle, extra):
+    """`pip install -e .` without torch/transformers/trl: `hf:` models and `train` ended in 20-40
+    line import tracebacks. Now one line naming the extra, exit 2, before any item is generated."""
+    if argv[0] in ("generate", "run"):
+        argv = [*argv, "--output", str(tmp_path / "run"), "--no-cache", "--no-progress"]
+    r = subprocess.run([sys.executable, "-c", LIGHT_INSTALL_SCRIPT, blocked, *argv], capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [r.stderr.strip()] and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"error: {needle}") and f'pip install -e "{extra}"' in r.stderr, r.stderr
+    assert not (tmp_path / "run" / "predictions.jsonl").exists()
+
+
+def test_the_extras_checked_are_those_pyproject_installs():
+    """kardiabench/extras.py names, for each extra, modules that `pip install -e ".[extra]"` installs."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from kardiabench.extras import EXTRAS
+
+    optional = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+    def packages(extra: str) -> set[str]:
+        out: set[str] = set()
+        for req in optional[extra]:
+            name, _, nested = re.match(r"([\w.-]+)(\[([\w,]+)\])?", req).groups()
+            out |= set().union(*(packages(e) for e in nested.split(","))) if name == "kardiabench" else {name.lower()}
+        return out
+
+    for extra, modules in EXTRAS.items():
+        assert set(modules) <= packages(extra), extra

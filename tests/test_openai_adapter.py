@@ -340,6 +340,40 @@ def test_adaptive_concurrency_shrinks_under_rate_limits():
     assert model.stats.rate_limited == 64
 
 
+def test_clients_follow_the_requests_in_flight_not_the_concurrency(monkeypatch):
+    """Issue 16: --concurrency 99999999 took 22 GB before a request was sent (a slot list and an
+    HTTP client per 16 slots, all up front). Through the runner, three requests at concurrency 1000
+    make one client; 40 at concurrency 40 make three (16 + 16 + 8 in flight)."""
+    import openai
+
+    from kardiabench.runner import Job, run_jobs
+
+    made: list[int] = []  # the connection-pool size of each HTTP client made
+
+    class Counting(openai.DefaultAsyncHttpxClient):
+        def __init__(self, **kwargs):
+            made.append(kwargs["limits"].max_connections)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(openai, "DefaultAsyncHttpxClient", Counting)
+    with FakeOpenAIServer() as srv:
+        for n, concurrency, expected in ((3, 1000, [16]), (40, 40, [16, 16, 8])):
+            made.clear()
+            model = model_for(srv, concurrency=concurrency)
+            jobs = [Job(f"k{i}", r) for i, r in enumerate(chats(n))]
+            results: dict[str, object] = {}
+
+            async def go(model=model, jobs=jobs, results=results):
+                try:
+                    return await run_jobs(model, jobs, on_result=lambda j, o, _: results.setdefault(j.key, o), progress=False)
+                finally:
+                    await model.aclose()
+
+            stats = asyncio.run(go())
+            assert stats.done == n and len(results) == n, results
+            assert sorted(made) == sorted(expected), (n, concurrency, made)
+
+
 def test_adapter_survives_successive_event_loops():
     with FakeOpenAIServer() as srv:
         model = model_for(srv)

@@ -65,6 +65,18 @@ def test_every_job_answered_once_with_concurrency_cap():
     assert stats.prompt_tokens == 60 and stats.completion_tokens == 40
 
 
+def test_workers_follow_the_work_not_the_concurrency(monkeypatch):
+    """One worker task per batch at most: a concurrency of a million over three items starts three."""
+    made = []
+    real = asyncio.create_task
+    monkeypatch.setattr(asyncio, "create_task", lambda coro, **kw: made.append(coro) or real(coro, **kw))
+    stats, _ = run(EchoModel(concurrency=1_000_000), jobs(["a", "b", "c"]))
+    assert stats.done == 3 and len(made) == 3
+    made.clear()
+    stats, _ = run(EchoModel(batch=4, concurrency=2), jobs([f"t{i}" for i in range(10)]), concurrency=1_000_000)
+    assert stats.done == 10 and len(made) == 3  # batches of 4, 4, 2
+
+
 def test_batches_respect_max_batch_size():
     model = EchoModel(batch=4, concurrency=1)
     stats, _ = run(model, jobs([f"t{i}" for i in range(10)]))

@@ -112,6 +112,72 @@ def test_the_recorded_config_masks_a_key_in_the_judge_url(tmp_path):
     assert cfg.judge_base_url == url  # the reward's judge is sent the key
     assert cfg.to_dict()["judge_base_url"] == "http://127.0.0.1:8000/v1?api-key=***&region=eu"
     assert "SECRET-K9" not in json.dumps(cfg.to_dict()) + model_card(cfg, {})
+BAD_VALUES = [
+    ("sft", ["learning_rate=-1"], "learning_rate: must be a number > 0, got -1"),
+    ("sft", ["learning_rate=.nan"], "learning_rate: must be a number > 0, got nan"),
+    ("sft", ["max_steps=abc"], "max_steps: must be -1 (no limit) or an integer ≥ 1, got 'abc'"),
+    ("sft", ["max_steps=0"], "max_steps: must be -1 (no limit) or an integer ≥ 1, got 0"),
+    ("sft", ["per_device_train_batch_size=0"], "per_device_train_batch_size: must be an integer from 1 to 4096, got 0"),
+    ("sft", ["gradient_accumulation_steps=2.5"], "gradient_accumulation_steps: must be an integer ≥ 1, got 2.5"),
+    ("sft", ["warmup_steps=-0.1"], "warmup_steps: must be a number ≥ 0, got -0.1"),
+    ("sft", ["lora.r=abc"], "lora.r: must be an integer ≥ 1, got 'abc'"),
+    ("sft", ["lora.lora_dropout=1.5"], "lora.lora_dropout: must be a number in [0, 1), got 1.5"),
+    ("sft", ["lora.rank=8"], "lora.rank: not a field of peft's LoraConfig"),
+    ("sft", ["lora.use_dora=1"], "lora.use_dora: expected true or false, got 1"),
+    ("sft", ["limit=true"], "limit: must be an integer ≥ 1, got True"),
+    ("sft", ["eval_limit=0"], "eval_limit: must be an integer ≥ 1, got 0"),
+    ("sft", ["eval_fraction=1"], "eval_fraction: must be a fraction strictly between 0 and 1, got 1"),
+    ("sft", ["global_batch_size=false"], "global_batch_size: must be an integer ≥ 1, got False"),
+    ("sft", ["bf16=1"], "bf16: expected true or false or null, got 1"),  # bool, not int
+    ("sft", ["seed=1.5"], "seed: expected an integer, got 1.5"),
+    ("sft", ["save_strategy=5"], "save_strategy: expected text, got 5"),
+    ("sft", ["model=123"], "model: expected text, got 123"),
+    ("grpo", ["reward_weights.format=0", "reward_weights.emotion=0"], "reward_weights: the rewards in use (format, emotion) all have weight 0"),
+    ("grpo", ["reward_weights={format: 0, emotion: 0, rubric: 0}", "judge=openai:j"], "the rewards in use (format, emotion, rubric) all have weight 0"),
+    ("grpo", ["reward_weights.rubric=-1"], "reward_weights.rubric: must be a number ≥ 0, got -1"),
+    ("grpo", ["reward_weights.format=true"], "reward_weights.format: must be a number ≥ 0, got True"),
+    ("grpo", ["num_generations=1"], "num_generations: must be an integer ≥ 2, got 1"),
+    ("grpo", ["temperature=0"], "temperature: must be a number > 0, got 0"),
+    ("grpo", ["judge_concurrency=99999"], "judge_concurrency: must be an integer from 1 to 1024, got 99999"),
+    ("grpo", ["judge=gpt-5-mini"], "judge: model spec 'gpt-5-mini' must be one of openai:NAME"),
+    ("grpo", ["keep_hardest=0"], "keep_hardest: must be a number in (0, 1], got 0"),
+    ("grpo", ["difficulty_samples=true"], "difficulty_samples: must be an integer from 1 to 100, got True"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("stage", "sets", "message"), BAD_VALUES, ids=[" ".join(s) for _, s, _ in BAD_VALUES])
+def test_every_bad_value_is_refused_before_training(stage, sets, message):
+    """Issue 16: these ended in TRL/peft/torch tracebacks after the model loaded, or (limit=true,
+    all-zero reward weights, a negative learning rate) were accepted. Now load_config, which
+    loads no model, refuses each, naming the file and the field."""
+    from kardiabench.train import TrainConfigError, load_config
+
+    with pytest.raises(TrainConfigError) as exc:
+        load_config(f"{stage}-tiny.yaml", stage, sets)
+    assert str(exc.value).startswith(f"{REPO / 'kardiabench' / 'resources' / 'train' / f'{stage}-tiny.yaml'}: ")
+    assert message in str(exc.value)
+
+
+def test_good_values_still_pass():
+    from kardiabench.train import load_config
+
+    cfg = load_config("sft-tiny.yaml", "sft", ["warmup_steps=0.03", "lora={r: 64, lora_alpha: 128, target_modules: all-linear}",
+                                               "bf16=true", "eval_steps=null", "report_to=[tensorboard]", "max_length=null",
+                                               "limit=4", "eval_fraction=0.25", "max_steps=-1"])  # fmt: skip
+    assert cfg.lora["r"] == 64 and cfg.trl["warmup_steps"] == 0.03 and cfg.limit == 4
+    cfg = load_config("grpo-tiny.yaml", "grpo", ["reward_weights.format=0", "reward_weights.emotion=0", "reward_weights.rubric=1",
+                                                 "judge=openai:j", "keep_hardest=1"])  # fmt: skip
+    assert cfg.weights() == [0.0, 0.0, 1.0]
+
+
+def test_cli_bad_trl_value_is_one_line_naming_file_and_field(tmp_path, capsys):
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text(f"model: tiny\noutput_dir: {tmp_path / 'out'}\nmax_steps: abc\n")
+    assert main(["train", "sft", "--config", str(cfg)]) == 2
+    assert capsys.readouterr().err == f"error: {cfg}: max_steps: must be -1 (no limit) or an integer ≥ 1, got 'abc'\n"
+    assert main(["train", "grpo", "--config", "grpo-tiny.yaml", "--set", "lora.r=abc", "--output-dir", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {REPO / 'kardiabench/resources/train/grpo-tiny.yaml'}: lora.r: must be an integer ≥ 1, got 'abc'"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
 
 
 def test_cli_config_error_is_one_line_exit_2(tmp_path, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kardiabench.extras import require_extra
 from kardiabench.models.base import (
     ChatModel,
     ChatRequest,
@@ -21,6 +22,9 @@ from kardiabench.models.base import (
 )
 
 PROVIDERS = ("openai", "hf", "vllm", "baseline")
+# Longer than any real model id or path; a spec is copied into every request, cache key, record and
+# report, so a pasted 100 KB string would cost gigabytes before it failed.
+MAX_SPEC_LENGTH = 512
 
 
 class SpecError(ValueError):
@@ -48,8 +52,15 @@ class ModelOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_spec_length(spec: str) -> str:
+    """`spec`, or SpecError (its start quoted, not all of it) when it is over MAX_SPEC_LENGTH."""
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise SpecError(f"model spec {spec[:40]!r}… is {len(spec):,} characters long; at most {MAX_SPEC_LENGTH}")
+    return spec
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    provider, sep, name = spec.partition(":")
+    provider, sep, name = check_spec_length(spec).partition(":")
     if not sep or provider not in PROVIDERS or not name:
         raise SpecError(f"model spec {spec!r} must be one of {', '.join(p + ':NAME' for p in PROVIDERS)}")
     return provider, name
@@ -72,12 +83,15 @@ def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogue
             return ReplicaPool(name, urls, **kw)
         return OpenAIChatModel(name, base_url=urls[0] if urls else None, **kw)
     if provider == "hf":
+        require_extra("hf", spec)
         from kardiabench.models.hf import HFChatModel
 
         return HFChatModel(name, batch_size=o.batch_size, dtype=o.dtype, device=o.device, revision=o.revision,
                            add_span_tokens=o.add_span_tokens, chat_template=o.chat_template)  # fmt: skip
     if provider == "vllm":
-        from kardiabench.models.vllm import VLLMChatModel
+        from kardiabench.models.vllm import CPU_NOTE, VLLMChatModel
+
+        require_extra("vllm", spec, CPU_NOTE)
 
         return VLLMChatModel(name, tensor_parallel_size=o.tensor_parallel_size, data_parallel_size=o.data_parallel_size,
                              dtype=o.dtype, revision=o.revision, chat_template=o.chat_template)  # fmt: skip
@@ -91,4 +105,4 @@ def load_model(spec: str, options: ModelOptions | None = None, *, train_dialogue
 
 
 __all__ = ["ChatModel", "ChatRequest", "FatalModelError", "Generation", "ModelError", "ModelOptions",
-           "SamplingParams", "SpecError", "load_model", "parse_spec"]  # fmt: skip
+           "SamplingParams", "SpecError", "check_spec_length", "load_model", "parse_spec"]  # fmt: skip

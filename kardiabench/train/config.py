@@ -12,15 +12,21 @@ or `GRPOConfig` (stage grpo) and is passed to it unchanged. Command-line overrid
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
 import logging
 import os
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from kardiabench.extras import require_extra
+from kardiabench.params import ParameterError, check
 from kardiabench.redact import redact_url
 
 SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "train"
@@ -111,7 +117,9 @@ def resolve_config_path(name: str | Path) -> Path:
 
 def load_config(name: str | Path, stage: Stage, overrides: list[str] | None = None,
                 output_dir: str | None = None) -> TrainConfig:  # fmt: skip
-    """Read, override and validate a config for `stage`."""
+    """Read, override and validate a config for `stage` (validation reads TRL's config classes,
+    so a missing [train] extra is said first)."""
+    require_extra("train", "kardiabench train")
     path = resolve_config_path(name)
     try:
         raw = read_yaml(path.read_text(encoding="utf-8")) or {}
@@ -167,23 +175,161 @@ def validate(raw: dict[str, Any], stage: Stage, source: str) -> TrainConfig:
     return cfg
 
 
+# The project's fields: a rule of kardiabench/params.py, or "text" (a non-empty string) or "spec" (a
+# model spec). None passes only where the field's default is None (optional).
+PROJECT_RULES = {
+    "model": "text", "output_dir": "text", "data": "text", "split": "text", "task": "text", "limit": "positive_int",
+    "eval_fraction": "open_fraction", "eval_limit": "positive_int", "global_batch_size": "positive_int",
+    "judge": "spec", "judge_base_url": "text", "judge_api_key_env": "env_var", "judge_max_tokens": "positive_int",
+    "judge_concurrency": "concurrency", "rubric": "text", "keep_hardest": "fraction", "difficulty_samples": "repeats",
+}  # fmt: skip
+# Ranges of the TRL fields our configs set or users commonly set; every TRL field is also checked
+# against the type TRL declares for it (an int is not a bool, "abc" is not a step count).
+TRL_RULES = {
+    "learning_rate": "positive_float", "num_train_epochs": "positive_float", "max_steps": "steps",
+    "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "batch_size",
+    "gradient_accumulation_steps": "positive_int", "eval_accumulation_steps": "positive_int",
+    "warmup_steps": "nonneg_float", "weight_decay": "nonneg_float", "max_grad_norm": "nonneg_float",
+    "adam_beta1": "below_one", "adam_beta2": "below_one", "adam_epsilon": "positive_float",
+    "logging_steps": "positive_float", "save_steps": "positive_float", "eval_steps": "positive_float",
+    "save_total_limit": "nonneg_int", "dataloader_num_workers": "nonneg_int", "max_length": "positive_int",
+    # GRPO
+    "num_generations": "at_least_two", "max_completion_length": "positive_int", "generation_batch_size": "positive_int",
+    "steps_per_generation": "positive_int", "num_iterations": "positive_int", "temperature": "positive_float",
+    "top_p": "top_p", "top_k": "nonneg_int", "min_p": "unit_interval", "repetition_penalty": "positive_float",
+    "beta": "nonneg_float", "epsilon": "positive_float", "vllm_gpu_memory_utilization": "fraction",
+    "num_completions_to_print": "nonneg_int",
+}  # fmt: skip
+LORA_RULES = {"r": "positive_int", "lora_alpha": "positive_float", "lora_dropout": "below_one"}
+
+
 def _check(cfg: TrainConfig, source: str) -> None:
+    """Every field's type and range, before anything is loaded: a bad value is one line naming
+    the file and the field here, not a traceback from TRL or torch minutes later (or, for a
+    negative learning rate, a model trained the wrong way)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, rule in PROJECT_RULES.items():
+        value = getattr(cfg, name)
+        if value is None and defaults[name] is None:
+            continue
+        if rule in ("text", "spec") and (not isinstance(value, str) or not value.strip()):
+            raise TrainConfigError(f"{source}: {name}: expected text, got {value!r}")
+        if rule == "spec":
+            _spec(source, name, value)
+        elif rule != "text":
+            _rule(source, name, value, rule)
+    if cfg.stage == "grpo":
+        _check_weights(cfg, source)
+    if cfg.lora is not None:
+        _check_lora(cfg.lora, source)
+    types = trl_types(cfg.stage)
+    for name, value in cfg.trl.items():
+        kind = types.get(name)
+        if value is None and kind is not None and _fits(None, kind):
+            continue
+        if name in TRL_RULES:
+            _rule(source, name, value, TRL_RULES[name])
+        elif kind is not None and not _fits(value, kind):
+            raise TrainConfigError(f"{source}: {name}: expected {_describe(kind)}, got {value!r}")
+
+
+def _rule(source: str, name: str, value: Any, rule: str) -> None:
+    try:
+        check(name, value, rule)
+    except ParameterError as e:
+        raise TrainConfigError(f"{source}: {e}") from None
+
+
+def _spec(source: str, name: str, value: str) -> None:
+    from kardiabench.models import SpecError, parse_spec
+
+    try:
+        parse_spec(value)
+    except SpecError as e:
+        raise TrainConfigError(f"{source}: {name}: {e}") from None
+
+
+def _check_weights(cfg: TrainConfig, source: str) -> None:
     weights = cfg.reward_weights
     if not isinstance(weights, dict) or any(k not in REWARD_NAMES for k in weights):
         raise TrainConfigError(f"{source}: reward_weights: a mapping with keys among {', '.join(REWARD_NAMES)}")
-    if any(not isinstance(v, int | float) or v < 0 for v in weights.values()):
-        raise TrainConfigError(f"{source}: reward_weights: weights must be numbers ≥ 0")
-    for name, value, ok in (
-        ("eval_fraction", cfg.eval_fraction, lambda v: 0 < v < 1),
-        ("keep_hardest", cfg.keep_hardest, lambda v: 0 < v <= 1),
-        ("limit", cfg.limit, lambda v: isinstance(v, int) and v >= 1),
-        ("eval_limit", cfg.eval_limit, lambda v: isinstance(v, int) and v >= 1),
-        ("global_batch_size", cfg.global_batch_size, lambda v: isinstance(v, int) and v >= 1),
-    ):
-        if value is not None and (not isinstance(value, int | float) or not ok(value)):
-            raise TrainConfigError(f"{source}: {name}: invalid value {value!r}")
-    if cfg.lora is not None and not isinstance(cfg.lora, dict):
+    for name, value in weights.items():
+        _rule(source, f"reward_weights.{name}", value, "nonneg_float")
+    if not any(cfg.weights()):
+        raise TrainConfigError(f"{source}: reward_weights: the rewards in use ({', '.join(cfg.rewards())}) all have "
+                               "weight 0, so every completion would get reward 0 and GRPO would learn nothing")  # fmt: skip
+
+
+def _check_lora(lora: Any, source: str) -> None:
+    """The `lora` mapping against peft's LoraConfig: known fields, their types, the usual ranges."""
+    if not isinstance(lora, dict):
         raise TrainConfigError(f"{source}: lora: a mapping of peft LoraConfig fields (or null)")
+    from peft import LoraConfig
+
+    types = _type_hints(LoraConfig)
+    for name, value in lora.items():
+        if name not in types:
+            raise TrainConfigError(f"{source}: lora.{name}: not a field of peft's LoraConfig")
+        if name in LORA_RULES and value is not None:
+            _rule(source, f"lora.{name}", value, LORA_RULES[name])
+        elif not _fits(value, types[name]):
+            raise TrainConfigError(f"{source}: lora.{name}: expected {_describe(types[name])}, got {value!r}")
+
+
+def trl_types(stage: Stage) -> dict[str, Any]:
+    """TRL's declared type of each field of the stage's config class."""
+    return _type_hints(trl_class(stage))
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # an annotation this Python cannot resolve: the names alone
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """Whether a value read from YAML is of the declared type. bool is not an int here (`limit:
+    true`), an int is a float, and a type this cannot judge (a class TRL builds itself) passes."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is Literal:
+        return value in args
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    if kind is str or (isinstance(kind, type) and issubclass(kind, enum.Enum)):
+        return isinstance(value, str)  # TRL's enums (IntervalStrategy, ...) are given as their names
+    if kind in (list, tuple, set) or origin in (list, tuple, set):
+        inner = args[0] if origin is list and args else Any
+        return isinstance(value, list | tuple) and all(_fits(v, inner) for v in value)
+    if kind is dict or origin is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(kind: Any) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_describe(a) for a in args))
+    if origin is Literal:
+        return " or ".join(repr(a) for a in args)
+    words = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "text", dict: "a mapping"}
+    if kind in words:
+        return words[kind]
+    if origin is dict:
+        return "a mapping"
+    if kind in (list, tuple, set) or origin in (list, tuple, set):
+        return "a list"
+    return "text" if isinstance(kind, type) and issubclass(kind, enum.Enum) else getattr(kind, "__name__", str(kind))
 
 
 def trl_class(stage: Stage) -> type:
@@ -193,7 +339,7 @@ def trl_class(stage: Stage) -> type:
 
 
 def trl_fields(stage: Stage) -> set[str]:
-    return {f.name for f in dataclasses.fields(trl_class(stage))}
+    return set(trl_types(stage))
 
 
 def build_trl_args(cfg: TrainConfig) -> Any:

@@ -93,9 +93,9 @@ def hardest(items: list[Item], task: Task, model_path: str, cfg: TrainConfig, ma
 def build_grpo_trainer(cfg: TrainConfig):
     from trl import GRPOTrainer
 
+    args = build_trl_args(cfg)  # first: TRL's own checks of its fields fail before data and weights load
     train, evaluation, task = load_items(cfg)
     base = resolve_model(cfg.model)
-    args = build_trl_args(cfg)
     info: dict[str, Any] = {"base_path": base, "n_turns": len(train)}
     if cfg.keep_hardest is not None:
         train, mean = hardest(train, task, base, cfg, args.max_completion_length or 256)
