@@ -251,10 +251,15 @@ def _add_leaderboard_args(sub) -> None:
     p = lsub.add_parser("add", help="record scored run folders (re-adding a folder replaces its entry)")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="DIR", help="scored run folders")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
+    p.add_argument("--display-name", default=None, metavar="NAME", help="the name tables, plots and the site show (one DIR only)")
     p = lsub.add_parser("build", help="render tables (CSV, Markdown, LaTeX), plots and the site")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p.add_argument("--redact", action="store_true", help="reports without the data's text (as `report --redact`); push uploads reports only then")
     p.add_argument("--resamples", type=positive_int, default=1000, help="resamples of the paired tests behind the tiers")
+    p.add_argument("--names", type=Path, default=None, metavar="FILE",
+                   help="YAML/JSON {model spec, entry id or judge spec: display name} for tables, plots and the site")
+    p.add_argument("--columns", default=None, metavar="M1,M2,...",
+                   help="the metrics the tables and the site show, in order (results.json keys: emotion_accuracy, empathy, ...)")
     p = lsub.add_parser("push", help="upload a built leaderboard as a Hugging Face dataset repo")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p.add_argument("--repo", required=True, help="dataset repo id, e.g. USER/kardiabench-leaderboard (token: HF_TOKEN)")
@@ -481,13 +486,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from kardiabench.leaderboard.entries import add_run
 
         for d in args.run_dirs:
-            entry = add_run(d, folder)
+            entry = add_run(d, folder, display_name=args.display_name)
             _LOG.info(f"added {entry.model} ({d}) → {folder}/entries/{entry.entry_id}.json")
         return 0
     if args.leaderboard_command == "build":
         from kardiabench.leaderboard.build import build
 
-        result = build(folder, redact=args.redact, n_resamples=args.resamples)
+        result = build(folder, redact=args.redact, n_resamples=args.resamples, names=args.names, columns=args.columns)
         for note in result.notes:
             _LOG.info(note)
         _LOG.info(f"built {len(result.files)} files → {folder}/ (open {folder}/site/index.html)")
@@ -529,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "score" and args.run_dir is not None and args.output is not None:
         parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
+    if getattr(args, "display_name", None) is not None and len(args.run_dirs) != 1:
+        parser.error("leaderboard add: --display-name names one run; give exactly one DIR")
     if getattr(args, "escalate_to", None) and len(set(args.judge)) < 2:
         parser.error("--escalate-to needs two or more --judge models (their disagreement decides what is escalated)")
     if args.command == "score" and args.run_dir is not None and args.limit is not None:

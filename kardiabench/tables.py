@@ -17,3 +17,34 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], ali
 
 def _row(cells: Sequence[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def format_interval(value: float | None, low: float | None = None, high: float | None = None, digits: int = 2) -> str:
+    """`75.0 [66.7, 91.7]`: a value and its CI as they are. An interval is shown by its ends, never
+    as `± half-width`, because bootstrap intervals are asymmetric (`1.7 ± 2.5` would suggest a
+    negative accuracy). The value alone without an interval; "–" without a value. Used by the
+    leaderboard's Markdown, LaTeX and site (and meant for report.py)."""
+    if value is None:
+        return "–"
+    if low is None or high is None:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def n_note(n: int | None, n_unscored: int | None, n_items: int | None) -> str:
+    """`n=5/110` (5 scored of the 110 meant to be: 105 unscored) when a number is not over all of
+    its row's `n_items`, else "": tables show the row's n once and this only where it differs."""
+    n, unscored = int(n or 0), int(n_unscored or 0)
+    return "" if unscored == 0 and n == n_items else f"n={n}/{n + unscored}"
+
+
+FEW_MARK = "¶"  # a number over few items (`few_items`); LaTeX \P
+FEW_ITEMS_MIN = 30
+FEW_ITEMS_SHARE = 0.5
+
+
+def few_items(n: int | None, n_items: int | None) -> bool:
+    """A number over fewer than 30 items, or under half of its run's items (a judge that scored 5
+    of 110): shown with FEW_MARK and never in bold as a group's best."""
+    n = int(n or 0)
+    return n < FEW_ITEMS_MIN or (n_items is not None and n < FEW_ITEMS_SHARE * n_items)

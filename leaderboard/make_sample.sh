@@ -24,7 +24,8 @@ kardiabench run --model baseline:retrieval --data sample --output "$WORK/retriev
 kardiabench run --model "hf:$WORK/tiny-model" --max-tokens 64 --device cpu --data sample --output "$WORK/tiny-hf" "${JUDGE[@]}"
 kardiabench run --model openai:scripted-model --base-url "$URL" --data sample --output "$WORK/scripted-api" "${JUDGE[@]}"
 
-kardiabench leaderboard add "$WORK"/{majority,retrieval,tiny-hf,scripted-api} --leaderboard "$WORK/leaderboard"
+kardiabench leaderboard add "$WORK"/{majority,retrieval,scripted-api} --leaderboard "$WORK/leaderboard"
+kardiabench leaderboard add "$WORK/tiny-hf" --display-name "tiny random HF model" --leaderboard "$WORK/leaderboard"
 kardiabench leaderboard build --leaderboard "$WORK/leaderboard"
 kardiabench report "$WORK/scripted-api"
 

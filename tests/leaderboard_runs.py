@@ -6,6 +6,8 @@ hostile name, one on a --limit subset) plus a baseline, judged by the scripted l
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,38 @@ def make_runs_in(tmp_path_factory) -> dict[str, Path]:
         return make_runs(tmp_path_factory.mktemp("runs"), mp)
     finally:
         mp.undo()
+
+
+WEAK = "openai:weak-model"
+WEAK_REPLY = "WEAK REPLY: fine."
+
+
+def _weak_judge(request: dict):
+    """The scripted server, except that the weak model's reply says WEAK_REPLY (a third of them
+    without spans) and the judge
+    answers about it with no verdict (unparseable) for all but about one item in six."""
+    from kardiabench.testing.fake_openai import _verdict_schema, default_reply
+
+    text = default_reply(request)
+    content = json.dumps(request.get("messages"))
+    if request.get("model") == WEAK.split(":", 1)[1]:  # and without its spans one time in three: Format < 100
+        return WEAK_REPLY if hashlib.sha256(content.encode()).digest()[1] % 3 == 0 else text.replace("That sounds hard. I am here with you.", WEAK_REPLY)
+    if _verdict_schema(request) is not None and WEAK_REPLY in content and hashlib.sha256(content.encode()).digest()[0] % 6:
+        return "no verdict today"
+    return text
+
+
+def make_wide_runs(root: Path, monkeypatch) -> dict[str, Path]:
+    """Runs over 33 items (enough not to be "few"): both baselines without a judge, and two judged
+    API models in one group, the weak one scored by the judge on only a few items."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    data = write_dataset(root / "data", test_users=tuple("klmnopqrstu"))
+    common = ["--data", str(data), "--no-progress", "--no-cache", "--resamples", "100"]
+    runs = {name: root / name for name in ("retrieval", "majority", "gen", "weak")}
+    for name in ("retrieval", "majority"):
+        assert main(["run", "--model", f"baseline:{name}", "--output", str(runs[name]), *common]) == 0
+    with FakeOpenAIServer(FakeConfig(reply_fn=_weak_judge)) as srv:
+        judge = ["--judge", "openai:judge-model", "--judge-base-url", srv.url]
+        for name, spec in (("gen", "openai:gen-model"), ("weak", WEAK)):
+            main(["run", "--model", spec, "--base-url", srv.url, "--output", str(runs[name]), *judge, *common])
+    return runs

@@ -306,6 +306,7 @@ def test_results_cite_the_card_and_flag_self_preference(tmp_path, monkeypatch, c
     assert main(["leaderboard", "build", "--leaderboard", str(lb), "--resamples", "20"]) == 0
     table = (lb / "leaderboard.md").read_text()
     assert "| openai:gpt-4o-mini § |" in table
+    assert r"\,$^{\S}$" in next(x for x in (lb / "leaderboard.tex").read_text().splitlines() if x.startswith("1 & openai:"))  # § in LaTeX too
     assert "Judge card (G1): openai:judge-model" in table and "8/13 checks" in table
     # a user mapping that puts the judge elsewhere lifts the warning (verdicts reused, no judge asked)
     families = tmp_path / "families.yaml"

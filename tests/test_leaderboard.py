@@ -6,18 +6,20 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from leaderboard_runs import HOSTILE, make_runs_in
+from leaderboard_runs import HOSTILE, WEAK, make_runs_in, make_wide_runs
 
 from kardiabench.cli import main
 from kardiabench.leaderboard.entries import Entry, load_entries
 from kardiabench.leaderboard.groups import group_entries
 from kardiabench.leaderboard.reported import load_reported, match_reported
-from kardiabench.leaderboard.tables import md_escape, tex_escape
+from kardiabench.leaderboard.tables import METRICS, md_escape, tex_escape
 from kardiabench.leaderboard.tiers import assign_tiers
+from kardiabench.tables import format_interval, n_note
 
 REMOTE = re.compile(r"""(src|href)=["']?(https?:)?//|url\((?!#)|@import|<link""")
 
@@ -172,19 +174,148 @@ def test_md_and_tex_escape():
     assert tex_escape("a_b&c%d$e#f{g}~h^i\\j") == r"a\_b\&c\%d\$e\#f\{g\}\textasciitilde{}h\textasciicircum{}i\textbackslash{}j"
 
 
-def test_latex_is_booktabs_with_the_best_per_group_in_bold(board):
+def test_latex_is_booktabs_tables_for_two_and_one_column_pages(board):
     tex = (board / "leaderboard.tex").read_text()
+    assert tex.startswith("\\begin{table*}[t]") and r"\begin{tabularx}{\linewidth}" in tex
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
-    frame = pd.read_csv(board / "leaderboard.csv")
-    g2 = frame[frame["group"] == "G2"]
-    for _, row in g2.iterrows():  # Emo Acc in bold exactly where it is the group's best
-        line = next(x for x in tex.splitlines() if x.startswith(f"1 & {row['model']} &"))
-        first_metric = line.split(" & ")[2]
-        assert first_metric.startswith(r"$\mathbf{") == (row["emotion_accuracy"] == g2["emotion_accuracy"].max())
-    assert r"openai:\textless{}script\textgreater{}alert(1)\textless{}/script\textgreater{}" in tex
-    assert r"$^\dagger$" in next(x for x in tex.splitlines() if "[subset]" in x)
-    assert r"\multicolumn{9}{l}{\emph{G2: " in tex and ", no judge}} \\" in tex  # short group line
+    assert r"openai:\allowbreak{}\textless{}script\textgreater{}\allowbreak{}alert(1)\allowbreak{}\textless{}/\allowbreak{}script\textgreater{}" in tex
+    assert r"\,$^{\dagger}$" in next(x for x in tex.splitlines() if "[subset]" in x)
+    assert r"\emph{G2:\allowbreak{} data/\allowbreak{}test, 12 items, no judge}" in tex  # short group line: no local path, no "/None"
     assert "% G2: data " in tex  # the full explanation, as a comment
+    assert "\\pm" not in tex and re.search(r"\{\\scriptsize \[\d+\.\d, \d+\.\d\]\}", tex)  # CIs by their ends
+    one = (board / "leaderboard-1col.tex").read_text()
+    assert one.startswith("\\begin{table}[t]") and "T & Model & Emo Acc & Empathy & Persona \\\\" in one
+
+
+def _expected_best(frame: pd.DataFrame, metric: str, decimals: int) -> set[str]:
+    """The bold rule, restated: per group, the ranked runs' values not over few items, as shown;
+    bold where equal to the best when there are two or more and not all are equal."""
+    out = set()
+    for _, sub in frame[(frame["kind"] == "run") & frame["rank"].notna() & ~frame[f"{metric}_few"]].groupby("group"):
+        shown = sub[metric].dropna().round(decimals)
+        if len(shown) >= 2 and shown.nunique() > 1:
+            out |= set(sub.loc[shown[shown == shown.max()].index, "model"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A leaderboard over 33 items: the baselines (no judge), and two judged models of which the
+    weak one has a third of its replies without spans and is scored by the judge on few items."""
+    mp = pytest.MonkeyPatch()
+    try:
+        runs = make_wide_runs(tmp_path_factory.mktemp("wide"), mp)
+    finally:
+        mp.undo()
+    folder = tmp_path_factory.mktemp("lb") / "leaderboard"
+    assert main(["leaderboard", "add", *map(str, runs.values()), "--leaderboard", str(folder)]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "100"]) == 0
+    return folder
+
+
+def test_bold_only_for_a_groups_best_never_a_tie_of_all_or_few_items(wide):
+    frame = pd.read_csv(wide / "leaderboard.csv")
+    tex, md = (wide / "leaderboard.tex").read_text(), (wide / "leaderboard.md").read_text()
+    for metric, decimals in (("emotion_accuracy", 1), ("format_compliance", 1), ("empathy", 2), ("safety", 2)):
+        assert set(frame.loc[frame[f"{metric}_best"], "model"]) == _expected_best(frame, metric, decimals), metric
+    weak, gen = (frame[frame["model"] == m].iloc[0] for m in (WEAK, "openai:gen-model"))
+    assert weak["format_compliance"] < gen["format_compliance"] == 100  # so the one bold number is gen's Format
+    assert gen["format_compliance_best"] and not weak["format_compliance_best"]
+    assert weak["empathy_few"] and weak["empathy_n"] < 0.5 * 33 and not gen["empathy_best"]  # its only rival is few: no bold
+    baselines = frame["model"].str.startswith("baseline:")
+    assert not frame.loc[baselines, "format_compliance_best"].any()  # 100.0 both: a tie of all
+    n_bold = int(frame[[f"{m}_best" for m in METRICS]].to_numpy().sum())
+    assert tex.count(r"\textbf{") == n_bold and md.count("**") == 2 * n_bold
+    gen_line = next(x for x in tex.splitlines() if x.startswith(r"1 & openai:\allowbreak{}gen-\allowbreak{}model & "))
+    assert r"\textbf{100.0}" in gen_line and "**100.0** [100.0, 100.0]" in md
+
+
+def test_numbers_show_their_interval_n_and_few_items_mark(wide):
+    frame = pd.read_csv(wide / "leaderboard.csv")
+    weak = frame[frame["model"] == WEAK].iloc[0]
+    n, unscored = int(weak["empathy_n"]), int(weak["empathy_n_unscored"])
+    assert n + unscored == 33 and n < 30
+    shown = f"{weak['empathy']:.2f}¶ [{weak['empathy_ci_low']:.2f}, {weak['empathy_ci_high']:.2f}] (n={n}/33)"
+    md = (wide / "leaderboard.md").read_text()
+    row = next(x for x in md.splitlines() if x.startswith(f"| {frame.loc[frame['model'] == WEAK, 'group'].iloc[0]} | ") and "weak-model" in x)
+    assert "| 33 | " in row and shown in row and "±" not in md
+    assert "¶: over fewer than 30 items or under 50% of the run's items" in md
+    tex = (wide / "leaderboard.tex").read_text()
+    lines = tex.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("1 & openai:\\allowbreak{}weak-"))
+    assert f"{weak['empathy']:.2f}$^{{\\P}}$" in lines[at]
+    assert lines[at + 1].startswith(r" & {\scriptsize $n=33$}") and f"[{weak['empathy_ci_low']:.2f}, {weak['empathy_ci_high']:.2f}]" in lines[at + 1]
+    assert f"{{\\scriptsize n={n}/33}}" in lines[at + 2]  # the cell's own n, a line under
+    html = (wide / "site" / "index.html").read_text()
+    assert f'<span class="n" title="scored of the items it was meant for">n={n}/33</span>' in html and 'class="few"' in html
+    gen = frame[frame["model"] == "openai:gen-model"].iloc[0]
+    assert not gen["empathy_few"] and f"{gen['empathy']:.2f} [{gen['empathy_ci_low']:.2f}, {gen['empathy_ci_high']:.2f}] |" in md
+
+
+def test_format_interval_shows_asymmetric_ends():
+    assert format_interval(1.7, 0.0, 4.2, 1) == "1.7 [0.0, 4.2]"  # never "1.7 ± 2.1" (a negative lower end)
+    assert format_interval(75.0, 66.66, 91.67, 1) == "75.0 [66.7, 91.7]"
+    assert format_interval(3.2, None, None) == "3.20" and format_interval(None) == "–"
+    assert n_note(5, 105, 110) == "n=5/110" and n_note(110, 0, 110) == ""
+
+
+def _compile(folder: Path, tmp_path: Path, files: tuple[str, ...] = ("leaderboard.tex", "leaderboard-1col.tex")) -> str:
+    """pdflatex on an ACL-like two-column page (11 pt, text 455 pt, column sep 17 pt: columns of
+    219 pt) that inputs the tables; the log."""
+    inputs = "\n".join(rf"\input{{{folder / f}}}" for f in files)
+    doc = (r"\documentclass[11pt,twocolumn]{article}\setlength{\textwidth}{455pt}\setlength{\columnsep}{17pt}"
+           r"\setlength{\oddsidemargin}{0pt}\usepackage{booktabs,tabularx}\begin{document}" + inputs + r" Text.\end{document}")  # fmt: skip
+    (tmp_path / "doc.tex").write_text(doc)
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True, text=True)
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert proc.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex on PATH (apt-get install -y texlive-latex-base texlive-latex-recommended)")
+def test_latex_tables_compile_and_fit_an_acl_page(board, wide, tmp_path, hostile_run, runs):
+    hostile = tmp_path / "hostile"
+    assert main(["leaderboard", "add", str(hostile_run), str(runs["gen"]), "--leaderboard", str(hostile)]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", str(hostile), "--resamples", "50"]) == 0
+    for i, folder in enumerate((board, wide, hostile)):
+        (tmp_path / str(i)).mkdir()
+        log = _compile(folder, tmp_path / str(i))
+        assert "Overfull \\hbox" not in log, (folder, log[log.find("Overfull"):][:800])
+        assert "Output written on doc.pdf" in log
+
+
+def test_names_display_names_and_columns(runs, tmp_path, capsys):
+    folder = tmp_path / "lb"
+    assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder), "--display-name", "Gen (ours)"]) == 0
+    assert main(["leaderboard", "add", str(runs["qwen"]), str(runs["retrieval-judged"]), "--leaderboard", str(folder)]) == 0
+    names = tmp_path / "names.yaml"
+    names.write_text("openai:Qwen/Qwen2.5-7B-Instruct: Qwen2.5-7B\nopenai:judge-model: GPT-judge\n")
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50", "--names", str(names),
+                 "--columns", "empathy,emotion_accuracy"]) == 0  # fmt: skip
+    md, tex = (folder / "leaderboard.md").read_text(), (folder / "leaderboard.tex").read_text()
+    assert md.splitlines()[0] == "| Group | Tier | Model | n | Empathy | Emo Acc (%) |"
+    assert "| Qwen2.5-7B |" in md and "| Gen (ours) |" in md and "| baseline:retrieval |" in md and "openai:Qwen" not in md.split("\n\n")[0]
+    assert r"\emph{G1:\allowbreak{} data/\allowbreak{}test, 12 items, GPT-\allowbreak{}judge}" in tex and "Tier & Model & Empathy & Emo Acc \\\\" in tex
+    html = (folder / "site" / "index.html").read_text()
+    assert html.count('data-metric="') == 2 and ">Qwen2.5-7B<" in html
+    frame = pd.read_csv(folder / "leaderboard.csv")
+    assert set(frame.loc[frame["kind"] == "run", "spec"]) == {"openai:gen-model", "openai:Qwen/Qwen2.5-7B-Instruct", "baseline:retrieval"}
+    before = (folder / "build.json").read_text()
+    capsys.readouterr()
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--columns", "empathy,empaty"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--columns: 'empaty'" in err and "emotion_accuracy" in err and "Traceback" not in err
+    names.write_text("openai:gpt-4o: GPT-4o\n")
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--names", str(names)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(names) in err and "'openai:gpt-4o' is neither" in err
+    names.write_text("- a list\n")
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--names", str(names)]) == 2
+    assert "a mapping" in capsys.readouterr().err
+    assert (folder / "build.json").read_text() == before  # nothing rebuilt
+    with pytest.raises(SystemExit) as exit_:
+        main(["leaderboard", "add", str(runs["gen"]), str(runs["qwen"]), "--leaderboard", str(folder), "--display-name", "X"])
+    assert exit_.value.code == 2 and "--display-name names one run" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- plots and site
@@ -537,7 +668,7 @@ def test_hostile_names_build_a_leaderboard_shown_literally(hostile_run, runs, tm
     tex = (folder / "leaderboard.tex").read_text()
     assert "\n\\input" not in tex and r"\textbackslash{}input\{/etc/hostname\}" in tex
     assert all(not line.lstrip().startswith("\\input") for line in tex.splitlines())
-    assert r"openai:\$\textbackslash{}frac\{\$x\textless{}U+202E\textgreater{}gnp.exe" in tex
+    assert r"openai:\allowbreak{}\$\textbackslash{}frac\{\$x\textless{}U+\allowbreak{}202E\textgreater{}\allowbreak{}gnp.\allowbreak{}exe" in tex
     md, html = (folder / "leaderboard.md").read_text(), (folder / "site" / "index.html").read_text()
     assert "&lt;U+202E&gt;gnp.exe" in md and "&lt;U+000A&gt;\\\\input" in md
     assert "openai:$\\frac{$x&lt;U+202E&gt;gnp.exe" in html
@@ -552,3 +683,4 @@ def test_report_of_a_mathtext_model_name_renders(hostile_run, tmp_path):
     out = tmp_path / "r.html"
     assert main(["report", str(hostile_run), "--output", str(out)]) == 0
     assert "<svg" in out.read_text()
+

@@ -3,10 +3,13 @@ installs it in .ci/run). Skipped, with the reason, where no chromium is installe
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from browser import Browser, chromium_path
 from leaderboard_runs import HOSTILE, make_runs_in
 
+from kardiabench import __version__
 from kardiabench.cli import main
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no chromium on PATH (apt-get install -y chromium)")
@@ -37,23 +40,77 @@ def test_site_loads_without_console_errors_and_images_load(pages, browser):
     assert browser.js("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)") is True
 
 
-def test_site_table_has_one_row_per_run_and_sorts_on_click(pages, browser):
+ROWS = "Array.from(document.querySelectorAll('#leaderboard tr[data-entry]'))"
+VISIBLE = ROWS + ".filter(r => r.offsetParent !== null)"
+# Lines a cell's text takes: its boxes sorted by top, a new line where one starts below the last.
+LINES = """(el => { const r = document.createRange(); r.selectNodeContents(el);
+  const boxes = Array.from(r.getClientRects()).filter(b => b.width > 0).sort((a, b) => a.top - b.top);
+  let n = 0, bottom = -1e9; for (const b of boxes) { if (b.top >= bottom - 1) { n++; bottom = b.bottom; } else bottom = Math.max(bottom, b.bottom); }
+  return n; })"""
+
+
+def test_site_table_has_one_row_per_run_and_sorts_best_first_within_groups(pages, browser):
     browser.open(pages[0].as_uri())
-    assert browser.js("document.querySelectorAll('#leaderboard tbody tr').length") == 7
+    assert browser.js(f"{ROWS}.length") == 7
     assert browser.js("document.querySelectorAll('#reported tbody tr').length") == 4
-    column = "Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[{}].getAttribute('data-v'))"
-    browser.click("#leaderboard th:nth-child(3)")  # Model, ascending
-    models = browser.js(column.format(2))
-    assert models == sorted(models, key=lambda s: s.lower()) or models == sorted(models)
-    browser.click("#leaderboard th:nth-child(8)")  # Empathy: ascending, blanks last
+    groups = f"{ROWS}.map(r => r.parentElement.getAttribute('data-group') + ' ' + r.getAttribute('data-entry'))"
+    before = browser.js(groups)
+    column = "Array.from(document.querySelectorAll('#leaderboard tbody')).map(b => Array.from(b.querySelectorAll('tr[data-entry]')).map(r => r.cells[{}].getAttribute('data-v')))"
+    browser.click("#leaderboard th:nth-child(8)")  # Empathy: first click best (highest) first, blanks last
     first = browser.js(column.format(7))
-    browser.click("#leaderboard th:nth-child(8)")  # again: descending
-    second = browser.js(column.format(7))
-    numbers = [float(v) for v in first if v]
-    assert numbers == sorted(numbers) and first[len(numbers):] == [""] * (len(first) - len(numbers))
-    assert [float(v) for v in second if v] == sorted(numbers, reverse=True)
     assert browser.js("document.querySelector('#leaderboard th:nth-child(8)').className") == "sorted-desc"
+    browser.click("#leaderboard th:nth-child(8)")  # again: lowest first
+    second = browser.js(column.format(7))
+    for desc, asc in zip(first, second, strict=True):  # per group: sorted, never mixed with another group
+        numbers = [float(v) for v in desc if v]
+        assert numbers == sorted(numbers, reverse=True) and desc[len(numbers):] == [""] * (len(desc) - len(numbers))
+        assert [float(v) for v in asc if v] == sorted(numbers)
+    assert sorted(browser.js(groups)) == sorted(before)  # every row still in its own group
+    browser.click("#leaderboard th:nth-child(2)")  # Model: text, A to Z first
+    for models in browser.js(column.format(1)):
+        assert models == sorted(models, key=str.lower) or models == sorted(models)
     assert browser.console == []
+
+
+def test_site_search_box_group_filter_and_build_facts(pages, browser):
+    browser.open(pages[0].as_uri())
+    meta = browser.js("document.getElementById('meta').textContent")
+    assert re.search(r"Built \d{4}-\d\d-\d\dT", meta) and f"kardiabench {__version__}" in meta and "G1: openai:judge-model" in meta
+    heads = browser.js("Array.from(document.querySelectorAll('#leaderboard tr.group-head')).map(r => r.textContent)")
+    assert len(heads) == 3 and "openai:judge-model" in heads[0] and "no judge" in heads[1] and all(f"kardiabench {__version__}" in h for h in heads)
+    browser.click("#search")
+    browser.send("Input.insertText", session=True, text="GEN-model")
+    names = browser.js(f"{VISIBLE}.map(r => r.cells[1].getAttribute('data-v'))")
+    assert sorted(names) == ["openai:gen-model [gen]", "openai:gen-model [subset]"]
+    assert browser.js("document.getElementById('shown-runs').textContent") == "2"
+    browser.js("(s => { s.value = ''; s.dispatchEvent(new Event('input')); })(document.getElementById('search'))")
+    browser.js("(g => { g.value = 'G2'; g.dispatchEvent(new Event('change')); })(document.getElementById('group-filter'))")
+    assert browser.js(f"{VISIBLE}.map(r => r.parentElement.getAttribute('data-group'))") == ["G2", "G2"]
+    assert browser.js("Array.from(document.querySelectorAll('#leaderboard tbody')).filter(b => b.offsetParent !== null).length") == 1
+    assert browser.console == []
+
+
+def test_site_cells_never_wrap_and_the_model_column_stays_on_a_phone(pages, browser):
+    try:
+        browser.send("Emulation.setDeviceMetricsOverride", session=True, width=1400, height=900, deviceScaleFactor=1, mobile=False)
+        browser.open(pages[0].as_uri())
+        lines = browser.js(f"Array.from(document.querySelectorAll('#leaderboard td, #leaderboard thead th')).map({LINES})")
+        assert len(lines) > 7 * 10 and set(lines) <= {0, 1}  # one line each (0: an empty cell)
+        assert browser.js("(s => s.scrollWidth <= s.clientWidth)(document.querySelector('.scroll'))") is True  # fits: no sideways scroll
+        browser.send("Emulation.setDeviceMetricsOverride", session=True, width=420, height=900, deviceScaleFactor=1, mobile=False)
+        browser.open(pages[0].as_uri())
+        assert browser.js("document.documentElement.scrollWidth <= 420") is True  # the page itself does not scroll sideways
+        assert set(browser.js(f"Array.from(document.querySelectorAll('#leaderboard td')).map({LINES})")) <= {0, 1}
+        where = ("(() => { const r = document.querySelector('#leaderboard tr[data-entry]'), m = r.cells[1].getBoundingClientRect();"
+                 "return [m.left, r.cells[4].getBoundingClientRect().left, document.querySelector('.scroll').getBoundingClientRect().left,"
+                 "document.elementFromPoint(m.left + 5, m.top + m.height / 2).closest('td') === r.cells[1]]; })()")  # fmt: skip
+        model0, metric0, edge, on_top0 = browser.js(where)
+        browser.js("document.querySelector('.scroll').scrollLeft = 300")
+        model1, metric1, _, on_top1 = browser.js(where)
+        assert metric1 < metric0 - 100  # the table scrolled sideways in its box
+        assert model0 > edge and model1 == edge and on_top0 and on_top1  # the model column stays at the box's left edge, on top
+    finally:
+        browser.send("Emulation.clearDeviceMetricsOverride", session=True)
 
 
 def test_hostile_model_name_stays_text(pages, browser):

@@ -37,6 +37,7 @@ def test_a_judge_of_the_training_judge_family_is_flagged_down_to_the_leaderboard
     table = (lb / "leaderboard.md").read_text()
     assert "ckpt † ‡ |" in table and "‡: trained against a judge of the scoring judge's family" in table
     assert "‡</span>" in next(lb.glob("**/*.html")).read_text()
+    assert r"\,$^{\dagger}$\,$^{\ddagger}$" in (lb / "leaderboard.tex").read_text()  # † and ‡ in LaTeX too
     # re-scored by a judge of another family (verdicts asked anew): no risk, no mark
     with FakeOpenAIServer(FakeConfig()) as srv:
         assert main(["score", str(run), "--judge", "openai:gpt-5-mini", "--judge-base-url", srv.url, "--no-progress",

@@ -1,6 +1,7 @@
 """`kardiabench leaderboard build`: every artefact of a leaderboard folder, from its entries.
 
-  FOLDER/leaderboard.csv, .md, .tex       the tables (tables.py)
+  FOLDER/leaderboard.csv, .md, .tex       the tables (tables.py); .tex is a two-column-page table*
+  FOLDER/leaderboard-1col.tex             the same for one column (at most four metrics)
   FOLDER/plots/radar.{png,svg}, bars.*, emotion_heatmap.*, confusion/ENTRY.*
   FOLDER/site/index.html                  the one-page site, plots inline
   FOLDER/site/reports/ENTRY.html          each run's report, rendered from its run folder
@@ -25,6 +26,7 @@ from kardiabench.leaderboard.entries import (
     LeaderboardError,
     check_items,
     load_entries,
+    load_names,
 )
 from kardiabench.leaderboard.groups import group_entries
 from kardiabench.leaderboard.reported import load_reported
@@ -32,7 +34,8 @@ from kardiabench.leaderboard.site import render_site
 from kardiabench.leaderboard.tables import (
     RANK_BY,
     build_board,
-    label,
+    display_names,
+    parse_columns,
     to_csv,
     to_latex,
     to_markdown,
@@ -51,14 +54,18 @@ class BuildResult:
 
 
 def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by: str = RANK_BY,
-          n_resamples: int = 1000, seed: int = 0, with_reported: bool = True) -> BuildResult:  # fmt: skip
-    """Render the leaderboard of `folder` (see the module docstring)."""
+          n_resamples: int = 1000, seed: int = 0, with_reported: bool = True, names: str | Path | None = None,
+          columns: str | list[str] | None = None) -> BuildResult:  # fmt: skip
+    """Render the leaderboard of `folder` (see the module docstring). names: a `--names FILE`
+    (display names); columns: the metrics the tables and the site show (`--columns`)."""
     from kardiabench.report import REDACTION_VERSION, write_report
 
     folder = Path(folder)
+    chosen = parse_columns(columns)  # a wrong --columns stops before anything is read or written
     entries = load_entries(folder)
     if not entries:
         raise LeaderboardError(f"{folder}: no entries yet (add runs with `kardiabench leaderboard add DIR --leaderboard {folder}`)")
+    shown = load_names(names, entries) if names is not None else {}
     unranked = {}
     for e in entries:
         where = f"{e.run_path} (entry {folder / ENTRIES / e.entry_id}.json)"
@@ -68,13 +75,17 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
             unranked[e.entry_id] = why
     groups = group_entries(entries)
     reported = load_reported(folder) if with_reported else []
-    board = build_board(entries, groups, reported, rank_by=rank_by, n_resamples=n_resamples, seed=seed, unranked=unranked)
+    board = build_board(entries, groups, reported, rank_by=rank_by, n_resamples=n_resamples, seed=seed, unranked=unranked,
+                        columns=chosen, names=shown)  # fmt: skip
     out = BuildResult(folder, notes=[g.explanation for g in groups])
-    for name, text in (("leaderboard.csv", to_csv(board)), ("leaderboard.md", to_markdown(board)), ("leaderboard.tex", to_latex(board))):
+    built = now()
+    tables = (("leaderboard.csv", to_csv(board)), ("leaderboard.md", to_markdown(board)), ("leaderboard.tex", to_latex(board)),
+              ("leaderboard-1col.tex", to_latex(board, one_column=True)))  # fmt: skip
+    for name, text in tables:
         (folder / name).write_text(text, encoding="utf-8")
         out.files.append(folder / name)
 
-    labels = {e.entry_id: label(e, entries) for e in entries}
+    labels = display_names(entries, shown)
     colors = plots.model_colors(list(board.frame.loc[board.frame["kind"] == "run", "model"]))
     pdir = folder / "plots"
     out.files += plots.radar(board, colors, pdir / "radar")
@@ -97,11 +108,11 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
             out.notes.append(f"{labels[e.entry_id]}: run folder {e.run_path} not found; its report is left out")
     images = {"Six axes (like the paper's Figure 1). " + plots.RADAR_CAPTION: pdir / "radar.png",
               "Each metric with its 95% CI": pdir / "bars.png", "Per-emotion accuracy across models": pdir / "emotion_heatmap.png"}  # fmt: skip
-    (site / "index.html").write_text(render_site(board, colors, reports, images, redacted=redact), encoding="utf-8")
+    (site / "index.html").write_text(render_site(board, colors, reports, images, redacted=redact, built=built), encoding="utf-8")
     out.files.append(site / "index.html")
     out.notes += [f"{labels[i]}: not ranked ({why})" for i, why in unranked.items()]
-    info = {"built": now(), "redacted": redact, "redaction": REDACTION_VERSION if redact else None, "rank_by": rank_by,
-            "entries": [e.entry_id for e in entries], "not_ranked": unranked,
+    info = {"built": built, "redacted": redact, "redaction": REDACTION_VERSION if redact else None, "rank_by": rank_by,
+            "columns": list(chosen), "names": shown, "entries": [e.entry_id for e in entries], "not_ranked": unranked,
             "groups": out.notes[: len(groups)], "files": [str(p.relative_to(folder)) for p in out.files]}  # fmt: skip
     RunDir(folder).write_json(BUILD_INFO, info)
     return out

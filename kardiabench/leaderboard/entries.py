@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kardiabench.jsonl import read_jsonl_tolerant
@@ -130,9 +131,9 @@ def _same(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=TOLERANCE, abs_tol=TOLERANCE)
 
 
-def add_run(run_dir: str | Path, folder: str | Path = DEFAULT_FOLDER) -> Entry:
+def add_run(run_dir: str | Path, folder: str | Path = DEFAULT_FOLDER, *, display_name: str | None = None) -> Entry:
     """Record a scored run folder into `folder` (replacing an earlier entry of the same folder).
-    Refused: a folder not scored, one whose results.json differs from its items.jsonl, one without
+    display_name: the name tables, plots and the site show instead of the model spec. Refused: a folder not scored, one whose results.json differs from its items.jsonl, one without
     a single predicted item (`check_items`)."""
     run_dir, folder = Path(run_dir), Path(folder)
     run = load_run(run_dir)
@@ -151,7 +152,7 @@ def add_run(run_dir: str | Path, folder: str | Path = DEFAULT_FOLDER) -> Entry:
     data = {
         "schema_version": ENTRY_SCHEMA_VERSION, "entry_id": eid, "kind": "run", "model": run.model, "run_path": str(run_dir.resolve()),
         "report": str((run_dir / REPORT).resolve()) if (run_dir / REPORT).is_file() else None,
-        "items": items_rel, "added": now(),
+        "items": items_rel, "added": now(), "display_name": display_name or None,
         "results": results,
         "manifest": run.manifest.model_dump(mode="json", exclude_unset=True),
     }  # fmt: skip
@@ -171,6 +172,7 @@ class EntryFile(BaseModel):
     model: str
     run_path: str
     report: str | None = None
+    display_name: str | None = None
     items: str
     added: str | None = None
     results: Results
@@ -210,3 +212,36 @@ def load_entries(folder: str | Path = DEFAULT_FOLDER) -> list[Entry]:
         validate_entry(path, data)
         entries.append(Entry(folder, data))
     return entries
+
+
+def load_names(path: str | Path, entries: Sequence[Entry]) -> dict[str, str]:
+    """`--names FILE`: a YAML or JSON mapping {model spec or entry id: display name} (a judge spec
+    names the judge in group labels). One-line LeaderboardError naming the file and the key when
+    it is not such a mapping or a key is neither an entry id, a model spec nor a judge of `entries`
+    (a misspelt key would otherwise be silently ignored)."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise LeaderboardError(f"{path}: cannot read the names file ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise LeaderboardError(f"{path}: not YAML or JSON ({_one_line(e)})") from None
+    if not isinstance(doc, dict):
+        raise LeaderboardError(f"{path}: a mapping {{model spec or entry id: display name}} expected, not {type(doc).__name__}")
+    known = {e.entry_id for e in entries} | {e.model for e in entries} | {j for e in entries for j in _judges(e)}
+    for key, name in doc.items():
+        if not isinstance(key, str) or not isinstance(name, str) or not name.strip():
+            raise LeaderboardError(f"{path}: {key!r}: a display name (non-empty text) expected, not {name!r}")
+        if key not in known:
+            raise LeaderboardError(f"{path}: {key!r} is neither an entry id, a model spec nor a judge of this leaderboard")
+    return {k: v.strip() for k, v in doc.items()}
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
+def _judges(entry: Entry) -> list[str]:
+    rubric = entry.results.get("rubric") or {}
+    spec = (entry.manifest.get("judge") or {}).get("spec")
+    return list(rubric.get("judges") or ([spec] if spec else []))

@@ -10,8 +10,9 @@ version. Groups are named G1, G2, … by size (largest first), and each gets a o
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kardiabench.leaderboard.entries import Entry
@@ -36,8 +37,23 @@ class Group:
     @property
     def short(self) -> str:
         """A few words for a paper's table: data, items, judge (the explanation has the rest)."""
-        k = dict(self.key)
-        return f"{self.name}: {k['source']}/{k['split']}, {k['n_items']} items, {k['judges'] or 'no judge'}"
+        return self.short_label()
+
+    def short_label(self, names: Mapping[str, str] | None = None) -> str:
+        """`short`, with each judge spec by its display name in `names` (`--names FILE`). A local
+        data folder is named by its last component, and a missing split is left out (no "/None")."""
+        k, names = dict(self.key), names or {}
+        data = "/".join(str(p) for p in (_data_name(k["source"]), k["split"]) if p)
+        judges = ", ".join(names.get(j, j) for j in k["judges"].split(", ")) if k["judges"] else "no judge"
+        return f"{self.name}: {data or 'data ?'}, {k['n_items']} items, {judges}"
+
+
+def _data_name(source: str | None) -> str | None:
+    """A data source as a paper may show it: a local path by its last component (`/home/me/kb` →
+    `kb`); a Hub id or a bundled name as it is."""
+    if not source or not (source.startswith(("/", ".", "~")) or "\\" in source):
+        return source
+    return Path(source.rstrip("/\\")).name or source
 
 
 # run.json's judge settings that change scores (score_stage.judge_block, verdict_settings): all of
