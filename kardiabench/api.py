@@ -33,22 +33,15 @@ from kardiabench.fewshot import with_fewshot
 from kardiabench.generate_stage import DataSpec, GenerateConfig, tokens_per_s
 from kardiabench.generate_stage import generate as generation_stage
 from kardiabench.jsonl import read_jsonl_tolerant
+from kardiabench.judge_stage import JUDGE_KEYWORDS, JudgeOptions, saved_judgments
 from kardiabench.models import ModelOptions
 from kardiabench.models.base import SamplingParams
 from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
 from kardiabench.params import gen_kwargs as parse_gen_kwargs
 from kardiabench.plan import Plan
 from kardiabench.plan import dry_run as plan_dry_run
-from kardiabench.rundir import ITEMS, RunDir, RunDirError
-from kardiabench.runs import Run, load_run
-from kardiabench.score_stage import (
-    JUDGE_KEYWORDS,
-    ExternalPredictions,
-    JudgeOptions,
-    saved_judgments,
-    score_folder,
-    scoring_folder,
-)
+from kardiabench.runs import ITEMS, Run, RunDir, RunDirError, load_run
+from kardiabench.score_stage import ExternalPredictions, score_folder, scoring_folder
 from kardiabench.scoring.compare import Comparison
 from kardiabench.tables import markdown_table
 from kardiabench.tasks import load_task
@@ -273,9 +266,10 @@ def compare(a: Run | str | Path, b: Run | str | Path, *, force: bool = False, re
     from kardiabench.scoring import COMPARABILITY_KEYS, compare_runs
 
     check_keywords(resamples=resamples, seed=seed)
-    ra, rb = _run_scores(_run_path(a)), _run_scores(_run_path(b))
+    runs = [load_run(_run_path(a)), load_run(_run_path(b))]
+    ra, rb = (_run_scores(run) for run in runs)
     keys, metrics = COMPARABILITY_KEYS, None
-    judged = [bool((s.manifest or {}).get("judge")) for s in (ra, rb)]
+    judged = [run.manifest.judge is not None for run in runs]
     if judged[0] != judged[1]:
         log.info("note: only one run was judged; rubric metrics are left out of the comparison")
         keys = tuple(k for k in COMPARABILITY_KEYS if not k.startswith("judge."))
@@ -410,15 +404,16 @@ def format_agreement(report: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- compare
 
 
-def _run_scores(path: Path):
+def _run_scores(run: Run):
+    """The pure comparison's view of a run read by `load_run` (schema versions checked): its
+    per-item rows, and its manifest as the plain values the comparability keys look up."""
     from kardiabench.scoring import RunScores
 
-    run = RunDir(path)
-    manifest = run.read_manifest()
-    items_path = path / ITEMS
+    items_path = run.path / ITEMS
     if not items_path.exists():
-        raise RunDirError(f"{path}: not scored yet (no {ITEMS}); run `kardiabench score {path}` first")
-    return RunScores.from_rows(read_jsonl_tolerant(items_path), name=path.name, manifest=manifest)
+        raise RunDirError(f"{run.path}: not scored yet (no {ITEMS}); run `kardiabench score {run.path}` first")
+    manifest = run.manifest.model_dump(mode="json", exclude_unset=True)
+    return RunScores.from_rows(read_jsonl_tolerant(items_path), name=run.path.name, manifest=manifest)
 
 
 

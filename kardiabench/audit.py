@@ -21,10 +21,10 @@ from kardiabench.cache import Cache
 from kardiabench.data import expand
 from kardiabench.data.load import DataError
 from kardiabench.generate_stage import DataSpec, count_dialogues, load_items
+from kardiabench.judge_stage import JudgeOptions
 from kardiabench.judging import run_judges
 from kardiabench.records import Item, Prediction
-from kardiabench.rundir import RunDir, now
-from kardiabench.score_stage import JudgeOptions
+from kardiabench.runs import RunDir, now
 from kardiabench.scoring.audit import (
     ALPHA,
     CANDIDATES,

@@ -407,7 +407,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _print_summary(run) -> None:
-    from kardiabench.rundir import SUMMARY
+    from kardiabench.runs import SUMMARY
 
     print((run.path / SUMMARY).read_text(encoding="utf-8"), end="")
 

@@ -9,8 +9,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.models import SpecError
     from kardiabench.models.base import FatalModelError, ModelError
     from kardiabench.models.openai_batch import BatchTimeout
-    from kardiabench.rundir import RunDirError
     from kardiabench.runner import BudgetExceeded
+    from kardiabench.runs import RunDirError
     from kardiabench.scoring.agreement import HumanLabelError
     from kardiabench.scoring.compare import ComparisonRefused
     from kardiabench.scoring.families import FamiliesError

@@ -23,13 +23,21 @@ from kardiabench.data.load import (
     resolve_files,
 )
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
-from kardiabench.models.base import ChatRequest, Generation, ModelError, SamplingParams
+from kardiabench.models.base import ChatRequest, Generation, Job, ModelError, SamplingParams
 from kardiabench.models.openai_batch import BatchJob
 from kardiabench.models.replicas import mixed_served_models
 from kardiabench.records import Item, Prediction
 from kardiabench.redact import redact_argv
-from kardiabench.rundir import RunDir, RunDirError, now, provenance
-from kardiabench.runner import Job, RunStats, request_cost, run_jobs
+from kardiabench.runner import RunStats, request_cost, run_jobs
+from kardiabench.runs import (
+    GenerationStats,
+    RunDir,
+    RunDirError,
+    RunManifest,
+    check_schema_versions,
+    now,
+    provenance,
+)
 from kardiabench.spans import PARSER_VERSION, parse_spans, span_markers
 from kardiabench.tasks import Task
 
@@ -195,18 +203,17 @@ def _show(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-def check_resumable(run: RunDir, manifest: dict[str, Any], identity: dict[str, Any], items: list[Item], limit: int | None) -> None:
+def check_resumable(run: RunDir, manifest: RunManifest, identity: dict[str, Any], items: list[Item], limit: int | None) -> None:
     """Refuse to continue a run under other settings, or over fewer items than it holds (a higher
     --limit, or none after a limited run, continues it)."""
-    old = manifest.get("generation") or {}
+    old = manifest.generation.model_dump(mode="json", exclude_unset=True) if manifest.generation else {}
     if old != identity:
         raise RunDirError(f"{run.path} holds a run with different settings: {settings_diff(old, identity)}. "
                           "Use another --output, or --overwrite to start it afresh.")  # fmt: skip
-    data = manifest.get("data") or {}
-    held = data.get("n_items", 0)
+    held = manifest.data.n_items
     if len(items) < held:
         asked = f"--limit {limit}" if limit is not None else f"the {len(items)} items of the data"
-        raise RunDirError(f"{run.path} holds {held} items (limit {data.get('limit') or 'none'}); {asked} would cover fewer: "
+        raise RunDirError(f"{run.path} holds {held} items (limit {manifest.data.limit or 'none'}); {asked} would cover fewer: "
                           "use --overwrite or another --output")  # fmt: skip
 
 
@@ -243,7 +250,7 @@ def training_block(spec: str) -> dict[str, Any] | None:
     return {"judge": config.get("judge"), "base_model": config.get("model"), "stage": config.get("stage"), "record": str(path)}
 
 
-def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunDir, dict[str, Any], list[Job]]:
+def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunDir, RunManifest, list[Job]]:
     """Load items and model, check the run folder, and list the jobs still to do."""
     items, loaded = load_items(cfg.task, cfg.data, log)
     if not items:
@@ -252,14 +259,17 @@ def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunD
     model.probe("--base-url")  # a dead endpoint stops here, before the folder is touched
     run = RunDir(cfg.output)
     identity = generation_identity(cfg, model)
-    manifest: dict[str, Any] = {}
+    old: RunManifest | None = None
     if cfg.overwrite:
         run.clear()
-    elif run.manifest_path.exists():
-        manifest = run.read_manifest()
-        check_resumable(run, manifest, identity, items, cfg.data.limit)
-    manifest.update(
+    elif run.path.exists():
+        check_schema_versions(run.path)  # a folder a newer kardiabench wrote: refused before anything is written
+        if run.manifest_path.exists():
+            old = run.read_manifest()
+            check_resumable(run, old, identity, items, cfg.data.limit)
+    manifest = RunManifest.model_validate(
         {
+            **(old.model_dump(mode="json", exclude_unset=True) if old else {}),  # an earlier session's stats, scoring
             "generation": identity,
             "model_spec": cfg.model_spec,
             "training": training_block(cfg.model_spec),
@@ -269,9 +279,9 @@ def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunD
             "parser_version": PARSER_VERSION,
             "provenance": provenance(),
             "command": redact_argv(sys.argv),
+            "created": (old.created if old else None) or now(),
         }
     )
-    manifest.setdefault("created", now())
     run.write_manifest(manifest)
     done = {pid for pid, p in run.read_predictions(repair=True).items() if p.error is None}
     jobs = [Job(it.item_id, model_request(cfg, it)) for it in items if it.item_id not in done]
@@ -310,13 +320,13 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
         if cache is not None:
             cache.close()
         await model.aclose()
-    manifest["generation_stats"] = add_stats(manifest.get("generation_stats"), stats, started, model.replica_usage())
+    manifest.generation_stats = add_stats(manifest.generation_stats, stats, started, model.replica_usage())
     run.write_manifest(manifest)
     return run, stats, items
 
 
-def add_stats(previous: dict[str, Any] | None, stats: RunStats, started: str,
-              replicas: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+def add_stats(previous: GenerationStats | None, stats: RunStats, started: str,
+              replicas: list[dict[str, Any]] | None = None) -> GenerationStats:  # fmt: skip
     """run.json's `generation_stats`: this session's requests added to those of the sessions before
     it in the folder (`resumes` of them), so a resume with nothing left to do loses no totals.
     `tokens_per_s` is generated (uncached) completion tokens over the sessions' wall time.
@@ -337,7 +347,7 @@ def add_stats(previous: dict[str, Any] | None, stats: RunStats, started: str,
     if new.get("replicas"):
         new["mixed_served_models"] = mixed_served_models(new["replicas"])
     new["tokens_per_s"] = tokens_per_s(new["generated_tokens"], new["wall_s"])
-    return new
+    return GenerationStats.model_validate(new)
 
 
 def tokens_per_s(generated_tokens: int, wall_s: float) -> float | None:
@@ -345,17 +355,18 @@ def tokens_per_s(generated_tokens: int, wall_s: float) -> float | None:
     return round(generated_tokens / wall_s, 2) if wall_s > 0 else None
 
 
-def _add_previous(new: dict[str, Any], previous: dict[str, Any], started: str) -> None:
-    old_cost = previous.get("cost_usd")
+def _add_previous(new: dict[str, Any], previous: GenerationStats, started: str) -> None:
+    old_cost = previous.cost_usd
     for k in ("requested", "from_cache", "done", "prompt_tokens", "completion_tokens", "generated_tokens", "pad_tokens_saved"):
-        new[k] += previous.get(k, 0)
+        new[k] += getattr(previous, k)
     new["cost_usd"] = None if old_cost is None or new["cost_usd"] is None else old_cost + new["cost_usd"]
-    new["wall_s"] = round(new["wall_s"] + previous.get("wall_s", 0.0), 2)
-    new["served_models"] = dict(Counter(previous.get("served_models") or {}) + Counter(new["served_models"]))
-    new["started"] = previous.get("started", started)
-    new["resumes"] = previous.get("resumes", 0) + 1
-    if previous.get("replicas") or new.get("replicas"):
-        new["replicas"] = _add_replicas(previous.get("replicas") or [], new.get("replicas") or [])
+    new["wall_s"] = round(new["wall_s"] + previous.wall_s, 2)
+    new["served_models"] = dict(Counter(previous.served_models) + Counter(new["served_models"]))
+    new["started"] = previous.started or started
+    new["resumes"] = previous.resumes + 1
+    if previous.replicas or new.get("replicas"):
+        old = [r.model_dump(mode="json", exclude_unset=True) for r in previous.replicas or []]
+        new["replicas"] = _add_replicas(old, new.get("replicas") or [])
 
 
 def _add_replicas(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:

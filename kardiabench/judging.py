@@ -28,18 +28,26 @@ from typing import Any
 
 from kardiabench.cache import Cache, request_json, request_key
 from kardiabench.jsonl import JsonlWriter, iter_jsonl_objects, read_jsonl_tolerant
-from kardiabench.models.base import ChatModel, ChatRequest, Generation, ModelError, SamplingParams
+from kardiabench.models.base import (
+    ChatModel,
+    ChatRequest,
+    Generation,
+    Job,
+    ModelError,
+    SamplingParams,
+)
 from kardiabench.models.openai_batch import BatchJob
 from kardiabench.records import Item, Prediction
 from kardiabench.redact import model_endpoint
-from kardiabench.rundir import JUDGMENTS, RunDir, now
-from kardiabench.runner import Job, request_cost, run_jobs
+from kardiabench.runner import RunStats, request_cost, run_jobs
+from kardiabench.runs import JUDGMENTS, RunDir, now
 from kardiabench.scoring.agreement import HumanLabelError, agreement_with_humans, human_labels
 from kardiabench.scoring.judge import (
     INVALID_OUTPUT,
     REQUEST_FAILED,
     JudgeConfig,
     JudgeOutcome,
+    JudgeStats,
     Judgment,
     Status,
     build_messages,
@@ -224,161 +232,183 @@ async def run_judges(
     previous = {j.key: j for j in load_judgments(path, rubric.version)} if path.exists() else {}
     writer = JsonlWriter(path)
     final: dict[tuple[str, str, int], Judgment] = {}
-    run_stats: dict[str, dict[str, Any]] = {}
+    run_stats: dict[str, JudgeStats] = {}
     unique = list({m.spec: m for m in reversed(judges)}.values())[::-1]  # one model per spec
     try:
         for model in unique:
-            spent = sum(s["cost_usd"] or 0.0 for s in run_stats.values())
+            spent = sum(s.cost_usd or 0.0 for s in run_stats.values())
             budget = None if cfg.budget_usd is None else cfg.budget_usd - spent
-            run_stats[model.spec] = await _judge_with(
-                model, items, predictions, cfg, rubric, previous, final, writer, cache, progress, run_dir, budget
-            )
+            judge = _JudgeRun(model, cfg, rubric, final, writer)
+            run_stats[model.spec] = await _judge_with(judge, items, predictions, previous, cache, progress, run_dir, budget)
     finally:
         writer.close()
     specs = [m.spec for m in unique]
-    ordered = [
-        final[(s, it.item_id, r)]
-        for s in specs
-        for it in items
-        for r in range(cfg.repeats)
-        if (s, it.item_id, r) in final
-    ]
+    ordered = [final[k] for s in specs for it in items for r in range(cfg.repeats) if (k := (s, it.item_id, r)) in final]
     return JudgeOutcome(rubric.version, rubric.names, specs, cfg.repeats, ordered, run_stats)
 
 
+@dataclass
+class _JudgeRun:
+    """One judge's pass over the items: its model and settings, where its verdicts go (`final`
+    and judgments.jsonl), and what its requests came to."""
+
+    model: ChatModel
+    cfg: JudgeConfig
+    rubric: Rubric
+    final: dict[tuple[str, str, int], Judgment]
+    writer: JsonlWriter
+    stats: JudgeStats = field(default_factory=JudgeStats)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """What every verdict of this judge records about how it was asked."""
+        cfg = self.cfg
+        return {"judge": self.model.spec, "rubric_version": self.rubric.version, "show_reasoning": cfg.show_reasoning,
+                "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "endpoint": model_endpoint(self.model)}  # fmt: skip
+
+    def record(self, j: Judgment) -> None:
+        self.final[j.key] = j
+        self.writer.write(j.to_dict())
+
+    def finish(self, c: _Case, status: Status, scores: dict, **extra: Any) -> None:
+        """The final verdict of a case that was sent."""
+        usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens, "cost_usd": c.cost}
+        self.record(Judgment(c.item_id, repeat=c.repeat, scores=scores, status=status, attempts=len(c.failures) + 1,
+                             seed=self.cfg.seed + c.repeat, prompt_hash=c.phash, usage=usage, cached=c.all_cached,
+                             response_cut=c.response_cut, served_model=c.served_model, created=now(),
+                             **self.fields, **extra))  # fmt: skip
+
+    def not_sent(self, item_id: str, repeat: int, pred: Prediction | None, why: str | None) -> None:
+        """The verdict of a case with nothing to judge: unscored, its reason counted."""
+        self.record(Judgment(item_id, repeat=repeat, scores=dict.fromkeys(self.rubric.names), status="unscored",
+                             reason=not_sent_reason(pred), detail=why, seed=self.cfg.seed + repeat,
+                             usage=dict(_NO_USAGE), created=now(), **self.fields))  # fmt: skip
+
+
 async def _judge_with(
-    model: ChatModel,
+    judge: _JudgeRun,
     items: Sequence[Item],
     predictions: Mapping[str, Prediction],
-    cfg: JudgeConfig,
-    rubric: Rubric,
     previous: Mapping[tuple[str, str, int], Judgment],
-    final: dict[tuple[str, str, int], Judgment],
-    writer: JsonlWriter,
     cache: Cache | None,
     progress: bool,
     run_dir: RunDir,
     budget_usd: float | None,
-) -> dict[str, Any]:
-    """One judge over all items and repeats; verdicts go to `final` and the file. With cfg.batch,
-    the first round goes through the provider's batch API (repairs are ordinary requests)."""
-    spec = model.spec
-    base = {"judge": spec, "rubric_version": rubric.version, "show_reasoning": cfg.show_reasoning,
-            "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "endpoint": model_endpoint(model)}  # fmt: skip
-    stats = {"requests": 0, "cached": 0, "failed": 0, "reused_verdicts": 0, "prompt_tokens": 0,
-             "completion_tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "rounds": 0}  # fmt: skip
+) -> JudgeStats:
+    """One judge over all items and repeats, in rounds: the first requests, then the repairs of
+    the invalid replies. With cfg.batch, the first round goes through the provider's batch API
+    (repairs are ordinary requests)."""
+    pending = _cases(judge, items, predictions, previous)
+    round_no = 0
+    while pending:
+        batch = BatchJob(run_dir, f"judge:{judge.model.spec}", timeout=judge.cfg.batch_timeout) if judge.cfg.batch and round_no == 0 else None
+        left = None if budget_usd is None else budget_usd - (judge.stats.cost_usd or 0.0)
+        pending = await _round(judge, pending, round_no, cache, progress, batch, left)
+        round_no += 1
+    replicas = judge.model.replica_usage()  # several --judge-base-url: what each replica was asked
+    if replicas:
+        judge.stats.replicas = replicas
+    return judge.stats
 
-    def record(j: Judgment) -> None:
-        final[j.key] = j
-        writer.write(j.to_dict())
 
-    pending: list[_Case] = []
+def _cases(
+    judge: _JudgeRun,
+    items: Sequence[Item],
+    predictions: Mapping[str, Prediction],
+    previous: Mapping[tuple[str, str, int], Judgment],
+) -> list[_Case]:
+    """The (item, repeat) cases to send. A case with nothing to judge is recorded unscored at once;
+    a saved verdict for the same request is reused (unless its request failed)."""
+    cfg, rubric, spec = judge.cfg, judge.rubric, judge.model.spec
     response_format = rubric.response_format()
-    identity = model.identity()
+    identity = judge.model.identity()
     shared: dict[str, str] = {}
+    pending: list[_Case] = []
     for item in items:
         pred = predictions.get(item.item_id)
         response, why = candidate_response(pred)
-        notes = (
-            candidate_notes(pred) if cfg.show_reasoning and pred is not None and response else None
-        )
+        notes = candidate_notes(pred) if cfg.show_reasoning and pred is not None and response else None
         for r in range(cfg.repeats):
             key = (spec, item.item_id, r)
             prev = previous.get(key)
             if response is None:
                 if prev is not None and prev.reason == not_sent_reason(pred) and prev.detail == why:
-                    final[key] = prev
+                    judge.final[key] = prev
                 else:
-                    record(Judgment(item.item_id, repeat=r, scores=dict.fromkeys(rubric.names), status="unscored",
-                                    reason=not_sent_reason(pred), detail=why, seed=cfg.seed + r, usage=dict(_NO_USAGE), created=now(), **base))  # fmt: skip
+                    judge.not_sent(item.item_id, r, pred, why)
                 continue
-            first = _share_texts(
-                build_request(rubric, item, response, cfg, r, notes, response_format=response_format), shared
-            )
+            first = _share_texts(build_request(rubric, item, response, cfg, r, notes, response_format=response_format), shared)
             material = request_json(first)
             phash = prompt_hash(first, material)
             if prev is not None and prev.prompt_hash == phash and prev.reason != REQUEST_FAILED:
-                final[key] = prev
-                stats["reused_verdicts"] += 1
+                judge.final[key] = prev
+                judge.stats.reused_verdicts += 1
                 continue
-            pending.append(_Case(item.item_id, r, first, phash, request_key(identity, first, material),
-                                 response_too_long(response)))
+            pending.append(_Case(item.item_id, r, first, phash, request_key(identity, first, material), response_too_long(response)))
+    return pending
 
-    round_no = 0
-    while pending:
-        jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(rubric), None if c.failures else c.cache_key)
-                for c in pending]  # fmt: skip
-        by_key = {job.key: c for job, c in zip(jobs, pending, strict=True)}
-        retry: list[_Case] = []
 
-        def on_result(
-            job: Job, out: Generation | ModelError, cached: bool, by_key=by_key, retry=retry
-        ) -> None:
-            c = by_key[job.key]
-            attempts = len(c.failures) + 1
+async def _round(
+    judge: _JudgeRun,
+    pending: Sequence[_Case],
+    round_no: int,
+    cache: Cache | None,
+    progress: bool,
+    batch: BatchJob | None,
+    budget_usd: float | None,
+) -> list[_Case]:
+    """Send one round of requests; the cases whose invalid reply earns another attempt."""
+    jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(judge.rubric), None if c.failures else c.cache_key) for c in pending]
+    by_key = {job.key: c for job, c in zip(jobs, pending, strict=True)}
+    retry: list[_Case] = []
 
-            def finish(status: Status, scores: dict, **extra: Any) -> None:
-                usage = {
-                    "prompt_tokens": c.prompt_tokens,
-                    "completion_tokens": c.completion_tokens,
-                    "cost_usd": c.cost,
-                }
-                record(Judgment(c.item_id, repeat=c.repeat, scores=scores, status=status, attempts=attempts,
-                                seed=cfg.seed + c.repeat, prompt_hash=c.phash, usage=usage, cached=c.all_cached,
-                                response_cut=c.response_cut, served_model=c.served_model, created=now(), **base, **extra))  # fmt: skip
+    def on_result(job: Job, out: Generation | ModelError, cached: bool) -> None:
+        if _read_reply(judge, by_key[job.key], out, cached):
+            retry.append(by_key[job.key])
 
-            if isinstance(out, ModelError):
-                c.all_cached = False
-                finish(
-                    "unscored", dict.fromkeys(rubric.names), reason=REQUEST_FAILED, detail=str(out)
-                )
-                return
-            c.all_cached = c.all_cached and cached
-            c.served_model = out.served_model
-            c.prompt_tokens += out.prompt_tokens
-            c.completion_tokens += out.completion_tokens
-            cost = request_cost(model, out)
-            c.cost = None if cost is None or c.cost is None else c.cost + cost
-            verdict = parse_verdict(out.text, rubric.names, out.finish_reason)
-            if verdict.scores is not None:
-                finish("scored", dict(verdict.scores), raw=out.text, rationale=verdict.rationale)
-            elif len(c.failures) < cfg.max_repairs:
-                c.failures.append((out.text, verdict.error or "invalid"))
-                retry.append(c)
-            else:
-                finish("unscored", dict.fromkeys(rubric.names), reason=INVALID_OUTPUT, detail=verdict.error,
-                       raw=out.text, rationale=verdict.rationale)  # fmt: skip
+    spec = judge.model.spec
+    rs = await run_jobs(judge.model, jobs, on_result=on_result, cache=cache, concurrency=judge.cfg.concurrency, progress=progress,
+                        desc=f"judge {spec}" if round_no == 0 else f"judge {spec} repair {round_no}", batch=batch, budget_usd=budget_usd)  # fmt: skip
+    _add_round(judge.stats, rs)
+    return retry
 
-        desc = f"judge {spec}" if round_no == 0 else f"judge {spec} repair {round_no}"
-        rs = await run_jobs(
-            model,
-            jobs,
-            on_result=on_result,
-            cache=cache,
-            concurrency=cfg.concurrency,
-            progress=progress,
-            desc=desc,
-            batch=BatchJob(run_dir, f"judge:{spec}", timeout=cfg.batch_timeout) if cfg.batch and round_no == 0 else None,
-            budget_usd=None if budget_usd is None else budget_usd - (stats["cost_usd"] or 0.0),
-        )
-        stats["rounds"] += 1
-        stats["requests"] += rs.total
-        stats["cached"] += rs.cached
-        stats["failed"] += rs.failed
-        stats["prompt_tokens"] += rs.prompt_tokens
-        stats["completion_tokens"] += rs.completion_tokens
-        stats["cost_usd"] = (
-            None
-            if rs.cost_usd is None or stats["cost_usd"] is None
-            else stats["cost_usd"] + rs.cost_usd
-        )
-        stats["wall_s"] += rs.wall_s
-        pending = retry
-        round_no += 1
-    replicas = model.replica_usage()  # several --judge-base-url: what each replica was asked
-    if replicas:
-        stats["replicas"] = replicas
-    return stats
+
+def _read_reply(judge: _JudgeRun, c: _Case, out: Generation | ModelError, cached: bool) -> bool:
+    """Record the case's verdict from one reply; True when the reply was invalid and the case
+    gets a repair attempt (the invalid reply and what was wrong join its conversation)."""
+    names = judge.rubric.names
+    if isinstance(out, ModelError):
+        c.all_cached = False
+        judge.finish(c, "unscored", dict.fromkeys(names), reason=REQUEST_FAILED, detail=str(out))
+        return False
+    c.all_cached = c.all_cached and cached
+    c.served_model = out.served_model
+    c.prompt_tokens += out.prompt_tokens
+    c.completion_tokens += out.completion_tokens
+    cost = request_cost(judge.model, out)
+    c.cost = None if cost is None or c.cost is None else c.cost + cost
+    verdict = parse_verdict(out.text, names, out.finish_reason)
+    if verdict.scores is not None:
+        judge.finish(c, "scored", dict(verdict.scores), raw=out.text, rationale=verdict.rationale)
+        return False
+    if len(c.failures) < judge.cfg.max_repairs:
+        c.failures.append((out.text, verdict.error or "invalid"))
+        return True
+    judge.finish(c, "unscored", dict.fromkeys(names), reason=INVALID_OUTPUT, detail=verdict.error, raw=out.text,
+                 rationale=verdict.rationale)  # fmt: skip
+    return False
+
+
+def _add_round(stats: JudgeStats, rs: RunStats) -> None:
+    """One round's requests (the runner's RunStats) added to the judge's totals."""
+    stats.rounds += 1
+    stats.requests += rs.total
+    stats.cached += rs.cached
+    stats.failed += rs.failed
+    stats.prompt_tokens += rs.prompt_tokens
+    stats.completion_tokens += rs.completion_tokens
+    stats.cost_usd = None if rs.cost_usd is None or stats.cost_usd is None else stats.cost_usd + rs.cost_usd
+    stats.wall_s += rs.wall_s
 
 
 # --- human labels ---------------------------------------------------------------------------------

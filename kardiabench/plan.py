@@ -9,7 +9,7 @@ from kardiabench.generate_stage import GenerateConfig, build_model, load_items, 
 from kardiabench.models.base import ChatModel
 from kardiabench.models.pricing import BATCH_PRICE_FACTOR
 from kardiabench.records import Item
-from kardiabench.rundir import RunDir
+from kardiabench.runs import RunDir
 
 _info = logging.getLogger("kardiabench").info
 

@@ -28,8 +28,7 @@ from typing import Any
 import pandas as pd
 
 from kardiabench.redact import DATA_MARK, MIN_DATA_CHARS, scrub_dataset_text
-from kardiabench.rundir import REPORT, RunDirError
-from kardiabench.runs import Run, load_run
+from kardiabench.runs import REPORT, Run, RunDirError, load_run
 from kardiabench.scoring.metrics import SAFETY_FLAG_MAX
 from kardiabench.spans import SPAN_NAMES
 
@@ -143,7 +142,7 @@ def _diagnostics(fmt) -> str:
 
 
 def _confusion(run: Run) -> str:
-    from kardiabench.leaderboard.plots import confusion, svg_text
+    from kardiabench.plotting import confusion, svg_text
 
     table = (run.results.emotion.confusion if run.results.emotion else {}) or {}
     if not table:

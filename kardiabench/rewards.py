@@ -23,9 +23,9 @@ from typing import Any
 from kardiabench.cache import Cache, default_cache_path
 from kardiabench.judging import build_request, repair_request
 from kardiabench.models import ChatModel, ModelOptions, load_model
-from kardiabench.models.base import ChatRequest, Generation, ModelError
+from kardiabench.models.base import ChatRequest, Generation, Job, ModelError
 from kardiabench.records import Item, Prediction
-from kardiabench.runner import Job, run_jobs
+from kardiabench.runner import run_jobs
 from kardiabench.scoring.judge import (
     INVALID_OUTPUT,
     NO_RESPONSE,

@@ -18,20 +18,19 @@ from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from kardiabench.cache import Cache, request_key
-from kardiabench.models.base import ChatModel, ChatRequest, FatalModelError, Generation, ModelError
+from kardiabench.models.base import (
+    ChatModel,
+    FatalModelError,
+    Generation,
+    Job,
+    ModelError,
+)
 from kardiabench.models.pricing import BATCH_PRICE_FACTOR
 
 if TYPE_CHECKING:
     from kardiabench.models.openai_batch import BatchJob
 
-OnResult = Callable[["Job", "Generation | ModelError", bool], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    key: str  # the caller's id for the request (an item id, or item id + judge attempt)
-    request: ChatRequest
-    cache_key: str | None = None  # request_key(model.identity(), request), when the caller has it already
+OnResult = Callable[[Job, "Generation | ModelError", bool], None]
 
 
 @dataclass

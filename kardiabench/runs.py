@@ -1,10 +1,24 @@
-"""A run folder as typed Python objects: `load_run(path)` → `Run` (manifest, results, metrics, items).
+"""The run folder, one typed path to it: `RunDir` writes and locks it, `load_run(path)` reads it
+back as a `Run` (manifest, results, metrics, items).
 
-`run.json` and `results.json` are read and written through pydantic models (`RunManifest`,
+A run folder is self-describing, append-only while running, safe to kill at any moment:
+
+  run.json           manifest: what was run and how to reproduce it (task, model, data, decoding,
+                     history mode, versions, git commit); written before the first request
+  predictions.jsonl  one line per finished item (schema: docs/predictions.md); append + flush
+  judgments.jsonl    one line per judge verdict (see judging.py)
+  results.json       metrics with n and 95% CIs; summary.md the readable table
+  items.jsonl        per-item rows of the last scoring
+  report.html        the page of the last scoring (`run`, `report`); a new scoring removes an old one
+  *.rejected         damaged lines set aside from a JSONL file above, with their line numbers
+  .lock              held by the process working on the folder (see RunDir.lock)
+
+`run.json` and `results.json` are read and written only through pydantic models (`RunManifest`,
 `Results`) that carry a `schema_version` (current: `SCHEMA_VERSION`; a file without one is
 version 1). A file of another version, or one that does not match its model, is a `RunFileError`
 in one line naming the file and the field, e.g.
-`runs/x/results.json: metrics.emotion_accuracy.n: Input should be a valid integer`.
+`runs/x/results.json: metrics.emotion_accuracy.n: Input should be a valid integer`; it is raised
+before anything is written to the folder (`check_schema_versions`).
 
 The stable core is typed strictly (every metric entry is a `Metric`); the top-level models and the
 records in them accept keys they do not know, so a newer writer's additions survive a read and a
@@ -14,22 +28,166 @@ and written back is unchanged apart from its `schema_version`.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kardiabench.jsonl import read_jsonl_tolerant
-from kardiabench.rundir import ITEMS, MANIFEST, RESULTS, RunDir, RunDirError
+from kardiabench import __version__
+from kardiabench.jsonl import REJECTED, JsonlWriter, read_jsonl_tolerant
+from kardiabench.records import Prediction
 from kardiabench.scoring.metrics import ItemRow, rubric_dimensions
 from kardiabench.spans import SPAN_NAMES, parse_spans
 from kardiabench.tasks import Task
 
 if TYPE_CHECKING:
     import pandas as pd
+
+PREDICTIONS = "predictions.jsonl"
+MANIFEST = "run.json"
+JUDGMENTS = "judgments.jsonl"
+RESULTS = "results.json"
+ITEMS = "items.jsonl"
+SUMMARY = "summary.md"
+REPORT = "report.html"
+LOCK = ".lock"
+BATCHES = "batches.json"  # provider batch jobs (models/openai_batch.py)
+DERIVED = (PREDICTIONS, JUDGMENTS, RESULTS, ITEMS, SUMMARY, REPORT, BATCHES)  # what --overwrite removes
+# What a scoring derives from the predictions and verdicts, replaced as one by every scoring;
+# results.json first: its presence says the folder is scored.
+SCORED = (RESULTS, ITEMS, SUMMARY, REPORT)
+PREDICTION_KEYS = ("item_id", "model", "raw_output")  # a predictions line without one is damaged
+_HELD: set[Path] = set()  # run folders whose lock this process holds
+_PACKAGES = ("torch", "transformers", "vllm", "openai", "datasets", "trl", "scikit-learn", "scipy", "numpy")
+
+
+class RunDirError(Exception):
+    pass
+
+
+def provenance() -> dict[str, Any]:
+    """Versions and commit of the harness and its main dependencies (never environment variables)."""
+    versions = {}
+    for p in _PACKAGES:
+        try:
+            versions[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            continue
+    commit = None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "kardiabench": __version__,
+        "git_commit": commit,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.path / PREDICTIONS
+
+    def read_manifest(self) -> RunManifest:
+        """run.json, typed and checked (RunFileError: another schema version, or a bad field)."""
+        if not self.manifest_path.exists():
+            raise RunDirError(f"{self.path}: not a run folder (no {MANIFEST})")
+        return RunManifest.read(self.manifest_path)
+
+    def write_manifest(self, manifest: RunManifest) -> None:
+        """run.json: schema_version first, atomic."""
+        manifest.write(self.manifest_path)
+
+    def write_json(self, name: str, data: Any) -> Path:
+        """Write a final JSON file atomically (temp file + rename): never half-written."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        target = self.path / name
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+        return target
+
+    def read_predictions(self, repair: bool = False) -> dict[str, Prediction]:
+        """Latest line per item id (a retried item's later line wins); see read_jsonl_tolerant."""
+        preds: dict[str, Prediction] = {}
+        for row in read_jsonl_tolerant(self.predictions_path, repair, PREDICTION_KEYS):
+            preds[row["item_id"]] = Prediction.from_dict(row)
+        return preds
+
+    def prediction_writer(self) -> JsonlWriter:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return JsonlWriter(self.predictions_path, PREDICTION_KEYS)
+
+    def clear(self) -> None:
+        """Remove everything derived from an earlier run (--overwrite); run.json is rewritten after."""
+        for path in [*(self.path / name for name in DERIVED), *self.path.glob(f"*{REJECTED}")]:
+            path.unlink(missing_ok=True)
+
+    def clear_scored(self) -> None:
+        """Remove the files of the last scoring (SCORED), results.json first, so that a folder
+        part-way through a new scoring reads as not scored rather than as the old scoring."""
+        for name in SCORED:
+            (self.path / name).unlink(missing_ok=True)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder for this process: a second process on it refuses at once. An flock on
+        DIR/.lock is released by the kernel when its holder dies, so a killed run never blocks the
+        next one; within one process the lock is re-entrant (`run` = generate, then score)."""
+        if not self.path.is_dir():
+            raise RunDirError(f"{self.path}: not a run folder (no such folder)")
+        key = self.path.resolve()
+        if key in _HELD:
+            yield
+            return
+        with (key / LOCK).open("a+", encoding="utf-8") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise RunDirError(f"{self.path} is in use by another kardiabench process (pid {holder}); "
+                                  "wait for it to finish, or use another --output") from None  # fmt: skip
+            fh.truncate(0)
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            _HELD.add(key)
+            try:
+                yield
+            finally:
+                _HELD.discard(key)
+                fh.truncate(0)  # closing the file releases the lock
+
+
+# ----------------------------------------------------------------------------- typed files
 
 SCHEMA_VERSION = 1
 HEADLINE_METRICS = ("emotion_accuracy", "format_compliance", "empathy")  # shown by repr(run)
@@ -130,7 +288,7 @@ class JudgeInfo(_Open):
     wall_s: float | None = None
     pool: str | None = None  # how the judges were pooled (results.json rubric.pool)
     escalation: dict[str, Any] | None = None  # judge, threshold, items: the stronger judge's items
-    # The settings of the verdicts used (score_stage.verdict_settings): a list where they differ.
+    # The settings of the verdicts used (judge_stage.verdict_settings): a list where they differ.
     endpoints: dict[str, Any] | None = None  # judge → scheme://host[:port]/path, None in-process
     show_reasoning: bool | list[Any] | None = None
     max_tokens: int | list[Any] | None = None
@@ -183,16 +341,8 @@ class _RunFile(_Open):
     @classmethod
     def read(cls, path: str | Path) -> Self:
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
-            raise RunFileError(f"{path}: not valid JSON ({e})") from None
-        version = data.get("schema_version", 1) if isinstance(data, dict) else 1
-        if version != SCHEMA_VERSION:
-            raise RunFileError(
-                f"{path}: schema_version: {version!r} is not a version this kardiabench reads "
-                f"({SCHEMA_VERSION}); a newer kardiabench wrote it, or the file is damaged"
-            )
+        data = _read_json(path)
+        _check_version(path, data, lambda v: v != SCHEMA_VERSION)
         try:
             return cls.model_validate(data)
         except ValidationError as e:
@@ -203,6 +353,32 @@ class _RunFile(_Open):
         path = Path(path)
         data = {"schema_version": SCHEMA_VERSION, **self.model_dump(mode="json", exclude_unset=True)}
         return RunDir(path.parent).write_json(path.name, data)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
+        raise RunFileError(f"{path}: not valid JSON ({e})") from None
+
+
+def _check_version(path: Path, data: Any, refused: Callable[[Any], bool]) -> None:
+    version = data.get("schema_version", 1) if isinstance(data, dict) else 1
+    if refused(version):
+        raise RunFileError(
+            f"{path}: schema_version: {version!r} is not a version this kardiabench reads "
+            f"({SCHEMA_VERSION}); a newer kardiabench wrote it, or the file is damaged"
+        )
+
+
+def check_schema_versions(path: str | Path) -> None:
+    """Refuse (RunFileError, one line) a folder whose run.json or results.json a newer kardiabench
+    wrote, before a stage writes anything there. Only the version is checked: a damaged
+    results.json of this version may be replaced by scoring again."""
+    for name in (MANIFEST, RESULTS):
+        file = Path(path) / name
+        if file.is_file():
+            _check_version(file, _read_json(file), lambda v: not isinstance(v, int) or v > SCHEMA_VERSION)
 
 
 class RunManifest(_RunFile):
@@ -255,10 +431,11 @@ def one_line(path: Path, error: ValidationError) -> str:
 # ----------------------------------------------------------------------------- a run
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(repr=False)
 class Run:
     """A run folder read back: its manifest, its results (None until scored) and, on first use,
-    its items as a DataFrame. A plain dataclass: the files are validated, the object is a view."""
+    its items as a DataFrame. A plain dataclass: the files are validated, the object is a view;
+    two reads of one folder compare equal (path, manifest, results and problems)."""
 
     path: Path
     manifest: RunManifest

@@ -1,7 +1,9 @@
-"""Markdown tables, rendered in one place (run summaries, comparisons, judge agreement)."""
+"""Markdown tables, rendered in one place (run summaries, comparisons, judge agreement), and the
+one way every rendering shows hidden characters (`visible`)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 _RULE = {"l": "---", "r": "---:", "c": ":---:"}
@@ -48,3 +50,15 @@ def few_items(n: int | None, n_items: int | None) -> bool:
     of 110): shown with FEW_MARK and never in bold as a group's best."""
     n = int(n or 0)
     return n < FEW_ITEMS_MIN or (n_items is not None and n < FEW_ITEMS_SHARE * n_items)
+
+
+# Unicode categories a reader cannot see: controls (line breaks included), format characters (bidi
+# overrides like U+202E, zero-width joiners), line and paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def visible(text: str) -> str:
+    """`text` with every invisible or control character written as `<U+XXXX>`: a model name with
+    U+202E cannot reorder what the site, the tables or the plots show, and a line break cannot end
+    a LaTeX comment or a Markdown row. Every rendering applies it before its own escaping."""
+    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in _HIDDEN else c for c in str(text))

@@ -18,7 +18,7 @@ from kardiabench.scoring.rubric import DIMENSIONS
 PACKAGE = Path(kardiabench.__file__).parent
 SCORING = PACKAGE / "scoring"
 FORBIDDEN = (
-    "kardiabench.runner", "kardiabench.cache", "kardiabench.rundir", "kardiabench.runs",
+    "kardiabench.runner", "kardiabench.cache", "kardiabench.runs",
     "kardiabench.generate_stage", "kardiabench.score_stage", "kardiabench.api", "kardiabench.judging", "kardiabench.models",
 )  # fmt: skip
 HEAVY = ("torch", "transformers", "vllm", "openai", "httpx")
@@ -84,7 +84,7 @@ def test_scoring_imports_nothing_that_talks_to_models_or_files(path):
         ("from kardiabench.cache import request_json", "imports kardiabench.cache"),
         ("import kardiabench.models.base", "imports kardiabench.models.base"),
         ("from kardiabench.models.base import ChatRequest", "imports kardiabench.models.base"),
-        ("from kardiabench import rundir", "imports kardiabench.rundir"),
+        ("from kardiabench import runs", "imports kardiabench.runs"),
         ("from .. import judging", "imports kardiabench.judging"),
         ("def f():\n    from kardiabench.runner import run_jobs\n", "imports kardiabench.runner"),
         ("import torch", "imports torch (no heavy library"),

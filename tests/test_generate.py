@@ -9,7 +9,7 @@ from kardiabench.generate_stage import DataSpec, GenerateConfig, generate, load_
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models.base import SamplingParams
 from kardiabench.plan import dry_run
-from kardiabench.rundir import RunDir, RunDirError
+from kardiabench.runs import RunDir, RunDirError
 from kardiabench.tasks import load_task
 
 
@@ -34,9 +34,9 @@ def test_generate_writes_one_prediction_per_item(tmp_path):
         assert "spans" not in r  # parsed from raw_output when read, not stored a second time
         assert r["well_formed"] and preds[r["item_id"]].spans["emotion"]
     manifest = run.read_manifest()
-    assert manifest["generation"]["history"] == "full"
-    assert manifest["data"]["n_items"] == 9 and manifest["generation_stats"]["done"] == 9
-    assert manifest["provenance"]["packages"]
+    assert manifest.generation.history == "full"
+    assert manifest.data.n_items == 9 and manifest.generation_stats.done == 9
+    assert manifest.provenance["packages"]
 
 
 def test_resume_after_torn_write_finishes_only_missing_items(tmp_path):
@@ -62,7 +62,7 @@ def test_run_folder_refuses_different_settings(tmp_path):
         asyncio.run(generate(config(data, out, model="baseline:majority"), log=lambda m: None))
     _, stats, _ = asyncio.run(generate(config(data, out, model="baseline:majority", overwrite=True), log=lambda m: None))
     assert stats.total == 9
-    assert RunDir(out).read_manifest()["model_spec"] == "baseline:majority"
+    assert RunDir(out).read_manifest().model_spec == "baseline:majority"
 
 
 def test_limit_and_cache(tmp_path):

@@ -14,7 +14,7 @@ from kardiabench.data import expand_dialogue
 from kardiabench.judging import JUDGMENTS, build_request, load_outcome, run_judges
 from kardiabench.models import ModelOptions, load_model
 from kardiabench.records import Dialogue, Message, Prediction
-from kardiabench.rundir import RunDir
+from kardiabench.runs import RunDir
 from kardiabench.scoring.judge import (
     INVALID_OUTPUT,
     MAX_RESPONSE_CHARS,
@@ -426,11 +426,7 @@ def test_second_run_is_served_from_cache(tmp_path):
         assert srv.stats.requests == n  # repairs replayed from the cache too
     assert second.item_scores == first.item_scores
     assert second.unscored_by_reason() == first.unscored_by_reason()
-    assert (
-        second.run_stats["openai:judge-a"]["cached"]
-        == second.run_stats["openai:judge-a"]["requests"]
-        == 9
-    )
+    assert second.run_stats["openai:judge-a"].cached == second.run_stats["openai:judge-a"].requests == 9
     assert all(j.cached for j in second.judgments if j.attempts)
 
 

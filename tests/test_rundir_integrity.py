@@ -16,7 +16,7 @@ import kardiabench
 from kardiabench.cli import main
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.judging import load_judgments
-from kardiabench.rundir import RunDir
+from kardiabench.runs import RunDir
 from kardiabench.scoring.judge import Judgment
 
 GEN = ("--no-progress", "--no-cache")
@@ -55,8 +55,8 @@ def test_damaged_middle_lines_are_set_aside_and_later_good_lines_kept(tmp_path, 
     after = rows(preds)
     assert after[: len(kept)] == kept  # every good line after the damage is still there, unchanged
     assert len(after) == 9 and {r["item_id"] for r in after} == ids
-    stats = RunDir(out).read_manifest()["generation_stats"]
-    assert (stats["requested"], stats["resumes"]) == (9 + 3, 1)  # totals: 9, then only the damaged items again
+    stats = RunDir(out).read_manifest().generation_stats
+    assert (stats.requested, stats.resumes) == (9 + 3, 1)  # totals: 9, then only the damaged items again
     rejected = (out / "predictions.jsonl.rejected").read_text().splitlines()
     assert rejected == [f"{n}\t{text.rstrip(chr(10))}" for n, text in damaged.items()]
 
@@ -105,7 +105,7 @@ def test_second_process_on_a_run_folder_refuses_and_a_killed_holder_does_not_blo
     out = tmp_path / "run"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom kardiabench.rundir import RunDir\n"
+        [sys.executable, "-c", "import sys, time\nfrom kardiabench.runs import RunDir\n"
          "with RunDir(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(600)\n", str(out)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(kardiabench.__file__).parents[1])},
     )  # fmt: skip
@@ -138,14 +138,14 @@ def test_overwrite_removes_everything_derived_from_the_old_run(tmp_path):
     for name in ("judgments.jsonl", "report.html", "predictions.jsonl.rejected", "judgments.jsonl.rejected"):
         (out / name).write_text("old\n")
     manifest = RunDir(out).read_manifest()
-    RunDir(out).write_manifest({**manifest, "old_key": 1})
+    RunDir(out).write_manifest(manifest.model_copy(update={"old_key": 1}))
     assert {"results.json", "items.jsonl", "summary.md"} <= {p.name for p in out.iterdir()}
 
     assert generate(data, out, "--overwrite") == 0
     assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == ["predictions.jsonl", "run.json"]
     fresh = RunDir(out).read_manifest()
-    assert fresh["model_spec"] == "baseline:retrieval"
-    assert not {"old_key", "scored", "judge"} & set(fresh)
+    assert fresh.model_spec == "baseline:retrieval"
+    assert not {"old_key", "scored", "judge"} & set(json.loads((out / "run.json").read_text()))
     assert {r["model"] for r in rows(out / "predictions.jsonl")} == {"baseline:retrieval"}
 
 
@@ -157,15 +157,15 @@ def test_raising_the_limit_continues_and_lowering_it_refuses(tmp_path, capsys):
     out = tmp_path / "run"
     assert generate(data, out, "--limit", "4") == 0
     first = rows(out / "predictions.jsonl")
-    manifest = RunDir(out).read_manifest()["data"]
-    assert (manifest["limit"], manifest["n_items"], manifest["n_dialogues"]) == (4, 4, 2)
+    data_info = RunDir(out).read_manifest().data
+    assert (data_info.limit, data_info.n_items, data_info.n_dialogues) == (4, 4, 2)
     assert main(["score", str(out)]) == 0
     assert "4 items in 2 dialogues (limit: 4)" in (out / "summary.md").read_text()
 
     assert generate(data, out, "--limit", "6") == 0
     assert rows(out / "predictions.jsonl")[:4] == first  # kept, not generated again
     run = RunDir(out).read_manifest()
-    assert (run["generation_stats"]["requested"], run["generation_stats"]["resumes"]) == (4 + 2, 1) and run["data"]["n_items"] == 6 and run["data"]["limit"] == 6
+    assert (run.generation_stats.requested, run.generation_stats.resumes) == (4 + 2, 1) and run.data.n_items == 6 and run.data.limit == 6
 
     capsys.readouterr()
     assert generate(data, out, "--limit", "5") == 2
@@ -174,7 +174,7 @@ def test_raising_the_limit_continues_and_lowering_it_refuses(tmp_path, capsys):
 
     assert generate(data, out) == 0  # no --limit after a limited run: all items
     run = RunDir(out).read_manifest()
-    assert (run["generation_stats"]["requested"], run["generation_stats"]["resumes"]) == (6 + 3, 2) and run["data"]["n_items"] == 9 and run["data"]["limit"] is None
+    assert (run.generation_stats.requested, run.generation_stats.resumes) == (6 + 3, 2) and run.data.n_items == 9 and run.data.limit is None
     assert main(["score", str(out)]) == 0
     assert "9 items in 3 dialogues (limit: none)" in (out / "summary.md").read_text()
     assert json.loads((out / "results.json").read_text())["data"]["n_items"] == 9
@@ -198,7 +198,7 @@ def test_score_works_from_another_working_directory(tmp_path, monkeypatch):
     write_dataset(tmp_path / "work" / "data")
     monkeypatch.chdir(tmp_path / "work")
     assert generate("data", "run", "--limit", "3") == 0
-    assert RunDir(tmp_path / "work" / "run").read_manifest()["data"]["source"] == str(tmp_path / "work" / "data")
+    assert RunDir(tmp_path / "work" / "run").read_manifest().data.source == str(tmp_path / "work" / "data")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert main(["score", str(tmp_path / "work" / "run")]) == 0

@@ -11,8 +11,14 @@ from helpers import write_dataset
 
 from kardiabench.cli import main
 from kardiabench.jsonl import read_jsonl_tolerant
-from kardiabench.rundir import RunDirError
-from kardiabench.runs import SCHEMA_VERSION, Results, RunFileError, RunManifest, load_run
+from kardiabench.runs import (
+    SCHEMA_VERSION,
+    Results,
+    RunDirError,
+    RunFileError,
+    RunManifest,
+    load_run,
+)
 from kardiabench.spans import parse_spans
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
 

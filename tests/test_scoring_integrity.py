@@ -27,7 +27,7 @@ from kardiabench.data import expand, load_dialogues
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.judging import matching_verdicts, run_judges
 from kardiabench.models import ModelOptions, load_model
-from kardiabench.rundir import RunDir
+from kardiabench.runs import RunDir
 from kardiabench.scoring.judge import (
     NO_PREDICTION,
     NO_RESPONSE,
@@ -428,7 +428,7 @@ def test_a_rescore_that_fails_part_way_leaves_no_mix_of_old_and_new_files(tmp_pa
     assert not (out / "results.json").exists() and not (out / "report.html").exists()  # not scored, not half old
     assert not list(out.glob("*.new"))
     assert kardiabench.load_run(out).results is None
-    assert RunDir(out).read_manifest()["judge"]["spec"] == "openai:judge-model"
+    assert RunDir(out).read_manifest().judge.spec == "openai:judge-model"
     assert all(row["rubric"] is not None for row in read_jsonl_tolerant(out / "items.jsonl"))  # the new rows
     assert "| empathy | not computed" not in (out / "summary.md").read_text()  # the new table, with the judge's scores
     assert main(["score", str(out), "--resamples", "50"]) == 0  # scoring again completes it from the saved verdicts

@@ -40,7 +40,7 @@ from kardiabench.leaderboard.tables import (
     to_latex,
     to_markdown,
 )
-from kardiabench.rundir import RunDir, now
+from kardiabench.runs import RunDir, now
 
 BUILD_INFO = "build.json"
 SITE = "site"

@@ -29,8 +29,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kardiabench.jsonl import read_jsonl_tolerant
-from kardiabench.rundir import ITEMS, REPORT, RunDir, RunDirError, now
-from kardiabench.runs import Results, RunManifest, load_run, one_line
+from kardiabench.runs import (
+    ITEMS,
+    REPORT,
+    Results,
+    RunDir,
+    RunDirError,
+    RunManifest,
+    load_run,
+    now,
+    one_line,
+)
 from kardiabench.scoring.metrics import PER_ITEM_METRICS, metrics_from_rows
 
 DEFAULT_FOLDER = Path("leaderboard")

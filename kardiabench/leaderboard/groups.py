@@ -56,7 +56,7 @@ def _data_name(source: str | None) -> str | None:
     return Path(source.rstrip("/\\")).name or source
 
 
-# run.json's judge settings that change scores (score_stage.judge_block, verdict_settings): all of
+# run.json's judge settings that change scores (judge_stage.judge_block, verdict_settings): all of
 # them are in the key, so the same judge spec on two servers, or with --judge-show-reasoning, a
 # pool rule, repeats, an escalation or another temperature, is its own group.
 JUDGE_SETTINGS = ("endpoints", "show_reasoning", "pool", "repeats", "escalation", "max_tokens", "temperature", "seed")

@@ -9,20 +9,20 @@ run or the data goes through `literal`: drawn as written, never as mathtext.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from kardiabench.leaderboard.entries import Entry
+from kardiabench.leaderboard.tables import METRICS, Board
+from kardiabench.plotting import confusion, literal, save, svg_text  # sets the Agg backend
 
-from kardiabench.leaderboard.entries import Entry  # noqa: E402
-from kardiabench.leaderboard.tables import METRICS, Board, visible  # noqa: E402
+__all__ = ["bars", "confusion", "emotion_heatmap", "literal", "model_colors", "radar", "save", "svg_text"]
 
 RADAR_AXES = {"emotion_accuracy": "Emo Acc", "relevance": "Relevance", "fluency": "Fluency",
               "empathy": "Empathy", "persona_consistency": "Persona", "safety": "Safety"}  # fmt: skip
@@ -30,33 +30,12 @@ RADAR_CAPTION = ("Radius: Emo Acc (0–100 %) divided by 100; rubric scores (1�
                  "Grey markers: reported in the paper (on the axes it reports); coloured markers without a polygon: "
                  "a run with values on some axes only (no judge).")  # fmt: skip
 REPORTED_COLOUR = "#7f7f7f"
-# Reproducible SVG files: no date, fixed ids.
-matplotlib.rcParams.update({"svg.hashsalt": "kardiabench", "svg.fonttype": "path"})
-_META = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
-
-
-def literal(text: str) -> str:
-    """Plot text drawn as written: hidden characters shown (`visible`) and every `$` escaped, so a
-    model named `$\\foo$` is not parsed as mathtext (which would fail the whole figure)."""
-    return visible(text).replace("$", r"\$")
 
 
 def model_colors(models: Sequence[str]) -> dict[str, str]:
     """One colour per run model, in the order given (tab10, then tab20 beyond ten)."""
     cmap = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
     return {m: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, m in enumerate(models)}
-
-
-def save(fig, stem: Path) -> list[Path]:
-    """stem.png and stem.svg; the figure is closed."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ext in ("png", "svg"):
-        path = stem.parent / f"{stem.name}.{ext}"  # not with_suffix: entry ids contain dots
-        fig.savefig(path, dpi=110, bbox_inches="tight", metadata=_META[ext])
-        out.append(path)
-    plt.close(fig)
-    return out
 
 
 def radial(metric: str, value: float | None) -> float | None:
@@ -134,28 +113,3 @@ def emotion_heatmap(entries: Sequence[Entry], labels: Mapping[str, str], colors:
     ax.set_title("Per-emotion accuracy (%) (blank: emotion absent from the run's items)")
     fig.colorbar(im, ax=ax, label="accuracy (%)")
     return save(fig, stem)
-
-
-def confusion(table: Mapping[str, Mapping[str, int]], name: str, colour: str = "black"):
-    """The figure of one run's confusion matrix: gold label × predicted class counts
-    (results.json's `emotion.confusion`; rows: the gold emotions present)."""
-    frame = pd.DataFrame(table).T.fillna(0).astype(int)
-    frame = frame.reindex(sorted(frame.index)).reindex(sorted(frame.columns), axis=1)
-    fig, ax = plt.subplots(figsize=(0.28 * max(8, frame.shape[1]) + 3, 0.28 * max(8, frame.shape[0]) + 2))
-    im = ax.imshow(frame.to_numpy(), cmap="Blues", aspect="auto")
-    ax.set_xticks(range(frame.shape[1]), [literal(c) for c in frame.columns], rotation=90, fontsize=7)
-    ax.set_yticks(range(frame.shape[0]), [literal(c) for c in frame.index], fontsize=7)
-    ax.set_xlabel("predicted emotion")
-    ax.set_ylabel("gold emotion")
-    ax.set_title(f"Confusion matrix: {literal(name)}", color=colour)
-    fig.colorbar(im, ax=ax, label="items")
-    return fig
-
-
-def svg_text(fig) -> str:
-    """The figure as inline SVG markup (for self-contained HTML); the figure is closed."""
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata=_META["svg"])
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]

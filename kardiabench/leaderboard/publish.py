@@ -29,7 +29,7 @@ from kardiabench.emotions import EMOTIONS
 from kardiabench.jsonl import read_jsonl_tolerant, write_jsonl_atomic
 from kardiabench.leaderboard.build import SITE
 from kardiabench.leaderboard.entries import ENTRIES, ITEMS_DIR
-from kardiabench.rundir import RunDir
+from kardiabench.runs import RunDir
 
 KEEP = True
 ANY = "*"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ from kardiabench.tables import (
     few_items,
     format_interval,
     n_note,
+    visible,
 )
 
 # results.json key → column title; the order of every table and plot.
@@ -151,18 +151,6 @@ def build_board(
 
 
 # ----------------------------------------------------------------------------- cells
-
-# Unicode categories a reader cannot see: controls (line breaks included), format characters (bidi
-# overrides like U+202E, zero-width joiners), line and paragraph separators.
-_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
-
-
-def visible(text: str) -> str:
-    """`text` with every invisible or control character written as `<U+XXXX>`: a model name with
-    U+202E cannot reorder what the site, the tables or the plots show, and a line break cannot end
-    a LaTeX comment or a Markdown row. Every rendering applies it before its own escaping."""
-    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in _HIDDEN else c for c in str(text))
-
 
 def num(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)

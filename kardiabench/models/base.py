@@ -62,6 +62,16 @@ class ChatRequest:
         return {"messages": [list(m) for m in self.messages], "params": self.params.to_dict(), "response_format": self.response_format}
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One request to send (runner.run_jobs, a provider batch): the caller's id for it (an item
+    id, or item id + judge attempt), the request, and its cache key when the caller has it."""
+
+    key: str
+    request: ChatRequest
+    cache_key: str | None = None  # request_key(model.identity(), request), when the caller has it already
+
+
 @dataclass(slots=True)
 class Generation:
     text: str

@@ -33,16 +33,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kardiabench.jsonl import REJECTED, parse_object_line
-from kardiabench.models.base import Generation
+from kardiabench.models.base import Generation, Job
 from kardiabench.models.openai_api import OpenAIChatModel, _httpx_module
-from kardiabench.rundir import BATCHES, now
-
-if TYPE_CHECKING:
-    from kardiabench.rundir import RunDir
-    from kardiabench.runner import Job
+from kardiabench.runs import BATCHES, RunDir, now
 
 log = logging.getLogger(__name__)
 _console = logging.getLogger("kardiabench")  # the lines the CLI shows (without a progress bar)

@@ -20,7 +20,7 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -361,6 +361,32 @@ def parse_verdict(
 
 
 @dataclass
+class JudgeStats:
+    """What one judge's requests in one judging stage came to (results.json rubric.run.JUDGE), the
+    judge's counterpart of generation's RunStats: requests sent over all rounds (first requests and
+    repairs), of them answered from the cache or failed, verdicts reused from judgments.jsonl
+    without a request, tokens, cost (None once a price was unknown), wall time and rounds; for a
+    judge on several replicas, what each was asked (`replicas`, absent otherwise)."""
+
+    requests: int = 0
+    cached: int = 0
+    failed: int = 0
+    reused_verdicts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+    wall_s: float = 0.0
+    rounds: int = 0
+    replicas: list[dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if not self.replicas:
+            del out["replicas"]
+        return out
+
+
+@dataclass
 class JudgeOutcome:
     """All verdicts of one judging stage and what they add up to.
 
@@ -372,9 +398,7 @@ class JudgeOutcome:
     judges: list[str]
     repeats: int
     judgments: list[Judgment]
-    run_stats: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # judge → this run's requests
+    run_stats: dict[str, JudgeStats] = field(default_factory=dict)  # judge → this stage's requests
     pool: str = "mean"  # how the judges' item means are pooled: "mean" or "median" (POOLS)
     escalation: Escalation | None = None  # items whose score the stronger judge gives instead
     item_scores: dict[str, dict[str, float | None]] = field(init=False)
@@ -509,7 +533,7 @@ class JudgeOutcome:
             "repeat_variance": self.repeat_variance(),
             "usage": self.usage(),
             "pool": self.pool,
-            "run": self.run_stats,
+            "run": {judge: stats.to_dict() for judge, stats in self.run_stats.items()},
         }
         if self.escalation is not None:
             out["escalation"] = self.escalation_report()

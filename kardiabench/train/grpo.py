@@ -65,8 +65,8 @@ def hardest(items: list[Item], task: Task, model_path: str, cfg: TrainConfig, ma
     times (temperature 1, through the `hf:` adapter), each answer gets the weighted reward, and the
     `keep_hardest` fraction of turns with the lowest mean reward is kept (ties: data order)."""
     from kardiabench.models import ModelOptions, SamplingParams, load_model
-    from kardiabench.models.base import ChatRequest
-    from kardiabench.runner import Job, run_jobs
+    from kardiabench.models.base import ChatRequest, Job
+    from kardiabench.runner import run_jobs
 
     model = load_model(f"hf:{model_path}", ModelOptions(batch_size=8))
     jobs = [Job(f"{n}#{s}", ChatRequest.from_messages(task.messages(it), SamplingParams(1.0, 1.0, max_tokens, s)))
