@@ -124,3 +124,67 @@ def test_the_split_judge_builds_the_same_requests_as_before():
     repair = repair_request(req, [("bad", "no JSON object found")], rubric)
     assert (item.item_id, rubric.version) == ("d42854c0cfc56f3f4-t3", "1.0+951d9e16033f")
     assert (prompt_hash(req), prompt_hash(repair)) == ("144f3f69d02bcd26", "4c4c0043b1781584")
+
+
+# ----------------------------------------------------------------------------- import cycles
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module → the kardiabench modules it imports: every import statement (inside functions and
+    TYPE_CHECKING blocks too), `from X import Y` as X.Y when Y is a module. Importing a.b.c runs
+    a.b's __init__ too, so that counts as an import of a.b, except for the importer's own packages
+    (those are already being imported when it runs)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+    def ancestors(name: str) -> list[str]:
+        parts = name.split(".")
+        return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        own = {name, *ancestors(name)}
+        edges = graph[name] = set()
+        for imported in imported_modules(path.read_text(encoding="utf-8"), name, path.name == "__init__.py"):
+            while imported and imported not in modules:  # `from X import Y`: Y a name in X
+                imported = imported.rpartition(".")[0]
+            if imported:
+                edges |= {m for m in (imported, *ancestors(imported)) if m in modules} - own
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles: strongly connected components of more than one module, each sorted."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    names = sorted(graph)
+    index = {n: i for i, n in enumerate(names)}
+    rows, cols = zip(*[(index[a], index[b]) for a in names for b in graph[a]], strict=True) if any(graph.values()) else ((), ())
+    matrix = csr_matrix(([1] * len(rows), (rows, cols)), shape=(len(names), len(names)))
+    _, labels = connected_components(matrix, directed=True, connection="strong")
+    groups: dict[int, list[str]] = {}
+    for name, label in zip(names, labels, strict=True):
+        groups.setdefault(int(label), []).append(name)
+    return sorted(g for g in groups.values() if len(g) > 1)
+
+
+def test_cycles_finds_a_circle_and_only_its_members():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_import_graph_sees_lazy_and_type_checking_imports():
+    graph = import_graph()
+    assert "kardiabench.plotting" in graph["kardiabench.report"]  # imported inside a function
+    assert "kardiabench.judging" in graph["kardiabench.judge_stage"]
+    assert "kardiabench.models.base" in graph["kardiabench.models.openai_batch"]
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from kardiabench.runner import Job\n"
+    assert "kardiabench.runner" in imported_modules(source, "kardiabench.models.example")
+
+
+def test_kardiabench_has_no_import_cycles():
+    """0 circles: a module never needs, even lazily, a module that needs it back (issue 19 broke
+    rundir ↔ runs, openai_batch ↔ runner and report ↔ leaderboard/plots)."""
+    found = cycles(import_graph())
+    assert found == [], "import cycles: " + "; ".join(" ↔ ".join(c) for c in found)

@@ -4,6 +4,7 @@
 import hashlib
 import json
 import math
+import re
 import shutil
 
 import pytest
@@ -104,6 +105,66 @@ def test_an_unknown_schema_version_is_a_one_line_error(retrieval_run, tmp_path):
         Results.read(path)
     assert str(e.value).startswith(f"{path}: schema_version: 2 is not a version this kardiabench reads (1)")
     assert "\n" not in str(e.value)
+
+
+NEWER = SCHEMA_VERSION + 1
+# Every command that reads a run folder, with the folder (DIR) a newer kardiabench wrote.
+READERS = {
+    "score": ["score", "DIR", "--no-progress", "--no-cache"],
+    "compare": ["compare", "OTHER", "DIR"],
+    "report": ["report", "DIR"],
+    "leaderboard add": ["leaderboard", "add", "DIR", "--leaderboard", "LB"],
+    "generate": ["generate", "--model", "baseline:retrieval", "--data", "sample", "--output", "DIR", "--no-progress", "--no-cache"],
+}
+
+
+def folder_bytes(path):
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(params=["run.json", "results.json"])
+def newer_run(request, retrieval_run, tmp_path):
+    """A copy of a scored run whose run.json or results.json says a newer schema_version."""
+    folder = tmp_path / "newer"
+    shutil.copytree(retrieval_run, folder)
+    write(folder / request.param, {**read(folder / request.param), "schema_version": NEWER})
+    return folder, folder / request.param
+
+
+@pytest.mark.parametrize("command", list(READERS))
+def test_a_folder_of_a_newer_schema_is_refused_in_one_line_before_anything_is_written(command, newer_run, retrieval_run, tmp_path, capsys):
+    folder, newer_file = newer_run
+    before = folder_bytes(folder)
+    swap = {"DIR": str(folder), "OTHER": str(retrieval_run), "LB": str(tmp_path / "lb")}
+    capsys.readouterr()
+    assert main([swap.get(a, a) for a in READERS[command]]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {newer_file}: schema_version: {NEWER} is not a version this kardiabench reads ({SCHEMA_VERSION}); "
+                      "a newer kardiabench wrote it, or the file is damaged"]  # fmt: skip
+    assert "Traceback" not in err
+    assert folder_bytes(folder) == before  # nothing written, nothing removed
+    assert not (tmp_path / "lb").exists()
+
+
+def test_the_python_api_refuses_a_folder_of_a_newer_schema(newer_run, retrieval_run):
+    import kardiabench as kb
+
+    folder, newer_file = newer_run
+    before = folder_bytes(folder)
+    for call in (lambda: kb.score(folder, cache=False), lambda: kb.compare(retrieval_run, folder), lambda: kb.load_run(folder)):
+        with pytest.raises(RunFileError, match=f"^{re.escape(str(newer_file))}: schema_version: {NEWER} "):
+            call()
+    assert folder_bytes(folder) == before
+
+
+def test_a_run_loaded_twice_compares_equal(retrieval_run, judged_run):
+    assert load_run(retrieval_run) == load_run(retrieval_run)
+    assert load_run(judged_run) == load_run(judged_run)
+    assert load_run(retrieval_run) != load_run(judged_run)
+    first = load_run(retrieval_run)
+    _ = first.items  # the items frame, built on first use, is a view: not part of the comparison
+    assert first == load_run(retrieval_run)
 
 
 @pytest.mark.parametrize(
