@@ -355,7 +355,7 @@ def annotate(run_a: Run | str | Path, run_b: Run | str | Path, output: str | Pat
     runs answered, drawn with `seed`, sides shuffled per item; writes output/annotator-K.html (one
     offline page per annotator), output/key.json (the sides: keep it from the annotators) and
     output/label-studio/. Returns a `Study`. Runs over different data raise AnnotateError."""
-    from kardiabench.annotate import create_study
+    from kardiabench.annotation import create_study
 
     check("n", n, "positive_int")
     check("annotators", annotators, "positive_int")
@@ -370,7 +370,7 @@ def annotate_import(folder: str | Path, files: Sequence[str | Path], *, adjudica
     a dialogue-clustered CI and sign test, Fleiss' kappa and Krippendorff's alpha, the items to
     discuss; `adjudication` (JSONL) settles outcomes no majority decided. Returns `AnnotationResults`
     and writes human_labels.jsonl, discussion.md, results.json and summary.md into `folder`."""
-    from kardiabench.annotate import import_labels
+    from kardiabench.annotation import import_labels
 
     check_keywords(resamples=resamples, seed=seed)
     if not files:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from kardiabench.annotate.study import AnnotateError
+    from kardiabench.annotation.study import AnnotateError
     from kardiabench.data.load import DataError
     from kardiabench.extras import MissingExtra
     from kardiabench.models import SpecError

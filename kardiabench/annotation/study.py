@@ -31,7 +31,7 @@ KEY = "key.json"
 PAGE = "annotator-{}.html"
 LABEL_STUDIO = "label-studio"
 SCHEMA_VERSION = 1
-_TEMPLATE = Path(__file__).resolve().parent.parent / "resources" / "annotate" / "page.html"
+_TEMPLATE = Path(__file__).resolve().parent.parent / "resources" / "annotation" / "page.html"
 _DATA_MARK = "__KB_DATA__"
 Side = Literal["A", "B"]
 

@@ -8,7 +8,7 @@
                discuss, adjudication, human_labels.jsonl
 """
 
-from kardiabench.annotate.labels import AnnotationResults, import_labels
-from kardiabench.annotate.study import AnnotateError, Study, StudyKey, create_study, read_key
+from kardiabench.annotation.labels import AnnotationResults, import_labels
+from kardiabench.annotation.study import AnnotateError, Study, StudyKey, create_study, read_key
 
 __all__ = ["AnnotateError", "AnnotationResults", "Study", "StudyKey", "create_study", "import_labels", "read_key"]

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from kardiabench.annotate.study import AnnotateError, StudyKey, StudyRun, read_key
+from kardiabench.annotation.study import AnnotateError, StudyKey, StudyRun, read_key
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.rundir import RunDir
 from kardiabench.scoring.preference import OUTCOMES, Outcome, WinRate, win_rate
