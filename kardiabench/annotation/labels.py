@@ -141,8 +141,10 @@ def _label_studio_export(path: Path, tasks: list, key: StudyKey) -> list[Annotat
                 continue
             who = f"ls-{_user(ann.get('completed_by'))}"
             for r in ann.get("result") or []:
-                value = (r.get("value") or {}).get("choices") if isinstance(r, dict) else None
-                if r.get("type") != "choices" or not value:
+                if not isinstance(r, dict) or r.get("type") != "choices" or not isinstance(r.get("value"), dict):
+                    continue
+                value = r["value"].get("choices")
+                if not isinstance(value, list) or not value:
                     continue
                 by_annotator.setdefault(who, {}).setdefault(item, {})[r.get("from_name")] = _choice(
                     path, where, item, str(r.get("from_name")), value[0], key, _FROM_LABELLED)
