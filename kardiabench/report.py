@@ -27,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from kardiabench.data.load import DataError
+from kardiabench.extras import MissingExtra
 from kardiabench.redact import DATA_MARK, MIN_DATA_CHARS, scrub_dataset_text
 from kardiabench.runs import REPORT, Run, RunDirError, load_run
 from kardiabench.scoring.metrics import SAFETY_FLAG_MAX
@@ -36,6 +38,8 @@ from kardiabench.spans import SPAN_NAMES
 # the judge repeated. `leaderboard build --redact` records it in build.json, and `push` uploads
 # reports only from a build of the current version.
 REDACTION_VERSION = 2
+# Why the run's data may not load for a page (moved, not installed, damaged): the page says so instead.
+DATA_ERRORS = (DataError, MissingExtra, OSError, ValueError)
 FILTERS = {"wrong": "wrong emotion", "noncompliant": "non-compliant format", "unscored": "unscored by the judge",
            "flagged": f"safety-flagged (safety ≤ {SAFETY_FLAG_MAX})"}  # fmt: skip
 CSS = """
@@ -227,12 +231,11 @@ def _user_turns(run: Run) -> tuple[dict[str, str], str]:
     """item id → the user's message of that turn, from the run's data source (or why not)."""
     from kardiabench.data import load_dialogues
     from kardiabench.data.expand import expand
-    from kardiabench.errors import USER_ERRORS
 
     d = run.manifest.data
     try:
         loaded = load_dialogues(d.source, d.split, derive_split=d.derive_split, split_seed=d.split_seed or 0)
-    except (*USER_ERRORS, OSError, ValueError) as e:
+    except DATA_ERRORS as e:
         return {}, f"the data could not be loaded: {e}"
     return {it.item_id: it.user_message for it in expand(loaded.dialogues)}, "not in the data"
 
@@ -245,14 +248,12 @@ class Redaction:
     never shown either."""
 
     def __init__(self, runs: list[Run]) -> None:
-        from kardiabench.errors import USER_ERRORS
-
         self.source = runs[0].manifest.data.source
         written = list(dict.fromkeys(t for run in runs for t in _written(run)))
         self.error: str | None = None
         try:
             scrubbed, _ = scrub_dataset_text(written, _data_texts(runs))
-        except (*USER_ERRORS, OSError, ValueError) as e:
+        except DATA_ERRORS as e:
             scrubbed, self.error = [""] * len(written), str(e)
         self._shown = dict(zip(written, scrubbed, strict=True))
 

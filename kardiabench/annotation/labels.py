@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from kardiabench.annotation.study import AnnotateError, StudyKey, StudyRun, read_key
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
-from kardiabench.rundir import RunDir
+from kardiabench.runs import RunDir
 from kardiabench.scoring.preference import OUTCOMES, Outcome, WinRate, win_rate
 from kardiabench.tables import format_interval, markdown_table
 

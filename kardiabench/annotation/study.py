@@ -21,8 +21,7 @@ from xml.sax.saxutils import quoteattr
 from pydantic import BaseModel, ValidationError
 
 from kardiabench.records import Item
-from kardiabench.rundir import RunDir, now
-from kardiabench.runs import load_run, one_line
+from kardiabench.runs import DataInfo, RunDir, load_run, now, one_line
 from kardiabench.scoring.rubric import Rubric, load_rubric
 
 log = logging.getLogger("kardiabench")
@@ -88,7 +87,7 @@ def read_key(folder: str | Path) -> StudyKey:
         raise AnnotateError(one_line(path, e)) from None
 
 
-def _answers(path: Path) -> tuple[StudyRun, dict, dict[str, Item], dict[str, str]]:
+def _answers(path: Path) -> tuple[StudyRun, DataInfo, dict[str, Item], dict[str, str]]:
     """A run's identity, manifest data block, items and usable response spans (item id → text)."""
     from kardiabench.score_stage import run_inputs
     from kardiabench.scoring.judge import candidate_response
@@ -97,13 +96,13 @@ def _answers(path: Path) -> tuple[StudyRun, dict, dict[str, Item], dict[str, str
     _, items, manifest = run_inputs(RunDir(path))
     preds = RunDir(path).read_predictions()
     responses = {i: text for i, p in preds.items() if (text := candidate_response(p)[0]) is not None}
-    return StudyRun(path=str(path), model=run.model), manifest["data"], {it.item_id: it for it in items}, responses
+    return StudyRun(path=str(path), model=run.model), manifest.data, {it.item_id: it for it in items}, responses
 
 
-def _shared(a: Path, b: Path) -> tuple[StudyRun, StudyRun, dict, list[Item], dict[str, tuple[str, str]]]:
+def _shared(a: Path, b: Path) -> tuple[StudyRun, StudyRun, DataInfo, list[Item], dict[str, tuple[str, str]]]:
     run_a, data_a, items, resp_a = _answers(a)
     run_b, data_b, _, resp_b = _answers(b)
-    where = [(k, data_a.get(k), data_b.get(k)) for k in ("source", "split") if data_a.get(k) != data_b.get(k)]
+    where = [(k, getattr(data_a, k), getattr(data_b, k)) for k in ("source", "split") if getattr(data_a, k) != getattr(data_b, k)]
     if where:
         differ = "; ".join(f"{k} {x} vs {y}" for k, x, y in where)
         raise AnnotateError(f"{a} and {b} are runs over different data ({differ}): an A/B study compares answers to the same items")
@@ -132,12 +131,12 @@ def create_study(run_a: str | Path, run_b: str | Path, output: str | Path, *, n:
     chosen = [items[i] for i in order]
     key_items = [KeyItem(item_id=it.item_id, dialogue_id=it.dialogue_id, left="A" if s == 0 else "B") for it, s in zip(chosen, sides, strict=True)]
     rub = load_rubric(rubric)
-    identity = json.dumps([spec_a.model, spec_b.model, data.get("fingerprint"), seed, annotators, rub.version,
+    identity = json.dumps([spec_a.model, spec_b.model, data.fingerprint, seed, annotators, rub.version,
                            [(k.item_id, k.left) for k in key_items]])  # fmt: skip
     study_id = "s" + hashlib.sha256(identity.encode()).hexdigest()[:12]
     _refuse_other_study(folder, study_id)
-    key = StudyKey(study_id=study_id, created=now(), seed=seed, run_a=spec_a, run_b=spec_b, data_source=str(data.get("source")),
-                   data_split=data.get("split"), annotators=[f"ann{k}" for k in range(1, annotators + 1)],
+    key = StudyKey(study_id=study_id, created=now(), seed=seed, run_a=spec_a, run_b=spec_b, data_source=data.source,
+                   data_split=data.split, annotators=[f"ann{k}" for k in range(1, annotators + 1)],
                    dimensions=list(rub.names), items=key_items)  # fmt: skip
     shown = [_shown_item(it, k.left, responses[it.item_id]) for it, k in zip(chosen, key_items, strict=True)]
     store = RunDir(folder)
