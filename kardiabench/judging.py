@@ -21,7 +21,7 @@ Flow for each judge model (any `ChatModel`: openai:, vllm:, hf:):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from kardiabench.scoring.judge import (
     JudgeOutcome,
     Judgment,
     Status,
+    Verdict,
     build_messages,
     candidate_notes,
     candidate_response,
@@ -178,6 +179,54 @@ def load_outcome(
 # --- running --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class JudgeCase:
+    """One thing every judge is asked about, `cfg.repeats` times: `build(repeat)` gives the first
+    request, or, when `build` is None, nothing is sent and the verdict is unscored for
+    `not_sent` = (reason, detail)."""
+
+    case_id: str
+    build: Callable[[int], ChatRequest] | None
+    not_sent: tuple[str, str] = ("", "")
+    response_cut: bool = False
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """What a judging stage asks for and how it reads replies: the rubric's 1–5 scores
+    (`rubric_scheme`) or pairwise preferences (kardiabench/pairwise.py). `read(text, finish_reason)`
+    gives a Verdict; `repair(first, failures)` the request after invalid replies."""
+
+    version: str
+    names: tuple[str, ...]
+    read: Callable[[str | None, str | None], Verdict]
+    repair: Callable[[ChatRequest, Sequence[tuple[str, str]]], ChatRequest]
+
+
+def rubric_scheme(rubric: Rubric) -> Scheme:
+    return Scheme(rubric.version, rubric.names, lambda text, finish: parse_verdict(text, rubric.names, finish),
+                  lambda first, failures: repair_request(first, failures, rubric))  # fmt: skip
+
+
+def rubric_cases(rubric: Rubric, items: Sequence[Item], predictions: Mapping[str, Prediction], cfg: JudgeConfig) -> list[JudgeCase]:
+    """One case per item: its response span, or why there is none to send."""
+    response_format = rubric.response_format()
+    cases = []
+    for item in items:
+        pred = predictions.get(item.item_id)
+        response, why = candidate_response(pred)
+        if response is None:
+            cases.append(JudgeCase(item.item_id, None, (not_sent_reason(pred), why)))
+            continue
+        notes = candidate_notes(pred) if cfg.show_reasoning and pred is not None else None
+
+        def build(r: int, item=item, response=response, notes=notes) -> ChatRequest:
+            return build_request(rubric, item, response, cfg, r, notes, response_format=response_format)
+
+        cases.append(JudgeCase(item.item_id, build, response_cut=response_too_long(response)))
+    return cases
+
+
 @dataclass
 class _Case:
     item_id: str
@@ -193,8 +242,8 @@ class _Case:
     all_cached: bool = True
     served_model: str | None = None
 
-    def request(self, rubric: Rubric) -> ChatRequest:
-        return repair_request(self.first, self.failures, rubric) if self.failures else self.first
+    def request(self, scheme: Scheme) -> ChatRequest:
+        return scheme.repair(self.first, self.failures) if self.failures else self.first
 
 
 def _share_texts(request: ChatRequest, shared: dict[str, str]) -> ChatRequest:
@@ -219,9 +268,26 @@ async def run_judges(
     verdicts already in run_dir/judgments.jsonl. Raises FatalModelError (after writing every
     finished verdict) when a judge cannot answer at all."""
     rubric = load_rubric(cfg.rubric_path)
+    cases = rubric_cases(rubric, items, predictions, cfg)
+    judgments, specs, run_stats = await judge_cases(cases, rubric_scheme(rubric), judges, cfg, run_dir, cache, progress)
+    return JudgeOutcome(rubric.version, rubric.names, specs, cfg.repeats, judgments, run_stats)
+
+
+async def judge_cases(
+    cases: Sequence[JudgeCase],
+    scheme: Scheme,
+    judges: Sequence[ChatModel],
+    cfg: JudgeConfig,
+    run_dir: RunDir,
+    cache: Cache | None = None,
+    progress: bool = True,
+) -> tuple[list[Judgment], list[str], dict[str, dict[str, Any]]]:
+    """Every case judged by every judge, `cfg.repeats` times each, resuming from the verdicts in
+    run_dir/judgments.jsonl of the scheme's version: (verdicts in judge, case, repeat order, judge
+    specs, each judge's request stats of this call)."""
     run_dir.path.mkdir(parents=True, exist_ok=True)
     path = run_dir.path / JUDGMENTS
-    previous = {j.key: j for j in load_judgments(path, rubric.version)} if path.exists() else {}
+    previous = {j.key: j for j in load_judgments(path, scheme.version)} if path.exists() else {}
     writer = JsonlWriter(path)
     final: dict[tuple[str, str, int], Judgment] = {}
     run_stats: dict[str, dict[str, Any]] = {}
@@ -231,27 +297,26 @@ async def run_judges(
             spent = sum(s["cost_usd"] or 0.0 for s in run_stats.values())
             budget = None if cfg.budget_usd is None else cfg.budget_usd - spent
             run_stats[model.spec] = await _judge_with(
-                model, items, predictions, cfg, rubric, previous, final, writer, cache, progress, run_dir, budget
+                model, cases, scheme, cfg, previous, final, writer, cache, progress, run_dir, budget
             )
     finally:
         writer.close()
     specs = [m.spec for m in unique]
     ordered = [
-        final[(s, it.item_id, r)]
+        final[(s, c.case_id, r)]
         for s in specs
-        for it in items
+        for c in cases
         for r in range(cfg.repeats)
-        if (s, it.item_id, r) in final
+        if (s, c.case_id, r) in final
     ]
-    return JudgeOutcome(rubric.version, rubric.names, specs, cfg.repeats, ordered, run_stats)
+    return ordered, specs, run_stats
 
 
 async def _judge_with(
     model: ChatModel,
-    items: Sequence[Item],
-    predictions: Mapping[str, Prediction],
+    cases: Sequence[JudgeCase],
+    scheme: Scheme,
     cfg: JudgeConfig,
-    rubric: Rubric,
     previous: Mapping[tuple[str, str, int], Judgment],
     final: dict[tuple[str, str, int], Judgment],
     writer: JsonlWriter,
@@ -260,10 +325,10 @@ async def _judge_with(
     run_dir: RunDir,
     budget_usd: float | None,
 ) -> dict[str, Any]:
-    """One judge over all items and repeats; verdicts go to `final` and the file. With cfg.batch,
+    """One judge over all cases and repeats; verdicts go to `final` and the file. With cfg.batch,
     the first round goes through the provider's batch API (repairs are ordinary requests)."""
     spec = model.spec
-    base = {"judge": spec, "rubric_version": rubric.version, "show_reasoning": cfg.show_reasoning,
+    base = {"judge": spec, "rubric_version": scheme.version, "show_reasoning": cfg.show_reasoning,
             "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "endpoint": model_endpoint(model)}  # fmt: skip
     stats = {"requests": 0, "cached": 0, "failed": 0, "reused_verdicts": 0, "prompt_tokens": 0,
              "completion_tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "rounds": 0}  # fmt: skip
@@ -273,40 +338,32 @@ async def _judge_with(
         writer.write(j.to_dict())
 
     pending: list[_Case] = []
-    response_format = rubric.response_format()
     identity = model.identity()
     shared: dict[str, str] = {}
-    for item in items:
-        pred = predictions.get(item.item_id)
-        response, why = candidate_response(pred)
-        notes = (
-            candidate_notes(pred) if cfg.show_reasoning and pred is not None and response else None
-        )
+    for case in cases:
         for r in range(cfg.repeats):
-            key = (spec, item.item_id, r)
+            key = (spec, case.case_id, r)
             prev = previous.get(key)
-            if response is None:
-                if prev is not None and prev.reason == not_sent_reason(pred) and prev.detail == why:
+            if case.build is None:
+                reason, why = case.not_sent
+                if prev is not None and prev.reason == reason and prev.detail == why:
                     final[key] = prev
                 else:
-                    record(Judgment(item.item_id, repeat=r, scores=dict.fromkeys(rubric.names), status="unscored",
-                                    reason=not_sent_reason(pred), detail=why, seed=cfg.seed + r, usage=dict(_NO_USAGE), created=now(), **base))  # fmt: skip
+                    record(Judgment(case.case_id, repeat=r, scores=dict.fromkeys(scheme.names), status="unscored",
+                                    reason=reason, detail=why, seed=cfg.seed + r, usage=dict(_NO_USAGE), created=now(), **base))  # fmt: skip
                 continue
-            first = _share_texts(
-                build_request(rubric, item, response, cfg, r, notes, response_format=response_format), shared
-            )
+            first = _share_texts(case.build(r), shared)
             material = request_json(first)
             phash = prompt_hash(first, material)
             if prev is not None and prev.prompt_hash == phash and prev.reason != REQUEST_FAILED:
                 final[key] = prev
                 stats["reused_verdicts"] += 1
                 continue
-            pending.append(_Case(item.item_id, r, first, phash, request_key(identity, first, material),
-                                 response_too_long(response)))
+            pending.append(_Case(case.case_id, r, first, phash, request_key(identity, first, material), case.response_cut))
 
     round_no = 0
     while pending:
-        jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(rubric), None if c.failures else c.cache_key)
+        jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(scheme), None if c.failures else c.cache_key)
                 for c in pending]  # fmt: skip
         by_key = {job.key: c for job, c in zip(jobs, pending, strict=True)}
         retry: list[_Case] = []
@@ -330,7 +387,7 @@ async def _judge_with(
             if isinstance(out, ModelError):
                 c.all_cached = False
                 finish(
-                    "unscored", dict.fromkeys(rubric.names), reason=REQUEST_FAILED, detail=str(out)
+                    "unscored", dict.fromkeys(scheme.names), reason=REQUEST_FAILED, detail=str(out)
                 )
                 return
             c.all_cached = c.all_cached and cached
@@ -339,14 +396,14 @@ async def _judge_with(
             c.completion_tokens += out.completion_tokens
             cost = request_cost(model, out)
             c.cost = None if cost is None or c.cost is None else c.cost + cost
-            verdict = parse_verdict(out.text, rubric.names, out.finish_reason)
+            verdict = scheme.read(out.text, out.finish_reason)
             if verdict.scores is not None:
                 finish("scored", dict(verdict.scores), raw=out.text, rationale=verdict.rationale)
             elif len(c.failures) < cfg.max_repairs:
                 c.failures.append((out.text, verdict.error or "invalid"))
                 retry.append(c)
             else:
-                finish("unscored", dict.fromkeys(rubric.names), reason=INVALID_OUTPUT, detail=verdict.error,
+                finish("unscored", dict.fromkeys(scheme.names), reason=INVALID_OUTPUT, detail=verdict.error,
                        raw=out.text, rationale=verdict.rationale)  # fmt: skip
 
         desc = f"judge {spec}" if round_no == 0 else f"judge {spec} repair {round_no}"
