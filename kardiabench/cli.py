@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_args(p)
     _add_data_args(p)
     _add_judge_args(p, scoring=False)
+    _add_pairwise_args(sub)
     _add_leaderboard_args(sub)
 
     train = sub.add_parser("train", help="train a model with TRL: SFT, then Rubric-as-Judge GRPO (docs/training.md)")
@@ -237,6 +238,34 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override any config field (project or TRL), value read as YAML; dotted keys for mappings (lora.r=8); repeatable")  # fmt: skip
     return parser
+
+
+def _dimensions(text: str) -> list[str]:
+    """An argparse `type=` for --dimensions: rubric dimension names, comma-separated."""
+    from kardiabench.scoring.rubric import DIMENSIONS
+
+    dims = [d.strip() for d in text.split(",") if d.strip()]
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown or not dims:
+        raise argparse.ArgumentTypeError(f"unknown dimension(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(DIMENSIONS)}")
+    return dims
+
+
+def _add_pairwise_args(sub) -> None:
+    """`pairwise RUN_A RUN_B [RUN…]` (docs/pairwise.md)."""
+    p = sub.add_parser("pairwise", help="LLM pairwise preference between runs: A / B / tie per dimension, both orders")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (two, or more with --reference or all pairs)")
+    p.add_argument("--output", required=True, type=Path, help="folder for pairwise.json, items.jsonl, summary.md, report.html and the verdicts")
+    p.add_argument("--dimensions", type=_dimensions, default=None, metavar="D1,D2,...", help="rubric dimensions to compare on (default: all five)")
+    p.add_argument("--reference", type=Path, default=None, metavar="RUN", help="with three or more runs: each against this one (default: all pairs)")
+    _add_cache_args(p)
+    _add_judge_args(p, scoring=False, show_reasoning=False)
+    g = p.add_argument_group("pairwise judge")
+    g.add_argument("--judge-temperature", type=nonneg_float, default=0.0, help="the judge's sampling temperature")
+    g.add_argument("--judge-seed", type=int, default=0, help="the judge's seed (repeat k uses seed + k)")
+    g.add_argument("--judge-batch", action="store_true", help="openai: judges: send the first round as a provider batch job")
+    g.add_argument("--judge-max-cost", type=positive_float, default=None, metavar="USD", help="stop sending judge requests once they have cost this much (resumable)")
+    _add_batch_timeout(g)
 
 
 def _add_leaderboard_args(sub) -> None:
@@ -275,8 +304,9 @@ def _add_leaderboard_args(sub) -> None:
     p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
 
 
-def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
-    """The judge flags; `scoring`: also those about results.json (judge card, families)."""
+def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True, show_reasoning: bool = True) -> None:
+    """The judge flags; `scoring`: also those about results.json (judge card, families);
+    `show_reasoning`: --judge-show-reasoning (the pairwise judge shows response spans only)."""
     g = p.add_argument_group("rubric judge")
     g.add_argument("--judge", action="append", default=[], type=model_spec, help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
     g.add_argument("--judge-base-url", action="append", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL); repeat for replicas")
@@ -284,7 +314,8 @@ def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
     g.add_argument("--judge-concurrency", type=concurrency, default=16, help="max judge requests in flight")
     g.add_argument("--judge-repeats", type=repeats, default=1, help="judge each item K times; reports the variance")
     g.add_argument("--judge-max-tokens", type=positive_int, default=1024, help="most tokens per judge reply")
-    g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
+    if show_reasoning:
+        g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
     g.add_argument("--judge-timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for openai: judges (a local server's timed-out request is not re-sent)")
     g.add_argument("--judge-batch-size", type=batch_size, default=8, help="batch size for hf: judges")
     g.add_argument("--judge-dtype", default="auto", help="hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)")
@@ -447,6 +478,17 @@ def cmd_judge_audit(args: argparse.Namespace) -> int:
     return 0 if card.passed else 1
 
 
+def cmd_pairwise(args: argparse.Namespace) -> int:
+    from kardiabench.api import Interrupted, pairwise
+
+    try:
+        result = pairwise(**_keywords(args, _parameters(pairwise)))
+    except Interrupted as e:
+        return _interrupted(e)
+    print((result.path / "summary.md").read_text(encoding="utf-8"), end="")
+    return 0
+
+
 class _Console(logging.Handler):
     """The library's log lines on stderr, as the CLI always printed them: every record of the
     `kardiabench` logger, and the warnings of the loggers under it (an adapter's retry notes stay
@@ -522,7 +564,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
-    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "report": cmd_report,
+    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "pairwise": cmd_pairwise, "report": cmd_report,
     "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce, "train": cmd_train,
 }  # fmt: skip
 
@@ -538,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("leaderboard add: --display-name names one run; give exactly one DIR")
     if getattr(args, "escalate_to", None) and len(set(args.judge)) < 2:
         parser.error("--escalate-to needs two or more --judge models (their disagreement decides what is escalated)")
+    if args.command == "pairwise" and len(args.runs) < 2:
+        parser.error("pairwise: give two or more run folders")
     if args.command == "score" and args.run_dir is not None and args.limit is not None:
         parser.error("score: --limit is for --predictions FILE; a run folder is scored over the items it holds")
     try:
