@@ -325,12 +325,15 @@ def judge_audit(
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
     progress: bool = False,
+    pairwise: bool = False,
 ):
     """The judge reliability card (`kardiabench judge-audit`, docs/judge-audit.md): the judges score
     the gold response and constructed candidates (constant, stock, padded, off-topic, unsafe,
     injections …) on the same items; `output` gets judge_card.json, .md and .png. Returns a
     `JudgeCard` (`.passed`, `.failed` / `.inconclusive`: the candidates whose check failed / could not
-    be decided). An audit too small to decide its checks raises DataError before any request."""
+    be decided). An audit too small to decide its checks raises DataError before any request.
+    `pairwise`: also the pairwise judge's checks (gold against itself ties; against its padded or
+    injected copy gold does not lose), docs/pairwise.md."""
     from kardiabench.audit import run_audit
 
     check_keywords(derive_split=derive_split, split_seed=split_seed, limit=limit, resamples=resamples, bootstrap_seed=bootstrap_seed)
@@ -345,7 +348,7 @@ def judge_audit(
     spec = DataSpec(data or task.data.source, split or task.data.split, strict=strict, derive_split=derive_split,
                     split_seed=split_seed, limit=limit)  # fmt: skip
     return run_audit(judging, task, spec, Path(output), cache_path=_cache_path(cache), progress=progress,
-                     resamples=resamples, bootstrap_seed=bootstrap_seed)
+                     resamples=resamples, bootstrap_seed=bootstrap_seed, pairwise=pairwise)
 
 
 def pairwise(

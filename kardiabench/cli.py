@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_args(p)
     _add_data_args(p)
     _add_judge_args(p, scoring=False)
+    p.add_argument("--pairwise", action="store_true", help="also the pairwise judge's checks: gold against itself ties, against its padded or injected copies it does not lose")
     _add_pairwise_args(sub)
     _add_leaderboard_args(sub)
 
