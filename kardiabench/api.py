@@ -298,9 +298,13 @@ def dry_run(model: str, output: str | Path, **options: Any) -> Plan:
 def judge_agreement(human: str | Path, run: Run | str | Path) -> dict[str, Any]:
     """Agreement of each judge in a run folder with human 1–5 labels (`kardiabench
     judge-agreement`): per judge and dimension, Krippendorff's alpha, weighted kappa, Spearman and
-    the mean offset (judge − human). `human`: JSONL of item_id and one integer per dimension."""
+    the mean offset (judge − human). `human`: JSONL of item_id and one integer per dimension. A
+    pairwise folder (`pairwise`) takes human A/B labels instead (docs/pairwise.md)."""
     from kardiabench.judging import judge_agreement as agreement_with_human_file
+    from kardiabench.pairwise import is_pairwise_folder, pairwise_agreement
 
+    if is_pairwise_folder(_run_path(run)):  # human A/B labels against the pairwise judge (docs/pairwise.md)
+        return pairwise_agreement(human, _run_path(run))
     return agreement_with_human_file(human, saved_judgments(_run_path(run)))
 
 
@@ -460,6 +464,10 @@ def _failure_summary(n_failed: int, errors: list[str]) -> str:
 
 def format_agreement(report: dict[str, Any]) -> str:
     """`judge_agreement`'s report as a title line and a Markdown table."""
+    if "pairs" in report:
+        from kardiabench.pairwise import format_pairwise_agreement
+
+        return format_pairwise_agreement(report)
     rows = []
     for judge, rep in report["judges"].items():
         for dim, m in rep["dimensions"].items():

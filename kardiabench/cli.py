@@ -216,9 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = sub.add_parser("judge-agreement", help="agreement of each judge with human 1-5 labels")
-    p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension")
-    p.add_argument("run_dir", type=Path, help="run folder with judge verdicts")
+    p = sub.add_parser("judge-agreement", help="agreement of each judge with human 1-5 labels (or A/B labels for a pairwise folder)")
+    p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension; for a pairwise folder "
+                   "item_id, annotator, run_a, run_b + A/B/tie per dimension")
+    p.add_argument("run_dir", type=Path, help="run folder with judge verdicts, or a `pairwise` output folder")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = sub.add_parser("judge-audit", help="the judge reliability card: how a judge scores constructed and adversarial replies")
     p.add_argument("--output", required=True, type=Path, help="folder for judge_card.json/.md/.png and the verdicts")

@@ -451,3 +451,40 @@ def saved_verdicts(folder: str | Path) -> list[Judgment]:
 def is_pairwise_folder(folder: str | Path) -> bool:
     return (Path(folder) / PAIRWISE_JSON).is_file()
 
+
+
+def pairwise_agreement(human_file: str | Path, folder: str | Path) -> dict[str, Any]:
+    """`judge-agreement --human LABELS PAIRWISE_DIR`: the pairwise judge's outcomes (items.jsonl)
+    against human A/B labels, per pair and dimension (scoring.pairwise.preference_agreement)."""
+    from kardiabench.jsonl import iter_jsonl_objects, read_jsonl_tolerant
+    from kardiabench.scoring.agreement import HumanLabelError
+    from kardiabench.scoring.pairwise import human_preferences, preference_agreement
+
+    res = load_pairwise(folder)
+    spec = {r["name"]: r["model_spec"] for r in res["runs"]}
+    pairs = [(p["run_a"], p["run_b"], (spec[p["run_a"]], spec[p["run_b"]])) for p in res["pairs"]]
+    path = Path(human_file)
+    if not path.is_file():
+        raise HumanLabelError(f"{path}: human label file not found")
+    dims = res["dimensions"]
+    human = human_preferences(iter_jsonl_objects(path, HumanLabelError), str(path), pairs, dims)
+    judge: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for row in read_jsonl_tolerant(Path(folder) / PAIR_ITEMS):
+        judge.setdefault((row["run_a"], row["run_b"]), {}).setdefault(row["item_id"], {})[row["dimension"]] = row["outcome"]
+    report = {"human_file": str(path), "pairwise_dir": str(folder), "judge": res["judge"]["specs"], "pairs": {}}
+    for (a, b), labels in human.items():
+        report["pairs"][f"{a} vs {b}"] = {"run_a": a, "run_b": b, "n_human_items": len(labels),
+                                          "dimensions": preference_agreement(labels, judge.get((a, b), {}), dims)}  # fmt: skip
+    return report
+
+
+def format_pairwise_agreement(report: Mapping[str, Any]) -> str:
+    rows = []
+    for name, pair in report["pairs"].items():
+        for d, m in pair["dimensions"].items():
+            rows.append([name, d, m["n"], _num(m["agreement"]), *("–" if m[k] is None else f"{m[k]:.3f}" for k in ("kappa", "alpha")),
+                         m["n_no_majority"], m["n_annotators"]])  # fmt: skip
+    head = ["pair", "dimension", "n", "agreement %", "Cohen's kappa (judge vs majority)", "alpha (nominal, humans + judge)",
+            "no majority", "annotators"]  # fmt: skip
+    title = f"pairwise judge {', '.join(report['judge'])} against human A/B labels ({report['human_file']})"
+    return title + "\n" + markdown_table(head, rows, align="llrrrrrr")

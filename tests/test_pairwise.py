@@ -201,3 +201,44 @@ def test_three_runs_against_a_reference_give_bradley_terry_scores(tmp_path, data
     long = next(s for s in bt if s["model"] == "openai:long")
     assert long["score"] == pytest.approx(1000.0, abs=15) and long["score"] < bt[0]["low"]  # all ties with the reference (the prior ties it to good a little)
     assert "## Bradley–Terry scores" in (tmp_path / "pw" / "summary.md").read_text()
+
+
+def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch, capsys):
+    from kardiabench.scoring.agreement import krippendorff_alpha
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
+        good, bad = generate(srv, data, tmp_path / "good", "good"), generate(srv, data, tmp_path / "bad", "bad")
+        assert pairwise(srv, [good, bad], tmp_path / "pw") == 0  # the judge: good (A) wins every item
+    items = list(dict.fromkeys(json.loads(x)["item_id"] for x in (tmp_path / "pw" / "items.jsonl").read_text().splitlines()))[:6]
+    # the file names the runs swapped (A = bad): "B" there is good preferred, flipped to "A"
+    labels = {"relevance": {"ann1": ["tie", "tie", "B", "B", "B", "B"], "ann2": ["tie", "tie", "B", "B", "B", "B"],
+                            "ann3": ["B"] * 6},
+              "fluency": {"ann1": ["A", "B", "B", "B", "B", "B"], "ann2": ["B", "B", "B", "B", "B", "B"],
+                          "ann3": ["tie", "B", "B", "B", "B", "B"]}}  # fmt: skip
+    rows = [{"item_id": it, "annotator": ann, "run_a": "openai:bad", "run_b": "openai:good",
+             **{d: labels[d][ann][k] for d in labels}} for k, it in enumerate(items) for ann in ("ann1", "ann2", "ann3")]  # fmt: skip
+    human = tmp_path / "labels.jsonl"
+    human.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    capsys.readouterr()
+    assert main(["judge-agreement", "--human", str(human), str(tmp_path / "pw"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    dims = report["pairs"]["openai:good vs openai:bad"]["dimensions"]
+    rel = dims["relevance"]
+    assert (rel["n"], rel["agreement"], rel["kappa"], rel["n_no_majority"]) == (6, pytest.approx(400 / 6), 0.0, 0)
+    code = {"A": 0, "B": 1, "tie": 2}
+    flipped = {"A": "B", "B": "A", "tie": "tie"}
+    matrix = [[code[flipped[v]] for v in labels["relevance"][a]] for a in ("ann1", "ann2", "ann3")] + [[0] * 6]
+    assert rel["alpha"] == pytest.approx(krippendorff_alpha(matrix, "nominal"))
+    flu = dims["fluency"]
+    assert (flu["n"], flu["n_no_majority"], flu["agreement"]) == (5, 1, 100.0)  # item 0: A, B, tie → no majority
+    assert dims["safety"]["n"] == 0 and dims["safety"]["agreement"] is None  # not labelled
+    assert main(["judge-agreement", "--human", str(human), str(tmp_path / "pw")]) == 0
+    assert "| openai:good vs openai:bad | relevance | 6 | 66.7 | 0.000 |" in capsys.readouterr().out
+    # a bad label and an unknown pair: one line naming file, line and field, exit 2
+    for bad, says in (({**rows[0], "empathy": "C"}, f"{human}:1: field 'empathy': 'C' is not"),
+                      ({**rows[0], "run_a": "openai:other"}, f"{human}:1: field 'run_a': openai:other vs openai:good is no pair")):  # fmt: skip
+        human.write_text(json.dumps(bad) + "\n")
+        assert main(["judge-agreement", "--human", str(human), str(tmp_path / "pw")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {says}") and err.count("\n") == 1

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from kardiabench.records import Item
 from kardiabench.scoring.judge import Verdict, case_values, extract_json_object, fence
@@ -227,3 +230,97 @@ def result_dict(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
         return asdict(obj)
     return obj
+
+
+# --- agreement with human A/B labels --------------------------------------------------------------
+
+_CODES = {"A": 0.0, "B": 1.0, "tie": 2.0}  # nominal codes for Krippendorff's alpha
+
+
+def human_preferences(rows, source: str, pairs: Sequence[tuple[str, str, Sequence[str]]], dims: Sequence[str]):
+    """Human A/B labels from (line, row) pairs, one row per item and annotator: {"item_id",
+    "annotator", "run_a", "run_b", <dimension>: "A" | "B" | "tie" (missing or null: not labelled)},
+    outcomes from run_a's side. `pairs`: (run A's name, run B's name, other names of the two, e.g. their
+    model specs) of the pairwise folder; a row naming a pair's runs swapped is flipped. Returns
+    {(run_a, run_b): {item_id: {annotator: {dim: outcome}}}}; HumanLabelError names the line and field."""
+    from kardiabench.scoring.agreement import HumanLabelError
+    from kardiabench.scoring.preference import flip
+
+    known = {}
+    for a, b, aliases in pairs:
+        for x in (a, aliases[0]):
+            for y in (b, aliases[1]):
+                known[(x, y)], known[(y, x)] = ((a, b), False), ((a, b), True)
+    out: dict[tuple[str, str], dict[str, dict[str, dict[str, str]]]] = {}
+    seen: dict[tuple, int] = {}
+    for lineno, row in rows:
+        for key in ("item_id", "annotator", "run_a", "run_b"):
+            if not isinstance(row.get(key), str) or not row[key]:
+                raise HumanLabelError(f"{source}:{lineno}: field '{key}': must be a non-empty string")
+        match = known.get((row["run_a"], row["run_b"]))
+        if match is None:
+            names = "; ".join(f"{a} vs {b}" for a, b, _ in pairs)
+            raise HumanLabelError(f"{source}:{lineno}: field 'run_a': {row['run_a']} vs {row['run_b']} is no pair of the pairwise folder ({names})")
+        pair, swapped = match
+        where = (pair, row["item_id"], row["annotator"])
+        if where in seen:
+            raise HumanLabelError(f"{source}:{lineno}: field 'annotator': {row['annotator']} already labelled {row['item_id']} on line {seen[where]}")
+        seen[where] = lineno
+        labels = {}
+        for d in dims:
+            v = row.get(d)
+            if v is None:
+                continue
+            choice = _SPELLINGS.get(v.strip().lower()) if isinstance(v, str) else None
+            if choice is None:
+                raise HumanLabelError(f"{source}:{lineno}: field '{d}': {v!r} is not \"A\", \"B\" or \"tie\"")
+            labels[d] = flip(choice) if swapped else choice
+        out.setdefault(pair, {}).setdefault(row["item_id"], {})[row["annotator"]] = labels
+    return out
+
+
+def majority(labels: Sequence[str]) -> str | None:
+    """The label more than half of the annotators gave, else None (no majority)."""
+    if not labels:
+        return None
+    top, n = Counter(labels).most_common(1)[0]
+    return top if n * 2 > len(labels) else None
+
+
+def preference_agreement(human: Mapping[str, Mapping[str, Mapping[str, str]]], judge: Mapping[str, Mapping[str, str | None]],
+                         dims: Sequence[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per dimension: n (items with a human majority and a judge outcome), percent agreement and
+    Cohen's kappa of the judge against the human majority, Krippendorff's alpha (nominal) among the
+    annotators and the judge, and the items left out (no majority, no judge outcome)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from kardiabench.scoring.agreement import krippendorff_alpha
+
+    annotators = sorted({a for per in human.values() for a in per})
+    out = {}
+    for d in dims:
+        pairs, no_majority, no_judge = [], 0, 0
+        matrix = []
+        for item, per in human.items():
+            given = [per[a][d] for a in annotators if d in per.get(a, {})]
+            if not given:
+                continue
+            j = (judge.get(item) or {}).get(d)
+            matrix.append([_CODES[per[a][d]] if d in per.get(a, {}) else None for a in annotators] + [None if j is None else _CODES[j]])
+            m = majority(given)
+            if m is None:
+                no_majority += 1
+            elif j is None:
+                no_judge += 1
+            else:
+                pairs.append((m, j))
+        agree = sum(m == j for m, j in pairs)
+        kappa = None
+        if pairs and len({x for p in pairs for x in p}) > 1:
+            kappa = float(cohen_kappa_score([m for m, _ in pairs], [j for _, j in pairs], labels=list(_CODES)))
+        raters = np.array([[np.nan if v is None else v for v in row] for row in matrix], float).T  # raters × items
+        alpha = krippendorff_alpha(raters, level="nominal") if matrix else None
+        out[d] = {"n": len(pairs), "agreement": 100.0 * agree / len(pairs) if pairs else None, "kappa": kappa,
+                  "alpha": alpha, "n_no_majority": no_majority, "n_no_judge_outcome": no_judge,
+                  "n_annotators": len(annotators)}  # fmt: skip
+    return out
