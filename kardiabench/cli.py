@@ -283,6 +283,9 @@ def _add_leaderboard_args(sub) -> None:
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="DIR", help="scored run folders")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p.add_argument("--display-name", default=None, metavar="NAME", help="the name tables, plots and the site show (one DIR only)")
+    p = lsub.add_parser("add-pairwise", help="record a `kardiabench pairwise` folder: its Bradley–Terry table and plot on the leaderboard")
+    p.add_argument("pairwise_dir", type=Path, metavar="DIR", help="output folder of `kardiabench pairwise`")
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p = lsub.add_parser("build", help="render tables (CSV, Markdown, LaTeX), plots and the site")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p.add_argument("--redact", action="store_true", help="reports without the data's text (as `report --redact`); push uploads reports only then")
@@ -532,6 +535,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for d in args.run_dirs:
             entry = add_run(d, folder, display_name=args.display_name)
             _LOG.info(f"added {entry.model} ({d}) → {folder}/entries/{entry.entry_id}.json")
+        return 0
+    if args.leaderboard_command == "add-pairwise":
+        from kardiabench.leaderboard.pairwise import add_pairwise
+
+        _LOG.info(f"added pairwise results {args.pairwise_dir} → {add_pairwise(args.pairwise_dir, folder)}")
         return 0
     if args.leaderboard_command == "build":
         from kardiabench.leaderboard.build import build

@@ -220,7 +220,7 @@ class PairwiseResult:
     dimensions: tuple[str, ...]
     reference: str | None
     pairs: list[PairResult]
-    bradley_terry: dict[str, list[BTScore]] | None
+    bradley_terry: dict[str, list[BTScore]]  # per dimension, best first (dimensions without any outcome left out)
     n_judgments: int
     n_unscored: int
     unscored_by_reason: dict[str, int]
@@ -230,7 +230,7 @@ class PairwiseResult:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        bt = None if self.bradley_terry is None else {d: [s.to_dict() for s in rows] for d, rows in self.bradley_terry.items()}
+        bt = {d: [s.to_dict() for s in rows] for d, rows in self.bradley_terry.items()}
         return {"schema_version": self.schema_version, "created": self.created, "runs": self.runs, "judge": self.judge,
                 "dimensions": list(self.dimensions), "reference": self.reference, "pairs": [p.to_dict() for p in self.pairs],
                 "bradley_terry": bt, "n_judgments": self.n_judgments, "n_unscored": self.n_unscored,
@@ -295,11 +295,9 @@ def build_result(path: Path, inputs: Sequence[RunInput], pairs, shared, judgment
             clusters.append(it.dialogue_id)
             for d in names:
                 comparisons[d].append((a.name, b.name, it.outcome(d)))
-    bt = None
-    if len(inputs) > 2:
-        ref = pairs[0][0].name if reference is not None else inputs[0].name
-        bt = {d: bradley_terry(comparisons[d], clusters, reference=ref, n_resamples=resamples, seed=seed)
-              for d in names if any(o is not None for *_, o in comparisons[d])}  # fmt: skip
+    ref = pairs[0][0].name if reference is not None else inputs[0].name
+    bt = {d: bradley_terry(comparisons[d], clusters, reference=ref, n_resamples=resamples, seed=seed)
+          for d in names if any(o is not None for *_, o in comparisons[d])}  # fmt: skip
     unscored = Counter(j.reason or "?" for j in judgments if j.status != "scored")
     runs = [{"name": r.name, "path": str(r.path), "model_spec": r.model_spec, "n_items": len(r.items),
              "n_predictions": len(r.predictions)} for r in inputs]  # fmt: skip

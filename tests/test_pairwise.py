@@ -84,7 +84,7 @@ def test_known_better_model_wins_with_a_ci_above_50(tmp_path, data, monkeypatch,
         assert w["win_rate"]["low"] > 50 and w["sign_test_p"] < 0.001
         assert pair["dimensions"][d]["length_controlled"]["win_rate"]["value"] > 50
     assert pair["position"]["consistency_rate"] == 100.0 and pair["position"]["first_position_bias"] == 0.0
-    assert res["judge"]["specs"] == ["openai:judge"] and res["bradley_terry"] is None
+    assert res["judge"]["specs"] == ["openai:judge"] and res["bradley_terry"]["empathy"][0]["model"] == "openai:good"
     rows = [json.loads(x) for x in (tmp_path / "pw" / "items.jsonl").read_text().splitlines()]
     assert len(rows) == 24 * 5 and {r["outcome"] for r in rows} == {"A"}
     assert rows[0]["verdicts"] == [{"a_first": "A", "b_first": "B", "combined": "A"}]
@@ -201,6 +201,19 @@ def test_three_runs_against_a_reference_give_bradley_terry_scores(tmp_path, data
     long = next(s for s in bt if s["model"] == "openai:long")
     assert long["score"] == pytest.approx(1000.0, abs=15) and long["score"] < bt[0]["low"]  # all ties with the reference (the prior ties it to good a little)
     assert "## Bradley–Terry scores" in (tmp_path / "pw" / "summary.md").read_text()
+    # the leaderboard shows them in a table and a plot of their own, beside (never inside) the absolute scores
+    lb, scored = tmp_path / "lb", tmp_path / "majority"
+    assert main(["run", "--model", "baseline:majority", "--data", str(data), "--output", str(scored), "--no-progress",
+                 "--no-cache", "--resamples", "20"]) == 0  # fmt: skip
+    assert main(["leaderboard", "add", str(scored), "--leaderboard", str(lb)]) == 0
+    assert main(["leaderboard", "add-pairwise", str(tmp_path / "pw"), "--leaderboard", str(lb)]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", str(lb), "--resamples", "20"]) == 0
+    table = (lb / "pairwise.md").read_text()
+    assert table.startswith("# Pairwise preference (Bradley–Terry)") and "| openai:good | " in table
+    assert "openai:good" not in (lb / "leaderboard.md").read_text()
+    assert (lb / "plots" / "pairwise_bt.png").stat().st_size > 1000
+    site = (lb / "site" / "index.html").read_text()
+    assert site.index("<h2>Pairwise preference (Bradley–Terry)</h2>") < site.index("<h2>Plots</h2>")
 
 
 def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch, capsys):
