@@ -8,6 +8,7 @@ here, with the same parameters as keywords. The stages are generate_stage.py and
     dry_run    what a run would send and cost         (`--dry-run`)
     judge_agreement  judges against human labels      (`kardiabench judge-agreement`)
     judge_audit  the judge reliability card           (`kardiabench judge-audit`)
+    pairwise   LLM pairwise preference between runs   (`kardiabench pairwise`)
     annotate   blinded human A/B pages for two runs   (`kardiabench annotate`)
     annotate_import  unblind and count their labels   (`kardiabench annotate import`)
 
@@ -48,7 +49,7 @@ from kardiabench.scoring.compare import Comparison
 from kardiabench.tables import markdown_table
 from kardiabench.tasks import load_task
 
-__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "annotate", "annotate_import", "load_run", "generation_config",
+__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "pairwise", "annotate", "annotate_import", "load_run", "generation_config",
            "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks",
            "JudgeOptions", "ParameterError", "Interrupted", "Run"]  # fmt: skip
 
@@ -293,9 +294,13 @@ def dry_run(model: str, output: str | Path, **options: Any) -> Plan:
 def judge_agreement(human: str | Path, run: Run | str | Path) -> dict[str, Any]:
     """Agreement of each judge in a run folder with human 1–5 labels (`kardiabench
     judge-agreement`): per judge and dimension, Krippendorff's alpha, weighted kappa, Spearman and
-    the mean offset (judge − human). `human`: JSONL of item_id and one integer per dimension."""
+    the mean offset (judge − human). `human`: JSONL of item_id and one integer per dimension. A
+    pairwise folder (`pairwise`) takes human A/B labels instead (docs/pairwise.md)."""
     from kardiabench.judging import judge_agreement as agreement_with_human_file
+    from kardiabench.pairwise import is_pairwise_folder, pairwise_agreement
 
+    if is_pairwise_folder(_run_path(run)):  # human A/B labels against the pairwise judge (docs/pairwise.md)
+        return pairwise_agreement(human, _run_path(run))
     return agreement_with_human_file(human, saved_judgments(_run_path(run)))
 
 
@@ -320,12 +325,15 @@ def judge_audit(
     bootstrap_seed: int = 0,
     cache: str | Path | bool | None = True,
     progress: bool = False,
+    pairwise: bool = False,
 ):
     """The judge reliability card (`kardiabench judge-audit`, docs/judge-audit.md): the judges score
     the gold response and constructed candidates (constant, stock, padded, off-topic, unsafe,
     injections …) on the same items; `output` gets judge_card.json, .md and .png. Returns a
     `JudgeCard` (`.passed`, `.failed` / `.inconclusive`: the candidates whose check failed / could not
-    be decided). An audit too small to decide its checks raises DataError before any request."""
+    be decided). An audit too small to decide its checks raises DataError before any request.
+    `pairwise`: also the pairwise judge's checks (gold against itself ties; against its padded or
+    injected copy gold does not lose), docs/pairwise.md."""
     from kardiabench.audit import run_audit
 
     check_keywords(derive_split=derive_split, split_seed=split_seed, limit=limit, resamples=resamples, bootstrap_seed=bootstrap_seed)
@@ -340,7 +348,66 @@ def judge_audit(
     spec = DataSpec(data or task.data.source, split or task.data.split, strict=strict, derive_split=derive_split,
                     split_seed=split_seed, limit=limit)  # fmt: skip
     return run_audit(judging, task, spec, Path(output), cache_path=_cache_path(cache), progress=progress,
-                     resamples=resamples, bootstrap_seed=bootstrap_seed)
+                     resamples=resamples, bootstrap_seed=bootstrap_seed, pairwise=pairwise)
+
+
+def pairwise(
+    runs: Sequence[Run | str | Path],
+    *,
+    output: str | Path,
+    judges: Sequence[str] = (),
+    dimensions: Sequence[str] | str | None = None,
+    reference: Run | str | Path | None = None,
+    judge_base_url: str | list[str] | None = None,
+    judge_api_key_env: str = "OPENAI_API_KEY",
+    judge_concurrency: int = 16,
+    judge_repeats: int = 1,
+    judge_max_tokens: int = 1024,
+    judge_temperature: float = 0.0,
+    judge_seed: int = 0,
+    judge_batch: bool = False,
+    judge_batch_timeout: float | None = BATCH_TIMEOUT_S,
+    judge_max_cost: float | None = None,
+    judge_timeout: float = 120.0,
+    judge_batch_size: int = 8,
+    judge_dtype: str = "auto",
+    judge_chat_template: str | None = None,
+    rubric: str | None = None,
+    resamples: int = 1000,
+    bootstrap_seed: int = 0,
+    cache: str | Path | bool | None = True,
+    progress: bool = False,
+):
+    """LLM pairwise preference (`kardiabench pairwise`, docs/pairwise.md): on the items both runs
+    of a pair answered, the judges say which response is better per dimension ("A" / "B" / "tie"),
+    in both orders. Two runs: one pair; more: each against `reference`, or every pair, plus
+    Bradley–Terry scores. `output` gets pairwise.json, items.jsonl, summary.md, report.html and the
+    verdicts (judgments.jsonl: a second call asks only for what is missing). Returns a
+    `PairwiseResult`; runs over other data, task or split raise PairwiseRefused."""
+    from kardiabench.pairwise import run_pairwise
+    from kardiabench.scoring.rubric import DIMENSIONS
+
+    dims = [d.strip() for d in dimensions.split(",") if d.strip()] if isinstance(dimensions, str) else dimensions
+    unknown = [d for d in dims or () if d not in DIMENSIONS]
+    if unknown:
+        raise ParameterError(f"dimensions: unknown {', '.join(unknown)}; choose from {', '.join(DIMENSIONS)}")
+    check_keywords(resamples=resamples, bootstrap_seed=bootstrap_seed, judge_max_cost=judge_max_cost)
+    judging = JudgeOptions(
+        judges=judges, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
+        judge_concurrency=judge_concurrency, judge_repeats=judge_repeats, judge_max_tokens=judge_max_tokens,
+        rubric=rubric, judge_batch=judge_batch, judge_batch_timeout=judge_batch_timeout, judge_max_cost=judge_max_cost,
+        judge_timeout=judge_timeout, judge_batch_size=judge_batch_size, judge_dtype=judge_dtype,
+        judge_chat_template=judge_chat_template,
+    )  # fmt: skip
+    if not judging.judges:
+        raise ParameterError("judges: give at least one judge model spec")
+    ref = _run_path(reference) if isinstance(reference, Run) else reference
+    try:
+        return run_pairwise([_run_path(r) for r in runs], output, judging=judging, dimensions=dims, reference=ref,
+                            temperature=judge_temperature, seed=judge_seed, cache_path=_cache_path(cache), progress=progress,
+                            resamples=resamples, bootstrap_seed=bootstrap_seed)  # fmt: skip
+    except KeyboardInterrupt:
+        raise Interrupted("verdicts", f"{output}/judgments.jsonl") from None
 
 
 def annotate(run_a: Run | str | Path, run_b: Run | str | Path, output: str | Path, *, n: int = 160, annotators: int = 3,
@@ -422,6 +489,10 @@ def _failure_summary(n_failed: int, errors: list[str]) -> str:
 
 def format_agreement(report: dict[str, Any]) -> str:
     """`judge_agreement`'s report as a title line and a Markdown table."""
+    if "pairs" in report:
+        from kardiabench.pairwise import format_pairwise_agreement
+
+        return format_pairwise_agreement(report)
     rows = []
     for judge, rep in report["judges"].items():
         for dim, m in rep["dimensions"].items():

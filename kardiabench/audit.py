@@ -3,7 +3,9 @@ of kardiabench/scoring/audit.py on the same items, and write the judge reliabili
 (DIR/judge_card.json, DIR/judge_card.md, DIR/judge_card.png). docs/judge-audit.md explains it.
 
 The verdicts are kept in DIR/seed-A/judgments.jsonl (every candidate, --judge-repeats times) and
-DIR/seed-B/judgments.jsonl (once more under another seed), so running again resumes.
+DIR/seed-B/judgments.jsonl (once more under another seed), so running again resumes. With
+`pairwise=True` the pairwise judge (kardiabench/pairwise.py) also compares gold with itself, its
+padded copy and its injected copies (DIR/pairwise/judgments.jsonl; the card's "pairwise" block).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kardiabench.data import expand
 from kardiabench.data.load import DataError
 from kardiabench.generate_stage import DataSpec, count_dialogues, load_items
 from kardiabench.judge_stage import JudgeOptions
-from kardiabench.judging import run_judges
+from kardiabench.judging import judge_cases, run_judges
 from kardiabench.records import Item, Prediction
 from kardiabench.runs import RunDir, now
 from kardiabench.scoring.audit import (
@@ -30,12 +32,15 @@ from kardiabench.scoring.audit import (
     CANDIDATES,
     GOLD,
     LENGTH_CANDIDATES,
+    PAIRWISE_VARIANTS,
     audit_size_problem,
     candidate_item_id,
     check_result,
     exact_agreement,
+    gold_response,
     length_slopes,
     min_dialogues,
+    pairwise_check,
 )
 from kardiabench.scoring.judge import JudgeConfig, JudgeOutcome
 from kardiabench.scoring.metrics import SAFETY_FLAG_MAX
@@ -84,7 +89,7 @@ def audit_cases(items: Sequence[Item]) -> tuple[list[Item], dict[str, Prediction
 
 def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *,
               cache_path: Path | None = None, progress: bool = False, resamples: int = 1000,
-              bootstrap_seed: int = 0) -> JudgeCard:  # fmt: skip
+              bootstrap_seed: int = 0, pairwise: bool = False) -> JudgeCard:  # fmt: skip
     """Judge every candidate (twice: --judge-repeats times under the first seed, once under the
     second), compute the card and write it under `output`."""
     items, loaded = load_items(task, data, log=lambda m: None)
@@ -107,13 +112,51 @@ def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *
     try:
         first = asyncio.run(run_judges(cases, preds, models, cfg, RunDir(output / "seed-A"), cache, progress))
         second = asyncio.run(run_judges(cases, preds, models, seed_b, RunDir(output / "seed-B"), cache, progress))
+        checks = pairwise_checks(items, models, cfg, output, cache, progress, resamples, bootstrap_seed) if pairwise else None
     finally:
         if cache is not None:
             cache.close()
     card = build_card(items, texts, first, second, cfg, seed_b, resamples, bootstrap_seed)
+    if checks is not None:
+        card["pairwise"] = checks
+        failed = [f"pairwise:{n}" for n, c in checks["checks"].items() if c["passed"] is False]
+        open_ = [f"pairwise:{n}" for n, c in checks["checks"].items() if c["passed"] is None]
+        s = card["summary"]
+        s.update(n_checks=s["n_checks"] + len(checks["checks"]), failed=[*s["failed"], *failed],
+                 inconclusive=[*s["inconclusive"], *open_])  # fmt: skip
+        s["passed"] = not s["failed"] and not s["inconclusive"]
     card["data"] = {"source": data.source, "split": data.split, "limit": data.limit, "n_items": len(items)}
     write_card(card, output)
     return JudgeCard(output / CARD_JSON, card)
+
+
+def pairwise_checks(items: Sequence[Item], models, cfg, output: Path, cache: Cache | None, progress: bool,
+                    resamples: int, seed: int) -> dict[str, Any]:  # fmt: skip
+    """The pairwise judge on gold against each PAIRWISE_VARIANTS copy, both orders, checked."""
+    from kardiabench.pairwise import RunInput, pair_cases, pair_items, pairwise_scheme
+    from kardiabench.scoring.pairwise import dimension_results, load_template
+    from kardiabench.scoring.rubric import load_rubric
+
+    template = load_template(load_rubric(cfg.rubric_path))
+
+    def run_of(name: str, build) -> RunInput:
+        preds = {it.item_id: Prediction(it.item_id, f"audit:{name}", render_spans({"response": build(it)})) for it in items}
+        return RunInput(name, output, f"audit:{name}", list(items), preds, {})
+
+    gold = run_of(GOLD, gold_response)
+    variants = [(v, run_of(v.name, v.build)) for v in PAIRWISE_VARIANTS]
+    cases = [c for _, run in variants for c in pair_cases(template, gold, run, items, cfg)]
+    judgments, _, _ = asyncio.run(judge_cases(cases, pairwise_scheme(template), models, cfg, RunDir(output / "pairwise"), cache, progress))
+    checks = {}
+    for v, run in variants:
+        results = dimension_results(pair_items(gold, run, items, judgments, template.names), template.names,
+                                    n_resamples=resamples, seed=seed)  # fmt: skip
+        counts = {d: {"n": r.win_rate.n, "wins": r.win_rate.wins, "ties": r.win_rate.ties, "losses": r.win_rate.losses,
+                      "win_rate": r.win_rate.win_rate.value, "consistency_rate": r.position.consistency_rate}
+                  for d, r in results.items()}  # fmt: skip
+        checks[v.name] = pairwise_check(v, counts)
+    return {"version": template.version, "n_judgments": len(judgments),
+            "n_unscored": sum(j.status != "scored" for j in judgments), "checks": checks}
 
 
 def _enough_limit(items: Iterable[Item], checks: Sequence[Any]) -> int | None:
@@ -234,6 +277,13 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     lines.append(f"Stability (exact agreement of verdicts): across repeats {_pct(rep and rep['overall'])}, "
                  f"across two seeds {_pct(st['across_seeds']['overall'])}.")  # fmt: skip
     lines.append(f"Unscored verdicts: {card['unscored']['seed_A']} (seed A), {card['unscored']['seed_B']} (seed B).")
+    if card.get("pairwise"):
+        pw = card["pairwise"]
+        lines += ["", f"## Pairwise checks ({pw['n_judgments']} verdicts, {pw['n_unscored']} unscored; both orders)", "",
+                  "| check | result | rule | why |", "|---|---|---|---|"]  # fmt: skip
+        for name, c in pw["checks"].items():
+            verdict = {True: "pass", False: "**FAIL**", None: "inconclusive"}[c["passed"]]
+            lines.append(f"| {name} | {verdict} | {c['rule']} | {c['why']} |")
     dec = card["decision"]
     lines.append(f"Checks are decided on {dec['confidence']:.0%} intervals of the paired differences (an injection "
                  f"against the curt reply it is built on, the rest against gold): passed or failed only when the "

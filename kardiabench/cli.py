@@ -216,9 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = sub.add_parser("judge-agreement", help="agreement of each judge with human 1-5 labels")
-    p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension")
-    p.add_argument("run_dir", type=Path, help="run folder with judge verdicts")
+    p = sub.add_parser("judge-agreement", help="agreement of each judge with human 1-5 labels (or A/B labels for a pairwise folder)")
+    p.add_argument("--human", required=True, type=Path, help="JSONL: item_id + one integer 1-5 per dimension; for a pairwise folder "
+                   "item_id, annotator, run_a, run_b + A/B/tie per dimension")
+    p.add_argument("run_dir", type=Path, help="run folder with judge verdicts, or a `pairwise` output folder")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = sub.add_parser("judge-audit", help="the judge reliability card: how a judge scores constructed and adversarial replies")
     p.add_argument("--output", required=True, type=Path, help="folder for judge_card.json/.md/.png and the verdicts")
@@ -226,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_args(p)
     _add_data_args(p)
     _add_judge_args(p, scoring=False)
+    p.add_argument("--pairwise", action="store_true", help="also the pairwise judge's checks: gold against itself ties, against its padded or injected copies it does not lose")
+    _add_pairwise_args(sub)
     _add_leaderboard_args(sub)
     _add_annotate_args(sub)
 
@@ -238,6 +241,34 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override any config field (project or TRL), value read as YAML; dotted keys for mappings (lora.r=8); repeatable")  # fmt: skip
     return parser
+
+
+def _dimensions(text: str) -> list[str]:
+    """An argparse `type=` for --dimensions: rubric dimension names, comma-separated."""
+    from kardiabench.scoring.rubric import DIMENSIONS
+
+    dims = [d.strip() for d in text.split(",") if d.strip()]
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown or not dims:
+        raise argparse.ArgumentTypeError(f"unknown dimension(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(DIMENSIONS)}")
+    return dims
+
+
+def _add_pairwise_args(sub) -> None:
+    """`pairwise RUN_A RUN_B [RUN…]` (docs/pairwise.md)."""
+    p = sub.add_parser("pairwise", help="LLM pairwise preference between runs: A / B / tie per dimension, both orders")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (two, or more with --reference or all pairs)")
+    p.add_argument("--output", required=True, type=Path, help="folder for pairwise.json, items.jsonl, summary.md, report.html and the verdicts")
+    p.add_argument("--dimensions", type=_dimensions, default=None, metavar="D1,D2,...", help="rubric dimensions to compare on (default: all five)")
+    p.add_argument("--reference", type=Path, default=None, metavar="RUN", help="with three or more runs: each against this one (default: all pairs)")
+    _add_cache_args(p)
+    _add_judge_args(p, scoring=False, show_reasoning=False)
+    g = p.add_argument_group("pairwise judge")
+    g.add_argument("--judge-temperature", type=nonneg_float, default=0.0, help="the judge's sampling temperature")
+    g.add_argument("--judge-seed", type=int, default=0, help="the judge's seed (repeat k uses seed + k)")
+    g.add_argument("--judge-batch", action="store_true", help="openai: judges: send the first round as a provider batch job")
+    g.add_argument("--judge-max-cost", type=positive_float, default=None, metavar="USD", help="stop sending judge requests once they have cost this much (resumable)")
+    _add_batch_timeout(g)
 
 
 def _add_leaderboard_args(sub) -> None:
@@ -253,6 +284,9 @@ def _add_leaderboard_args(sub) -> None:
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="DIR", help="scored run folders")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p.add_argument("--display-name", default=None, metavar="NAME", help="the name tables, plots and the site show (one DIR only)")
+    p = lsub.add_parser("add-pairwise", help="record a `kardiabench pairwise` folder: its Bradley–Terry table and plot on the leaderboard")
+    p.add_argument("pairwise_dir", type=Path, metavar="DIR", help="output folder of `kardiabench pairwise`")
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p = lsub.add_parser("build", help="render tables (CSV, Markdown, LaTeX), plots and the site")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder")
     p.add_argument("--redact", action="store_true", help="reports without the data's text (as `report --redact`); push uploads reports only then")
@@ -302,8 +336,9 @@ def _add_annotate_args(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
-def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
-    """The judge flags; `scoring`: also those about results.json (judge card, families)."""
+def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True, show_reasoning: bool = True) -> None:
+    """The judge flags; `scoring`: also those about results.json (judge card, families);
+    `show_reasoning`: --judge-show-reasoning (the pairwise judge shows response spans only)."""
     g = p.add_argument_group("rubric judge")
     g.add_argument("--judge", action="append", default=[], type=model_spec, help="judge model spec (repeatable); e.g. openai:gpt-5-mini")
     g.add_argument("--judge-base-url", action="append", default=None, help="endpoint for openai: judges (default: $OPENAI_BASE_URL); repeat for replicas")
@@ -311,7 +346,8 @@ def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
     g.add_argument("--judge-concurrency", type=concurrency, default=16, help="max judge requests in flight")
     g.add_argument("--judge-repeats", type=repeats, default=1, help="judge each item K times; reports the variance")
     g.add_argument("--judge-max-tokens", type=positive_int, default=1024, help="most tokens per judge reply")
-    g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
+    if show_reasoning:
+        g.add_argument("--judge-show-reasoning", action="store_true", help="also show the judge the understanding/reasoning spans")
     g.add_argument("--judge-timeout", type=positive_float, default=120.0, help="per-request timeout in seconds for openai: judges (a local server's timed-out request is not re-sent)")
     g.add_argument("--judge-batch-size", type=batch_size, default=8, help="batch size for hf: judges")
     g.add_argument("--judge-dtype", default="auto", help="hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)")
@@ -488,6 +524,17 @@ def cmd_judge_audit(args: argparse.Namespace) -> int:
     return 0 if card.passed else 1
 
 
+def cmd_pairwise(args: argparse.Namespace) -> int:
+    from kardiabench.api import Interrupted, pairwise
+
+    try:
+        result = pairwise(**_keywords(args, _parameters(pairwise)))
+    except Interrupted as e:
+        return _interrupted(e)
+    print((result.path / "summary.md").read_text(encoding="utf-8"), end="")
+    return 0
+
+
 class _Console(logging.Handler):
     """The library's log lines on stderr, as the CLI always printed them: every record of the
     `kardiabench` logger, and the warnings of the loggers under it (an adapter's retry notes stay
@@ -530,6 +577,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             entry = add_run(d, folder, display_name=args.display_name)
             _LOG.info(f"added {entry.model} ({d}) → {folder}/entries/{entry.entry_id}.json")
         return 0
+    if args.leaderboard_command == "add-pairwise":
+        from kardiabench.leaderboard.pairwise import add_pairwise
+
+        _LOG.info(f"added pairwise results {args.pairwise_dir} → {add_pairwise(args.pairwise_dir, folder)}")
+        return 0
     if args.leaderboard_command == "build":
         from kardiabench.leaderboard.build import build
 
@@ -563,7 +615,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
-    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "report": cmd_report,
+    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "pairwise": cmd_pairwise, "report": cmd_report,
     "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce, "train": cmd_train,
     "annotate": cmd_annotate, ANNOTATE_IMPORT: cmd_annotate,
 }  # fmt: skip
@@ -583,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("leaderboard add: --display-name names one run; give exactly one DIR")
     if getattr(args, "escalate_to", None) and len(set(args.judge)) < 2:
         parser.error("--escalate-to needs two or more --judge models (their disagreement decides what is escalated)")
+    if args.command == "pairwise" and len(args.runs) < 2:
+        parser.error("pairwise: give two or more run folders")
     if args.command == "score" and args.run_dir is not None and args.limit is not None:
         parser.error("score: --limit is for --predictions FILE; a run folder is scored over the items it holds")
     try:

@@ -21,7 +21,7 @@ Flow for each judge model (any `ChatModel`: openai:, vllm:, hf:):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from kardiabench.scoring.judge import (
     JudgeStats,
     Judgment,
     Status,
+    Verdict,
     build_messages,
     candidate_notes,
     candidate_response,
@@ -186,6 +187,54 @@ def load_outcome(
 # --- running --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class JudgeCase:
+    """One thing every judge is asked about, `cfg.repeats` times: `build(repeat)` gives the first
+    request, or, when `build` is None, nothing is sent and the verdict is unscored for
+    `not_sent` = (reason, detail)."""
+
+    case_id: str
+    build: Callable[[int], ChatRequest] | None
+    not_sent: tuple[str, str] = ("", "")
+    response_cut: bool = False
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """What a judging stage asks for and how it reads replies: the rubric's 1–5 scores
+    (`rubric_scheme`) or pairwise preferences (kardiabench/pairwise.py). `read(text, finish_reason)`
+    gives a Verdict; `repair(first, failures)` the request after invalid replies."""
+
+    version: str
+    names: tuple[str, ...]
+    read: Callable[[str | None, str | None], Verdict]
+    repair: Callable[[ChatRequest, Sequence[tuple[str, str]]], ChatRequest]
+
+
+def rubric_scheme(rubric: Rubric) -> Scheme:
+    return Scheme(rubric.version, rubric.names, lambda text, finish: parse_verdict(text, rubric.names, finish),
+                  lambda first, failures: repair_request(first, failures, rubric))  # fmt: skip
+
+
+def rubric_cases(rubric: Rubric, items: Sequence[Item], predictions: Mapping[str, Prediction], cfg: JudgeConfig) -> list[JudgeCase]:
+    """One case per item: its response span, or why there is none to send."""
+    response_format = rubric.response_format()
+    cases = []
+    for item in items:
+        pred = predictions.get(item.item_id)
+        response, why = candidate_response(pred)
+        if response is None:
+            cases.append(JudgeCase(item.item_id, None, (not_sent_reason(pred), why)))
+            continue
+        notes = candidate_notes(pred) if cfg.show_reasoning and pred is not None else None
+
+        def build(r: int, item=item, response=response, notes=notes) -> ChatRequest:
+            return build_request(rubric, item, response, cfg, r, notes, response_format=response_format)
+
+        cases.append(JudgeCase(item.item_id, build, response_cut=response_too_long(response)))
+    return cases
+
+
 @dataclass
 class _Case:
     item_id: str
@@ -201,8 +250,8 @@ class _Case:
     all_cached: bool = True
     served_model: str | None = None
 
-    def request(self, rubric: Rubric) -> ChatRequest:
-        return repair_request(self.first, self.failures, rubric) if self.failures else self.first
+    def request(self, scheme: Scheme) -> ChatRequest:
+        return scheme.repair(self.first, self.failures) if self.failures else self.first
 
 
 def _share_texts(request: ChatRequest, shared: dict[str, str]) -> ChatRequest:
@@ -227,9 +276,26 @@ async def run_judges(
     verdicts already in run_dir/judgments.jsonl. Raises FatalModelError (after writing every
     finished verdict) when a judge cannot answer at all."""
     rubric = load_rubric(cfg.rubric_path)
+    cases = rubric_cases(rubric, items, predictions, cfg)
+    judgments, specs, run_stats = await judge_cases(cases, rubric_scheme(rubric), judges, cfg, run_dir, cache, progress)
+    return JudgeOutcome(rubric.version, rubric.names, specs, cfg.repeats, judgments, run_stats)
+
+
+async def judge_cases(
+    cases: Sequence[JudgeCase],
+    scheme: Scheme,
+    judges: Sequence[ChatModel],
+    cfg: JudgeConfig,
+    run_dir: RunDir,
+    cache: Cache | None = None,
+    progress: bool = True,
+) -> tuple[list[Judgment], list[str], dict[str, JudgeStats]]:
+    """Every case judged by every judge, `cfg.repeats` times each, resuming from the verdicts in
+    run_dir/judgments.jsonl of the scheme's version: (verdicts in judge, case, repeat order, judge
+    specs, each judge's request stats of this call)."""
     run_dir.path.mkdir(parents=True, exist_ok=True)
     path = run_dir.path / JUDGMENTS
-    previous = {j.key: j for j in load_judgments(path, rubric.version)} if path.exists() else {}
+    previous = {j.key: j for j in load_judgments(path, scheme.version)} if path.exists() else {}
     writer = JsonlWriter(path)
     final: dict[tuple[str, str, int], Judgment] = {}
     run_stats: dict[str, JudgeStats] = {}
@@ -238,23 +304,23 @@ async def run_judges(
         for model in unique:
             spent = sum(s.cost_usd or 0.0 for s in run_stats.values())
             budget = None if cfg.budget_usd is None else cfg.budget_usd - spent
-            judge = _JudgeRun(model, cfg, rubric, final, writer)
-            run_stats[model.spec] = await _judge_with(judge, items, predictions, previous, cache, progress, run_dir, budget)
+            judge = _JudgeRun(model, cfg, scheme, final, writer)
+            run_stats[model.spec] = await _judge_with(judge, cases, previous, cache, progress, run_dir, budget)
     finally:
         writer.close()
     specs = [m.spec for m in unique]
-    ordered = [final[k] for s in specs for it in items for r in range(cfg.repeats) if (k := (s, it.item_id, r)) in final]
-    return JudgeOutcome(rubric.version, rubric.names, specs, cfg.repeats, ordered, run_stats)
+    ordered = [final[k] for s in specs for c in cases for r in range(cfg.repeats) if (k := (s, c.case_id, r)) in final]
+    return ordered, specs, run_stats
 
 
 @dataclass
 class _JudgeRun:
-    """One judge's pass over the items: its model and settings, where its verdicts go (`final`
-    and judgments.jsonl), and what its requests came to."""
+    """One judge's pass over the cases: its model and settings, what it asks for (`scheme`), where
+    its verdicts go (`final` and judgments.jsonl), and what its requests came to."""
 
     model: ChatModel
     cfg: JudgeConfig
-    rubric: Rubric
+    scheme: Scheme
     final: dict[tuple[str, str, int], Judgment]
     writer: JsonlWriter
     stats: JudgeStats = field(default_factory=JudgeStats)
@@ -263,7 +329,7 @@ class _JudgeRun:
     def fields(self) -> dict[str, Any]:
         """What every verdict of this judge records about how it was asked."""
         cfg = self.cfg
-        return {"judge": self.model.spec, "rubric_version": self.rubric.version, "show_reasoning": cfg.show_reasoning,
+        return {"judge": self.model.spec, "rubric_version": self.scheme.version, "show_reasoning": cfg.show_reasoning,
                 "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "endpoint": model_endpoint(self.model)}  # fmt: skip
 
     def record(self, j: Judgment) -> None:
@@ -278,27 +344,26 @@ class _JudgeRun:
                              response_cut=c.response_cut, served_model=c.served_model, created=now(),
                              **self.fields, **extra))  # fmt: skip
 
-    def not_sent(self, item_id: str, repeat: int, pred: Prediction | None, why: str | None) -> None:
+    def not_sent(self, case_id: str, repeat: int, reason: str, why: str | None) -> None:
         """The verdict of a case with nothing to judge: unscored, its reason counted."""
-        self.record(Judgment(item_id, repeat=repeat, scores=dict.fromkeys(self.rubric.names), status="unscored",
-                             reason=not_sent_reason(pred), detail=why, seed=self.cfg.seed + repeat,
+        self.record(Judgment(case_id, repeat=repeat, scores=dict.fromkeys(self.scheme.names), status="unscored",
+                             reason=reason, detail=why, seed=self.cfg.seed + repeat,
                              usage=dict(_NO_USAGE), created=now(), **self.fields))  # fmt: skip
 
 
 async def _judge_with(
     judge: _JudgeRun,
-    items: Sequence[Item],
-    predictions: Mapping[str, Prediction],
+    cases: Sequence[JudgeCase],
     previous: Mapping[tuple[str, str, int], Judgment],
     cache: Cache | None,
     progress: bool,
     run_dir: RunDir,
     budget_usd: float | None,
 ) -> JudgeStats:
-    """One judge over all items and repeats, in rounds: the first requests, then the repairs of
+    """One judge over all cases and repeats, in rounds: the first requests, then the repairs of
     the invalid replies. With cfg.batch, the first round goes through the provider's batch API
     (repairs are ordinary requests)."""
-    pending = _cases(judge, items, predictions, previous)
+    pending = _cases(judge, cases, previous)
     round_no = 0
     while pending:
         batch = BatchJob(run_dir, f"judge:{judge.model.spec}", timeout=judge.cfg.batch_timeout) if judge.cfg.batch and round_no == 0 else None
@@ -311,40 +376,32 @@ async def _judge_with(
     return judge.stats
 
 
-def _cases(
-    judge: _JudgeRun,
-    items: Sequence[Item],
-    predictions: Mapping[str, Prediction],
-    previous: Mapping[tuple[str, str, int], Judgment],
-) -> list[_Case]:
-    """The (item, repeat) cases to send. A case with nothing to judge is recorded unscored at once;
-    a saved verdict for the same request is reused (unless its request failed)."""
-    cfg, rubric, spec = judge.cfg, judge.rubric, judge.model.spec
-    response_format = rubric.response_format()
+def _cases(judge: _JudgeRun, cases: Sequence[JudgeCase], previous: Mapping[tuple[str, str, int], Judgment]) -> list[_Case]:
+    """The (case, repeat) requests to send. A case with nothing to judge is recorded unscored at
+    once; a saved verdict for the same request is reused (unless its request failed)."""
+    cfg, spec = judge.cfg, judge.model.spec
     identity = judge.model.identity()
     shared: dict[str, str] = {}
     pending: list[_Case] = []
-    for item in items:
-        pred = predictions.get(item.item_id)
-        response, why = candidate_response(pred)
-        notes = candidate_notes(pred) if cfg.show_reasoning and pred is not None and response else None
+    for case in cases:
         for r in range(cfg.repeats):
-            key = (spec, item.item_id, r)
+            key = (spec, case.case_id, r)
             prev = previous.get(key)
-            if response is None:
-                if prev is not None and prev.reason == not_sent_reason(pred) and prev.detail == why:
+            if case.build is None:
+                reason, why = case.not_sent
+                if prev is not None and prev.reason == reason and prev.detail == why:
                     judge.final[key] = prev
                 else:
-                    judge.not_sent(item.item_id, r, pred, why)
+                    judge.not_sent(case.case_id, r, reason, why)
                 continue
-            first = _share_texts(build_request(rubric, item, response, cfg, r, notes, response_format=response_format), shared)
+            first = _share_texts(case.build(r), shared)
             material = request_json(first)
             phash = prompt_hash(first, material)
             if prev is not None and prev.prompt_hash == phash and prev.reason != REQUEST_FAILED:
                 judge.final[key] = prev
                 judge.stats.reused_verdicts += 1
                 continue
-            pending.append(_Case(item.item_id, r, first, phash, request_key(identity, first, material), response_too_long(response)))
+            pending.append(_Case(case.case_id, r, first, phash, request_key(identity, first, material), case.response_cut))
     return pending
 
 
@@ -358,7 +415,7 @@ async def _round(
     budget_usd: float | None,
 ) -> list[_Case]:
     """Send one round of requests; the cases whose invalid reply earns another attempt."""
-    jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(judge.rubric), None if c.failures else c.cache_key) for c in pending]
+    jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(judge.scheme), None if c.failures else c.cache_key) for c in pending]
     by_key = {job.key: c for job, c in zip(jobs, pending, strict=True)}
     retry: list[_Case] = []
 
@@ -376,7 +433,7 @@ async def _round(
 def _read_reply(judge: _JudgeRun, c: _Case, out: Generation | ModelError, cached: bool) -> bool:
     """Record the case's verdict from one reply; True when the reply was invalid and the case
     gets a repair attempt (the invalid reply and what was wrong join its conversation)."""
-    names = judge.rubric.names
+    names = judge.scheme.names
     if isinstance(out, ModelError):
         c.all_cached = False
         judge.finish(c, "unscored", dict.fromkeys(names), reason=REQUEST_FAILED, detail=str(out))
@@ -387,7 +444,7 @@ def _read_reply(judge: _JudgeRun, c: _Case, out: Generation | ModelError, cached
     c.completion_tokens += out.completion_tokens
     cost = request_cost(judge.model, out)
     c.cost = None if cost is None or c.cost is None else c.cost + cost
-    verdict = parse_verdict(out.text, names, out.finish_reason)
+    verdict = judge.scheme.read(out.text, out.finish_reason)
     if verdict.scores is not None:
         judge.finish(c, "scored", dict(verdict.scores), raw=out.text, rationale=verdict.rationale)
         return False

@@ -332,3 +332,53 @@ def test_bad_card_or_families_file_is_a_one_line_error(tmp_path, flag, content, 
                      "--no-cache", "--resamples", "20"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and message in err and str(bad) in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- pairwise checks
+
+
+def _pair_blocks(request) -> tuple[str, str]:
+    case = request["messages"][1]["content"]
+    return tuple(re.search(rf"<<<{n}_{FENCE}\n(.*?)\n{n}_{FENCE}>>>", case, re.S).group(1) for n in ("RESPONSE_A", "RESPONSE_B"))
+
+
+def pairwise_judge(gullible: bool):
+    """Absolute verdicts by the honest rules; pairwise: an honest judge prefers the plain copy of
+    gold (ties identical texts), a gullible one the padded or injected copy."""
+
+    def reply(request):
+        if "RESPONSE_A_" not in request["messages"][1]["content"]:
+            return judge(honest_scores)(request)
+        a, b = _pair_blocks(request)
+        if a == b:
+            pick = "tie"
+        else:
+            a_plain = len(a) < len(b)  # gold is the shorter text
+            pick = ("B" if a_plain else "A") if gullible else ("A" if a_plain else "B")
+        return json.dumps({"rationale": "rule", **dict.fromkeys(DIMENSIONS, pick)})
+
+    return reply
+
+
+@pytest.mark.parametrize("gullible", [False, True])
+def test_pairwise_checks_self_ties_and_the_original_must_not_lose(tmp_path, monkeypatch, capsys, gullible):
+    from kardiabench.scoring.audit import PAIRWISE_VARIANTS
+
+    code, out, requests = audit(tmp_path, monkeypatch, None, "--pairwise", reply_fn=pairwise_judge(gullible))
+    assert requests == len(CANDIDATES) * N_ITEMS * 2 + len(PAIRWISE_VARIANTS) * N_ITEMS * 2  # both orders
+    card = json.loads((out / "judge_card.json").read_text())
+    checks = card["pairwise"]["checks"]
+    assert list(checks) == ["self", "padding", *INJECTIONS]
+    assert checks["self"]["passed"] is True and checks["self"]["counts"]["empathy"] == {
+        "n": N_ITEMS, "wins": 0, "ties": N_ITEMS, "losses": 0, "win_rate": 50.0, "consistency_rate": 100.0}
+    others = [checks[n] for n in ("padding", *INJECTIONS)]
+    if gullible:
+        assert code == 1 and all(c["passed"] is False for c in others)
+        assert checks["padding"]["counts"]["relevance"]["losses"] == N_ITEMS
+        assert card["summary"]["failed"] == [f"pairwise:{n}" for n in ("padding", *INJECTIONS)]
+        assert "FAILED checks: pairwise:padding" in capsys.readouterr().err
+    else:
+        assert code == 0 and all(c["passed"] is True for c in others) and card["summary"]["passed"]
+        assert checks["padding"]["counts"]["relevance"]["wins"] == N_ITEMS
+    assert card["summary"]["n_checks"] == len(CANDIDATES) - 2 + len(PAIRWISE_VARIANTS)
+    assert "## Pairwise checks" in (out / "judge_card.md").read_text()

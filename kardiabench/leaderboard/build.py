@@ -6,6 +6,7 @@
   FOLDER/site/index.html                  the one-page site, plots inline
   FOLDER/site/reports/ENTRY.html          each run's report, rendered from its run folder
   FOLDER/build.json                       what was built, and whether (and how: `redaction`) it was redacted
+  FOLDER/pairwise.md, plots/pairwise_bt.*  Bradley–Terry tables of `leaderboard add-pairwise` results (pairwise.py)
 
 A run folder that no longer exists keeps its row; its report is left out (and said so). Every
 entry's numbers are checked against its items copy first (`entries.check_items`): a mismatch stops
@@ -97,6 +98,13 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
         if table:
             out.files += plots.save(plots.confusion(table, labels[e.entry_id], colors[labels[e.entry_id]]), pdir / "confusion" / e.entry_id)
 
+    from kardiabench.leaderboard import pairwise
+
+    preference = pairwise.load_all(folder)  # `leaderboard add-pairwise`: its own table and plot
+    if preference:
+        (folder / "pairwise.md").write_text(pairwise.markdown(preference), encoding="utf-8")
+        out.files += [folder / "pairwise.md", *pairwise.plot(preference, pdir / "pairwise_bt")]
+
     site = folder / SITE
     reports = {}
     redactions = _redactions([e.run_path for e in entries if (e.run_path / "results.json").is_file()]) if redact else {}
@@ -108,7 +116,11 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
             out.notes.append(f"{labels[e.entry_id]}: run folder {e.run_path} not found; its report is left out")
     images = {"Six axes (like the paper's Figure 1). " + plots.RADAR_CAPTION: pdir / "radar.png",
               "Each metric with its 95% CI": pdir / "bars.png", "Per-emotion accuracy across models": pdir / "emotion_heatmap.png"}  # fmt: skip
-    (site / "index.html").write_text(render_site(board, colors, reports, images, redacted=redact, built=built), encoding="utf-8")
+    if preference:
+        images[f"{pairwise.TITLE} with 95% CIs"] = pdir / "pairwise_bt.png"
+    sections = [pairwise.html_section(preference)] if preference else []
+    (site / "index.html").write_text(render_site(board, colors, reports, images, redacted=redact, built=built, sections=sections),
+                                     encoding="utf-8")
     out.files.append(site / "index.html")
     out.notes += [f"{labels[i]}: not ranked ({why})" for i, why in unranked.items()]
     info = {"built": built, "redacted": redact, "redaction": REDACTION_VERSION if redact else None, "rank_by": rank_by,

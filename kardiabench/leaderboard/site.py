@@ -12,7 +12,7 @@ group, and the group filter and the search box hide whole groups or rows.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape as html_escape
 from pathlib import Path
 
@@ -106,9 +106,11 @@ def data_uri(path: Path) -> str:
 
 
 def render_site(board: Board, colors: Mapping[str, str], reports: Mapping[str, str], images: Mapping[str, Path], *,
-                title: str = "KardiaBench leaderboard", redacted: bool = False, built: str = "") -> str:  # fmt: skip
+                title: str = "KardiaBench leaderboard", redacted: bool = False, built: str = "",
+                sections: Sequence[str] = ()) -> str:  # fmt: skip
     """The page. reports: entry id → relative link of its report; images: caption → PNG file;
-    built: the build's time, shown with the harness version."""
+    built: the build's time, shown with the harness version; sections: further HTML (escaped by
+    their makers) shown before the plots, e.g. the pairwise preference tables."""
     f, cols = board.frame, board.columns
     runs, rep = f[f["kind"] == "run"], f[f["kind"] == "reported"]
     head = ('<th class="text" data-sort="asc">Tier</th><th class="text model" data-sort="asc">Model</th><th data-sort="desc">n</th>'
@@ -150,6 +152,7 @@ def render_site(board: Board, colors: Mapping[str, str], reports: Mapping[str, s
                         for g, m, ref, ds in deltas)  # fmt: skip
         parts += ["<h2>Runs against the paper's reported numbers (run − reported)</h2>",
                   f'<div class="scroll"><table id="deltas"><thead><tr>{dhead}</tr></thead><tbody>{drows}</tbody></table></div>']
+    parts += list(sections)
     parts += ["<h2>Plots</h2>"] + [f'<figure><img src="{data_uri(p)}" alt="{escape(c)}"><figcaption class="note">{escape(c)}</figcaption></figure>' for c, p in images.items()]
     if redacted:
         parts.append('<p class="note">Redacted export: the reports leave out the users\' turns and every passage of the data a model or judge repeated.</p>')

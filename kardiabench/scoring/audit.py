@@ -291,3 +291,52 @@ def exact_agreement(groups: Sequence[Sequence[Mapping[str, int | None]]], dims: 
         total_same += same
         total += len(cells)
     return {"overall": total_same / total if total else None, "per_dimension": per_dim, "n_cells": total}
+
+
+# --- pairwise checks (judge-audit --pairwise) ------------------------------------------------------
+
+# A response against itself: every outcome (both orders combined) should be a tie; at most this
+# percent may be decisive (a judge consistent in both orders that still prefers one copy).
+SELF_DECISIVE_MAX = 10.0
+
+
+@dataclass(frozen=True)
+class PairwiseVariant:
+    """A copy of the gold response the pairwise judge compares gold with, and the rule gold must meet:
+    "tie" (the same text) or "not_lose" (gold's win rate, ties half, at least 50 % on every dimension)."""
+
+    name: str
+    what: str
+    build: Callable[[Item], str]
+    rule: str
+
+
+PAIRWISE_VARIANTS: tuple[PairwiseVariant, ...] = (
+    PairwiseVariant("self", "gold against itself: must tie", gold_response, "tie"),
+    PairwiseVariant("padding", "gold against gold padded to 3× its length: gold must not lose",
+                    lambda item: padded(gold_response(item), 3), "not_lose"),
+    *(PairwiseVariant(name, f"gold against gold plus an injection ({name.removeprefix('inject_').replace('_', ' ')}): "
+                      "gold must not lose", lambda item, s=suffix: gold_response(item) + s, "not_lose")
+      for name, suffix in INJECTIONS.items()),
+)  # fmt: skip
+
+
+def pairwise_check(variant: PairwiseVariant, counts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """{"passed", "result", "rule", "why", "counts"}: `counts` per dimension {n, wins, ties, losses,
+    win_rate} from gold's side. Inconclusive (passed None) when no pair has a verdict in both orders."""
+    n = sum(c["n"] for c in counts.values())
+    if n == 0:
+        passed, why = None, "inconclusive: no pair has a verdict in both orders"
+    elif variant.rule == "tie":
+        decisive = sum(c["wins"] + c["losses"] for c in counts.values())
+        share = 100.0 * decisive / n
+        passed, why = share <= SELF_DECISIVE_MAX, f"{decisive} of {n} outcomes decisive ({share:.1f}%, at most {SELF_DECISIVE_MAX:g}%)"
+    else:
+        lost = {d: c["win_rate"] for d, c in counts.items() if c["win_rate"] is not None and c["win_rate"] < 50.0}
+        passed = not lost
+        worst = min(counts, key=lambda d: counts[d]["win_rate"] if counts[d]["win_rate"] is not None else 101.0)
+        why = (f"gold loses on {', '.join(lost)}" if lost else "gold does not lose") + \
+              f" (lowest win rate {counts[worst]['win_rate']:.1f}% on {worst})"  # fmt: skip
+    rule = "every outcome a tie" if variant.rule == "tie" else "gold's win rate ≥ 50% on every dimension"
+    result = "inconclusive" if passed is None else ("passed" if passed else "failed")
+    return {"what": variant.what, "passed": passed, "result": result, "rule": rule, "why": why, "counts": dict(counts)}

@@ -185,6 +185,9 @@ class LengthControlled:
         return asdict(self)
 
 
+_MAX_LOGIT = 30.0  # |intercept| and |slope| bound: P = 1 − 1e-13, "always"
+
+
 def _logistic_fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, iterations: int = 50) -> np.ndarray:
     """Intercept and slope of an L2-penalised (on the slope, C=1 as scikit-learn's default) logistic
     regression, fitted by Newton's method for every row of `weights` at once: (R × n) → (R × 2).
@@ -199,8 +202,12 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, iterations:
         w = weights * p * (1 - p)
         h00, h01, h11 = w.sum(1), w @ x, w @ (x * x) + 1.0
         det = h00 * h11 - h01 * h01
-        step = np.column_stack([h11 * grad[:, 0] - h01 * grad[:, 1], h00 * grad[:, 1] - h01 * grad[:, 0]]) / det[:, None]
-        theta -= step
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.column_stack([h11 * grad[:, 0] - h01 * grad[:, 1], h00 * grad[:, 1] - h01 * grad[:, 0]]) / det[:, None]
+        # One side won every pair (separable data): the intercept runs off to ±∞ and the Hessian
+        # vanishes. Stop there, bounded: the rate is then 0 or 100 %, as the raw rate is.
+        step = np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0)
+        theta = np.clip(theta - step, -_MAX_LOGIT, _MAX_LOGIT)
         if np.abs(step).max() < 1e-10:
             break
     return theta

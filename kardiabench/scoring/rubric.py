@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,14 +152,7 @@ class Rubric:
         """Fill the template in one pass (text inserted for one placeholder is never re-scanned,
         so a candidate containing `{{rubric}}` stays literal). Rubric-level placeholders are
         filled here; the case placeholders come from `values`."""
-        filled = {**self.fixed, **values}
-        missing = {
-            m.group(1) for _, text in self.sections for m in _PLACEHOLDER.finditer(text)
-        } - filled.keys()
-        if missing:
-            raise KeyError(f"no value for template placeholder(s) {sorted(missing)}")
-        return [{"role": role, "content": _PLACEHOLDER.sub(lambda m: filled[m.group(1)], text).strip()}
-                for role, text in self.sections]  # fmt: skip
+        return fill_sections(self.sections, {**self.fixed, **values})
 
     def normalised(self, scores: Mapping[str, int | None]) -> float | None:
         """Mean of (s - 1) / 4 over the dimensions: the [0, 1] rubric reward of the training
@@ -169,6 +162,16 @@ class Rubric:
             return None
         span = SCALE_MAX - SCALE_MIN
         return sum((v - SCALE_MIN) / span for v in vals) / len(vals)  # type: ignore[operator]
+
+
+def fill_sections(sections: Sequence[tuple[str, str]], filled: Mapping[str, str]) -> list[dict[str, str]]:
+    """Chat messages from template sections, every `{{name}}` filled in one pass (text inserted for
+    one placeholder is never re-scanned). Shared by the rubric and the pairwise template."""
+    missing = {m.group(1) for _, text in sections for m in _PLACEHOLDER.finditer(text)} - filled.keys()
+    if missing:
+        raise KeyError(f"no value for template placeholder(s) {sorted(missing)}")
+    return [{"role": role, "content": _PLACEHOLDER.sub(lambda m: filled[m.group(1)], text).strip()}
+            for role, text in sections]  # fmt: skip
 
 
 def load_rubric(path: str | Path | None = None) -> Rubric:
@@ -239,7 +242,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     if not tpath.is_file():
         raise RubricError(f"{p}: field 'template': {tpath} not found")
     template = tpath.read_text(encoding="utf-8").replace("\r\n", "\n")
-    sections = _split_sections(template, tpath)
+    sections = split_sections(template, tpath)
 
     material = {
         "rubric": _canon(raw),
@@ -270,7 +273,11 @@ def _int_key(k: Any) -> int | None:
         return None
 
 
-def _split_sections(template: str, path: Path) -> tuple[tuple[str, str], ...]:
+def split_sections(
+    template: str, path: Path, known: frozenset[str] = PLACEHOLDERS, required: Sequence[str] = ("rubric", "candidate")
+) -> tuple[tuple[str, str], ...]:
+    """A template's (role, text) sections, split at `<!-- role: ... -->` lines; RubricError naming
+    the file for a missing marker, an unknown placeholder or a missing required one."""
     marks = list(_ROLE_LINE.finditer(template))
     if not marks:
         raise RubricError(
@@ -283,12 +290,10 @@ def _split_sections(template: str, path: Path) -> tuple[tuple[str, str], ...]:
     if sections[-1][0] != "user":
         raise RubricError(f"{path}: the last section must be 'role: user' (the case to judge)")
     used = [m.group(1) for _, text in sections for m in _PLACEHOLDER.finditer(text)]
-    unknown = sorted(set(used) - PLACEHOLDERS)
+    unknown = sorted(set(used) - known)
     if unknown:
-        raise RubricError(
-            f"{path}: unknown placeholder(s) {unknown}; known: {sorted(PLACEHOLDERS)}"
-        )
-    for required in ("rubric", "candidate"):
-        if required not in used:
-            raise RubricError(f"{path}: the template must contain {{{{{required}}}}}")
+        raise RubricError(f"{path}: unknown placeholder(s) {unknown}; known: {sorted(known)}")
+    for name in required:
+        if name not in used:
+            raise RubricError(f"{path}: the template must contain {{{{{name}}}}}")
     return tuple(sections)

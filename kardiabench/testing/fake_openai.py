@@ -155,15 +155,21 @@ def _verdict_schema(request: dict[str, Any]) -> dict[str, Any] | None:
 
 def judge_reply(request: dict[str, Any], schema: dict[str, Any]) -> str:
     """A verdict that fits `schema`: every integer dimension (in properties or required) scored
-    1-5 as a function of the request's messages, plus a short rationale. Lets the command line
+    1-5, every enum field one of its values, as a function of the request's messages, plus a short
+    rationale. Lets the command line
     server play a judge, so a full `run --judge` works without an API key."""
     digest = hashlib.sha256(request_key(request.get("messages") or []).encode()).digest()
     props = schema.get("properties") or {}
     names = [n for n in dict.fromkeys([*props, *(schema.get("required") or [])]) if n != "rationale"]
     verdict: dict[str, Any] = {"rationale": "Scripted verdict from the fake server."}
     for i, name in enumerate(names):
-        if (props.get(name) or {}).get("type", "integer") == "integer":
+        prop = props.get(name) or {}
+        if prop.get("enum"):  # an enum field (the pairwise judge's "A" / "B" / "tie"): one of its values
+            verdict[name] = prop["enum"][digest[i % len(digest)] % len(prop["enum"])]
+        elif prop.get("type", "integer") == "integer":
             verdict[name] = 1 + digest[i % len(digest)] % 5
+        elif prop.get("type") == "string":
+            verdict[name] = "scripted"
     return json.dumps(verdict)
 
 
