@@ -33,7 +33,7 @@ from kardiabench.models.openai_batch import BatchJob
 from kardiabench.records import Item, Prediction
 from kardiabench.redact import model_endpoint
 from kardiabench.rundir import JUDGMENTS, RunDir, now
-from kardiabench.runner import Job, request_cost, run_jobs
+from kardiabench.runner import Job, Usage, request_cost, run_jobs
 from kardiabench.scoring.agreement import HumanLabelError, agreement_with_humans, human_labels
 from kardiabench.scoring.judge import (
     INVALID_OUTPUT,
@@ -360,6 +360,7 @@ async def _judge_with(
             desc=desc,
             batch=BatchJob(run_dir, f"judge:{spec}", timeout=cfg.batch_timeout) if cfg.batch and round_no == 0 else None,
             budget_usd=None if budget_usd is None else budget_usd - (stats["cost_usd"] or 0.0),
+            shown_before=judge_usage(stats),
         )
         stats["rounds"] += 1
         stats["requests"] += rs.total
@@ -379,6 +380,12 @@ async def _judge_with(
     if replicas:
         stats["replicas"] = replicas
     return stats
+
+
+def judge_usage(stats: Mapping[str, Any]) -> Usage:
+    """The usage in one judge's run statistics (`JudgeOutcome.run_stats[spec]`), all rounds."""
+    return Usage(stats.get("prompt_tokens", 0), stats.get("completion_tokens", 0), stats.get("cost_usd"),
+                 stats.get("failed", 0))  # fmt: skip
 
 
 # --- human labels ---------------------------------------------------------------------------------

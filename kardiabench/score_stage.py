@@ -72,7 +72,7 @@ from kardiabench.tables import markdown_table
 from kardiabench.tasks import Task, load_task
 
 # The judge's file and model I/O: used by judge_stage, saved_outcome and saved_judgments only.
-from kardiabench.judging import load_judgments, matching_verdicts, run_judges  # isort: skip
+from kardiabench.judging import judge_usage, load_judgments, matching_verdicts, run_judges  # isort: skip
 
 log = logging.getLogger("kardiabench")
 
@@ -285,11 +285,8 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
         if cache is not None:
             cache.close()
     for judge, run_stats in outcome.run_stats.items():
-        cost = run_stats.get("cost_usd")
-        log.info(f"judge {judge}: {run_stats.get('requests', 0)} requests ({run_stats.get('cached', 0)} from cache, "
-                 f"{run_stats.get('failed', 0)} failed), tokens in {run_stats.get('prompt_tokens', 0):,} out "
-                 f"{run_stats.get('completion_tokens', 0):,}, cost {'unknown' if cost is None else f'${cost:.4f}'}; "
-                 f"unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
+        log.info(f"judge {judge}: {run_stats.get('requests', 0)} requests ({run_stats.get('cached', 0)} from cache); "
+                 f"{judge_usage(run_stats).text()}; unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
     return outcome, None
 
 
