@@ -16,7 +16,8 @@ export OPENAI_API_KEY=sk-fake HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMER
 mkdir -p "$WORK"
 DOCS=${SAMPLE_DOCS:-docs/sample}
 
-python -m kardiabench.testing.fake_openai --port "${PORT:-0}" >"$WORK/fake_server.log" 2>&1 &
+: >"$WORK/fake_server.log"
+python -m kardiabench.testing.fake_openai --port "${PORT:-0}" >>"$WORK/fake_server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER' EXIT
 URL=
