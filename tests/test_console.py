@@ -16,7 +16,9 @@ from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, defaul
 JUDGE = "openai:gpt-4o-mini"  # a model of the built-in price table: the judge's cost is a number
 ADAPTED = "max_tokens sent as max_completion_tokens"  # the adapter's warning when the endpoint refuses max_tokens
 BAR = re.compile(r"^(generate|judge) .*\d+%\|.*\| \d+/\d+ \[.*\]$")
-FINAL_BAR = re.compile(r"^(?P<desc>(generate|judge) .*?): 100%\|.*, (?P<usage>tokens in [\d,]+ out [\d,]+, cost \S+, \d+ failed)\]$")
+FINAL_BAR = re.compile(
+    r"^(?P<desc>(generate|judge) .*?): 100%\|.*, (?P<usage>tokens in [\d,]+ out [\d,]+, cost \S+, \d+ failed)\]$"
+)
 USAGE = re.compile(r"tokens in [\d,]+ out [\d,]+, cost \S+, \d+ failed")
 
 
@@ -62,10 +64,15 @@ def run_with_bar(tmp_path, capsys, cfg: FakeConfig, *extra: str) -> tuple[int, l
 
 
 def test_warnings_are_never_glued_to_the_progress_bar(tmp_path, capsys):
-    code, lines = run_with_bar(tmp_path, capsys, FakeConfig(reject_max_tokens=True, reply_fn=scripted))
+    code, lines = run_with_bar(
+        tmp_path, capsys, FakeConfig(reject_max_tokens=True, reply_fn=scripted)
+    )
     assert code == 1  # one item failed for good
     bars = [line for line in lines if BAR.match(line)]
-    assert {b.split(": ")[0] for b in bars} >= {"generate openai:gpt-4o", f"judge {JUDGE}"}  # the bars were on
+    assert {b.split(": ")[0] for b in bars} >= {
+        "generate openai:gpt-4o",
+        f"judge {JUDGE}",
+    }  # the bars were on
     adapted = [line for line in lines if ADAPTED in line]
     assert adapted == [f"openai:gpt-4o: max_tokens {ADAPTED[11:]} (endpoint refused max_tokens)",
                        f"{JUDGE}: max_tokens {ADAPTED[11:]} (endpoint refused max_tokens)"]  # fmt: skip
@@ -82,13 +89,24 @@ def test_each_bar_ends_on_the_numbers_of_its_summary_line(tmp_path, capsys):
     assert list(finals) == ["generate openai:gpt-4o", f"judge {JUDGE}", f"judge {JUDGE} repair 1",
                             f"judge {JUDGE} repair 2"]  # fmt: skip
     [generated] = [line for line in lines if line.startswith("generated ")]
-    [judged] = [line for line in lines if line.startswith(f"judge {JUDGE}: ") and not BAR.match(line)]
+    [judged] = [
+        line for line in lines if line.startswith(f"judge {JUDGE}: ") and not BAR.match(line)
+    ]
     assert USAGE.search(generated)[0] == finals["generate openai:gpt-4o"]
-    assert USAGE.search(judged)[0] == finals[f"judge {JUDGE} repair 2"]  # the last round's bar: all rounds together
-    assert finals["generate openai:gpt-4o"].endswith(", 1 failed") and "cost $" in finals["generate openai:gpt-4o"]
+    assert (
+        USAGE.search(judged)[0] == finals[f"judge {JUDGE} repair 2"]
+    )  # the last round's bar: all rounds together
+    assert (
+        finals["generate openai:gpt-4o"].endswith(", 1 failed")
+        and "cost $" in finals["generate openai:gpt-4o"]
+    )
     stats = json.loads((tmp_path / "out" / "run.json").read_text())["generation_stats"]
-    assert finals["generate openai:gpt-4o"].startswith(f"tokens in {stats['prompt_tokens']:,} out {stats['completion_tokens']:,}, ")
-    assert "invalid judge output ×3" in judged  # the turns that show g's first one stayed unscored after two repairs
+    assert finals["generate openai:gpt-4o"].startswith(
+        f"tokens in {stats['prompt_tokens']:,} out {stats['completion_tokens']:,}, "
+    )
+    assert (
+        "invalid judge output ×3" in judged
+    )  # the turns that show g's first one stayed unscored after two repairs
 
 
 def test_batch_polling_names_the_batch_and_its_status_beside_the_bar(tmp_path, capsys):
@@ -100,6 +118,9 @@ def test_batch_polling_names_the_batch_and_its_status_beside_the_bar(tmp_path, c
     polled = [line for line in lines if line.startswith("batch ")]
     assert polled[0] == "batch batch_0 (generation): submitted, 9 requests; validating"
     assert "batch batch_0 (generation): in_progress" in polled
-    assert polled[-1] == "batch batch_0 (generation) completed: 9 answered, 0 left for ordinary requests"
+    assert (
+        polled[-1]
+        == "batch batch_0 (generation) completed: 9 answered, 0 left for ordinary requests"
+    )
     assert any(BAR.match(line) for line in lines)
     assert [line for line in lines if "batch_0" in line and "%|" in line] == []

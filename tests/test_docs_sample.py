@@ -33,13 +33,17 @@ def normalised(path: Path) -> bytes:
 
 
 def table_rows(markdown: str) -> list[str]:
-    return [line for line in markdown.splitlines() if re.match(r"\| G\d+ \|", line)]  # the ranked rows
+    return [
+        line for line in markdown.splitlines() if re.match(r"\| G\d+ \|", line)
+    ]  # the ranked rows
 
 
 def test_the_readme_shows_the_sample_table():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     rows = table_rows((SAMPLE / "leaderboard.md").read_text(encoding="utf-8"))
-    assert len(rows) == 4 and table_rows(readme) == rows, STALE.format("leaderboard.md's table in README.md")
+    assert len(rows) == 4 and table_rows(readme) == rows, STALE.format(
+        "leaderboard.md's table in README.md"
+    )
 
 
 def test_normalising_keeps_what_is_not_volatile():
@@ -61,5 +65,39 @@ def test_docs_sample_is_what_make_sample_writes_today(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "leaderboard" / "make_sample.sh"), str(tmp_path / "work")], env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    stale = [name for name in FILES if normalised(tmp_path / "docs" / name) != normalised(SAMPLE / name)]
+    stale = [
+        name for name in FILES if normalised(tmp_path / "docs" / name) != normalised(SAMPLE / name)
+    ]
     assert stale == [], STALE.format(", ".join(stale))
+
+
+WALKTHROUGH_OUTPUTS = ["runs/fake/run.json", "out/sft-tiny/config.json", "cards/gpt-5-mini/judge_card.md",
+                       "leaderboard/entries/x.json", "leaderboard/items/x.jsonl", "leaderboard/site/index.html",
+                       "leaderboard/plots/radar.png", "leaderboard/leaderboard.md", "leaderboard/leaderboard.tex",
+                       "leaderboard/leaderboard-1col.tex", "leaderboard/leaderboard.csv", "leaderboard/build.json",
+                       "leaderboard/paper/site/index.html", "kardiabench/__pycache__/api.cpython-311.pyc",
+                       ".pytest_cache/README.md", "kardiabench.egg-info/PKG-INFO"]  # fmt: skip
+
+
+def test_the_walkthrough_leaves_the_checkout_clean():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", *WALKTHROUGH_OUTPUTS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.splitlines() == WALKTHROUGH_OUTPUTS  # every one ignored
+    kept = [
+        "leaderboard/reported.yaml",
+        "leaderboard/paper.yaml",
+        "leaderboard/make_sample.sh",
+        "docs/sample/leaderboard.md",
+    ]
+    assert (
+        subprocess.run(
+            ["git", "check-ignore", "--no-index", *kept], cwd=ROOT, capture_output=True
+        ).returncode
+        == 1
+    )  # none
