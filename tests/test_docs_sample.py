@@ -75,7 +75,7 @@ WALKTHROUGH_OUTPUTS = ["runs/fake/run.json", "out/sft-tiny/config.json", "cards/
                        "leaderboard/entries/x.json", "leaderboard/items/x.jsonl", "leaderboard/site/index.html",
                        "leaderboard/plots/radar.png", "leaderboard/leaderboard.md", "leaderboard/leaderboard.tex",
                        "leaderboard/leaderboard-1col.tex", "leaderboard/leaderboard.csv", "leaderboard/build.json",
-                       "leaderboard/paper/site/index.html", "kardiabench/__pycache__/api.cpython-311.pyc",
+                       "leaderboard/paper/site/index.html", "studies/r1-vs-4o/key.json", "kardiabench/__pycache__/api.cpython-311.pyc",
                        ".pytest_cache/README.md", "kardiabench.egg-info/PKG-INFO"]  # fmt: skip
 
 
