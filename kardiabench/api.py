@@ -461,12 +461,10 @@ def _generate(cfg: GenerateConfig) -> tuple[list[str], float | None]:
         run, stats, _ = asyncio.run(generation_stage(cfg, log=log.info))
     except KeyboardInterrupt:
         raise Interrupted("items", f"{cfg.output}/predictions.jsonl") from None
-    cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
     speed = tokens_per_s(stats.generated_tokens, stats.wall_s)
     padding = f"; {stats.pad_tokens_saved:,} pad tokens saved by length-ordered batches" if stats.pad_tokens_saved else ""
-    log.info(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache), {stats.failed} failed; "
-             f"tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}; {stats.wall_s:.1f} s"
-             f"{f', {speed:,.1f} tokens/s' if speed else ''}{padding} → {run.predictions_path}")  # fmt: skip
+    log.info(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache); {stats.usage().text()}; "
+             f"{stats.wall_s:.1f} s{f', {speed:,.1f} tokens/s' if speed else ''}{padding} → {run.predictions_path}")  # fmt: skip
     if not stats.failed:
         return [], stats.cost_usd
     preds = run.read_predictions()

@@ -538,25 +538,34 @@ def cmd_pairwise(args: argparse.Namespace) -> int:
 class _Console(logging.Handler):
     """The library's log lines on stderr, as the CLI always printed them: every record of the
     `kardiabench` logger, and the warnings of the loggers under it (an adapter's retry notes stay
-    quiet). Looks sys.stderr up on each line, so a redirected stderr is honoured."""
+    quiet) and of Python's `warnings`. Written through tqdm, which clears a progress bar before the
+    line and redraws it below, so a line is never glued to the bar. Looks sys.stderr up on each
+    line, so a redirected stderr is honoured."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.addFilter(lambda r: r.name == "kardiabench" or r.levelno >= logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(self.format(record), file=sys.stderr, flush=True)
+        from tqdm.auto import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+        sys.stderr.flush()
 
 
 @contextmanager
 def _console_logging() -> Iterator[None]:
-    logger = logging.getLogger("kardiabench")
+    logger, warned = logging.getLogger("kardiabench"), logging.getLogger("py.warnings")
     handler, level = _Console(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    warned.addHandler(handler)
+    logging.captureWarnings(True)  # `warnings.warn` of any library: a record of py.warnings, not a raw write
     try:
         yield
     finally:
+        logging.captureWarnings(False)
+        warned.removeHandler(handler)
         logger.removeHandler(handler)
         logger.setLevel(level)
 

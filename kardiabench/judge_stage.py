@@ -21,7 +21,7 @@ import yaml
 
 from kardiabench.cache import Cache
 from kardiabench.data.load import DataError
-from kardiabench.judging import load_judgments, matching_verdicts, run_judges
+from kardiabench.judging import judge_usage, load_judgments, matching_verdicts, run_judges
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
 from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
 from kardiabench.records import Item, Prediction
@@ -137,10 +137,8 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
         if cache is not None:
             cache.close()
     for judge, s in outcome.run_stats.items():
-        cost = "unknown" if s.cost_usd is None else f"${s.cost_usd:.4f}"
-        log.info(f"judge {judge}: {s.requests} requests ({s.cached} from cache, {s.failed} failed), tokens in "
-                 f"{s.prompt_tokens:,} out {s.completion_tokens:,}, cost {cost}; "
-                 f"unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
+        log.info(f"judge {judge}: {s.requests} requests ({s.cached} from cache); "
+                 f"{judge_usage(s).text()}; unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
     return outcome, None
 
 

@@ -39,7 +39,7 @@ from kardiabench.models.base import (
 from kardiabench.models.openai_batch import BatchJob
 from kardiabench.records import Item, Prediction
 from kardiabench.redact import model_endpoint
-from kardiabench.runner import RunStats, request_cost, run_jobs
+from kardiabench.runner import RunStats, Usage, request_cost, run_jobs
 from kardiabench.runs import JUDGMENTS, RunDir, now
 from kardiabench.scoring.agreement import HumanLabelError, agreement_with_humans, human_labels
 from kardiabench.scoring.judge import (
@@ -425,7 +425,8 @@ async def _round(
 
     spec = judge.model.spec
     rs = await run_jobs(judge.model, jobs, on_result=on_result, cache=cache, concurrency=judge.cfg.concurrency, progress=progress,
-                        desc=f"judge {spec}" if round_no == 0 else f"judge {spec} repair {round_no}", batch=batch, budget_usd=budget_usd)  # fmt: skip
+                        desc=f"judge {spec}" if round_no == 0 else f"judge {spec} repair {round_no}", batch=batch, budget_usd=budget_usd,
+                        shown_before=judge_usage(judge.stats))  # fmt: skip
     _add_round(judge.stats, rs)
     return retry
 
@@ -466,6 +467,12 @@ def _add_round(stats: JudgeStats, rs: RunStats) -> None:
     stats.completion_tokens += rs.completion_tokens
     stats.cost_usd = None if rs.cost_usd is None or stats.cost_usd is None else stats.cost_usd + rs.cost_usd
     stats.wall_s += rs.wall_s
+
+
+def judge_usage(stats: JudgeStats) -> Usage:
+    """The usage in one judge's run statistics (`JudgeOutcome.run_stats[spec]`), all rounds: the
+    progress bar of a repair round starts from it, so its last numbers are the judge's summary."""
+    return Usage(stats.prompt_tokens, stats.completion_tokens, stats.cost_usd, stats.failed)
 
 
 # --- human labels ---------------------------------------------------------------------------------

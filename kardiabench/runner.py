@@ -33,6 +33,26 @@ if TYPE_CHECKING:
 OnResult = Callable[[Job, "Generation | ModelError", bool], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens, cost and failed requests: what the progress bar ends on and the summary line after
+    it says, both from `text()`, so the two always agree."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0  # None once any request had no known price
+    failed: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
+                     cost, self.failed + other.failed)  # fmt: skip
+
+    def text(self) -> str:
+        cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        return f"tokens in {self.prompt_tokens:,} out {self.completion_tokens:,}, cost {cost}, {self.failed} failed"
+
+
 @dataclass
 class RunStats:
     total: int = 0
@@ -47,6 +67,9 @@ class RunStats:
     pad_tokens_saved: int = 0  # padding that length-ordered batches avoided (padded engines)
     failed_keys: list[str] = field(default_factory=list)
     served_models: Counter = field(default_factory=Counter)  # served model name → replies
+
+    def usage(self) -> Usage:
+        return Usage(self.prompt_tokens, self.completion_tokens, self.cost_usd, self.failed)
 
     def add_usage(self, gen: Generation, cost: float | None) -> None:
         if gen.served_model:
@@ -70,10 +93,13 @@ def request_cost(model: ChatModel, gen: Generation) -> float | None:
 
 
 class _Progress:
-    """tqdm bar with tokens and cost in the postfix, refreshed at most twice a second."""
+    """tqdm bar with tokens, cost and failures in the postfix (`Usage.text`, added to `before`:
+    earlier rounds of the same work), redrawn at most twice a second and once more on close, so
+    the bar ends on the numbers of the summary line."""
 
-    def __init__(self, total: int, desc: str, enabled: bool):
+    def __init__(self, total: int, desc: str, enabled: bool, before: Usage | None = None):
         self.bar = None
+        self.before = before or Usage()
         if enabled:
             from tqdm.auto import tqdm
 
@@ -87,10 +113,7 @@ class _Progress:
         now = time.monotonic()
         if now - self._last > 0.5:
             self._last = now
-            cost = "?" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
-            self.bar.set_postfix_str(
-                f"tok in {stats.prompt_tokens:,} out {stats.completion_tokens:,} {cost} fail {stats.failed}", refresh=False
-            )
+            self.bar.set_postfix_str((self.before + stats.usage()).text(), refresh=False)
 
     def note(self, text: str, warning: bool = False) -> None:
         """One console line (a batch's status): above the bar when there is one, so the bar is
@@ -100,9 +123,10 @@ class _Progress:
         else:
             logging.getLogger("kardiabench").log(logging.WARNING if warning else logging.INFO, text)
 
-    def close(self) -> None:
+    def close(self, stats: RunStats) -> None:
         if self.bar is not None:
-            self.bar.close()
+            self.bar.set_postfix_str((self.before + stats.usage()).text(), refresh=False)
+            self.bar.close()  # draws the bar a last time, with the final postfix
 
 
 def padding(lengths: Sequence[int], size: int) -> int:
@@ -162,6 +186,7 @@ async def run_jobs(
     budget_usd: float | None = None,
     batch: BatchJob | None = None,
     sort_by_length: bool = True,
+    shown_before: Usage | None = None,
 ) -> RunStats:
     """Answer every job once. Raises FatalModelError (after stopping all workers) when the model
     says no request can succeed; everything finished before that has been handed to on_result.
@@ -171,12 +196,13 @@ async def run_jobs(
     budget is checked against the batch's cost before those); a batch that outlives its timeout
     raises BatchTimeout after the answers of the others are handed on. For a model that pads its batches
     (`batch_length`), batches are formed longest prompts first unless `sort_by_length` is False;
-    each result still goes to its own job."""
+    each result still goes to its own job. `shown_before` (earlier rounds of the same work) is
+    added to the usage the progress bar shows."""
     if budget_usd is not None and request_cost(model, Generation("", prompt_tokens=1, completion_tokens=1)) is None:
         raise BudgetExceeded(f"a cost limit needs a price for {model.spec}; add one with --prices FILE")
     t0 = time.monotonic()
     stats = RunStats(total=len(jobs))
-    bar = _Progress(len(jobs), desc, progress)
+    bar = _Progress(len(jobs), desc, progress, shown_before)
     identity = model.identity()
     keys = [j.cache_key or request_key(identity, j.request) for j in jobs] if cache is not None else [""] * len(jobs)
     hits = cache.get_many(keys) if cache is not None else {}
@@ -218,7 +244,7 @@ async def run_jobs(
             if job.key in answered:
                 finish(job, key, answered[job.key])
         if stuck is not None:  # never sent as ordinary requests too: the batch may still answer them
-            bar.close()
+            bar.close(stats)
             raise stuck
         pending = [(job, key) for job, key in pending if job.key not in answered]
 
@@ -259,7 +285,7 @@ async def run_jobs(
         await asyncio.gather(*workers, return_exceptions=True)
         raise
     finally:
-        bar.close()
+        bar.close(stats)
         stats.wall_s = time.monotonic() - t0
     left = stats.total - stats.done - stats.failed
     if left and over_budget():

@@ -5,7 +5,7 @@ A run folder is self-describing, append-only while running, safe to kill at any 
 
   run.json           manifest: what was run and how to reproduce it (task, model, data, decoding,
                      history mode, versions, git commit); written before the first request
-  predictions.jsonl  one line per finished item (schema: docs/predictions.md); append + flush
+  predictions.jsonl  one line per finished item (schema: docs/run-folder.md, predictions.jsonl); append + flush
   judgments.jsonl    one line per judge verdict (see judging.py)
   results.json       metrics with n and 95% CIs; summary.md the readable table
   items.jsonl        per-item rows of the last scoring
