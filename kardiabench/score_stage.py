@@ -68,7 +68,7 @@ from kardiabench.scoring.judge import (
 )
 from kardiabench.scoring.metrics import RUBRIC_METRICS
 from kardiabench.spans import PARSER_VERSION
-from kardiabench.tables import markdown_table
+from kardiabench.tables import agreement_tables, markdown_table
 from kardiabench.tasks import Task, load_task
 
 # The judge's file and model I/O: used by judge_stage, saved_outcome and saved_judgments only.
@@ -611,6 +611,8 @@ def format_summary(results: dict[str, Any]) -> str:
         lines.append(f"Not computed: {fc.get('reason')}; see run.json.")
     elif n_failed:
         lines.append(f"{n_failed} item(s) failed to generate and count as wrong; see run.json.")
+    for title, head, rows in agreement_tables(rubric):
+        lines += ["", f"{title}:", "", markdown_table(head, rows, align="ll" + "r" * (len(head) - 2))]
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 _RULE = {"l": "---", "r": "---:", "c": ":---:"}
 
@@ -48,3 +49,35 @@ def few_items(n: int | None, n_items: int | None) -> bool:
     of 110): shown with FEW_MARK and never in bold as a group's best."""
     n = int(n or 0)
     return n < FEW_ITEMS_MIN or (n_items is not None and n < FEW_ITEMS_SHARE * n_items)
+
+
+def agreement_tables(rubric: Mapping[str, Any] | None) -> list[tuple[str, list[str], list[list[str]]]]:
+    """results.json's judge agreement as (title, headers, rows) tables, cells as text, for
+    summary.md and the report: between judges (`rubric.agreement`: with two or more judges) and
+    between a judge's repeats (`rubric.repeat_variance`: with --judge-repeats 2 or more). Empty
+    when one judge judged each item once. Every number has its n (items both sides scored)."""
+    from kardiabench.scoring.metrics import METRIC_WORDS
+
+    rubric = rubric or {}
+    out = []
+    rows = []
+    for dim, a in (rubric.get("agreement") or {}).items():
+        word = METRIC_WORDS.get(dim, dim)
+        if len(a.get("pairs") or []) != 1:  # several judges: alpha over all of them, then each pair
+            rows.append([word, f"all {len(rubric.get('judges') or [])} judges", str(a.get("n_items", 0)), _num(a.get("alpha")), "–", "–"])
+        rows += [[word, f"{p['a']} vs {p['b']}", str(p.get("n", 0)), _num(p.get("alpha")), _num(p.get("kappa")),
+                  _num(None if p.get("exact") is None else 100 * p["exact"], 1)] for p in a.get("pairs") or []]  # fmt: skip
+    if rows:
+        out.append(("Agreement between judges", ["dimension", "judges", "n", "Krippendorff's alpha (ordinal)",
+                                                 "Cohen's kappa (quadratic)", "same score (%)"], rows))  # fmt: skip
+    rows = [[judge, METRIC_WORDS.get(dim, dim), str(v.get("n_items", 0)), _num(v.get("mean_variance")),
+             _num(None if v.get("disagreement_rate") is None else 100 * v["disagreement_rate"], 1)]
+            for judge, dims in (rubric.get("repeat_variance") or {}).items() for dim, v in dims.items()]  # fmt: skip
+    if rows:
+        out.append(("Agreement of each judge with itself (repeats)", ["judge", "dimension", "n", "variance between repeats (mean)",
+                                                                      "items whose repeats differ (%)"], rows))  # fmt: skip
+    return out
+
+
+def _num(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
