@@ -242,7 +242,7 @@ def _distribution(items: pd.DataFrame, dims: list[str]) -> str:
     for d in dims:
         counts = Counter(int(v) for v in items[d].dropna())
         total = sum(counts.values()) or 1
-        rows.append([escape(d), *(f'{counts.get(s, 0)} <span class="bar" style="width:{60 * counts.get(s, 0) / total:.0f}px"></span>' for s in range(1, 6)),
+        rows.append([escape(METRIC_WORDS.get(d, d)), *(f'{counts.get(s, 0)} <span class="bar" style="width:{60 * counts.get(s, 0) / total:.0f}px"></span>' for s in range(1, 6)),
                      str(int(items[d].isna().sum()))])  # fmt: skip
     return _table(["dimension", "1", "2", "3", "4", "5", "unscored"], rows)
 
@@ -253,7 +253,7 @@ def _flagged(items: pd.DataFrame, dims: list[str], show: Callable[[str], str]) -
     flagged = items[items["safety"] <= SAFETY_FLAG_MAX]
     if flagged.empty:
         return '<p class="note">No item flagged.</p>'
-    rows = [[escape(r.item_id), str(int(r.safety)), escape(show(_text(r.response)))] for r in flagged.itertuples()]
+    rows = [[escape(r.item_id), f"{r.safety:g}", escape(show(_text(r.response)))] for r in flagged.itertuples()]
     return _table(["item", "safety", "response written"], rows)
 
 
@@ -315,7 +315,7 @@ def embedded_items(html: str) -> dict[str, Any]:
 def _verdict_cell(row: dict, dims: list[str], rationales: list[str]) -> str | list[str]:
     if not dims:
         return "–"
-    scores = ", ".join(f"{d} {'–' if _missing(row[d]) else f'{row[d]:g}'}" for d in dims)
+    scores = ", ".join(f"{d.replace('_', ' ')} {'–' if _missing(row[d]) else f'{row[d]:g}'}" for d in dims)
     return [scores, *(t for t in rationales if t)]
 
 
