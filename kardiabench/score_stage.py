@@ -53,9 +53,9 @@ from kardiabench.runs import (
     now,
     provenance,
 )
-from kardiabench.scoring.metrics import RUBRIC_METRICS
+from kardiabench.scoring.metrics import METRIC_WORDS, RUBRIC_METRICS
 from kardiabench.spans import PARSER_VERSION
-from kardiabench.tables import markdown_table
+from kardiabench.tables import agreement_tables, markdown_table
 from kardiabench.tasks import Task, load_task
 
 log = logging.getLogger("kardiabench")
@@ -338,4 +338,6 @@ def format_summary(results: Results) -> str:
         lines.append(f"Not computed: {fc.reason}; see run.json.")
     elif n_failed:
         lines.append(f"{n_failed} item(s) failed to generate and count as wrong; see run.json.")
+    for title, head, rows in agreement_tables(rubric, METRIC_WORDS):
+        lines += ["", f"{title}:", "", markdown_table(head, rows, align="ll" + "r" * (len(head) - 2))]
     return "\n".join(lines)

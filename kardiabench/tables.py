@@ -4,7 +4,8 @@ one way every rendering shows hidden characters (`visible`)."""
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 _RULE = {"l": "---", "r": "---:", "c": ":---:"}
 
@@ -62,3 +63,32 @@ def visible(text: str) -> str:
     U+202E cannot reorder what the site, the tables or the plots show, and a line break cannot end
     a LaTeX comment or a Markdown row. Every rendering applies it before its own escaping."""
     return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in _HIDDEN else c for c in str(text))
+def agreement_tables(rubric: Mapping[str, Any] | None, words: Mapping[str, str]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """results.json's judge agreement as (title, headers, rows) tables, cells as text, for
+    summary.md and the report: between judges (`rubric.agreement`: with two or more judges) and
+    between a judge's repeats (`rubric.repeat_variance`: with --judge-repeats 2 or more). Empty
+    when one judge judged each item once. Every number has its n (items both sides scored). `words`:
+    the metrics' names as words (scoring.metrics.METRIC_WORDS; passed in, as scoring imports this module)."""
+    rubric = rubric or {}
+    out = []
+    rows = []
+    for dim, a in (rubric.get("agreement") or {}).items():
+        word = words.get(dim, dim)
+        if len(a.get("pairs") or []) != 1:  # several judges: alpha over all of them, then each pair
+            rows.append([word, f"all {len(rubric.get('judges') or [])} judges", str(a.get("n_items", 0)), _num(a.get("alpha")), "–", "–"])
+        rows += [[word, f"{p['a']} vs {p['b']}", str(p.get("n", 0)), _num(p.get("alpha")), _num(p.get("kappa")),
+                  _num(None if p.get("exact") is None else 100 * p["exact"], 1)] for p in a.get("pairs") or []]  # fmt: skip
+    if rows:
+        out.append(("Agreement between judges", ["dimension", "judges", "n", "Krippendorff's alpha (ordinal)",
+                                                 "Cohen's kappa (quadratic)", "same score (%)"], rows))  # fmt: skip
+    rows = [[judge, words.get(dim, dim), str(v.get("n_items", 0)), _num(v.get("mean_variance")),
+             _num(None if v.get("disagreement_rate") is None else 100 * v["disagreement_rate"], 1)]
+            for judge, dims in (rubric.get("repeat_variance") or {}).items() for dim, v in dims.items()]  # fmt: skip
+    if rows:
+        out.append(("Agreement of each judge with itself (repeats)", ["judge", "dimension", "n", "variance between repeats (mean)",
+                                                                      "items whose repeats differ (%)"], rows))  # fmt: skip
+    return out
+
+
+def _num(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Any
 
 WAIT_S = 60  # a generous bound for one reply on a busy CI box; never asserted as a duration
@@ -121,6 +122,16 @@ class Browser:
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    def wait_for(self, expression: str) -> Any:
+        """Poll `expression` until it is truthy (a page that fills itself in after its load
+        event); its value. Raises TimeoutError after WAIT_S."""
+        deadline = time.monotonic() + WAIT_S
+        while not (value := self.js(expression)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"never true: {expression}")
+            time.sleep(0.05)
+        return value
 
     def click(self, selector: str) -> None:
         """A real mouse click (pressed + released) at the centre of the element."""

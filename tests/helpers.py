@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from kardiabench.report import embedded_items
 from kardiabench.spans import render_spans
 
 SYSTEM = "You are a warm companion.\n\nUser profile:\nMBTI: {mbti}\nAbout: {user}\n\nSituation: {situation}"
@@ -92,10 +93,26 @@ def leaks(strings: list[str], files: dict[str, bytes]) -> list[tuple[str, str]]:
         text = data.decode("utf-8", errors="replace")
         objs = [json.loads(line) for line in text.splitlines() if line.strip()] if name.endswith(".jsonl") else []
         objs += [json.loads(text)] if name.endswith(".json") else []
+        objs += [embedded_items(text)] if name.endswith(".html") and 'id="items-data"' in text else []  # a report's compressed items
         hay = norm("\n".join([text, html.unescape(text), *(s for o in objs for s in _json_strings(o))]))
         found += [(name, s) for s in whole if len(s) < LEAK_WINDOW and s in hay]
         found += [(name, hay[i : i + LEAK_WINDOW]) for i in range(len(hay) - LEAK_WINDOW + 1) if hay[i : i + LEAK_WINDOW] in windows]
     return found
+
+
+def report_text(page: Path | bytes) -> str:
+    """A report page's HTML (a file, or its bytes), then every text of the items it holds
+    compressed (what its script shows page by page), one a line: what a reader can see."""
+    html = (page if isinstance(page, bytes) else page.read_bytes()).decode("utf-8")
+    return "\n".join([html, *_json_strings(embedded_items(html))])
+
+
+def report_rows(page: Path) -> list[dict]:
+    """The item rows a report page holds: {"cells": {column: text or lines}, "flags": {filter: bool},
+    "bad": [columns shown as bad]}."""
+    block = embedded_items(page.read_text(encoding="utf-8"))
+    return [{"cells": dict(zip(block["head"], r[2:], strict=True)), "flags": {k: bool(r[0] >> i & 1) for i, k in enumerate(block["filters"])},
+             "bad": [h for i, h in enumerate(block["head"]) if r[1] >> i & 1]} for r in block["rows"]]  # fmt: skip
 
 
 def _json_strings(obj) -> list[str]:

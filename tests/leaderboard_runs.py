@@ -83,3 +83,44 @@ def make_wide_runs(root: Path, monkeypatch) -> dict[str, Path]:
         for name, spec in (("gen", "openai:gen-model"), ("weak", WEAK)):
             main(["run", "--model", spec, "--base-url", srv.url, "--output", str(runs[name]), *judge, *common])
     return runs
+
+
+HOSTILE_SPAN = '<img src=x onerror="document.title=\'pwned\'">'
+HOSTILE_RESPONSE = "</script><script>alert(2)</script> & <b>bold</b>"
+PAGED_USERS = tuple(f"user{i:02d}" for i in range(15))  # × 10 turns: 150 items, two pages of the report's items
+
+
+def _two_judges(request: dict):
+    """The scripted server, except that the model writes HOSTILE_SPAN and HOSTILE_RESPONSE into its
+    spans, judge-b scores empathy one point higher than judge-a on about half the items (capped at
+    5), so the two judges disagree some of the time, and judge-a's fluency moves by one on about
+    half of its second verdicts (the request's seed is the base seed + the repeat)."""
+    from kardiabench.spans import parse_spans, render_spans
+    from kardiabench.testing.fake_openai import _verdict_schema, default_reply
+
+    text = default_reply(request)
+    if _verdict_schema(request) is None:
+        spans = parse_spans(text).spans
+        return render_spans({**spans, "understanding": f"{spans['understanding']} {HOSTILE_SPAN}", "response": HOSTILE_RESPONSE})
+    verdict, digest = json.loads(text), hashlib.sha256(json.dumps(request["messages"]).encode()).digest()
+    if request["model"] == "judge-b" and digest[0] % 2:
+        verdict["empathy"] = min(5, verdict["empathy"] + 1)
+    if request["model"] == "judge-a" and (request.get("seed") or 0) % 2 and digest[1] % 2:
+        verdict["fluency"] = 2 if verdict["fluency"] == 1 else verdict["fluency"] - 1
+    return json.dumps(verdict)
+
+
+def make_paged_run(root: Path) -> Path:
+    """A run over 150 items (more than a page of the report) whose model writes hostile markup,
+    scored by two judges that sometimes disagree, each judging every item twice."""
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setenv("OPENAI_API_KEY", "sk-local-test")
+        data = write_dataset(root / "data", test_users=PAGED_USERS, n_turns=10)
+        with FakeOpenAIServer(FakeConfig(reply_fn=_two_judges)) as srv:
+            assert main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(data), "--output", str(root / "run"),
+                         "--judge", "openai:judge-a", "--judge", "openai:judge-b", "--judge-base-url", srv.url, "--judge-repeats", "2",
+                         "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+    finally:
+        mp.undo()
+    return root / "run"

@@ -13,6 +13,7 @@ from test_scoring_emotion import make_item, output, predict
 
 import kardiabench
 from kardiabench.scoring import METRICS, PER_ITEM_METRICS, RUBRIC_METRICS, score_predictions
+from kardiabench.scoring.metrics import METRIC_WORDS
 from kardiabench.scoring.rubric import DIMENSIONS
 
 PACKAGE = Path(kardiabench.__file__).parent
@@ -105,6 +106,7 @@ def test_allowed_imports_pass():
 def test_metric_names_have_one_definition_and_match_what_scoring_reports():
     assert (*DIMENSIONS, "safety_flag_rate") == RUBRIC_METRICS
     assert set(PER_ITEM_METRICS) <= set(METRICS) and len(set(METRICS)) == len(METRICS)
+    assert tuple(METRIC_WORDS) == METRICS  # every metric has its name in words, in report order
     items = [make_item("d1-t0", "d1", "sad"), make_item("d2-t0", "d2", "joyful")]
     preds = {it.item_id: predict(it.item_id, output("sad")) for it in items}
     assert tuple(score_predictions(items, preds, n_resamples=20).metrics) == METRICS

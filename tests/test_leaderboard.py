@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import report_rows, report_text
 from leaderboard_runs import HOSTILE, WEAK, make_runs_in, make_wide_runs
 
 from kardiabench.cli import main
@@ -359,20 +360,22 @@ def test_report_sections_and_items_table(runs, tmp_path):
                     "score distribution per dimension", "Safety-flagged items"):  # fmt: skip
         assert heading in html
     items = [json.loads(x) for x in (runs["gen"] / "items.jsonl").read_text().splitlines()]
-    assert html.count('<tr data-wrong="') == len(items)
-    wrong = sum(not r["emotion_correct"] for r in items)
-    assert html.count('data-wrong="1"') == wrong
+    rows = report_rows(out)
+    assert [r["cells"]["item"] for r in rows] == [r["item_id"] for r in items]  # every item, in order
+    assert [r["flags"]["wrong"] for r in rows] == [not r["emotion_correct"] for r in items]
+    assert [("predicted" in r["bad"]) for r in rows] == [not r["emotion_correct"] for r in items]
     flagged = json.loads((runs["gen"] / "results.json").read_text())["metrics"]["safety_flag_rate"]["extra"]["flagged_item_ids"]
-    assert html.count('data-flagged="1"') == len(flagged)
-    assert "my interview is soon" in html  # the user's turn, from the data
-    assert "Scripted verdict" in html or "rationale" not in html  # the judge's rationale when it gave one
+    assert [r["cells"]["item"] for r in rows if r["flags"]["flagged"]] == [i for i in (r["item_id"] for r in items) if i in flagged]
+    assert all("my interview is soon" in r["cells"]["user turn"] for r in rows)  # the user's turn, from the data
+    assert all(r["cells"]["judge verdict"][1:] == ["openai:judge-model: Scripted verdict from the fake server."] for r in rows)
     assert "<svg" in html and not REMOTE.search(html)
+    assert "my interview is soon" not in html  # the items travel compressed, not as HTML rows
 
 
 def test_report_redacted_drops_dialogue_text_keeps_spans_and_scores(runs, tmp_path):
     out = tmp_path / "r.html"
     assert main(["report", str(runs["gen"]), "--output", str(out), "--redact"]) == 0
-    html = out.read_text()
+    html = report_text(out)
     assert "my interview is soon" not in html and "user turn" not in html
     pred = json.loads((runs["gen"] / "predictions.jsonl").read_text().splitlines()[0])
     from kardiabench.spans import parse_spans
@@ -393,9 +396,9 @@ def test_report_redacted_leaves_out_the_data_a_model_or_judge_repeats(runs, tmp_
 
     out = tmp_path / "r.html"
     assert main(["report", str(runs[name]), "--output", str(out), "--redact"]) == 0
-    html = out.read_text()
+    html = report_text(out)
     data = Path(json.loads((runs[name] / "run.json").read_text())["data"]["source"])
-    assert leaks(dataset_strings(data), {"r.html": out.read_bytes()}) == []
+    assert leaks(dataset_strings(data), {"r.html": out.read_bytes()}) == []  # the page and its compressed items
     assert html.count(DATA_MARK) >= 12 and re.search(r'id="redaction">Redacted: .* [1-9]\d* such passage', html)
     if name == "gen":  # the model's own words, the judge's rationale and the scores stay
         assert "That sounds hard. I am here with you." in html and "Scripted verdict" in html and "empathy" in html
@@ -428,11 +431,13 @@ def test_report_redacted_without_its_data_shows_nothing_the_model_wrote(runs, tm
     manifest["data"]["source"] = str(tmp_path / "gone")
     (run / "run.json").write_text(json.dumps(manifest))
     assert main(["report", str(run), "--output", str(tmp_path / "r.html"), "--redact"]) == 0
-    html = (tmp_path / "r.html").read_text()
+    html = report_text(tmp_path / "r.html")
     assert "could not be loaded to check it for dataset text" in html
     assert "That sounds hard" not in html and "The user says" not in html and "Scripted verdict" not in html
     rows = [json.loads(line) for line in (run / "items.jsonl").read_text().splitlines()]
-    assert html.count('<tr data-wrong="') == len(rows) and all(r["item_id"] in html for r in rows)
+    shown = report_rows(tmp_path / "r.html")
+    assert [r["cells"]["item"] for r in shown] == [r["item_id"] for r in rows]
+    assert [r["cells"]["gold"] for r in shown] == [r["gold_emotion"] for r in rows] and all(r["cells"]["response"] == "" for r in shown)
 
 
 def test_report_of_a_hostile_model_name_is_text(runs, tmp_path):
@@ -456,9 +461,10 @@ def test_report_of_outputs_without_spans(tmp_path, monkeypatch):
                      "--judge-base-url", srv.url, "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
     assert main(["report", str(out)]) == 0
     html = (out / "report.html").read_text()
-    n = len((out / "items.jsonl").read_text().splitlines())
-    for flag in ("wrong", "noncompliant", "unscored"):
-        assert html.count(f'data-{flag}="1"') == n
+    rows = report_rows(out / "report.html")
+    assert len(rows) == len((out / "items.jsonl").read_text().splitlines())
+    assert all(r["flags"]["wrong"] and r["flags"]["noncompliant"] and r["flags"]["unscored"] for r in rows)
+    assert all(r["bad"] == ["predicted", "format"] for r in rows)
     assert "<b>no</b>" not in html
 
 
@@ -476,9 +482,10 @@ def test_build_redacted_reports_leave_out_the_users_turns(runs, tmp_path):
     assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder)]) == 0
     assert main(["leaderboard", "build", "--leaderboard", str(folder), "--redact", "--resamples", "50"]) == 0
     (report,) = (folder / "site" / "reports").glob("*.html")
-    html = report.read_text()
-    assert "my interview is soon" not in html and "Redacted export" in (folder / "site" / "index.html").read_text()
-    assert html.count('<tr data-wrong="') == 12  # every item still listed, with its spans and scores
+    html = report_text(report)
+    assert "That sounds hard" in html and "my interview is soon" not in html and "Redacted export" in (folder / "site" / "index.html").read_text()
+    rows = report_rows(report)
+    assert len(rows) == 12 and all(r["cells"]["response"] and len(r["cells"]["judge verdict"][0].split(",")) == 5 for r in rows)  # spans, scores
 
 
 def test_report_of_an_unscored_run_is_a_one_line_error(tmp_path, capsys):

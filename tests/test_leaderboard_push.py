@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fakehub import DroppingServer, FakeHub, FakeRepo
-from helpers import dataset_strings, leaks
+from helpers import dataset_strings, leaks, report_text
 from leaderboard_runs import make_runs_in
 
 from kardiabench.cli import main
@@ -144,7 +144,7 @@ def test_no_uploaded_byte_holds_dataset_text(runs, tmp_path, redact):
     rows = [json.loads(line) for f in files if f.startswith("items/") for line in files[f].decode().splitlines()]
     assert all(r["persona_id"].startswith("p") and len(r["persona_id"]) == 13 for r in rows)
     assert all(r["pred_emotion"] is None or r["pred_emotion"] in EMOTIONS for r in rows) and {r["pred_class"] for r in rows} <= {*EMOTIONS, "<invalid>", "<missing>"}
-    reports = {f: files[f].decode() for f in files if f.startswith("site/reports/")}
+    reports = {f: report_text(files[f]) for f in files if f.startswith("site/reports/")}
     if not redact:
         assert reports == {} and "not uploaded" in p.stderr
         return

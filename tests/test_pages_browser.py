@@ -3,14 +3,16 @@ installs it in .ci/run). Skipped, with the reason, where no chromium is installe
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from browser import Browser, chromium_path
-from leaderboard_runs import HOSTILE, make_runs_in
+from leaderboard_runs import HOSTILE, HOSTILE_RESPONSE, HOSTILE_SPAN, make_paged_run, make_runs_in
 
 from kardiabench import __version__
 from kardiabench.cli import main
+from kardiabench.report import PAGE_SIZE
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no chromium on PATH (apt-get install -y chromium)")
 
@@ -41,6 +43,8 @@ def test_site_loads_without_console_errors_and_images_load(pages, browser):
 
 
 ROWS = "Array.from(document.querySelectorAll('#leaderboard tr[data-entry]'))"
+CODE = 'script:not([type="application/octet-stream"])'  # the scripts that run (a report's items block does not)
+READY = "performance.getEntriesByName('items-ready').length"  # a report's first page of items is shown
 VISIBLE = ROWS + ".filter(r => r.offsetParent !== null)"
 # Lines a cell's text takes: its boxes sorted by top, a new line where one starts below the last.
 LINES = """(el => { const r = document.createRange(); r.selectNodeContents(el);
@@ -118,12 +122,13 @@ def test_hostile_model_name_stays_text(pages, browser):
         browser.console.clear()
         browser.open(page.as_uri())
         assert HOSTILE in browser.js("document.body.innerText")
-        assert browser.js("document.scripts.length") == 1  # only the page's own
+        assert browser.js(f"document.querySelectorAll('{CODE}').length") == 1  # only the page's own code
         assert browser.console == []  # no alert dialog, no error
 
 
 def test_report_filters_items(pages, browser):
     browser.open(pages[1].as_uri())
+    browser.wait_for(READY)
     total = browser.js("document.querySelectorAll('#items tbody tr').length")
     wrong = browser.js("document.querySelectorAll('#items tbody tr[data-wrong=\"1\"]').length")
     assert total == 12
@@ -135,3 +140,64 @@ def test_report_filters_items(pages, browser):
     assert browser.js(visible) == total
     assert browser.js("document.querySelectorAll('#confusion svg').length") == 1
     assert browser.console == []
+
+
+# ----------------------------------------------------------------------------- a report's items, page by page
+
+
+@pytest.fixture(scope="module")
+def paged(tmp_path_factory):
+    """A run of 150 items whose model wrote hostile markup (`run` writes its report.html)."""
+    run = make_paged_run(tmp_path_factory.mktemp("paged"))
+    return run, [json.loads(x)["item_id"] for x in (run / "items.jsonl").read_text().splitlines()]
+
+
+SHOWN_IDS = "Array.from(document.querySelectorAll('#items tbody tr')).map(r => r.cells[0].textContent)"
+
+
+def test_report_opens_offline_and_shows_the_first_page_of_items(paged, browser):
+    run, ids = paged
+    browser.console.clear()
+    browser.open((run / "report.html").as_uri())
+    browser.wait_for(READY)
+    assert browser.js("performance.getEntriesByType('resource').length") == 0  # nothing fetched: one self-contained file
+    assert browser.js(SHOWN_IDS) == ids[:PAGE_SIZE]
+    assert browser.js("document.getElementById('page').textContent") == f"page 1 of 2 (items 1–{PAGE_SIZE})"
+    assert browser.js("document.getElementById('shown').textContent") == str(len(ids))
+    assert browser.js("document.getElementById('items-status').textContent") == ""
+    assert browser.js("document.querySelector('#items tbody tr').cells[1].textContent").startswith("I am user00 and turn 0")
+    assert browser.console == []
+
+
+def test_report_pages_filters_and_searches_its_items(paged, browser):
+    run, ids = paged
+    rows = [json.loads(x) for x in (run / "items.jsonl").read_text().splitlines()]
+    browser.open((run / "report.html").as_uri())
+    browser.wait_for(READY)
+    browser.click("#next")
+    assert browser.js(SHOWN_IDS) == ids[PAGE_SIZE:]  # the later items, loaded from the block
+    assert browser.js("document.getElementById('next').disabled") is True
+    browser.click("#first")
+    assert browser.js(SHOWN_IDS) == ids[:PAGE_SIZE]
+    browser.click("#filters input[value=wrong]")
+    wrong = [r["item_id"] for r in rows if not r["emotion_correct"]]
+    assert browser.js(SHOWN_IDS) == wrong[:PAGE_SIZE] and browser.js("document.getElementById('shown').textContent") == str(len(wrong))
+    assert browser.js("Array.from(document.querySelectorAll('#items tbody tr')).every(r => r.getAttribute('data-wrong') === '1')") is True
+    browser.click("#filters input[value=wrong]")
+    browser.click("#search")
+    browser.send("Input.insertText", session=True, text=ids[123].upper())
+    assert browser.js(SHOWN_IDS) == [ids[123]]  # found wherever its page is, whatever the case
+    assert browser.console == []
+
+
+def test_report_shows_hostile_item_text_as_text(paged, browser):
+    run, _ = paged
+    browser.console.clear()
+    browser.open((run / "report.html").as_uri())
+    browser.wait_for(READY)
+    title = browser.js("document.title")
+    cells = browser.js("Array.from(document.querySelector('#items tbody tr').cells).map(c => c.textContent)")
+    assert HOSTILE_SPAN in cells[4] and HOSTILE_RESPONSE in cells  # understanding and response, as written
+    assert browser.js("document.querySelectorAll('#items img, #items b, #items script').length") == 0
+    assert browser.js(f"document.querySelectorAll('{CODE}').length") == 1
+    assert browser.js("document.title") == title != "pwned" and browser.console == []  # no handler ran, no alert

@@ -348,7 +348,7 @@ def test_a_run_that_generated_nothing_computes_no_metric(tmp_path, env, capsys):
         assert f"| emotion_accuracy | not computed | {reason} | 0 | 9 |" in text
         assert "0.00" not in text and f"Not computed: {reason}; see run.json." in text
     page = (out / "report.html").read_text()
-    row = '<td class="">emotion_accuracy</td><td class="">not computed</td><td class="">–</td><td class="num">0</td><td class="num">9</td>'
+    row = '<td class="">Emotion accuracy (%)</td><td class="">not computed</td><td class="num">0</td><td class="num">9</td>'
     assert f'{row}<td class="">{reason}</td>' in page
     assert "[0.00, 0.00]" not in page and ">0.00<" not in page
 

@@ -40,6 +40,14 @@ RUBRIC_METRICS: tuple[str, ...] = (*DIMENSIONS, "safety_flag_rate")
 PER_ITEM_METRICS: tuple[str, ...] = ("emotion_accuracy", "format_compliance", *RUBRIC_METRICS)
 # Every metric of results.json, in report order.
 METRICS: tuple[str, ...] = ("emotion_accuracy", "emotion_macro_f1", "format_compliance", *RUBRIC_METRICS)
+# Each metric's name in words, for pages a reader sees (the report, summaries); the keys are
+# METRICS, in its order. Percent metrics are on 0–100, rubric dimensions are means on 1–5.
+METRIC_WORDS: dict[str, str] = {
+    "emotion_accuracy": "Emotion accuracy (%)", "emotion_macro_f1": "Emotion macro-F1 (%)",
+    "format_compliance": "Format compliance (%)", "relevance": "Relevance (1–5)", "fluency": "Fluency (1–5)",
+    "empathy": "Empathy (1–5)", "persona_consistency": "Persona consistency (1–5)", "safety": "Safety (1–5)",
+    "safety_flag_rate": "Safety-flagged items (%)",
+}  # fmt: skip
 # The metrics read from the model's outputs themselves; the rest are the judge's verdicts on them.
 OUTPUT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in RUBRIC_METRICS)
 ClusterBy = Literal["dialogue", "persona"]
