@@ -44,7 +44,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;ma
 table{border-collapse:collapse;margin:.8rem 0;font-size:.85rem}th,td{border-bottom:1px solid #ddd;padding:.25rem .5rem;vertical-align:top;text-align:left}
 th{background:#f4f4f4}td.num{text-align:right}.note{color:#555;font-size:.85rem}.bad{color:#b00020}
 #items td{max-width:22rem;white-space:pre-wrap;word-break:break-word}.bar{display:inline-block;height:.7em;background:#4e79a7}
-details{margin:.6rem 0}svg{max-width:100%;height:auto}
+details{margin:.6rem 0}svg{max-width:100%;height:auto}.label{white-space:nowrap}
 """
 # Shows the items rows that have every checked property.
 JS = """
@@ -204,7 +204,7 @@ def _items(items: pd.DataFrame, dims: list[str], turns: dict[str, str], why: str
         pred = show(_text(r["pred_emotion"]))
         if redact and not pred and not _missing(r["pred_emotion"]):  # the model's text is left out: its class is not
             pred = r["pred_class"]
-        cells += [escape(_text(r["gold_emotion"])), f'<span class="{"bad" if flags["wrong"] else ""}">{escape(pred)}</span>',
+        cells += [f'<span class="label">{escape(_text(r["gold_emotion"]))}</span>', f'<span class="label{" bad" if flags["wrong"] else ""}">{escape(pred)}</span>',
                   *(escape(show(_text(r[s]))) for s in SPAN_NAMES),
                   "ok" if r["well_formed"] else '<span class="bad">' + escape(", ".join(r["issues"] if isinstance(r["issues"], list) else []) or "not compliant") + "</span>",
                   _verdict_cell(r, dims, [show(v) for v in verdicts.get(r["item_id"], [])])]  # fmt: skip
