@@ -83,3 +83,16 @@ def make_wide_runs(root: Path, monkeypatch) -> dict[str, Path]:
         for name, spec in (("gen", "openai:gen-model"), ("weak", WEAK)):
             main(["run", "--model", spec, "--base-url", srv.url, "--output", str(runs[name]), *judge, *common])
     return runs
+
+
+def plot_board(folder: Path):
+    """(entries, board, colours) of a built leaderboard folder, as `leaderboard build` makes its plots."""
+    from kardiabench.leaderboard import plots
+    from kardiabench.leaderboard.entries import load_entries
+    from kardiabench.leaderboard.groups import group_entries
+    from kardiabench.leaderboard.reported import load_reported
+    from kardiabench.leaderboard.tables import build_board
+
+    entries = load_entries(folder)
+    board = build_board(entries, group_entries(entries), load_reported(folder), n_resamples=50)
+    return entries, board, plots.model_colors(list(board.frame.loc[board.frame["kind"] == "run", "model"]))

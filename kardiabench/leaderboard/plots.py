@@ -106,9 +106,11 @@ def _sized(size: Size):
 
 def _finish(fig: Figure, size: Size) -> Figure:
     """Tick labels are made when the figure is drawn: their size is set on each axis, so that the
-    figure keeps its sizes outside this module's `rc_context`."""
-    for ax in fig.axes:
+    figure keeps its sizes outside this module's `rc_context`; one draw makes them, so that the
+    layout of the next one (the file's) counts them at their size and alignment."""
+    for ax in [a for top in fig.axes for a in (top, *top.child_axes)]:
         ax.tick_params(labelsize=size.font)
+    fig.draw_without_rendering()
     return fig
 
 
@@ -147,7 +149,7 @@ def svg_text(fig: Figure, size: Size = TWO_COLUMN) -> str:
 
 def _wrap(text: str, size: Size, width: float | None = None) -> str:
     """Wrapped to lines that fit `width` inches (the figure's by default) at the figure's font."""
-    chars = int((width or size.width) * 72 / (0.55 * size.font))
+    chars = int((width or size.width) * 72 / (0.6 * size.font))
     return "\n".join(textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False)) or text
 
 
@@ -326,25 +328,36 @@ def confusion_labels(table: Mapping[str, Mapping[str, int]]) -> tuple[list[str],
 def confusion(table: Mapping[str, Mapping[str, int]], name: str, colour: str = "black", size: Size = TWO_COLUMN) -> Figure:
     """One run's confusion matrix: gold label × predicted class counts (results.json's
     `emotion.confusion`). Square cells, the diagonal aligned (`confusion_labels`), labels centred
-    on their cells and never broken, a colour bar with integer ticks. Where the labels do not fit
-    side by side at this width, every other one goes to the opposite side (top, right)."""
+    on their cells and never broken, a colour bar with integer ticks. The first layout that fits
+    the width with labels apart: the names on one side; the names, every other one on the opposite
+    side (top, right); numbers on alternate sides and a key under the matrix (32 emotions at 3.3 in)."""
     rows, cols = confusion_labels(table)
     counts = np.array([[table.get(g, {}).get(p, 0) for p in cols] for g in rows], dtype=int)
-    label_w = _text_width([*rows, *cols], size) + 0.1
+    n = max(len(cols), 1)
+    line = 1.45 * size.font / 72  # inches between the centres of two labels side by side
+    margin = 0.45 if size.one_column else 1.0  # axis label, pads, the colour bar at the right
+    for numbered, alternate in ((False, False), (False, True), (True, True)):
+        label_w = _text_width([str(n)] if numbered else [*rows, *cols], size) + 0.1
+        cell = (size.width - margin - (2 if alternate else 1) * label_w) / n
+        if cell * (2 if alternate else 1) >= line:
+            break
+    names = [str(i) for i in range(1, len(cols) + 1)] if numbered else [literal(c) for c in cols]
+    key = _wrap("Key: " + ", ".join(f"{i}\u00a0{literal(c)}" for i, c in enumerate(cols, 1)), size) if numbered else ""
+    sides = 2 if alternate else 1
+    height = len(rows) * cell + sides * label_w + (1.1 if size.one_column else 0.7) + (key.count("\n") + 1) * line * bool(key)
     with _sized(size):
-        alternate = len(cols) * 1.3 * size.font / 72 > size.width - label_w - (0.3 if size.one_column else 0.9)
-        room = size.width - (2 if alternate else 1) * label_w - (0.3 if size.one_column else 0.9)
-        cell = room / max(len(cols), 1)
-        fig = figure_for(size, len(rows) * cell + (2 if alternate else 1) * label_w + (1.0 if size.one_column else 0.6))
+        fig = figure_for(size, height)
         ax = fig.add_subplot()
         im = ax.imshow(counts, cmap="Blues", aspect="equal", vmin=0, vmax=max(1, int(counts.max(initial=0))))
-        _cell_labels(ax, "x", [literal(c) for c in cols], alternate)
-        _cell_labels(ax, "y", [literal(c) for c in rows], alternate)
+        _cell_labels(ax, "x", names, alternate)
+        _cell_labels(ax, "y", names[: len(rows)], alternate)  # rows are the first columns: same number, same name
         ax.set_xlabel("predicted emotion")
         ax.set_ylabel("gold emotion")
         ax.set_title(_wrap(literal(f"Confusion matrix: {name}"), size), color=colour)
         fig.colorbar(im, ax=ax, label="items", ticks=MaxNLocator(integer=True), location="bottom" if size.one_column else "right",
                      shrink=0.8)  # fmt: skip
+        if key:
+            fig.supxlabel(key, ha="left", x=0.01, multialignment="left")
         return _finish(fig, size)
 
 
