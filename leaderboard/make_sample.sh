@@ -4,7 +4,7 @@
 # no network). The numbers mean nothing; the commands and artefacts are the real ones.
 #   bash leaderboard/make_sample.sh [WORK_DIR]     (default: runs/sample; ~1-2 min on 2 CPU cores)
 # Writes WORK_DIR/leaderboard/ (every artefact) and copies into docs/sample/: the Markdown table,
-# radar.png and one run's report.html (the ones the README shows and links).
+# the largest group's radar (plots/radar-G1.png) as radar.png and one run's report.html (the ones the README shows and links).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-runs/sample}
@@ -31,6 +31,6 @@ kardiabench report "$WORK/scripted-api"
 
 mkdir -p docs/sample
 cp "$WORK/leaderboard/leaderboard.md" docs/sample/leaderboard.md
-cp "$WORK/leaderboard/plots/radar.png" docs/sample/radar.png
+cp "$WORK/leaderboard/plots/radar-G1.png" docs/sample/radar.png  # the largest group's radar, 7 in
 cp "$WORK/scripted-api/report.html" docs/sample/report.html
 echo "sample leaderboard: $WORK/leaderboard/site/index.html; README images: docs/sample/"

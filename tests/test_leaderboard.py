@@ -470,7 +470,8 @@ def test_one_colour_per_model_across_the_site_and_every_plot(board):
         drawn = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in radar.axes[0].get_lines()}
         assert {m: drawn[plots.literal(m)] for m in models} == {m: colors[m] for m in models}
         bars = plots.bars_figure(b, g.name, colors)
-        filled = {c.get_label(): matplotlib.colors.to_hex(c.patches[0].get_facecolor()) for ax in bars.axes for c in ax.containers}
+        filled = {c.get_label(): matplotlib.colors.to_hex(c.patches[0].get_facecolor()) for ax in bars.axes for c in ax.containers
+                  if isinstance(c, matplotlib.container.BarContainer)}
         assert {m: filled[plots.literal(m)] for m in models} == {m: colors[m] for m in models}
     heatmap = plots.heatmap_figure(b, entries, colors)
     ticks = [matplotlib.colors.to_hex(t.get_color()) for t in heatmap.axes[0].get_yticklabels()]
