@@ -302,6 +302,8 @@ def heatmap_figure(board: Board, entries: Sequence[Entry], colors: Mapping[str, 
                         ax.text(j, i, str(n), ha="center", va="center", fontsize=size.font, color="black" if v > 60 else "white")
             ax.set_xticks(range(len(emotions[cols])), [literal(c) for c in emotions[cols]], rotation=90)
             ax.set_yticks(range(len(rows)), labels)
+            ax.set_xlim(-0.5, per_panel - 0.5)  # a short last panel keeps the cells' width
+            ax.spines[["right", "top"]].set_visible(False)
             for tick, (_, model, _) in zip(ax.get_yticklabels(), rows, strict=True):
                 tick.set_color(colors.get(model, "black"))
         fig.colorbar(im, ax=list(axs), label="accuracy (%)", shrink=0.9)
