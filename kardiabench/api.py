@@ -8,6 +8,8 @@ here, with the same parameters as keywords. The stages are generate_stage.py and
     dry_run    what a run would send and cost         (`--dry-run`)
     judge_agreement  judges against human labels      (`kardiabench judge-agreement`)
     judge_audit  the judge reliability card           (`kardiabench judge-audit`)
+    annotate   blinded human A/B pages for two runs   (`kardiabench annotate`)
+    annotate_import  unblind and count their labels   (`kardiabench annotate import`)
 
 Nothing here prints: progress lines are records of the `kardiabench` logger (the CLI shows them on
 stderr), the progress bar is opt-in (`progress=True`), and results come back as typed objects
@@ -35,7 +37,7 @@ from kardiabench.generate_stage import generate as generation_stage
 from kardiabench.jsonl import read_jsonl_tolerant
 from kardiabench.models import ModelOptions
 from kardiabench.models.base import SamplingParams
-from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
+from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check, check_keywords
 from kardiabench.params import gen_kwargs as parse_gen_kwargs
 from kardiabench.plan import Plan
 from kardiabench.plan import dry_run as plan_dry_run
@@ -53,7 +55,7 @@ from kardiabench.scoring.compare import Comparison
 from kardiabench.tables import markdown_table
 from kardiabench.tasks import load_task
 
-__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "load_run", "generation_config",
+__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "annotate", "annotate_import", "load_run", "generation_config",
            "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks",
            "JudgeOptions", "ParameterError", "Interrupted", "Run"]  # fmt: skip
 
@@ -345,6 +347,35 @@ def judge_audit(
                     split_seed=split_seed, limit=limit)  # fmt: skip
     return run_audit(judging, task, spec, Path(output), cache_path=_cache_path(cache), progress=progress,
                      resamples=resamples, bootstrap_seed=bootstrap_seed)
+
+
+def annotate(run_a: Run | str | Path, run_b: Run | str | Path, output: str | Path, *, n: int = 160, annotators: int = 3,
+             seed: int = 0, rubric: str | Path | None = None):
+    """A blinded human A/B study of two runs (`kardiabench annotate`, docs/annotate.md): `n` items both
+    runs answered, drawn with `seed`, sides shuffled per item; writes output/annotator-K.html (one
+    offline page per annotator), output/key.json (the sides: keep it from the annotators) and
+    output/label-studio/. Returns a `Study`. Runs over different data raise AnnotateError."""
+    from kardiabench.annotation import create_study
+
+    check("n", n, "positive_int")
+    check("annotators", annotators, "positive_int")
+    check("seed", seed, "int")
+    return create_study(_run_path(run_a), _run_path(run_b), output, n=n, annotators=annotators, seed=seed, rubric=rubric)
+
+
+def annotate_import(folder: str | Path, files: Sequence[str | Path], *, adjudication: str | Path | None = None,
+                    resamples: int = 1000, seed: int = 0):
+    """Unblind the annotators' exported labels (page exports and/or a Label Studio JSON export) with
+    folder/key.json and count them (`kardiabench annotate import`): per dimension run A's win rate with
+    a dialogue-clustered CI and sign test, Fleiss' kappa and Krippendorff's alpha, the items to
+    discuss; `adjudication` (JSONL) settles outcomes no majority decided. Returns `AnnotationResults`
+    and writes human_labels.jsonl, discussion.md, results.json and summary.md into `folder`."""
+    from kardiabench.annotation import import_labels
+
+    check_keywords(resamples=resamples, seed=seed)
+    if not files:
+        raise ParameterError("files: give at least one exported labels file")
+    return import_labels(folder, files, adjudication=adjudication, resamples=resamples, seed=seed)
 
 
 def _run_path(run: Run | str | Path) -> Path:

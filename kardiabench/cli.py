@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_judge_args(p, scoring=False)
     _add_leaderboard_args(sub)
+    _add_annotate_args(sub)
 
     train = sub.add_parser("train", help="train a model with TRL: SFT, then Rubric-as-Judge GRPO (docs/training.md)")
     tsub = train.add_subparsers(dest="train_command", required=True)
@@ -273,6 +274,32 @@ def _add_leaderboard_args(sub) -> None:
     p.add_argument("--base-url", default=None, help="send every system and the judge to this endpoint instead (testing, a proxy)")
     p.add_argument("--data", default=None, help="data source (default: the config's)")
     p.add_argument("--cache", default=None, help="response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)")
+
+
+ANNOTATE_IMPORT = "annotate-import"  # `annotate import …` is parsed as this command (main rewrites it)
+
+
+def _add_annotate_args(sub) -> None:
+    """`annotate RUN_A RUN_B` and `annotate import DIR FILES…` (docs/annotate.md)."""
+    p = sub.add_parser("annotate", help="blinded human A/B pages for two runs (then: annotate import DIR FILES…)",
+                       description="Write a blinded A/B study: one offline HTML page per annotator, DIR/key.json (keep it from "
+                                   "the annotators) and a Label Studio project. Count the exported labels with "
+                                   "`kardiabench annotate import DIR FILES…`.")  # fmt: skip
+    p.add_argument("run_a", type=Path, help="run folder A (win rates are said from its side)")
+    p.add_argument("run_b", type=Path, help="run folder B")
+    p.add_argument("--n", type=positive_int, default=160, help="items to sample from those both runs answered")
+    p.add_argument("--annotators", type=positive_int, default=3, help="annotators: one page each (annotator-1.html …)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of the sides")
+    p.add_argument("--output", required=True, type=Path, help="study folder to write")
+    p.add_argument("--rubric", default=None, help="rubric file whose dimensions and level texts the pages show (default: judges/rubric.yaml)")
+    p = sub.add_parser(ANNOTATE_IMPORT, prog="kardiabench annotate import", help="(run as: kardiabench annotate import DIR FILES…)",
+                       description="Unblind and count the annotators' exported labels: win rates, agreement, items to discuss.")  # fmt: skip
+    p.add_argument("study_dir", type=Path, metavar="DIR", help="the study folder `annotate` wrote (holds key.json)")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILES", help="the pages' exported JSON files and/or a Label Studio JSON export")
+    p.add_argument("--adjudication", type=Path, default=None, metavar="FILE",
+                   help="JSONL: item_id + outcomes A|B|tie (run A's side) per dimension, for outcomes no majority decided")  # fmt: skip
+    p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples for the win-rate intervals")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
 def _add_judge_args(p: argparse.ArgumentParser, scoring: bool = True) -> None:
@@ -433,6 +460,20 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from kardiabench.api import annotate, annotate_import
+
+    if args.command == ANNOTATE_IMPORT:
+        results = annotate_import(args.study_dir, args.files, adjudication=args.adjudication, resamples=args.resamples, seed=args.seed)
+        _LOG.info(f"{len(results.annotators)} annotator(s) → {args.study_dir}/results.json, summary.md, discussion.md, human_labels.jsonl")
+        print((args.study_dir / "summary.md").read_text(encoding="utf-8"), end="")
+        return 0
+    study = annotate(args.run_a, args.run_b, args.output, n=args.n, annotators=args.annotators, seed=args.seed, rubric=args.rubric)
+    for page in study.pages:
+        print(page)
+    return 0
+
+
 def cmd_judge_audit(args: argparse.Namespace) -> int:
     from kardiabench.api import judge_audit
 
@@ -524,6 +565,7 @@ COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
     "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "report": cmd_report,
     "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce, "train": cmd_train,
+    "annotate": cmd_annotate, ANNOTATE_IMPORT: cmd_annotate,
 }  # fmt: skip
 
 
@@ -531,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     from kardiabench.errors import USER_ERRORS
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["annotate", "import"]:
+        argv = [ANNOTATE_IMPORT, *argv[2:]]
     args = parser.parse_args(argv)
     if args.command == "score" and args.run_dir is not None and args.output is not None:
         parser.error("score: --output is for --predictions FILE; a run folder is scored in place")
