@@ -106,11 +106,14 @@ def _sized(size: Size):
 
 def _finish(fig: Figure, size: Size) -> Figure:
     """Tick labels are made when the figure is drawn: their size is set on each axis, so that the
-    figure keeps its sizes outside this module's `rc_context`; one draw makes them, so that the
-    layout of the next one (the file's) counts them at their size and alignment."""
+    figure keeps its sizes outside this module's `rc_context`. The first draw makes them, the
+    second lays them out at their size and alignment; then the layout is kept (each file would
+    compute it again, to the same result: most of the time a figure takes)."""
     for ax in [a for top in fig.axes for a in (top, *top.child_axes)]:
         ax.tick_params(labelsize=size.font)
     fig.draw_without_rendering()
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
     return fig
 
 
