@@ -64,7 +64,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;ma
 table{border-collapse:collapse;margin:.8rem 0;font-size:.85rem}th,td{border-bottom:1px solid #ddd;padding:.25rem .5rem;vertical-align:top;text-align:left}
 th{background:#f4f4f4}td.num{text-align:right;white-space:nowrap}.note{color:#555;font-size:.85rem}.bad{color:#b00020}
 #items td{max-width:22rem;white-space:pre-wrap;word-break:break-word}.bar{display:inline-block;height:.7em;background:#4e79a7}
-#items td.label{word-break:normal;overflow-wrap:normal;hyphens:none}th{white-space:nowrap}
+#items td.label{word-break:normal;overflow-wrap:normal;hyphens:none}th{white-space:nowrap}.label{white-space:nowrap}
 details{margin:.6rem 0}svg{max-width:100%;height:auto}#pager button{margin-right:.3rem}#search{width:18rem}
 """
 # Decodes the items block (base64 → gunzip → JSON) and shows the rows that have every checked

@@ -45,6 +45,6 @@ kardiabench leaderboard build --leaderboard "$WORK/leaderboard"
 
 mkdir -p "$DOCS"
 cp "$WORK/leaderboard/leaderboard.md" "$DOCS/leaderboard.md"
-cp "$WORK/leaderboard/plots/radar.png" "$DOCS/radar.png"
+cp "$WORK/leaderboard/plots/radar-G1.png" "$DOCS/radar.png"  # the largest group's radar, 7 in
 cp "$WORK/scripted-api/report.html" "$DOCS/report.html"  # `run` wrote it
 echo "sample leaderboard: $WORK/leaderboard/site/index.html; README images: $DOCS/"

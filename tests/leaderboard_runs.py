@@ -124,3 +124,14 @@ def make_paged_run(root: Path) -> Path:
     finally:
         mp.undo()
     return root / "run"
+def plot_board(folder: Path):
+    """(entries, board, colours) of a built leaderboard folder, as `leaderboard build` makes its plots."""
+    from kardiabench.leaderboard import plots
+    from kardiabench.leaderboard.entries import load_entries
+    from kardiabench.leaderboard.groups import group_entries
+    from kardiabench.leaderboard.reported import load_reported
+    from kardiabench.leaderboard.tables import build_board
+
+    entries = load_entries(folder)
+    board = build_board(entries, group_entries(entries), load_reported(folder), n_resamples=50)
+    return entries, board, plots.model_colors(list(board.frame.loc[board.frame["kind"] == "run", "model"]))

@@ -9,12 +9,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 import pytest
 from helpers import report_rows, report_text
-from leaderboard_runs import HOSTILE, WEAK, make_runs_in, make_wide_runs
+from leaderboard_runs import HOSTILE, WEAK, make_runs_in, make_wide_runs, plot_board
 
 from kardiabench.cli import main
+from kardiabench.leaderboard import plots
 from kardiabench.leaderboard.entries import Entry, load_entries
 from kardiabench.leaderboard.groups import group_entries
 from kardiabench.leaderboard.reported import load_reported, match_reported
@@ -322,21 +324,15 @@ def test_names_display_names_and_columns(runs, tmp_path, capsys):
 # ----------------------------------------------------------------------------- plots and site
 
 
-def test_build_writes_every_plot_as_png_and_svg(board):
-    for stem in ("radar", "bars", "emotion_heatmap"):
+def test_build_writes_every_plot_as_pdf_and_png(board):
+    """Sizes, text and styles of the plots: tests/test_plots.py."""
+    for stem in ("radar-G1", "bars-G1", "emotion_heatmap", "radar-G1-1col"):
         assert (board / "plots" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert "<svg" in (board / "plots" / f"{stem}.svg").read_text()
+        assert (board / "plots" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
     for e in load_entries(board):
         assert (board / "plots" / "confusion" / f"{e.entry_id}.png").is_file()
     info = json.loads((board / "build.json").read_text())
-    assert info["redacted"] is False and len(info["entries"]) == 7 and "plots/radar.svg" in info["files"]
-
-
-def test_radar_legend_names_every_run_and_reported_row(board):
-    svg = (board / "plots" / "radar.svg").read_text()
-    assert svg.count("<!-- ") >= 7 + 4  # matplotlib writes each legend text as a comment
-    for name in ("baseline:majority", "Kardia-R1 (Qwen2.5-7B) (reported)"):
-        assert f"<!-- {name} -->" in svg
+    assert info["redacted"] is False and len(info["entries"]) == 7 and "plots/radar-G1.pdf" in info["files"]
 
 
 def test_site_is_escaped_offline_and_links_reports(board):
@@ -472,9 +468,21 @@ def test_one_colour_per_model_across_the_site_and_every_plot(board):
     html = (board / "site" / "index.html").read_text()
     swatches = re.findall(r'class="swatch" style="background:(#[0-9a-f]{6})"', html)
     assert len(swatches) == 7 and len(set(swatches)) == 7
-    for plot in ("radar", "bars", "emotion_heatmap"):
-        svg = (board / "plots" / f"{plot}.svg").read_text()
-        assert all(colour in svg for colour in swatches), plot
+    entries, b, colors = plot_board(board)
+    assert set(colors.values()) == set(swatches)
+    for g in b.groups:
+        models = set(b.frame.loc[(b.frame["kind"] == "run") & (b.frame["group"] == g.name), "model"])
+        radar = plots.radar_figure(b, g.name, colors)
+        drawn = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in radar.axes[0].get_lines()}
+        assert {m: drawn[plots.literal(m)] for m in models} == {m: colors[m] for m in models}
+        bars = plots.bars_figure(b, g.name, colors)
+        filled = {c.get_label(): matplotlib.colors.to_hex(c.patches[0].get_facecolor()) for ax in bars.axes for c in ax.containers
+                  if isinstance(c, matplotlib.container.BarContainer)}
+        assert {m: filled[plots.literal(m)] for m in models} == {m: colors[m] for m in models}
+    heatmap = plots.heatmap_figure(b, entries, colors)
+    ticks = [matplotlib.colors.to_hex(t.get_color()) for t in heatmap.axes[0].get_yticklabels()]
+    assert ticks == [colors[m] for m in b.frame.loc[b.frame["kind"] == "run", "model"]]
+    matplotlib.pyplot.close("all")
 
 
 def test_build_redacted_reports_leave_out_the_users_turns(runs, tmp_path):
@@ -679,11 +687,15 @@ def test_hostile_names_build_a_leaderboard_shown_literally(hostile_run, runs, tm
     md, html = (folder / "leaderboard.md").read_text(), (folder / "site" / "index.html").read_text()
     assert "&lt;U+202E&gt;gnp.exe" in md and "&lt;U+000A&gt;\\\\input" in md
     assert "openai:$\\frac{$x&lt;U+202E&gt;gnp.exe" in html
-    for path in [folder / "leaderboard.csv", *(folder / "plots").rglob("*.svg")]:
-        if path.suffix == ".svg":
-            assert "\u202e" not in path.read_text(), path
     assert not any("\u202e" in p.read_text() for p in (folder / "leaderboard.md", folder / "leaderboard.tex", folder / "site" / "index.html"))
-    assert "U+202E" in (folder / "plots" / "radar.svg").read_text()  # the legend names it visibly
+    entries, b, colors = plot_board(folder)
+    group = b.frame.loc[b.frame["spec"] == MATH_MODEL, "group"].iloc[0]
+    figures = [plots.radar_figure(b, group, colors), plots.bars_figure(b, group, colors), plots.heatmap_figure(b, entries, colors)]
+    texts = [t.get_text() for fig in figures for t in fig.findobj(matplotlib.text.Text)]
+    assert not any("\u202e" in t for t in texts)
+    assert "openai:\\$\\frac{\\$x<U+202E>gnp.exe" in [t.get_text() for t in figures[0].legends[0].get_texts()]  # named visibly, $ escaped
+    matplotlib.pyplot.close("all")
+    assert (folder / "plots" / f"radar-{group}.pdf").is_file()
 
 
 def test_report_of_a_mathtext_model_name_renders(hostile_run, tmp_path):

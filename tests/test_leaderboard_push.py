@@ -64,7 +64,7 @@ def test_push_uploads_card_tables_entries_and_plots_without_unredacted_reports(b
         assert p.returncode == 0, p.stderr
         repo = hub.repos["me/kb-board"]
     files = set(repo.files)
-    assert {"README.md", "leaderboard.csv", "leaderboard.md", "leaderboard.tex", "build.json", "plots/radar.png", "plots/radar.svg",
+    assert {"README.md", "leaderboard.csv", "leaderboard.md", "leaderboard.tex", "build.json", "plots/radar-G1.png", "plots/radar-G1.pdf", "plots/radar-G1-1col.pdf",
             "site/index.html"} <= files  # fmt: skip
     assert len([f for f in files if f.startswith("entries/")]) == 2 and len([f for f in files if f.startswith("items/")]) == 2
     assert not any(f.startswith("site/reports/") for f in files)  # they hold dialogue text

@@ -53,7 +53,7 @@ def test_reproduce_paper_on_the_scripted_server(tmp_path, monkeypatch, capsys):
         assert results["data"]["n_items"] == 4 and results["judge"]["spec"] == "openai:gpt-5-mini"
     entries = sorted(p.name for p in (board / "entries").glob("*.json"))
     assert len(entries) == 6
-    assert (board / "site" / "index.html").is_file() and (board / "plots" / "radar.png").is_file()
+    assert (board / "site" / "index.html").is_file() and (board / "plots" / "radar-G1.png").is_file()
     md = (board / "leaderboard.md").read_text()
     assert "openai:Jhcircle/Kardia-R1" in md and "Kardia-R1 (Qwen2.5-7B)" in md  # the run and its reported row
     assert "| G1 | openai:Jhcircle/Kardia-R1 † | Kardia-R1 (Qwen2.5-7B) |" in md  # its delta row, marked a subset

@@ -2,7 +2,8 @@
 
   FOLDER/leaderboard.csv, .md, .tex       the tables (tables.py); .tex is a two-column-page table*
   FOLDER/leaderboard-1col.tex             the same for one column (at most four metrics)
-  FOLDER/plots/radar.{png,svg}, bars.*, emotion_heatmap.*, confusion/ENTRY.*
+  FOLDER/plots/radar-GROUP.{pdf,png}, bars-GROUP.*, emotion_heatmap.*, confusion/ENTRY.*
+                                          7 in wide (two columns); STEM-1col.* 3.3 in (one column)
   FOLDER/site/index.html                  the one-page site, plots inline
   FOLDER/site/reports/ENTRY.html          each run's report, rendered from its run folder
   FOLDER/build.json                       what was built, and whether (and how: `redaction`) it was redacted
@@ -89,14 +90,7 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
     labels = display_names(entries, shown)
     colors = plots.model_colors(list(board.frame.loc[board.frame["kind"] == "run", "model"]))
     pdir = folder / "plots"
-    out.files += plots.radar(board, colors, pdir / "radar")
-    out.files += plots.bars(board, colors, pdir / "bars")
-    ranked = [e for e in entries if e.entry_id not in unranked]
-    out.files += plots.emotion_heatmap(ranked, labels, colors, pdir / "emotion_heatmap")
-    for e in ranked:
-        table = (e.results.get("emotion") or {}).get("confusion") or {}
-        if table:
-            out.files += plots.save(plots.confusion(table, labels[e.entry_id], colors[labels[e.entry_id]]), pdir / "confusion" / e.entry_id)
+    out.files += plots.write_plots(board, [e for e in entries if e.entry_id not in unranked], labels, colors, pdir)
 
     from kardiabench.leaderboard import pairwise
 
@@ -114,8 +108,9 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
             reports[e.entry_id] = f"reports/{e.entry_id}.html"
         else:
             out.notes.append(f"{labels[e.entry_id]}: run folder {e.run_path} not found; its report is left out")
-    images = {"Six axes (like the paper's Figure 1). " + plots.RADAR_CAPTION: pdir / "radar.png",
-              "Each metric with its 95% CI": pdir / "bars.png", "Per-emotion accuracy across models": pdir / "emotion_heatmap.png"}  # fmt: skip
+    images = {f"{g.name}: six axes (like the paper's Figure 1). {plots.RADAR_CAPTION}": pdir / f"radar-{g.name}.png" for g in groups}
+    images |= {f"{g.name}: each metric with its 95% CI": pdir / f"bars-{g.name}.png" for g in groups}
+    images["Per-emotion accuracy across runs, in leaderboard order, with each cell's n"] = pdir / "emotion_heatmap.png"
     if preference:
         images[f"{pairwise.TITLE} with 95% CIs"] = pdir / "pairwise_bt.png"
     sections = [pairwise.html_section(preference)] if preference else []

@@ -110,7 +110,7 @@ ITEM = {
     "persona_id": _opaque_persona, "pred_emotion": _label_only,
 }  # fmt: skip
 TABLES = ("leaderboard.csv", "leaderboard.md", "leaderboard.tex", "build.json", "reported.yaml")
-PLOT_SUFFIXES = (".png", ".svg")
+PLOT_SUFFIXES = (".pdf", ".png")
 
 
 def stage(folder: Path, out: Path, *, reports: list[str]) -> list[str]:
