@@ -35,7 +35,8 @@ from kardiabench.generate_stage import (
 )
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
-from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
+from kardiabench.options import check_keywords
+from kardiabench.params import BATCH_TIMEOUT_S, ParameterError
 from kardiabench.records import Item, Prediction
 from kardiabench.rundir import (
     ITEMS,
