@@ -13,8 +13,9 @@ __version__ = "0.1.0"
 
 _API = {
     **dict.fromkeys(("evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit",
-                     "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks", "JudgeOptions",
-                     "ParameterError", "Interrupted"), "kardiabench.api"),
+                     "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks", "write_report",
+                     "leaderboard_add", "leaderboard_build", "leaderboard_push", "reproduce_runs", "train_model",
+                     "JudgeOptions", "ParameterError", "UnknownOption", "Interrupted"), "kardiabench.api"),
     **dict.fromkeys(("load_run", "Run", "RunFileError"), "kardiabench.runs"),
 }  # fmt: skip
 __all__ = ["__version__", *_API]
