@@ -12,7 +12,7 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    **dict.fromkeys(("evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit",
+    **dict.fromkeys(("evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "annotate", "annotate_import",
                      "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks", "write_report",
                      "leaderboard_add", "leaderboard_build", "leaderboard_push", "reproduce_runs", "train_model",
                      "JudgeOptions", "ParameterError", "UnknownOption", "Interrupted"), "kardiabench.api"),

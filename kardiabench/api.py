@@ -11,6 +11,8 @@ here, with the same parameters as keywords. The stages are generate_stage.py and
     write_report, leaderboard_add|build|push, reproduce_runs, train_model
                  (`kardiabench report`, `leaderboard add|build|push`, `reproduce`, `train`)
     validate_data, data_stats, show_dialogue, synth_data, list_tasks  (`kardiabench data …`, `tasks`)
+    annotate   blinded human A/B pages for two runs   (`kardiabench annotate`)
+    annotate_import  unblind and count their labels   (`kardiabench annotate import`)
 
 Every keyword is an option of kardiabench/options.py (docs/options.md): the CLI's flags, the checks
 and the docs come from the same definitions. A misspelt keyword raises `UnknownOption` (a TypeError)
@@ -66,7 +68,8 @@ from kardiabench.scoring.compare import Comparison
 from kardiabench.tables import markdown_table
 from kardiabench.tasks import load_task
 
-__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "load_run", "generation_config",
+__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "annotate", "annotate_import",
+           "load_run", "generation_config",
            "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks", "write_report", "leaderboard_add",
            "leaderboard_build", "leaderboard_push", "reproduce_runs", "train_model",
            "JudgeOptions", "ParameterError", "UnknownOption", "Interrupted", "Run"]  # fmt: skip
@@ -253,6 +256,31 @@ def judge_audit(o: Values):
                     split_seed=o.split_seed, limit=o.limit)  # fmt: skip
     return run_audit(judging, task, spec, Path(o.output), cache_path=_cache_path(o.cache), progress=o.progress,
                      resamples=o.resamples, bootstrap_seed=o.bootstrap_seed)
+
+
+@takes(SIGNATURES["kb.annotate"])
+def annotate(o: Values):
+    """A blinded human A/B study of two runs (`kardiabench annotate`, docs/annotate.md): `n` items both
+    runs answered, drawn with `seed`, sides shuffled per item; writes output/annotator-K.html (one
+    offline page per annotator), output/key.json (the sides: keep it from the annotators) and
+    output/label-studio/. Returns a `Study`. Runs over different data raise AnnotateError."""
+    from kardiabench.annotation import create_study
+
+    return create_study(_run_path(o.run_a), _run_path(o.run_b), o.output, n=o.n, annotators=o.annotators, seed=o.seed, rubric=o.rubric)
+
+
+@takes(SIGNATURES["kb.annotate_import"])
+def annotate_import(o: Values):
+    """Unblind the annotators' exported labels (page exports and/or a Label Studio JSON export) with
+    folder/key.json and count them (`kardiabench annotate import`): per dimension run A's win rate with
+    a dialogue-clustered CI and sign test, Fleiss' kappa and Krippendorff's alpha, the items to
+    discuss; `adjudication` (JSONL) settles outcomes no majority decided. Returns `AnnotationResults`
+    and writes human_labels.jsonl, discussion.md, results.json and summary.md into `folder`."""
+    from kardiabench.annotation import import_labels
+
+    if not o.files:
+        raise ParameterError("files: give at least one exported labels file")
+    return import_labels(o.folder, o.files, adjudication=o.adjudication, resamples=o.resamples, seed=o.seed)
 
 
 def _run_path(run: Run | str | Path) -> Path:

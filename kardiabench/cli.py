@@ -44,9 +44,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
 
 
-def _command(sub, name: str, help_: str, function: str) -> argparse.ArgumentParser:
+def _command(sub, name: str, help_: str, function: str, **kw: Any) -> argparse.ArgumentParser:
     """A subcommand whose flags are the options of the API function it wraps (kardiabench/options.py)."""
-    p = sub.add_parser(name, help=help_)
+    p = sub.add_parser(name, help=help_, **kw)
     SIGNATURES[function].add_arguments(p)
     return p
 
@@ -86,12 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     _command(lsub, "build", "render tables (CSV, Markdown, LaTeX), plots and the site", "kb.leaderboard_build")
     _command(lsub, "push", "upload a built leaderboard as a Hugging Face dataset repo", "kb.leaderboard_push")
     _command(sub, "reproduce", "run the paper's comparison set and build its leaderboard", "kb.reproduce_runs")
+    _command(sub, "annotate", "blinded human A/B pages for two runs (then: annotate import DIR FILES…)", "kb.annotate",
+             description="Write a blinded A/B study: one offline HTML page per annotator, DIR/key.json (keep it from "
+                         "the annotators) and a Label Studio project. Count the exported labels with "
+                         "`kardiabench annotate import DIR FILES…`.")  # fmt: skip
+    _command(sub, ANNOTATE_IMPORT, "(run as: kardiabench annotate import DIR FILES…)", "kb.annotate_import", prog="kardiabench annotate import",
+             description="Unblind and count the annotators' exported labels: win rates, agreement, items to discuss.")  # fmt: skip
 
     train = sub.add_parser("train", help="train a model with TRL: SFT, then Rubric-as-Judge GRPO (docs/training.md)")
     tsub = train.add_subparsers(dest="train_command", required=True)
     _command(tsub, "sft", "supervised fine-tuning on the training split", "kb.train_model")
     _command(tsub, "grpo", "GRPO with the benchmark's rewards", "kb.train_model")
     return parser
+
+
+ANNOTATE_IMPORT = "annotate-import"  # `annotate import …` is parsed as this command (main rewrites it)
 
 
 def _call(function: str, args: argparse.Namespace, **extra: Any) -> Any:
@@ -199,6 +208,17 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_annotate(args: argparse.Namespace) -> int:
+    if args.command == ANNOTATE_IMPORT:
+        results = _call("annotate_import", args)
+        _LOG.info(f"{len(results.annotators)} annotator(s) → {args.folder}/results.json, summary.md, discussion.md, human_labels.jsonl")
+        print((args.folder / "summary.md").read_text(encoding="utf-8"), end="")
+        return 0
+    for page in _call("annotate", args).pages:
+        print(page)
+    return 0
+
+
 def cmd_judge_audit(args: argparse.Namespace) -> int:
     card = _call("judge_audit", args)
     _LOG.info(f"judge card → {card.path}")
@@ -267,6 +287,7 @@ COMMANDS = {
     "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
     "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "report": cmd_report,
     "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce, "train": cmd_train,
+    "annotate": cmd_annotate, ANNOTATE_IMPORT: cmd_annotate,
 }  # fmt: skip
 
 
@@ -274,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     from kardiabench.errors import USER_ERRORS
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["annotate", "import"]:
+        argv = [ANNOTATE_IMPORT, *argv[2:]]
     args = parser.parse_args(argv)
     if args.command == "score" and args.run_dir is not None and args.output is not None:
         parser.error("score: --output is for --predictions FILE; a run folder is scored in place")

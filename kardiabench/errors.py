@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from kardiabench.annotation.study import AnnotateError
     from kardiabench.data.load import DataError
     from kardiabench.extras import MissingExtra
     from kardiabench.models import SpecError
@@ -20,7 +21,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
             ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, BatchTimeout, FamiliesError, TrainConfigError,
-            MissingExtra)
+            MissingExtra, AnnotateError)
 
 
 USER_ERRORS = _user_errors()

@@ -338,9 +338,28 @@ class TrainOptions(OptionGroup):
                                   flag="--set", action="append", metavar="KEY=VALUE")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class AnnotateOptions(OptionGroup):
+    title: ClassVar[str] = "annotate"
+    run_a: Path = option(None, "run folder A (win rates are said from its side)", flag="run_a", parse=Path, positional=True, required=True)
+    run_b: Path = option(None, "run folder B", flag="run_b", parse=Path, positional=True, required=True)
+    output: Path = option(None, "study folder to write", parse=Path, positional=True, required=True)
+    n: int = option(160, "items to sample from those both runs answered", rule="positive_int")
+    annotators: int = option(3, "annotators: one page each (annotator-1.html …)", rule="positive_int")
+    seed: int = option(0, "seed of the sample and of the sides", rule="int")
+    rubric: str | None = option(None, "rubric file whose dimensions and level texts the pages show (default: judges/rubric.yaml)")
+    # annotate import
+    folder: Path = option(None, "the study folder `annotate` wrote (holds key.json)", flag="folder", metavar="DIR", parse=Path,
+                          positional=True, required=True)  # fmt: skip
+    files: list[Path] = option(None, "the pages' exported JSON files and/or a Label Studio JSON export", flag="files", nargs="+",
+                               metavar="FILES", parse=Path, positional=True, required=True)  # fmt: skip
+    adjudication: Path | None = option(None, "JSONL: item_id + outcomes A|B|tie (run A's side) per dimension, for outcomes no majority decided",
+                                       parse=Path, metavar="FILE")  # fmt: skip
+
+
 GROUPS: tuple[type[OptionGroup], ...] = (
     TaskOptions, DataOptions, RunOptions, SamplingOptions, BackendOptions, CacheOptions, JudgeModelOptions,
-    JudgeScoringOptions, BootstrapOptions, CommandOptions, LeaderboardOptions, ReproduceOptions, TrainOptions,
+    JudgeScoringOptions, BootstrapOptions, CommandOptions, LeaderboardOptions, ReproduceOptions, TrainOptions, AnnotateOptions,
 )  # fmt: skip
 
 
@@ -513,6 +532,9 @@ SIGNATURES: dict[str, Signature] = {
         signature("kb.leaderboard_push", _FOLDER, LeaderboardOptions.option("repo"), LeaderboardOptions.option("private")),
         signature("kb.reproduce_runs", ReproduceOptions),
         signature("kb.train_model", TrainOptions),
+        signature("kb.annotate", AnnotateOptions.pick("run_a", "run_b", "output", "n", "annotators", "seed", "rubric")),
+        signature("kb.annotate_import", AnnotateOptions.pick("folder", "files", "adjudication"),
+                  BootstrapOptions.option("resamples").but(help="bootstrap resamples for the win-rate intervals"), CommandOptions.option("seed")),  # fmt: skip
     )
 }
 

@@ -197,3 +197,28 @@ def test_alpha_matches_the_krippendorff_package_on_random_judge_scores(level):
         ours = krippendorff_alpha(data, level)
         theirs = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
         assert ours == pytest.approx(theirs, abs=1e-9)
+
+
+# Fleiss' kappa: the worked example of 10 subjects, 14 raters and 5 categories (Wikipedia, "Fleiss'
+# kappa", after Fleiss 1971): P̄ = 0.378, P̄e = 0.213, kappa = 0.210; and the full-agreement edge cases.
+FLEISS_TABLE = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+                [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]  # fmt: skip
+
+
+def test_fleiss_kappa_matches_the_worked_example_and_hand_computation():
+    from kardiabench.scoring.agreement import fleiss_kappa
+
+    table = np.asarray(FLEISS_TABLE, dtype=float)
+    p_bar = (((table**2).sum(axis=1) - 14) / (14 * 13)).mean()
+    p_e = ((table.sum(axis=0) / 140) ** 2).sum()
+    assert round(p_bar, 3) == 0.378 and round(p_e, 3) == 0.213
+    assert fleiss_kappa(FLEISS_TABLE) == pytest.approx(0.2099, abs=1e-4)
+    # 3 raters, categories (A, B, tie): per item (3,0,0) (2,1,0) (0,3,0) (1,0,2) (1,1,1) (3,0,0)
+    # P̄ = 11/18, P̄e = (10² + 5² + 3²)/18² → kappa = 32/95
+    assert fleiss_kappa([[3, 0, 0], [2, 1, 0], [0, 3, 0], [1, 0, 2], [1, 1, 1], [3, 0, 0]]) == pytest.approx(32 / 95)
+    assert fleiss_kappa([[0, 2], [2, 0]]) == pytest.approx(1.0)  # perfect agreement across two categories
+    assert fleiss_kappa([[2, 0], [0, 2], [1, 1], [1, 1]]) == pytest.approx(0.0)
+    assert fleiss_kappa([[3, 0], [3, 0]]) is None  # one category only: undefined
+    assert fleiss_kappa([]) is None
+    with pytest.raises(ValueError, match="same number"):
+        fleiss_kappa([[2, 1], [1, 1]])

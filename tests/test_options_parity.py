@@ -27,16 +27,17 @@ WRAPS = {
     ("score",): "score", ("compare",): "compare", ("judge-agreement",): "judge_agreement", ("judge-audit",): "judge_audit",
     ("report",): "write_report", ("leaderboard", "add"): "leaderboard_add", ("leaderboard", "build"): "leaderboard_build",
     ("leaderboard", "push"): "leaderboard_push", ("reproduce",): "reproduce_runs", ("train", "sft"): "train_model",
-    ("train", "grpo"): "train_model",
+    ("train", "grpo"): "train_model", ("annotate",): "annotate", ("annotate-import",): "annotate_import",
 }  # fmt: skip
 # The CLI's own flags: how it prints, not what is computed (--dry-run calls kb.dry_run instead: tested below).
 CLI_ONLY = {"-h", "--help", "--json", "--max-problems", "--dry-run"}
 # A flag → the keyword it is, where that is not the flag's own name; positionals by their metavar.
 RENAMED = {"--judge": "judges", "--no-cache": "cache", "--no-progress": "progress", "--id": "dialogue_id", "--set": "overrides",
-           "run_a": "a", "run_b": "b", ("judge-agreement", "run_dir"): "run", "DIR": "run_dirs",
+           "run_a": "a", "run_b": "b", ("judge-agreement", "run_dir"): "run", "DIR": "run_dirs", "FILES": "files",
+           ("annotate", "run_a"): "run_a", ("annotate", "run_b"): "run_b", ("annotate-import", "DIR"): "folder",
            ("score", "--batch-timeout"): "judge_batch_timeout", ("run", "--batch-timeout"): ("batch_timeout", "judge_batch_timeout")}  # fmt: skip
-# Texts tried in turn as a flag's value; the first its argparse type accepts is used.
-CANDIDATES = ["3", "0.5", "disagree:2", "k=1", "MY_KEY", "openai:judge-x"]
+# Texts tried in turn as a flag's value; the first its argparse type accepts, other than the default, is used.
+CANDIDATES = ["3", "7", "0.5", "disagree:2", "k=1", "MY_KEY", "openai:judge-x"]
 
 
 class Reached(Exception):
@@ -57,8 +58,8 @@ def _text(action: argparse.Action) -> str:
         return list(action.choices)[-1]
     for text in CANDIDATES:
         try:
-            (action.type or str)(text)
-            return text
+            if (action.type or str)(text) != action.default:  # a value the keyword would not get anyway
+                return text
         except (argparse.ArgumentTypeError, ValueError, TypeError):
             continue
     raise AssertionError(f"no candidate value fits {action.option_strings or action.dest}")

@@ -3,6 +3,8 @@
 * Krippendorff's alpha (ordinal by default; nominal and interval too), implemented here with numpy
   from the coincidence-matrix definition (Krippendorff 2011, "Computing Krippendorff's
   Alpha-Reliability"). Any number of raters, missing values allowed.
+* Fleiss' kappa (Fleiss 1971) for nominal labels of a fixed number of raters per item (the human
+  A/B annotation's A / B / tie), from the items × categories count table.
 * Quadratic-weighted Cohen's kappa (scikit-learn) and Spearman's rho (scipy) for pairs of raters.
 * Repeat variance: the same judge asked K times about the same item (seeds seed..seed+K-1).
 
@@ -83,6 +85,26 @@ def krippendorff_alpha(
     if n <= 1 or d_e <= 0:
         return None
     return float(1.0 - (n - 1.0) * (o * delta).sum() / d_e)
+
+
+def fleiss_kappa(counts: Sequence[Sequence[int]] | np.ndarray) -> float | None:
+    """Fleiss' kappa for an items × categories table of how many raters chose each category; every
+    row must sum to the same number of raters (≥ 2). kappa = (P̄ − P̄e) / (1 − P̄e), with P̄ the mean
+    per-item share of agreeing rater pairs and P̄e = Σ p_j² from the category shares p_j. None when
+    undefined: no items, or every rating in one category (P̄e = 1)."""
+    table = np.asarray(counts, dtype=float)
+    if table.ndim != 2 or table.shape[0] == 0:
+        return None
+    raters = table.sum(axis=1)
+    if not np.all(raters == raters[0]) or raters[0] < 2:
+        raise ValueError("fleiss_kappa needs the same number (at least 2) of ratings for every item")
+    n = raters[0]
+    p_j = table.sum(axis=0) / table.sum()
+    p_bar = float(((table * table).sum(axis=1) - n).mean() / (n * (n - 1)))
+    p_e = float((p_j * p_j).sum())
+    if p_e >= 1.0 - 1e-12:
+        return None
+    return (p_bar - p_e) / (1.0 - p_e)
 
 
 def _distance(cats: np.ndarray, n_c: np.ndarray, level: Level) -> np.ndarray:

@@ -171,13 +171,14 @@ def history_text(history: Sequence[Message]) -> str:
     annotations of the data (the history is the reference dialogue, not the candidate's own
     earlier outputs), would lengthen the prompt several-fold and would hand the judge a model's
     analysis to agree with. A turn without span tags (history mode "response") is shown as is."""
-    lines = []
-    for m in history:
-        if m.role == "user":
-            lines.append(f"User: {m.content.strip()}")
-        elif m.role == "assistant":
-            lines.append(f"Assistant: {_shown_turn(m.content)}")
-    return "\n\n".join(lines)
+    return "\n\n".join(f"{role.capitalize()}: {text}" for role, text in shown_history(history))
+
+
+def shown_history(history: Sequence[Message]) -> list[tuple[str, str]]:
+    """(role, text) of each user and assistant turn as history_text shows it (the human A/B pages
+    show the same)."""
+    return [(m.role, m.content.strip() if m.role == "user" else _shown_turn(m.content))
+            for m in history if m.role in ("user", "assistant")]  # fmt: skip
 
 
 @lru_cache(maxsize=4096)
