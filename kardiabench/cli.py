@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from kardiabench.options import SIGNATURES, rule_type
+from kardiabench.params import ParameterError
 
 EXIT_USAGE = 2
 _LOG = logging.getLogger("kardiabench")
@@ -312,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
             return COMMANDS[args.command](args)
     except USER_ERRORS as e:
         print(f"error: {_path_error(e) if isinstance(e, OSError) and e.filename else e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ParameterError as e:  # a rule the parser cannot see alone (`judge-audit` without --judge)
+        print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `kardiabench data stats | head`
         sys.stderr.close()

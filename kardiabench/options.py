@@ -22,12 +22,10 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from kardiabench.params import BATCH_TIMEOUT_S, RULES, check, gen_kwargs
 from kardiabench.redact import env_var_name
-
-G = TypeVar("G", bound="OptionGroup")
 
 
 class UnknownOption(TypeError):
@@ -367,7 +365,7 @@ GROUPS: tuple[type[OptionGroup], ...] = (
 
 
 class Values(Mapping[str, Any]):
-    """The checked keywords of one call: `o.limit`, `o["limit"]`, or a typed group `o.of(SamplingOptions)`."""
+    """The checked keywords of one call: `o.limit`, `o["limit"]`, or a group's as keywords `o.pick(JudgeModelOptions)`."""
 
     def __init__(self, values: dict[str, Any]) -> None:
         self._values = values
@@ -387,9 +385,6 @@ class Values(Mapping[str, Any]):
         except KeyError:
             raise AttributeError(name) from None
 
-    def of(self, group: type[G]) -> G:
-        return group(**{o.name: self._values[o.name] for o in group.options() if o.name in self._values})
-
     def pick(self, group: type[OptionGroup]) -> dict[str, Any]:
         """The values of `group`'s options, as keywords."""
         return {o.name: self._values[o.name] for o in group.options() if o.name in self._values}
@@ -404,7 +399,8 @@ class Signature:
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.options]
-        assert len(names) == len(set(names)), f"{self.function}: an option twice"
+        if len(names) != len(set(names)):
+            raise ValueError(f"{self.function}: an option twice")
 
     def __getitem__(self, name: str) -> Option:
         return next(o for o in self.options if o.name == name)

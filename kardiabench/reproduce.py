@@ -11,7 +11,6 @@ server): local `vllm:`/`hf:` systems are then requested under their model name a
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import yaml
 
 from kardiabench.leaderboard.entries import LeaderboardError
 
-log = logging.getLogger("kardiabench")
 _PACKAGED = Path(__file__).resolve().parent / "resources" / "leaderboard"
 
 

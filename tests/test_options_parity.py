@@ -202,3 +202,17 @@ def test_docs_options_md_is_generated_from_the_definitions():
     assert path.read_text(encoding="utf-8") == markdown(), "docs/options.md is stale: python -m kardiabench.options > docs/options.md"
     assert "| `judge_timeout` | `--judge-timeout` | `120.0` | a number > 0 |" in markdown()
     assert "| `concurrency` | `--concurrency` | `16` | an integer from 1 to 1024 |" in markdown()
+
+
+def test_a_rule_only_the_api_can_check_is_a_one_line_usage_error(tmp_path, capsys):
+    assert main(["judge-audit", "--output", str(tmp_path / "card")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: judges: give at least one judge model spec to audit\n" and not (tmp_path / "card").exists()
+
+
+def test_a_group_checks_its_fields_as_the_api_does():
+    from kardiabench.options import SamplingOptions
+
+    assert SamplingOptions(temperature=0.7, top_k=5).top_k == 5
+    with pytest.raises(kb.ParameterError, match=r"^top_p: must be a number in \(0, 1\], got 1.5$"):
+        SamplingOptions(top_p=1.5)
