@@ -23,7 +23,8 @@ from kardiabench.cache import Cache
 from kardiabench.data.load import DataError
 from kardiabench.judging import judge_usage, load_judgments, matching_verdicts, run_judges
 from kardiabench.models import ChatModel, ModelOptions, load_model, parse_spec
-from kardiabench.params import BATCH_TIMEOUT_S, ParameterError, check_keywords
+from kardiabench.options import check_keywords
+from kardiabench.params import BATCH_TIMEOUT_S, ParameterError
 from kardiabench.records import Item, Prediction
 from kardiabench.runs import JUDGMENTS, JudgeInfo, RunDir, RunDirError, RunManifest
 from kardiabench.scoring.families import (

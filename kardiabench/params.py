@@ -1,5 +1,6 @@
-"""The rules for numeric and name parameters, shared by the CLI's argument types (a bad flag is a
-usage error before any work starts) and the Python API (a bad keyword is a `ParameterError`)."""
+"""The rules a value may have to keep (an integer ≥ 1, a fraction, an environment variable's name …):
+the vocabulary of kardiabench/options.py, which says which option keeps which rule, and of the
+training config's checks (train/config.py)."""
 
 from __future__ import annotations
 
@@ -58,26 +59,6 @@ def check(name: str, value: Any, rule: str) -> None:
 # How long a command waits for a provider batch to end (--batch-timeout): the 24 h completion
 # window and an hour's slack. A batch still running then is stuck; it stays recorded for a rerun.
 BATCH_TIMEOUT_S = 90_000.0
-
-# The Python API's keywords that have a rule (kardiabench/api.py; the CLI flag of the same name
-# is checked by its argparse type).
-KEYWORD_RULES = {
-    "limit": "positive_int", "temperature": "nonneg_float", "top_p": "top_p", "max_tokens": "positive_int",
-    "seed": "int", "concurrency": "concurrency", "timeout": "positive_float", "batch_size": "batch_size",
-    "tensor_parallel_size": "positive_int", "data_parallel_size": "positive_int", "max_cost": "positive_float", "judge_max_cost": "positive_float",
-    "derive_split": "open_fraction", "split_seed": "int", "api_key_env": "env_var", "judge_api_key_env": "env_var",
-    "judge_concurrency": "concurrency", "judge_repeats": "repeats", "judge_max_tokens": "positive_int",
-    "resamples": "positive_int", "bootstrap_seed": "int", "top_k": "positive_int", "min_p": "unit_interval",
-    "repetition_penalty": "positive_float", "judge_timeout": "positive_float", "judge_batch_size": "batch_size",
-    "batch_timeout": "positive_float", "judge_batch_timeout": "positive_float",
-}  # fmt: skip
-
-
-def check_keywords(**params: Any) -> None:
-    """ParameterError for the first keyword that breaks its rule (KEYWORD_RULES); None is "not given"."""
-    for name, value in params.items():
-        if value is not None:
-            check(name, value, KEYWORD_RULES[name])
 
 
 def gen_kwargs(text: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`kardiabench reproduce CONFIG`: run a comparison set (e.g. the paper's) and build its leaderboard.
+"""`kardiabench reproduce CONFIG` (`kb.reproduce_runs`): the configs of a comparison set (e.g. the paper's).
 
 A config (leaderboard/paper.yaml; `paper` names the shipped one) lists systems, a judge and the
 data. The command prints every system's dry-run plan (items, tokens, cost estimate) first, then
@@ -11,7 +11,6 @@ server): local `vllm:`/`hf:` systems are then requested under their model name a
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import yaml
 
 from kardiabench.leaderboard.entries import LeaderboardError
 
-log = logging.getLogger("kardiabench")
 _PACKAGED = Path(__file__).resolve().parent / "resources" / "leaderboard"
 
 
@@ -67,46 +65,3 @@ def system_options(system: System, doc: dict[str, Any], *, output: Path, limit: 
     if cache:
         options["cache"] = cache
     return options
-
-
-def reproduce(config: str, *, limit: int | None = None, dry_run: bool = False, output: Path = Path("runs/paper"),
-              leaderboard: Path = Path("leaderboard/paper"), base_url: str | None = None, data: str | None = None,
-              cache: str | None = None) -> int:  # fmt: skip
-    """Estimate every system, run each (resumable), then add the scored runs to `leaderboard` and
-    build it. 0 when every system finished, 1 when any did not (the others still ran)."""
-    from kardiabench.api import dry_run as estimate
-    from kardiabench.api import evaluate
-    from kardiabench.errors import USER_ERRORS
-    from kardiabench.leaderboard.build import build
-    from kardiabench.leaderboard.entries import add_run
-
-    doc = load_config(config)
-    systems = {s.name: system_options(s, doc, output=output, limit=limit, data=data, base_url=base_url, cache=cache) for s in doc["systems"]}
-    log.info(f"{doc['path']}: {len(systems)} systems, judge {doc['judge']['spec']}; cost estimate first (nothing is sent):")
-    for name, options in systems.items():
-        log.info(f"--- {name}")
-        try:
-            log.info(str(estimate(**options)))
-        except USER_ERRORS as e:
-            log.info(f"{name}: no estimate ({e}); it will still be run")
-    if dry_run:
-        return 0
-    failed = []
-    for name, options in systems.items():
-        log.info(f"=== {name}: {options['model']} → {options['output']}")
-        try:
-            problems = evaluate(**options).problems
-        except USER_ERRORS as e:
-            log.error(f"error: {name}: {e}")
-            problems = [str(e)]
-        if problems:
-            failed.append(name)
-    done = [output / n for n in systems if (output / n / "results.json").is_file() and (output / n / "items.jsonl").is_file()]
-    for run_dir in done:
-        add_run(run_dir, leaderboard)
-    if done:
-        result = build(leaderboard)
-        log.info(f"leaderboard: {len(done)} runs → {leaderboard}/site/index.html ({len(result.files)} files)")
-    if failed:
-        log.info(f"not finished: {', '.join(failed)}; run the same command again to resume them")
-    return 1 if failed else 0
