@@ -232,7 +232,7 @@ def judge_agreement(o: Values) -> dict[str, Any]:
     the mean offset (judge − human). `human`: JSONL of item_id and one integer per dimension. A
     pairwise folder (`pairwise`) takes human A/B labels instead (docs/pairwise.md)."""
     from kardiabench.judging import judge_agreement as agreement_with_human_file
-    from kardiabench.pairwise import is_pairwise_folder, pairwise_agreement
+    from kardiabench.pairwise_stage import is_pairwise_folder, pairwise_agreement
 
     if is_pairwise_folder(_run_path(o.run)):  # human A/B labels against the pairwise judge (docs/pairwise.md)
         return pairwise_agreement(o.human, _run_path(o.run))
@@ -268,7 +268,7 @@ def pairwise(o: Values):
     Bradley–Terry scores. `output` gets pairwise.json, items.jsonl, summary.md, report.html and the
     verdicts (judgments.jsonl: a second call asks only for what is missing). Returns a
     `PairwiseResult`; runs over other data, task or split raise PairwiseRefused."""
-    from kardiabench.pairwise import run_pairwise
+    from kardiabench.pairwise_stage import run_pairwise
     from kardiabench.scoring.rubric import DIMENSIONS
 
     if len(o.runs) < 2:
@@ -363,7 +363,7 @@ def _failure_summary(n_failed: int, errors: list[str]) -> str:
 def format_agreement(report: dict[str, Any]) -> str:
     """`judge_agreement`'s report as a title line and a Markdown table."""
     if "pairs" in report:
-        from kardiabench.pairwise import format_pairwise_agreement
+        from kardiabench.pairwise_stage import format_pairwise_agreement
 
         return format_pairwise_agreement(report)
     rows = []

@@ -4,7 +4,7 @@ of kardiabench/scoring/audit.py on the same items, and write the judge reliabili
 
 The verdicts are kept in DIR/seed-A/judgments.jsonl (every candidate, --judge-repeats times) and
 DIR/seed-B/judgments.jsonl (once more under another seed), so running again resumes. With
-`pairwise=True` the pairwise judge (kardiabench/pairwise.py) also compares gold with itself, its
+`pairwise=True` the pairwise judge (kardiabench/pairwise_stage.py) also compares gold with itself, its
 padded copy and its injected copies (DIR/pairwise/judgments.jsonl; the card's "pairwise" block).
 """
 
@@ -133,7 +133,7 @@ def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *
 def pairwise_checks(items: Sequence[Item], models, cfg, output: Path, cache: Cache | None, progress: bool,
                     resamples: int, seed: int) -> dict[str, Any]:  # fmt: skip
     """The pairwise judge on gold against each PAIRWISE_VARIANTS copy, both orders, checked."""
-    from kardiabench.pairwise import RunInput, pair_cases, pair_items, pairwise_scheme
+    from kardiabench.pairwise_stage import RunInput, pair_cases, pair_items, pairwise_scheme
     from kardiabench.scoring.pairwise import dimension_results, load_template
     from kardiabench.scoring.rubric import load_rubric
 

@@ -202,7 +202,7 @@ class JudgeCase:
 @dataclass(frozen=True)
 class Scheme:
     """What a judging stage asks for and how it reads replies: the rubric's 1–5 scores
-    (`rubric_scheme`) or pairwise preferences (kardiabench/pairwise.py). `read(text, finish_reason)`
+    (`rubric_scheme`) or pairwise preferences (kardiabench/pairwise_stage.py). `read(text, finish_reason)`
     gives a Verdict; `repair(first, failures)` the request after invalid replies."""
 
     version: str

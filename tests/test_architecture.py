@@ -190,3 +190,21 @@ def test_kardiabench_has_no_import_cycles():
     rundir ↔ runs, openai_batch ↔ runner and report ↔ leaderboard/plots)."""
     found = cycles(import_graph())
     assert found == [], "import cycles: " + "; ".join(" ↔ ".join(c) for c in found)
+
+
+def test_no_submodule_shadows_a_public_function():
+    """Importing a submodule sets it as an attribute of the package: a module named like a kb.*
+    function (kardiabench/pairwise.py once did) would make `kb.pairwise` a module."""
+    import importlib
+    import pkgutil
+    import types
+
+    import kardiabench as kb
+
+    for info in pkgutil.walk_packages(kb.__path__, "kardiabench."):
+        if info.name.count(".") == 1:
+            try:
+                importlib.import_module(info.name)
+            except ImportError:  # an optional extra (vLLM) not installed
+                continue
+    assert [name for name in kb.__all__ if isinstance(getattr(kb, name), types.ModuleType)] == []

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kardiabench.leaderboard.entries import LeaderboardError
-from kardiabench.pairwise import bt_rows, load_pairwise
+from kardiabench.pairwise_stage import bt_rows, load_pairwise
 from kardiabench.runs import RunDir
 from kardiabench.tables import markdown_table
 

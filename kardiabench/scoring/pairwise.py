@@ -1,6 +1,6 @@
 """The pairwise judge's pure part: render a case with two responses into the pairwise template,
 read a verdict of "A" / "B" / "tie" per dimension, word a repair, and add verdicts up into win
-rates (statistics: scoring/preference.py). Values in, values out; kardiabench/pairwise.py runs it.
+rates (statistics: scoring/preference.py). Values in, values out; kardiabench/pairwise_stage.py runs it.
 
 One rubric: the dimension names and definitions come from rubric.yaml; the template
 (judges/pairwise_prompt.md, beside the rubric) holds only the instructions for comparing. Every
