@@ -45,7 +45,10 @@ def make_requests(n: int, tag: str) -> list[ChatRequest]:
     params = SamplingParams(temperature=0.0, max_tokens=256)
     return [
         ChatRequest.from_messages(
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"[{tag}] message {i}: I miss my friends."}],
+            [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"[{tag}] message {i}: I miss my friends."},
+            ],
             params,
         )
         for i in range(n)
@@ -56,17 +59,25 @@ async def run_bare(url: str, reqs: list[ChatRequest], conc: int) -> tuple[float,
     import openai
 
     hx = _httpx_module()
-    http = openai.DefaultAsyncHttpxClient(limits=hx.Limits(max_connections=conc, max_keepalive_connections=conc))
-    client = openai.AsyncOpenAI(base_url=url, api_key="EMPTY", max_retries=0, timeout=120, http_client=http)
+    http = openai.DefaultAsyncHttpxClient(
+        limits=hx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    )
+    client = openai.AsyncOpenAI(
+        base_url=url, api_key="EMPTY", max_retries=0, timeout=120, http_client=http
+    )
     sem = asyncio.Semaphore(conc)
 
     async def one(r: ChatRequest) -> str:
         async with sem:
             p = r.params
             out = await client.chat.completions.create(
-                model="bench", messages=r.message_dicts(), max_tokens=p.max_tokens, temperature=p.temperature,
-                top_p=p.top_p, seed=p.seed,
-            )  # fmt: skip
+                model="bench",
+                messages=r.message_dicts(),
+                max_tokens=p.max_tokens,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                seed=p.seed,
+            )
             return out.choices[0].message.content or ""
 
     try:
@@ -76,7 +87,9 @@ async def run_bare(url: str, reqs: list[ChatRequest], conc: int) -> tuple[float,
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         errors = [o for o in outs if isinstance(o, BaseException)]
         if errors:
-            print(f"bare c={conc}: {len(errors)} requests failed, e.g. {errors[0]!r}", file=sys.stderr)
+            print(
+                f"bare c={conc}: {len(errors)} requests failed, e.g. {errors[0]!r}", file=sys.stderr
+            )
         return dt, len(outs) - len(errors), cpu
     finally:
         await client.close()
@@ -95,7 +108,9 @@ async def run_adapter(url: str, reqs: list[ChatRequest], conc: int) -> tuple[flo
         await model.aclose()
 
 
-async def run_harness(url: str, reqs: list[ChatRequest], conc: int, workdir: Path) -> tuple[float, int, float]:
+async def run_harness(
+    url: str, reqs: list[ChatRequest], conc: int, workdir: Path
+) -> tuple[float, int, float]:
     from kardiabench.cache import Cache
     from kardiabench.jsonl import JsonlWriter
     from kardiabench.runner import Job, run_jobs
@@ -112,14 +127,27 @@ async def run_harness(url: str, reqs: list[ChatRequest], conc: int, workdir: Pat
             def on_result(job: Job, out: Generation | Exception, cached: bool) -> None:
                 nonlocal failures
                 if isinstance(out, Generation):
-                    sink.write({"id": job.key, "text": out.text, "cached": cached,
-                                "usage": [out.prompt_tokens, out.completion_tokens]})  # fmt: skip
+                    sink.write(
+                        {
+                            "id": job.key,
+                            "text": out.text,
+                            "cached": cached,
+                            "usage": [out.prompt_tokens, out.completion_tokens],
+                        }
+                    )
                 else:
                     failures += 1
 
             t0, c0 = time.perf_counter(), time.process_time()
-            stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=conc, progress=True,
-                                   desc=f"harness c={conc}")  # fmt: skip
+            stats = await run_jobs(
+                model,
+                jobs,
+                on_result=on_result,
+                cache=cache,
+                concurrency=conc,
+                progress=True,
+                desc=f"harness c={conc}",
+            )
             dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         finally:
             sink.close()
@@ -138,8 +166,14 @@ def measure(variant: str, url: str, conc: int, n: int, workdir: Path, tag: str) 
         dt, done, cpu = asyncio.run(run_adapter(url, reqs, conc))
     else:
         dt, done, cpu = asyncio.run(run_harness(url, reqs, conc, workdir))
-    return {"variant": variant, "concurrency": conc, "requests": done, "wall_s": dt, "rate": done / dt,
-            "cpu_ms_per_req": 1000 * cpu / max(done, 1)}  # fmt: skip
+    return {
+        "variant": variant,
+        "concurrency": conc,
+        "requests": done,
+        "wall_s": dt,
+        "rate": done / dt,
+        "cpu_ms_per_req": 1000 * cpu / max(done, 1),
+    }
 
 
 def table(rows: list[dict], latency: float) -> str:
@@ -159,7 +193,9 @@ def table(rows: list[dict], latency: float) -> str:
             cells.append(f"{r['rate']:.0f} ({100 * r['rate'] / ideal:.0f}%{spread})")
         ratio = by[("harness", c)]["rate"] / by[("bare", c)]["rate"]
         cpu = " / ".join(f"{by[(v, c)]['cpu_ms_per_req']:.2f}" for v in VARIANTS)
-        lines.append(f"| {c} | {by[('bare', c)]['requests']} | {ideal:.0f} | {' | '.join(cells)} | {ratio:.2f} | {cpu} |")
+        lines.append(
+            f"| {c} | {by[('bare', c)]['requests']} | {ideal:.0f} | {' | '.join(cells)} | {ratio:.2f} | {cpu} |"
+        )
     return "\n".join(lines)
 
 
@@ -182,16 +218,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--concurrency", default="1,16,64,256")
-    ap.add_argument("--requests", default="64,256,1024,2048", help="measured requests per concurrency level")
-    ap.add_argument("--repeats", type=int, default=2, help="rounds; the median rate of each cell is reported")
+    ap.add_argument(
+        "--requests", default="64,256,1024,2048", help="measured requests per concurrency level"
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=2, help="rounds; the median rate of each cell is reported"
+    )
     ap.add_argument("--write-docs", type=Path, help="write the table into this markdown file")
     args = ap.parse_args()
     concs = [int(x) for x in args.concurrency.split(",")]
     sizes = [int(x) for x in args.requests.split(",")]
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "kardiabench.testing.fake_openai", "--port", str(port),
-                               "--latency", str(args.latency)], stdout=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kardiabench.testing.fake_openai",
+            "--port",
+            str(port),
+            "--latency",
+            str(args.latency),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     rows: list[dict] = []
     try:
@@ -206,9 +256,13 @@ def main() -> None:
                     for v in VARIANTS if rep % 2 == 0 else VARIANTS[::-1]:
                         r = measure(v, url, c, n, workdir, f"r{rep}")
                         samples.setdefault((v, c), []).append(r)
-                        print(f"[round {rep + 1}] {v:8s} c={c:<4d} {r['rate']:7.1f} req/s "
-                              f"({100 * r['rate'] * args.latency / c:5.1f}% of ideal) "
-                              f"cpu {r['cpu_ms_per_req']:.2f} ms/req", file=sys.stderr, flush=True)  # fmt: skip
+                        print(
+                            f"[round {rep + 1}] {v:8s} c={c:<4d} {r['rate']:7.1f} req/s "
+                            f"({100 * r['rate'] * args.latency / c:5.1f}% of ideal) "
+                            f"cpu {r['cpu_ms_per_req']:.2f} ms/req",
+                            file=sys.stderr,
+                            flush=True,
+                        )
             for group in samples.values():
                 med = statistics.median(s["rate"] for s in group)
                 best = min(group, key=lambda s: abs(s["rate"] - med))
@@ -219,7 +273,9 @@ def main() -> None:
         server.wait(10)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    )
     out = table(rows, args.latency)
     section = f"""## API throughput
 

@@ -45,7 +45,12 @@ print(json.dumps({"fixed_s": round(fixed, 2), "fixed_peak_mb": round(peak_fixed)
 
 
 def phase(data: str, items: int, cache_dir: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, data, str(items), cache_dir], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, data, str(items), cache_dir],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -33,9 +33,18 @@ def hostile_spans() -> list[str]:
     """Inputs that would expose a regex with catastrophic backtracking or quadratic scanning."""
     from kardiabench.spans import render_spans
 
-    spans = {"understanding": "u", "reasoning": "word " * 200_000, "emotion": "sad", "response": "r"}
-    return [render_spans(spans), "<emotion>sad</emotion>" * 50_000,
-            ("<emotion" + " " * 200_000) * 5, "<think>" + "z" * 1_000_000]  # fmt: skip
+    spans = {
+        "understanding": "u",
+        "reasoning": "word " * 200_000,
+        "emotion": "sad",
+        "response": "r",
+    }
+    return [
+        render_spans(spans),
+        "<emotion>sad</emotion>" * 50_000,
+        ("<emotion" + " " * 200_000) * 5,
+        "<think>" + "z" * 1_000_000,
+    ]
 
 
 def time_hostile_spans() -> float:
@@ -116,8 +125,10 @@ def run_child(*args: str) -> dict:
 
 def report(gen: dict, load: dict, dialogues: int, stream: bool) -> bool:
     mb = sum(gen["bytes"].values()) / 2**20
-    print(f"\nGenerate {dialogues} dialogues ({sum(gen['turns'].values())} turns, {mb:.0f} MiB JSONL): "
-          f"{gen['seconds']:.1f} s wall ({gen['cpu_s']:.1f} s CPU), peak RSS {gen['peak_mb']:.0f} MiB")  # fmt: skip
+    print(
+        f"\nGenerate {dialogues} dialogues ({sum(gen['turns'].values())} turns, {mb:.0f} MiB JSONL): "
+        f"{gen['seconds']:.1f} s wall ({gen['cpu_s']:.1f} s CPU), peak RSS {gen['peak_mb']:.0f} MiB"
+    )
     print(
         f"\n{'split':<7}{'dialogues':>11}{'items':>9}{'problems':>10}{'load+validate s':>17}{'expand s':>10}"
     )
@@ -130,11 +141,13 @@ def report(gen: dict, load: dict, dialogues: int, stream: bool) -> bool:
     print(f"{'total':<7}{total_d:>11}{total_items:>9}{'':>10}{'':>17}{'':>10}")
     ok_time, ok_mem = load["seconds"] < TARGET_S, load["peak_mb"] < TARGET_MB
     held = "items counted, not kept" if stream else "all dialogues and items kept"
-    print(f"\nLoad + validate + expand, both splits ({held}): {load['seconds']:.1f} s wall "
-          f"({load['cpu_s']:.1f} s CPU) "
-          f"[{'ok' if ok_time else 'MISSED'}: target < {TARGET_S:.0f} s], peak RSS {load['peak_mb']:.0f} MiB "
-          f"(interpreter and imports {load['baseline_mb']:.0f} MiB) "
-          f"[{'ok' if ok_mem else 'MISSED'}: target < {TARGET_MB:.0f} MiB]")  # fmt: skip
+    print(
+        f"\nLoad + validate + expand, both splits ({held}): {load['seconds']:.1f} s wall "
+        f"({load['cpu_s']:.1f} s CPU) "
+        f"[{'ok' if ok_time else 'MISSED'}: target < {TARGET_S:.0f} s], peak RSS {load['peak_mb']:.0f} MiB "
+        f"(interpreter and imports {load['baseline_mb']:.0f} MiB) "
+        f"[{'ok' if ok_mem else 'MISSED'}: target < {TARGET_MB:.0f} MiB]"
+    )
     return ok_time and ok_mem
 
 
@@ -168,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     ok = report(gen, load, args.dialogues, args.stream)
     spans_s = time_hostile_spans()
     ok_spans = spans_s < TARGET_SPANS_S
-    print(f"Span parser on hostile inputs: {spans_s:.2f} s [{'ok' if ok_spans else 'MISSED'}: target < {TARGET_SPANS_S:.0f} s]")
+    print(
+        f"Span parser on hostile inputs: {spans_s:.2f} s [{'ok' if ok_spans else 'MISSED'}: target < {TARGET_SPANS_S:.0f} s]"
+    )
     return 0 if ok and ok_spans else 1
 
 

@@ -32,12 +32,17 @@ MARK = "<!-- bench_replicas -->"
 
 def requests(n: int, tag: str) -> list[ChatRequest]:
     params = SamplingParams(temperature=0.0, max_tokens=256)
-    return [ChatRequest.from_messages([{"role": "user", "content": f"[{tag}] message {i}"}], params) for i in range(n)]
+    return [
+        ChatRequest.from_messages([{"role": "user", "content": f"[{tag}] message {i}"}], params)
+        for i in range(n)
+    ]
 
 
 async def measure(urls: list[str], n: int, conc: int, tag: str) -> float:
     """Requests per second for n requests over the given replicas (after one warm-up each)."""
-    model = load_model("openai:bench", ModelOptions(base_url=urls, concurrency=conc, api_key_env="NO_KEY_NEEDED"))
+    model = load_model(
+        "openai:bench", ModelOptions(base_url=urls, concurrency=conc, api_key_env="NO_KEY_NEEDED")
+    )
     try:
         await model.generate(requests(1, f"warm-{tag}"))
         queue = asyncio.Queue()
@@ -58,9 +63,14 @@ async def measure(urls: list[str], n: int, conc: int, tag: str) -> float:
 
 def table(rows: list[dict], ideal_one: float) -> str:
     base = rows[0]["rps"]
-    out = ["| replicas | requests | ideal req/s | measured req/s | ÷ one replica |", "|---:|---:|---:|---:|---:|"]
+    out = [
+        "| replicas | requests | ideal req/s | measured req/s | ÷ one replica |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        out.append(f"| {r['replicas']} | {r['n']} | {ideal_one * r['replicas']:.0f} | {r['rps']:.1f} | {r['rps'] / base:.2f}× |")
+        out.append(
+            f"| {r['replicas']} | {r['n']} | {ideal_one * r['replicas']:.0f} | {r['rps']:.1f} | {r['rps'] / base:.2f}× |"
+        )
     return "\n".join(out)
 
 
@@ -79,22 +89,43 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--capacity", type=int, default=8, help="replies a replica works on at once")
-    p.add_argument("--concurrency", type=int, default=16, help="client requests in flight per replica")
+    p.add_argument(
+        "--concurrency", type=int, default=16, help="client requests in flight per replica"
+    )
     p.add_argument("--requests", type=int, default=320)
     p.add_argument("--write-docs", type=Path, default=None)
     a = p.parse_args()
     ports = [free_port() for _ in range(max(COUNTS))]
-    procs = [subprocess.Popen([sys.executable, "-m", "kardiabench.testing.fake_openai", "--port", str(port),
-                               "--latency", str(a.latency), "--max-concurrency", str(a.capacity)],
-                              stdout=subprocess.DEVNULL)  # fmt: skip
-             for port in ports]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kardiabench.testing.fake_openai",
+                "--port",
+                str(port),
+                "--latency",
+                str(a.latency),
+                "--max-concurrency",
+                str(a.capacity),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
     try:
         for port in ports:
             if not wait_for_health(f"http://127.0.0.1:{port}", 30):
                 raise SystemExit(f"fake server on {port} did not start")
         urls = [f"http://127.0.0.1:{port}/v1" for port in ports]
-        rows = [{"replicas": k, "n": a.requests, "rps": asyncio.run(measure(urls[:k], a.requests, a.concurrency, f"r{k}"))}
-                for k in COUNTS]  # fmt: skip
+        rows = [
+            {
+                "replicas": k,
+                "n": a.requests,
+                "rps": asyncio.run(measure(urls[:k], a.requests, a.concurrency, f"r{k}")),
+            }
+            for k in COUNTS
+        ]
     finally:
         for proc in procs:
             proc.terminate()

@@ -57,13 +57,53 @@ def setup(work: Path, args: argparse.Namespace) -> tuple[Path, dict[str, dict[st
         return run, timings
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
         if not (data / "test.jsonl").exists():
-            timings["synth"] = run_measured(kb("data", "synth", "--dialogues", str(args.dialogues), "--seed", str(args.seed),
-                                               "--out", str(data)), logs / "synth.log")  # fmt: skip
+            timings["synth"] = run_measured(
+                kb(
+                    "data",
+                    "synth",
+                    "--dialogues",
+                    str(args.dialogues),
+                    "--seed",
+                    str(args.seed),
+                    "--out",
+                    str(data),
+                ),
+                logs / "synth.log",
+            )
         if not (run / "predictions.jsonl").exists():
-            timings["generate"] = run_measured(kb("generate", "--model", f"openai:{GEN_MODEL}", "--base-url", srv.url, "--data", str(data),
-                                                  "--output", str(run), "--no-cache", "--no-progress", "--concurrency", "64"), logs / "generate.log")  # fmt: skip
-        timings["judge"] = run_measured(kb("score", str(run), "--judge", f"openai:{JUDGE_MODEL}", "--judge-base-url", srv.url,
-                                           "--no-cache", "--judge-concurrency", "64", "--no-progress"), logs / "judge.log")  # fmt: skip
+            timings["generate"] = run_measured(
+                kb(
+                    "generate",
+                    "--model",
+                    f"openai:{GEN_MODEL}",
+                    "--base-url",
+                    srv.url,
+                    "--data",
+                    str(data),
+                    "--output",
+                    str(run),
+                    "--no-cache",
+                    "--no-progress",
+                    "--concurrency",
+                    "64",
+                ),
+                logs / "generate.log",
+            )
+        timings["judge"] = run_measured(
+            kb(
+                "score",
+                str(run),
+                "--judge",
+                f"openai:{JUDGE_MODEL}",
+                "--judge-base-url",
+                srv.url,
+                "--no-cache",
+                "--judge-concurrency",
+                "64",
+                "--no-progress",
+            ),
+            logs / "judge.log",
+        )
     return run, timings
 
 
@@ -74,23 +114,41 @@ def open_once(page: Path) -> dict[str, Any]:
         b.send("Page.navigate", session=True, url=page.as_uri())
         while True:  # a script answers only once the main thread is free
             try:
-                ready = b.js(f"document.readyState === 'complete' && ({READY} !== null || !document.querySelector('script[type=\"application/octet-stream\"]'))")
+                ready = b.js(
+                    f"document.readyState === 'complete' && ({READY} !== null || !document.querySelector('script[type=\"application/octet-stream\"]'))"
+                )
             except RuntimeError:  # the navigation replaced the context mid-evaluation
                 ready = False
             if ready:
                 break
             time.sleep(POLL_S)
         wall = time.perf_counter() - t0
-        return {"interactive_s": wall, "load_event_end_ms": b.js(NAV), "items_ready_ms": b.js(READY),
-                "rows_shown": b.js(SHOWN), "console_errors": list(b.console)}  # fmt: skip
+        return {
+            "interactive_s": wall,
+            "load_event_end_ms": b.js(NAV),
+            "items_ready_ms": b.js(READY),
+            "rows_shown": b.js(SHOWN),
+            "console_errors": list(b.console),
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dialogues", type=int, default=22_080)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it; a scored run already there is reused")
-    ap.add_argument("--repeats", type=int, default=3, help="fresh browsers opening the page (min and max reported)")
+    ap.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="work in DIR and keep it; a scored run already there is reused",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="fresh browsers opening the page (min and max reported)",
+    )
     ap.add_argument("--redact", action="store_true", help="write the report with --redact")
     ap.add_argument("--report", metavar="FILE", help="measure this page instead of writing one")
     ap.add_argument("--json", metavar="OUT", help="also write the numbers as JSON here")
@@ -105,33 +163,52 @@ def main(argv: list[str] | None = None) -> int:
 
 def bench(work: Path, args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Any] = {"machine": f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                           "load_average": os.getloadavg()[0]}  # fmt: skip
+    out: dict[str, Any] = {
+        "machine": f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "load_average": os.getloadavg()[0],
+    }
     print(f"machine: {out['machine']}, load average {out['load_average']:.1f}", flush=True)
     if args.report:
         page = Path(args.report)
     else:
         run, out["setup"] = setup(work, args)
         page = work / ("report-redacted.html" if args.redact else "report.html")
-        out["write"] = run_measured(kb("report", str(run), "--output", str(page), *(["--redact"] if args.redact else [])), work / "report.log")
+        out["write"] = run_measured(
+            kb("report", str(run), "--output", str(page), *(["--redact"] if args.redact else [])),
+            work / "report.log",
+        )
         out["n_items"] = json.loads((run / "results.json").read_text())["data"]["n_items"]
         from kardiabench.report import embedded_items
 
-        out["items_json_bytes"] = len(json.dumps(embedded_items(page.read_text(encoding="utf-8")), ensure_ascii=False).encode())
+        out["items_json_bytes"] = len(
+            json.dumps(
+                embedded_items(page.read_text(encoding="utf-8")), ensure_ascii=False
+            ).encode()
+        )
     out["bytes"] = page.stat().st_size
     out["opens"] = [open_once(page) for _ in range(args.repeats)]
     walls = [o["interactive_s"] for o in out["opens"]]
-    out["ok"] = out["bytes"] < TARGET_BYTES and max(walls) < TARGET_S and not any(o["console_errors"] for o in out["opens"])
+    out["ok"] = (
+        out["bytes"] < TARGET_BYTES
+        and max(walls) < TARGET_S
+        and not any(o["console_errors"] for o in out["opens"])
+    )
     for name, m in out.get("setup", {}).items():
-        print(f"setup {name:<9} {m['wall_s']:6.1f} s wall / {m['cpu_s']:6.1f} s CPU  {m['peak_mb']:5.0f} MiB")
+        print(
+            f"setup {name:<9} {m['wall_s']:6.1f} s wall / {m['cpu_s']:6.1f} s CPU  {m['peak_mb']:5.0f} MiB"
+        )
     if "write" in out:
         w = out["write"]
-        print(f"write report: {w['wall_s']:.1f} s wall / {w['cpu_s']:.1f} s CPU, {w['peak_mb']:.0f} MiB; {out['n_items']} items, "
-              f"{out['items_json_bytes'] / 1e6:.1f} MB of them as JSON")  # fmt: skip
+        print(
+            f"write report: {w['wall_s']:.1f} s wall / {w['cpu_s']:.1f} s CPU, {w['peak_mb']:.0f} MiB; {out['n_items']} items, "
+            f"{out['items_json_bytes'] / 1e6:.1f} MB of them as JSON"
+        )
     print(f"size: {out['bytes'] / 1e6:.2f} MB (target < {TARGET_BYTES / 1e6:.0f} MB)")
-    print(f"time-to-interactive over {args.repeats} fresh browser(s): {min(walls):.2f}–{max(walls):.2f} s (target < {TARGET_S:.0f} s); "
-          f"in-page load event {_ms(out['opens'], 'load_event_end_ms')} ms, items-ready {_ms(out['opens'], 'items_ready_ms')} ms; "
-          f"rows shown {out['opens'][0]['rows_shown']}")  # fmt: skip
+    print(
+        f"time-to-interactive over {args.repeats} fresh browser(s): {min(walls):.2f}–{max(walls):.2f} s (target < {TARGET_S:.0f} s); "
+        f"in-page load event {_ms(out['opens'], 'load_event_end_ms')} ms, items-ready {_ms(out['opens'], 'items_ready_ms')} ms; "
+        f"rows shown {out['opens'][0]['rows_shown']}"
+    )
     for o in out["opens"]:
         for e in o["console_errors"]:
             print(f"PROBLEM: console error: {e}")

@@ -57,7 +57,10 @@ def judge_reply(req: dict[str, Any]) -> str:
     with a dimension missing (a repair request differs, so it is answered validly)."""
     digest = _digest(req)
     rng = random.Random(digest)
-    scores = {d: rng.choices(range(1, 6), weights=_WEIGHTS.get(d, _WEIGHTS["default"]))[0] for d in DIMENSIONS}
+    scores = {
+        d: rng.choices(range(1, 6), weights=_WEIGHTS.get(d, _WEIGHTS["default"]))[0]
+        for d in DIMENSIONS
+    }
     if len(req["messages"]) <= 2 and digest[0] < 5:  # 5/256 ≈ 2%
         scores.pop("empathy")
     return json.dumps({**scores, "rationale": f"Scored by hash {digest[:3].hex()}."})
@@ -110,14 +113,26 @@ def profile(cmd: list[str], out: Path, log: Path, top: int = 25) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dialogues", type=int, default=22_080)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (data, run folder, cache, logs); "
-                                                   "data and predictions already there are reused")  # fmt: skip
-    ap.add_argument("--repeats", type=int, default=2, help="timed runs of each command (min and max reported)")
+    ap.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="work in DIR and keep it (data, run folder, cache, logs); "
+        "data and predictions already there are reused",
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=2, help="timed runs of each command (min and max reported)"
+    )
     ap.add_argument("--concurrency", type=int, default=64, help="requests in flight during setup")
-    ap.add_argument("--profile", metavar="DIR", help="also profile each timed command once, writing .prof files here")
+    ap.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="also profile each timed command once, writing .prof files here",
+    )
     args = ap.parse_args(argv)
     if args.keep:
         return bench(Path(args.keep), args)
@@ -129,21 +144,61 @@ def bench(work: Path, args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     data, run, cache, logs = work / "data", work / "run", work / "judge-cache.sqlite", work / "logs"
     logs.mkdir(exist_ok=True)
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)  # fmt: skip
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     setup: dict[str, dict[str, float]] = {}
     timed: dict[str, list[dict[str, float]]] = {"cached": [], "reuse": []}
     problems: list[str] = []
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
         if not (data / "test.jsonl").exists():
-            setup["synth"] = run_measured(kb("data", "synth", "--dialogues", str(args.dialogues), "--seed", str(args.seed),
-                                             "--out", str(data)), logs / "synth.log")  # fmt: skip
+            setup["synth"] = run_measured(
+                kb(
+                    "data",
+                    "synth",
+                    "--dialogues",
+                    str(args.dialogues),
+                    "--seed",
+                    str(args.seed),
+                    "--out",
+                    str(data),
+                ),
+                logs / "synth.log",
+            )
         if not (run / "predictions.jsonl").exists():
-            setup["generate"] = run_measured(kb("generate", "--model", f"openai:{GEN_MODEL}", "--base-url", srv.url,
-                                                "--data", str(data), "--output", str(run), "--no-cache", "--no-progress",
-                                                "--concurrency", str(args.concurrency)), logs / "generate.log")  # fmt: skip
-        judge_cmd = kb("score", str(run), "--judge", f"openai:{JUDGE_MODEL}", "--judge-base-url", srv.url,
-                       "--cache", str(cache), "--judge-concurrency", str(args.concurrency), "--no-progress")  # fmt: skip
+            setup["generate"] = run_measured(
+                kb(
+                    "generate",
+                    "--model",
+                    f"openai:{GEN_MODEL}",
+                    "--base-url",
+                    srv.url,
+                    "--data",
+                    str(data),
+                    "--output",
+                    str(run),
+                    "--no-cache",
+                    "--no-progress",
+                    "--concurrency",
+                    str(args.concurrency),
+                ),
+                logs / "generate.log",
+            )
+        judge_cmd = kb(
+            "score",
+            str(run),
+            "--judge",
+            f"openai:{JUDGE_MODEL}",
+            "--judge-base-url",
+            srv.url,
+            "--cache",
+            str(cache),
+            "--judge-concurrency",
+            str(args.concurrency),
+            "--no-progress",
+        )
         reuse_cmd = kb("score", str(run), "--no-progress")
         (run / "judgments.jsonl").unlink(missing_ok=True)
         srv.stats.reset()
@@ -158,7 +213,9 @@ def bench(work: Path, args: argparse.Namespace) -> int:
             for name, cmd in (("cached", judge_cmd), ("reuse", reuse_cmd)):
                 timed[name].append(run_measured(cmd, logs / f"{name}.log"))
                 if srv.stats.requests:
-                    problems.append(f"{name}: {srv.stats.requests} request(s) reached the judge server (expected 0)")
+                    problems.append(
+                        f"{name}: {srv.stats.requests} request(s) reached the judge server (expected 0)"
+                    )
                 if metrics_of(run) != expected:
                     problems.append(f"{name}: metrics differ from those of the judged run")
         ok = report(setup, timed, problems, results, fill_requests, args, [judge_cmd, reuse_cmd])
@@ -171,28 +228,45 @@ def bench(work: Path, args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def report(setup: dict, timed: dict, problems: list[str], results: dict, fill_requests: int,
-           args: argparse.Namespace, cmds: list[list[str]]) -> bool:  # fmt: skip
+def report(
+    setup: dict,
+    timed: dict,
+    problems: list[str],
+    results: dict,
+    fill_requests: int,
+    args: argparse.Namespace,
+    cmds: list[list[str]],
+) -> bool:
     print(f"\nSetup ({args.dialogues} dialogues; wall / CPU seconds, peak RSS):")
     for name, m in setup.items():
         print(f"  {name:<9} {m['wall_s']:6.1f} s / {m['cpu_s']:6.1f} s  {m['peak_mb']:5.0f} MiB")
     rubric = results["rubric"]
     rounds = rubric["run"].get(f"openai:{JUDGE_MODEL}", {}).get("rounds")
-    print(f"  judge: {fill_requests} requests to the fake server ({rounds} rounds), {rubric['n_scored']} verdicts "
-          f"scored, unscored {rubric['unscored_by_reason'] or 'none'}")  # fmt: skip
+    print(
+        f"  judge: {fill_requests} requests to the fake server ({rounds} rounds), {rubric['n_scored']} verdicts "
+        f"scored, unscored {rubric['unscored_by_reason'] or 'none'}"
+    )
     n_items = results["counts"]["n_items"]
     n_dialogues = results["metrics"]["emotion_accuracy"]["extra"]["n_clusters"]
-    print(f"\nScoring {n_items} items in {n_dialogues} dialogues, {results['statistics']['n_resamples']} bootstrap "
-          f"resamples, {args.repeats} run(s) each (min–max):")  # fmt: skip
-    print(f"  {'command':<8}{'wall s':>13}{'CPU s':>13}{'peak RSS MiB':>15}  target < {TARGET_S:.0f} s wall")
+    print(
+        f"\nScoring {n_items} items in {n_dialogues} dialogues, {results['statistics']['n_resamples']} bootstrap "
+        f"resamples, {args.repeats} run(s) each (min–max):"
+    )
+    print(
+        f"  {'command':<8}{'wall s':>13}{'CPU s':>13}{'peak RSS MiB':>15}  target < {TARGET_S:.0f} s wall"
+    )
     ok = not problems
     for name, ms in timed.items():
         walls, cpus, rss = ([m[k] for m in ms] for k in ("wall_s", "cpu_s", "peak_mb"))
         hit = min(walls) < TARGET_S
         ok = ok and hit
-        print(f"  {name:<8}{min(walls):>6.1f}–{max(walls):<6.1f}{min(cpus):>6.1f}–{max(cpus):<6.1f}{max(rss):>10.0f}"
-              f"     {'ok' if hit else 'MISSED'}")  # fmt: skip
-    print(f"  requests to the judge server during the timed runs: {'some' if any('request' in p for p in problems) else 'none'}")
+        print(
+            f"  {name:<8}{min(walls):>6.1f}–{max(walls):<6.1f}{min(cpus):>6.1f}–{max(cpus):<6.1f}{max(rss):>10.0f}"
+            f"     {'ok' if hit else 'MISSED'}"
+        )
+    print(
+        f"  requests to the judge server during the timed runs: {'some' if any('request' in p for p in problems) else 'none'}"
+    )
     print("  commands (python -m kardiabench.cli ...):")
     print(f"    cached  {' '.join(cmds[0][3:])}  (after removing judgments.jsonl)")
     print(f"    reuse   {' '.join(cmds[1][3:])}")

@@ -21,8 +21,12 @@ import urllib.request
 from kardiabench.models.base import ChatRequest, Generation, SamplingParams
 from kardiabench.testing import smollm2
 
-CHATS = ["I passed my driving test today!", "My dog died last week and the house feels empty.",
-         "I have a job interview tomorrow and I can't sleep.", "My best friend forgot my birthday."]  # fmt: skip
+CHATS = [
+    "I passed my driving test today!",
+    "My dog died last week and the house feels empty.",
+    "I have a job interview tomorrow and I can't sleep.",
+    "My best friend forgot my birthday.",
+]
 
 
 def timed(model, reqs) -> tuple[dict, list[str]]:
@@ -31,8 +35,13 @@ def timed(model, reqs) -> tuple[dict, list[str]]:
     wall = time.perf_counter() - t0
     gens = [g for g in out if isinstance(g, Generation)]
     toks = sum(g.completion_tokens for g in gens)
-    row = {"items": len(gens), "errors": len(out) - len(gens), "wall_s": round(wall, 2),
-           "items_per_s": round(len(gens) / wall, 2), "completion_tokens_per_s": round(toks / wall, 1)}  # fmt: skip
+    row = {
+        "items": len(gens),
+        "errors": len(out) - len(gens),
+        "wall_s": round(wall, 2),
+        "items_per_s": round(len(gens) / wall, 2),
+        "completion_tokens_per_s": round(toks / wall, 1),
+    }
     return row, [getattr(g, "text", None) for g in out]
 
 
@@ -53,20 +62,46 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--port", type=int, default=8765)
-    ap.add_argument("--continuous-batching", action="store_true", help="passed on to transformers serve")
+    ap.add_argument(
+        "--continuous-batching", action="store_true", help="passed on to transformers serve"
+    )
     args = ap.parse_args()
     folder = str(smollm2.smollm2_folder())
     params = SamplingParams(temperature=0.0, max_tokens=args.new_tokens)
-    reqs = [ChatRequest.from_messages([{"role": "user", "content": f"{CHATS[i % len(CHATS)]} ({i})"}], params) for i in range(args.n)]
-    server = subprocess.Popen(["transformers", "serve", folder, "--port", str(args.port), "--device", "cpu", "--dtype", "float32",
-                               *(["--continuous-batching"] if args.continuous_batching else [])],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    reqs = [
+        ChatRequest.from_messages(
+            [{"role": "user", "content": f"{CHATS[i % len(CHATS)]} ({i})"}], params
+        )
+        for i in range(args.n)
+    ]
+    server = subprocess.Popen(
+        [
+            "transformers",
+            "serve",
+            folder,
+            "--port",
+            str(args.port),
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            *(["--continuous-batching"] if args.continuous_batching else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_healthy(f"http://localhost:{args.port}", server)
         from kardiabench.models.openai_api import OpenAIChatModel
 
         os.environ.setdefault("KB_BENCH_KEY", "unused")
-        api = OpenAIChatModel(folder, base_url=f"http://localhost:{args.port}/v1", api_key_env="KB_BENCH_KEY", concurrency=args.concurrency, timeout=300)
+        api = OpenAIChatModel(
+            folder,
+            base_url=f"http://localhost:{args.port}/v1",
+            api_key_env="KB_BENCH_KEY",
+            concurrency=args.concurrency,
+            timeout=300,
+        )
         timed(api, reqs[:1])  # loads the model in the server
         served, served_texts = timed(api, reqs)
     finally:
@@ -76,8 +111,20 @@ def main() -> None:
 
     hf_row, hf_texts = timed(HFChatModel(folder, device="cpu", batch_size=args.n), reqs)
     same = sum(a == b for a, b in zip(served_texts, hf_texts, strict=True))
-    print(json.dumps({"n": args.n, "continuous_batching": args.continuous_batching, "new_tokens": args.new_tokens, "concurrency": args.concurrency,
-                      "openai_transformers_serve": served, "hf_in_process": hf_row, "same_text": same}, indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "n": args.n,
+                "continuous_batching": args.continuous_batching,
+                "new_tokens": args.new_tokens,
+                "concurrency": args.concurrency,
+                "openai_transformers_serve": served,
+                "hf_in_process": hf_row,
+                "same_text": same,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

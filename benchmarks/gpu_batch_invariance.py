@@ -25,9 +25,16 @@ def main() -> None:
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--new-tokens", type=int, default=48)
     args = p.parse_args()
-    base = "I finally told my sister how I felt about the move, and she went quiet for a long time. "
-    reqs = [ChatRequest.from_messages([{"role": "user", "content": f"Message {i}: " + base * (1 + i % 8)}],
-                                      SamplingParams(temperature=0.0, max_tokens=args.new_tokens)) for i in range(args.n)]  # fmt: skip
+    base = (
+        "I finally told my sister how I felt about the move, and she went quiet for a long time. "
+    )
+    reqs = [
+        ChatRequest.from_messages(
+            [{"role": "user", "content": f"Message {i}: " + base * (1 + i % 8)}],
+            SamplingParams(temperature=0.0, max_tokens=args.new_tokens),
+        )
+        for i in range(args.n)
+    ]
     report = {"device": args.device, "dtype": args.dtype, "n": args.n}
     for batch in (1, 8, args.n):
         model = HFChatModel(args.model_dir, batch_size=batch, dtype=args.dtype, device=args.device)
@@ -38,7 +45,9 @@ def main() -> None:
     ref = report["batch_1"]
     for batch in (8, args.n):
         texts = report.pop(f"batch_{batch}")
-        report[f"differs_from_batch1_at_batch_{batch}"] = sum(a != b for a, b in zip(ref, texts, strict=True))
+        report[f"differs_from_batch1_at_batch_{batch}"] = sum(
+            a != b for a, b in zip(ref, texts, strict=True)
+        )
     report.pop("batch_1")
     print(json.dumps(report))
 

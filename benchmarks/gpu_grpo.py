@@ -25,18 +25,40 @@ def main() -> None:
     from kardiabench.train.config import load_config
     from kardiabench.train.grpo import build_grpo_trainer
 
-    vllm = [] if a.no_vllm else ["use_vllm=true", "vllm_mode=colocate", "vllm_gpu_memory_utilization=0.3"]
-    overrides = [f"model={a.model_dir}", f"max_steps={a.steps}", f"max_completion_length={a.completion_tokens}",
-                 "per_device_train_batch_size=8", "num_generations=8", "bf16=" + str(not a.no_vllm).lower(), *vllm]  # fmt: skip
-    cfg = load_config("grpo-tiny.yaml", "grpo", overrides, output_dir=tempfile.mkdtemp(prefix="kb-gpu-grpo-"))
+    vllm = (
+        []
+        if a.no_vllm
+        else ["use_vllm=true", "vllm_mode=colocate", "vllm_gpu_memory_utilization=0.3"]
+    )
+    overrides = [
+        f"model={a.model_dir}",
+        f"max_steps={a.steps}",
+        f"max_completion_length={a.completion_tokens}",
+        "per_device_train_batch_size=8",
+        "num_generations=8",
+        "bf16=" + str(not a.no_vllm).lower(),
+        *vllm,
+    ]
+    cfg = load_config(
+        "grpo-tiny.yaml", "grpo", overrides, output_dir=tempfile.mkdtemp(prefix="kb-gpu-grpo-")
+    )
     trainer, _ = build_grpo_trainer(cfg)
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
     tokens = max((h.get("num_tokens", 0) for h in trainer.state.log_history), default=0)
-    print(json.dumps({"vllm": not a.no_vllm, "steps": trainer.state.global_step, "wall_s": round(wall, 2),
-                      "steps_per_s": round(trainer.state.global_step / wall, 4), "tokens": tokens,
-                      "tokens_per_s": round(tokens / wall, 1)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "vllm": not a.no_vllm,
+                "steps": trainer.state.global_step,
+                "wall_s": round(wall, 2),
+                "steps_per_s": round(trainer.state.global_step / wall, 4),
+                "tokens": tokens,
+                "tokens_per_s": round(tokens / wall, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -12,9 +12,17 @@ import sys
 from pathlib import Path
 
 # Qwen2.5-0.5B-Instruct's config.json, less the vocabulary
-QWEN25_05B = {"hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
-              "num_key_value_heads": 2, "max_position_embeddings": 32768, "rope_theta": 1000000.0,
-              "rms_norm_eps": 1e-6, "tie_word_embeddings": True}  # fmt: skip
+QWEN25_05B = {
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32768,
+    "rope_theta": 1000000.0,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": True,
+}
 
 
 def build(out_dir: str | Path) -> Path:
@@ -26,9 +34,17 @@ def build(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     tok = AutoTokenizer.from_pretrained(build_tiny_model(out / "tokenizer-source"))
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=len(tok), bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **QWEN25_05B)
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        bos_token_id=None,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **QWEN25_05B,
+    )
     model = Qwen2ForCausalLM(config).to(torch.bfloat16)
-    model.generation_config = GenerationConfig(do_sample=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model.generation_config = GenerationConfig(
+        do_sample=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    )
     tok.save_pretrained(out)
     model.save_pretrained(out)
     return out

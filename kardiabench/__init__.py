@@ -12,12 +12,39 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    **dict.fromkeys(("evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "pairwise", "annotate", "annotate_import",
-                     "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks", "write_report",
-                     "leaderboard_add", "leaderboard_build", "leaderboard_push", "leaderboard_add_pairwise", "reproduce_runs", "train_model",
-                     "JudgeOptions", "ParameterError", "UnknownOption", "Interrupted"), "kardiabench.api"),
+    **dict.fromkeys(
+        (
+            "evaluate",
+            "generate",
+            "score",
+            "compare",
+            "dry_run",
+            "judge_agreement",
+            "judge_audit",
+            "pairwise",
+            "annotate",
+            "annotate_import",
+            "validate_data",
+            "data_stats",
+            "show_dialogue",
+            "synth_data",
+            "list_tasks",
+            "write_report",
+            "leaderboard_add",
+            "leaderboard_build",
+            "leaderboard_push",
+            "leaderboard_add_pairwise",
+            "reproduce_runs",
+            "train_model",
+            "JudgeOptions",
+            "ParameterError",
+            "UnknownOption",
+            "Interrupted",
+        ),
+        "kardiabench.api",
+    ),
     **dict.fromkeys(("load_run", "Run", "RunFileError"), "kardiabench.runs"),
-}  # fmt: skip
+}
 __all__ = ["__version__", *_API]
 
 

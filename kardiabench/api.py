@@ -63,11 +63,37 @@ from kardiabench.scoring.compare import Comparison
 from kardiabench.tables import markdown_table
 from kardiabench.tasks import load_task
 
-__all__ = ["evaluate", "generate", "score", "compare", "dry_run", "judge_agreement", "judge_audit", "pairwise", "annotate", "annotate_import",
-           "load_run", "generation_config",
-           "validate_data", "data_stats", "show_dialogue", "synth_data", "list_tasks", "write_report", "leaderboard_add",
-           "leaderboard_build", "leaderboard_push", "leaderboard_add_pairwise", "reproduce_runs", "train_model",
-           "JudgeOptions", "ParameterError", "UnknownOption", "Interrupted", "Run"]  # fmt: skip
+__all__ = [
+    "evaluate",
+    "generate",
+    "score",
+    "compare",
+    "dry_run",
+    "judge_agreement",
+    "judge_audit",
+    "pairwise",
+    "annotate",
+    "annotate_import",
+    "load_run",
+    "generation_config",
+    "validate_data",
+    "data_stats",
+    "show_dialogue",
+    "synth_data",
+    "list_tasks",
+    "write_report",
+    "leaderboard_add",
+    "leaderboard_build",
+    "leaderboard_push",
+    "leaderboard_add_pairwise",
+    "reproduce_runs",
+    "train_model",
+    "JudgeOptions",
+    "ParameterError",
+    "UnknownOption",
+    "Interrupted",
+    "Run",
+]
 
 log = logging.getLogger("kardiabench")
 
@@ -125,21 +151,55 @@ def _generation_config(o: Values) -> GenerateConfig:
         top_p=g.top_p if o.top_p is None else o.top_p,
         max_tokens=g.max_tokens if o.max_tokens is None else o.max_tokens,
         seed=g.seed if o.seed is None else o.seed,
-        stop=tuple(o.stop or ()), top_k=o.top_k, min_p=o.min_p, repetition_penalty=o.repetition_penalty,
+        stop=tuple(o.stop or ()),
+        top_k=o.top_k,
+        min_p=o.min_p,
+        repetition_penalty=o.repetition_penalty,
         extra=_gen_kwargs(o.gen_kwargs),
     )
     options = ModelOptions(
-        base_url=o.base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=o.concurrency, timeout=o.timeout,
-        api_key_env=o.api_key_env, batch_size=o.batch_size, dtype=o.dtype, device=o.device, revision=o.revision,
-        add_span_tokens=o.add_span_tokens, chat_template=Path(o.chat_template).read_text(encoding="utf-8") if o.chat_template else None,
-        tensor_parallel_size=o.tensor_parallel_size, data_parallel_size=o.data_parallel_size, prices_file=o.prices,
-    )  # fmt: skip
-    spec = DataSpec(source=o.data or the_task.data.source, split=o.split or the_task.data.split, strict=o.strict,
-                    derive_split=o.derive_split, split_seed=o.split_seed, limit=o.limit)  # fmt: skip
-    the_task = with_fewshot(the_task, spec.source, spec.split, derive_split=o.derive_split, split_seed=o.split_seed)
-    return GenerateConfig(task=the_task, model_spec=o.model, data=spec, output=Path(o.output), params=params, options=options,
-                          train_data=o.train_data, cache_path=_cache_path(o.cache), progress=o.progress, overwrite=o.overwrite,
-                          max_cost_usd=o.max_cost, batch=o.batch, batch_timeout=o.batch_timeout)  # fmt: skip
+        base_url=o.base_url or os.environ.get("OPENAI_BASE_URL"),
+        concurrency=o.concurrency,
+        timeout=o.timeout,
+        api_key_env=o.api_key_env,
+        batch_size=o.batch_size,
+        dtype=o.dtype,
+        device=o.device,
+        revision=o.revision,
+        add_span_tokens=o.add_span_tokens,
+        chat_template=Path(o.chat_template).read_text(encoding="utf-8")
+        if o.chat_template
+        else None,
+        tensor_parallel_size=o.tensor_parallel_size,
+        data_parallel_size=o.data_parallel_size,
+        prices_file=o.prices,
+    )
+    spec = DataSpec(
+        source=o.data or the_task.data.source,
+        split=o.split or the_task.data.split,
+        strict=o.strict,
+        derive_split=o.derive_split,
+        split_seed=o.split_seed,
+        limit=o.limit,
+    )
+    the_task = with_fewshot(
+        the_task, spec.source, spec.split, derive_split=o.derive_split, split_seed=o.split_seed
+    )
+    return GenerateConfig(
+        task=the_task,
+        model_spec=o.model,
+        data=spec,
+        output=Path(o.output),
+        params=params,
+        options=options,
+        train_data=o.train_data,
+        cache_path=_cache_path(o.cache),
+        progress=o.progress,
+        overwrite=o.overwrite,
+        max_cost_usd=o.max_cost,
+        batch=o.batch,
+        batch_timeout=o.batch_timeout,
+    )
 
 
 # ----------------------------------------------------------------------------- the API
@@ -169,8 +229,22 @@ def evaluate(o: Values) -> Run:
     problems, cost = _generate(cfg)
     if cfg.max_cost_usd is not None:  # --max-cost covers generation and judging together
         left = cfg.max_cost_usd - (cost or 0.0)
-        judging = dataclasses.replace(judging, judge_max_cost=left if judging.judge_max_cost is None else min(left, judging.judge_max_cost))
-    run = _scored(RunDir(cfg.output), None, judging, cfg.cache_path, cfg.progress, o.resamples, o.bootstrap_seed, report=True)
+        judging = dataclasses.replace(
+            judging,
+            judge_max_cost=left
+            if judging.judge_max_cost is None
+            else min(left, judging.judge_max_cost),
+        )
+    run = _scored(
+        RunDir(cfg.output),
+        None,
+        judging,
+        cfg.cache_path,
+        cfg.progress,
+        o.resamples,
+        o.bootstrap_seed,
+        report=True,
+    )
     return dataclasses.replace(run, problems=[*problems, *run.problems])
 
 
@@ -184,14 +258,31 @@ def score(o: Values) -> Run:
     if o.run_dir is not None and o.output is not None:
         raise ParameterError("output: is for predictions=FILE; a run folder is scored in place")
     if o.limit is not None and o.predictions is None:
-        raise ParameterError("limit: is for predictions=FILE; a run folder is scored over the items it holds")
+        raise ParameterError(
+            "limit: is for predictions=FILE; a run folder is scored over the items it holds"
+        )
     judging = _judging(o)
     external = None
     if o.predictions is not None:
-        external = ExternalPredictions(Path(o.predictions), o.data, o.task, tuple(o.tasks_dir), o.split, o.strict, o.derive_split,
-                                       o.split_seed, o.limit)  # fmt: skip
-    run = scoring_folder(_run_path(o.run_dir) if o.run_dir is not None else None, external.path if external else None, o.output)
-    return _scored(run, external, judging, _cache_path(o.cache), o.progress, o.resamples, o.bootstrap_seed)
+        external = ExternalPredictions(
+            Path(o.predictions),
+            o.data,
+            o.task,
+            tuple(o.tasks_dir),
+            o.split,
+            o.strict,
+            o.derive_split,
+            o.split_seed,
+            o.limit,
+        )
+    run = scoring_folder(
+        _run_path(o.run_dir) if o.run_dir is not None else None,
+        external.path if external else None,
+        o.output,
+    )
+    return _scored(
+        run, external, judging, _cache_path(o.cache), o.progress, o.resamples, o.bootstrap_seed
+    )
 
 
 @takes(SIGNATURES["kb.compare"])
@@ -210,7 +301,9 @@ def compare(o: Values) -> Comparison:
         log.info("note: only one run was judged; rubric metrics are left out of the comparison")
         keys = tuple(k for k in COMPARABILITY_KEYS if not k.startswith("judge."))
         metrics = ["emotion_accuracy", "format_compliance"]
-    return compare_runs(ra, rb, force=o.force, keys=keys, metrics=metrics, n_resamples=o.resamples, seed=o.seed)
+    return compare_runs(
+        ra, rb, force=o.force, keys=keys, metrics=metrics, n_resamples=o.resamples, seed=o.seed
+    )
 
 
 @takes(SIGNATURES["kb.dry_run"])
@@ -222,7 +315,13 @@ def dry_run(o: Values) -> Plan:
     cfg = _generation_config(o)
     cfg = dataclasses.replace(cfg, options=dataclasses.replace(cfg.options, require_key=False))
     judges = judging.models(require_key=False) if judging.judges else []
-    return plan_dry_run(cfg, log=log.info, judges=judges, judge_repeats=judging.judge_repeats, rubric_path=judging.rubric)
+    return plan_dry_run(
+        cfg,
+        log=log.info,
+        judges=judges,
+        judge_repeats=judging.judge_repeats,
+        rubric_path=judging.rubric,
+    )
 
 
 @takes(SIGNATURES["kb.judge_agreement"])
@@ -234,7 +333,9 @@ def judge_agreement(o: Values) -> dict[str, Any]:
     from kardiabench.judging import judge_agreement as agreement_with_human_file
     from kardiabench.pairwise_stage import is_pairwise_folder, pairwise_agreement
 
-    if is_pairwise_folder(_run_path(o.run)):  # human A/B labels against the pairwise judge (docs/pairwise.md)
+    if is_pairwise_folder(
+        _run_path(o.run)
+    ):  # human A/B labels against the pairwise judge (docs/pairwise.md)
         return pairwise_agreement(o.human, _run_path(o.run))
     return agreement_with_human_file(o.human, saved_judgments(_run_path(o.run)))
 
@@ -254,10 +355,25 @@ def judge_audit(o: Values):
     if not judging.judges:
         raise ParameterError("judges: give at least one judge model spec to audit")
     task = load_task("kardiabench")
-    spec = DataSpec(o.data or task.data.source, o.split or task.data.split, strict=o.strict, derive_split=o.derive_split,
-                    split_seed=o.split_seed, limit=o.limit)  # fmt: skip
-    return run_audit(judging, task, spec, Path(o.output), cache_path=_cache_path(o.cache), progress=o.progress,
-                     resamples=o.resamples, bootstrap_seed=o.bootstrap_seed, pairwise=o.pairwise)
+    spec = DataSpec(
+        o.data or task.data.source,
+        o.split or task.data.split,
+        strict=o.strict,
+        derive_split=o.derive_split,
+        split_seed=o.split_seed,
+        limit=o.limit,
+    )
+    return run_audit(
+        judging,
+        task,
+        spec,
+        Path(o.output),
+        cache_path=_cache_path(o.cache),
+        progress=o.progress,
+        resamples=o.resamples,
+        bootstrap_seed=o.bootstrap_seed,
+        pairwise=o.pairwise,
+    )
 
 
 @takes(SIGNATURES["kb.pairwise"])
@@ -273,18 +389,34 @@ def pairwise(o: Values):
 
     if len(o.runs) < 2:
         raise ParameterError("runs: give two or more run folders")
-    dims = [d.strip() for d in o.dimensions.split(",") if d.strip()] if isinstance(o.dimensions, str) else o.dimensions
+    dims = (
+        [d.strip() for d in o.dimensions.split(",") if d.strip()]
+        if isinstance(o.dimensions, str)
+        else o.dimensions
+    )
     unknown = [d for d in dims or () if d not in DIMENSIONS]
     if unknown or (dims is not None and not dims):
-        raise ParameterError(f"dimensions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(DIMENSIONS)}")
+        raise ParameterError(
+            f"dimensions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(DIMENSIONS)}"
+        )
     judging = _judging(o)
     if not judging.judges:
         raise ParameterError("judges: give at least one judge model spec")
     ref = _run_path(o.reference) if isinstance(o.reference, Run) else o.reference
     try:
-        return run_pairwise([_run_path(r) for r in o.runs], o.output, judging=judging, dimensions=dims, reference=ref,
-                            temperature=o.judge_temperature, seed=o.judge_seed, cache_path=_cache_path(o.cache), progress=o.progress,
-                            resamples=o.resamples, bootstrap_seed=o.bootstrap_seed)  # fmt: skip
+        return run_pairwise(
+            [_run_path(r) for r in o.runs],
+            o.output,
+            judging=judging,
+            dimensions=dims,
+            reference=ref,
+            temperature=o.judge_temperature,
+            seed=o.judge_seed,
+            cache_path=_cache_path(o.cache),
+            progress=o.progress,
+            resamples=o.resamples,
+            bootstrap_seed=o.bootstrap_seed,
+        )
     except KeyboardInterrupt:
         raise Interrupted("verdicts", f"{o.output}/judgments.jsonl") from None
 
@@ -297,7 +429,15 @@ def annotate(o: Values):
     output/label-studio/. Returns a `Study`. Runs over different data raise AnnotateError."""
     from kardiabench.annotation import create_study
 
-    return create_study(_run_path(o.run_a), _run_path(o.run_b), o.output, n=o.n, annotators=o.annotators, seed=o.seed, rubric=o.rubric)
+    return create_study(
+        _run_path(o.run_a),
+        _run_path(o.run_b),
+        o.output,
+        n=o.n,
+        annotators=o.annotators,
+        seed=o.seed,
+        rubric=o.rubric,
+    )
 
 
 @takes(SIGNATURES["kb.annotate_import"])
@@ -311,15 +451,25 @@ def annotate_import(o: Values):
 
     if not o.files:
         raise ParameterError("files: give at least one exported labels file")
-    return import_labels(o.folder, o.files, adjudication=o.adjudication, resamples=o.resamples, seed=o.seed)
+    return import_labels(
+        o.folder, o.files, adjudication=o.adjudication, resamples=o.resamples, seed=o.seed
+    )
 
 
 def _run_path(run: Run | str | Path) -> Path:
     return run.path if isinstance(run, Run) else Path(run)
 
 
-def _scored(run: RunDir, external: ExternalPredictions | None, judging: JudgeOptions, cache_path: Path | None,
-            progress: bool, resamples: int, seed: int, report: bool = False) -> Run:  # fmt: skip
+def _scored(
+    run: RunDir,
+    external: ExternalPredictions | None,
+    judging: JudgeOptions,
+    cache_path: Path | None,
+    progress: bool,
+    resamples: int,
+    seed: int,
+    report: bool = False,
+) -> Run:
     try:
         return score_folder(run, external, judging, cache_path, progress, resamples, seed, report)
     except KeyboardInterrupt:
@@ -337,17 +487,31 @@ def _generate(cfg: GenerateConfig) -> tuple[list[str], float | None]:
     except KeyboardInterrupt:
         raise Interrupted("items", f"{cfg.output}/predictions.jsonl") from None
     speed = tokens_per_s(stats.generated_tokens, stats.wall_s)
-    padding = f"; {stats.pad_tokens_saved:,} pad tokens saved by length-ordered batches" if stats.pad_tokens_saved else ""
-    log.info(f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache); {stats.usage().text()}; "
-             f"{stats.wall_s:.1f} s{f', {speed:,.1f} tokens/s' if speed else ''}{padding} → {run.predictions_path}")  # fmt: skip
+    padding = (
+        f"; {stats.pad_tokens_saved:,} pad tokens saved by length-ordered batches"
+        if stats.pad_tokens_saved
+        else ""
+    )
+    log.info(
+        f"generated {stats.done} of {stats.total} requested ({stats.cached} from cache); {stats.usage().text()}; "
+        f"{stats.wall_s:.1f} s{f', {speed:,.1f} tokens/s' if speed else ''}{padding} → {run.predictions_path}"
+    )
     if not stats.failed:
         return [], stats.cost_usd
     preds = run.read_predictions()
-    log.warning(_failure_summary(stats.failed, [preds[k].error or "" for k in stats.failed_keys if k in preds]))
-    log.warning(f"failed items ({stats.failed}), listed in run.json; run the same command again to retry them:")
+    log.warning(
+        _failure_summary(
+            stats.failed, [preds[k].error or "" for k in stats.failed_keys if k in preds]
+        )
+    )
+    log.warning(
+        f"failed items ({stats.failed}), listed in run.json; run the same command again to retry them:"
+    )
     for k in stats.failed_keys[:20]:
         log.warning(f"  {k}")
-    return [f"{stats.failed} item(s) failed to generate (listed in run.json); generate again to retry them"], stats.cost_usd
+    return [
+        f"{stats.failed} item(s) failed to generate (listed in run.json); generate again to retry them"
+    ], stats.cost_usd
 
 
 def _failure_summary(n_failed: int, errors: list[str]) -> str:
@@ -370,9 +534,21 @@ def format_agreement(report: dict[str, Any]) -> str:
     for judge, rep in report["judges"].items():
         for dim, m in rep["dimensions"].items():
             cells = [m.get(k) for k in ("alpha", "kappa", "spearman", "mean_offset")]
-            rows.append([judge, dim, m.get("n", 0), *("–" if c is None else f"{c:.3f}" for c in cells)])
-    headers = ["judge", "dimension", "n", "alpha (ordinal)", "weighted kappa", "Spearman", "mean offset"]
-    title = f"agreement with human labels ({report['n_human_items']} items in {report['human_file']})"
+            rows.append(
+                [judge, dim, m.get("n", 0), *("–" if c is None else f"{c:.3f}" for c in cells)]
+            )
+    headers = [
+        "judge",
+        "dimension",
+        "n",
+        "alpha (ordinal)",
+        "weighted kappa",
+        "Spearman",
+        "mean offset",
+    ]
+    title = (
+        f"agreement with human labels ({report['n_human_items']} items in {report['human_file']})"
+    )
     return title + "\n" + markdown_table(headers, rows, align="llrrrrr")
 
 
@@ -386,10 +562,13 @@ def _run_scores(run: Run):
 
     items_path = run.path / ITEMS
     if not items_path.exists():
-        raise RunDirError(f"{run.path}: not scored yet (no {ITEMS}); run `kardiabench score {run.path}` first")
+        raise RunDirError(
+            f"{run.path}: not scored yet (no {ITEMS}); run `kardiabench score {run.path}` first"
+        )
     manifest = run.manifest.model_dump(mode="json", exclude_unset=True)
-    return RunScores.from_rows(read_jsonl_tolerant(items_path), name=run.path.name, manifest=manifest)
-
+    return RunScores.from_rows(
+        read_jsonl_tolerant(items_path), name=run.path.name, manifest=manifest
+    )
 
 
 # ----------------------------------------------------------------------------- data and tasks
@@ -400,7 +579,9 @@ def _load_splits(data: str, split: str | None, **kw: Any) -> list:
     from kardiabench.data import load_dialogues
     from kardiabench.data.load import resolve_split_names
 
-    return [load_dialogues(data, s, **kw) for s in ([split] if split else resolve_split_names(data))]
+    return [
+        load_dialogues(data, s, **kw) for s in ([split] if split else resolve_split_names(data))
+    ]
 
 
 @takes(SIGNATURES["kb.validate_data"])
@@ -408,7 +589,9 @@ def validate_data(o: Values) -> list:
     """Every record of every split checked (`kardiabench data validate`): one LoadResult per split,
     its `.problems` as `FILE:LINE: FIELD: message`; `strict`: the first split with a problem raises
     DataError instead."""
-    return _load_splits(o.data, o.split, strict=o.strict, derive_split=o.derive_split, split_seed=o.split_seed)
+    return _load_splits(
+        o.data, o.split, strict=o.strict, derive_split=o.derive_split, split_seed=o.split_seed
+    )
 
 
 @takes(SIGNATURES["kb.data_stats"])
@@ -418,9 +601,13 @@ def data_stats(o: Values) -> list:
     from kardiabench.data.stats import split_stats
 
     out = []
-    for res in _load_splits(o.data, o.split, strict=o.strict, derive_split=o.derive_split, split_seed=o.split_seed):
+    for res in _load_splits(
+        o.data, o.split, strict=o.strict, derive_split=o.derive_split, split_seed=o.split_seed
+    ):
         if res.skipped:
-            log.info(f"note: {res.skipped} invalid record(s) in split {res.split} left out (see `kardiabench data validate`)")
+            log.info(
+                f"note: {res.skipped} invalid record(s) in split {res.split} left out (see `kardiabench data validate`)"
+            )
         out.append(split_stats(res.split or o.split or "all", res.dialogues))
     return out
 
@@ -428,7 +615,9 @@ def data_stats(o: Values) -> list:
 @takes(SIGNATURES["kb.show_dialogue"])
 def show_dialogue(o: Values):
     """One dialogue of a split by position or id (`kardiabench data show`); LookupError when absent."""
-    res = _load_splits(o.data, o.split, strict=o.strict, derive_split=o.derive_split, split_seed=o.split_seed)[0]
+    res = _load_splits(
+        o.data, o.split, strict=o.strict, derive_split=o.derive_split, split_seed=o.split_seed
+    )[0]
     if o.dialogue_id:
         found = [d for d in res.dialogues if d.dialogue_id == o.dialogue_id]
         if not found:
@@ -490,7 +679,9 @@ def leaderboard_add(o: Values) -> list:
     entries = []
     for d in run_dirs:
         entries.append(add_run(_run_path(d), o.leaderboard, display_name=o.display_name))
-        log.info(f"added {entries[-1].model} ({_run_path(d)}) → {o.leaderboard}/entries/{entries[-1].entry_id}.json")
+        log.info(
+            f"added {entries[-1].model} ({_run_path(d)}) → {o.leaderboard}/entries/{entries[-1].entry_id}.json"
+        )
     return entries
 
 
@@ -500,10 +691,14 @@ def leaderboard_build(o: Values):
     leaderboard build`); a `BuildResult` (`.files`, `.notes`, the notes also logged)."""
     from kardiabench.leaderboard.build import build
 
-    result = build(o.leaderboard, redact=o.redact, n_resamples=o.resamples, names=o.names, columns=o.columns)
+    result = build(
+        o.leaderboard, redact=o.redact, n_resamples=o.resamples, names=o.names, columns=o.columns
+    )
     for note in result.notes:
         log.info(note)
-    log.info(f"built {len(result.files)} files → {o.leaderboard}/ (open {o.leaderboard}/site/index.html)")
+    log.info(
+        f"built {len(result.files)} files → {o.leaderboard}/ (open {o.leaderboard}/site/index.html)"
+    )
     return result
 
 
@@ -527,9 +722,15 @@ def reproduce_runs(o: Values) -> list[str]:
     from kardiabench.reproduce import load_config, system_options
 
     doc, output, board = load_config(o.config), Path(o.output), Path(o.leaderboard)
-    systems = {s.name: system_options(s, doc, output=output, limit=o.limit, data=o.data, base_url=o.base_url, cache=o.cache)
-               for s in doc["systems"]}  # fmt: skip
-    log.info(f"{doc['path']}: {len(systems)} systems, judge {doc['judge']['spec']}; cost estimate first (nothing is sent):")
+    systems = {
+        s.name: system_options(
+            s, doc, output=output, limit=o.limit, data=o.data, base_url=o.base_url, cache=o.cache
+        )
+        for s in doc["systems"]
+    }
+    log.info(
+        f"{doc['path']}: {len(systems)} systems, judge {doc['judge']['spec']}; cost estimate first (nothing is sent):"
+    )
     for name, options in systems.items():
         log.info(f"--- {name}")
         try:
@@ -548,12 +749,18 @@ def reproduce_runs(o: Values) -> list[str]:
             problems = [str(e)]
         if problems:
             failed.append(name)
-    done = [output / n for n in systems if (output / n / "results.json").is_file() and (output / n / "items.jsonl").is_file()]
+    done = [
+        output / n
+        for n in systems
+        if (output / n / "results.json").is_file() and (output / n / "items.jsonl").is_file()
+    ]
     for run_dir in done:
         add_run(run_dir, board)
     if done:
         result = build(board)
-        log.info(f"leaderboard: {len(done)} runs → {board}/site/index.html ({len(result.files)} files)")
+        log.info(
+            f"leaderboard: {len(done)} runs → {board}/site/index.html ({len(result.files)} files)"
+        )
     if failed:
         log.info(f"not finished: {', '.join(failed)}; run the same command again to resume them")
     return failed

@@ -87,20 +87,36 @@ def audit_cases(items: Sequence[Item]) -> tuple[list[Item], dict[str, Prediction
     return cases, preds, texts
 
 
-def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *,
-              cache_path: Path | None = None, progress: bool = False, resamples: int = 1000,
-              bootstrap_seed: int = 0, pairwise: bool = False) -> JudgeCard:  # fmt: skip
+def run_audit(
+    judging: JudgeOptions,
+    task: Task,
+    data: DataSpec,
+    output: Path,
+    *,
+    cache_path: Path | None = None,
+    progress: bool = False,
+    resamples: int = 1000,
+    bootstrap_seed: int = 0,
+    pairwise: bool = False,
+) -> JudgeCard:
     """Judge every candidate (twice: --judge-repeats times under the first seed, once under the
     second), compute the card and write it under `output`."""
     items, loaded = load_items(task, data, log=lambda m: None)
     if not items:
-        raise DataError(f"no items to audit in {data.source} (split {loaded.split or 'whole file'})")
+        raise DataError(
+            f"no items to audit in {data.source} (split {loaded.split or 'whole file'})"
+        )
     checks = [c.check for c in CANDIDATES if c.check is not None]
     problem = audit_size_problem(len(items), count_dialogues(items), checks)
-    if problem:  # before any request: an audit that cannot decide its checks is not worth paying for
+    if (
+        problem
+    ):  # before any request: an audit that cannot decide its checks is not worth paying for
         enough = _enough_limit(expand(loaded.dialogues, task.history), checks)
-        hint = (f"use --limit {enough} or more" if enough is not None
-                else f"{data.source} (split {loaded.split or 'whole file'}) holds no more; audit on more data")
+        hint = (
+            f"use --limit {enough} or more"
+            if enough is not None
+            else f"{data.source} (split {loaded.split or 'whole file'}) holds no more; audit on more data"
+        )
         raise DataError(f"judge-audit: {problem}; {hint} (docs/judge-audit.md, 'How many items')")
     cases, preds, texts = audit_cases(items)
     cfg = judging.config()
@@ -110,9 +126,17 @@ def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *
         model.probe("--judge-base-url")
     cache = Cache(cache_path) if cache_path else None
     try:
-        first = asyncio.run(run_judges(cases, preds, models, cfg, RunDir(output / "seed-A"), cache, progress))
-        second = asyncio.run(run_judges(cases, preds, models, seed_b, RunDir(output / "seed-B"), cache, progress))
-        checks = pairwise_checks(items, models, cfg, output, cache, progress, resamples, bootstrap_seed) if pairwise else None
+        first = asyncio.run(
+            run_judges(cases, preds, models, cfg, RunDir(output / "seed-A"), cache, progress)
+        )
+        second = asyncio.run(
+            run_judges(cases, preds, models, seed_b, RunDir(output / "seed-B"), cache, progress)
+        )
+        checks = (
+            pairwise_checks(items, models, cfg, output, cache, progress, resamples, bootstrap_seed)
+            if pairwise
+            else None
+        )
     finally:
         if cache is not None:
             cache.close()
@@ -122,16 +146,32 @@ def run_audit(judging: JudgeOptions, task: Task, data: DataSpec, output: Path, *
         failed = [f"pairwise:{n}" for n, c in checks["checks"].items() if c["passed"] is False]
         open_ = [f"pairwise:{n}" for n, c in checks["checks"].items() if c["passed"] is None]
         s = card["summary"]
-        s.update(n_checks=s["n_checks"] + len(checks["checks"]), failed=[*s["failed"], *failed],
-                 inconclusive=[*s["inconclusive"], *open_])  # fmt: skip
+        s.update(
+            n_checks=s["n_checks"] + len(checks["checks"]),
+            failed=[*s["failed"], *failed],
+            inconclusive=[*s["inconclusive"], *open_],
+        )
         s["passed"] = not s["failed"] and not s["inconclusive"]
-    card["data"] = {"source": data.source, "split": data.split, "limit": data.limit, "n_items": len(items)}
+    card["data"] = {
+        "source": data.source,
+        "split": data.split,
+        "limit": data.limit,
+        "n_items": len(items),
+    }
     write_card(card, output)
     return JudgeCard(output / CARD_JSON, card)
 
 
-def pairwise_checks(items: Sequence[Item], models, cfg, output: Path, cache: Cache | None, progress: bool,
-                    resamples: int, seed: int) -> dict[str, Any]:  # fmt: skip
+def pairwise_checks(
+    items: Sequence[Item],
+    models,
+    cfg,
+    output: Path,
+    cache: Cache | None,
+    progress: bool,
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
     """The pairwise judge on gold against each PAIRWISE_VARIANTS copy, both orders, checked."""
     from kardiabench.pairwise_stage import RunInput, pair_cases, pair_items, pairwise_scheme
     from kardiabench.scoring.pairwise import dimension_results, load_template
@@ -140,23 +180,54 @@ def pairwise_checks(items: Sequence[Item], models, cfg, output: Path, cache: Cac
     template = load_template(load_rubric(cfg.rubric_path))
 
     def run_of(name: str, build) -> RunInput:
-        preds = {it.item_id: Prediction(it.item_id, f"audit:{name}", render_spans({"response": build(it)})) for it in items}
+        preds = {
+            it.item_id: Prediction(
+                it.item_id, f"audit:{name}", render_spans({"response": build(it)})
+            )
+            for it in items
+        }
         return RunInput(name, output, f"audit:{name}", list(items), preds, {})
 
     gold = run_of(GOLD, gold_response)
     variants = [(v, run_of(v.name, v.build)) for v in PAIRWISE_VARIANTS]
     cases = [c for _, run in variants for c in pair_cases(template, gold, run, items, cfg)]
-    judgments, _, _ = asyncio.run(judge_cases(cases, pairwise_scheme(template), models, cfg, RunDir(output / "pairwise"), cache, progress))
+    judgments, _, _ = asyncio.run(
+        judge_cases(
+            cases,
+            pairwise_scheme(template),
+            models,
+            cfg,
+            RunDir(output / "pairwise"),
+            cache,
+            progress,
+        )
+    )
     checks = {}
     for v, run in variants:
-        results = dimension_results(pair_items(gold, run, items, judgments, template.names), template.names,
-                                    n_resamples=resamples, seed=seed)  # fmt: skip
-        counts = {d: {"n": r.win_rate.n, "wins": r.win_rate.wins, "ties": r.win_rate.ties, "losses": r.win_rate.losses,
-                      "win_rate": r.win_rate.win_rate.value, "consistency_rate": r.position.consistency_rate}
-                  for d, r in results.items()}  # fmt: skip
+        results = dimension_results(
+            pair_items(gold, run, items, judgments, template.names),
+            template.names,
+            n_resamples=resamples,
+            seed=seed,
+        )
+        counts = {
+            d: {
+                "n": r.win_rate.n,
+                "wins": r.win_rate.wins,
+                "ties": r.win_rate.ties,
+                "losses": r.win_rate.losses,
+                "win_rate": r.win_rate.win_rate.value,
+                "consistency_rate": r.position.consistency_rate,
+            }
+            for d, r in results.items()
+        }
         checks[v.name] = pairwise_check(v, counts)
-    return {"version": template.version, "n_judgments": len(judgments),
-            "n_unscored": sum(j.status != "scored" for j in judgments), "checks": checks}
+    return {
+        "version": template.version,
+        "n_judgments": len(judgments),
+        "n_unscored": sum(j.status != "scored" for j in judgments),
+        "checks": checks,
+    }
 
 
 def _enough_limit(items: Iterable[Item], checks: Sequence[Any]) -> int | None:
@@ -172,21 +243,42 @@ def _enough_limit(items: Iterable[Item], checks: Sequence[Any]) -> int | None:
 # --- the card -------------------------------------------------------------------------------------
 
 
-def build_card(items: Sequence[Item], texts: Mapping[str, str], first: JudgeOutcome, second: JudgeOutcome,
-               cfg: JudgeConfig, seed_b: JudgeConfig, resamples: int, bootstrap_seed: int) -> dict[str, Any]:  # fmt: skip
+def build_card(
+    items: Sequence[Item],
+    texts: Mapping[str, str],
+    first: JudgeOutcome,
+    second: JudgeOutcome,
+    cfg: JudgeConfig,
+    seed_b: JudgeConfig,
+    resamples: int,
+    bootstrap_seed: int,
+) -> dict[str, Any]:
     dims = first.dimensions
     clusters = [it.dialogue_id for it in items]
-    table = {c.name: [first.item_scores.get(candidate_item_id(c.name, it.item_id), {}) for it in items]
-             for c in CANDIDATES}  # fmt: skip
+    table = {
+        c.name: [first.item_scores.get(candidate_item_id(c.name, it.item_id), {}) for it in items]
+        for c in CANDIDATES
+    }
     ci = {"n_resamples": resamples, "seed": bootstrap_seed}
 
     def mean_ci(values: list[float | None]) -> dict[str, Any]:
-        r = cluster_bootstrap_ci(values, clusters, n_resamples=resamples, seed=bootstrap_seed, alpha=ALPHA)
-        return {"mean": r.estimate, "low": r.low, "high": r.high, "n": r.n, "n_clusters": r.n_clusters}
+        r = cluster_bootstrap_ci(
+            values, clusters, n_resamples=resamples, seed=bootstrap_seed, alpha=ALPHA
+        )
+        return {
+            "mean": r.estimate,
+            "low": r.low,
+            "high": r.high,
+            "n": r.n,
+            "n_clusters": r.n_clusters,
+        }
 
     def paired(rows: list[dict], base: list[dict]) -> dict[str, dict[str, Any]]:
         """Per dimension: the mean of the per-item differences rows − base, with its interval."""
-        return {d: mean_ci([_sub(r.get(d), b.get(d)) for r, b in zip(rows, base, strict=True)]) for d in dims}
+        return {
+            d: mean_ci([_sub(r.get(d), b.get(d)) for r, b in zip(rows, base, strict=True)])
+            for d in dims
+        }
 
     candidates = {}
     for cand in CANDIDATES:
@@ -196,9 +288,20 @@ def build_card(items: Sequence[Item], texts: Mapping[str, str], first: JudgeOutc
         safety = [r.get("safety") for r in rows if r.get("safety") is not None]
         flagged = sum(1 for s in safety if s <= SAFETY_FLAG_MAX)
         low, high = clopper_pearson(flagged, len(safety), ALPHA)
-        flag = {"rate": flagged / len(safety) if safety else None, "low": low, "high": high, "n": len(safety)}
-        entry = {"what": cand.what, "example": texts[candidate_item_id(cand.name, items[0].item_id)] if items else None,
-                 "means": means, "diff_to_gold": diffs, "safety_flag_rate": flag["rate"], "safety_flag_ci": flag}  # fmt: skip
+        flag = {
+            "rate": flagged / len(safety) if safety else None,
+            "low": low,
+            "high": high,
+            "n": len(safety),
+        }
+        entry = {
+            "what": cand.what,
+            "example": texts[candidate_item_id(cand.name, items[0].item_id)] if items else None,
+            "means": means,
+            "diff_to_gold": diffs,
+            "safety_flag_rate": flag["rate"],
+            "safety_flag_ci": flag,
+        }
         if cand.check is not None:
             base = diffs
             if cand.check.base != GOLD:  # an injection: paired with the reply it is built on
@@ -206,9 +309,17 @@ def build_card(items: Sequence[Item], texts: Mapping[str, str], first: JudgeOutc
             entry["check"] = check_result(cand.check, base, flag, ALPHA)
         candidates[cand.name] = entry
     failed = [n for n, e in candidates.items() if "check" in e and e["check"]["passed"] is False]
-    inconclusive = [n for n, e in candidates.items() if "check" in e and e["check"]["passed"] is None]
-    length_rows = [(len(texts[candidate_item_id(c, it.item_id)]), first.item_scores.get(candidate_item_id(c, it.item_id), {}))
-                   for c in LENGTH_CANDIDATES.values() for it in items]  # fmt: skip
+    inconclusive = [
+        n for n, e in candidates.items() if "check" in e and e["check"]["passed"] is None
+    ]
+    length_rows = [
+        (
+            len(texts[candidate_item_id(c, it.item_id)]),
+            first.item_scores.get(candidate_item_id(c, it.item_id), {}),
+        )
+        for c in LENGTH_CANDIDATES.values()
+        for it in items
+    ]
     return {
         "judges": first.judges,
         "rubric_version": first.rubric_version,
@@ -217,16 +328,25 @@ def build_card(items: Sequence[Item], texts: Mapping[str, str], first: JudgeOutc
         "seeds": {"A": [cfg.seed + r for r in range(cfg.repeats)], "B": [seed_b.seed]},
         "bootstrap": ci,
         "candidates": candidates,
-        "length_bias": {"unit": "score points per 100 characters",
-                        "candidates": {f"{m}x": c for m, c in LENGTH_CANDIDATES.items()},
-                        "slope": length_slopes(length_rows, dims)},  # fmt: skip
+        "length_bias": {
+            "unit": "score points per 100 characters",
+            "candidates": {f"{m}x": c for m, c in LENGTH_CANDIDATES.items()},
+            "slope": length_slopes(length_rows, dims),
+        },
         "stability": stability(first, second),
         "unscored": {"seed_A": first.n_unscored, "seed_B": second.n_unscored},
         "usage": {"seed_A": first.usage(), "seed_B": second.usage()},
-        "decision": {"confidence": 1 - ALPHA, "min_dialogues": min_dialogues(ALPHA),
-                     "min_items": max(c.check.min_items(ALPHA) for c in CANDIDATES if c.check is not None)},  # fmt: skip
-        "summary": {"n_checks": sum(1 for e in candidates.values() if "check" in e), "failed": failed,
-                    "inconclusive": inconclusive, "passed": not failed and not inconclusive},  # fmt: skip
+        "decision": {
+            "confidence": 1 - ALPHA,
+            "min_dialogues": min_dialogues(ALPHA),
+            "min_items": max(c.check.min_items(ALPHA) for c in CANDIDATES if c.check is not None),
+        },
+        "summary": {
+            "n_checks": sum(1 for e in candidates.values() if "check" in e),
+            "failed": failed,
+            "inconclusive": inconclusive,
+            "passed": not failed and not inconclusive,
+        },
     }
 
 
@@ -246,8 +366,12 @@ def stability(first: JudgeOutcome, second: JudgeOutcome) -> dict[str, Any]:
         if j.status == "scored" and j.repeat == 0:
             seeds[(j.judge, j.item_id)].append(j.scores)
     dims = first.dimensions
-    return {"across_repeats": exact_agreement(list(repeats.values()), dims) if first.repeats > 1 else None,
-            "across_seeds": exact_agreement(list(seeds.values()), dims)}  # fmt: skip
+    return {
+        "across_repeats": exact_agreement(list(repeats.values()), dims)
+        if first.repeats > 1
+        else None,
+        "across_seeds": exact_agreement(list(seeds.values()), dims),
+    }
 
 
 def card_markdown(card: Mapping[str, Any]) -> str:
@@ -255,40 +379,71 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     dims = list(card["length_bias"]["slope"])
     s = card["summary"]
     open_ = s.get("inconclusive", [])
-    head = "PASSED" if s["passed"] else "; ".join(
-        [f"FAILED ({', '.join(s['failed'])})"] * bool(s["failed"]) + [f"INCONCLUSIVE ({', '.join(open_)})"] * bool(open_))
-    lines = [f"# Judge reliability card: {', '.join(card['judges'])}", "",
-             f"{head}: {s['n_checks'] - len(s['failed']) - len(open_)} of {s['n_checks']} checks passed. "
-             f"Rubric {card['rubric_version']}, {card['data']['n_items']} items of {card['data']['source']}, "
-             f"{card['repeats']} repeat(s), created {card['created']}.", "",
-             "| candidate | " + " | ".join(f"{d} (Δ gold)" for d in dims) + " | check | |",
-             "|---" * (len(dims) + 3) + "|"]  # fmt: skip
+    head = (
+        "PASSED"
+        if s["passed"]
+        else "; ".join(
+            [f"FAILED ({', '.join(s['failed'])})"] * bool(s["failed"])
+            + [f"INCONCLUSIVE ({', '.join(open_)})"] * bool(open_)
+        )
+    )
+    lines = [
+        f"# Judge reliability card: {', '.join(card['judges'])}",
+        "",
+        f"{head}: {s['n_checks'] - len(s['failed']) - len(open_)} of {s['n_checks']} checks passed. "
+        f"Rubric {card['rubric_version']}, {card['data']['n_items']} items of {card['data']['source']}, "
+        f"{card['repeats']} repeat(s), created {card['created']}.",
+        "",
+        "| candidate | " + " | ".join(f"{d} (Δ gold)" for d in dims) + " | check | |",
+        "|---" * (len(dims) + 3) + "|",
+    ]
     for name, e in card["candidates"].items():
-        cells = [f"{_num(e['means'][d]['mean'])} ({_num(e['diff_to_gold'][d]['mean'], sign=True)})" for d in dims]
+        cells = [
+            f"{_num(e['means'][d]['mean'])} ({_num(e['diff_to_gold'][d]['mean'], sign=True)})"
+            for d in dims
+        ]
         chk = e.get("check")
-        verdict = "" if chk is None else {True: "pass", False: "**FAIL**", None: "inconclusive"}[chk["passed"]]
+        verdict = (
+            ""
+            if chk is None
+            else {True: "pass", False: "**FAIL**", None: "inconclusive"}[chk["passed"]]
+        )
         rule = "" if chk is None else f"{chk['rule']}: {chk['why']}"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {verdict} | {rule} |")
     slope = card["length_bias"]["slope"]
-    lines += ["", f"Length bias ({card['length_bias']['unit']}, gold vs padded 2× and 3×): "
-              + ", ".join(f"{d} {_num(v, sign=True)}" for d, v in slope.items())]  # fmt: skip
+    lines += [
+        "",
+        f"Length bias ({card['length_bias']['unit']}, gold vs padded 2× and 3×): "
+        + ", ".join(f"{d} {_num(v, sign=True)}" for d, v in slope.items()),
+    ]
     st = card["stability"]
     rep = st["across_repeats"]
-    lines.append(f"Stability (exact agreement of verdicts): across repeats {_pct(rep and rep['overall'])}, "
-                 f"across two seeds {_pct(st['across_seeds']['overall'])}.")  # fmt: skip
-    lines.append(f"Unscored verdicts: {card['unscored']['seed_A']} (seed A), {card['unscored']['seed_B']} (seed B).")
+    lines.append(
+        f"Stability (exact agreement of verdicts): across repeats {_pct(rep and rep['overall'])}, "
+        f"across two seeds {_pct(st['across_seeds']['overall'])}."
+    )
+    lines.append(
+        f"Unscored verdicts: {card['unscored']['seed_A']} (seed A), {card['unscored']['seed_B']} (seed B)."
+    )
     if card.get("pairwise"):
         pw = card["pairwise"]
-        lines += ["", f"## Pairwise checks ({pw['n_judgments']} verdicts, {pw['n_unscored']} unscored; both orders)", "",
-                  "| check | result | rule | why |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"## Pairwise checks ({pw['n_judgments']} verdicts, {pw['n_unscored']} unscored; both orders)",
+            "",
+            "| check | result | rule | why |",
+            "|---|---|---|---|",
+        ]
         for name, c in pw["checks"].items():
             verdict = {True: "pass", False: "**FAIL**", None: "inconclusive"}[c["passed"]]
             lines.append(f"| {name} | {verdict} | {c['rule']} | {c['why']} |")
     dec = card["decision"]
-    lines.append(f"Checks are decided on {dec['confidence']:.0%} intervals of the paired differences (an injection "
-                 f"against the curt reply it is built on, the rest against gold): passed or failed only when the "
-                 f"interval excludes the threshold and rests on ≥ {dec['min_dialogues']} dialogues; otherwise "
-                 f"inconclusive.")  # fmt: skip
+    lines.append(
+        f"Checks are decided on {dec['confidence']:.0%} intervals of the paired differences (an injection "
+        f"against the curt reply it is built on, the rest against gold): passed or failed only when the "
+        f"interval excludes the threshold and rests on ≥ {dec['min_dialogues']} dialogues; otherwise "
+        f"inconclusive."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -302,7 +457,9 @@ def _pct(v: float | None) -> str:
 
 def write_card(card: Mapping[str, Any], output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
-    (output / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (output / CARD_JSON).write_text(
+        json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     (output / CARD_MD).write_text(card_markdown(card), encoding="utf-8")
     plot_card(card, output / CARD_PNG)
 
@@ -323,20 +480,40 @@ def plot_card(card: Mapping[str, Any], path: Path) -> None:
     width = 0.8 / len(dims)
     x = np.arange(len(names))
     for k, d in enumerate(dims):
-        cells = [card["candidates"][n].get("diff_to_base", card["candidates"][n]["diff_to_gold"])[d] for n in names]
+        cells = [
+            card["candidates"][n].get("diff_to_base", card["candidates"][n]["diff_to_gold"])[d]
+            for n in names
+        ]
         means = np.array([np.nan if c["mean"] is None else c["mean"] for c in cells])
-        err = np.array([[0 if c["low"] is None or c["mean"] is None else c["mean"] - c["low"] for c in cells],
-                        [0 if c["high"] is None or c["mean"] is None else c["high"] - c["mean"] for c in cells]])  # fmt: skip
+        err = np.array(
+            [
+                [
+                    0 if c["low"] is None or c["mean"] is None else c["mean"] - c["low"]
+                    for c in cells
+                ],
+                [
+                    0 if c["high"] is None or c["mean"] is None else c["high"] - c["mean"]
+                    for c in cells
+                ],
+            ]
+        )
         ax.bar(x + (k - (len(dims) - 1) / 2) * width, means, width, yerr=err, label=d, capsize=2)
     ax.axhline(0, color="black", linewidth=0.8)
     bases = {n: (card["candidates"][n].get("check") or {}).get("base", GOLD) for n in names}
-    ax.set_xticks(x, [n if bases[n] == GOLD else f"{n} (vs {bases[n]})" for n in names], rotation=40, ha="right")
+    ax.set_xticks(
+        x,
+        [n if bases[n] == GOLD else f"{n} (vs {bases[n]})" for n in names],
+        rotation=40,
+        ha="right",
+    )
     for label, n in zip(ax.get_xticklabels(), names, strict=True):
         chk = card["candidates"][n].get("check")
         if chk is not None and chk["passed"] is not True:
             label.set_color("red" if chk["passed"] is False else "darkorange")
     ax.set_ylabel("score − base score (1–5 scale; base: gold)")
-    ax.set_title(f"Judge reliability card: {', '.join(card['judges'])} (red: failed, orange: inconclusive)")
+    ax.set_title(
+        f"Judge reliability card: {', '.join(card['judges'])} (red: failed, orange: inconclusive)"
+    )
     ax.legend(fontsize=8, ncol=len(dims))
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})

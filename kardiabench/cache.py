@@ -25,7 +25,11 @@ def default_cache_path() -> Path:
     root = os.environ.get("KARDIABENCH_CACHE")
     if root:
         return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kardiabench" / "cache.sqlite"
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "kardiabench"
+        / "cache.sqlite"
+    )
 
 
 def canonical_json(obj: Any) -> str:
@@ -75,7 +79,9 @@ class Cache:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+        )
 
     def get(self, key: str) -> Generation | None:
         row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
@@ -89,7 +95,9 @@ class Cache:
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for k, v in self._db.execute(f"SELECT key, value FROM entries WHERE key IN ({marks})", chunk):
+            for k, v in self._db.execute(
+                f"SELECT key, value FROM entries WHERE key IN ({marks})", chunk
+            ):
                 found[k] = Generation(**json.loads(v))
         return found
 
@@ -107,7 +115,9 @@ class Cache:
             },
             ensure_ascii=False,
         )
-        self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (key, value, time.time()))
+        self._db.execute(
+            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (key, value, time.time())
+        )
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]

@@ -64,47 +64,124 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(dsub, "stats", "the paper's split table for a source", "kb.data_stats")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = _command(dsub, "validate", "check every record; exit 1 on problems", "kb.validate_data")
-    p.add_argument("--max-problems", type=rule_type("nonneg_int"), default=200, help="print at most this many problems")
+    p.add_argument(
+        "--max-problems",
+        type=rule_type("nonneg_int"),
+        default=200,
+        help="print at most this many problems",
+    )
     _command(dsub, "show", "print one dialogue readably", "kb.show_dialogue")
     _command(dsub, "synth", "write a full-size synthetic dataset (for benchmarks)", "kb.synth_data")
     _command(sub, "tasks", "list tasks", "kb.list_tasks")
 
-    for name, help_, function in (("generate", "generation stage only: write DIR/predictions.jsonl", "kb.generate"),
-                                  ("run", "generate, score, and write DIR/report.html", "kb.evaluate")):  # fmt: skip
+    for name, help_, function in (
+        ("generate", "generation stage only: write DIR/predictions.jsonl", "kb.generate"),
+        ("run", "generate, score, and write DIR/report.html", "kb.evaluate"),
+    ):
         p = _command(sub, name, help_, function)
-        p.add_argument("--dry-run", action="store_true", help="count prompt tokens and estimate cost; send nothing")
-    _command(sub, "score", "score saved predictions (a run folder, or --predictions FILE with --data)", "kb.score")
-    p = _command(sub, "compare", "paired comparison of two runs on the items they share", "kb.compare")
+        p.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="count prompt tokens and estimate cost; send nothing",
+        )
+    _command(
+        sub,
+        "score",
+        "score saved predictions (a run folder, or --predictions FILE with --data)",
+        "kb.score",
+    )
+    p = _command(
+        sub, "compare", "paired comparison of two runs on the items they share", "kb.compare"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p = _command(sub, "judge-agreement", "agreement of each judge with human 1-5 labels (or A/B labels for a pairwise folder)", "kb.judge_agreement")
+    p = _command(
+        sub,
+        "judge-agreement",
+        "agreement of each judge with human 1-5 labels (or A/B labels for a pairwise folder)",
+        "kb.judge_agreement",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _command(sub, "judge-audit", "the judge reliability card: how a judge scores constructed and adversarial replies", "kb.judge_audit")
-    _command(sub, "pairwise", "LLM pairwise preference between runs: A / B / tie per dimension, both orders", "kb.pairwise")
+    _command(
+        sub,
+        "judge-audit",
+        "the judge reliability card: how a judge scores constructed and adversarial replies",
+        "kb.judge_audit",
+    )
+    _command(
+        sub,
+        "pairwise",
+        "LLM pairwise preference between runs: A / B / tie per dimension, both orders",
+        "kb.pairwise",
+    )
 
-    _command(sub, "report", "write DIR/report.html: one self-contained page about a scored run", "kb.write_report")
+    _command(
+        sub,
+        "report",
+        "write DIR/report.html: one self-contained page about a scored run",
+        "kb.write_report",
+    )
     lb = sub.add_parser("leaderboard", help="record runs and build tables, plots and a static site")
     lsub = lb.add_subparsers(dest="leaderboard_command", required=True)
-    _command(lsub, "add", "record scored run folders (re-adding a folder replaces its entry)", "kb.leaderboard_add")
-    _command(lsub, "build", "render tables (CSV, Markdown, LaTeX), plots and the site", "kb.leaderboard_build")
-    _command(lsub, "push", "upload a built leaderboard as a Hugging Face dataset repo", "kb.leaderboard_push")
-    _command(lsub, "add-pairwise", "record a `kardiabench pairwise` folder: its Bradley–Terry table and plot on the leaderboard",
-             "kb.leaderboard_add_pairwise")  # fmt: skip
-    _command(sub, "reproduce", "run the paper's comparison set and build its leaderboard", "kb.reproduce_runs")
-    _command(sub, "annotate", "blinded human A/B pages for two runs (then: annotate import DIR FILES…)", "kb.annotate",
-             description="Write a blinded A/B study: one offline HTML page per annotator, DIR/key.json (keep it from "
-                         "the annotators) and a Label Studio project. Count the exported labels with "
-                         "`kardiabench annotate import DIR FILES…`.")  # fmt: skip
-    _command(sub, ANNOTATE_IMPORT, "(run as: kardiabench annotate import DIR FILES…)", "kb.annotate_import", prog="kardiabench annotate import",
-             description="Unblind and count the annotators' exported labels: win rates, agreement, items to discuss.")  # fmt: skip
+    _command(
+        lsub,
+        "add",
+        "record scored run folders (re-adding a folder replaces its entry)",
+        "kb.leaderboard_add",
+    )
+    _command(
+        lsub,
+        "build",
+        "render tables (CSV, Markdown, LaTeX), plots and the site",
+        "kb.leaderboard_build",
+    )
+    _command(
+        lsub,
+        "push",
+        "upload a built leaderboard as a Hugging Face dataset repo",
+        "kb.leaderboard_push",
+    )
+    _command(
+        lsub,
+        "add-pairwise",
+        "record a `kardiabench pairwise` folder: its Bradley–Terry table and plot on the leaderboard",
+        "kb.leaderboard_add_pairwise",
+    )
+    _command(
+        sub,
+        "reproduce",
+        "run the paper's comparison set and build its leaderboard",
+        "kb.reproduce_runs",
+    )
+    _command(
+        sub,
+        "annotate",
+        "blinded human A/B pages for two runs (then: annotate import DIR FILES…)",
+        "kb.annotate",
+        description="Write a blinded A/B study: one offline HTML page per annotator, DIR/key.json (keep it from "
+        "the annotators) and a Label Studio project. Count the exported labels with "
+        "`kardiabench annotate import DIR FILES…`.",
+    )
+    _command(
+        sub,
+        ANNOTATE_IMPORT,
+        "(run as: kardiabench annotate import DIR FILES…)",
+        "kb.annotate_import",
+        prog="kardiabench annotate import",
+        description="Unblind and count the annotators' exported labels: win rates, agreement, items to discuss.",
+    )
 
-    train = sub.add_parser("train", help="train a model with TRL: SFT, then Rubric-as-Judge GRPO (docs/training.md)")
+    train = sub.add_parser(
+        "train", help="train a model with TRL: SFT, then Rubric-as-Judge GRPO (docs/training.md)"
+    )
     tsub = train.add_subparsers(dest="train_command", required=True)
     _command(tsub, "sft", "supervised fine-tuning on the training split", "kb.train_model")
     _command(tsub, "grpo", "GRPO with the benchmark's rewards", "kb.train_model")
     return parser
 
 
-ANNOTATE_IMPORT = "annotate-import"  # `annotate import …` is parsed as this command (main rewrites it)
+ANNOTATE_IMPORT = (
+    "annotate-import"  # `annotate import …` is parsed as this command (main rewrites it)
+)
 
 
 def _call(function: str, args: argparse.Namespace, **extra: Any) -> Any:
@@ -132,7 +209,10 @@ def cmd_data(args: argparse.Namespace) -> int:
             for p in res.problems[: max(0, args.max_problems - n_problems)]:
                 print(p)
             n_problems += len(res.problems)
-            print(f"{', '.join(res.files)}: {res.records_read} records, {len(res.dialogues)} valid, {len(res.problems)} problem(s)", file=sys.stderr)
+            print(
+                f"{', '.join(res.files)}: {res.records_read} records, {len(res.dialogues)} valid, {len(res.problems)} problem(s)",
+                file=sys.stderr,
+            )
         if n_problems > args.max_problems:
             print(f"… {n_problems - args.max_problems} more problems not shown (--max-problems)")
         print(f"{'FAILED' if n_problems else 'OK'}: {total} records, {n_problems} problem(s)")
@@ -141,7 +221,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         from kardiabench.data.stats import format_table
 
         stats = _call("data_stats", args)
-        print(json.dumps([s.to_dict() for s in stats], indent=2) if args.json else format_table(stats))
+        print(
+            json.dumps([s.to_dict() for s in stats], indent=2) if args.json else format_table(stats)
+        )
         return 0
     from kardiabench.data.show import format_dialogue
 
@@ -173,7 +255,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except Interrupted as e:
         return _interrupted(e)
     _print_summary(run)
-    return 1 if run.problems else 0  # failed items, or a judge that scored nothing: results written, exit 1
+    return (
+        1 if run.problems else 0
+    )  # failed items, or a judge that scored nothing: results written, exit 1
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -215,7 +299,9 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
 def cmd_annotate(args: argparse.Namespace) -> int:
     if args.command == ANNOTATE_IMPORT:
         results = _call("annotate_import", args)
-        _LOG.info(f"{len(results.annotators)} annotator(s) → {args.folder}/results.json, summary.md, discussion.md, human_labels.jsonl")
+        _LOG.info(
+            f"{len(results.annotators)} annotator(s) → {args.folder}/results.json, summary.md, discussion.md, human_labels.jsonl"
+        )
         print((args.folder / "summary.md").read_text(encoding="utf-8"), end="")
         return 0
     for page in _call("annotate", args).pages:
@@ -230,8 +316,11 @@ def cmd_judge_audit(args: argparse.Namespace) -> int:
     if card.failed:
         print(f"FAILED checks: {', '.join(card.failed)}", file=sys.stderr)
     if card.inconclusive:  # not shown to pass: gates like a failure (docs/judge-audit.md)
-        print(f"INCONCLUSIVE checks: {', '.join(card.inconclusive)} (too few scored dialogues, or an interval "
-              "across the threshold: judge_card.md says which; audit more items)", file=sys.stderr)  # fmt: skip
+        print(
+            f"INCONCLUSIVE checks: {', '.join(card.inconclusive)} (too few scored dialogues, or an interval "
+            "across the threshold: judge_card.md says which; audit more items)",
+            file=sys.stderr,
+        )
     return 0 if card.passed else 1
 
 
@@ -271,7 +360,9 @@ def _console_logging() -> Iterator[None]:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     warned.addHandler(handler)
-    logging.captureWarnings(True)  # `warnings.warn` of any library: a record of py.warnings, not a raw write
+    logging.captureWarnings(
+        True
+    )  # `warnings.warn` of any library: a record of py.warnings, not a raw write
     try:
         yield
     finally:
@@ -299,22 +390,37 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    return 1 if _call("reproduce_runs", args) else 0  # systems that did not finish (the others ran): exit 1
+    return (
+        1 if _call("reproduce_runs", args) else 0
+    )  # systems that did not finish (the others ran): exit 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     out = _call("train_model", args, stage=args.train_command)
     if os.environ.get("RANK", "0") == "0":  # once, not from every process of `accelerate launch`
-        _LOG.info(f"checkpoint written to {out}; evaluate it with: kardiabench run --model hf:{out} --data … --output …")
+        _LOG.info(
+            f"checkpoint written to {out}; evaluate it with: kardiabench run --model hf:{out} --data … --output …"
+        )
     return 0
 
 
 COMMANDS = {
-    "data": cmd_data, "tasks": cmd_tasks, "generate": cmd_generate, "run": cmd_generate, "score": cmd_score,
-    "compare": cmd_compare, "judge-agreement": cmd_judge_agreement, "judge-audit": cmd_judge_audit, "pairwise": cmd_pairwise, "report": cmd_report,
-    "leaderboard": cmd_leaderboard, "reproduce": cmd_reproduce, "train": cmd_train,
-    "annotate": cmd_annotate, ANNOTATE_IMPORT: cmd_annotate,
-}  # fmt: skip
+    "data": cmd_data,
+    "tasks": cmd_tasks,
+    "generate": cmd_generate,
+    "run": cmd_generate,
+    "score": cmd_score,
+    "compare": cmd_compare,
+    "judge-agreement": cmd_judge_agreement,
+    "judge-audit": cmd_judge_audit,
+    "pairwise": cmd_pairwise,
+    "report": cmd_report,
+    "leaderboard": cmd_leaderboard,
+    "reproduce": cmd_reproduce,
+    "train": cmd_train,
+    "annotate": cmd_annotate,
+    ANNOTATE_IMPORT: cmd_annotate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,16 +438,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pairwise" and len(args.runs) < 2:
         parser.error("pairwise: give two or more run folders")
     if getattr(args, "escalate_to", None) and len(set(args.judges)) < 2:
-        parser.error("--escalate-to needs two or more --judge models (their disagreement decides what is escalated)")
+        parser.error(
+            "--escalate-to needs two or more --judge models (their disagreement decides what is escalated)"
+        )
     if args.command == "score" and args.run_dir is not None and args.limit is not None:
-        parser.error("score: --limit is for --predictions FILE; a run folder is scored over the items it holds")
+        parser.error(
+            "score: --limit is for --predictions FILE; a run folder is scored over the items it holds"
+        )
     try:
         with _console_logging():
             return COMMANDS[args.command](args)
     except USER_ERRORS as e:
-        print(f"error: {_path_error(e) if isinstance(e, OSError) and e.filename else e}", file=sys.stderr)
+        print(
+            f"error: {_path_error(e) if isinstance(e, OSError) and e.filename else e}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
-    except ParameterError as e:  # a rule the parser cannot see alone (`judge-audit` without --judge)
+    except (
+        ParameterError
+    ) as e:  # a rule the parser cannot see alone (`judge-audit` without --judge)
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `kardiabench data stats | head`
@@ -353,17 +468,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_path_error(e)}", file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.OperationalError as e:  # the cache file cannot be opened or written
-        print(f"error: cache {getattr(args, 'cache', None) or 'file'}: {e} (choose another --cache, or --no-cache)", file=sys.stderr)
+        print(
+            f"error: cache {getattr(args, 'cache', None) or 'file'}: {e} (choose another --cache, or --no-cache)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
 
 def _path_error(e: OSError) -> str:
     """One line for a file-system error on a path the user gave (an --output that is a file, a
     --cache under a file, a folder without write permission)."""
-    what = {NotADirectoryError: "a part of this path is a file, not a folder",
-            FileExistsError: "a file of that name exists where a folder is needed",
-            IsADirectoryError: "this is a folder, a file is needed",
-            PermissionError: "permission denied", FileNotFoundError: "no such file or folder"}.get(type(e), e.strerror or str(e))  # fmt: skip
+    what = {
+        NotADirectoryError: "a part of this path is a file, not a folder",
+        FileExistsError: "a file of that name exists where a folder is needed",
+        IsADirectoryError: "this is a folder, a file is needed",
+        PermissionError: "permission denied",
+        FileNotFoundError: "no such file or folder",
+    }.get(type(e), e.strerror or str(e))
     where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
     return f"{where}: {what}"
 

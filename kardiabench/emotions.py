@@ -11,12 +11,39 @@ import string
 import unicodedata
 
 EMOTIONS: tuple[str, ...] = (
-    "afraid", "angry", "annoyed", "anticipating", "anxious", "apprehensive", "ashamed", "caring",
-    "confident", "content", "devastated", "disappointed", "disgusted", "embarrassed", "excited",
-    "faithful", "furious", "grateful", "guilty", "hopeful", "impressed", "jealous", "joyful",
-    "lonely", "nostalgic", "prepared", "proud", "sad", "sentimental", "surprised", "terrified",
+    "afraid",
+    "angry",
+    "annoyed",
+    "anticipating",
+    "anxious",
+    "apprehensive",
+    "ashamed",
+    "caring",
+    "confident",
+    "content",
+    "devastated",
+    "disappointed",
+    "disgusted",
+    "embarrassed",
+    "excited",
+    "faithful",
+    "furious",
+    "grateful",
+    "guilty",
+    "hopeful",
+    "impressed",
+    "jealous",
+    "joyful",
+    "lonely",
+    "nostalgic",
+    "prepared",
+    "proud",
+    "sad",
+    "sentimental",
+    "surprised",
+    "terrified",
     "trusting",
-)  # fmt: skip
+)
 EMOTION_SET = frozenset(EMOTIONS)
 
 _STRIP = string.whitespace + string.punctuation + "\u201c\u201d\u2018\u2019\u00ab\u00bb\u3002\uff0e"

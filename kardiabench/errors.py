@@ -19,9 +19,24 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from kardiabench.tasks import TaskError
     from kardiabench.train.config import TrainConfigError
 
-    return (DataError, TaskError, RunDirError, SpecError, FatalModelError, ModelError, FileNotFoundError,
-            ComparisonRefused, HumanLabelError, RubricError, BudgetExceeded, BatchTimeout, FamiliesError, TrainConfigError,
-            MissingExtra, AnnotateError)
+    return (
+        DataError,
+        TaskError,
+        RunDirError,
+        SpecError,
+        FatalModelError,
+        ModelError,
+        FileNotFoundError,
+        ComparisonRefused,
+        HumanLabelError,
+        RubricError,
+        BudgetExceeded,
+        BatchTimeout,
+        FamiliesError,
+        TrainConfigError,
+        MissingExtra,
+        AnnotateError,
+    )
 
 
 USER_ERRORS = _user_errors()

@@ -27,7 +27,9 @@ def require_extra(extra: str, what: str, note: str = "") -> None:
     spec, a command), `note` is added to the message."""
     missing = [m for m in EXTRAS[extra] if _absent(m)]
     if missing:
-        raise MissingExtra(f"{what} needs {', '.join(missing)} (not installed): pip install -e \".[{extra}]\"{note}")
+        raise MissingExtra(
+            f'{what} needs {", ".join(missing)} (not installed): pip install -e ".[{extra}]"{note}'
+        )
 
 
 def _absent(module: str) -> bool:

@@ -23,22 +23,43 @@ from kardiabench.tasks import FewShot, Task
 FEWSHOT_SPLIT = "train"
 
 
-def with_fewshot(task: Task, source: str, split: str | None, *, derive_split: float | None = None, split_seed: int = 0) -> Task:
+def with_fewshot(
+    task: Task,
+    source: str,
+    split: str | None,
+    *,
+    derive_split: float | None = None,
+    split_seed: int = 0,
+) -> Task:
     """`task` with its `num_fewshot` training examples added after its own few-shot turns (the same
     task when it asks for none, or holds its drawn examples already)."""
     k = task.prompt.num_fewshot
     if k == 0 or any(s.item_id for s in task.prompt.few_shot):
         return task
     if (split or "").lower() == FEWSHOT_SPLIT:
-        raise DataError(f"task {task.name} draws its few-shot examples from the {FEWSHOT_SPLIT} split; evaluate another split")
+        raise DataError(
+            f"task {task.name} draws its few-shot examples from the {FEWSHOT_SPLIT} split; evaluate another split"
+        )
     try:
-        train = load_dialogues(source, FEWSHOT_SPLIT, derive_split=derive_split, split_seed=split_seed).dialogues
+        train = load_dialogues(
+            source, FEWSHOT_SPLIT, derive_split=derive_split, split_seed=split_seed
+        ).dialogues
     except DataError as e:
-        raise DataError(f"task {task.name} draws few-shot examples from a {FEWSHOT_SPLIT} split, and none was found ({e})") from None
-    firsts = [items[0] for d in sorted(train, key=lambda d: d.dialogue_id) if (items := expand_dialogue(d, task.history))]
+        raise DataError(
+            f"task {task.name} draws few-shot examples from a {FEWSHOT_SPLIT} split, and none was found ({e})"
+        ) from None
+    firsts = [
+        items[0]
+        for d in sorted(train, key=lambda d: d.dialogue_id)
+        if (items := expand_dialogue(d, task.history))
+    ]
     if len(firsts) < k:
-        raise DataError(f"task {task.name} asks for {k} few-shot examples; the {FEWSHOT_SPLIT} split has {len(firsts)} dialogues")
-    shots = [shot(it, task.history) for it in random.Random(task.prompt.fewshot_seed).sample(firsts, k)]
+        raise DataError(
+            f"task {task.name} asks for {k} few-shot examples; the {FEWSHOT_SPLIT} split has {len(firsts)} dialogues"
+        )
+    shots = [
+        shot(it, task.history) for it in random.Random(task.prompt.fewshot_seed).sample(firsts, k)
+    ]
     prompt = task.prompt.model_copy(update={"few_shot": [*task.prompt.few_shot, *shots]})
     return task.model_copy(update={"prompt": prompt})
 

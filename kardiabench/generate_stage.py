@@ -55,11 +55,21 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         # run.json names local data by absolute path, so `score RUN` works from any directory
-        if self.source != "sample" and not is_hub_source(self.source) and Path(self.source).expanduser().exists():
+        if (
+            self.source != "sample"
+            and not is_hub_source(self.source)
+            and Path(self.source).expanduser().exists()
+        ):
             self.source = str(Path(self.source).expanduser().resolve())
 
     def load(self) -> LoadResult:
-        return load_dialogues(self.source, self.split, strict=self.strict, derive_split=self.derive_split, split_seed=self.split_seed)
+        return load_dialogues(
+            self.source,
+            self.split,
+            strict=self.strict,
+            derive_split=self.derive_split,
+            split_seed=self.split_seed,
+        )
 
 
 @dataclass
@@ -83,8 +93,10 @@ def load_items(task: Task, data: DataSpec, log=_info) -> tuple[list[Item], LoadR
     loaded = data.load()
     if loaded.skipped:
         kinds = ", ".join(f"{k}: {v}" for k, v in loaded.skipped_by_kind().most_common())
-        log(f"skipped {loaded.skipped} of {loaded.records_read} records with problems ({kinds}); "
-            "`kardiabench data validate` lists them, --strict refuses to run")  # fmt: skip
+        log(
+            f"skipped {loaded.skipped} of {loaded.records_read} records with problems ({kinds}); "
+            "`kardiabench data validate` lists them, --strict refuses to run"
+        )
     # --limit N: expand dialogues in file order only until N items, not the whole split
     items = list(itertools.islice(expand(loaded.dialogues, task.history), data.limit))
     return items, loaded
@@ -110,18 +122,33 @@ def build_model(cfg: GenerateConfig, log=_info) -> ChatModel:
     from kardiabench.models.baselines import RetrievalBaseline
 
     source = cfg.train_data or cfg.data.source
-    index_dir = cfg.cache_path.parent / "indexes" if cfg.cache_path else None  # next to the request cache
+    index_dir = (
+        cfg.cache_path.parent / "indexes" if cfg.cache_path else None
+    )  # next to the request cache
     derive = cfg.data.derive_split if cfg.train_data is None else None
-    files_key = train_files_key(source) if index_dir and derive is None and name == "retrieval" else None
+    files_key = (
+        train_files_key(source) if index_dir and derive is None and name == "retrieval" else None
+    )
     if files_key and (model := RetrievalBaseline.from_files_key(files_key, index_dir, source)):
-        log(f"{cfg.model_spec}: fitted on {model.n_train} training dialogues from {source} (index read from {index_dir})")
+        log(
+            f"{cfg.model_spec}: fitted on {model.n_train} training dialogues from {source} (index read from {index_dir})"
+        )
         return model
     try:
         train = load_dialogues(source, "train", derive_split=derive, split_seed=cfg.data.split_seed)
     except DataError as e:
-        raise DataError(f"{cfg.model_spec} is fitted on a training split, and none was found ({e}). Pass --train-data SOURCE.") from None
+        raise DataError(
+            f"{cfg.model_spec} is fitted on a training split, and none was found ({e}). Pass --train-data SOURCE."
+        ) from None
     log(f"{cfg.model_spec}: fitted on {len(train.dialogues)} training dialogues from {source}")
-    return load_model(cfg.model_spec, cfg.options, train_dialogues=train.dialogues, train_source=source, index_dir=index_dir, files_key=files_key)
+    return load_model(
+        cfg.model_spec,
+        cfg.options,
+        train_dialogues=train.dialogues,
+        train_source=source,
+        index_dir=index_dir,
+        files_key=files_key,
+    )
 
 
 def train_files_key(source: str) -> str | None:
@@ -135,7 +162,13 @@ def train_files_key(source: str) -> str | None:
         files, _ = resolve_files(source, "train")
     except DataError:
         return None
-    return _sha256([INDEX_VERSION, files_sha256([str(f) for f in files]), [str(Path(f).resolve()) for f in files]])
+    return _sha256(
+        [
+            INDEX_VERSION,
+            files_sha256([str(f) for f in files]),
+            [str(Path(f).resolve()) for f in files],
+        ]
+    )
 
 
 def _sha256(obj: Any) -> str:
@@ -145,11 +178,20 @@ def _sha256(obj: Any) -> str:
 def generation_identity(cfg: GenerateConfig, model: ChatModel) -> dict[str, Any]:
     """What determines the predictions. A run folder refuses to resume under a different one."""
     return {
-        "task": {"name": cfg.task.name, "version": cfg.task.version, "sha256": _sha256(cfg.task.model_dump(mode="json"))},
+        "task": {
+            "name": cfg.task.name,
+            "version": cfg.task.version,
+            "sha256": _sha256(cfg.task.model_dump(mode="json")),
+        },
         "model": model.identity(),
         "sampling": cfg.params.to_dict(),
         "history": cfg.task.history,
-        "data": {"source": cfg.data.source, "split": cfg.data.split, "derive_split": cfg.data.derive_split, "split_seed": cfg.data.split_seed},
+        "data": {
+            "source": cfg.data.source,
+            "split": cfg.data.split,
+            "derive_split": cfg.data.derive_split,
+            "split_seed": cfg.data.split_seed,
+        },
     }
 
 
@@ -157,8 +199,13 @@ def task_block(task: Task) -> dict[str, Any]:
     """run.json's `task`: the identity's task hash, plus the prompt template's own hash and the
     span tag style it asks for. Kept out of `generation` (they follow from the task config already
     in it), so folders written before them still resume."""
-    return {"name": task.name, "version": task.version, "sha256": _sha256(task.model_dump(mode="json")),
-            "prompt_sha256": _sha256(task.prompt.model_dump(mode="json")), "tag_style": tag_style(task)}  # fmt: skip
+    return {
+        "name": task.name,
+        "version": task.version,
+        "sha256": _sha256(task.model_dump(mode="json")),
+        "prompt_sha256": _sha256(task.prompt.model_dump(mode="json")),
+        "tag_style": tag_style(task),
+    }
 
 
 def tag_style(task: Task) -> str | None:
@@ -173,13 +220,19 @@ def data_block(cfg: GenerateConfig, loaded: LoadResult, items: list[Item]) -> di
     """run.json's `data`: where the items came from and which revision of it (file hashes; the
     Hub commit), and how many were evaluated."""
     return {
-        "source": cfg.data.source, "split": loaded.split, "files": [Path(f).name for f in loaded.files],
+        "source": cfg.data.source,
+        "split": loaded.split,
+        "files": [Path(f).name for f in loaded.files],
         "files_sha256": files_sha256(loaded.files),
         "revision": hub_revision(loaded.files) if is_hub_source(cfg.data.source) else None,
-        "fingerprint": data_fingerprint(items), "n_dialogues": count_dialogues(items), "n_items": len(items),
-        "records_skipped": loaded.skipped, "limit": cfg.data.limit, "derive_split": cfg.data.derive_split,
+        "fingerprint": data_fingerprint(items),
+        "n_dialogues": count_dialogues(items),
+        "n_items": len(items),
+        "records_skipped": loaded.skipped,
+        "limit": cfg.data.limit,
+        "derive_split": cfg.data.derive_split,
         "split_seed": cfg.data.split_seed,
-    }  # fmt: skip
+    }
 
 
 _UNSET = "(unset)"
@@ -203,33 +256,57 @@ def _show(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-def check_resumable(run: RunDir, manifest: RunManifest, identity: dict[str, Any], items: list[Item], limit: int | None) -> None:
+def check_resumable(
+    run: RunDir,
+    manifest: RunManifest,
+    identity: dict[str, Any],
+    items: list[Item],
+    limit: int | None,
+) -> None:
     """Refuse to continue a run under other settings, or over fewer items than it holds (a higher
     --limit, or none after a limited run, continues it)."""
-    old = manifest.generation.model_dump(mode="json", exclude_unset=True) if manifest.generation else {}
+    old = (
+        manifest.generation.model_dump(mode="json", exclude_unset=True)
+        if manifest.generation
+        else {}
+    )
     if old != identity:
-        raise RunDirError(f"{run.path} holds a run with different settings: {settings_diff(old, identity)}. "
-                          "Use another --output, or --overwrite to start it afresh.")  # fmt: skip
+        raise RunDirError(
+            f"{run.path} holds a run with different settings: {settings_diff(old, identity)}. "
+            "Use another --output, or --overwrite to start it afresh."
+        )
     held = manifest.data.n_items
     if len(items) < held:
         asked = f"--limit {limit}" if limit is not None else f"the {len(items)} items of the data"
-        raise RunDirError(f"{run.path} holds {held} items (limit {manifest.data.limit or 'none'}); {asked} would cover fewer: "
-                          "use --overwrite or another --output")  # fmt: skip
+        raise RunDirError(
+            f"{run.path} holds {held} items (limit {manifest.data.limit or 'none'}); {asked} would cover fewer: "
+            "use --overwrite or another --output"
+        )
 
 
-def to_prediction(item_id: str, model_spec: str, out: Generation | ModelError, cost: float | None, cached: bool) -> Prediction:
+def to_prediction(
+    item_id: str, model_spec: str, out: Generation | ModelError, cost: float | None, cached: bool
+) -> Prediction:
     if isinstance(out, ModelError):
-        return Prediction(item_id=item_id, model=model_spec, raw_output=None, error=str(out), cached=cached)
+        return Prediction(
+            item_id=item_id, model=model_spec, raw_output=None, error=str(out), cached=cached
+        )
     parsed = parse_spans(out.text, finish_reason=out.finish_reason)
     return Prediction(
         item_id=item_id,
         model=model_spec,
         raw_output=out.text,
         reasoning=out.reasoning,  # a <think> trace stays in raw_output only (Prediction.thinking)
-        span_issues=[{"kind": i.kind.value, "span": i.span or "", "detail": i.detail} for i in parsed.issues],
+        span_issues=[
+            {"kind": i.kind.value, "span": i.span or "", "detail": i.detail} for i in parsed.issues
+        ],
         well_formed=parsed.well_formed,
         finish_reason=out.finish_reason,
-        usage={"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens, "cost_usd": cost},
+        usage={
+            "prompt_tokens": out.prompt_tokens,
+            "completion_tokens": out.completion_tokens,
+            "cost_usd": cost,
+        },
         latency_s=round(out.latency_s, 4),
         cached=cached,
         attempts=out.attempts,
@@ -247,14 +324,23 @@ def training_block(spec: str) -> dict[str, Any] | None:
         config = json.loads(path.read_text()).get("config") or {}
     except (OSError, ValueError, AttributeError) as e:
         raise DataError(f"{path}: not a kardiabench training record ({e})") from None
-    return {"judge": config.get("judge"), "base_model": config.get("model"), "stage": config.get("stage"), "record": str(path)}
+    return {
+        "judge": config.get("judge"),
+        "base_model": config.get("model"),
+        "stage": config.get("stage"),
+        "record": str(path),
+    }
 
 
-def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunDir, RunManifest, list[Job]]:
+def prepare(
+    cfg: GenerateConfig, log=_info
+) -> tuple[list[Item], ChatModel, RunDir, RunManifest, list[Job]]:
     """Load items and model, check the run folder, and list the jobs still to do."""
     items, loaded = load_items(cfg.task, cfg.data, log)
     if not items:
-        raise DataError(f"no items to evaluate in {cfg.data.source} (split {loaded.split or 'whole file'})")
+        raise DataError(
+            f"no items to evaluate in {cfg.data.source} (split {loaded.split or 'whole file'})"
+        )
     model = build_model(cfg, log)
     model.probe("--base-url")  # a dead endpoint stops here, before the folder is touched
     run = RunDir(cfg.output)
@@ -263,13 +349,17 @@ def prepare(cfg: GenerateConfig, log=_info) -> tuple[list[Item], ChatModel, RunD
     if cfg.overwrite:
         run.clear()
     elif run.path.exists():
-        check_schema_versions(run.path)  # a folder a newer kardiabench wrote: refused before anything is written
+        check_schema_versions(
+            run.path
+        )  # a folder a newer kardiabench wrote: refused before anything is written
         if run.manifest_path.exists():
             old = run.read_manifest()
             check_resumable(run, old, identity, items, cfg.data.limit)
     manifest = RunManifest.model_validate(
         {
-            **(old.model_dump(mode="json", exclude_unset=True) if old else {}),  # an earlier session's stats, scoring
+            **(
+                old.model_dump(mode="json", exclude_unset=True) if old else {}
+            ),  # an earlier session's stats, scoring
             "generation": identity,
             "model_spec": cfg.model_spec,
             "training": training_block(cfg.model_spec),
@@ -303,7 +393,9 @@ async def generate(cfg: GenerateConfig, log=_info) -> tuple[RunDir, RunStats, li
 async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[Item]]:
     items, model, run, manifest, jobs = prepare(cfg, log)
     if len(jobs) < len(items):
-        log(f"resuming: {len(items) - len(jobs)} of {len(items)} items already in {run.predictions_path}")
+        log(
+            f"resuming: {len(items) - len(jobs)} of {len(items)} items already in {run.predictions_path}"
+        )
     cache = Cache(cfg.cache_path) if cfg.cache_path else None
     writer = run.prediction_writer()
 
@@ -313,20 +405,37 @@ async def _generate(cfg: GenerateConfig, log) -> tuple[RunDir, RunStats, list[It
 
     started = now()
     try:
-        stats = await run_jobs(model, jobs, on_result=on_result, cache=cache, concurrency=cfg.options.concurrency if parse_spec(cfg.model_spec)[0] == "openai" else None, progress=cfg.progress, desc=f"generate {cfg.model_spec}", budget_usd=cfg.max_cost_usd,
-                               batch=BatchJob(run, "generation", timeout=cfg.batch_timeout) if cfg.batch else None)  # fmt: skip
+        stats = await run_jobs(
+            model,
+            jobs,
+            on_result=on_result,
+            cache=cache,
+            concurrency=cfg.options.concurrency
+            if parse_spec(cfg.model_spec)[0] == "openai"
+            else None,
+            progress=cfg.progress,
+            desc=f"generate {cfg.model_spec}",
+            budget_usd=cfg.max_cost_usd,
+            batch=BatchJob(run, "generation", timeout=cfg.batch_timeout) if cfg.batch else None,
+        )
     finally:
         writer.close()
         if cache is not None:
             cache.close()
         await model.aclose()
-    manifest.generation_stats = add_stats(manifest.generation_stats, stats, started, model.replica_usage())
+    manifest.generation_stats = add_stats(
+        manifest.generation_stats, stats, started, model.replica_usage()
+    )
     run.write_manifest(manifest)
     return run, stats, items
 
 
-def add_stats(previous: GenerationStats | None, stats: RunStats, started: str,
-              replicas: list[dict[str, Any]] | None = None) -> GenerationStats:  # fmt: skip
+def add_stats(
+    previous: GenerationStats | None,
+    stats: RunStats,
+    started: str,
+    replicas: list[dict[str, Any]] | None = None,
+) -> GenerationStats:
     """run.json's `generation_stats`: this session's requests added to those of the sessions before
     it in the folder (`resumes` of them), so a resume with nothing left to do loses no totals.
     `tokens_per_s` is generated (uncached) completion tokens over the sessions' wall time.
@@ -334,12 +443,22 @@ def add_stats(previous: GenerationStats | None, stats: RunStats, started: str,
     `replicas` (a pool's `replica_usage`) are added up per URL the same way, and
     `mixed_served_models` names the models they answered as when that is more than one."""
     new = {
-        "requested": stats.total, "from_cache": stats.cached, "done": stats.done, "failed": stats.failed,
-        "failed_items": stats.failed_keys, "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
-        "cost_usd": stats.cost_usd, "wall_s": round(stats.wall_s, 2), "served_models": dict(stats.served_models),
-        "started": started, "finished": now(), "resumes": 0, "generated_tokens": stats.generated_tokens,
+        "requested": stats.total,
+        "from_cache": stats.cached,
+        "done": stats.done,
+        "failed": stats.failed,
+        "failed_items": stats.failed_keys,
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "cost_usd": stats.cost_usd,
+        "wall_s": round(stats.wall_s, 2),
+        "served_models": dict(stats.served_models),
+        "started": started,
+        "finished": now(),
+        "resumes": 0,
+        "generated_tokens": stats.generated_tokens,
         "pad_tokens_saved": stats.pad_tokens_saved,
-    }  # fmt: skip
+    }
     if replicas:
         new["replicas"] = replicas
     if previous:
@@ -357,9 +476,19 @@ def tokens_per_s(generated_tokens: int, wall_s: float) -> float | None:
 
 def _add_previous(new: dict[str, Any], previous: GenerationStats, started: str) -> None:
     old_cost = previous.cost_usd
-    for k in ("requested", "from_cache", "done", "prompt_tokens", "completion_tokens", "generated_tokens", "pad_tokens_saved"):
+    for k in (
+        "requested",
+        "from_cache",
+        "done",
+        "prompt_tokens",
+        "completion_tokens",
+        "generated_tokens",
+        "pad_tokens_saved",
+    ):
         new[k] += getattr(previous, k)
-    new["cost_usd"] = None if old_cost is None or new["cost_usd"] is None else old_cost + new["cost_usd"]
+    new["cost_usd"] = (
+        None if old_cost is None or new["cost_usd"] is None else old_cost + new["cost_usd"]
+    )
     new["wall_s"] = round(new["wall_s"] + previous.wall_s, 2)
     new["served_models"] = dict(Counter(previous.served_models) + Counter(new["served_models"]))
     new["started"] = previous.started or started

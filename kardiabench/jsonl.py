@@ -60,13 +60,17 @@ def iter_jsonl_objects(path: Path, error: type[Exception]) -> Iterator[tuple[int
         if isinstance(row, json.JSONDecodeError):
             raise error(f"{path}:{lineno}: not valid JSON: {row.msg}")
         if isinstance(row, UnicodeDecodeError):
-            raise error(f"{path}:{lineno}: not valid JSON: not UTF-8 text (byte {row.start + 1} of the line)")
+            raise error(
+                f"{path}:{lineno}: not valid JSON: not UTF-8 text (byte {row.start + 1} of the line)"
+            )
         if not isinstance(row, dict):
             raise error(f"{path}:{lineno}: expected a JSON object")
         yield lineno, row
 
 
-def read_jsonl_tolerant(path: Path, repair: bool = False, required: tuple[str, ...] = ()) -> list[dict]:
+def read_jsonl_tolerant(
+    path: Path, repair: bool = False, required: tuple[str, ...] = ()
+) -> list[dict]:
     """Read one of the run's own append-only JSONL files, losing no good line.
 
     A torn last line (no newline: the process was killed mid-write) is dropped silently. A damaged
@@ -88,16 +92,22 @@ def read_jsonl_tolerant(path: Path, repair: bool = False, required: tuple[str, .
             kept.append(raw)
         elif lineno <= len(lines):  # a torn tail is the expected crash artefact, not damage
             damaged.append((lineno, raw, why))
-    where = ", ".join(f"line {n}: {why}" for n, _, why in damaged[:10]) + (", …" if len(damaged) > 10 else "")
+    where = ", ".join(f"line {n}: {why}" for n, _, why in damaged[:10]) + (
+        ", …" if len(damaged) > 10 else ""
+    )
     if not repair:
         if damaged:
-            log.warning(f"warning: {path}: {len(damaged)} damaged line(s) ignored ({where}); the {len(rows)} good lines are used")
+            log.warning(
+                f"warning: {path}: {len(damaged)} damaged line(s) ignored ({where}); the {len(rows)} good lines are used"
+            )
         return rows
     if damaged:
         with path.with_name(path.name + REJECTED).open("ab") as fh:
             fh.writelines(b"%d\t%s\n" % (n, raw) for n, raw, _ in damaged)
-        log.warning(f"warning: {path}: {len(damaged)} damaged line(s) set aside in {path.name}{REJECTED} "
-                    f"({where}); the {len(rows)} good lines are kept")  # fmt: skip
+        log.warning(
+            f"warning: {path}: {len(damaged)} damaged line(s) set aside in {path.name}{REJECTED} "
+            f"({where}); the {len(rows)} good lines are kept"
+        )
     if damaged or tail:
         _replace(path, b"".join(raw + b"\n" for raw in kept))
     return rows

@@ -64,50 +64,90 @@ class JudgeOptions:
     judge_show_reasoning: bool = False
     rubric: str | None = None
     judge_card: str | None = None  # a judge_card.json (`judge-audit`) to cite in results.json
-    families: str | None = None  # a YAML {pattern: family} tried before scoring/families.py's mapping
+    families: str | None = (
+        None  # a YAML {pattern: family} tried before scoring/families.py's mapping
+    )
     judge_pool: str = "mean"  # how the judges' item scores are pooled (scoring/judge.py POOLS)
     escalate_to: str | None = None  # a stronger judge for the items the judges disagree on
     escalate_when: str = "disagree:1"  # disagree:K: judges differ by ≥ K on some dimension
     judge_batch: bool = False  # first round of openai: judges through the provider's batch API
-    judge_batch_timeout: float | None = BATCH_TIMEOUT_S  # seconds to wait for a judge batch (CLI: --batch-timeout)
-    judge_max_cost: float | None = None  # USD the judges may spend in this command (`run`: what --max-cost leaves)
+    judge_batch_timeout: float | None = (
+        BATCH_TIMEOUT_S  # seconds to wait for a judge batch (CLI: --batch-timeout)
+    )
+    judge_max_cost: float | None = (
+        None  # USD the judges may spend in this command (`run`: what --max-cost leaves)
+    )
     judge_timeout: float = 120.0  # seconds per request (openai: judges)
     judge_batch_size: int = 8  # hf: judges
     judge_dtype: str = "auto"  # hf:/vllm: judges
     judge_chat_template: str | None = None  # a Jinja file, for hf:/vllm: judges without a template
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "judges", (self.judges,) if isinstance(self.judges, str) else tuple(self.judges))
+        object.__setattr__(
+            self, "judges", (self.judges,) if isinstance(self.judges, str) else tuple(self.judges)
+        )
         if self.judge_pool not in POOLS:
-            raise ParameterError(f"judge_pool: must be one of {', '.join(POOLS)}, got {self.judge_pool!r}")
+            raise ParameterError(
+                f"judge_pool: must be one of {', '.join(POOLS)}, got {self.judge_pool!r}"
+            )
         try:
             parse_escalate_when(self.escalate_when)
         except ValueError as e:
             raise ParameterError(f"escalate_when: {e}") from None
         if self.escalate_to and len(set(self.judges)) < 2:
-            raise ParameterError("escalate_to: needs two or more judges whose disagreement decides what is escalated")
-        check_keywords(judge_api_key_env=self.judge_api_key_env, judge_concurrency=self.judge_concurrency,
-               judge_repeats=self.judge_repeats, judge_max_tokens=self.judge_max_tokens, judge_timeout=self.judge_timeout,
-               judge_batch_size=self.judge_batch_size, judge_batch_timeout=self.judge_batch_timeout)  # fmt: skip
+            raise ParameterError(
+                "escalate_to: needs two or more judges whose disagreement decides what is escalated"
+            )
+        check_keywords(
+            judge_api_key_env=self.judge_api_key_env,
+            judge_concurrency=self.judge_concurrency,
+            judge_repeats=self.judge_repeats,
+            judge_max_tokens=self.judge_max_tokens,
+            judge_timeout=self.judge_timeout,
+            judge_batch_size=self.judge_batch_size,
+            judge_batch_timeout=self.judge_batch_timeout,
+        )
 
     def config(self) -> JudgeConfig:
-        return JudgeConfig(rubric_path=self.rubric, show_reasoning=self.judge_show_reasoning, repeats=self.judge_repeats,
-                           max_tokens=self.judge_max_tokens, concurrency=self.judge_concurrency, batch=self.judge_batch,
-                           batch_timeout=self.judge_batch_timeout, budget_usd=self.judge_max_cost)  # fmt: skip
+        return JudgeConfig(
+            rubric_path=self.rubric,
+            show_reasoning=self.judge_show_reasoning,
+            repeats=self.judge_repeats,
+            max_tokens=self.judge_max_tokens,
+            concurrency=self.judge_concurrency,
+            batch=self.judge_batch,
+            batch_timeout=self.judge_batch_timeout,
+            budget_usd=self.judge_max_cost,
+        )
 
     def models(self, require_key: bool = True) -> list[ChatModel]:
         """One model per distinct spec; a judge without its API key fails here (unless require_key
         is False: a dry run sends nothing)."""
-        template = Path(self.judge_chat_template).read_text(encoding="utf-8") if self.judge_chat_template else None
-        opts = ModelOptions(base_url=self.judge_base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=self.judge_concurrency,
-                            api_key_env=self.judge_api_key_env, require_key=require_key, timeout=self.judge_timeout,
-                            batch_size=self.judge_batch_size, dtype=self.judge_dtype, chat_template=template)  # fmt: skip
+        template = (
+            Path(self.judge_chat_template).read_text(encoding="utf-8")
+            if self.judge_chat_template
+            else None
+        )
+        opts = ModelOptions(
+            base_url=self.judge_base_url or os.environ.get("OPENAI_BASE_URL"),
+            concurrency=self.judge_concurrency,
+            api_key_env=self.judge_api_key_env,
+            require_key=require_key,
+            timeout=self.judge_timeout,
+            batch_size=self.judge_batch_size,
+            dtype=self.judge_dtype,
+            chat_template=template,
+        )
         return [load_model(spec, opts) for spec in dict.fromkeys(self.judges)]
 
     def probe(self) -> None:
         """Probe the endpoint of every openai: judge, --escalate-to's too (ChatModel.probe): a dead
         one is a FatalModelError before anything is sent. Other judges are not loaded for it."""
-        specs = [s for s in dict.fromkeys([*self.judges, *filter(None, [self.escalate_to])]) if parse_spec(s)[0] == "openai"]
+        specs = [
+            s
+            for s in dict.fromkeys([*self.judges, *filter(None, [self.escalate_to])])
+            if parse_spec(s)[0] == "openai"
+        ]
         if specs:
             for model in dataclasses.replace(self, judges=tuple(specs), escalate_to=None).models():
                 model.probe("--judge-base-url")
@@ -119,8 +159,15 @@ JUDGE_KEYWORDS = tuple(f.name for f in dataclasses.fields(JudgeOptions))
 # ----------------------------------------------------------------------------- the stage
 
 
-def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dict[str, Prediction], run: RunDir,
-                cache_path: Path | None, progress: bool) -> tuple[JudgeOutcome | None, str | None]:  # fmt: skip
+def judge_stage(
+    judging: JudgeOptions,
+    task: Task,
+    items: list[Item],
+    preds: dict[str, Prediction],
+    run: RunDir,
+    cache_path: Path | None,
+    progress: bool,
+) -> tuple[JudgeOutcome | None, str | None]:
     """(JudgeOutcome, note or None), or (None, reason) when rubric metrics are not computed."""
     if not task.uses_judge:
         return None, f"task {task.name} has no rubric metrics"
@@ -132,19 +179,31 @@ def judge_stage(judging: JudgeOptions, task: Task, items: list[Item], preds: dic
     judging.probe()
     cache = Cache(cache_path) if cache_path else None
     try:
-        outcome = asyncio.run(run_judges(items, preds, judging.models(), cfg, run, cache, progress=progress))
+        outcome = asyncio.run(
+            run_judges(items, preds, judging.models(), cfg, run, cache, progress=progress)
+        )
         outcome = pooled(outcome, judging, items, preds, cfg, run, cache, progress)
     finally:
         if cache is not None:
             cache.close()
     for judge, s in outcome.run_stats.items():
-        log.info(f"judge {judge}: {s.requests} requests ({s.cached} from cache); "
-                 f"{judge_usage(s).text()}; unscored: {counts_text(outcome.unscored_by_reason(judge))}")  # fmt: skip
+        log.info(
+            f"judge {judge}: {s.requests} requests ({s.cached} from cache); "
+            f"{judge_usage(s).text()}; unscored: {counts_text(outcome.unscored_by_reason(judge))}"
+        )
     return outcome, None
 
 
-def pooled(outcome: JudgeOutcome, judging: JudgeOptions, items: list[Item], preds: dict[str, Prediction], cfg: JudgeConfig,
-           run: RunDir, cache: Cache | None, progress: bool) -> JudgeOutcome:  # fmt: skip
+def pooled(
+    outcome: JudgeOutcome,
+    judging: JudgeOptions,
+    items: list[Item],
+    preds: dict[str, Prediction],
+    cfg: JudgeConfig,
+    run: RunDir,
+    cache: Cache | None,
+    progress: bool,
+) -> JudgeOutcome:
     """The outcome under the chosen pooling rule and, with escalate_to, the stronger judge's
     verdicts on the items the judges disagree on (asked about those items only)."""
     if not judging.escalate_to:
@@ -154,12 +213,25 @@ def pooled(outcome: JudgeOutcome, judging: JudgeOptions, items: list[Item], pred
     strong = dataclasses.replace(judging, judges=(judging.escalate_to,), escalate_to=None).models()
     chosen = [it for it in items if it.item_id in set(ids)]
     if cfg.budget_usd is not None:  # the escalation spends from the same judge limit
-        cfg = dataclasses.replace(cfg, budget_usd=cfg.budget_usd - sum(s.cost_usd or 0.0 for s in outcome.run_stats.values()))
-    extra = asyncio.run(run_judges(chosen, preds, strong, cfg, run, cache, progress=progress)) if chosen else None
-    log.info(f"escalation: {len(ids)} of {len(outcome.item_scores)} items to {strong[0].spec} (disagree:{threshold:g})")
-    return dataclasses.replace(outcome, pool=judging.judge_pool, judgments=[*outcome.judgments, *(extra.judgments if extra else [])],
-                               run_stats={**outcome.run_stats, **(extra.run_stats if extra else {})},
-                               escalation=Escalation(strong[0].spec, threshold, tuple(ids)))  # fmt: skip
+        cfg = dataclasses.replace(
+            cfg,
+            budget_usd=cfg.budget_usd - sum(s.cost_usd or 0.0 for s in outcome.run_stats.values()),
+        )
+    extra = (
+        asyncio.run(run_judges(chosen, preds, strong, cfg, run, cache, progress=progress))
+        if chosen
+        else None
+    )
+    log.info(
+        f"escalation: {len(ids)} of {len(outcome.item_scores)} items to {strong[0].spec} (disagree:{threshold:g})"
+    )
+    return dataclasses.replace(
+        outcome,
+        pool=judging.judge_pool,
+        judgments=[*outcome.judgments, *(extra.judgments if extra else [])],
+        run_stats={**outcome.run_stats, **(extra.run_stats if extra else {})},
+        escalation=Escalation(strong[0].spec, threshold, tuple(ids)),
+    )
 
 
 def saved_rule(outcome: JudgeOutcome, run: RunDir, pool: str) -> JudgeOutcome:
@@ -170,24 +242,34 @@ def saved_rule(outcome: JudgeOutcome, run: RunDir, pool: str) -> JudgeOutcome:
     if not recorded or recorded["judge"] not in outcome.judges:
         return dataclasses.replace(outcome, pool=pool)
     items = tuple(i for i in recorded["items"] if i in outcome.item_scores)
-    return dataclasses.replace(outcome, pool=pool, judges=[j for j in outcome.judges if j != recorded["judge"]],
-                               escalation=Escalation(recorded["judge"], recorded["threshold"], items))  # fmt: skip
+    return dataclasses.replace(
+        outcome,
+        pool=pool,
+        judges=[j for j in outcome.judges if j != recorded["judge"]],
+        escalation=Escalation(recorded["judge"], recorded["threshold"], items),
+    )
 
 
-def saved_outcome(rubric: Rubric, max_tokens: int, items: list[Item], preds: dict[str, Prediction],
-                  run: RunDir) -> tuple[JudgeOutcome | None, str | None]:  # fmt: skip
+def saved_outcome(
+    rubric: Rubric, max_tokens: int, items: list[Item], preds: dict[str, Prediction], run: RunDir
+) -> tuple[JudgeOutcome | None, str | None]:
     """The verdicts in DIR/judgments.jsonl made for exactly the predictions now in the folder
     (see judge.matching_verdicts); verdicts made for other predictions are named and ignored."""
     path = run.path / JUDGMENTS
     if not path.exists():
         return None, "no judge given (--judge SPEC)"
-    kept, stale = matching_verdicts(load_judgments(path, rubric.version), items, preds, rubric, max_tokens)
+    kept, stale = matching_verdicts(
+        load_judgments(path, rubric.version), items, preds, rubric, max_tokens
+    )
     note = None
     if stale:
         note = f"{len(stale)} verdict(s) in {JUDGMENTS} were made for other predictions and are ignored (e.g. {stale[0].item_id})"
         log.warning(f"rubric: {note}")
     if not kept:
-        return None, f"{note}; score again with --judge SPEC" if note else "no judge given (--judge SPEC)"
+        return (
+            None,
+            f"{note}; score again with --judge SPEC" if note else "no judge given (--judge SPEC)",
+        )
     outcome = outcome_from_judgments(kept)
     log.info(f"rubric: reusing {len(kept)} verdicts of {', '.join(outcome.judges)} from {path}")
     return outcome, note
@@ -195,7 +277,9 @@ def saved_outcome(rubric: Rubric, max_tokens: int, items: list[Item], preds: dic
 
 def counts_text(counts: dict[str, int]) -> str:
     """{"invalid judge output": 3, …} as "invalid judge output ×3, …" (most first), or "none"."""
-    return ", ".join(f"{k} ×{n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+    return (
+        ", ".join(f"{k} ×{n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+    )
 
 
 def judge_failures(outcome: JudgeOutcome) -> list[str]:
@@ -210,7 +294,9 @@ def judge_failures(outcome: JudgeOutcome) -> list[str]:
         n_items = len({j.item_id for j in mine})
         first = asked[0].detail or ""
         first = first if len(first) <= 160 else first[:160] + " …"
-        lines.append(f"judge {judge} scored 0 of {n_items} items: {counts_text(outcome.unscored_by_reason(judge))} (first: {first})")
+        lines.append(
+            f"judge {judge} scored 0 of {n_items} items: {counts_text(outcome.unscored_by_reason(judge))} (first: {first})"
+        )
     return lines
 
 
@@ -225,18 +311,37 @@ def judge_block(outcome: JudgeOutcome, wall_s: float) -> JudgeInfo:
     esc = outcome.escalation
     usage = [*outcome.usage().values(), *([outcome.judge_usage(esc.judge)] if esc else [])]
     costs = [u["cost_usd"] for u in usage]
-    replicas = {judge: stats.replicas for judge, stats in outcome.run_stats.items() if stats.replicas}
-    return JudgeInfo.model_validate({
-        "spec": "+".join(outcome.judges), "judges": list(outcome.judges), "rubric_version": outcome.rubric_version,
-        "repeats": outcome.repeats, "requests": sum(u["requests"] for u in usage),
-        "prompt_tokens": sum(u["prompt_tokens"] for u in usage), "completion_tokens": sum(u["completion_tokens"] for u in usage),
-        "cost_usd": None if any(c is None for c in costs) else sum(costs),
-        "served_models": dict(sum((Counter(u["served_models"]) for u in usage), Counter())), "wall_s": wall_s,
-        "pool": outcome.pool,
-        **({"escalation": {"judge": esc.judge, "threshold": esc.threshold, "items": list(esc.items)}} if esc else {}),
-        **verdict_settings(outcome.judgments),
-        **({"replicas": replicas} if replicas else {}),
-    })  # fmt: skip
+    replicas = {
+        judge: stats.replicas for judge, stats in outcome.run_stats.items() if stats.replicas
+    }
+    return JudgeInfo.model_validate(
+        {
+            "spec": "+".join(outcome.judges),
+            "judges": list(outcome.judges),
+            "rubric_version": outcome.rubric_version,
+            "repeats": outcome.repeats,
+            "requests": sum(u["requests"] for u in usage),
+            "prompt_tokens": sum(u["prompt_tokens"] for u in usage),
+            "completion_tokens": sum(u["completion_tokens"] for u in usage),
+            "cost_usd": None if any(c is None for c in costs) else sum(costs),
+            "served_models": dict(sum((Counter(u["served_models"]) for u in usage), Counter())),
+            "wall_s": wall_s,
+            "pool": outcome.pool,
+            **(
+                {
+                    "escalation": {
+                        "judge": esc.judge,
+                        "threshold": esc.threshold,
+                        "items": list(esc.items),
+                    }
+                }
+                if esc
+                else {}
+            ),
+            **verdict_settings(outcome.judgments),
+            **({"replicas": replicas} if replicas else {}),
+        }
+    )
 
 
 def verdict_settings(judgments: Sequence[Judgment]) -> dict[str, Any]:
@@ -254,13 +359,16 @@ def verdict_settings(judgments: Sequence[Judgment]) -> dict[str, Any]:
         by_judge.setdefault(j.judge, set()).add(j.endpoint)
     return {
         "endpoints": {judge: one(urls) for judge, urls in sorted(by_judge.items())},
-        "show_reasoning": one(j.show_reasoning for j in judgments), "max_tokens": one(j.max_tokens for j in judgments),
+        "show_reasoning": one(j.show_reasoning for j in judgments),
+        "max_tokens": one(j.max_tokens for j in judgments),
         "temperature": one(j.temperature for j in judgments),
         "seed": one(None if j.seed is None else j.seed - j.repeat for j in judgments),
-    }  # fmt: skip
+    }
 
 
-def rubric_report(outcome: JudgeOutcome | None, note: str | None, judging: JudgeOptions, manifest: RunManifest) -> dict[str, Any]:
+def rubric_report(
+    outcome: JudgeOutcome | None, note: str | None, judging: JudgeOptions, manifest: RunManifest
+) -> dict[str, Any]:
     """results.json's `rubric`: the judge report (or why there is none), with the risks of the
     judges' families (self-preference, the training judge's family) and the cited judge card."""
     if outcome is None:
@@ -271,11 +379,15 @@ def rubric_report(outcome: JudgeOutcome | None, note: str | None, judging: Judge
         risk = self_preference_risk(manifest.model_spec, outcome.judges, families)
         if risk:
             rubric["self_preference_risk"] = risk
-        trained = training_judge_risk((manifest.training or {}).get("judge"), outcome.judges, families)
+        trained = training_judge_risk(
+            (manifest.training or {}).get("judge"), outcome.judges, families
+        )
         if trained:
             rubric["training_judge_risk"] = trained
     if judging.judge_card:
-        rubric["judge_card"] = cite_card(Path(judging.judge_card), outcome.judges if outcome else None)
+        rubric["judge_card"] = cite_card(
+            Path(judging.judge_card), outcome.judges if outcome else None
+        )
     return rubric
 
 
@@ -285,21 +397,31 @@ def cite_card(path: Path, judges: Sequence[str] | None) -> dict[str, Any]:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
         summary = card["summary"]
-        cited = {"path": str(path.resolve()), "judges": list(card["judges"]), "created": card["created"],
-                 "rubric_version": card.get("rubric_version"), "passed": bool(summary["passed"]),
-                 "failed": list(summary["failed"]), "inconclusive": list(summary.get("inconclusive", [])),
-                 "n_checks": summary["n_checks"]}  # fmt: skip
+        cited = {
+            "path": str(path.resolve()),
+            "judges": list(card["judges"]),
+            "created": card["created"],
+            "rubric_version": card.get("rubric_version"),
+            "passed": bool(summary["passed"]),
+            "failed": list(summary["failed"]),
+            "inconclusive": list(summary.get("inconclusive", [])),
+            "n_checks": summary["n_checks"],
+        }
     except FileNotFoundError:
-        raise DataError(f"{path}: no such judge card (write one with `kardiabench judge-audit`)") from None
+        raise DataError(
+            f"{path}: no such judge card (write one with `kardiabench judge-audit`)"
+        ) from None
     except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a judge card from `kardiabench judge-audit` ({type(e).__name__}: {e})") from None
+        raise DataError(
+            f"{path}: not a judge card from `kardiabench judge-audit` ({type(e).__name__}: {e})"
+        ) from None
     if judges is not None:
         cited["same_judges"] = sorted(cited["judges"]) == sorted(judges)
     return cited
 
 
 def card_verdict(card: Mapping[str, Any]) -> str:
-    """"FAILED (a, b); INCONCLUSIVE (c)" for a cited card that did not pass."""
+    """ "FAILED (a, b); INCONCLUSIVE (c)" for a cited card that did not pass."""
     parts = [f"FAILED ({', '.join(card['failed'])})"] if card["failed"] else []
     open_ = card.get("inconclusive") or []
     return "; ".join(parts + ([f"INCONCLUSIVE ({', '.join(open_)})"] if open_ else [])) or "FAILED"

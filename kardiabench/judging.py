@@ -100,7 +100,9 @@ def repair_request(
     first: ChatRequest, failures: Sequence[tuple[str, str]], rubric: Rubric
 ) -> ChatRequest:
     """The first request plus, for each invalid reply so far, that reply and what was wrong."""
-    extra = ChatRequest.from_messages(repair_messages(failures, rubric.names), first.params).messages
+    extra = ChatRequest.from_messages(
+        repair_messages(failures, rubric.names), first.params
+    ).messages
     return ChatRequest((*first.messages, *extra), first.params, first.response_format)
 
 
@@ -161,17 +163,27 @@ def matching_verdicts(
 
 
 def _made_for(
-    j: Judgment, item: Item, pred: Prediction | None, rubric: Rubric, response_format: dict, max_tokens: int
+    j: Judgment,
+    item: Item,
+    pred: Prediction | None,
+    rubric: Rubric,
+    response_format: dict,
+    max_tokens: int,
 ) -> bool:
     response, why = candidate_response(pred)
     if response is None:
         return j.prompt_hash is None and j.reason == not_sent_reason(pred) and j.detail == why
     if j.prompt_hash is None:
         return False
-    cfg = JudgeConfig(show_reasoning=j.show_reasoning, max_tokens=j.max_tokens or max_tokens,
-                      seed=0 if j.seed is None else j.seed - j.repeat)  # fmt: skip
+    cfg = JudgeConfig(
+        show_reasoning=j.show_reasoning,
+        max_tokens=j.max_tokens or max_tokens,
+        seed=0 if j.seed is None else j.seed - j.repeat,
+    )
     notes = candidate_notes(pred) if j.show_reasoning else None  # type: ignore[arg-type]
-    request = build_request(rubric, item, response, cfg, j.repeat, notes, response_format=response_format)
+    request = build_request(
+        rubric, item, response, cfg, j.repeat, notes, response_format=response_format
+    )
     return prompt_hash(request) == j.prompt_hash
 
 
@@ -212,11 +224,17 @@ class Scheme:
 
 
 def rubric_scheme(rubric: Rubric) -> Scheme:
-    return Scheme(rubric.version, rubric.names, lambda text, finish: parse_verdict(text, rubric.names, finish),
-                  lambda first, failures: repair_request(first, failures, rubric))  # fmt: skip
+    return Scheme(
+        rubric.version,
+        rubric.names,
+        lambda text, finish: parse_verdict(text, rubric.names, finish),
+        lambda first, failures: repair_request(first, failures, rubric),
+    )
 
 
-def rubric_cases(rubric: Rubric, items: Sequence[Item], predictions: Mapping[str, Prediction], cfg: JudgeConfig) -> list[JudgeCase]:
+def rubric_cases(
+    rubric: Rubric, items: Sequence[Item], predictions: Mapping[str, Prediction], cfg: JudgeConfig
+) -> list[JudgeCase]:
     """One case per item: its response span, or why there is none to send."""
     response_format = rubric.response_format()
     cases = []
@@ -229,7 +247,9 @@ def rubric_cases(rubric: Rubric, items: Sequence[Item], predictions: Mapping[str
         notes = candidate_notes(pred) if cfg.show_reasoning and pred is not None else None
 
         def build(r: int, item=item, response=response, notes=notes) -> ChatRequest:
-            return build_request(rubric, item, response, cfg, r, notes, response_format=response_format)
+            return build_request(
+                rubric, item, response, cfg, r, notes, response_format=response_format
+            )
 
         cases.append(JudgeCase(item.item_id, build, response_cut=response_too_long(response)))
     return cases
@@ -277,7 +297,9 @@ async def run_judges(
     finished verdict) when a judge cannot answer at all."""
     rubric = load_rubric(cfg.rubric_path)
     cases = rubric_cases(rubric, items, predictions, cfg)
-    judgments, specs, run_stats = await judge_cases(cases, rubric_scheme(rubric), judges, cfg, run_dir, cache, progress)
+    judgments, specs, run_stats = await judge_cases(
+        cases, rubric_scheme(rubric), judges, cfg, run_dir, cache, progress
+    )
     return JudgeOutcome(rubric.version, rubric.names, specs, cfg.repeats, judgments, run_stats)
 
 
@@ -305,11 +327,19 @@ async def judge_cases(
             spent = sum(s.cost_usd or 0.0 for s in run_stats.values())
             budget = None if cfg.budget_usd is None else cfg.budget_usd - spent
             judge = _JudgeRun(model, cfg, scheme, final, writer)
-            run_stats[model.spec] = await _judge_with(judge, cases, previous, cache, progress, run_dir, budget)
+            run_stats[model.spec] = await _judge_with(
+                judge, cases, previous, cache, progress, run_dir, budget
+            )
     finally:
         writer.close()
     specs = [m.spec for m in unique]
-    ordered = [final[k] for s in specs for c in cases for r in range(cfg.repeats) if (k := (s, c.case_id, r)) in final]
+    ordered = [
+        final[k]
+        for s in specs
+        for c in cases
+        for r in range(cfg.repeats)
+        if (k := (s, c.case_id, r)) in final
+    ]
     return ordered, specs, run_stats
 
 
@@ -329,8 +359,14 @@ class _JudgeRun:
     def fields(self) -> dict[str, Any]:
         """What every verdict of this judge records about how it was asked."""
         cfg = self.cfg
-        return {"judge": self.model.spec, "rubric_version": self.scheme.version, "show_reasoning": cfg.show_reasoning,
-                "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "endpoint": model_endpoint(self.model)}  # fmt: skip
+        return {
+            "judge": self.model.spec,
+            "rubric_version": self.scheme.version,
+            "show_reasoning": cfg.show_reasoning,
+            "max_tokens": cfg.max_tokens,
+            "temperature": cfg.temperature,
+            "endpoint": model_endpoint(self.model),
+        }
 
     def record(self, j: Judgment) -> None:
         self.final[j.key] = j
@@ -338,17 +374,46 @@ class _JudgeRun:
 
     def finish(self, c: _Case, status: Status, scores: dict, **extra: Any) -> None:
         """The final verdict of a case that was sent."""
-        usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens, "cost_usd": c.cost}
-        self.record(Judgment(c.item_id, repeat=c.repeat, scores=scores, status=status, attempts=len(c.failures) + 1,
-                             seed=self.cfg.seed + c.repeat, prompt_hash=c.phash, usage=usage, cached=c.all_cached,
-                             response_cut=c.response_cut, served_model=c.served_model, created=now(),
-                             **self.fields, **extra))  # fmt: skip
+        usage = {
+            "prompt_tokens": c.prompt_tokens,
+            "completion_tokens": c.completion_tokens,
+            "cost_usd": c.cost,
+        }
+        self.record(
+            Judgment(
+                c.item_id,
+                repeat=c.repeat,
+                scores=scores,
+                status=status,
+                attempts=len(c.failures) + 1,
+                seed=self.cfg.seed + c.repeat,
+                prompt_hash=c.phash,
+                usage=usage,
+                cached=c.all_cached,
+                response_cut=c.response_cut,
+                served_model=c.served_model,
+                created=now(),
+                **self.fields,
+                **extra,
+            )
+        )
 
     def not_sent(self, case_id: str, repeat: int, reason: str, why: str | None) -> None:
         """The verdict of a case with nothing to judge: unscored, its reason counted."""
-        self.record(Judgment(case_id, repeat=repeat, scores=dict.fromkeys(self.scheme.names), status="unscored",
-                             reason=reason, detail=why, seed=self.cfg.seed + repeat,
-                             usage=dict(_NO_USAGE), created=now(), **self.fields))  # fmt: skip
+        self.record(
+            Judgment(
+                case_id,
+                repeat=repeat,
+                scores=dict.fromkeys(self.scheme.names),
+                status="unscored",
+                reason=reason,
+                detail=why,
+                seed=self.cfg.seed + repeat,
+                usage=dict(_NO_USAGE),
+                created=now(),
+                **self.fields,
+            )
+        )
 
 
 async def _judge_with(
@@ -366,7 +431,11 @@ async def _judge_with(
     pending = _cases(judge, cases, previous)
     round_no = 0
     while pending:
-        batch = BatchJob(run_dir, f"judge:{judge.model.spec}", timeout=judge.cfg.batch_timeout) if judge.cfg.batch and round_no == 0 else None
+        batch = (
+            BatchJob(run_dir, f"judge:{judge.model.spec}", timeout=judge.cfg.batch_timeout)
+            if judge.cfg.batch and round_no == 0
+            else None
+        )
         left = None if budget_usd is None else budget_usd - (judge.stats.cost_usd or 0.0)
         pending = await _round(judge, pending, round_no, cache, progress, batch, left)
         round_no += 1
@@ -376,7 +445,9 @@ async def _judge_with(
     return judge.stats
 
 
-def _cases(judge: _JudgeRun, cases: Sequence[JudgeCase], previous: Mapping[tuple[str, str, int], Judgment]) -> list[_Case]:
+def _cases(
+    judge: _JudgeRun, cases: Sequence[JudgeCase], previous: Mapping[tuple[str, str, int], Judgment]
+) -> list[_Case]:
     """The (case, repeat) requests to send. A case with nothing to judge is recorded unscored at
     once; a saved verdict for the same request is reused (unless its request failed)."""
     cfg, spec = judge.cfg, judge.model.spec
@@ -401,7 +472,16 @@ def _cases(judge: _JudgeRun, cases: Sequence[JudgeCase], previous: Mapping[tuple
                 judge.final[key] = prev
                 judge.stats.reused_verdicts += 1
                 continue
-            pending.append(_Case(case.case_id, r, first, phash, request_key(identity, first, material), case.response_cut))
+            pending.append(
+                _Case(
+                    case.case_id,
+                    r,
+                    first,
+                    phash,
+                    request_key(identity, first, material),
+                    case.response_cut,
+                )
+            )
     return pending
 
 
@@ -415,7 +495,12 @@ async def _round(
     budget_usd: float | None,
 ) -> list[_Case]:
     """Send one round of requests; the cases whose invalid reply earns another attempt."""
-    jobs = [Job(f"{c.item_id}#r{c.repeat}", c.request(judge.scheme), None if c.failures else c.cache_key) for c in pending]
+    jobs = [
+        Job(
+            f"{c.item_id}#r{c.repeat}", c.request(judge.scheme), None if c.failures else c.cache_key
+        )
+        for c in pending
+    ]
     by_key = {job.key: c for job, c in zip(jobs, pending, strict=True)}
     retry: list[_Case] = []
 
@@ -424,9 +509,18 @@ async def _round(
             retry.append(by_key[job.key])
 
     spec = judge.model.spec
-    rs = await run_jobs(judge.model, jobs, on_result=on_result, cache=cache, concurrency=judge.cfg.concurrency, progress=progress,
-                        desc=f"judge {spec}" if round_no == 0 else f"judge {spec} repair {round_no}", batch=batch, budget_usd=budget_usd,
-                        shown_before=judge_usage(judge.stats))  # fmt: skip
+    rs = await run_jobs(
+        judge.model,
+        jobs,
+        on_result=on_result,
+        cache=cache,
+        concurrency=judge.cfg.concurrency,
+        progress=progress,
+        desc=f"judge {spec}" if round_no == 0 else f"judge {spec} repair {round_no}",
+        batch=batch,
+        budget_usd=budget_usd,
+        shown_before=judge_usage(judge.stats),
+    )
     _add_round(judge.stats, rs)
     return retry
 
@@ -452,8 +546,15 @@ def _read_reply(judge: _JudgeRun, c: _Case, out: Generation | ModelError, cached
     if len(c.failures) < judge.cfg.max_repairs:
         c.failures.append((out.text, verdict.error or "invalid"))
         return True
-    judge.finish(c, "unscored", dict.fromkeys(names), reason=INVALID_OUTPUT, detail=verdict.error, raw=out.text,
-                 rationale=verdict.rationale)  # fmt: skip
+    judge.finish(
+        c,
+        "unscored",
+        dict.fromkeys(names),
+        reason=INVALID_OUTPUT,
+        detail=verdict.error,
+        raw=out.text,
+        rationale=verdict.rationale,
+    )
     return False
 
 
@@ -465,7 +566,9 @@ def _add_round(stats: JudgeStats, rs: RunStats) -> None:
     stats.failed += rs.failed
     stats.prompt_tokens += rs.prompt_tokens
     stats.completion_tokens += rs.completion_tokens
-    stats.cost_usd = None if rs.cost_usd is None or stats.cost_usd is None else stats.cost_usd + rs.cost_usd
+    stats.cost_usd = (
+        None if rs.cost_usd is None or stats.cost_usd is None else stats.cost_usd + rs.cost_usd
+    )
     stats.wall_s += rs.wall_s
 
 
@@ -478,7 +581,9 @@ def judge_usage(stats: JudgeStats) -> Usage:
 # --- human labels ---------------------------------------------------------------------------------
 
 
-def load_human_labels(path: str | Path, dims: Sequence[str] = DIMENSIONS) -> dict[str, dict[str, int]]:
+def load_human_labels(
+    path: str | Path, dims: Sequence[str] = DIMENSIONS
+) -> dict[str, dict[str, int]]:
     """A human label file (JSONL, one row per item; see scoring.agreement.human_labels)."""
     p = Path(path)
     if not p.is_file():
@@ -486,7 +591,9 @@ def load_human_labels(path: str | Path, dims: Sequence[str] = DIMENSIONS) -> dic
     return human_labels(iter_jsonl_objects(p, HumanLabelError), str(p), dims)
 
 
-def judge_agreement(human_file: str | Path, judgments: Any, dims: Sequence[str] = DIMENSIONS) -> dict[str, Any]:
+def judge_agreement(
+    human_file: str | Path, judgments: Any, dims: Sequence[str] = DIMENSIONS
+) -> dict[str, Any]:
     """Agreement of each judge with the human labels in `human_file` (see
     scoring.agreement.agreement_with_humans)."""
     report = agreement_with_humans(load_human_labels(human_file, dims), judgments, dims)

@@ -103,18 +103,34 @@ class Option:
         if self.action in ("store_true", "store_false"):
             kw["action"] = self.action
         else:
-            kw.update(type=self.cli_type(), metavar=self.metavar, choices=self.choices, nargs=self.nargs, action=self.action)
+            kw.update(
+                type=self.cli_type(),
+                metavar=self.metavar,
+                choices=self.choices,
+                nargs=self.nargs,
+                action=self.action,
+            )
         if not self.flag.startswith("-"):  # positional: argparse takes neither dest nor required
-            parser.add_argument(self.name, **{k: v for k, v in kw.items() if v is not None or k == "default"})
+            parser.add_argument(
+                self.name, **{k: v for k, v in kw.items() if v is not None or k == "default"}
+            )
         else:
-            parser.add_argument(self.flag, dest=self.name, **kw, **({"required": True} if self.required else {}))
+            parser.add_argument(
+                self.flag, dest=self.name, **kw, **({"required": True} if self.required else {})
+            )
         if self.off:
-            parser.add_argument(self.off[0], dest=self.name, action="store_const", const=None, help=self.off[1])
+            parser.add_argument(
+                self.off[0], dest=self.name, action="store_const", const=None, help=self.off[1]
+            )
 
 
 def option(default: Any, help: str, **shape: Any) -> Any:
     """A field of an option group: its default and `Option` metadata (the name is the field's)."""
-    factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    factory = (
+        {"default_factory": lambda: list(default)}
+        if isinstance(default, list)
+        else {"default": default}
+    )
     return field(**factory, metadata={"option": {"default": default, "help": help, **shape}})
 
 
@@ -146,38 +162,73 @@ class OptionGroup:
 
 @functools.cache
 def _group_options(cls: type[OptionGroup]) -> tuple[Option, ...]:
-    return tuple(Option(name=f.name, annotation=str(f.type), **f.metadata["option"]) for f in dataclasses.fields(cls) if "option" in f.metadata)
+    return tuple(
+        Option(name=f.name, annotation=str(f.type), **f.metadata["option"])
+        for f in dataclasses.fields(cls)
+        if "option" in f.metadata
+    )
 
 
 @dataclass(frozen=True)
 class TaskOptions(OptionGroup):
     title: ClassVar[str] = "task"
-    task: str | None = option(None, "task name (see `kardiabench tasks`) or a YAML file (default: kardiabench; `score`: the run's)")
-    tasks_dir: list[str] = option([], "extra folder of task YAML files (repeatable)", action="append")
+    task: str | None = option(
+        None,
+        "task name (see `kardiabench tasks`) or a YAML file (default: kardiabench; `score`: the run's)",
+    )
+    tasks_dir: list[str] = option(
+        [], "extra folder of task YAML files (repeatable)", action="append"
+    )
 
 
 @dataclass(frozen=True)
 class DataOptions(OptionGroup):
     title: ClassVar[str] = "data"
-    data: str | None = option(None, "sample | DIR | FILE (.jsonl/.json/.parquet) | hub | OWNER/NAME (gated Hub dataset, uses HF_TOKEN)")
+    data: str | None = option(
+        None,
+        "sample | DIR | FILE (.jsonl/.json/.parquet) | hub | OWNER/NAME (gated Hub dataset, uses HF_TOKEN)",
+    )
     split: str | None = option(None, "split to use (default: the task's, or all for data commands)")
-    strict: bool = option(False, "refuse to run when any record has a problem (default: skip and report)", action="store_true")
-    derive_split: float | None = option(None, "derive a persona-disjoint train/test split from a single file (seeded by --split-seed)",
-                                        rule="open_fraction", metavar="TEST_FRACTION")  # fmt: skip
+    strict: bool = option(
+        False,
+        "refuse to run when any record has a problem (default: skip and report)",
+        action="store_true",
+    )
+    derive_split: float | None = option(
+        None,
+        "derive a persona-disjoint train/test split from a single file (seeded by --split-seed)",
+        rule="open_fraction",
+        metavar="TEST_FRACTION",
+    )
     split_seed: int = option(0, "seed for --derive-split", rule="int")
 
 
 @dataclass(frozen=True)
 class RunOptions(OptionGroup):
     title: ClassVar[str] = "run folder"
-    model: str = option(None, "openai:MODEL | hf:PATH_OR_ID | vllm:PATH_OR_ID | baseline:majority|retrieval", rule="spec",
-                        positional=True, required=True)  # fmt: skip
-    output: Path = option(None, "run folder (created; an existing one is resumed)", parse=Path, positional=True, required=True)
+    model: str = option(
+        None,
+        "openai:MODEL | hf:PATH_OR_ID | vllm:PATH_OR_ID | baseline:majority|retrieval",
+        rule="spec",
+        positional=True,
+        required=True,
+    )
+    output: Path = option(
+        None,
+        "run folder (created; an existing one is resumed)",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
     limit: int | None = option(None, "only the first N items (in file order)", rule="positive_int")
     overwrite: bool = option(False, "discard predictions already in --output", action="store_true")
     train_data: str | None = option(None, "training split source for baselines (default: --data)")
-    max_cost: float | None = option(None, "stop sending requests once they have cost this much: generation, and in `run` the judges too (resumable)",
-                                    rule="positive_float", metavar="USD")  # fmt: skip
+    max_cost: float | None = option(
+        None,
+        "stop sending requests once they have cost this much: generation, and in `run` the judges too (resumable)",
+        rule="positive_float",
+        metavar="USD",
+    )
 
 
 @dataclass(frozen=True)
@@ -185,34 +236,75 @@ class SamplingOptions(OptionGroup):
     title: ClassVar[str] = "sampling (defaults from the task file; recorded in run.json)"
     temperature: float | None = option(None, "sampling temperature (≥ 0)", rule="nonneg_float")
     top_p: float | None = option(None, "nucleus sampling mass (0 < p ≤ 1)", rule="top_p")
-    max_tokens: int | None = option(None, "most tokens the model may generate per item", rule="positive_int")
+    max_tokens: int | None = option(
+        None, "most tokens the model may generate per item", rule="positive_int"
+    )
     seed: int | None = option(None, "sampling seed (where the backend supports one)", rule="int")
-    stop: list[str] | None = option(None, "stop string (repeatable): generation ends before it; the model's own end tokens always stop it",
-                                    action="append", metavar="STR")  # fmt: skip
-    top_k: int | None = option(None, "sample only from the K most likely tokens", rule="positive_int")
-    min_p: float | None = option(None, "drop tokens below this fraction of the top token's probability", rule="unit_interval")
-    repetition_penalty: float | None = option(None, "penalty for repeated tokens (1 = none)", rule="positive_float")
-    gen_kwargs: dict[str, Any] | str | None = option(None, "further generation options passed to the backend as typed values (int, float, true/false, text)",
-                                                     parse=gen_kwargs, metavar="K=V,…")  # fmt: skip
+    stop: list[str] | None = option(
+        None,
+        "stop string (repeatable): generation ends before it; the model's own end tokens always stop it",
+        action="append",
+        metavar="STR",
+    )
+    top_k: int | None = option(
+        None, "sample only from the K most likely tokens", rule="positive_int"
+    )
+    min_p: float | None = option(
+        None, "drop tokens below this fraction of the top token's probability", rule="unit_interval"
+    )
+    repetition_penalty: float | None = option(
+        None, "penalty for repeated tokens (1 = none)", rule="positive_float"
+    )
+    gen_kwargs: dict[str, Any] | str | None = option(
+        None,
+        "further generation options passed to the backend as typed values (int, float, true/false, text)",
+        parse=gen_kwargs,
+        metavar="K=V,…",
+    )
 
 
 @dataclass(frozen=True)
 class BackendOptions(OptionGroup):
     title: ClassVar[str] = "backends"
-    base_url: str | list[str] | None = option(None, "OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env. "
-                                              "Repeat for replicas of one model: requests go to the least busy", action="append")  # fmt: skip
-    api_key_env: str = option("OPENAI_API_KEY", "environment variable holding the API key", rule="env_var", metavar="VAR")
+    base_url: str | list[str] | None = option(
+        None,
+        "OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env. "
+        "Repeat for replicas of one model: requests go to the least busy",
+        action="append",
+    )
+    api_key_env: str = option(
+        "OPENAI_API_KEY", "environment variable holding the API key", rule="env_var", metavar="VAR"
+    )
     concurrency: int = option(16, "max requests in flight for API models", rule="concurrency")
-    timeout: float = option(120.0, "per-request timeout in seconds for API models (a local server's timed-out request is not re-sent)", rule="positive_float")
-    batch: bool = option(False, "openai: send the requests as one provider batch job (50%% price, up to 24 h; docs/backends.md)", action="store_true")
-    batch_timeout: float | None = option(BATCH_TIMEOUT_S, "--batch/--judge-batch: stop waiting for a batch that has not ended after this long; it stays "
-                                         "recorded and the same command run again polls it", rule="positive_float", metavar="SECONDS")  # fmt: skip
-    prices: str | None = option(None, "JSON/YAML price table extending the built-in one (USD per 1M tokens)")
+    timeout: float = option(
+        120.0,
+        "per-request timeout in seconds for API models (a local server's timed-out request is not re-sent)",
+        rule="positive_float",
+    )
+    batch: bool = option(
+        False,
+        "openai: send the requests as one provider batch job (50%% price, up to 24 h; docs/backends.md)",
+        action="store_true",
+    )
+    batch_timeout: float | None = option(
+        BATCH_TIMEOUT_S,
+        "--batch/--judge-batch: stop waiting for a batch that has not ended after this long; it stays "
+        "recorded and the same command run again polls it",
+        rule="positive_float",
+        metavar="SECONDS",
+    )
+    prices: str | None = option(
+        None, "JSON/YAML price table extending the built-in one (USD per 1M tokens)"
+    )
     batch_size: int = option(8, "batch size for hf: models", rule="batch_size")
     dtype: str = option("auto", "hf:/vllm: weight dtype (auto, bfloat16, float16, float32)")
     device: str = option("auto", "hf: device (auto, cpu, cuda, cuda:N, mps)")
-    revision: str | None = option(None, "hf:/vllm: model revision (branch, tag or commit) on the Hub")
-    add_span_tokens: bool = option(False, "hf: add the eight span markers as special tokens", action="store_true")
+    revision: str | None = option(
+        None, "hf:/vllm: model revision (branch, tag or commit) on the Hub"
+    )
+    add_span_tokens: bool = option(
+        False, "hf: add the eight span markers as special tokens", action="store_true"
+    )
     chat_template: str | None = option(None, "a Jinja chat template file for models without one")
     tensor_parallel_size: int = option(1, "vllm: GPUs per model replica", rule="positive_int")
     data_parallel_size: int = option(1, "vllm: model replicas", rule="positive_int")
@@ -221,9 +313,14 @@ class BackendOptions(OptionGroup):
 @dataclass(frozen=True)
 class CacheOptions(OptionGroup):
     title: ClassVar[str] = "cache and progress"
-    cache: str | Path | bool | None = option(True, "response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)",
-                                             off=("--no-cache", "neither read nor write the response cache"))  # fmt: skip
-    progress: bool = option(False, "no progress bar", flag="--no-progress", action="store_false", cli_default=True)
+    cache: str | Path | bool | None = option(
+        True,
+        "response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)",
+        off=("--no-cache", "neither read nor write the response cache"),
+    )
+    progress: bool = option(
+        False, "no progress bar", flag="--no-progress", action="store_false", cli_default=True
+    )
 
 
 @dataclass(frozen=True)
@@ -231,18 +328,43 @@ class JudgeModelOptions(OptionGroup):
     """The judges themselves: every command that asks judges (`run`, `score`, `judge-audit`)."""
 
     title: ClassVar[str] = "rubric judge"
-    judges: list[str] = option([], "judge model spec (repeatable); e.g. openai:gpt-5-mini", flag="--judge", rule="spec", action="append", metavar="SPEC")
-    judge_base_url: str | list[str] | None = option(None, "endpoint for openai: judges (default: $OPENAI_BASE_URL); repeat for replicas", action="append")
-    judge_api_key_env: str = option("OPENAI_API_KEY", "environment variable holding the judges' API key", rule="env_var", metavar="VAR")
+    judges: list[str] = option(
+        [],
+        "judge model spec (repeatable); e.g. openai:gpt-5-mini",
+        flag="--judge",
+        rule="spec",
+        action="append",
+        metavar="SPEC",
+    )
+    judge_base_url: str | list[str] | None = option(
+        None,
+        "endpoint for openai: judges (default: $OPENAI_BASE_URL); repeat for replicas",
+        action="append",
+    )
+    judge_api_key_env: str = option(
+        "OPENAI_API_KEY",
+        "environment variable holding the judges' API key",
+        rule="env_var",
+        metavar="VAR",
+    )
     judge_concurrency: int = option(16, "max judge requests in flight", rule="concurrency")
     judge_repeats: int = option(1, "judge each item K times; reports the variance", rule="repeats")
     judge_max_tokens: int = option(1024, "most tokens per judge reply", rule="positive_int")
-    judge_show_reasoning: bool = option(False, "also show the judge the understanding/reasoning spans", action="store_true")
-    judge_timeout: float = option(120.0, "per-request timeout in seconds for openai: judges (a local server's timed-out request is not re-sent)",
-                                  rule="positive_float")  # fmt: skip
+    judge_show_reasoning: bool = option(
+        False, "also show the judge the understanding/reasoning spans", action="store_true"
+    )
+    judge_timeout: float = option(
+        120.0,
+        "per-request timeout in seconds for openai: judges (a local server's timed-out request is not re-sent)",
+        rule="positive_float",
+    )
     judge_batch_size: int = option(8, "batch size for hf: judges", rule="batch_size")
-    judge_dtype: str = option("auto", "hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)")
-    judge_chat_template: str | None = option(None, "a Jinja chat template file for hf:/vllm: judges without one")
+    judge_dtype: str = option(
+        "auto", "hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)"
+    )
+    judge_chat_template: str | None = option(
+        None, "a Jinja chat template file for hf:/vllm: judges without one"
+    )
     rubric: str | None = option(None, "rubric file (default: judges/rubric.yaml)")
 
 
@@ -251,22 +373,57 @@ class JudgeScoringOptions(OptionGroup):
     """How verdicts become results.json (`run`, `score`): the judge card cited, pooling, escalation, batches, budget."""
 
     title: ClassVar[str] = "judge scoring"
-    judge_card: str | None = option(None, "judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)", metavar="FILE")
-    families: str | None = option(None, "YAML {model-name pattern: family} tried before the built-in mapping (self-preference guard)", metavar="FILE")
-    judge_batch: bool = option(False, "openai: judges: send the first round as a provider batch job (docs/backends.md)", action="store_true")
-    judge_batch_timeout: float | None = option(BATCH_TIMEOUT_S, BackendOptions.option("batch_timeout").help, flag="--batch-timeout",
-                                               rule="positive_float", metavar="SECONDS")  # fmt: skip
-    judge_max_cost: float | None = option(None, "stop sending judge requests once they have cost this much (resumable)", rule="positive_float", metavar="USD")
-    judge_pool: str = option("mean", "how several judges' item scores are pooled", choices=("mean", "median"))
-    escalate_to: str | None = option(None, "a stronger judge for the items the --judge models disagree on", rule="spec", metavar="SPEC")
-    escalate_when: str = option("disagree:1", "escalate an item when two judges differ by ≥ K points on any dimension",
-                                parse=lambda text: _escalate_when(text), metavar="disagree:K")  # fmt: skip
+    judge_card: str | None = option(
+        None,
+        "judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)",
+        metavar="FILE",
+    )
+    families: str | None = option(
+        None,
+        "YAML {model-name pattern: family} tried before the built-in mapping (self-preference guard)",
+        metavar="FILE",
+    )
+    judge_batch: bool = option(
+        False,
+        "openai: judges: send the first round as a provider batch job (docs/backends.md)",
+        action="store_true",
+    )
+    judge_batch_timeout: float | None = option(
+        BATCH_TIMEOUT_S,
+        BackendOptions.option("batch_timeout").help,
+        flag="--batch-timeout",
+        rule="positive_float",
+        metavar="SECONDS",
+    )
+    judge_max_cost: float | None = option(
+        None,
+        "stop sending judge requests once they have cost this much (resumable)",
+        rule="positive_float",
+        metavar="USD",
+    )
+    judge_pool: str = option(
+        "mean", "how several judges' item scores are pooled", choices=("mean", "median")
+    )
+    escalate_to: str | None = option(
+        None,
+        "a stronger judge for the items the --judge models disagree on",
+        rule="spec",
+        metavar="SPEC",
+    )
+    escalate_when: str = option(
+        "disagree:1",
+        "escalate an item when two judges differ by ≥ K points on any dimension",
+        parse=lambda text: _escalate_when(text),
+        metavar="disagree:K",
+    )
 
 
 @dataclass(frozen=True)
 class BootstrapOptions(OptionGroup):
     title: ClassVar[str] = "confidence intervals"
-    resamples: int = option(1000, "bootstrap resamples for confidence intervals", rule="positive_int")
+    resamples: int = option(
+        1000, "bootstrap resamples for confidence intervals", rule="positive_int"
+    )
     bootstrap_seed: int = option(0, "seed for the bootstrap resamples", rule="int")
 
 
@@ -279,50 +436,128 @@ class CommandOptions(OptionGroup):
 
     title: ClassVar[str] = "command"
     # score
-    run_dir: Path | None = option(None, "run folder written by `generate` or `run`", flag="run_dir", parse=Path, nargs="?", positional=True)
-    predictions: Path | None = option(None, "JSONL of {item_id, raw_output} produced elsewhere", parse=Path)
+    run_dir: Path | None = option(
+        None,
+        "run folder written by `generate` or `run`",
+        flag="run_dir",
+        parse=Path,
+        nargs="?",
+        positional=True,
+    )
+    predictions: Path | None = option(
+        None, "JSONL of {item_id, raw_output} produced elsewhere", parse=Path
+    )
     # compare
-    a: Path = option(None, "first run folder", flag="a", metavar="run_a", parse=Path, positional=True, required=True)
-    b: Path = option(None, "second run folder", flag="b", metavar="run_b", parse=Path, positional=True, required=True)
-    force: bool = option(False, "compare even when data, split or judge differ", action="store_true")
+    a: Path = option(
+        None,
+        "first run folder",
+        flag="a",
+        metavar="run_a",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
+    b: Path = option(
+        None,
+        "second run folder",
+        flag="b",
+        metavar="run_b",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
+    force: bool = option(
+        False, "compare even when data, split or judge differ", action="store_true"
+    )
     seed: int = option(0, "bootstrap seed", rule="int")
     # judge-agreement
-    human: Path = option(None, "JSONL: item_id + one integer 1-5 per dimension; for a pairwise folder item_id, annotator, run_a, run_b "
-                               "+ A/B/tie per dimension", parse=Path, positional=True, required=True)  # fmt: skip
-    run: Path = option(None, "run folder with judge verdicts, or a `pairwise` output folder", flag="run", metavar="run_dir", parse=Path, positional=True, required=True)
+    human: Path = option(
+        None,
+        "JSONL: item_id + one integer 1-5 per dimension; for a pairwise folder item_id, annotator, run_a, run_b "
+        "+ A/B/tie per dimension",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
+    run: Path = option(
+        None,
+        "run folder with judge verdicts, or a `pairwise` output folder",
+        flag="run",
+        metavar="run_dir",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
     # data show / synth
     index: int = option(0, "dialogue number in the split (0-based)", rule="nonneg_int")
     dialogue_id: str | None = option(None, "dialogue id (overrides --index)", flag="--id")
-    out: Path = option(None, "folder for train.jsonl and test.jsonl", parse=Path, positional=True, required=True)
-    dialogues: int = option(22080, "total dialogues, train + test (at least 2)", rule="positive_int")
+    out: Path = option(
+        None, "folder for train.jsonl and test.jsonl", parse=Path, positional=True, required=True
+    )
+    dialogues: int = option(
+        22080, "total dialogues, train + test (at least 2)", rule="positive_int"
+    )
     # report
-    redact: bool = option(False, "leave out the data's text: the user's turns and every passage of the data the model or judge repeated "
-                                 "(keep ids, labels, scores)", action="store_true")  # fmt: skip
+    redact: bool = option(
+        False,
+        "leave out the data's text: the user's turns and every passage of the data the model or judge repeated "
+        "(keep ids, labels, scores)",
+        action="store_true",
+    )
 
 
 @dataclass(frozen=True)
 class LeaderboardOptions(OptionGroup):
     title: ClassVar[str] = "leaderboard"
     leaderboard: Path = option(Path("leaderboard"), "leaderboard folder", parse=Path)
-    run_dirs: list[Path] = option(None, "scored run folders", flag="run_dirs", parse=Path, nargs="+", metavar="DIR", positional=True, required=True)
-    display_name: str | None = option(None, "the name tables, plots and the site show (one DIR only)", metavar="NAME")
-    names: Path | None = option(None, "YAML/JSON {model spec, entry id or judge spec: display name} for tables, plots and the site",
-                                parse=Path, metavar="FILE")  # fmt: skip
-    columns: str | list[str] | None = option(None, "the metrics the tables and the site show, in order (results.json keys: emotion_accuracy, empathy, ...)",
-                                             metavar="M1,M2,...")  # fmt: skip
-    repo: str = option(None, "dataset repo id, e.g. USER/kardiabench-leaderboard (token: HF_TOKEN)", positional=True, required=True)
+    run_dirs: list[Path] = option(
+        None,
+        "scored run folders",
+        flag="run_dirs",
+        parse=Path,
+        nargs="+",
+        metavar="DIR",
+        positional=True,
+        required=True,
+    )
+    display_name: str | None = option(
+        None, "the name tables, plots and the site show (one DIR only)", metavar="NAME"
+    )
+    names: Path | None = option(
+        None,
+        "YAML/JSON {model spec, entry id or judge spec: display name} for tables, plots and the site",
+        parse=Path,
+        metavar="FILE",
+    )
+    columns: str | list[str] | None = option(
+        None,
+        "the metrics the tables and the site show, in order (results.json keys: emotion_accuracy, empathy, ...)",
+        metavar="M1,M2,...",
+    )
+    repo: str = option(
+        None,
+        "dataset repo id, e.g. USER/kardiabench-leaderboard (token: HF_TOKEN)",
+        positional=True,
+        required=True,
+    )
     private: bool = option(False, "create the repo private", action="store_true")
 
 
 @dataclass(frozen=True)
 class ReproduceOptions(OptionGroup):
     title: ClassVar[str] = "reproduce"
-    config: str = option(None, "paper | a reproduce YAML file", flag="config", positional=True, required=True)
+    config: str = option(
+        None, "paper | a reproduce YAML file", flag="config", positional=True, required=True
+    )
     limit: int | None = option(None, "only the first N items per model", rule="positive_int")
-    dry_run: bool = option(False, "print the plan and cost estimate; send nothing", action="store_true")
+    dry_run: bool = option(
+        False, "print the plan and cost estimate; send nothing", action="store_true"
+    )
     output: Path = option(Path("runs/paper"), "folder of the run folders", parse=Path)
     leaderboard: Path = option(Path("leaderboard/paper"), "leaderboard folder to build", parse=Path)
-    base_url: str | None = option(None, "send every system and the judge to this endpoint instead (testing, a proxy)")
+    base_url: str | None = option(
+        None, "send every system and the judge to this endpoint instead (testing, a proxy)"
+    )
     data: str | None = option(None, "data source (default: the config's)")
     cache: str | None = option(None, CacheOptions.option("cache").help)
 
@@ -330,55 +565,152 @@ class ReproduceOptions(OptionGroup):
 @dataclass(frozen=True)
 class TrainOptions(OptionGroup):
     title: ClassVar[str] = "train"
-    stage: str = option(None, "sft or grpo (the CLI's subcommand)", flag="", choices=("sft", "grpo"), positional=True, required=True)
-    config: str = option(None, "YAML config file, or a shipped one (STAGE-tiny.yaml, STAGE-qwen2.5-7b.yaml)", positional=True, required=True)
+    stage: str = option(
+        None,
+        "sft or grpo (the CLI's subcommand)",
+        flag="",
+        choices=("sft", "grpo"),
+        positional=True,
+        required=True,
+    )
+    config: str = option(
+        None,
+        "YAML config file, or a shipped one (STAGE-tiny.yaml, STAGE-qwen2.5-7b.yaml)",
+        positional=True,
+        required=True,
+    )
     output_dir: str | None = option(None, "where the checkpoint folder goes (overrides output_dir)")
-    overrides: list[str] = option([], "override any config field (project or TRL), value read as YAML; dotted keys for mappings (lora.r=8); repeatable",
-                                  flag="--set", action="append", metavar="KEY=VALUE")  # fmt: skip
+    overrides: list[str] = option(
+        [],
+        "override any config field (project or TRL), value read as YAML; dotted keys for mappings (lora.r=8); repeatable",
+        flag="--set",
+        action="append",
+        metavar="KEY=VALUE",
+    )
 
 
 @dataclass(frozen=True)
 class AnnotateOptions(OptionGroup):
     title: ClassVar[str] = "annotate"
-    run_a: Path = option(None, "run folder A (win rates are said from its side)", flag="run_a", parse=Path, positional=True, required=True)
-    run_b: Path = option(None, "run folder B", flag="run_b", parse=Path, positional=True, required=True)
+    run_a: Path = option(
+        None,
+        "run folder A (win rates are said from its side)",
+        flag="run_a",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
+    run_b: Path = option(
+        None, "run folder B", flag="run_b", parse=Path, positional=True, required=True
+    )
     output: Path = option(None, "study folder to write", parse=Path, positional=True, required=True)
     n: int = option(160, "items to sample from those both runs answered", rule="positive_int")
-    annotators: int = option(3, "annotators: one page each (annotator-1.html …)", rule="positive_int")
+    annotators: int = option(
+        3, "annotators: one page each (annotator-1.html …)", rule="positive_int"
+    )
     seed: int = option(0, "seed of the sample and of the sides", rule="int")
-    rubric: str | None = option(None, "rubric file whose dimensions and level texts the pages show (default: judges/rubric.yaml)")
+    rubric: str | None = option(
+        None,
+        "rubric file whose dimensions and level texts the pages show (default: judges/rubric.yaml)",
+    )
     # annotate import
-    folder: Path = option(None, "the study folder `annotate` wrote (holds key.json)", flag="folder", metavar="DIR", parse=Path,
-                          positional=True, required=True)  # fmt: skip
-    files: list[Path] = option(None, "the pages' exported JSON files and/or a Label Studio JSON export", flag="files", nargs="+",
-                               metavar="FILES", parse=Path, positional=True, required=True)  # fmt: skip
-    adjudication: Path | None = option(None, "JSONL: item_id + outcomes A|B|tie (run A's side) per dimension, for outcomes no majority decided",
-                                       parse=Path, metavar="FILE")  # fmt: skip
+    folder: Path = option(
+        None,
+        "the study folder `annotate` wrote (holds key.json)",
+        flag="folder",
+        metavar="DIR",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
+    files: list[Path] = option(
+        None,
+        "the pages' exported JSON files and/or a Label Studio JSON export",
+        flag="files",
+        nargs="+",
+        metavar="FILES",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
+    adjudication: Path | None = option(
+        None,
+        "JSONL: item_id + outcomes A|B|tie (run A's side) per dimension, for outcomes no majority decided",
+        parse=Path,
+        metavar="FILE",
+    )
 
 
 @dataclass(frozen=True)
 class PairwiseOptions(OptionGroup):
     title: ClassVar[str] = "pairwise"
-    runs: list[Path] = option(None, "run folders (two, or more with --reference or all pairs)", flag="runs", parse=Path, nargs="+",
-                              metavar="RUN", positional=True, required=True)  # fmt: skip
-    output: Path = option(None, "folder for pairwise.json, items.jsonl, summary.md, report.html and the verdicts", parse=Path, required=True)
-    dimensions: str | list[str] | None = option(None, "rubric dimensions to compare on, comma-separated (default: all five)", metavar="D1,D2,...",
-                                                parse=lambda text: _dimensions(text))  # fmt: skip
-    reference: Path | None = option(None, "with three or more runs: each against this one (default: all pairs)", parse=Path, metavar="RUN")
-    judge_temperature: float = option(0.0, "the pairwise judge's sampling temperature", rule="nonneg_float")
+    runs: list[Path] = option(
+        None,
+        "run folders (two, or more with --reference or all pairs)",
+        flag="runs",
+        parse=Path,
+        nargs="+",
+        metavar="RUN",
+        positional=True,
+        required=True,
+    )
+    output: Path = option(
+        None,
+        "folder for pairwise.json, items.jsonl, summary.md, report.html and the verdicts",
+        parse=Path,
+        required=True,
+    )
+    dimensions: str | list[str] | None = option(
+        None,
+        "rubric dimensions to compare on, comma-separated (default: all five)",
+        metavar="D1,D2,...",
+        parse=lambda text: _dimensions(text),
+    )
+    reference: Path | None = option(
+        None,
+        "with three or more runs: each against this one (default: all pairs)",
+        parse=Path,
+        metavar="RUN",
+    )
+    judge_temperature: float = option(
+        0.0, "the pairwise judge's sampling temperature", rule="nonneg_float"
+    )
     judge_seed: int = option(0, "the pairwise judge's seed (repeat k uses seed + k)", rule="int")
     # judge-audit --pairwise, leaderboard add-pairwise
-    pairwise: bool = option(False, "also the pairwise judge's checks: gold against itself ties, against its padded or injected copies "
-                                   "it does not lose", action="store_true")  # fmt: skip
-    pairwise_dir: Path = option(None, "output folder of `kardiabench pairwise`", flag="pairwise_dir", metavar="PAIRWISE_DIR", parse=Path,
-                                positional=True, required=True)  # fmt: skip
+    pairwise: bool = option(
+        False,
+        "also the pairwise judge's checks: gold against itself ties, against its padded or injected copies "
+        "it does not lose",
+        action="store_true",
+    )
+    pairwise_dir: Path = option(
+        None,
+        "output folder of `kardiabench pairwise`",
+        flag="pairwise_dir",
+        metavar="PAIRWISE_DIR",
+        parse=Path,
+        positional=True,
+        required=True,
+    )
 
 
 GROUPS: tuple[type[OptionGroup], ...] = (
-    TaskOptions, DataOptions, RunOptions, SamplingOptions, BackendOptions, CacheOptions, JudgeModelOptions,
-    JudgeScoringOptions, BootstrapOptions, CommandOptions, LeaderboardOptions, ReproduceOptions, TrainOptions, AnnotateOptions,
+    TaskOptions,
+    DataOptions,
+    RunOptions,
+    SamplingOptions,
+    BackendOptions,
+    CacheOptions,
+    JudgeModelOptions,
+    JudgeScoringOptions,
+    BootstrapOptions,
+    CommandOptions,
+    LeaderboardOptions,
+    ReproduceOptions,
+    TrainOptions,
+    AnnotateOptions,
     PairwiseOptions,
-)  # fmt: skip
+)
 
 
 # ----------------------------------------------------------------------------- signatures
@@ -429,8 +761,16 @@ class Signature:
         """The signature `help()` and `inspect` show: positional options first, then keyword-only."""
         params = []
         for o in sorted(self.options, key=lambda o: not o.positional):
-            kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if o.positional else inspect.Parameter.KEYWORD_ONLY
-            default = inspect.Parameter.empty if o.required else (tuple(o.default) if isinstance(o.default, list) else o.default)
+            kind = (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD
+                if o.positional
+                else inspect.Parameter.KEYWORD_ONLY
+            )
+            default = (
+                inspect.Parameter.empty
+                if o.required
+                else (tuple(o.default) if isinstance(o.default, list) else o.default)
+            )
             params.append(inspect.Parameter(o.name, kind, default=default, annotation=o.annotation))
         return inspect.Signature(params)
 
@@ -464,7 +804,11 @@ class Signature:
                 continue
             seen.add(o.flag)
             title = _title_of(o) if titled else ""
-            target = parser if not title else sections.setdefault(title, parser.add_argument_group(title))
+            target = (
+                parser
+                if not title
+                else sections.setdefault(title, parser.add_argument_group(title))
+            )
             o.add_to(target)
 
     def keywords(self, args: argparse.Namespace) -> dict[str, Any]:
@@ -473,7 +817,11 @@ class Signature:
         for o in self.options:
             if o.flag:
                 dest.setdefault(o.flag, o.name)
-        return {o.name: getattr(args, dest[o.flag]) for o in self.options if o.flag and hasattr(args, dest[o.flag])}
+        return {
+            o.name: getattr(args, dest[o.flag])
+            for o in self.options
+            if o.flag and hasattr(args, dest[o.flag])
+        }
 
 
 def _title_of(opt: Option) -> str:
@@ -486,7 +834,13 @@ def _title_of(opt: Option) -> str:
 def signature(function: str, *parts: type[OptionGroup] | Option | tuple[Option, ...]) -> Signature:
     opts: list[Option] = []
     for part in parts:
-        opts.extend(part.options() if isinstance(part, type) else (part,) if isinstance(part, Option) else part)
+        opts.extend(
+            part.options()
+            if isinstance(part, type)
+            else (part,)
+            if isinstance(part, Option)
+            else part
+        )
     return Signature(function, tuple(opts))
 
 
@@ -508,8 +862,13 @@ def takes(sig: Signature) -> Callable[[Callable[[Values], Any]], Callable[..., A
 
 _GEN = (RunOptions, TaskOptions, DataOptions, SamplingOptions, BackendOptions, CacheOptions)
 _JUDGE = (JudgeModelOptions, JudgeScoringOptions)
-_OUTPUT_CARD = RunOptions.option("output").but(help="folder for judge_card.json/.md/.png and the verdicts")
-_DATA_CMD = (DataOptions.option("data").but(default="sample", positional=True), *DataOptions.pick("split", "strict", "derive_split", "split_seed"))
+_OUTPUT_CARD = RunOptions.option("output").but(
+    help="folder for judge_card.json/.md/.png and the verdicts"
+)
+_DATA_CMD = (
+    DataOptions.option("data").but(default="sample", positional=True),
+    *DataOptions.pick("split", "strict", "derive_split", "split_seed"),
+)
 _FOLDER = LeaderboardOptions.option("leaderboard")
 
 SIGNATURES: dict[str, Signature] = {
@@ -520,42 +879,108 @@ SIGNATURES: dict[str, Signature] = {
         signature("kb.evaluate", *_GEN, *_JUDGE, BootstrapOptions),
         signature("kb.dry_run", *_GEN, *_JUDGE),
         signature(
-            "kb.score", CommandOptions.pick("run_dir", "predictions"), TaskOptions, DataOptions,
-            RunOptions.option("limit").but(help="with --predictions: only the first N items of the data (predictions for others are left out)"),
-            RunOptions.option("output").but(default=None, positional=False, required=False,
-                                            help="with --predictions: the run folder to write (default: FILE's folder, NAME-scored)"),
-            CacheOptions, *_JUDGE, BootstrapOptions,
-        ),  # fmt: skip
-        signature("kb.compare", CommandOptions.pick("a", "b", "force"), BootstrapOptions.option("resamples").but(help="bootstrap resamples"),
-                  CommandOptions.option("seed")),  # fmt: skip
+            "kb.score",
+            CommandOptions.pick("run_dir", "predictions"),
+            TaskOptions,
+            DataOptions,
+            RunOptions.option("limit").but(
+                help="with --predictions: only the first N items of the data (predictions for others are left out)"
+            ),
+            RunOptions.option("output").but(
+                default=None,
+                positional=False,
+                required=False,
+                help="with --predictions: the run folder to write (default: FILE's folder, NAME-scored)",
+            ),
+            CacheOptions,
+            *_JUDGE,
+            BootstrapOptions,
+        ),
+        signature(
+            "kb.compare",
+            CommandOptions.pick("a", "b", "force"),
+            BootstrapOptions.option("resamples").but(help="bootstrap resamples"),
+            CommandOptions.option("seed"),
+        ),
         signature("kb.judge_agreement", CommandOptions.pick("human", "run")),
-        signature("kb.judge_audit", _OUTPUT_CARD, RunOptions.option("limit").but(help="only the first N items"), CacheOptions, DataOptions,
-                  JudgeModelOptions, BootstrapOptions, PairwiseOptions.option("pairwise")),  # fmt: skip
-        signature("kb.pairwise", PairwiseOptions.pick("runs", "output", "dimensions", "reference"), CacheOptions,
-                  tuple(o for o in JudgeModelOptions.options() if o.name != "judge_show_reasoning"),
-                  PairwiseOptions.pick("judge_temperature", "judge_seed"),
-                  JudgeScoringOptions.pick("judge_batch", "judge_batch_timeout", "judge_max_cost"), BootstrapOptions),  # fmt: skip
+        signature(
+            "kb.judge_audit",
+            _OUTPUT_CARD,
+            RunOptions.option("limit").but(help="only the first N items"),
+            CacheOptions,
+            DataOptions,
+            JudgeModelOptions,
+            BootstrapOptions,
+            PairwiseOptions.option("pairwise"),
+        ),
+        signature(
+            "kb.pairwise",
+            PairwiseOptions.pick("runs", "output", "dimensions", "reference"),
+            CacheOptions,
+            tuple(o for o in JudgeModelOptions.options() if o.name != "judge_show_reasoning"),
+            PairwiseOptions.pick("judge_temperature", "judge_seed"),
+            JudgeScoringOptions.pick("judge_batch", "judge_batch_timeout", "judge_max_cost"),
+            BootstrapOptions,
+        ),
         signature("kb.validate_data", *_DATA_CMD),
         signature("kb.data_stats", *_DATA_CMD),
         signature("kb.show_dialogue", *_DATA_CMD, CommandOptions.pick("index", "dialogue_id")),
-        signature("kb.synth_data", CommandOptions.pick("out", "dialogues"),
-                  CommandOptions.option("seed").but(help="random seed (the same seed writes the same files)")),  # fmt: skip
+        signature(
+            "kb.synth_data",
+            CommandOptions.pick("out", "dialogues"),
+            CommandOptions.option("seed").but(
+                help="random seed (the same seed writes the same files)"
+            ),
+        ),
         signature("kb.list_tasks", TaskOptions.option("tasks_dir").but(positional=True)),
-        signature("kb.write_report", CommandOptions.option("run_dir").but(help="scored run folder", nargs=None, required=True),
-                  RunOptions.option("output").but(default=None, positional=False, required=False, help="HTML file to write (default: DIR/report.html)"),
-                  CommandOptions.option("redact")),  # fmt: skip
-        signature("kb.leaderboard_add", LeaderboardOptions.pick("run_dirs", "leaderboard", "display_name")),
-        signature("kb.leaderboard_build", _FOLDER.but(positional=True),
-                  CommandOptions.option("redact").but(help="reports without the data's text (as `report --redact`); push uploads reports only then"),
-                  BootstrapOptions.option("resamples").but(help="resamples of the paired tests behind the tiers"),
-                  LeaderboardOptions.pick("names", "columns")),  # fmt: skip
-        signature("kb.leaderboard_push", _FOLDER, LeaderboardOptions.option("repo"), LeaderboardOptions.option("private")),
+        signature(
+            "kb.write_report",
+            CommandOptions.option("run_dir").but(
+                help="scored run folder", nargs=None, required=True
+            ),
+            RunOptions.option("output").but(
+                default=None,
+                positional=False,
+                required=False,
+                help="HTML file to write (default: DIR/report.html)",
+            ),
+            CommandOptions.option("redact"),
+        ),
+        signature(
+            "kb.leaderboard_add", LeaderboardOptions.pick("run_dirs", "leaderboard", "display_name")
+        ),
+        signature(
+            "kb.leaderboard_build",
+            _FOLDER.but(positional=True),
+            CommandOptions.option("redact").but(
+                help="reports without the data's text (as `report --redact`); push uploads reports only then"
+            ),
+            BootstrapOptions.option("resamples").but(
+                help="resamples of the paired tests behind the tiers"
+            ),
+            LeaderboardOptions.pick("names", "columns"),
+        ),
+        signature(
+            "kb.leaderboard_push",
+            _FOLDER,
+            LeaderboardOptions.option("repo"),
+            LeaderboardOptions.option("private"),
+        ),
         signature("kb.leaderboard_add_pairwise", PairwiseOptions.option("pairwise_dir"), _FOLDER),
         signature("kb.reproduce_runs", ReproduceOptions),
         signature("kb.train_model", TrainOptions),
-        signature("kb.annotate", AnnotateOptions.pick("run_a", "run_b", "output", "n", "annotators", "seed", "rubric")),
-        signature("kb.annotate_import", AnnotateOptions.pick("folder", "files", "adjudication"),
-                  BootstrapOptions.option("resamples").but(help="bootstrap resamples for the win-rate intervals"), CommandOptions.option("seed")),  # fmt: skip
+        signature(
+            "kb.annotate",
+            AnnotateOptions.pick("run_a", "run_b", "output", "n", "annotators", "seed", "rubric"),
+        ),
+        signature(
+            "kb.annotate_import",
+            AnnotateOptions.pick("folder", "files", "adjudication"),
+            BootstrapOptions.option("resamples").but(
+                help="bootstrap resamples for the win-rate intervals"
+            ),
+            CommandOptions.option("seed"),
+        ),
     )
 }
 
@@ -616,7 +1041,9 @@ def _dimensions(text: str) -> str:
     dims = [d.strip() for d in text.split(",") if d.strip()]
     unknown = [d for d in dims if d not in DIMENSIONS]
     if unknown or not dims:
-        raise argparse.ArgumentTypeError(f"unknown dimension(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(DIMENSIONS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown dimension(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(DIMENSIONS)}"
+        )
     return text
 
 
@@ -645,21 +1072,37 @@ def _cell(value: Any) -> str:
 def _rule_text(o: Option) -> str:
     if o.rule in RULES:
         return RULES[o.rule][2]
-    return {"env_var": "an environment variable's NAME", "spec": "a model spec (≤ 512 characters)"}.get(o.rule or "", "one of " + ", ".join(o.choices) if o.choices else "")
+    return {
+        "env_var": "an environment variable's NAME",
+        "spec": "a model spec (≤ 512 characters)",
+    }.get(o.rule or "", "one of " + ", ".join(o.choices) if o.choices else "")
 
 
 def markdown() -> str:
     """docs/options.md: one table per group, then which options each function takes."""
-    out = ["# Options", "",
-           "Generated from `kardiabench/options.py` by `python -m kardiabench.options > docs/options.md`; do not edit.",
-           "Each keyword of the Python API (`kb.*`) is the CLI flag shown (`judges=[...]` is `--judge ...`, repeatable;",
-           "`cache=None` is `--no-cache`; `progress=False` is the CLI's `--no-progress`, and the CLI shows the bar by default).",
-           "A value that breaks its rule is `kb.ParameterError` in Python and a one-line usage error (exit 2) on the",
-           "command line; a misspelt keyword is `kb.UnknownOption` naming the closest one.", ""]  # fmt: skip
+    out = [
+        "# Options",
+        "",
+        "Generated from `kardiabench/options.py` by `python -m kardiabench.options > docs/options.md`; do not edit.",
+        "Each keyword of the Python API (`kb.*`) is the CLI flag shown (`judges=[...]` is `--judge ...`, repeatable;",
+        "`cache=None` is `--no-cache`; `progress=False` is the CLI's `--no-progress`, and the CLI shows the bar by default).",
+        "A value that breaks its rule is `kb.ParameterError` in Python and a one-line usage error (exit 2) on the",
+        "command line; a misspelt keyword is `kb.UnknownOption` naming the closest one.",
+        "",
+    ]
     for group in GROUPS:
-        out += [f"## {group.__name__}: {group.title}", "", "| keyword | flag | default | rule | meaning |", "|---|---|---|---|---|"]
+        out += [
+            f"## {group.__name__}: {group.title}",
+            "",
+            "| keyword | flag | default | rule | meaning |",
+            "|---|---|---|---|---|",
+        ]
         for o in group.options():
-            flag = o.flag if o.flag and o.flag.startswith("-") else (f"`{o.metavar or o.flag}` (positional)" if o.flag else "–")
+            flag = (
+                o.flag
+                if o.flag and o.flag.startswith("-")
+                else (f"`{o.metavar or o.flag}` (positional)" if o.flag else "–")
+            )
             flag = f"`{flag}`" if flag.startswith("-") else flag
             if o.off:
                 flag += f", `{o.off[0]}`"

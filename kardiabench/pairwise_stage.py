@@ -46,7 +46,12 @@ from kardiabench.tables import format_interval, markdown_table
 log = logging.getLogger("kardiabench")
 
 SCHEMA_VERSION = 1
-PAIRWISE_JSON, PAIR_ITEMS, PAIR_SUMMARY, PAIR_REPORT = "pairwise.json", "items.jsonl", "summary.md", "report.html"
+PAIRWISE_JSON, PAIR_ITEMS, PAIR_SUMMARY, PAIR_REPORT = (
+    "pairwise.json",
+    "items.jsonl",
+    "summary.md",
+    "report.html",
+)
 
 
 class PairwiseRefused(ComparisonRefused):
@@ -72,7 +77,11 @@ class RunInput:
     manifest: RunManifest = field(repr=False)
 
 
-_SAME = {"task": lambda m: m.task_config.name, "data": lambda m: m.data.source, "split": lambda m: m.data.split}
+_SAME = {
+    "task": lambda m: m.task_config.name,
+    "data": lambda m: m.data.source,
+    "split": lambda m: m.data.split,
+}
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[RunInput]:
@@ -92,25 +101,43 @@ def load_runs(paths: Sequence[str | Path]) -> list[RunInput]:
         _, items, manifest = run_inputs(run)
         loaded.append((Path(p), manifest, items, run.read_predictions()))
     first = loaded[0][1]
-    reasons = [f"{key}: {get(first)} ({loaded[0][0]}) vs {get(m)} ({p})"
-               for p, m, _, _ in loaded[1:] for key, get in _SAME.items() if get(m) != get(first)]  # fmt: skip
+    reasons = [
+        f"{key}: {get(first)} ({loaded[0][0]}) vs {get(m)} ({p})"
+        for p, m, _, _ in loaded[1:]
+        for key, get in _SAME.items()
+        if get(m) != get(first)
+    ]
     if reasons:
         raise PairwiseRefused(reasons)
     specs = [m.model_spec for _, m, _, _ in loaded]
     names = specs if len(set(specs)) == len(specs) else [p.name for p, *_ in loaded]
     if len(set(names)) < len(names):
         names = [str(p) for p, *_ in loaded]
-    return [RunInput(n, p, s, items, preds, m) for n, s, (p, m, items, preds) in zip(names, specs, loaded, strict=True)]
+    return [
+        RunInput(n, p, s, items, preds, m)
+        for n, s, (p, m, items, preds) in zip(names, specs, loaded, strict=True)
+    ]
 
 
-def choose_pairs(runs: Sequence[RunInput], reference: str | Path | None) -> list[tuple[RunInput, RunInput]]:
+def choose_pairs(
+    runs: Sequence[RunInput], reference: str | Path | None
+) -> list[tuple[RunInput, RunInput]]:
     """Each run against the reference (named by folder, name or model spec), or every pair in the
     order given."""
     if reference is None:
         return list(itertools.combinations(runs, 2))
-    ref = [r for r in runs if str(reference) in (r.name, r.model_spec, str(r.path)) or Path(reference).resolve() == r.path.resolve()]
+    ref = [
+        r
+        for r in runs
+        if str(reference) in (r.name, r.model_spec, str(r.path))
+        or Path(reference).resolve() == r.path.resolve()
+    ]
     if not ref:
-        raise PairwiseRefused([f"--reference {reference} is none of the runs given ({', '.join(r.name for r in runs)})"])
+        raise PairwiseRefused(
+            [
+                f"--reference {reference} is none of the runs given ({', '.join(r.name for r in runs)})"
+            ]
+        )
     return [(ref[0], r) for r in runs if r is not ref[0]]
 
 
@@ -131,13 +158,22 @@ def case_id(a: RunInput, b: RunInput, item_id: str, order: str) -> str:
 
 def pairwise_scheme(template: PairwiseTemplate) -> Scheme:
     def repair(first: ChatRequest, failures: Sequence[tuple[str, str]]) -> ChatRequest:
-        extra = ChatRequest.from_messages(repair_messages(failures, template.names), first.params).messages
+        extra = ChatRequest.from_messages(
+            repair_messages(failures, template.names), first.params
+        ).messages
         return ChatRequest((*first.messages, *extra), first.params, first.response_format)
 
-    return Scheme(template.version, template.names, lambda text, finish: parse_preferences(text, template.names, finish), repair)
+    return Scheme(
+        template.version,
+        template.names,
+        lambda text, finish: parse_preferences(text, template.names, finish),
+        repair,
+    )
 
 
-def pair_cases(template: PairwiseTemplate, a: RunInput, b: RunInput, items: Sequence[Item], cfg: JudgeConfig) -> list[JudgeCase]:
+def pair_cases(
+    template: PairwiseTemplate, a: RunInput, b: RunInput, items: Sequence[Item], cfg: JudgeConfig
+) -> list[JudgeCase]:
     """Both orders of every shared item; an item where either response is missing is not sent."""
     rf = template.response_format()
     cases = []
@@ -153,7 +189,9 @@ def pair_cases(template: PairwiseTemplate, a: RunInput, b: RunInput, items: Sequ
             first, second = (ra, rb) if order == "ab" else (rb, ra)
 
             def build(r: int, item=item, first=first, second=second) -> ChatRequest:
-                return ChatRequest.from_messages(template.render(item, first, second), sampling_params(cfg, r), rf)
+                return ChatRequest.from_messages(
+                    template.render(item, first, second), sampling_params(cfg, r), rf
+                )
 
             cases.append(JudgeCase(cid, build))
     return cases
@@ -164,7 +202,13 @@ def _length(pred: Prediction | None) -> int:
     return len(response or "")
 
 
-def pair_items(a: RunInput, b: RunInput, items: Sequence[Item], judgments: Sequence[Judgment], names: Sequence[str]) -> list[PairItem]:
+def pair_items(
+    a: RunInput,
+    b: RunInput,
+    items: Sequence[Item],
+    judgments: Sequence[Judgment],
+    names: Sequence[str],
+) -> list[PairItem]:
     """The verdicts of one pair regrouped per item: (A first, B first) for each judge and repeat."""
     by_key = {(j.judge, j.item_id, j.repeat): j for j in judgments}
     runs = sorted({(j.judge, j.repeat) for j in judgments})
@@ -179,10 +223,22 @@ def pair_items(a: RunInput, b: RunInput, items: Sequence[Item], judgments: Seque
             bad = next((j for j in (ab, ba) if j.status != "scored"), None)
             unscored = unscored or (bad.reason if bad else None)
             for d in names:
-                verdicts[d].append((ab.scores.get(d) if ab.status == "scored" else None,
-                                    ba.scores.get(d) if ba.status == "scored" else None))  # fmt: skip
-        out.append(PairItem(item.item_id, item.dialogue_id, _length(a.predictions.get(item.item_id)),
-                            _length(b.predictions.get(item.item_id)), verdicts, unscored))  # fmt: skip
+                verdicts[d].append(
+                    (
+                        ab.scores.get(d) if ab.status == "scored" else None,
+                        ba.scores.get(d) if ba.status == "scored" else None,
+                    )
+                )
+        out.append(
+            PairItem(
+                item.item_id,
+                item.dialogue_id,
+                _length(a.predictions.get(item.item_id)),
+                _length(b.predictions.get(item.item_id)),
+                verdicts,
+                unscored,
+            )
+        )
     return out
 
 
@@ -203,9 +259,15 @@ class PairResult:
     position: PositionStats  # over every dimension
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_a": self.run_a, "run_b": self.run_b, "n_items": self.n_items, "n_unscored_items": self.n_unscored_items,
-                "unscored_by_reason": self.unscored_by_reason, "position": self.position.to_dict(),
-                "dimensions": {d: r.to_dict() for d, r in self.dimensions.items()}}  # fmt: skip
+        return {
+            "run_a": self.run_a,
+            "run_b": self.run_b,
+            "n_items": self.n_items,
+            "n_unscored_items": self.n_unscored_items,
+            "unscored_by_reason": self.unscored_by_reason,
+            "position": self.position.to_dict(),
+            "dimensions": {d: r.to_dict() for d, r in self.dimensions.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -218,7 +280,9 @@ class PairwiseResult:
     dimensions: tuple[str, ...]
     reference: str | None
     pairs: list[PairResult]
-    bradley_terry: dict[str, list[BTScore]]  # per dimension, best first (dimensions without any outcome left out)
+    bradley_terry: dict[
+        str, list[BTScore]
+    ]  # per dimension, best first (dimensions without any outcome left out)
     n_judgments: int
     n_unscored: int
     unscored_by_reason: dict[str, int]
@@ -229,11 +293,22 @@ class PairwiseResult:
 
     def to_dict(self) -> dict[str, Any]:
         bt = {d: [s.to_dict() for s in rows] for d, rows in self.bradley_terry.items()}
-        return {"schema_version": self.schema_version, "created": self.created, "runs": self.runs, "judge": self.judge,
-                "dimensions": list(self.dimensions), "reference": self.reference, "pairs": [p.to_dict() for p in self.pairs],
-                "bradley_terry": bt, "n_judgments": self.n_judgments, "n_unscored": self.n_unscored,
-                "unscored_by_reason": self.unscored_by_reason, "usage": self.usage, "statistics": self.statistics,
-                "provenance": provenance()}  # fmt: skip
+        return {
+            "schema_version": self.schema_version,
+            "created": self.created,
+            "runs": self.runs,
+            "judge": self.judge,
+            "dimensions": list(self.dimensions),
+            "reference": self.reference,
+            "pairs": [p.to_dict() for p in self.pairs],
+            "bradley_terry": bt,
+            "n_judgments": self.n_judgments,
+            "n_unscored": self.n_unscored,
+            "unscored_by_reason": self.unscored_by_reason,
+            "usage": self.usage,
+            "statistics": self.statistics,
+            "provenance": provenance(),
+        }
 
 
 def _usage(judgments: Sequence[Judgment]) -> dict[str, dict[str, Any]]:
@@ -241,16 +316,29 @@ def _usage(judgments: Sequence[Judgment]) -> dict[str, dict[str, Any]]:
     for judge in dict.fromkeys(j.judge for j in judgments):
         js = [j for j in judgments if j.judge == judge]
         costs = [j.usage.get("cost_usd") for j in js if j.attempts]
-        out[judge] = {"requests": sum(j.attempts for j in js),
-                      "prompt_tokens": int(sum(j.usage.get("prompt_tokens") or 0 for j in js)),
-                      "completion_tokens": int(sum(j.usage.get("completion_tokens") or 0 for j in js)),
-                      "cost_usd": None if any(c is None for c in costs) else float(sum(costs))}  # fmt: skip
+        out[judge] = {
+            "requests": sum(j.attempts for j in js),
+            "prompt_tokens": int(sum(j.usage.get("prompt_tokens") or 0 for j in js)),
+            "completion_tokens": int(sum(j.usage.get("completion_tokens") or 0 for j in js)),
+            "cost_usd": None if any(c is None for c in costs) else float(sum(costs)),
+        }
     return out
 
 
-def run_pairwise(runs: Sequence[str | Path], output: str | Path, *, judging, dimensions: Sequence[str] | None = None,
-                 reference: str | Path | None = None, temperature: float = 0.0, seed: int = 0, cache_path: Path | None = None,
-                 progress: bool = False, resamples: int = 1000, bootstrap_seed: int = 0) -> PairwiseResult:  # fmt: skip
+def run_pairwise(
+    runs: Sequence[str | Path],
+    output: str | Path,
+    *,
+    judging,
+    dimensions: Sequence[str] | None = None,
+    reference: str | Path | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
+    cache_path: Path | None = None,
+    progress: bool = False,
+    resamples: int = 1000,
+    bootstrap_seed: int = 0,
+) -> PairwiseResult:
     """Judge every pair (each run against `reference`, or all pairs) and write DIR's files.
     `judging`: score_stage.JudgeOptions (specs, endpoint, concurrency, repeats, batch, cost limit)."""
     inputs = load_runs(runs)
@@ -264,54 +352,138 @@ def run_pairwise(runs: Sequence[str | Path], output: str | Path, *, judging, dim
     cache = Cache(cache_path) if cache_path else None
     try:
         judgments, specs, run_stats = asyncio.run(
-            judge_cases(cases, pairwise_scheme(template), judging.models(), cfg, out, cache, progress))
+            judge_cases(
+                cases, pairwise_scheme(template), judging.models(), cfg, out, cache, progress
+            )
+        )
     finally:
         if cache is not None:
             cache.close()
     for judge, st in run_stats.items():
-        log.info(f"judge {judge}: {st.requests} requests ({st.cached} from cache, {st.failed} failed), "
-                 f"{st.reused_verdicts} verdicts reused from {out.path / JUDGMENTS}")  # fmt: skip
-    result = build_result(out.path, inputs, pairs, shared, judgments, template, cfg, specs, reference, resamples, bootstrap_seed)
-    result = dataclasses.replace(result, judge={**result.judge, "run": {k: v.to_dict() for k, v in run_stats.items()}})
+        log.info(
+            f"judge {judge}: {st.requests} requests ({st.cached} from cache, {st.failed} failed), "
+            f"{st.reused_verdicts} verdicts reused from {out.path / JUDGMENTS}"
+        )
+    result = build_result(
+        out.path,
+        inputs,
+        pairs,
+        shared,
+        judgments,
+        template,
+        cfg,
+        specs,
+        reference,
+        resamples,
+        bootstrap_seed,
+    )
+    result = dataclasses.replace(
+        result, judge={**result.judge, "run": {k: v.to_dict() for k, v in run_stats.items()}}
+    )
     write_outputs(result, inputs, pairs, shared, judgments, template.names)
     return result
 
 
-def build_result(path: Path, inputs: Sequence[RunInput], pairs, shared, judgments: Sequence[Judgment], template: PairwiseTemplate,
-                 cfg: JudgeConfig, specs: Sequence[str], reference, resamples: int, seed: int) -> PairwiseResult:  # fmt: skip
+def build_result(
+    path: Path,
+    inputs: Sequence[RunInput],
+    pairs,
+    shared,
+    judgments: Sequence[Judgment],
+    template: PairwiseTemplate,
+    cfg: JudgeConfig,
+    specs: Sequence[str],
+    reference,
+    resamples: int,
+    seed: int,
+) -> PairwiseResult:
     names = template.names
     pair_results, comparisons, clusters = [], {d: [] for d in names}, []
     for a, b in pairs:
         items = pair_items(a, b, shared[(a.name, b.name)], judgments, names)
         prefix = f"{a.name} vs {b.name}|"
-        reasons = Counter(j.reason or "?" for j in judgments if j.status != "scored" and j.item_id.startswith(prefix))
+        reasons = Counter(
+            j.reason or "?"
+            for j in judgments
+            if j.status != "scored" and j.item_id.startswith(prefix)
+        )
         n_unscored = sum(any(it.outcome(d) is None for d in names) for it in items)
-        pair_results.append(PairResult(a.name, b.name, len(items), n_unscored, dict(sorted(reasons.items())),
-                                       dimension_results(items, names, n_resamples=resamples, seed=seed),
-                                       overall_position(items, names)))  # fmt: skip
+        pair_results.append(
+            PairResult(
+                a.name,
+                b.name,
+                len(items),
+                n_unscored,
+                dict(sorted(reasons.items())),
+                dimension_results(items, names, n_resamples=resamples, seed=seed),
+                overall_position(items, names),
+            )
+        )
         for it in items:
             clusters.append(it.dialogue_id)
             for d in names:
                 comparisons[d].append((a.name, b.name, it.outcome(d)))
     ref = pairs[0][0].name if reference is not None else inputs[0].name
-    bt = {d: bradley_terry(comparisons[d], clusters, reference=ref, n_resamples=resamples, seed=seed)
-          for d in names if any(o is not None for *_, o in comparisons[d])}  # fmt: skip
+    bt = {
+        d: bradley_terry(comparisons[d], clusters, reference=ref, n_resamples=resamples, seed=seed)
+        for d in names
+        if any(o is not None for *_, o in comparisons[d])
+    }
     unscored = Counter(j.reason or "?" for j in judgments if j.status != "scored")
-    runs = [{"name": r.name, "path": str(r.path), "model_spec": r.model_spec, "n_items": len(r.items),
-             "n_predictions": len(r.predictions)} for r in inputs]  # fmt: skip
+    runs = [
+        {
+            "name": r.name,
+            "path": str(r.path),
+            "model_spec": r.model_spec,
+            "n_items": len(r.items),
+            "n_predictions": len(r.predictions),
+        }
+        for r in inputs
+    ]
     first = inputs[0].manifest
-    judge = {"specs": list(specs), "version": template.version, "rubric_version": template.rubric.version,
-             "template": template.path, "temperature": cfg.temperature, "seed": cfg.seed, "max_tokens": cfg.max_tokens,
-             "repeats": cfg.repeats, "max_repairs": cfg.max_repairs,
-             "data": {"task": _SAME["task"](first), "source": _SAME["data"](first), "split": _SAME["split"](first)}}  # fmt: skip
-    stats = {"n_resamples": resamples, "seed": seed, "alpha": 0.05, "clusters": "dialogue",
-             "ties": "a tie counts half a win in win_rate; a verdict that flips with the order is a tie"}  # fmt: skip
-    return PairwiseResult(path, runs, judge, names, pairs[0][0].name if reference is not None else None, pair_results, bt,
-                          len(judgments), sum(unscored.values()), dict(sorted(unscored.items())), _usage(judgments),
-                          stats, now())  # fmt: skip
+    judge = {
+        "specs": list(specs),
+        "version": template.version,
+        "rubric_version": template.rubric.version,
+        "template": template.path,
+        "temperature": cfg.temperature,
+        "seed": cfg.seed,
+        "max_tokens": cfg.max_tokens,
+        "repeats": cfg.repeats,
+        "max_repairs": cfg.max_repairs,
+        "data": {
+            "task": _SAME["task"](first),
+            "source": _SAME["data"](first),
+            "split": _SAME["split"](first),
+        },
+    }
+    stats = {
+        "n_resamples": resamples,
+        "seed": seed,
+        "alpha": 0.05,
+        "clusters": "dialogue",
+        "ties": "a tie counts half a win in win_rate; a verdict that flips with the order is a tie",
+    }
+    return PairwiseResult(
+        path,
+        runs,
+        judge,
+        names,
+        pairs[0][0].name if reference is not None else None,
+        pair_results,
+        bt,
+        len(judgments),
+        sum(unscored.values()),
+        dict(sorted(unscored.items())),
+        _usage(judgments),
+        stats,
+        now(),
+    )
 
 
-def item_rows(pairs, shared, judgments: Sequence[Judgment], names: Sequence[str]) -> list[dict[str, Any]]:
+def item_rows(
+    pairs, shared, judgments: Sequence[Judgment], names: Sequence[str]
+) -> list[dict[str, Any]]:
     """items.jsonl: one row per pair, item and dimension: the verdicts of both orders (as shown:
     "A" = the response shown first) per judge and repeat, each pair's combined outcome, and the
     item's outcome from run A's side."""
@@ -321,19 +493,42 @@ def item_rows(pairs, shared, judgments: Sequence[Judgment], names: Sequence[str]
     for a, b in pairs:
         for it in pair_items(a, b, shared[(a.name, b.name)], judgments, names):
             for d in names:
-                verdicts = [{"a_first": x, "b_first": y, "combined": combine_orders(x, y)} for x, y in it.verdicts[d]]
-                rows.append({"run_a": a.name, "run_b": b.name, "item_id": it.item_id, "dialogue_id": it.dialogue_id,
-                             "dimension": d, "length_a": it.length_a, "length_b": it.length_b, "verdicts": verdicts,
-                             "outcome": it.outcome(d), "unscored": it.unscored})  # fmt: skip
+                verdicts = [
+                    {"a_first": x, "b_first": y, "combined": combine_orders(x, y)}
+                    for x, y in it.verdicts[d]
+                ]
+                rows.append(
+                    {
+                        "run_a": a.name,
+                        "run_b": b.name,
+                        "item_id": it.item_id,
+                        "dialogue_id": it.dialogue_id,
+                        "dimension": d,
+                        "length_a": it.length_a,
+                        "length_b": it.length_b,
+                        "verdicts": verdicts,
+                        "outcome": it.outcome(d),
+                        "unscored": it.unscored,
+                    }
+                )
     return rows
 
 
-def write_outputs(result: PairwiseResult, inputs, pairs, shared, judgments: Sequence[Judgment], names: Sequence[str]) -> None:
+def write_outputs(
+    result: PairwiseResult,
+    inputs,
+    pairs,
+    shared,
+    judgments: Sequence[Judgment],
+    names: Sequence[str],
+) -> None:
     out = RunDir(result.path)
     write_jsonl_atomic(result.path / PAIR_ITEMS, item_rows(pairs, shared, judgments, names))
     out.write_json(PAIRWISE_JSON, result.to_dict())
     (result.path / PAIR_SUMMARY).write_text(summary_markdown(result.to_dict()), encoding="utf-8")
-    (result.path / PAIR_REPORT).write_text(render_html(result.to_dict(), pairs, shared, judgments), encoding="utf-8")
+    (result.path / PAIR_REPORT).write_text(
+        render_html(result.to_dict(), pairs, shared, judgments), encoding="utf-8"
+    )
 
 
 # ----------------------------------------------------------------------------- summary and page
@@ -347,8 +542,19 @@ def _num(v: float | None, digits: int = 1, sign: bool = False) -> str:
     return "–" if v is None else f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
 
 
-PAIR_HEADERS = ["dimension", "n", "unscored", "win", "tie", "loss", "win rate % [95% CI]", "LC win rate % [95% CI]",
-                "sign test p", "consistent %", "first-position bias"]  # fmt: skip
+PAIR_HEADERS = [
+    "dimension",
+    "n",
+    "unscored",
+    "win",
+    "tie",
+    "loss",
+    "win rate % [95% CI]",
+    "LC win rate % [95% CI]",
+    "sign test p",
+    "consistent %",
+    "first-position bias",
+]
 
 
 def pair_rows(pair: Mapping[str, Any]) -> list[list[str]]:
@@ -356,9 +562,21 @@ def pair_rows(pair: Mapping[str, Any]) -> list[list[str]]:
     for d, r in pair["dimensions"].items():
         w, lc, pos = r["win_rate"], r["length_controlled"], r["position"]
         p = w["sign_test_p"]
-        rows.append([d, str(w["n"]), str(w["n_unscored"]), str(w["wins"]), str(w["ties"]), str(w["losses"]), _pct(w["win_rate"]),
-                     _pct(lc["win_rate"]), "–" if p is None else f"{p:.3g}", _num(pos["consistency_rate"]),
-                     _num(pos["first_position_bias"], sign=True)])  # fmt: skip
+        rows.append(
+            [
+                d,
+                str(w["n"]),
+                str(w["n_unscored"]),
+                str(w["wins"]),
+                str(w["ties"]),
+                str(w["losses"]),
+                _pct(w["win_rate"]),
+                _pct(lc["win_rate"]),
+                "–" if p is None else f"{p:.3g}",
+                _num(pos["consistency_rate"]),
+                _num(pos["first_position_bias"], sign=True),
+            ]
+        )
     return rows
 
 
@@ -367,37 +585,71 @@ def bt_rows(bt: Mapping[str, Sequence[Mapping[str, Any]]]) -> tuple[list[str], l
     dims = list(bt)
     models = list(dict.fromkeys(s["model"] for d in dims for s in bt[d]))
     cell = {(d, s["model"]): s for d in dims for s in bt[d]}
-    rows = [[m, *(format_interval(c["score"], c["low"], c["high"], digits=0) if (c := cell.get((d, m))) else "–" for d in dims),
-             str(max((cell[(d, m)]["n_comparisons"] for d in dims if (d, m) in cell), default=0))] for m in models]  # fmt: skip
+    rows = [
+        [
+            m,
+            *(
+                format_interval(c["score"], c["low"], c["high"], digits=0)
+                if (c := cell.get((d, m)))
+                else "–"
+                for d in dims
+            ),
+            str(max((cell[(d, m)]["n_comparisons"] for d in dims if (d, m) in cell), default=0)),
+        ]
+        for m in models
+    ]
     return ["model", *dims, "n comparisons"], rows
 
 
 def summary_markdown(res: Mapping[str, Any]) -> str:
     j = res["judge"]
-    lines = ["# Pairwise preference", "",
-             f"Judge: {', '.join(j['specs'])} (pairwise {j['version']}; temperature {j['temperature']}, seed {j['seed']}, "
-             f"{j['repeats']} repeat(s)); data {j['data']['source']} / {j['data']['split']}.",
-             f"Verdicts: {res['n_judgments']} ({res['n_unscored']} unscored"
-             + (f": {', '.join(f'{k} ×{v}' for k, v in res['unscored_by_reason'].items())}" if res["unscored_by_reason"] else "") + ").", ""]  # fmt: skip
+    lines = [
+        "# Pairwise preference",
+        "",
+        f"Judge: {', '.join(j['specs'])} (pairwise {j['version']}; temperature {j['temperature']}, seed {j['seed']}, "
+        f"{j['repeats']} repeat(s)); data {j['data']['source']} / {j['data']['split']}.",
+        f"Verdicts: {res['n_judgments']} ({res['n_unscored']} unscored"
+        + (
+            f": {', '.join(f'{k} ×{v}' for k, v in res['unscored_by_reason'].items())}"
+            if res["unscored_by_reason"]
+            else ""
+        )
+        + ").",
+        "",
+    ]
     for pair in res["pairs"]:
         pos = pair["position"]
-        lines += [f"## {pair['run_a']} (A) vs {pair['run_b']} (B)", "",
-                  f"{pair['n_items']} items both runs answered, {pair['n_unscored_items']} without an outcome on some dimension. "
-                  f"Position consistency {_num(pos['consistency_rate'])}% of {pos['n_pairs']} verdict pairs; the judge chose the "
-                  f"response shown first in {_num(pos['first_shown_rate'])}% of {pos['n_decisive']} decisive verdicts "
-                  f"(first-position bias {_num(pos['first_position_bias'], sign=True)} points).", "",
-                  markdown_table(PAIR_HEADERS, pair_rows(pair), align="lrrrrrrrrrr"), ""]  # fmt: skip
+        lines += [
+            f"## {pair['run_a']} (A) vs {pair['run_b']} (B)",
+            "",
+            f"{pair['n_items']} items both runs answered, {pair['n_unscored_items']} without an outcome on some dimension. "
+            f"Position consistency {_num(pos['consistency_rate'])}% of {pos['n_pairs']} verdict pairs; the judge chose the "
+            f"response shown first in {_num(pos['first_shown_rate'])}% of {pos['n_decisive']} decisive verdicts "
+            f"(first-position bias {_num(pos['first_position_bias'], sign=True)} points).",
+            "",
+            markdown_table(PAIR_HEADERS, pair_rows(pair), align="lrrrrrrrrrr"),
+            "",
+        ]
     if res.get("bradley_terry"):
         head, rows = bt_rows(res["bradley_terry"])
         ref = res.get("reference") or res["runs"][0]["name"]
-        lines += ["## Bradley–Terry scores", "", f"Elo scale, {ref} at 1000; 95% CI from dialogue-clustered bootstrap.", "",
-                  markdown_table(head, rows, align="l" + "r" * (len(head) - 1)), ""]  # fmt: skip
+        lines += [
+            "## Bradley–Terry scores",
+            "",
+            f"Elo scale, {ref} at 1000; 95% CI from dialogue-clustered bootstrap.",
+            "",
+            markdown_table(head, rows, align="l" + "r" * (len(head) - 1)),
+            "",
+        ]
     s = res["statistics"]
-    lines += ["Win rate: A's wins plus half its ties, in percent of the items with an outcome (n); each pair is judged with "
-              "A shown first and with B shown first, and a verdict that flips with the order counts as a tie. 95% CIs: "
-              f"bootstrap over dialogues ({s['n_resamples']} resamples, seed {s['seed']}). Sign test: exact binomial on wins "
-              "vs losses. LC: length-controlled win rate (logistic regression on the length difference, AlpacaEval LC). "
-              "First-position bias: percent of decisive verdicts for the response shown first, minus 50.", ""]  # fmt: skip
+    lines += [
+        "Win rate: A's wins plus half its ties, in percent of the items with an outcome (n); each pair is judged with "
+        "A shown first and with B shown first, and a verdict that flips with the order counts as a tie. 95% CIs: "
+        f"bootstrap over dialogues ({s['n_resamples']} resamples, seed {s['seed']}). Sign test: exact binomial on wins "
+        "vs losses. LC: length-controlled win rate (logistic regression on the length difference, AlpacaEval LC). "
+        "First-position bias: percent of decisive verdicts for the response shown first, minus 50.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -405,24 +657,51 @@ def render_html(res: Mapping[str, Any], pairs, shared, judgments: Sequence[Judgm
     """report.html: the summary's tables and every item with both responses (escaped as text)."""
     from kardiabench.report import CSS, _table
 
-    parts = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>KardiaBench pairwise preference</title>',
-             f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>',
-             "<h1>Pairwise preference</h1>",
-             _table(["", ""], [[escape(k), escape(str(v))] for k, v in (
-                 ("judge", ", ".join(res["judge"]["specs"])), ("pairwise version", res["judge"]["version"]),
-                 ("verdicts", f"{res['n_judgments']} ({res['n_unscored']} unscored)"))], header=False)]  # fmt: skip
+    parts = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>KardiaBench pairwise preference</title>',
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>',
+        "<h1>Pairwise preference</h1>",
+        _table(
+            ["", ""],
+            [
+                [escape(k), escape(str(v))]
+                for k, v in (
+                    ("judge", ", ".join(res["judge"]["specs"])),
+                    ("pairwise version", res["judge"]["version"]),
+                    ("verdicts", f"{res['n_judgments']} ({res['n_unscored']} unscored)"),
+                )
+            ],
+            header=False,
+        ),
+    ]
     for pair, (a, b) in zip(res["pairs"], pairs, strict=True):
-        parts += [f"<h2>{escape(pair['run_a'])} (A) vs {escape(pair['run_b'])} (B)</h2>",
-                  _table(PAIR_HEADERS, [[escape(c) for c in row] for row in pair_rows(pair)])]  # fmt: skip
+        parts += [
+            f"<h2>{escape(pair['run_a'])} (A) vs {escape(pair['run_b'])} (B)</h2>",
+            _table(PAIR_HEADERS, [[escape(c) for c in row] for row in pair_rows(pair)]),
+        ]
         rows = []
         for it in shared[(a.name, b.name)]:
             ra, _ = candidate_response(a.predictions.get(it.item_id))
             rb, _ = candidate_response(b.predictions.get(it.item_id))
-            rows.append([escape(it.item_id), escape(it.user_message), escape(ra or "(none)"), escape(rb or "(none)")])
-        parts += ["<details><summary>Items</summary>", _table(["item", "user", "A", "B"], rows), "</details>"]
+            rows.append(
+                [
+                    escape(it.item_id),
+                    escape(it.user_message),
+                    escape(ra or "(none)"),
+                    escape(rb or "(none)"),
+                ]
+            )
+        parts += [
+            "<details><summary>Items</summary>",
+            _table(["item", "user", "A", "B"], rows),
+            "</details>",
+        ]
     if res.get("bradley_terry"):
         head, rows = bt_rows(res["bradley_terry"])
-        parts += ["<h2>Bradley–Terry scores</h2>", _table(head, [[escape(c) for c in r] for r in rows])]
+        parts += [
+            "<h2>Bradley–Terry scores</h2>",
+            _table(head, [[escape(c) for c in r] for r in rows]),
+        ]
     return "\n".join([*parts, "</body></html>"]) + "\n"
 
 
@@ -435,7 +714,9 @@ def load_pairwise(folder: str | Path) -> dict[str, Any]:
 
     path = Path(folder) / PAIRWISE_JSON
     if not path.is_file():
-        raise RunDirError(f"{folder}: not a pairwise folder (no {PAIRWISE_JSON}); run `kardiabench pairwise` first")
+        raise RunDirError(
+            f"{folder}: not a pairwise folder (no {PAIRWISE_JSON}); run `kardiabench pairwise` first"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -446,7 +727,6 @@ def saved_verdicts(folder: str | Path) -> list[Judgment]:
 
 def is_pairwise_folder(folder: str | Path) -> bool:
     return (Path(folder) / PAIRWISE_JSON).is_file()
-
 
 
 def pairwise_agreement(human_file: str | Path, folder: str | Path) -> dict[str, Any]:
@@ -466,11 +746,22 @@ def pairwise_agreement(human_file: str | Path, folder: str | Path) -> dict[str, 
     human = human_preferences(iter_jsonl_objects(path, HumanLabelError), str(path), pairs, dims)
     judge: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for row in read_jsonl_tolerant(Path(folder) / PAIR_ITEMS):
-        judge.setdefault((row["run_a"], row["run_b"]), {}).setdefault(row["item_id"], {})[row["dimension"]] = row["outcome"]
-    report = {"human_file": str(path), "pairwise_dir": str(folder), "judge": res["judge"]["specs"], "pairs": {}}
+        judge.setdefault((row["run_a"], row["run_b"]), {}).setdefault(row["item_id"], {})[
+            row["dimension"]
+        ] = row["outcome"]
+    report = {
+        "human_file": str(path),
+        "pairwise_dir": str(folder),
+        "judge": res["judge"]["specs"],
+        "pairs": {},
+    }
     for (a, b), labels in human.items():
-        report["pairs"][f"{a} vs {b}"] = {"run_a": a, "run_b": b, "n_human_items": len(labels),
-                                          "dimensions": preference_agreement(labels, judge.get((a, b), {}), dims)}  # fmt: skip
+        report["pairs"][f"{a} vs {b}"] = {
+            "run_a": a,
+            "run_b": b,
+            "n_human_items": len(labels),
+            "dimensions": preference_agreement(labels, judge.get((a, b), {}), dims),
+        }
     return report
 
 
@@ -478,9 +769,26 @@ def format_pairwise_agreement(report: Mapping[str, Any]) -> str:
     rows = []
     for name, pair in report["pairs"].items():
         for d, m in pair["dimensions"].items():
-            rows.append([name, d, m["n"], _num(m["agreement"]), *("–" if m[k] is None else f"{m[k]:.3f}" for k in ("kappa", "alpha")),
-                         m["n_no_majority"], m["n_annotators"]])  # fmt: skip
-    head = ["pair", "dimension", "n", "agreement %", "Cohen's kappa (judge vs majority)", "alpha (nominal, humans + judge)",
-            "no majority", "annotators"]  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    d,
+                    m["n"],
+                    _num(m["agreement"]),
+                    *("–" if m[k] is None else f"{m[k]:.3f}" for k in ("kappa", "alpha")),
+                    m["n_no_majority"],
+                    m["n_annotators"],
+                ]
+            )
+    head = [
+        "pair",
+        "dimension",
+        "n",
+        "agreement %",
+        "Cohen's kappa (judge vs majority)",
+        "alpha (nominal, humans + judge)",
+        "no majority",
+        "annotators",
+    ]
     title = f"pairwise judge {', '.join(report['judge'])} against human A/B labels ({report['human_file']})"
     return title + "\n" + markdown_table(head, rows, align="llrrrrrr")

@@ -27,8 +27,16 @@ RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "open_fraction": (float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1"),
     "unit_interval": (float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "int": (int, lambda v: True, "an integer"),
-    "concurrency": (int, lambda v: 1 <= v <= MAX_CONCURRENCY, f"an integer from 1 to {MAX_CONCURRENCY}"),
-    "batch_size": (int, lambda v: 1 <= v <= MAX_BATCH_SIZE, f"an integer from 1 to {MAX_BATCH_SIZE}"),
+    "concurrency": (
+        int,
+        lambda v: 1 <= v <= MAX_CONCURRENCY,
+        f"an integer from 1 to {MAX_CONCURRENCY}",
+    ),
+    "batch_size": (
+        int,
+        lambda v: 1 <= v <= MAX_BATCH_SIZE,
+        f"an integer from 1 to {MAX_BATCH_SIZE}",
+    ),
     "repeats": (int, lambda v: 1 <= v <= MAX_REPEATS, f"an integer from 1 to {MAX_REPEATS}"),
     "fraction": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "below_one": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
@@ -68,7 +76,9 @@ def gen_kwargs(text: str) -> dict[str, Any]:
     for pair in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = (x.strip() for x in pair.partition("="))
         if not sep or not key.isidentifier():
-            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, got {pair!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected key=value pairs separated by commas, got {pair!r}"
+            )
         out[key] = _typed(value)
     return out
 

@@ -34,7 +34,11 @@ class Plan:
 
     def __str__(self) -> str:
         def usd(x: float | None) -> str:
-            return "unknown (no price for this model; add one with --prices FILE)" if x is None else f"${x:,.4f}"
+            return (
+                "unknown (no price for this model; add one with --prices FILE)"
+                if x is None
+                else f"${x:,.4f}"
+            )
 
         return "\n".join(
             [
@@ -59,7 +63,11 @@ class JudgePlan:
     expected_cost_usd: float | None
 
     def __str__(self) -> str:
-        cost = "unknown (no price for this judge)" if self.expected_cost_usd is None else f"~${self.expected_cost_usd:,.4f}"
+        cost = (
+            "unknown (no price for this judge)"
+            if self.expected_cost_usd is None
+            else f"~${self.expected_cost_usd:,.4f}"
+        )
         return (
             f"  judge {self.judge:<18} {self.calls:,} calls, {self.prompt_tokens:,} prompt tokens, "
             f"~{self.expected_completion_tokens:,} completion tokens, {cost} (before repairs of invalid verdicts)"
@@ -71,10 +79,14 @@ def batch_note(usd: float | None, flag: str) -> str:
     """The same estimate at the provider batch price (pricing.BATCH_PRICE_FACTOR), when priced."""
     if not usd:
         return ""
-    return f"; with {flag}: ~${usd * BATCH_PRICE_FACTOR:,.4f} ({BATCH_PRICE_FACTOR:.0%} batch price)"
+    return (
+        f"; with {flag}: ~${usd * BATCH_PRICE_FACTOR:,.4f} ({BATCH_PRICE_FACTOR:.0%} batch price)"
+    )
 
 
-def judge_plans(items: list[Item], judges: list[ChatModel], repeats: int = 1, rubric_path: str | None = None) -> list[JudgePlan]:
+def judge_plans(
+    items: list[Item], judges: list[ChatModel], repeats: int = 1, rubric_path: str | None = None
+) -> list[JudgePlan]:
     """Judge calls and tokens, estimated with each item's gold response standing in for the
     candidate (candidates are of similar length)."""
     from kardiabench.judging import build_request
@@ -85,14 +97,31 @@ def judge_plans(items: list[Item], judges: list[ChatModel], repeats: int = 1, ru
     cfg = JudgeConfig(rubric_path=rubric_path, repeats=repeats)
     plans = []
     for judge in judges:
-        prompt = repeats * sum(judge.count_prompt_tokens(build_request(rubric, it, it.gold.response, cfg)) for it in items)
+        prompt = repeats * sum(
+            judge.count_prompt_tokens(build_request(rubric, it, it.gold.response, cfg))
+            for it in items
+        )
         completion = repeats * len(items) * TYPICAL_JUDGE_COMPLETION_TOKENS
         price = getattr(judge, "cost", None)
-        plans.append(JudgePlan(judge.spec, repeats * len(items), prompt, completion, price(prompt, completion) if price else 0.0))
+        plans.append(
+            JudgePlan(
+                judge.spec,
+                repeats * len(items),
+                prompt,
+                completion,
+                price(prompt, completion) if price else 0.0,
+            )
+        )
     return plans
 
 
-def dry_run(cfg: GenerateConfig, log=_info, judges: list[ChatModel] | None = None, judge_repeats: int = 1, rubric_path: str | None = None) -> Plan:
+def dry_run(
+    cfg: GenerateConfig,
+    log=_info,
+    judges: list[ChatModel] | None = None,
+    judge_repeats: int = 1,
+    rubric_path: str | None = None,
+) -> Plan:
     items, _ = load_items(cfg.task, cfg.data, log)
     model = build_model(cfg, log)
     done = set(RunDir(cfg.output).read_predictions()) if cfg.output.exists() else set()
@@ -110,5 +139,7 @@ def dry_run(cfg: GenerateConfig, log=_info, judges: list[ChatModel] | None = Non
         max_completion_tokens=most,
         expected_cost_usd=price(prompt, expected) if price else 0.0,
         max_cost_usd=price(prompt, most) if price else 0.0,
-        judges=judge_plans(items, judges or [], judge_repeats, rubric_path) if cfg.task.uses_judge else [],
+        judges=judge_plans(items, judges or [], judge_repeats, rubric_path)
+        if cfg.task.uses_judge
+        else [],
     )

@@ -29,7 +29,11 @@ MIN_FONT = 7.0  # pt at print size
 DPI = 300
 FORMATS = ("pdf", "png")
 # Reproducible files: no date, fixed SVG ids.
-_META = {"png": {"Software": None}, "pdf": {"CreationDate": None}, "svg": {"Date": None, "Creator": None}}
+_META = {
+    "png": {"Software": None},
+    "pdf": {"CreationDate": None},
+    "svg": {"Date": None, "Creator": None},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +65,21 @@ def literal(text: str) -> str:
 
 def _rc(size: Size) -> dict:
     f = size.font
-    return {"font.size": f, "axes.titlesize": f, "axes.labelsize": f, "xtick.labelsize": f, "ytick.labelsize": f,
-            "legend.fontsize": f, "legend.title_fontsize": f, "figure.titlesize": f, "figure.labelsize": f,
-            "pdf.fonttype": 42, "svg.fonttype": "path", "svg.hashsalt": "kardiabench", "hatch.linewidth": 0.6}  # fmt: skip
+    return {
+        "font.size": f,
+        "axes.titlesize": f,
+        "axes.labelsize": f,
+        "xtick.labelsize": f,
+        "ytick.labelsize": f,
+        "legend.fontsize": f,
+        "legend.title_fontsize": f,
+        "figure.titlesize": f,
+        "figure.labelsize": f,
+        "pdf.fonttype": 42,
+        "svg.fonttype": "path",
+        "svg.hashsalt": "kardiabench",
+        "hatch.linewidth": 0.6,
+    }
 
 
 @contextmanager
@@ -96,7 +112,9 @@ def save(fig: Figure, stem: Path, size: Size = TWO_COLUMN) -> list[Path]:
     out = []
     with sized(size):
         for ext in FORMATS:
-            path = stem.parent / f"{stem.name}{size.suffix}.{ext}"  # not with_suffix: entry ids contain dots
+            path = (
+                stem.parent / f"{stem.name}{size.suffix}.{ext}"
+            )  # not with_suffix: entry ids contain dots
             fig.savefig(path, dpi=DPI, metadata=_META[ext])
             out.append(path)
     plt.close(fig)
@@ -115,13 +133,16 @@ def svg_text(fig: Figure, size: Size = TWO_COLUMN) -> str:
         fig.savefig(buf, format="svg", metadata=_META["svg"])
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def wrap_to(text: str, size: Size, width: float | None = None) -> str:
     """Wrapped to lines that fit `width` inches (the figure's by default) at the figure's font."""
     chars = int((width or size.width) * 72 / (0.6 * size.font))
-    return "\n".join(textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False)) or text
+    return (
+        "\n".join(textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False))
+        or text
+    )
 
 
 def text_width(texts: Sequence[str], size: Size) -> float:
@@ -143,7 +164,12 @@ def confusion_labels(table: Mapping[str, Mapping[str, int]]) -> tuple[list[str],
     return labels, labels + sorted(predicted - set(labels))
 
 
-def confusion(table: Mapping[str, Mapping[str, int]], name: str, colour: str = "black", size: Size = TWO_COLUMN) -> Figure:
+def confusion(
+    table: Mapping[str, Mapping[str, int]],
+    name: str,
+    colour: str = "black",
+    size: Size = TWO_COLUMN,
+) -> Figure:
     """One run's confusion matrix: gold label × predicted class counts (results.json's
     `emotion.confusion`). Square cells, the diagonal aligned (`confusion_labels`), labels centred
     on their cells and never broken, a colour bar with integer ticks. The first layout that fits
@@ -160,20 +186,39 @@ def confusion(table: Mapping[str, Mapping[str, int]], name: str, colour: str = "
         if cell * (2 if alternate else 1) >= line:
             break
     names = [str(i) for i in range(1, len(cols) + 1)] if numbered else [literal(c) for c in cols]
-    key = wrap_to("Key: " + ", ".join(f"{i}\u00a0{literal(c)}" for i, c in enumerate(cols, 1)), size) if numbered else ""
+    key = (
+        wrap_to("Key: " + ", ".join(f"{i}\u00a0{literal(c)}" for i, c in enumerate(cols, 1)), size)
+        if numbered
+        else ""
+    )
     sides = 2 if alternate else 1
-    height = len(rows) * cell + sides * label_w + (1.1 if size.one_column else 0.7) + (key.count("\n") + 1) * line * bool(key)
+    height = (
+        len(rows) * cell
+        + sides * label_w
+        + (1.1 if size.one_column else 0.7)
+        + (key.count("\n") + 1) * line * bool(key)
+    )
     with sized(size):
         fig = figure_for(size, height)
         ax = fig.add_subplot()
-        im = ax.imshow(counts, cmap="Blues", aspect="equal", vmin=0, vmax=max(1, int(counts.max(initial=0))))
+        im = ax.imshow(
+            counts, cmap="Blues", aspect="equal", vmin=0, vmax=max(1, int(counts.max(initial=0)))
+        )
         _cell_labels(ax, "x", names, alternate)
-        _cell_labels(ax, "y", names[: len(rows)], alternate)  # rows are the first columns: same number, same name
+        _cell_labels(
+            ax, "y", names[: len(rows)], alternate
+        )  # rows are the first columns: same number, same name
         ax.set_xlabel("predicted emotion")
         ax.set_ylabel("gold emotion")
         ax.set_title(wrap_to(literal(f"Confusion matrix: {name}"), size), color=colour)
-        fig.colorbar(im, ax=ax, label="items", ticks=MaxNLocator(integer=True), location="bottom" if size.one_column else "right",
-                     shrink=0.8)  # fmt: skip
+        fig.colorbar(
+            im,
+            ax=ax,
+            label="items",
+            ticks=MaxNLocator(integer=True),
+            location="bottom" if size.one_column else "right",
+            shrink=0.8,
+        )
         if key:
             fig.supxlabel(key, ha="left", x=0.01, multialignment="left")
         return finish(fig, size)

@@ -56,7 +56,9 @@ class Dialogue:
     source: SourceRef | None = field(default=None, compare=False)
     dialogue_id: str = field(default="", compare=False)
     # Parsed spans of each assistant turn, filled by validation so expansion need not parse again.
-    turn_spans: tuple[dict[str, str | None], ...] | None = field(default=None, compare=False, repr=False)
+    turn_spans: tuple[dict[str, str | None], ...] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not self.dialogue_id:
@@ -71,7 +73,9 @@ class Dialogue:
 
     @property
     def system_prompt(self) -> str:
-        return self.messages[0].content if self.messages and self.messages[0].role == "system" else ""
+        return (
+            self.messages[0].content if self.messages and self.messages[0].role == "system" else ""
+        )
 
     def to_dict(self) -> dict:
         """The content fields as a dataset record (what the dialogue id is computed from)."""
@@ -127,12 +131,20 @@ class Item:
     def to_dict(self) -> dict:
         """A flat row of plain types (a `datasets` row: GRPO prompts carry the item as reward columns)."""
         return {
-            "item_id": self.item_id, "dialogue_id": self.dialogue_id, "turn_index": self.turn_index,
-            "persona_id": self.persona_id, "mbti": self.mbti, "situation": self.situation, "person": self.person,
-            "system_prompt": self.system_prompt, "history": [m.to_dict() for m in self.history],
-            "user_message": self.user_message, "gold": asdict(self.gold), "gold_emotion": self.gold_emotion,
+            "item_id": self.item_id,
+            "dialogue_id": self.dialogue_id,
+            "turn_index": self.turn_index,
+            "persona_id": self.persona_id,
+            "mbti": self.mbti,
+            "situation": self.situation,
+            "person": self.person,
+            "system_prompt": self.system_prompt,
+            "history": [m.to_dict() for m in self.history],
+            "user_message": self.user_message,
+            "gold": asdict(self.gold),
+            "gold_emotion": self.gold_emotion,
             "history_mode": self.history_mode,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Item:
@@ -155,7 +167,9 @@ class Prediction:
     span_issues: list[dict[str, str]] = field(default_factory=list)  # {"kind", "span", "detail"}
     well_formed: bool = False
     finish_reason: str | None = None
-    usage: dict[str, float] = field(default_factory=dict)  # prompt_tokens, completion_tokens, cost_usd
+    usage: dict[str, float] = field(
+        default_factory=dict
+    )  # prompt_tokens, completion_tokens, cost_usd
     latency_s: float = 0.0
     error: str | None = None
     cached: bool = False

@@ -22,7 +22,9 @@ _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@")
 # A query parameter whose name says it carries a credential (api-key, key, token, access_token,
 # secret, password, auth, sig/signature, credential, session, code): its value up to the next
 # parameter, fragment, whitespace or quote. A name is matched, not a value: `api-version=` stays.
-_SECRET_NAME = r"[^=&#?\s]*?(?:key|token|secret|passw|pwd|auth|sig|credential|session|code)[^=&#?\s]*"
+_SECRET_NAME = (
+    r"[^=&#?\s]*?(?:key|token|secret|passw|pwd|auth|sig|credential|session|code)[^=&#?\s]*"
+)
 _SECRET_PARAM = re.compile(rf"(?P<name>[?&;]{_SECRET_NAME}=)[^&#\s'\"<>]*", re.IGNORECASE)
 # An environment variable's name; a key pasted in its place (`sk-…`) does not look like one.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -76,9 +78,13 @@ def public_endpoint(url: str) -> str:
 def model_endpoint(model: object) -> str | None:
     """The public endpoint(s) a model's requests go to (replicas: sorted, comma-separated); None
     for an in-process model (hf:, vllm:, baselines), which its spec identifies."""
-    urls = [r.base_url for r in getattr(model, "replicas", ())] or [getattr(model, "base_url", None)]
+    urls = [r.base_url for r in getattr(model, "replicas", ())] or [
+        getattr(model, "base_url", None)
+    ]
     found = sorted({public_endpoint(u) for u in urls if isinstance(u, str)})
     return ", ".join(found) or None
+
+
 # ----------------------------------------------------------------------------- dataset text
 #
 # KardiaBench is gated (CC-BY-NC-ND): a page or file meant to be shared must not carry its text.
@@ -103,7 +109,9 @@ _BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
 _LEN_SALT = 0xC2B2AE3D27D4EB4F
 
 
-def scrub_dataset_text(texts: list[str], corpus: Iterable[str], *, min_chars: int = MIN_DATA_CHARS) -> tuple[list[str], int]:
+def scrub_dataset_text(
+    texts: list[str], corpus: Iterable[str], *, min_chars: int = MIN_DATA_CHARS
+) -> tuple[list[str], int]:
     """`texts` with every passage that `corpus` (the dataset's strings) also holds replaced by
     DATA_MARK, and how many passages were replaced. `corpus` is read once, and not at all when no
     text is long enough to hold a passage."""
@@ -122,13 +130,17 @@ def scrub_dataset_text(texts: list[str], corpus: Iterable[str], *, min_chars: in
             batch.append(_WORD.findall(text.lower()))
             size += len(batch[-1])
         if batch and (size >= _CHUNK_WORDS or text is None):
-            found = np.sort(_word_runs(batch, min_chars)[0])  # sorted, the search below runs through memory in order
+            found = np.sort(
+                _word_runs(batch, min_chars)[0]
+            )  # sorted, the search below runs through memory in order
             at = np.minimum(np.searchsorted(wanted, found), wanted.size - 1)
             hit[at[wanted[at] == found]] = True
             batch, size = [], 0
     matched = hit[np.searchsorted(wanted, keys)]  # every key is in `wanted`
     spans: dict[int, list[tuple[int, int]]] = {}
-    for o, s, e in zip(owner[matched].tolist(), start[matched].tolist(), end[matched].tolist(), strict=True):
+    for o, s, e in zip(
+        owner[matched].tolist(), start[matched].tolist(), end[matched].tolist(), strict=True
+    ):
         spans.setdefault(o, []).append((s, e))
     out, n = list(texts), 0
     for o, runs in spans.items():
@@ -164,14 +176,22 @@ def _word_runs(texts: list[list[str]], min_chars: int):
         return np.zeros(0, dtype=np.uint64), empty, empty, empty
     flat = list(chain.from_iterable(texts))
     lens = np.fromiter(map(len, flat), dtype=np.int64, count=n)
-    vals = np.fromiter(map(hash, flat), dtype=np.int64, count=n).view(np.uint64)  # str hashes: per process, as both sides are
+    vals = np.fromiter(map(hash, flat), dtype=np.int64, count=n).view(
+        np.uint64
+    )  # str hashes: per process, as both sides are
     firsts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     owner = np.repeat(np.arange(len(texts)), counts)
     text_end = (firsts + counts)[owner]
     cum = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens + 1, out=cum[1:])  # words joined by one space: length(i, j) = cum[j] - cum[i] - 1
-    j = np.searchsorted(cum, cum[:-1] + min_chars + 1, side="left")  # the run from word i ends before word j
-    h = np.searchsorted(cum, cum[1:] - min_chars - 1, side="right") - 1  # the run up to word e starts at word h
+    np.cumsum(
+        lens + 1, out=cum[1:]
+    )  # words joined by one space: length(i, j) = cum[j] - cum[i] - 1
+    j = np.searchsorted(
+        cum, cum[:-1] + min_chars + 1, side="left"
+    )  # the run from word i ends before word j
+    h = (
+        np.searchsorted(cum, cum[1:] - min_chars - 1, side="right") - 1
+    )  # the run up to word e starts at word h
     ok, back = j <= text_end, h >= firsts[owner]
     i = np.concatenate((np.nonzero(ok)[0], h[back]))
     j = np.concatenate((j[ok], np.nonzero(back)[0] + 1))
@@ -184,7 +204,9 @@ def _word_runs(texts: list[list[str]], min_chars: int):
         pw[0] = 1
         prefix = np.zeros(n + 1, dtype=np.uint64)
         np.cumsum(vals * np.cumprod(inv, dtype=np.uint64), dtype=np.uint64, out=prefix[1:])
-        keys = (prefix[j] - prefix[i]) * np.cumprod(pw, dtype=np.uint64)[i] ^ ((j - i).astype(np.uint64) * np.uint64(_LEN_SALT))
+        keys = (prefix[j] - prefix[i]) * np.cumprod(pw, dtype=np.uint64)[i] ^ (
+            (j - i).astype(np.uint64) * np.uint64(_LEN_SALT)
+        )
     return keys, owner[i], i - firsts[owner[i]], j - firsts[owner[i]]
 
 

@@ -54,11 +54,17 @@ from kardiabench.tables import FEW_MARK, agreement_tables, few_items, format_int
 REDACTION_VERSION = 2
 # Why the run's data may not load for a page (moved, not installed, damaged): the page says so instead.
 DATA_ERRORS = (DataError, MissingExtra, OSError, ValueError)
-FILTERS = {"wrong": "wrong emotion", "noncompliant": "non-compliant format", "unscored": "unscored by the judge",
-           "flagged": f"safety-flagged (safety ≤ {SAFETY_FLAG_MAX})"}  # fmt: skip
+FILTERS = {
+    "wrong": "wrong emotion",
+    "noncompliant": "non-compliant format",
+    "unscored": "unscored by the judge",
+    "flagged": f"safety-flagged (safety ≤ {SAFETY_FLAG_MAX})",
+}
 PAGE_SIZE = 100  # item rows shown at a time
 DATA_ID = "items-data"  # the element holding the items block
-_DATA_RE = re.compile(rf'<script type="application/octet-stream" id="{DATA_ID}"[^>]*>([A-Za-z0-9+/=]*)</script>')
+_DATA_RE = re.compile(
+    rf'<script type="application/octet-stream" id="{DATA_ID}"[^>]*>([A-Za-z0-9+/=]*)</script>'
+)
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1250px;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.8rem 0;font-size:.85rem}th,td{border-bottom:1px solid #ddd;padding:.25rem .5rem;vertical-align:top;text-align:left}
@@ -121,12 +127,16 @@ JS = """
 """.replace("@DATA@", DATA_ID).replace("@PAGE@", str(PAGE_SIZE))
 
 
-def write_report(run_dir: str | Path, *, output: str | Path | None = None, redact: bool | Redaction = False) -> Path:
+def write_report(
+    run_dir: str | Path, *, output: str | Path | None = None, redact: bool | Redaction = False
+) -> Path:
     """Render the report of a scored run to `output` (default DIR/report.html); `redact`: True, or
     the `Redaction` of several runs of the same data."""
     run = load_run(run_dir)
     if run.results is None:
-        raise RunDirError(f"{run_dir}: not scored yet (no results.json); run `kardiabench score {run_dir}` first")
+        raise RunDirError(
+            f"{run_dir}: not scored yet (no results.json); run `kardiabench score {run_dir}` first"
+        )
     path = Path(output) if output else Path(run_dir) / REPORT
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(run, redact=redact), encoding="utf-8")
@@ -145,19 +155,32 @@ def render_report(run: Run, *, redact: bool | Redaction = False) -> str:
     else:
         show, note = str, ""
     title = f"KardiaBench report: {run.model}"
-    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>',
-             f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>',
-             f"<h1>{escape(title)}</h1>", _overview(run), "<h2>Headline metrics</h2>", _metrics(res.metrics, res.data.n_items),
-             "<h2>Span diagnostics</h2>", _diagnostics(res.metrics.get("format_compliance")),
-             "<h2>Emotion: confusion matrix</h2>", _confusion(run),
-             "<h2>Per gold emotion</h2>", _breakdown(res.breakdowns.get("gold_emotion", {})),
-             "<h2>Per MBTI type</h2>", _breakdown(res.breakdowns.get("mbti", {})),
-             "<h2>Judge: score distribution per dimension</h2>", _distribution(items, dims),
-             '<h2 id="agreement">Judge agreement</h2>', _agreement(res.rubric),
-             "<h2>Safety-flagged items</h2>", _flagged(items, dims, show),
-             "<h2>Items</h2>", f'<p class="note" id="redaction">{escape(note)}</p>' if note else "",
-             _items(items, dims, turns, why, verdicts, redact, show),
-             f"<script>{JS}</script></body></html>"]  # fmt: skip
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>',
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>',
+        f"<h1>{escape(title)}</h1>",
+        _overview(run),
+        "<h2>Headline metrics</h2>",
+        _metrics(res.metrics, res.data.n_items),
+        "<h2>Span diagnostics</h2>",
+        _diagnostics(res.metrics.get("format_compliance")),
+        "<h2>Emotion: confusion matrix</h2>",
+        _confusion(run),
+        "<h2>Per gold emotion</h2>",
+        _breakdown(res.breakdowns.get("gold_emotion", {})),
+        "<h2>Per MBTI type</h2>",
+        _breakdown(res.breakdowns.get("mbti", {})),
+        "<h2>Judge: score distribution per dimension</h2>",
+        _distribution(items, dims),
+        '<h2 id="agreement">Judge agreement</h2>',
+        _agreement(res.rubric),
+        "<h2>Safety-flagged items</h2>",
+        _flagged(items, dims, show),
+        "<h2>Items</h2>",
+        f'<p class="note" id="redaction">{escape(note)}</p>' if note else "",
+        _items(items, dims, turns, why, verdicts, redact, show),
+        f"<script>{JS}</script></body></html>",
+    ]
     return "\n".join(parts) + "\n"
 
 
@@ -169,15 +192,31 @@ def _overview(run: Run) -> str:
     d = res.data
     judge = res.judge.spec + f" (rubric {res.judge.rubric_version})" if res.judge else "none"
     stats = man.generation_stats
-    rows = [("model", run.model), ("task", f"{run.task} (history: {res.history})"),
-            ("data", f"{d.source} / {d.split}: {d.n_items} items, {d.n_dialogues} dialogues, fingerprint {d.fingerprint}"
-             + (f", limit {d.limit} (a subset)" if d.limit is not None else "")),
-            ("judge", judge), ("parser version", str(res.parser_version)), ("created", str(man.created)),
-            ("harness", f"kardiabench {(res.provenance or {}).get('kardiabench')} @ {(res.provenance or {}).get('git_commit')}")]  # fmt: skip
+    rows = [
+        ("model", run.model),
+        ("task", f"{run.task} (history: {res.history})"),
+        (
+            "data",
+            f"{d.source} / {d.split}: {d.n_items} items, {d.n_dialogues} dialogues, fingerprint {d.fingerprint}"
+            + (f", limit {d.limit} (a subset)" if d.limit is not None else ""),
+        ),
+        ("judge", judge),
+        ("parser version", str(res.parser_version)),
+        ("created", str(man.created)),
+        (
+            "harness",
+            f"kardiabench {(res.provenance or {}).get('kardiabench')} @ {(res.provenance or {}).get('git_commit')}",
+        ),
+    ]
     if stats:
         cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
-        rows.append(("generation", f"{stats.done} done, {stats.failed} failed; tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}"
-                     + (f"; {stats.tokens_per_s:,.1f} tokens/s" if stats.tokens_per_s else "")))
+        rows.append(
+            (
+                "generation",
+                f"{stats.done} done, {stats.failed} failed; tokens in {stats.prompt_tokens:,} out {stats.completion_tokens:,}; cost {cost}"
+                + (f"; {stats.tokens_per_s:,.1f} tokens/s" if stats.tokens_per_s else ""),
+            )
+        )
     return _table(["", ""], [[escape(k), escape(v)] for k, v in rows], header=False)
 
 
@@ -185,7 +224,15 @@ def _metrics(metrics: dict, n_items: int | None) -> str:
     rows = []
     for name, m in metrics.items():
         value = "not computed" if m.value is None else _number(name, m, n_items)
-        rows.append([escape(METRIC_WORDS.get(name, name)), value, str(m.n), str(m.n_unscored), escape(m.reason or "")])
+        rows.append(
+            [
+                escape(METRIC_WORDS.get(name, name)),
+                value,
+                str(m.n),
+                str(m.n_unscored),
+                escape(m.reason or ""),
+            ]
+        )
     few = any(m.value is not None and few_items(m.n, n_items) for m in metrics.values())
     legend = f'<p class="note">Value [95% CI]; n: the items it is over; unscored: items left out.{f" {FEW_MARK}: {FEW_TEXT}." if few else ""}</p>'
     return _table(["metric", "value [95% CI]", "n", "unscored", "note"], rows) + legend
@@ -233,9 +280,11 @@ def _breakdown(groups: dict) -> str:
             note = "" if m is None or m.value is None else n_note(m.n, m.n_unscored, b.n)
             cells.append("–" if m is None else _number(n, m, b.n) + (f" ({note})" if note else ""))
         rows.append([escape(group), str(b.n), *cells])
-    return (_table(["group", "n", *(METRIC_WORDS.get(n, n) for n in names)], rows, label_column=True)
-            + f'<p class="note">Per group: the value [95% CI] over the group\'s n items (no CI where results.json gives none); '
-            f"n=k/N: over k of its N items (N − k unscored); {FEW_MARK}: {FEW_TEXT}.</p>")  # fmt: skip
+    return (
+        _table(["group", "n", *(METRIC_WORDS.get(n, n) for n in names)], rows, label_column=True)
+        + f'<p class="note">Per group: the value [95% CI] over the group\'s n items (no CI where results.json gives none); '
+        f"n=k/N: over k of its N items (N − k unscored); {FEW_MARK}: {FEW_TEXT}.</p>"
+    )
 
 
 def _distribution(items: pd.DataFrame, dims: list[str]) -> str:
@@ -245,8 +294,16 @@ def _distribution(items: pd.DataFrame, dims: list[str]) -> str:
     for d in dims:
         counts = Counter(int(v) for v in items[d].dropna())
         total = sum(counts.values()) or 1
-        rows.append([escape(METRIC_WORDS.get(d, d)), *(f'{counts.get(s, 0)} <span class="bar" style="width:{60 * counts.get(s, 0) / total:.0f}px"></span>' for s in range(1, 6)),
-                     str(int(items[d].isna().sum()))])  # fmt: skip
+        rows.append(
+            [
+                escape(METRIC_WORDS.get(d, d)),
+                *(
+                    f'{counts.get(s, 0)} <span class="bar" style="width:{60 * counts.get(s, 0) / total:.0f}px"></span>'
+                    for s in range(1, 6)
+                ),
+                str(int(items[d].isna().sum())),
+            ]
+        )
     return _table(["dimension", "1", "2", "3", "4", "5", "unscored"], rows)
 
 
@@ -256,7 +313,10 @@ def _flagged(items: pd.DataFrame, dims: list[str], show: Callable[[str], str]) -
     flagged = items[items["safety"] <= SAFETY_FLAG_MAX]
     if flagged.empty:
         return '<p class="note">No item flagged.</p>'
-    rows = [[escape(r.item_id), f"{r.safety:g}", escape(show(_text(r.response)))] for r in flagged.itertuples()]
+    rows = [
+        [escape(r.item_id), f"{r.safety:g}", escape(show(_text(r.response)))]
+        for r in flagged.itertuples()
+    ]
     return _table(["item", "safety", "response written"], rows)
 
 
@@ -264,46 +324,93 @@ def _agreement(rubric: dict | None) -> str:
     tables = agreement_tables(rubric, METRIC_WORDS)
     if not tables:
         return '<p class="note">One judge, each item judged once: no agreement to show (several --judge or --judge-repeats 2 give it).</p>'
-    return "".join(f"<h3>{escape(title)}</h3>" + _table(head, [[escape(c) for c in r] for r in rows]) for title, head, rows in tables)
+    return "".join(
+        f"<h3>{escape(title)}</h3>" + _table(head, [[escape(c) for c in r] for r in rows])
+        for title, head, rows in tables
+    )
 
 
-def _items(items: pd.DataFrame, dims: list[str], turns: dict[str, str], why: str, verdicts: dict[str, list[str]], redact: bool,
-           show: Callable[[str], str]) -> str:  # fmt: skip
+def _items(
+    items: pd.DataFrame,
+    dims: list[str],
+    turns: dict[str, str],
+    why: str,
+    verdicts: dict[str, list[str]],
+    redact: bool,
+    show: Callable[[str], str],
+) -> str:
     """The filter boxes, search box, pager and an empty table, and the items block the page's
     script fills it from: {"head", "classes", "filters", "rows"}; a row is [filter bits, bits of
     the cells shown as bad, *cells], a cell a text or a list of lines (the verdict: its scores,
     then each rationale)."""
-    boxes = "".join(f'<label><input type="checkbox" value="{k}"> {escape(v)}</label> ' for k, v in FILTERS.items())
-    head = ["item", *([] if redact else ["user turn"]), "gold", "predicted", *SPAN_NAMES, "format", "judge verdict"]
+    boxes = "".join(
+        f'<label><input type="checkbox" value="{k}"> {escape(v)}</label> '
+        for k, v in FILTERS.items()
+    )
+    head = [
+        "item",
+        *([] if redact else ["user turn"]),
+        "gold",
+        "predicted",
+        *SPAN_NAMES,
+        "format",
+        "judge verdict",
+    ]
     classes = ["label" if h in ("gold", "predicted", "emotion") else "" for h in head]
     rows = []
     for r in items.to_dict("records"):
-        flags = {"wrong": not r["emotion_correct"], "noncompliant": not r["well_formed"],
-                 "unscored": bool(dims) and any(_missing(r[d]) for d in dims),
-                 "flagged": "safety" in dims and not _missing(r["safety"]) and r["safety"] <= SAFETY_FLAG_MAX}  # fmt: skip
+        flags = {
+            "wrong": not r["emotion_correct"],
+            "noncompliant": not r["well_formed"],
+            "unscored": bool(dims) and any(_missing(r[d]) for d in dims),
+            "flagged": "safety" in dims
+            and not _missing(r["safety"])
+            and r["safety"] <= SAFETY_FLAG_MAX,
+        }
         cells: list[str | list[str]] = [r["item_id"]]
         if not redact:
             cells.append(turns.get(r["item_id"], f"({why})"))
         pred = show(_text(r["pred_emotion"]))
-        if redact and not pred and not _missing(r["pred_emotion"]):  # the model's text is left out: its class is not
+        if (
+            redact and not pred and not _missing(r["pred_emotion"])
+        ):  # the model's text is left out: its class is not
             pred = r["pred_class"]
-        fmt = "ok" if r["well_formed"] else ", ".join(r["issues"] if isinstance(r["issues"], list) else []) or "not compliant"
-        cells += [_text(r["gold_emotion"]), pred, *(show(_text(r[s])) for s in SPAN_NAMES), fmt,
-                  _verdict_cell(r, dims, [show(v) for v in verdicts.get(r["item_id"], [])])]  # fmt: skip
-        bad = (flags["wrong"] << head.index("predicted")) | ((not r["well_formed"]) << head.index("format"))
+        fmt = (
+            "ok"
+            if r["well_formed"]
+            else ", ".join(r["issues"] if isinstance(r["issues"], list) else []) or "not compliant"
+        )
+        cells += [
+            _text(r["gold_emotion"]),
+            pred,
+            *(show(_text(r[s])) for s in SPAN_NAMES),
+            fmt,
+            _verdict_cell(r, dims, [show(v) for v in verdicts.get(r["item_id"], [])]),
+        ]
+        bad = (flags["wrong"] << head.index("predicted")) | (
+            (not r["well_formed"]) << head.index("format")
+        )
         rows.append([sum(int(v) << i for i, v in enumerate(flags.values())), bad, *cells])
     payload = {"head": head, "classes": classes, "filters": list(FILTERS), "rows": rows}
-    blob = gzip.compress(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
+    blob = gzip.compress(
+        json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        compresslevel=9,
+        mtime=0,
+    )
     thead = "".join(f'<th class="{c}">{escape(h)}</th>' for h, c in zip(head, classes, strict=True))
-    pager = ('<p id="pager"><button id="first" type="button">« first</button><button id="prev" type="button">‹ previous</button>'
-             '<span id="page"></span> <button id="next" type="button">next ›</button><button id="last" type="button">last »</button></p>')  # fmt: skip
-    return (f'<p id="filters">Show only items that are: {boxes}</p>'
-            f'<p><label>Search: <input id="search" type="search" placeholder="item id or any text"></label></p>'
-            f'<p class="note"><span id="shown">0</span> of {len(rows)} items match, {PAGE_SIZE} a page.'
-            f' <span id="items-status">Loading the items…</span></p>'
-            '<noscript><p class="bad">The items table needs JavaScript.</p></noscript>'
-            f'{pager}<table id="items"><thead><tr>{thead}</tr></thead><tbody></tbody></table>'
-            f'<script type="application/octet-stream" id="{DATA_ID}">{base64.b64encode(blob).decode("ascii")}</script>')  # fmt: skip
+    pager = (
+        '<p id="pager"><button id="first" type="button">« first</button><button id="prev" type="button">‹ previous</button>'
+        '<span id="page"></span> <button id="next" type="button">next ›</button><button id="last" type="button">last »</button></p>'
+    )
+    return (
+        f'<p id="filters">Show only items that are: {boxes}</p>'
+        f'<p><label>Search: <input id="search" type="search" placeholder="item id or any text"></label></p>'
+        f'<p class="note"><span id="shown">0</span> of {len(rows)} items match, {PAGE_SIZE} a page.'
+        f' <span id="items-status">Loading the items…</span></p>'
+        '<noscript><p class="bad">The items table needs JavaScript.</p></noscript>'
+        f'{pager}<table id="items"><thead><tr>{thead}</tr></thead><tbody></tbody></table>'
+        f'<script type="application/octet-stream" id="{DATA_ID}">{base64.b64encode(blob).decode("ascii")}</script>'
+    )
 
 
 def embedded_items(html: str) -> dict[str, Any]:
@@ -318,7 +425,9 @@ def embedded_items(html: str) -> dict[str, Any]:
 def _verdict_cell(row: dict, dims: list[str], rationales: list[str]) -> str | list[str]:
     if not dims:
         return "–"
-    scores = ", ".join(f"{d.replace('_', ' ')} {'–' if _missing(row[d]) else f'{row[d]:g}'}" for d in dims)
+    scores = ", ".join(
+        f"{d.replace('_', ' ')} {'–' if _missing(row[d]) else f'{row[d]:g}'}" for d in dims
+    )
     return [scores, *(t for t in rationales if t)]
 
 
@@ -332,7 +441,9 @@ def _user_turns(run: Run) -> tuple[dict[str, str], str]:
 
     d = run.manifest.data
     try:
-        loaded = load_dialogues(d.source, d.split, derive_split=d.derive_split, split_seed=d.split_seed or 0)
+        loaded = load_dialogues(
+            d.source, d.split, derive_split=d.derive_split, split_seed=d.split_seed or 0
+        )
     except DATA_ERRORS as e:
         return {}, f"the data could not be loaded: {e}"
     return {it.item_id: it.user_message for it in expand(loaded.dialogues)}, "not in the data"
@@ -360,11 +471,15 @@ class Redaction:
 
     def note(self, run: Run) -> str:
         if self.error is not None:
-            return (f"Redacted: the user's turns are left out, and so is everything the model and the judge wrote, because the data "
-                    f"({self.source}) could not be loaded to check it for dataset text: {self.error}. Ids, labels, format and scores stay.")  # fmt: skip
+            return (
+                f"Redacted: the user's turns are left out, and so is everything the model and the judge wrote, because the data "
+                f"({self.source}) could not be loaded to check it for dataset text: {self.error}. Ids, labels, format and scores stay."
+            )
         n = sum(self.show(t).count(DATA_MARK) for t in _written(run))
-        return (f"Redacted: the user's turns are left out, and every passage of the data (a run of {MIN_DATA_CHARS} or more characters "
-                f"of its words) that the model or the judge repeated is replaced by {DATA_MARK}: {n} such passage(s).")  # fmt: skip
+        return (
+            f"Redacted: the user's turns are left out, and every passage of the data (a run of {MIN_DATA_CHARS} or more characters "
+            f"of its words) that the model or the judge repeated is replaced by {DATA_MARK}: {n} such passage(s)."
+        )
 
 
 def _written(run: Run) -> list[str]:
@@ -414,11 +529,25 @@ def _text(v: Any) -> str:
     return "" if _missing(v) else str(v)
 
 
-def _table(head: list[str], rows: list[list[str]], *, header: bool = True, label_column: bool = False) -> str:
+def _table(
+    head: list[str], rows: list[list[str]], *, header: bool = True, label_column: bool = False
+) -> str:
     """Rows of already escaped cells; numbers right-aligned; `label_column`: the first cells are
     labels (emotions, MBTI types), kept on one line."""
-    thead = "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>" if header else ""
-    body = "".join("<tr>" + "".join(f'<td class="{_cell_class(c, label_column and i == 0)}">{c}</td>' for i, c in enumerate(r)) + "</tr>" for r in rows)
+    thead = (
+        "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>"
+        if header
+        else ""
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{_cell_class(c, label_column and i == 0)}">{c}</td>'
+            for i, c in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
     return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 

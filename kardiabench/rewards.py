@@ -42,7 +42,12 @@ log = logging.getLogger(__name__)
 # The judge's reply limit of `kardiabench score --judge` (its --judge-max-tokens default), so the
 # training judge and the evaluation judge send byte-identical requests and share cache entries.
 DEFAULT_JUDGE_MAX_TOKENS = 1024
-ITEM_COLUMNS = ("item_id", "history", "gold", "user_message")  # columns a rubric reward needs at least
+ITEM_COLUMNS = (
+    "item_id",
+    "history",
+    "gold",
+    "user_message",
+)  # columns a rubric reward needs at least
 _Pending = tuple[int, ChatRequest, list[tuple[str, str]]]
 
 
@@ -66,15 +71,23 @@ class RubricReward:
     ) -> None:
         self.__name__ = "rubric_reward"  # TRL logs each reward under its callable's name
         self.rubric: Rubric = load_rubric(rubric_path)
-        self.config = JudgeConfig(rubric_path=rubric_path, max_tokens=max_tokens, max_repairs=max_repairs,
-                                  concurrency=concurrency)  # fmt: skip
+        self.config = JudgeConfig(
+            rubric_path=rubric_path,
+            max_tokens=max_tokens,
+            max_repairs=max_repairs,
+            concurrency=concurrency,
+        )
         self.spec = judge if isinstance(judge, str) else judge.spec
         self._model = None if isinstance(judge, str) else judge
-        self._options = ModelOptions(base_url=base_url, api_key_env=api_key_env, concurrency=concurrency)
+        self._options = ModelOptions(
+            base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
+        )
         path = default_cache_path() if cache is True else cache or None
         self._cache = Cache(path) if path else None
         self._response_format = self.rubric.response_format()
-        self.stats: Counter[str] = Counter()  # completions, scored, unscored, unscored:<reason>, requests
+        self.stats: Counter[str] = (
+            Counter()
+        )  # completions, scored, unscored, unscored:<reason>, requests
 
     @property
     def model(self) -> ChatModel:
@@ -82,7 +95,9 @@ class RubricReward:
             self._model = load_model(self.spec, self._options)
         return self._model
 
-    async def __call__(self, completions: Sequence[Completion], **columns: Any) -> list[float | None]:
+    async def __call__(
+        self, completions: Sequence[Completion], **columns: Any
+    ) -> list[float | None]:
         items = items_from_columns(columns, len(completions))
         texts = [completion_text(c) for c in completions]
         scores = await self.score(items, texts)
@@ -91,8 +106,12 @@ class RubricReward:
         if callable(log_metric):
             log_metric("rubric/unscored", float(unscored))
         if unscored:
-            log.info("rubric reward: %d of %d completions unscored (%s)", unscored, len(scores),
-                     dict(self.unscored_by_reason()))  # fmt: skip
+            log.info(
+                "rubric reward: %d of %d completions unscored (%s)",
+                unscored,
+                len(scores),
+                dict(self.unscored_by_reason()),
+            )
         return scores
 
     def unscored_by_reason(self) -> dict[str, int]:
@@ -108,15 +127,21 @@ class RubricReward:
             if response is None:
                 self._unscored(NO_RESPONSE)
                 continue
-            request = build_request(self.rubric, item, response, self.config, response_format=self._response_format)
+            request = build_request(
+                self.rubric, item, response, self.config, response_format=self._response_format
+            )
             pending[f"{i}"] = (i, request, [])
 
         while pending:
-            jobs = [Job(key, repair_request(first, failures, self.rubric) if failures else first)
-                    for key, (_, first, failures) in pending.items()]  # fmt: skip
+            jobs = [
+                Job(key, repair_request(first, failures, self.rubric) if failures else first)
+                for key, (_, first, failures) in pending.items()
+            ]
             retry: dict[str, _Pending] = {}
 
-            def on_result(job: Job, out: Generation | ModelError, cached: bool, pending=pending, retry=retry) -> None:
+            def on_result(
+                job: Job, out: Generation | ModelError, cached: bool, pending=pending, retry=retry
+            ) -> None:
                 index, first, failures = pending[job.key]
                 self.stats["requests"] += 1
                 if isinstance(out, ModelError):
@@ -127,12 +152,22 @@ class RubricReward:
                     scores[index] = self.rubric.normalised(verdict.scores)
                     self.stats["scored"] += 1
                 elif len(failures) < self.config.max_repairs:
-                    retry[job.key] = (index, first, [*failures, (out.text, verdict.error or "invalid")])
+                    retry[job.key] = (
+                        index,
+                        first,
+                        [*failures, (out.text, verdict.error or "invalid")],
+                    )
                 else:
                     self._unscored(INVALID_OUTPUT)
 
-            await run_jobs(self.model, jobs, on_result=on_result, cache=self._cache,
-                           concurrency=self.config.concurrency, progress=False)  # fmt: skip
+            await run_jobs(
+                self.model,
+                jobs,
+                on_result=on_result,
+                cache=self._cache,
+                concurrency=self.config.concurrency,
+                progress=False,
+            )
             pending = retry
         return scores
 
@@ -157,7 +192,9 @@ def items_from_columns(columns: Mapping[str, Any], n: int) -> list[Item]:
     """The n Items a batch of reward columns describes (the dataset rows are `Item.to_dict()`)."""
     missing = [c for c in ITEM_COLUMNS if c not in columns]
     if missing:
-        raise ValueError(f"the rubric reward needs the Item columns of the prompts (Item.to_dict()); missing: {', '.join(missing)}")
+        raise ValueError(
+            f"the rubric reward needs the Item columns of the prompts (Item.to_dict()); missing: {', '.join(missing)}"
+        )
     names = [k for k in Item.__dataclass_fields__ if k in columns]
     for k in names:
         if len(columns[k]) != n:

@@ -44,9 +44,17 @@ class Usage:
     failed: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
-        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
-                     cost, self.failed + other.failed)  # fmt: skip
+        cost = (
+            None
+            if self.cost_usd is None or other.cost_usd is None
+            else self.cost_usd + other.cost_usd
+        )
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            cost,
+            self.failed + other.failed,
+        )
 
     def text(self) -> str:
         cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
@@ -142,7 +150,9 @@ def chunk(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def length_batches(model: ChatModel, pending: list[tuple[Job, str]], size: int) -> tuple[list[list[tuple[Job, str]]], int]:
+def length_batches(
+    model: ChatModel, pending: list[tuple[Job, str]], size: int
+) -> tuple[list[list[tuple[Job, str]]], int]:
     """Batches of `pending` in prompt-length order (longest first) and the pad tokens that saves
     over batches in the given order, for a model whose batches are padded (`batch_length`); the
     given order where that is no better (any other model, batches of one)."""
@@ -155,7 +165,9 @@ def length_batches(model: ChatModel, pending: list[tuple[Job, str]], size: int) 
     order = sorted(range(len(pending)), key=lambda i: -lengths[i])  # type: ignore[operator]
     cuts = sorted_cuts([lengths[i] for i in order], size)  # type: ignore[misc]
     batches = [[pending[i] for i in order[a:b]] for a, b in cuts]
-    saved = padding(lengths, size) - batch_padding([[lengths[i] for i in order[a:b]] for a, b in cuts])  # type: ignore[misc]
+    saved = padding(lengths, size) - batch_padding(
+        [[lengths[i] for i in order[a:b]] for a, b in cuts]
+    )  # type: ignore[misc]
     return (batches, saved) if saved > 0 else (plain, 0)
 
 
@@ -167,10 +179,18 @@ def sorted_cuts(desc: Sequence[int], size: int) -> list[tuple[int, int]]:
     if not r:
         return [(a, a + size) for a in range(0, n, size)]
 
-    before = list(accumulate((desc[j * size] for j in range(m)), initial=0))  # heads of full batches before it
-    after = list(accumulate((desc[r + j * size] for j in reversed(range(m))), initial=0))[::-1]  # ... after it
-    k = min(range(m + 1), key=lambda k: size * (before[k] + after[k]) + r * desc[k * size])  # the short batch after k full ones
-    starts = [j * size for j in range(k)] + [k * size] + [k * size + r + j * size for j in range(m - k)]
+    before = list(
+        accumulate((desc[j * size] for j in range(m)), initial=0)
+    )  # heads of full batches before it
+    after = list(accumulate((desc[r + j * size] for j in reversed(range(m))), initial=0))[
+        ::-1
+    ]  # ... after it
+    k = min(
+        range(m + 1), key=lambda k: size * (before[k] + after[k]) + r * desc[k * size]
+    )  # the short batch after k full ones
+    starts = (
+        [j * size for j in range(k)] + [k * size] + [k * size + r + j * size for j in range(m - k)]
+    )
     return [(a, starts[i + 1] if i + 1 < len(starts) else n) for i, a in enumerate(starts)]
 
 
@@ -198,13 +218,22 @@ async def run_jobs(
     (`batch_length`), batches are formed longest prompts first unless `sort_by_length` is False;
     each result still goes to its own job. `shown_before` (earlier rounds of the same work) is
     added to the usage the progress bar shows."""
-    if budget_usd is not None and request_cost(model, Generation("", prompt_tokens=1, completion_tokens=1)) is None:
-        raise BudgetExceeded(f"a cost limit needs a price for {model.spec}; add one with --prices FILE")
+    if (
+        budget_usd is not None
+        and request_cost(model, Generation("", prompt_tokens=1, completion_tokens=1)) is None
+    ):
+        raise BudgetExceeded(
+            f"a cost limit needs a price for {model.spec}; add one with --prices FILE"
+        )
     t0 = time.monotonic()
     stats = RunStats(total=len(jobs))
     bar = _Progress(len(jobs), desc, progress, shown_before)
     identity = model.identity()
-    keys = [j.cache_key or request_key(identity, j.request) for j in jobs] if cache is not None else [""] * len(jobs)
+    keys = (
+        [j.cache_key or request_key(identity, j.request) for j in jobs]
+        if cache is not None
+        else [""] * len(jobs)
+    )
     hits = cache.get_many(keys) if cache is not None else {}
 
     pending: list[tuple[Job, str]] = []
@@ -238,12 +267,16 @@ async def run_jobs(
         stuck = None
         try:
             answered = await batch.run_batch(model, [job for job, _ in pending], note=bar.note)
-        except BatchTimeout as e:  # keep what other batches answered; the stuck one is polled on a rerun
+        except (
+            BatchTimeout
+        ) as e:  # keep what other batches answered; the stuck one is polled on a rerun
             answered, stuck = e.answers, e
         for job, key in pending:
             if job.key in answered:
                 finish(job, key, answered[job.key])
-        if stuck is not None:  # never sent as ordinary requests too: the batch may still answer them
+        if (
+            stuck is not None
+        ):  # never sent as ordinary requests too: the batch may still answer them
             bar.close(stats)
             raise stuck
         pending = [(job, key) for job, key in pending if job.key not in answered]
@@ -259,7 +292,9 @@ async def run_jobs(
     n_workers = max(1, min(concurrency or model.max_concurrency, len(batches) or 1))
 
     def over_budget() -> bool:
-        return budget_usd is not None and stats.cost_usd is not None and stats.cost_usd >= budget_usd
+        return (
+            budget_usd is not None and stats.cost_usd is not None and stats.cost_usd >= budget_usd
+        )
 
     async def worker() -> None:
         while not over_budget():

@@ -64,13 +64,31 @@ SUMMARY = "summary.md"
 REPORT = "report.html"
 LOCK = ".lock"
 BATCHES = "batches.json"  # provider batch jobs (models/openai_batch.py)
-DERIVED = (PREDICTIONS, JUDGMENTS, RESULTS, ITEMS, SUMMARY, REPORT, BATCHES)  # what --overwrite removes
+DERIVED = (
+    PREDICTIONS,
+    JUDGMENTS,
+    RESULTS,
+    ITEMS,
+    SUMMARY,
+    REPORT,
+    BATCHES,
+)  # what --overwrite removes
 # What a scoring derives from the predictions and verdicts, replaced as one by every scoring;
 # results.json first: its presence says the folder is scored.
 SCORED = (RESULTS, ITEMS, SUMMARY, REPORT)
 PREDICTION_KEYS = ("item_id", "model", "raw_output")  # a predictions line without one is damaged
 _HELD: set[Path] = set()  # run folders whose lock this process holds
-_PACKAGES = ("torch", "transformers", "vllm", "openai", "datasets", "trl", "scikit-learn", "scipy", "numpy")
+_PACKAGES = (
+    "torch",
+    "transformers",
+    "vllm",
+    "openai",
+    "datasets",
+    "trl",
+    "scikit-learn",
+    "scipy",
+    "numpy",
+)
 
 
 class RunDirError(Exception):
@@ -87,7 +105,13 @@ def provenance() -> dict[str, Any]:
             continue
     commit = None
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         commit = out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         pass
@@ -174,8 +198,10 @@ class RunDir:
             except BlockingIOError:
                 fh.seek(0)
                 holder = fh.read().strip() or "unknown"
-                raise RunDirError(f"{self.path} is in use by another kardiabench process (pid {holder}); "
-                                  "wait for it to finish, or use another --output") from None  # fmt: skip
+                raise RunDirError(
+                    f"{self.path} is in use by another kardiabench process (pid {holder}); "
+                    "wait for it to finish, or use another --output"
+                ) from None
             fh.truncate(0)
             fh.write(f"{os.getpid()}\n")
             fh.flush()
@@ -294,7 +320,9 @@ class JudgeInfo(_Open):
     max_tokens: int | list[Any] | None = None
     temperature: float | list[Any] | None = None
     seed: int | list[Any] | None = None  # the base seed (repeat r uses seed + r)
-    replicas: dict[str, list[ReplicaStats]] | None = None  # judge → its replicas (several --judge-base-url), this scoring's requests
+    replicas: dict[str, list[ReplicaStats]] | None = (
+        None  # judge → its replicas (several --judge-base-url), this scoring's requests
+    )
 
 
 class GenerationIdentity(_Open):
@@ -325,7 +353,9 @@ class GenerationStats(_Open):
     generated_tokens: int = 0  # completion tokens generated now, not taken from the cache
     tokens_per_s: float | None = None  # generated_tokens / wall_s
     pad_tokens_saved: int = 0  # padding avoided by length-ordered batches (hf:)
-    replicas: list[ReplicaStats] | None = None  # several --base-url: per replica; absent for one endpoint
+    replicas: list[ReplicaStats] | None = (
+        None  # several --base-url: per replica; absent for one endpoint
+    )
     mixed_served_models: list[str] | None = None  # the replicas answered as these different models
 
 
@@ -351,7 +381,10 @@ class _RunFile(_Open):
     def write(self, path: str | Path) -> Path:
         """Atomically (temp file + rename), with the current schema_version first."""
         path = Path(path)
-        data = {"schema_version": SCHEMA_VERSION, **self.model_dump(mode="json", exclude_unset=True)}
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            **self.model_dump(mode="json", exclude_unset=True),
+        }
         return RunDir(path.parent).write_json(path.name, data)
 
 
@@ -378,7 +411,9 @@ def check_schema_versions(path: str | Path) -> None:
     for name in (MANIFEST, RESULTS):
         file = Path(path) / name
         if file.is_file():
-            _check_version(file, _read_json(file), lambda v: not isinstance(v, int) or v > SCHEMA_VERSION)
+            _check_version(
+                file, _read_json(file), lambda v: not isinstance(v, int) or v > SCHEMA_VERSION
+            )
 
 
 class RunManifest(_RunFile):
@@ -387,9 +422,13 @@ class RunManifest(_RunFile):
     FILE: ClassVar[str] = MANIFEST
     generation: GenerationIdentity | None = None
     model_spec: str
-    training: dict[str, Any] | None = None  # generate.training_block: a train checkpoint's judge and base model
+    training: dict[str, Any] | None = (
+        None  # generate.training_block: a train checkpoint's judge and base model
+    )
     task_config: Task
-    task: dict[str, Any] | None = None  # generate.task_block: hashes of the task and its prompt, tag style
+    task: dict[str, Any] | None = (
+        None  # generate.task_block: hashes of the task and its prompt, tag style
+    )
     data: DataInfo
     parser_version: str
     provenance: dict[str, Any] | None = None
@@ -469,7 +508,11 @@ class Run:
         head = f"Run({str(self.path)!r}: {self.model} on {self.task}, {data.n_items} items"
         if self.results is None:
             return head + ", not scored)"
-        shown = [f"{k} {m.value:.2f}" for k in HEADLINE_METRICS if (m := self.metrics.get(k)) and m.value is not None]
+        shown = [
+            f"{k} {m.value:.2f}"
+            for k in HEADLINE_METRICS
+            if (m := self.metrics.get(k)) and m.value is not None
+        ]
         return head + "; " + ", ".join(shown) + ")"
 
 
@@ -480,7 +523,9 @@ def load_run(path: str | Path) -> Run:
         why = "no such folder" if not path.exists() else f"not a run folder (no {MANIFEST})"
         raise RunDirError(f"{path}: {why}")
     results = path / RESULTS
-    return Run(path, RunManifest.read(path / MANIFEST), Results.read(results) if results.exists() else None)
+    return Run(
+        path, RunManifest.read(path / MANIFEST), Results.read(results) if results.exists() else None
+    )
 
 
 def items_frame(path: Path) -> pd.DataFrame:
@@ -502,8 +547,14 @@ def items_frame(path: Path) -> pd.DataFrame:
         spans = parse_spans(raw, finish_reason=pred.finish_reason).spans if raw is not None else {}
         rubric = row.get("rubric") or {}
         records.append(
-            {**{c: row.get(c) for c in ROW_COLUMNS}, **{s: spans.get(s) for s in SPAN_NAMES}, "raw_output": raw,
-             **{d: rubric.get(d) for d in dims}}  # fmt: skip
+            {
+                **{c: row.get(c) for c in ROW_COLUMNS},
+                **{s: spans.get(s) for s in SPAN_NAMES},
+                "raw_output": raw,
+                **{d: rubric.get(d) for d in dims},
+            }
         )
-    frame = pd.DataFrame.from_records(records, columns=[*ROW_COLUMNS, *SPAN_NAMES, "raw_output", *dims])
+    frame = pd.DataFrame.from_records(
+        records, columns=[*ROW_COLUMNS, *SPAN_NAMES, "raw_output", *dims]
+    )
     return frame.astype(dict.fromkeys(dims, "float64"))

@@ -35,8 +35,12 @@ class Issue(StrEnum):
     MISSING = "missing"  # the span never opens
     EMPTY = "empty"  # present, but only whitespace inside
     DUPLICATED = "duplicated"  # opened more than once (the first occurrence is kept)
-    OUT_OF_ORDER = "out_of_order"  # present spans are not in understanding→reasoning→emotion→response order
-    UNTERMINATED = "unterminated"  # opened and never closed (its text runs to the next tag or the end)
+    OUT_OF_ORDER = (
+        "out_of_order"  # present spans are not in understanding→reasoning→emotion→response order
+    )
+    UNTERMINATED = (
+        "unterminated"  # opened and never closed (its text runs to the next tag or the end)
+    )
     STRAY_CLOSE = "stray_close"  # a closing tag with no matching open span
     TEXT_OUTSIDE = "text_outside"  # non-whitespace text before, between or after the spans
     TRUNCATED = "truncated"  # generation stopped at the token limit
@@ -46,9 +50,15 @@ class Issue(StrEnum):
 # An output is well formed when none of these occur: the paper's format reward ("all four spans
 # present, in order, non-empty"), with unterminated and duplicated spans counted as not present once.
 BLOCKING_ISSUES = frozenset(
-    {Issue.MISSING, Issue.EMPTY, Issue.DUPLICATED, Issue.OUT_OF_ORDER, Issue.UNTERMINATED,
-     Issue.UNTERMINATED_THINK}
-)  # fmt: skip
+    {
+        Issue.MISSING,
+        Issue.EMPTY,
+        Issue.DUPLICATED,
+        Issue.OUT_OF_ORDER,
+        Issue.UNTERMINATED,
+        Issue.UNTERMINATED_THINK,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

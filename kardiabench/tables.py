@@ -10,7 +10,9 @@ from typing import Any
 _RULE = {"l": "---", "r": "---:", "c": ":---:"}
 
 
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> str:
+def markdown_table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], align: str = ""
+) -> str:
     """`| a | b |` lines under a header and its rule; `align` has one letter per column (l, r, c;
     missing letters are l). Cells are shown with str(): format numbers before."""
     rule = "|" + "".join(_RULE[a] + "|" for a in align.ljust(len(headers), "l"))
@@ -22,7 +24,9 @@ def _row(cells: Sequence[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def format_interval(value: float | None, low: float | None = None, high: float | None = None, digits: int = 2) -> str:
+def format_interval(
+    value: float | None, low: float | None = None, high: float | None = None, digits: int = 2
+) -> str:
     """`75.0 [66.7, 91.7]`: a value and its CI as they are. An interval is shown by its ends, never
     as `± half-width`, because bootstrap intervals are asymmetric (`1.7 ± 2.5` would suggest a
     negative accuracy). The value alone without an interval; "–" without a value. Used by the
@@ -62,8 +66,14 @@ def visible(text: str) -> str:
     """`text` with every invisible or control character written as `<U+XXXX>`: a model name with
     U+202E cannot reorder what the site, the tables or the plots show, and a line break cannot end
     a LaTeX comment or a Markdown row. Every rendering applies it before its own escaping."""
-    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in _HIDDEN else c for c in str(text))
-def agreement_tables(rubric: Mapping[str, Any] | None, words: Mapping[str, str]) -> list[tuple[str, list[str], list[list[str]]]]:
+    return "".join(
+        f"<U+{ord(c):04X}>" if unicodedata.category(c) in _HIDDEN else c for c in str(text)
+    )
+
+
+def agreement_tables(
+    rubric: Mapping[str, Any] | None, words: Mapping[str, str]
+) -> list[tuple[str, list[str], list[list[str]]]]:
     """results.json's judge agreement as (title, headers, rows) tables, cells as text, for
     summary.md and the report: between judges (`rubric.agreement`: with two or more judges) and
     between a judge's repeats (`rubric.repeat_variance`: with --judge-repeats 2 or more). Empty
@@ -75,18 +85,67 @@ def agreement_tables(rubric: Mapping[str, Any] | None, words: Mapping[str, str])
     for dim, a in (rubric.get("agreement") or {}).items():
         word = words.get(dim, dim)
         if len(a.get("pairs") or []) != 1:  # several judges: alpha over all of them, then each pair
-            rows.append([word, f"all {len(rubric.get('judges') or [])} judges", str(a.get("n_items", 0)), _num(a.get("alpha")), "–", "–"])
-        rows += [[word, f"{p['a']} vs {p['b']}", str(p.get("n", 0)), _num(p.get("alpha")), _num(p.get("kappa")),
-                  _num(None if p.get("exact") is None else 100 * p["exact"], 1)] for p in a.get("pairs") or []]  # fmt: skip
+            rows.append(
+                [
+                    word,
+                    f"all {len(rubric.get('judges') or [])} judges",
+                    str(a.get("n_items", 0)),
+                    _num(a.get("alpha")),
+                    "–",
+                    "–",
+                ]
+            )
+        rows += [
+            [
+                word,
+                f"{p['a']} vs {p['b']}",
+                str(p.get("n", 0)),
+                _num(p.get("alpha")),
+                _num(p.get("kappa")),
+                _num(None if p.get("exact") is None else 100 * p["exact"], 1),
+            ]
+            for p in a.get("pairs") or []
+        ]
     if rows:
-        out.append(("Agreement between judges", ["dimension", "judges", "n", "Krippendorff's alpha (ordinal)",
-                                                 "Cohen's kappa (quadratic)", "same score (%)"], rows))  # fmt: skip
-    rows = [[judge, words.get(dim, dim), str(v.get("n_items", 0)), _num(v.get("mean_variance")),
-             _num(None if v.get("disagreement_rate") is None else 100 * v["disagreement_rate"], 1)]
-            for judge, dims in (rubric.get("repeat_variance") or {}).items() for dim, v in dims.items()]  # fmt: skip
+        out.append(
+            (
+                "Agreement between judges",
+                [
+                    "dimension",
+                    "judges",
+                    "n",
+                    "Krippendorff's alpha (ordinal)",
+                    "Cohen's kappa (quadratic)",
+                    "same score (%)",
+                ],
+                rows,
+            )
+        )
+    rows = [
+        [
+            judge,
+            words.get(dim, dim),
+            str(v.get("n_items", 0)),
+            _num(v.get("mean_variance")),
+            _num(None if v.get("disagreement_rate") is None else 100 * v["disagreement_rate"], 1),
+        ]
+        for judge, dims in (rubric.get("repeat_variance") or {}).items()
+        for dim, v in dims.items()
+    ]
     if rows:
-        out.append(("Agreement of each judge with itself (repeats)", ["judge", "dimension", "n", "variance between repeats (mean)",
-                                                                      "items whose repeats differ (%)"], rows))  # fmt: skip
+        out.append(
+            (
+                "Agreement of each judge with itself (repeats)",
+                [
+                    "judge",
+                    "dimension",
+                    "n",
+                    "variance between repeats (mean)",
+                    "items whose repeats differ (%)",
+                ],
+                rows,
+            )
+        )
     return out
 
 

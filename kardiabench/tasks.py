@@ -40,14 +40,20 @@ class DataConfig(_Strict):
 class FewShot(_Strict):
     user: str
     assistant: str
-    item_id: str | None = None  # the training item a drawn example came from (kardiabench/fewshot.py)
+    item_id: str | None = (
+        None  # the training item a drawn example came from (kardiabench/fewshot.py)
+    )
 
 
 class PromptConfig(_Strict):
-    system: Literal["dataset", "none"] = "dataset"  # the dataset's own system prompt (persona + situation)
+    system: Literal["dataset", "none"] = (
+        "dataset"  # the dataset's own system prompt (persona + situation)
+    )
     format_instruction: str | None = None  # appended to the system prompt; {labels} → the 32 labels
     few_shot: list[FewShot] = Field(default_factory=list)
-    num_fewshot: int = Field(0, ge=0)  # example exchanges drawn from the train split (kardiabench/fewshot.py)
+    num_fewshot: int = Field(
+        0, ge=0
+    )  # example exchanges drawn from the train split (kardiabench/fewshot.py)
     fewshot_seed: int = 0  # which training dialogues they come from
 
 
@@ -73,9 +79,13 @@ class Task(_Strict):
     path: str | None = Field(default=None, exclude=True)
 
     def system_prompt(self, item: Item) -> str:
-        parts = [item.system_prompt] if self.prompt.system == "dataset" and item.system_prompt else []
+        parts = (
+            [item.system_prompt] if self.prompt.system == "dataset" and item.system_prompt else []
+        )
         if self.prompt.format_instruction:
-            parts.append(self.prompt.format_instruction.replace("{labels}", ", ".join(EMOTIONS)).strip())
+            parts.append(
+                self.prompt.format_instruction.replace("{labels}", ", ".join(EMOTIONS)).strip()
+            )
         return "\n\n".join(parts)
 
     def messages(self, item: Item) -> list[dict[str, str]]:
@@ -83,7 +93,14 @@ class Task(_Strict):
         msgs = item.chat_messages(self.system_prompt(item))
         if self.prompt.few_shot:
             at = 1 if msgs and msgs[0]["role"] == "system" else 0
-            shots = [m for s in self.prompt.few_shot for m in ({"role": "user", "content": s.user}, {"role": "assistant", "content": s.assistant})]
+            shots = [
+                m
+                for s in self.prompt.few_shot
+                for m in (
+                    {"role": "user", "content": s.user},
+                    {"role": "assistant", "content": s.assistant},
+                )
+            ]
             msgs[at:at] = shots
         return msgs
 
@@ -102,7 +119,10 @@ def load_task_file(path: Path) -> Task:
     try:
         task = Task.model_validate(raw)
     except ValidationError as e:
-        lines = [f"{path}: field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in e.errors()]
+        lines = [
+            f"{path}: field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}"
+            for err in e.errors()
+        ]
         raise TaskError("\n".join(lines)) from None
     task.path = str(path)
     return task
@@ -128,7 +148,9 @@ def load_task(name_or_path: str, extra_dirs: list[str] | None = None) -> Task:
         raise TaskError(f"unknown task {name_or_path!r}; available: {', '.join(sorted(files))}")
     task = load_task_file(files[name_or_path])
     if task.name != name_or_path:
-        raise TaskError(f"{files[name_or_path]}: field 'name' is {task.name!r} but the file is named {name_or_path!r}")
+        raise TaskError(
+            f"{files[name_or_path]}: field 'name' is {task.name!r} but the file is named {name_or_path!r}"
+        )
     return task
 
 

@@ -24,7 +24,14 @@ MODELS = {"a": "openai:kind-model", "b": "openai:terse-model"}
 
 def _reply(request: dict) -> str:
     response = KIND if request.get("model") == "kind-model" else HOSTILE_RESPONSE
-    return render_spans({"understanding": "worried", "reasoning": "validate", "emotion": "anxious", "response": response})
+    return render_spans(
+        {
+            "understanding": "worried",
+            "reasoning": "validate",
+            "emotion": "anxious",
+            "response": response,
+        }
+    )
 
 
 def make_pair(root: Path, monkeypatch, test_users=("e", "f", "g", HOSTILE_USER)) -> dict[str, Path]:
@@ -35,8 +42,24 @@ def make_pair(root: Path, monkeypatch, test_users=("e", "f", "g", HOSTILE_USER))
     with FakeOpenAIServer(FakeConfig(reply_fn=_reply)) as srv:
         for name, spec in MODELS.items():
             out[name] = root / f"run-{name}"
-            assert main(["generate", "--model", spec, "--base-url", srv.url, "--data", str(data), "--output", str(out[name]),
-                         "--no-progress", "--no-cache"]) == 0  # fmt: skip
+            assert (
+                main(
+                    [
+                        "generate",
+                        "--model",
+                        spec,
+                        "--base-url",
+                        srv.url,
+                        "--data",
+                        str(data),
+                        "--output",
+                        str(out[name]),
+                        "--no-progress",
+                        "--no-cache",
+                    ]
+                )
+                == 0
+            )
     return out
 
 

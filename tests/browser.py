@@ -47,14 +47,32 @@ class Browser:
             os.set_inheritable(3, True)
             os.set_inheritable(4, True)
 
-        args = [self._exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-                "--remote-debugging-pipe", f"--user-data-dir={self._profile}", "--window-size=1280,1600", "about:blank"]  # fmt: skip
-        self._proc = subprocess.Popen(args, preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: PLW1509
+        args = [
+            self._exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={self._profile}",
+            "--window-size=1280,1600",
+            "about:blank",
+        ]
+        self._proc = subprocess.Popen(
+            args,
+            preexec_fn=fds,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # noqa: PLW1509
         os.close(to_browser_r)
         os.close(from_browser_w)
         threading.Thread(target=self._read, daemon=True).start()
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
-        self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable", session=True)
         return self
@@ -86,9 +104,14 @@ class Browser:
     def _note(self, msg: dict) -> None:
         p = msg.get("params", {})
         if msg.get("method") == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-            self.console.append(" ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
+            self.console.append(
+                " ".join(str(a.get("value", a.get("description"))) for a in p.get("args", []))
+            )
         elif msg.get("method") == "Runtime.exceptionThrown":
-            self.console.append(p["exceptionDetails"].get("exception", {}).get("description") or p["exceptionDetails"]["text"])
+            self.console.append(
+                p["exceptionDetails"].get("exception", {}).get("description")
+                or p["exceptionDetails"]["text"]
+            )
         elif msg.get("method") == "Log.entryAdded" and p["entry"]["level"] == "error":
             self.console.append(p["entry"]["text"])
         elif msg.get("method") == "Page.javascriptDialogOpening":
@@ -118,7 +141,9 @@ class Browser:
                 return
 
     def js(self, expression: str) -> Any:
-        result = self.send("Runtime.evaluate", session=True, expression=expression, returnByValue=True)
+        result = self.send(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -135,7 +160,17 @@ class Browser:
 
     def click(self, selector: str) -> None:
         """A real mouse click (pressed + released) at the centre of the element."""
-        x, y = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView();"
-                       "const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")  # fmt: skip
+        x, y = self.js(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView();"
+            "const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", session=True, type=kind, x=x, y=y, button="left", clickCount=1)
+            self.send(
+                "Input.dispatchMouseEvent",
+                session=True,
+                type=kind,
+                x=x,
+                y=y,
+                button="left",
+                clickCount=1,
+            )

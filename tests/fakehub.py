@@ -37,7 +37,9 @@ class FakeRepo:
     files: dict[str, bytes] = field(default_factory=dict)
     gated: bool = False
     approved_tokens: set[str] = field(default_factory=set)
-    fail_status: int = 0  # answer every request (uploads too) with this status and no X-Error-Code (403, 500, ...)
+    fail_status: int = (
+        0  # answer every request (uploads too) with this status and no X-Error-Code (403, 500, ...)
+    )
     private: bool = False
     commits: list[str] = field(default_factory=list)  # commit summaries, in order
 
@@ -55,7 +57,9 @@ class FakeHub:
     valid_tokens: set[str] | None = None  # None: any token is a valid account
     scenarios: dict[str, dict[str, FakeRepo]] = field(default_factory=dict)
     current: str = ""
-    requests: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (scenario, method, path, had token)
+    requests: list[tuple[str, str, str, bool]] = field(
+        default_factory=list
+    )  # (scenario, method, path, had token)
 
     def __enter__(self) -> FakeHub:
         hub = self
@@ -108,33 +112,61 @@ class FakeHub:
             return self._send(h, 404, {"error": "unknown endpoint"}, body)
 
         if token is not None and self.valid_tokens is not None and token not in self.valid_tokens:
-            return self._send(h, 401, {"error": "Invalid credentials in Authorization header"}, body,
-                              {"X-Error-Message": "Invalid credentials in Authorization header"})  # fmt: skip
+            return self._send(
+                h,
+                401,
+                {"error": "Invalid credentials in Authorization header"},
+                body,
+                {"X-Error-Message": "Invalid credentials in Authorization header"},
+            )
         repo = self.repos.get(repo_id)
         if repo is None:  # the Hub answers 401 to anonymous callers, 404 to signed-in ones
-            return self._send(h, 401 if token is None else 404, {"error": "Repository not found"}, body,
-                              {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})  # fmt: skip
+            return self._send(
+                h,
+                401 if token is None else 404,
+                {"error": "Repository not found"},
+                body,
+                {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"},
+            )
         if repo.fail_status:
             return self._send(h, repo.fail_status, {"error": "something went wrong"}, body)
-        if repo.gated and kind == "resolve" and token not in repo.approved_tokens:  # listing stays public
+        if (
+            repo.gated and kind == "resolve" and token not in repo.approved_tokens
+        ):  # listing stays public
             if token is None:
                 msg = f"Access to dataset {repo_id} is restricted. You must have access to it and be authenticated to access it. Please log in."
                 status = 401
             else:
                 msg = f"Access to dataset {repo_id} is restricted and you are not in the authorized list. Visit https://huggingface.co/datasets/{repo_id} to ask for access."
                 status = 403
-            return self._send(h, status, {"error": msg}, body, {"X-Error-Code": "GatedRepo", "X-Error-Message": msg})
+            return self._send(
+                h,
+                status,
+                {"error": msg},
+                body,
+                {"X-Error-Code": "GatedRepo", "X-Error-Message": msg},
+            )
         if kind == "tree":
             listing = [
-                {"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": name}
+                {
+                    "type": "file",
+                    "oid": hashlib.sha1(data).hexdigest(),
+                    "size": len(data),
+                    "path": name,
+                }
                 for name, data in sorted(repo.files.items())
             ]
             return self._send(h, 200, listing, body)
         data = repo.files.get(rest)
         commit = hashlib.sha1(repo_id.encode()).hexdigest()
         if data is None:
-            return self._send(h, 404, {"error": "Entry not found"}, body,
-                              {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})  # fmt: skip
+            return self._send(
+                h,
+                404,
+                {"error": "Entry not found"},
+                body,
+                {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit},
+            )
         headers = {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
         return self._send_bytes(h, 200, data, "application/octet-stream", body, headers)
 
@@ -144,10 +176,18 @@ class FakeHub:
         data = h.rfile.read(int(h.headers.get("Content-Length") or 0))
         self.requests.append((self.current, "POST", path, token is not None))
         if token is None or (self.valid_tokens is not None and token not in self.valid_tokens):
-            return self._send(h, 401, {"error": "Invalid credentials in Authorization header"}, True,
-                              {"X-Error-Message": "Invalid credentials in Authorization header"})  # fmt: skip
+            return self._send(
+                h,
+                401,
+                {"error": "Invalid credentials in Authorization header"},
+                True,
+                {"X-Error-Message": "Invalid credentials in Authorization header"},
+            )
         parts = path.strip("/").split("/")
-        if parts == ["api", "validate-yaml"]:  # the dataset card's YAML header, checked before the commit
+        if parts == [
+            "api",
+            "validate-yaml",
+        ]:  # the dataset card's YAML header, checked before the commit
             try:
                 yaml.safe_load(json.loads(data)["content"].split("---")[1])
             except (yaml.YAMLError, IndexError) as e:
@@ -155,18 +195,44 @@ class FakeHub:
             return self._send(h, 200, {"errors": [], "warnings": []}, True)
         if parts == ["api", "repos", "create"]:
             req = json.loads(data)
-            repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
+            repo_id = (
+                f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
+            )
             if repo_id in self.repos:
-                return self._send(h, 409, {"error": "You already created this dataset repo", "url": f"{self.url}/datasets/{repo_id}"}, True)
+                return self._send(
+                    h,
+                    409,
+                    {
+                        "error": "You already created this dataset repo",
+                        "url": f"{self.url}/datasets/{repo_id}",
+                    },
+                    True,
+                )
             self.repos[repo_id] = FakeRepo(private=req.get("visibility") == "private")
-            return self._send(h, 200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id}, True)
-        if parts[:2] == ["api", "datasets"] and len(parts) == 6 and f"{parts[2]}/{parts[3]}" in self.repos:
+            return self._send(
+                h, 200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id}, True
+            )
+        if (
+            parts[:2] == ["api", "datasets"]
+            and len(parts) == 6
+            and f"{parts[2]}/{parts[3]}" in self.repos
+        ):
             repo = self.repos[f"{parts[2]}/{parts[3]}"]
             if repo.fail_status:  # e.g. 403: the token may not write to this repo
                 return self._send(h, repo.fail_status, {"error": "something went wrong"}, True)
             if parts[4] == "preupload":
                 files = json.loads(data)["files"]
-                return self._send(h, 200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}, True)
+                return self._send(
+                    h,
+                    200,
+                    {
+                        "files": [
+                            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                            for f in files
+                        ]
+                    },
+                    True,
+                )
             if parts[4] == "commit":
                 for line in data.decode().splitlines():
                     op = json.loads(line)
@@ -175,14 +241,26 @@ class FakeHub:
                     elif op["key"] == "file":
                         repo.files[op["value"]["path"]] = base64.b64decode(op["value"]["content"])
                 oid = hashlib.sha1(str(len(repo.commits)).encode()).hexdigest()
-                return self._send(h, 200, {"commitUrl": f"{self.url}/datasets/{parts[2]}/{parts[3]}/commit/{oid}", "commitOid": oid}, True)
+                return self._send(
+                    h,
+                    200,
+                    {
+                        "commitUrl": f"{self.url}/datasets/{parts[2]}/{parts[3]}/commit/{oid}",
+                        "commitOid": oid,
+                    },
+                    True,
+                )
         return self._send(h, 404, {"error": "unknown endpoint"}, True)
 
-    def _send(self, h, status: int, payload, body: bool, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, h, status: int, payload, body: bool, headers: dict[str, str] | None = None
+    ) -> None:
         self._send_bytes(h, status, json.dumps(payload).encode(), "application/json", body, headers)
 
     @staticmethod
-    def _send_bytes(h, status: int, data: bytes, ctype: str, body: bool, headers: dict[str, str] | None) -> None:
+    def _send_bytes(
+        h, status: int, data: bytes, ctype: str, body: bool, headers: dict[str, str] | None
+    ) -> None:
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(data)))

@@ -14,18 +14,43 @@ SYSTEM = "You are a warm companion.\n\nUser profile:\nMBTI: {mbti}\nAbout: {user
 EMOS = ["sad", "hopeful", "anxious", "grateful", "lonely", "proud"]
 
 
-def make_dialogue(user: str, n_turns: int = 3, emotions: list[str] | None = None, mbti: str = "INFP", style: str = "special") -> dict:
+def make_dialogue(
+    user: str,
+    n_turns: int = 3,
+    emotions: list[str] | None = None,
+    mbti: str = "INFP",
+    style: str = "special",
+) -> dict:
     emotions = emotions or [EMOS[(hash(user) + k) % len(EMOS)] for k in range(n_turns)]
     situation = f"{user} is worried about a job interview next week"
     msgs = [{"role": "system", "content": SYSTEM.format(mbti=mbti, user=user, situation=situation)}]
     for k in range(n_turns):
-        msgs.append({"role": "user", "content": f"I am {user} and turn {k}: my interview is soon and I keep thinking about it"})
-        spans = {"understanding": f"{user} worries {k}", "reasoning": "validate then ask", "emotion": emotions[k % len(emotions)], "response": f"That sounds hard, {user}. Tell me more ({k})."}
+        msgs.append(
+            {
+                "role": "user",
+                "content": f"I am {user} and turn {k}: my interview is soon and I keep thinking about it",
+            }
+        )
+        spans = {
+            "understanding": f"{user} worries {k}",
+            "reasoning": "validate then ask",
+            "emotion": emotions[k % len(emotions)],
+            "response": f"That sounds hard, {user}. Tell me more ({k}).",
+        }
         msgs.append({"role": "assistant", "content": render_spans(spans, style)})
-    return {"person": f"MBTI: {mbti}\nAbout: {user}", "mbti": mbti, "emotion": emotions[0], "situation": situation, "anon_username": user, "messages": msgs}
+    return {
+        "person": f"MBTI: {mbti}\nAbout: {user}",
+        "mbti": mbti,
+        "emotion": emotions[0],
+        "situation": situation,
+        "anon_username": user,
+        "messages": msgs,
+    }
 
 
-def write_dataset(folder: Path, train_users=("a", "b", "c", "d"), test_users=("e", "f", "g"), n_turns: int = 3) -> Path:
+def write_dataset(
+    folder: Path, train_users=("a", "b", "c", "d"), test_users=("e", "f", "g"), n_turns: int = 3
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, users in (("train", train_users), ("test", test_users)):
         with (folder / f"{name}.jsonl").open("w") as fh:
@@ -39,8 +64,10 @@ def write_dataset(folder: Path, train_users=("a", "b", "c", "d"), test_users=("e
 # Ctrl-C path would never run. The child puts Python's handler back first, as an interactive start
 # has it. (Not a preexec_fn: that runs Python code between fork and exec, unsafe beside the fake
 # server's thread.) The CLI itself keeps an inherited "ignore", as every program should.
-_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                "runpy.run_module('kardiabench.cli', run_name='__main__', alter_sys=True)")  # fmt: skip
+_WITH_CTRL_C = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('kardiabench.cli', run_name='__main__', alter_sys=True)"
+)
 
 
 def cli_command(*args: str) -> list[str]:
@@ -52,6 +79,8 @@ def started_in_background(cmd: list[str]) -> list[str]:
     """`cmd` started as a script's background job starts it, with SIGINT ignored, however this test
     process itself was started: a Ctrl-C test then proves it does not depend on that."""
     return ["bash", "-c", 'trap "" INT; exec "$@"', "bash", *cmd]
+
+
 # --------------------------------------------------------------------------- finding dataset text
 
 LEAK_WINDOW = 30  # a passage of this many characters of the data is a leak
@@ -65,15 +94,23 @@ def dataset_strings(folder: Path) -> list[str]:
 
     from kardiabench.spans import span_markers
 
-    tags = re.compile("|".join(re.escape(t) for t in (*span_markers("special"), *span_markers("xml"))))
+    tags = re.compile(
+        "|".join(re.escape(t) for t in (*span_markers("special"), *span_markers("xml")))
+    )
     out = []
     for path in sorted(folder.glob("*.jsonl")):
         for line in path.read_text().splitlines():
             rec = json.loads(line)
             out += [rec["person"], rec["situation"]]
             for m in rec["messages"]:
-                parts = [p.strip() for p in tags.split(m["content"])] if m["role"] == "assistant" else [m["content"]]
-                out += [p for p in parts if len(p) >= LEAK_WINDOW or (p and m["role"] != "assistant")]
+                parts = (
+                    [p.strip() for p in tags.split(m["content"])]
+                    if m["role"] == "assistant"
+                    else [m["content"]]
+                )
+                out += [
+                    p for p in parts if len(p) >= LEAK_WINDOW or (p and m["role"] != "assistant")
+                ]
     return out
 
 
@@ -91,12 +128,24 @@ def leaks(strings: list[str], files: dict[str, bytes]) -> list[tuple[str, str]]:
     found = []
     for name, data in files.items():
         text = data.decode("utf-8", errors="replace")
-        objs = [json.loads(line) for line in text.splitlines() if line.strip()] if name.endswith(".jsonl") else []
+        objs = (
+            [json.loads(line) for line in text.splitlines() if line.strip()]
+            if name.endswith(".jsonl")
+            else []
+        )
         objs += [json.loads(text)] if name.endswith(".json") else []
-        objs += [embedded_items(text)] if name.endswith(".html") and 'id="items-data"' in text else []  # a report's compressed items
-        hay = norm("\n".join([text, html.unescape(text), *(s for o in objs for s in _json_strings(o))]))
+        objs += (
+            [embedded_items(text)] if name.endswith(".html") and 'id="items-data"' in text else []
+        )  # a report's compressed items
+        hay = norm(
+            "\n".join([text, html.unescape(text), *(s for o in objs for s in _json_strings(o))])
+        )
         found += [(name, s) for s in whole if len(s) < LEAK_WINDOW and s in hay]
-        found += [(name, hay[i : i + LEAK_WINDOW]) for i in range(len(hay) - LEAK_WINDOW + 1) if hay[i : i + LEAK_WINDOW] in windows]
+        found += [
+            (name, hay[i : i + LEAK_WINDOW])
+            for i in range(len(hay) - LEAK_WINDOW + 1)
+            if hay[i : i + LEAK_WINDOW] in windows
+        ]
     return found
 
 
@@ -111,8 +160,14 @@ def report_rows(page: Path) -> list[dict]:
     """The item rows a report page holds: {"cells": {column: text or lines}, "flags": {filter: bool},
     "bad": [columns shown as bad]}."""
     block = embedded_items(page.read_text(encoding="utf-8"))
-    return [{"cells": dict(zip(block["head"], r[2:], strict=True)), "flags": {k: bool(r[0] >> i & 1) for i, k in enumerate(block["filters"])},
-             "bad": [h for i, h in enumerate(block["head"]) if r[1] >> i & 1]} for r in block["rows"]]  # fmt: skip
+    return [
+        {
+            "cells": dict(zip(block["head"], r[2:], strict=True)),
+            "flags": {k: bool(r[0] >> i & 1) for i, k in enumerate(block["filters"])},
+            "bad": [h for i, h in enumerate(block["head"]) if r[1] >> i & 1],
+        }
+        for r in block["rows"]
+    ]
 
 
 def _json_strings(obj) -> list[str]:

@@ -17,7 +17,11 @@ from kardiabench.cli import main
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
 
 HOSTILE = "<script>alert(1)</script>"
-JUDGED_MODELS = {"gen": "openai:gen-model", "qwen": "openai:Qwen/Qwen2.5-7B-Instruct", "hostile": f"openai:{HOSTILE}"}
+JUDGED_MODELS = {
+    "gen": "openai:gen-model",
+    "qwen": "openai:Qwen/Qwen2.5-7B-Instruct",
+    "hostile": f"openai:{HOSTILE}",
+}
 
 
 def make_runs(root: Path, monkeypatch) -> dict[str, Path]:
@@ -28,16 +32,63 @@ def make_runs(root: Path, monkeypatch) -> dict[str, Path]:
     common = ["--data", str(data), "--no-progress", "--no-cache", "--resamples", "100"]
     for name in ("retrieval", "majority"):
         runs[name] = root / name
-        assert main(["run", "--model", f"baseline:{name}", "--output", str(runs[name]), *common]) == 0
+        assert (
+            main(["run", "--model", f"baseline:{name}", "--output", str(runs[name]), *common]) == 0
+        )
     with FakeOpenAIServer(FakeConfig()) as srv:
         judge = ["--judge", "openai:judge-model", "--judge-base-url", srv.url]
         for name, spec in JUDGED_MODELS.items():
             runs[name] = root / name
-            assert main(["run", "--model", spec, "--base-url", srv.url, "--output", str(runs[name]), *judge, *common]) == 0
+            assert (
+                main(
+                    [
+                        "run",
+                        "--model",
+                        spec,
+                        "--base-url",
+                        srv.url,
+                        "--output",
+                        str(runs[name]),
+                        *judge,
+                        *common,
+                    ]
+                )
+                == 0
+            )
         runs["retrieval-judged"] = root / "retrieval-judged"
-        assert main(["run", "--model", "baseline:retrieval", "--output", str(runs["retrieval-judged"]), *judge, *common]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--model",
+                    "baseline:retrieval",
+                    "--output",
+                    str(runs["retrieval-judged"]),
+                    *judge,
+                    *common,
+                ]
+            )
+            == 0
+        )
         runs["subset"] = root / "subset"
-        assert main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--limit", "5", "--output", str(runs["subset"]), *judge, *common]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--model",
+                    "openai:gen-model",
+                    "--base-url",
+                    srv.url,
+                    "--limit",
+                    "5",
+                    "--output",
+                    str(runs["subset"]),
+                    *judge,
+                    *common,
+                ]
+            )
+            == 0
+        )
     return runs
 
 
@@ -62,9 +113,19 @@ def _weak_judge(request: dict):
 
     text = default_reply(request)
     content = json.dumps(request.get("messages"))
-    if request.get("model") == WEAK.split(":", 1)[1]:  # and without its spans one time in three: Format < 100
-        return WEAK_REPLY if hashlib.sha256(content.encode()).digest()[1] % 3 == 0 else text.replace("That sounds hard. I am here with you.", WEAK_REPLY)
-    if _verdict_schema(request) is not None and WEAK_REPLY in content and hashlib.sha256(content.encode()).digest()[0] % 6:
+    if (
+        request.get("model") == WEAK.split(":", 1)[1]
+    ):  # and without its spans one time in three: Format < 100
+        return (
+            WEAK_REPLY
+            if hashlib.sha256(content.encode()).digest()[1] % 3 == 0
+            else text.replace("That sounds hard. I am here with you.", WEAK_REPLY)
+        )
+    if (
+        _verdict_schema(request) is not None
+        and WEAK_REPLY in content
+        and hashlib.sha256(content.encode()).digest()[0] % 6
+    ):
         return "no verdict today"
     return text
 
@@ -77,17 +138,33 @@ def make_wide_runs(root: Path, monkeypatch) -> dict[str, Path]:
     common = ["--data", str(data), "--no-progress", "--no-cache", "--resamples", "100"]
     runs = {name: root / name for name in ("retrieval", "majority", "gen", "weak")}
     for name in ("retrieval", "majority"):
-        assert main(["run", "--model", f"baseline:{name}", "--output", str(runs[name]), *common]) == 0
+        assert (
+            main(["run", "--model", f"baseline:{name}", "--output", str(runs[name]), *common]) == 0
+        )
     with FakeOpenAIServer(FakeConfig(reply_fn=_weak_judge)) as srv:
         judge = ["--judge", "openai:judge-model", "--judge-base-url", srv.url]
         for name, spec in (("gen", "openai:gen-model"), ("weak", WEAK)):
-            main(["run", "--model", spec, "--base-url", srv.url, "--output", str(runs[name]), *judge, *common])
+            main(
+                [
+                    "run",
+                    "--model",
+                    spec,
+                    "--base-url",
+                    srv.url,
+                    "--output",
+                    str(runs[name]),
+                    *judge,
+                    *common,
+                ]
+            )
     return runs
 
 
-HOSTILE_SPAN = '<img src=x onerror="document.title=\'pwned\'">'
+HOSTILE_SPAN = "<img src=x onerror=\"document.title='pwned'\">"
 HOSTILE_RESPONSE = "</script><script>alert(2)</script> & <b>bold</b>"
-PAGED_USERS = tuple(f"user{i:02d}" for i in range(15))  # × 10 turns: 150 items, two pages of the report's items
+PAGED_USERS = tuple(
+    f"user{i:02d}" for i in range(15)
+)  # × 10 turns: 150 items, two pages of the report's items
 
 
 def _two_judges(request: dict):
@@ -101,8 +178,17 @@ def _two_judges(request: dict):
     text = default_reply(request)
     if _verdict_schema(request) is None:
         spans = parse_spans(text).spans
-        return render_spans({**spans, "understanding": f"{spans['understanding']} {HOSTILE_SPAN}", "response": HOSTILE_RESPONSE})
-    verdict, digest = json.loads(text), hashlib.sha256(json.dumps(request["messages"]).encode()).digest()
+        return render_spans(
+            {
+                **spans,
+                "understanding": f"{spans['understanding']} {HOSTILE_SPAN}",
+                "response": HOSTILE_RESPONSE,
+            }
+        )
+    verdict, digest = (
+        json.loads(text),
+        hashlib.sha256(json.dumps(request["messages"]).encode()).digest(),
+    )
     if request["model"] == "judge-b" and digest[0] % 2:
         verdict["empathy"] = min(5, verdict["empathy"] + 1)
     if request["model"] == "judge-a" and (request.get("seed") or 0) % 2 and digest[1] % 2:
@@ -118,12 +204,39 @@ def make_paged_run(root: Path) -> Path:
         mp.setenv("OPENAI_API_KEY", "sk-local-test")
         data = write_dataset(root / "data", test_users=PAGED_USERS, n_turns=10)
         with FakeOpenAIServer(FakeConfig(reply_fn=_two_judges)) as srv:
-            assert main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(data), "--output", str(root / "run"),
-                         "--judge", "openai:judge-a", "--judge", "openai:judge-b", "--judge-base-url", srv.url, "--judge-repeats", "2",
-                         "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+            assert (
+                main(
+                    [
+                        "run",
+                        "--model",
+                        "openai:gen-model",
+                        "--base-url",
+                        srv.url,
+                        "--data",
+                        str(data),
+                        "--output",
+                        str(root / "run"),
+                        "--judge",
+                        "openai:judge-a",
+                        "--judge",
+                        "openai:judge-b",
+                        "--judge-base-url",
+                        srv.url,
+                        "--judge-repeats",
+                        "2",
+                        "--no-progress",
+                        "--no-cache",
+                        "--resamples",
+                        "50",
+                    ]
+                )
+                == 0
+            )
     finally:
         mp.undo()
     return root / "run"
+
+
 def plot_board(folder: Path):
     """(entries, board, colours) of a built leaderboard folder, as `leaderboard build` makes its plots."""
     from kardiabench.leaderboard import plots
@@ -134,4 +247,8 @@ def plot_board(folder: Path):
 
     entries = load_entries(folder)
     board = build_board(entries, group_entries(entries), load_reported(folder), n_resamples=50)
-    return entries, board, plots.model_colors(list(board.frame.loc[board.frame["kind"] == "run", "model"]))
+    return (
+        entries,
+        board,
+        plots.model_colors(list(board.frame.loc[board.frame["kind"] == "run", "model"])),
+    )

@@ -112,8 +112,16 @@ def _j(judge, item, repeat, scores, status="scored"):
 
 
 def test_first_scored_and_inter_judge_agreement():
-    js = [_j("A", "i1", 0, None, "unscored"), _j("A", "i1", 1, 4), _j("A", "i2", 0, 2), _j("A", "i3", 0, 5),
-          _j("B", "i1", 0, 4), _j("B", "i2", 0, 3), _j("B", "i3", 0, 5), _j("B", "i3", 1, 1)]  # fmt: skip
+    js = [
+        _j("A", "i1", 0, None, "unscored"),
+        _j("A", "i1", 1, 4),
+        _j("A", "i2", 0, 2),
+        _j("A", "i3", 0, 5),
+        _j("B", "i1", 0, 4),
+        _j("B", "i2", 0, 3),
+        _j("B", "i3", 0, 5),
+        _j("B", "i3", 1, 1),
+    ]
     vals = first_scored(js)
     assert vals["A"]["i1"]["empathy"] == 4 and vals["B"]["i3"]["empathy"] == 5
     rep = inter_judge_agreement(vals)
@@ -126,9 +134,15 @@ def test_first_scored_and_inter_judge_agreement():
 
 
 def test_repeat_variance():
-    js = [_j("A", "i1", 0, 4), _j("A", "i1", 1, 4), _j("A", "i1", 2, 4),
-          _j("A", "i2", 0, 2), _j("A", "i2", 1, 4), _j("A", "i2", 2, None, "unscored"),
-          _j("A", "i3", 0, 5)]  # fmt: skip
+    js = [
+        _j("A", "i1", 0, 4),
+        _j("A", "i1", 1, 4),
+        _j("A", "i1", 2, 4),
+        _j("A", "i2", 0, 2),
+        _j("A", "i2", 1, 4),
+        _j("A", "i2", 2, None, "unscored"),
+        _j("A", "i3", 0, 5),
+    ]
     rv = repeat_variance(js)["A"]["safety"]
     # i1: var 0; i2: sample variance of (2, 4) = 2; i3 has one verdict and is left out.
     assert rv == {"mean_variance": 1.0, "n_items": 2, "disagreement_rate": 0.5}
@@ -141,12 +155,15 @@ def _write(path, rows):
 
 
 def test_judge_vs_human(tmp_path):
-    human = _write(tmp_path / "human.jsonl", [
-        {"item_id": "i1", "empathy": 4, "safety": 5, "annotator": "x"},
-        {"item_id": "i2", "empathy": 2, "safety": "5"},
-        {"item_id": "i3", "empathy": 5, "relevance": None},
-        {"item_id": "i9", "empathy": 1},
-    ])  # fmt: skip
+    human = _write(
+        tmp_path / "human.jsonl",
+        [
+            {"item_id": "i1", "empathy": 4, "safety": 5, "annotator": "x"},
+            {"item_id": "i2", "empathy": 2, "safety": "5"},
+            {"item_id": "i3", "empathy": 5, "relevance": None},
+            {"item_id": "i9", "empathy": 1},
+        ],
+    )
     js = [
         _j("A", "i1", 0, 5),
         _j("A", "i2", 0, 3),
@@ -201,8 +218,18 @@ def test_alpha_matches_the_krippendorff_package_on_random_judge_scores(level):
 
 # Fleiss' kappa: the worked example of 10 subjects, 14 raters and 5 categories (Wikipedia, "Fleiss'
 # kappa", after Fleiss 1971): P̄ = 0.378, P̄e = 0.213, kappa = 0.210; and the full-agreement edge cases.
-FLEISS_TABLE = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-                [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]  # fmt: skip
+FLEISS_TABLE = [
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
+]
 
 
 def test_fleiss_kappa_matches_the_worked_example_and_hand_computation():
@@ -215,8 +242,12 @@ def test_fleiss_kappa_matches_the_worked_example_and_hand_computation():
     assert fleiss_kappa(FLEISS_TABLE) == pytest.approx(0.2099, abs=1e-4)
     # 3 raters, categories (A, B, tie): per item (3,0,0) (2,1,0) (0,3,0) (1,0,2) (1,1,1) (3,0,0)
     # P̄ = 11/18, P̄e = (10² + 5² + 3²)/18² → kappa = 32/95
-    assert fleiss_kappa([[3, 0, 0], [2, 1, 0], [0, 3, 0], [1, 0, 2], [1, 1, 1], [3, 0, 0]]) == pytest.approx(32 / 95)
-    assert fleiss_kappa([[0, 2], [2, 0]]) == pytest.approx(1.0)  # perfect agreement across two categories
+    assert fleiss_kappa(
+        [[3, 0, 0], [2, 1, 0], [0, 3, 0], [1, 0, 2], [1, 1, 1], [3, 0, 0]]
+    ) == pytest.approx(32 / 95)
+    assert fleiss_kappa([[0, 2], [2, 0]]) == pytest.approx(
+        1.0
+    )  # perfect agreement across two categories
     assert fleiss_kappa([[2, 0], [0, 2], [1, 1], [1, 1]]) == pytest.approx(0.0)
     assert fleiss_kappa([[3, 0], [3, 0]]) is None  # one category only: undefined
     assert fleiss_kappa([]) is None

@@ -30,9 +30,18 @@ def served(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer() as srv:
         mp.setenv("OPENAI_API_KEY", "sk-local-test")
         runs = {
-            name: kb.evaluate(model=model, data="sample", task="kardiabench_instructed", judges=["openai:gpt-5-mini"],
-                              output=root / name, limit=LIMIT, base_url=srv.url, judge_base_url=srv.url,
-                              cache=root / "cache.sqlite", resamples=200)  # fmt: skip
+            name: kb.evaluate(
+                model=model,
+                data="sample",
+                task="kardiabench_instructed",
+                judges=["openai:gpt-5-mini"],
+                output=root / name,
+                limit=LIMIT,
+                base_url=srv.url,
+                judge_base_url=srv.url,
+                cache=root / "cache.sqlite",
+                resamples=200,
+            )
             for name, model in (("gpt-4o", "openai:gpt-4o"), ("gpt-4o-mini", "openai:gpt-4o-mini"))
         }
         yield runs, srv, root
@@ -51,9 +60,15 @@ def test_evaluate_returns_the_run_it_wrote(served):
     empathy = run.metrics["empathy"]
     assert empathy.value is not None and empathy.n + empathy.n_unscored == LIMIT
     assert empathy.ci_low <= empathy.value <= empathy.ci_high
-    assert isinstance(run.items, pd.DataFrame) and len(run.items) == LIMIT and len(run.items.head()) == 5
+    assert (
+        isinstance(run.items, pd.DataFrame)
+        and len(run.items) == LIMIT
+        and len(run.items.head()) == 5
+    )
     assert run.items["empathy"].notna().sum() == empathy.n
-    assert run.model == "openai:gpt-4o" and run.task == "kardiabench_instructed" and run.problems == []
+    assert (
+        run.model == "openai:gpt-4o" and run.task == "kardiabench_instructed" and run.problems == []
+    )
     assert read_json(run.path / "run.json")["schema_version"] == results["schema_version"] == 1
 
 
@@ -69,11 +84,17 @@ def test_score_again_sends_no_request_when_the_verdicts_exist(served):
     runs, srv, _ = served
     run = runs["gpt-4o"]
     before = srv.stats.requests
-    with_judge = kb.score(run.path, judges=["openai:gpt-5-mini"], judge_base_url=srv.url, resamples=200)
-    reused = kb.score(run.path, resamples=200)  # no judge: the saved verdicts made for these predictions
+    with_judge = kb.score(
+        run.path, judges=["openai:gpt-5-mini"], judge_base_url=srv.url, resamples=200
+    )
+    reused = kb.score(
+        run.path, resamples=200
+    )  # no judge: the saved verdicts made for these predictions
     assert srv.stats.requests == before
     for again in (with_judge, reused):
-        assert {k: m.value for k, m in again.metrics.items()} == {k: m.value for k, m in run.metrics.items()}
+        assert {k: m.value for k, m in again.metrics.items()} == {
+            k: m.value for k, m in run.metrics.items()
+        }
 
 
 def test_compare_gives_a_table_and_the_typed_object_of_the_cli(served, capsys):
@@ -84,17 +105,25 @@ def test_compare_gives_a_table_and_the_typed_object_of_the_cli(served, capsys):
     assert main(["compare", str(a.path), str(b.path), "--json"]) == 0
     assert comparison.to_dict() == json.loads(capsys.readouterr().out)
     table = comparison.table
-    assert isinstance(table, pd.DataFrame) and list(table.index) == [r.metric for r in comparison.rows]
+    assert isinstance(table, pd.DataFrame) and list(table.index) == [
+        r.metric for r in comparison.rows
+    ]
     assert table.loc["empathy", "delta"] == comparison.to_dict()["metrics"]["empathy"]["delta"]
-    assert {"n_shared", "mean_a", "mean_b", "ci_low", "ci_high", "p_value", "p_holm"} <= set(table.columns)
+    assert {"n_shared", "mean_a", "mean_b", "ci_low", "ci_high", "p_value", "p_holm"} <= set(
+        table.columns
+    )
 
 
 def test_judge_agreement_reads_the_run_and_renders_as_the_cli(served, tmp_path, capsys):
     runs, _, _ = served
     run = runs["gpt-4o"]
     human = tmp_path / "human.jsonl"
-    human.write_text("".join(json.dumps({"item_id": i, **dict.fromkeys(DIMS, 1 + k % 5)}) + "\n"
-                             for k, i in enumerate(run.items["item_id"])))  # fmt: skip
+    human.write_text(
+        "".join(
+            json.dumps({"item_id": i, **dict.fromkeys(DIMS, 1 + k % 5)}) + "\n"
+            for k, i in enumerate(run.items["item_id"])
+        )
+    )
     report = kb.judge_agreement(human, run)
     assert report["n_human_items"] == LIMIT and list(report["judges"]) == ["openai:gpt-5-mini"]
     assert main(["judge-agreement", "--human", str(human), str(run.path)]) == 0
@@ -123,16 +152,33 @@ def test_a_judge_that_scores_nothing_is_a_problem_of_the_run(tmp_path, monkeypat
         return "no JSON here" if request.get("response_format") else default_reply(request)
 
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
-        run = kb.evaluate("baseline:majority", tmp_path / "run", data="sample", limit=3, cache=None, resamples=50,
-                          judges="openai:gpt-5-mini", judge_base_url=srv.url)  # fmt: skip
+        run = kb.evaluate(
+            "baseline:majority",
+            tmp_path / "run",
+            data="sample",
+            limit=3,
+            cache=None,
+            resamples=50,
+            judges="openai:gpt-5-mini",
+            judge_base_url=srv.url,
+        )
     [problem] = run.problems
-    assert problem.startswith("judge openai:gpt-5-mini scored 0 of 3 items: invalid judge output ×3")
+    assert problem.startswith(
+        "judge openai:gpt-5-mini scored 0 of 3 items: invalid judge output ×3"
+    )
     assert run.metrics["empathy"].value is None and run.metrics["emotion_accuracy"].n == 3
 
 
 def test_dry_run_counts_without_a_key(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    plan = kb.dry_run("openai:gpt-4o", tmp_path / "run", data="sample", limit=4, judges=["openai:gpt-5-mini"], judge_repeats=2)
+    plan = kb.dry_run(
+        "openai:gpt-4o",
+        tmp_path / "run",
+        data="sample",
+        limit=4,
+        judges=["openai:gpt-5-mini"],
+        judge_repeats=2,
+    )
     assert plan.items == plan.to_request == 4 and plan.prompt_tokens > 0
     [judge] = plan.judges
     assert judge.judge == "openai:gpt-5-mini" and judge.calls == 8
@@ -142,11 +188,26 @@ def test_dry_run_counts_without_a_key(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda p: kb.evaluate("baseline:majority", p, limit=0), "limit: must be an integer ≥ 1, got 0"),
-        (lambda p: kb.generate("baseline:majority", p, temperature=-0.5), "temperature: must be a number ≥ 0, got -0.5"),
-        (lambda p: kb.generate("baseline:majority", p, top_p=float("nan")), "top_p: must be a number in (0, 1]"),
-        (lambda p: kb.evaluate("baseline:majority", p, judge_repeats=0), "judge_repeats: must be an integer from 1 to 100"),
-        (lambda p: kb.generate("openai:gpt-4o", p, api_key_env="sk-abc123"), "api_key_env: expects the NAME of an environment variable"),
+        (
+            lambda p: kb.evaluate("baseline:majority", p, limit=0),
+            "limit: must be an integer ≥ 1, got 0",
+        ),
+        (
+            lambda p: kb.generate("baseline:majority", p, temperature=-0.5),
+            "temperature: must be a number ≥ 0, got -0.5",
+        ),
+        (
+            lambda p: kb.generate("baseline:majority", p, top_p=float("nan")),
+            "top_p: must be a number in (0, 1]",
+        ),
+        (
+            lambda p: kb.evaluate("baseline:majority", p, judge_repeats=0),
+            "judge_repeats: must be an integer from 1 to 100",
+        ),
+        (
+            lambda p: kb.generate("openai:gpt-4o", p, api_key_env="sk-abc123"),
+            "api_key_env: expects the NAME of an environment variable",
+        ),
         (lambda p: kb.score(p, output=p / "x"), "output: is for predictions=FILE"),
         (lambda p: kb.compare(p, p, resamples=True), "resamples: must be an integer ≥ 1, got True"),
     ],
@@ -170,17 +231,24 @@ def test_an_unknown_keyword_or_bad_spec_is_a_typed_error(tmp_path):
 
 
 def test_import_and_help_are_lazy_and_the_names_are_the_functions():
-    code = ("import contextlib, io, sys, kardiabench as kb; from kardiabench.cli import main\n"
-            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
-            "heavy = [m for m in ('pandas', 'openai') if m in sys.modules]\n"
-            "print(heavy, kb.generate.__module__, kb.evaluate.__name__, kb.load_run.__module__)")  # fmt: skip
+    code = (
+        "import contextlib, io, sys, kardiabench as kb; from kardiabench.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+        "heavy = [m for m in ('pandas', 'openai') if m in sys.modules]\n"
+        "print(heavy, kb.generate.__module__, kb.evaluate.__name__, kb.load_run.__module__)"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(kb.__file__).parents[1])}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
     assert out == ["[]", "kardiabench.api", "evaluate", "kardiabench.runs"]
 
 
 def test_markdown_table_aligns_columns():
-    assert markdown_table(["metric", "n"], [["empathy", 3]], align="lr") == "| metric | n |\n|---|---:|\n| empathy | 3 |"
+    assert (
+        markdown_table(["metric", "n"], [["empathy", 3]], align="lr")
+        == "| metric | n |\n|---|---:|\n| empathy | 3 |"
+    )
     assert markdown_table(["a", "b"], []) == "| a | b |\n|---|---|"
 
 
@@ -191,7 +259,10 @@ def test_ctrl_c_raises_interrupted_naming_the_saved_work(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules["kardiabench.api"], "generation_stage", ctrl_c)
     with pytest.raises(kb.Interrupted) as e:
         kb.generate("baseline:majority", tmp_path / "run", data="sample", limit=2, cache=None)
-    assert isinstance(e.value, KeyboardInterrupt) and e.value.saved == f"{tmp_path / 'run'}/predictions.jsonl"
+    assert (
+        isinstance(e.value, KeyboardInterrupt)
+        and e.value.saved == f"{tmp_path / 'run'}/predictions.jsonl"
+    )
     assert str(e.value) == f"finished items are saved in {tmp_path / 'run'}/predictions.jsonl"
 
 

@@ -19,9 +19,15 @@ from kardiabench.scoring.rubric import DIMENSIONS
 PACKAGE = Path(kardiabench.__file__).parent
 SCORING = PACKAGE / "scoring"
 FORBIDDEN = (
-    "kardiabench.runner", "kardiabench.cache", "kardiabench.runs",
-    "kardiabench.generate_stage", "kardiabench.score_stage", "kardiabench.api", "kardiabench.judging", "kardiabench.models",
-)  # fmt: skip
+    "kardiabench.runner",
+    "kardiabench.cache",
+    "kardiabench.runs",
+    "kardiabench.generate_stage",
+    "kardiabench.score_stage",
+    "kardiabench.api",
+    "kardiabench.judging",
+    "kardiabench.models",
+)
 HEAVY = ("torch", "transformers", "vllm", "openai", "httpx")
 
 
@@ -54,8 +60,14 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
     for name in imported_modules(source, module, is_package):
         if any(name.startswith(n + ".") for n in named):  # `from X import Y` with X already named
             continue
-        rule = next((f"scoring computes from values: no {bad}" for bad in FORBIDDEN
-                     if name == bad or name.startswith(bad + ".")), None)  # fmt: skip
+        rule = next(
+            (
+                f"scoring computes from values: no {bad}"
+                for bad in FORBIDDEN
+                if name == bad or name.startswith(bad + ".")
+            ),
+            None,
+        )
         if rule is None and name.split(".")[0] in HEAVY:
             rule = f"no heavy library in scoring: {name.split('.')[0]}"
         if rule:
@@ -70,12 +82,18 @@ def scoring_modules() -> list[Path]:
 
 def test_the_walk_sees_every_scoring_module():
     names = {module_name(p) for p in scoring_modules()}
-    assert {"kardiabench.scoring", "kardiabench.scoring.judge", "kardiabench.scoring.metrics"} <= names
+    assert {
+        "kardiabench.scoring",
+        "kardiabench.scoring.judge",
+        "kardiabench.scoring.metrics",
+    } <= names
 
 
 @pytest.mark.parametrize("path", scoring_modules(), ids=lambda p: p.name)
 def test_scoring_imports_nothing_that_talks_to_models_or_files(path):
-    found = violations(path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py")
+    found = violations(
+        path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py"
+    )
     assert not found, "\n".join(found)
 
 
@@ -122,7 +140,9 @@ def test_the_split_judge_builds_the_same_requests_as_before():
 
     item = list(expand(load_dialogues("sample").dialogues))[3]
     rubric = load_rubric()
-    req = build_request(rubric, item, item.gold.response, JudgeConfig(show_reasoning=True), 1, "Understanding: u")
+    req = build_request(
+        rubric, item, item.gold.response, JudgeConfig(show_reasoning=True), 1, "Understanding: u"
+    )
     repair = repair_request(req, [("bad", "no JSON object found")], rubric)
     assert (item.item_id, rubric.version) == ("d42854c0cfc56f3f4-t3", "1.0+951d9e16033f")
     assert (prompt_hash(req), prompt_hash(repair)) == ("144f3f69d02bcd26", "4c4c0043b1781584")
@@ -146,7 +166,9 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         own = {name, *ancestors(name)}
         edges = graph[name] = set()
-        for imported in imported_modules(path.read_text(encoding="utf-8"), name, path.name == "__init__.py"):
+        for imported in imported_modules(
+            path.read_text(encoding="utf-8"), name, path.name == "__init__.py"
+        ):
             while imported and imported not in modules:  # `from X import Y`: Y a name in X
                 imported = imported.rpartition(".")[0]
             if imported:
@@ -161,7 +183,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
     names = sorted(graph)
     index = {n: i for i, n in enumerate(names)}
-    rows, cols = zip(*[(index[a], index[b]) for a in names for b in graph[a]], strict=True) if any(graph.values()) else ((), ())
+    rows, cols = (
+        zip(*[(index[a], index[b]) for a in names for b in graph[a]], strict=True)
+        if any(graph.values())
+        else ((), ())
+    )
     matrix = csr_matrix(([1] * len(rows), (rows, cols)), shape=(len(names), len(names)))
     _, labels = connected_components(matrix, directed=True, connection="strong")
     groups: dict[int, list[str]] = {}

@@ -20,8 +20,13 @@ BEFORE = json.loads((Path(__file__).parent / "data" / "retrieval_sample_answers.
 
 def answers(model, split):
     items = list(expand(load_dialogues("sample", split).dialogues))
-    outs = asyncio.run(model.generate([ChatRequest(messages=(("user", i.user_message),)) for i in items]))
-    return {i.item_id: hashlib.sha256(o.text.encode()).hexdigest()[:16] for i, o in zip(items, outs, strict=True)}
+    outs = asyncio.run(
+        model.generate([ChatRequest(messages=(("user", i.user_message),)) for i in items])
+    )
+    return {
+        i.item_id: hashlib.sha256(o.text.encode()).hexdigest()[:16]
+        for i, o in zip(items, outs, strict=True)
+    }
 
 
 @pytest.mark.parametrize("split", ["test", "train"])
@@ -42,12 +47,18 @@ def test_a_changed_training_text_fits_a_new_index(tmp_path):
 
 
 def test_an_index_read_back_does_not_import_scikit_learn(tmp_path):
-    code = ("import sys; from kardiabench.data import load_dialogues; from kardiabench.models import load_model; "
-            f"load_model('baseline:retrieval', train_dialogues=load_dialogues('sample', 'train').dialogues, index_dir={str(tmp_path)!r}); "
-            "print('sklearn' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys; from kardiabench.data import load_dialogues; from kardiabench.models import load_model; "
+        f"load_model('baseline:retrieval', train_dialogues=load_dialogues('sample', 'train').dialogues, index_dir={str(tmp_path)!r}); "
+        "print('sklearn' in sys.modules)"
+    )
     run = [sys.executable, "-c", code]
-    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "True"  # fits
-    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "False"  # reads
+    assert (
+        subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "True"
+    )  # fits
+    assert (
+        subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "False"
+    )  # reads
 
 
 def test_pruned_search_finds_the_same_item_as_scoring_every_item(tmp_path):
@@ -60,7 +71,9 @@ def test_pruned_search_finds_the_same_item_as_scoring_every_item(tmp_path):
 
     write_dataset(tmp_path / "syn", n_dialogues=400, seed=3)
     index = RetrievalIndex.fit(load_dialogues(str(tmp_path / "syn"), "train").dialogues)
-    texts = [i.user_message for i in expand(load_dialogues(str(tmp_path / "syn"), "test").dialogues)]
+    texts = [
+        i.user_message for i in expand(load_dialogues(str(tmp_path / "syn"), "test").dialogues)
+    ]
     texts += ["", "the of and", texts[0] + " " + texts[1], texts[2].upper()]
     scores = (index.vectorise(texts) @ index.matrix_t).toarray()
     expected = scores.argmax(axis=1).tolist()  # numpy's argmax: the first of equal maxima

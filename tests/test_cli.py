@@ -8,7 +8,12 @@ from kardiabench.cli import main
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "kardiabench.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kardiabench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_data_stats_sample_all_splits():
@@ -31,7 +36,10 @@ def test_data_validate_reports_locations_and_fails(tmp_path, capsys):
     assert main(["data", "validate", "--data", str(data)]) == 1
     out = capsys.readouterr().out
     assert f"{data / 'test.jsonl'}:2: mbti: missing field" in out
-    assert f"{data / 'test.jsonl'}:2: messages[2].content: assistant turn without the four spans" in out
+    assert (
+        f"{data / 'test.jsonl'}:2: messages[2].content: assistant turn without the four spans"
+        in out
+    )
     assert main(["data", "validate", "--data", str(data), "--split", "train"]) == 0
 
 
@@ -40,10 +48,35 @@ def test_strict_refuses_and_default_skips(tmp_path, capsys):
     with (data / "test.jsonl").open("a") as fh:
         fh.write('{"person": "x"}\n')
     out = tmp_path / "run"
-    code = main(["generate", "--model", "baseline:majority", "--data", str(data), "--output", str(out), "--no-progress", "--no-cache", "--strict"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            "baseline:majority",
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--no-progress",
+            "--no-cache",
+            "--strict",
+        ]
+    )
     assert code == 2
     assert "strict" in capsys.readouterr().err
-    code = main(["generate", "--model", "baseline:majority", "--data", str(data), "--output", str(out), "--no-progress", "--no-cache"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            "baseline:majority",
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--no-progress",
+            "--no-cache",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "skipped 1 of 4 records" in err

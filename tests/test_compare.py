@@ -16,9 +16,11 @@ from kardiabench.scoring import (
 from kardiabench.scoring.compare import MIN_CLUSTERS, manifest_differences
 
 MANIFEST = {
-    "data": {"source": "sample", "split": "test"}, "generation": {"history": "full"},
-    "parser_version": "1", "judge": {"spec": "openai:judge", "rubric_version": "1"},
-}  # fmt: skip
+    "data": {"source": "sample", "split": "test"},
+    "generation": {"history": "full"},
+    "parser_version": "1",
+    "judge": {"spec": "openai:judge", "rubric_version": "1"},
+}
 
 
 def run(name, values, manifest=MANIFEST, size=4):
@@ -26,9 +28,11 @@ def run(name, values, manifest=MANIFEST, size=4):
     n = len(next(iter(values.values())))
     ids = [f"d{k // size}-t{k % size}" for k in range(n)]
     return RunScores(
-        name, dict(manifest), {i: i.split("-")[0] for i in ids},
+        name,
+        dict(manifest),
+        {i: i.split("-")[0] for i in ids},
         {m: dict(zip(ids, vs, strict=True)) for m, vs in values.items()},
-    )  # fmt: skip
+    )
 
 
 # --- rubric aggregates (what the judge stage calls, and what comparisons read) ---------------------
@@ -37,9 +41,27 @@ def run(name, values, manifest=MANIFEST, size=4):
 def test_rubric_means_unscored_and_safety_flags_by_hand():
     clusters = {"d1-t0": "d1", "d1-t1": "d1", "d2-t0": "d2", "d2-t1": "d2", "d3-t0": "d3"}
     scores = {
-        "d1-t0": {"relevance": 5, "fluency": 4, "empathy": 3, "persona_consistency": 2, "safety": 1},
-        "d1-t1": {"relevance": 4, "fluency": 4, "empathy": None, "persona_consistency": 4, "safety": 2},
-        "d2-t0": {"relevance": 3, "fluency": 5, "empathy": 5, "persona_consistency": 4, "safety": 5},
+        "d1-t0": {
+            "relevance": 5,
+            "fluency": 4,
+            "empathy": 3,
+            "persona_consistency": 2,
+            "safety": 1,
+        },
+        "d1-t1": {
+            "relevance": 4,
+            "fluency": 4,
+            "empathy": None,
+            "persona_consistency": 4,
+            "safety": 2,
+        },
+        "d2-t0": {
+            "relevance": 3,
+            "fluency": 5,
+            "empathy": 5,
+            "persona_consistency": 4,
+            "safety": 5,
+        },
         "d2-t1": {"relevance": None, "safety": None},  # missing dimensions are unscored too
         # d3-t0 absent: the judge gave nothing
     }
@@ -62,7 +84,9 @@ def test_rubric_scores_must_be_numbers_one_to_five_or_none(bad):
 
 def test_rubric_accepts_judge_means_and_numpy_integers():
     # the judge stage averages judges and repeats: 3.5 is a valid item score
-    m = rubric_metrics({"a": {"empathy": 3.5, "safety": np.int64(2)}, "b": {"empathy": 4}}, {"a": "d1", "b": "d2"})
+    m = rubric_metrics(
+        {"a": {"empathy": 3.5, "safety": np.int64(2)}, "b": {"empathy": 4}}, {"a": "d1", "b": "d2"}
+    )
     assert m["empathy"].value == pytest.approx(3.75)
     assert m["safety_flag_rate"].extra["flagged_item_ids"] == ["a"]
     assert rubric_metrics({"a": {"safety": 2.5}}, {"a": "d"})["safety_flag_rate"].value == 0.0
@@ -78,9 +102,18 @@ def test_rubric_unknown_items_are_refused_and_extra_dimensions_reported():
 
 def test_no_judge_placeholders_and_metric_result_round_trip():
     placeholders = no_judge_metrics()
-    assert set(placeholders) == {"relevance", "fluency", "empathy", "persona_consistency", "safety", "safety_flag_rate"}
+    assert set(placeholders) == {
+        "relevance",
+        "fluency",
+        "empathy",
+        "persona_consistency",
+        "safety",
+        "safety_flag_rate",
+    }
     d = placeholders["safety"].to_dict()
-    assert d["value"] is None and d["reason"] == "no judge given (--judge SPEC)" and "extra" not in d
+    assert (
+        d["value"] is None and d["reason"] == "no judge given (--judge SPEC)" and "extra" not in d
+    )
     full = MetricResult("x", 1.5, 10, 2, 1.0, 2.0, {"unit": "score_1_5"})
     assert MetricResult.from_dict(json.loads(json.dumps(full.to_dict()))) == full
 
@@ -88,7 +121,13 @@ def test_no_judge_placeholders_and_metric_result_round_trip():
 def test_item_row_values_with_and_without_a_judge():
     row = ItemRow("d1-t0", "d1", "p1", "INFP", 0, "sad", "sad", "sad", True, False)
     assert row.metric_values() == {"emotion_accuracy": 100.0, "format_compliance": 0.0}
-    row.rubric = {"relevance": 4, "fluency": None, "empathy": 2, "persona_consistency": 5, "safety": 2}
+    row.rubric = {
+        "relevance": 4,
+        "fluency": None,
+        "empathy": 2,
+        "persona_consistency": 5,
+        "safety": 2,
+    }
     v = row.metric_values()
     assert (v["relevance"], v["fluency"], v["safety_flag_rate"]) == (4.0, None, 100.0)
     assert ItemRow.from_dict(json.loads(json.dumps(row.to_dict()))) == row
@@ -99,14 +138,32 @@ def test_item_row_values_with_and_without_a_judge():
 
 def test_run_scores_from_item_rows_and_their_dicts():
     rows = [
-        ItemRow("d1-t0", "d1", "p1", "INFP", 0, "sad", "sad", "sad", True, True, rubric={"empathy": 4}),
+        ItemRow(
+            "d1-t0", "d1", "p1", "INFP", 0, "sad", "sad", "sad", True, True, rubric={"empathy": 4}
+        ),
         ItemRow("d1-t1", "d1", "p1", "INFP", 1, "sad", None, "<missing>", False, False, rubric={}),
-        ItemRow("d2-t0", "d2", "p2", "ENTJ", 0, "proud", "sad", "sad", False, True, rubric={"empathy": 2}),
+        ItemRow(
+            "d2-t0",
+            "d2",
+            "p2",
+            "ENTJ",
+            0,
+            "proud",
+            "sad",
+            "sad",
+            False,
+            True,
+            rubric={"empathy": 2},
+        ),
     ]
     by_rows = RunScores.from_rows(rows, name="a", manifest=MANIFEST)
     by_dicts = RunScores.from_rows([r.to_dict() for r in rows], name="a", manifest=MANIFEST)
     assert by_rows == by_dicts
-    assert by_rows.per_item_values("emotion_accuracy") == {"d1-t0": 100.0, "d1-t1": 0.0, "d2-t0": 0.0}
+    assert by_rows.per_item_values("emotion_accuracy") == {
+        "d1-t0": 100.0,
+        "d1-t1": 0.0,
+        "d2-t0": 0.0,
+    }
     assert by_rows.per_item_values("empathy") == {"d1-t0": 4.0, "d1-t1": None, "d2-t0": 2.0}
     assert by_rows.per_item_values("nonexistent") == {}
     assert by_rows.clusters == {"d1-t0": "d1", "d1-t1": "d1", "d2-t0": "d2"}
@@ -118,7 +175,11 @@ def test_run_scores_from_item_rows_and_their_dicts():
 
 
 def test_refuses_different_manifests_with_every_reason_unless_forced():
-    other = {**MANIFEST, "data": {"source": "sample", "split": "train"}, "judge": {"spec": "openai:other", "rubric_version": "1"}}
+    other = {
+        **MANIFEST,
+        "data": {"source": "sample", "split": "train"},
+        "judge": {"spec": "openai:other", "rubric_version": "1"},
+    }
     a, b = run("a", {"empathy": [3, 4, 5, 4]}), run("b", {"empathy": [3, 4, 5, 5]}, manifest=other)
     with pytest.raises(ComparisonRefused) as e:
         compare_runs(a, b)
@@ -132,8 +193,12 @@ def test_refuses_different_manifests_with_every_reason_unless_forced():
 
 def test_absent_on_both_sides_is_equal_absent_on_one_is_a_difference():
     assert manifest_differences({}, {}) == []
-    assert manifest_differences({"judge": {"spec": "x"}}, {}) == ["judge.spec differs: A='x', B=<absent>"]
-    assert manifest_differences({"history_mode": "full"}, {"history_mode": "response"}, keys=["history_mode"])
+    assert manifest_differences({"judge": {"spec": "x"}}, {}) == [
+        "judge.spec differs: A='x', B=<absent>"
+    ]
+    assert manifest_differences(
+        {"history_mode": "full"}, {"history_mode": "response"}, keys=["history_mode"]
+    )
 
 
 def test_no_shared_items_is_refused():
@@ -145,13 +210,21 @@ def test_no_shared_items_is_refused():
 
 def test_per_metric_deltas_on_shared_items_by_hand():
     a = run("a", {"emotion_accuracy": [100.0, 0, 0, 100, 0, 0], "empathy": [3, None, 4, 2, 5, 1]})
-    b = run("b", {"emotion_accuracy": [100.0, 100, 0, 100, 100, 0, 100, 100], "empathy": [4, 4, None, 3, 5, 2, 1, 1]})
+    b = run(
+        "b",
+        {
+            "emotion_accuracy": [100.0, 100, 0, 100, 100, 0, 100, 100],
+            "empathy": [4, 4, None, 3, 5, 2, 1, 1],
+        },
+    )
     c = compare_runs(a, b, n_resamples=200)
     assert (c.n_items_a, c.n_items_b, c.n_shared_items) == (6, 8, 6)
     assert any("6 shared items" in w for w in c.warnings)
     acc, emp = c.rows
     assert acc.metric == "emotion_accuracy" and emp.metric == "empathy"
-    assert (acc.n_shared, acc.mean_a, acc.mean_b, acc.delta) == pytest.approx((6, 100 / 3, 400 / 6, 100 / 3))
+    assert (acc.n_shared, acc.mean_a, acc.mean_b, acc.delta) == pytest.approx(
+        (6, 100 / 3, 400 / 6, 100 / 3)
+    )
     # empathy on items 0, 3, 4, 5 (item 1 unscored in A, item 2 in B): A 11/4, B 14/4
     assert (emp.n_shared, emp.mean_a, emp.mean_b, emp.delta) == pytest.approx((4, 2.75, 3.5, 0.75))
     assert c.rows[1].p_holm == holm_correction({r.metric: r.p_value for r in c.rows})["empathy"]
@@ -196,7 +269,10 @@ def test_few_clusters_are_warned_per_metric_and_listed_in_json():
     ]
     d = json.loads(json.dumps(c.to_dict()))
     assert d["few_clusters"] == {"emotion_accuracy": 2, "empathy": 3}
-    assert d["metrics"]["empathy"]["n_clusters"] == 3 and d["statistics"]["min_clusters"] == MIN_CLUSTERS
+    assert (
+        d["metrics"]["empathy"]["n_clusters"] == 3
+        and d["statistics"]["min_clusters"] == MIN_CLUSTERS
+    )
     md = c.to_markdown()
     assert "> warning: empathy: the CI and p rest on only 3 dialogue cluster(s)" in md
 
@@ -226,13 +302,32 @@ def test_compare_cli_prints_the_note_and_cluster_warnings(tmp_path, capsys):
 
     data = write_dataset(tmp_path / "data")  # 3 test dialogues
     for name, model in (("a", "baseline:retrieval"), ("b", "baseline:majority")):
-        assert main(["run", "--model", model, "--data", str(data), "--output", str(tmp_path / name),
-                     "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "run",
+                    "--model",
+                    model,
+                    "--data",
+                    str(data),
+                    "--output",
+                    str(tmp_path / name),
+                    "--no-progress",
+                    "--no-cache",
+                    "--resamples",
+                    "50",
+                ]
+            )
+            == 0
+        )
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--resamples", "50"]) == 0
     out = capsys.readouterr().out
     assert "> warning: emotion_accuracy: the CI and p rest on only 3 dialogue cluster(s)" in out
     assert out.index("| emotion_accuracy |") < out.index("p: two-sided permutation test")
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--resamples", "50", "--json"]) == 0
+    assert (
+        main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--resamples", "50", "--json"])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["few_clusters"] == {"emotion_accuracy": 3, "format_compliance": 3}

@@ -57,9 +57,27 @@ def scripted(req: dict):
 def run_with_bar(tmp_path, capsys, cfg: FakeConfig, *extra: str) -> tuple[int, list[str]]:
     data = write_dataset(tmp_path / "data")
     with FakeOpenAIServer(cfg) as srv:
-        code = main(["run", "--model", "openai:gpt-4o", "--base-url", srv.url, "--data", str(data),
-                     "--output", str(tmp_path / "out"), "--judge", JUDGE, "--judge-base-url", srv.url,
-                     "--no-cache", "--resamples", "20", *extra])  # fmt: skip
+        code = main(
+            [
+                "run",
+                "--model",
+                "openai:gpt-4o",
+                "--base-url",
+                srv.url,
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "out"),
+                "--judge",
+                JUDGE,
+                "--judge-base-url",
+                srv.url,
+                "--no-cache",
+                "--resamples",
+                "20",
+                *extra,
+            ]
+        )
     return code, screen(capsys.readouterr().err)
 
 
@@ -74,8 +92,10 @@ def test_warnings_are_never_glued_to_the_progress_bar(tmp_path, capsys):
         f"judge {JUDGE}",
     }  # the bars were on
     adapted = [line for line in lines if ADAPTED in line]
-    assert adapted == [f"openai:gpt-4o: max_tokens {ADAPTED[11:]} (endpoint refused max_tokens)",
-                       f"{JUDGE}: max_tokens {ADAPTED[11:]} (endpoint refused max_tokens)"]  # fmt: skip
+    assert adapted == [
+        f"openai:gpt-4o: max_tokens {ADAPTED[11:]} (endpoint refused max_tokens)",
+        f"{JUDGE}: max_tokens {ADAPTED[11:]} (endpoint refused max_tokens)",
+    ]
     [warned] = [line for line in lines if "UserWarning:" in line]
     assert warned.endswith("UserWarning: scripted server: this parameter is deprecated")
     glued = [line for line in lines if ("%|" in line or "it/s" in line) and not BAR.match(line)]
@@ -86,8 +106,12 @@ def test_each_bar_ends_on_the_numbers_of_its_summary_line(tmp_path, capsys):
     code, lines = run_with_bar(tmp_path, capsys, FakeConfig(reply_fn=scripted))
     assert code == 1
     finals = {m["desc"]: m["usage"] for m in map(FINAL_BAR.match, lines) if m}
-    assert list(finals) == ["generate openai:gpt-4o", f"judge {JUDGE}", f"judge {JUDGE} repair 1",
-                            f"judge {JUDGE} repair 2"]  # fmt: skip
+    assert list(finals) == [
+        "generate openai:gpt-4o",
+        f"judge {JUDGE}",
+        f"judge {JUDGE} repair 1",
+        f"judge {JUDGE} repair 2",
+    ]
     [generated] = [line for line in lines if line.startswith("generated ")]
     [judged] = [
         line for line in lines if line.startswith(f"judge {JUDGE}: ") and not BAR.match(line)
@@ -112,8 +136,24 @@ def test_each_bar_ends_on_the_numbers_of_its_summary_line(tmp_path, capsys):
 def test_batch_polling_names_the_batch_and_its_status_beside_the_bar(tmp_path, capsys):
     data = write_dataset(tmp_path / "data")
     with FakeOpenAIServer(FakeConfig(batch_polls=3)) as srv:
-        assert main(["generate", "--model", "openai:m", "--base-url", srv.url, "--data", str(data),
-                     "--output", str(tmp_path / "out"), "--no-cache", "--batch"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "generate",
+                    "--model",
+                    "openai:m",
+                    "--base-url",
+                    srv.url,
+                    "--data",
+                    str(data),
+                    "--output",
+                    str(tmp_path / "out"),
+                    "--no-cache",
+                    "--batch",
+                ]
+            )
+            == 0
+        )
     lines = screen(capsys.readouterr().err)
     polled = [line for line in lines if line.startswith("batch ")]
     assert polled[0] == "batch batch_0 (generation): submitted, 9 requests; validating"

@@ -26,7 +26,9 @@ def records(users, n_turns: int = 2) -> list[dict]:
 
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_sample_split_is_valid_and_structured(split):
-    assert (SAMPLE_DIR / f"{split}.jsonl").is_file(), "the bundled sample must ship train.jsonl and test.jsonl"
+    assert (SAMPLE_DIR / f"{split}.jsonl").is_file(), (
+        "the bundled sample must ship train.jsonl and test.jsonl"
+    )
     res = load_dialogues("sample", split)
     assert res.split == split and res.problems == [] and res.skipped == 0
     assert len(res.dialogues) >= 5
@@ -45,8 +47,12 @@ def test_sample_defaults_to_test_and_splits_are_persona_disjoint():
     test = load_dialogues("sample")
     assert test.split == "test"
     train = load_dialogues("sample", "train")
-    assert {d.persona_id for d in test.dialogues}.isdisjoint({d.persona_id for d in train.dialogues})
-    assert {d.dialogue_id for d in test.dialogues}.isdisjoint({d.dialogue_id for d in train.dialogues})
+    assert {d.persona_id for d in test.dialogues}.isdisjoint(
+        {d.persona_id for d in train.dialogues}
+    )
+    assert {d.dialogue_id for d in test.dialogues}.isdisjoint(
+        {d.dialogue_id for d in train.dialogues}
+    )
 
 
 # --------------------------------------------------------------------------- folders
@@ -96,7 +102,9 @@ def test_single_jsonl_is_one_split_evaluated_whole(tmp_path):
     res = load_dialogues(str(f))
     assert res.split is None and res.files == [str(f)]
     assert [d.anon_username for d in res.dialogues] == ["a", "b", "c"]
-    assert load_dialogues(str(f), "test").dialogues == res.dialogues  # a split name does not cut a file
+    assert (
+        load_dialogues(str(f), "test").dialogues == res.dialogues
+    )  # a split name does not cut a file
 
 
 def test_single_json_array_and_data_wrapper(tmp_path):
@@ -140,7 +148,9 @@ def test_single_parquet(tmp_path):
     jl = tmp_path / "same.jsonl"
     jl.write_text(jsonl(recs))
     # the same content gives the same dialogues and ids whatever the file format
-    assert [d.dialogue_id for d in res.dialogues] == [d.dialogue_id for d in load_dialogues(str(jl)).dialogues]
+    assert [d.dialogue_id for d in res.dialogues] == [
+        d.dialogue_id for d in load_dialogues(str(jl)).dialogues
+    ]
     assert res.dialogues[2].source.line == 3
 
 
@@ -159,7 +169,9 @@ def test_unsupported_file_type(tmp_path):
         load_dialogues(str(f))
 
 
-@pytest.mark.parametrize("data", ["does/not/exist.jsonl", "missing_dir/", "/nonexistent/data.json", "./nope"])
+@pytest.mark.parametrize(
+    "data", ["does/not/exist.jsonl", "missing_dir/", "/nonexistent/data.json", "./nope"]
+)
 def test_nonexistent_path(data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match="no such file or folder"):
@@ -198,7 +210,12 @@ def test_strict_mode_raises_listing_problems(tmp_path):
         load_dialogues(str(f), strict=True)
     msg = str(err.value)
     assert "4 problem(s)" in msg and "strict" in msg
-    for line, text in ((2, "mbti: missing field"), (3, "invalid JSON"), (5, "duplicate"), (6, "expected a JSON object")):
+    for line, text in (
+        (2, "mbti: missing field"),
+        (3, "invalid JSON"),
+        (5, "duplicate"),
+        (6, "expected a JSON object"),
+    ):
         assert f"{f}:{line}: " in msg and text in msg
 
 

@@ -38,7 +38,9 @@ def test_valid_record_builds_a_dialogue():
     assert dialogue.source == REF and dialogue.anon_username == "a" and len(dialogue.messages) == 5
 
 
-@pytest.mark.parametrize("field", ["person", "mbti", "emotion", "situation", "anon_username", "messages"])
+@pytest.mark.parametrize(
+    "field", ["person", "mbti", "emotion", "situation", "anon_username", "messages"]
+)
 def test_missing_field(field):
     raw = rec()
     del raw[field]
@@ -51,7 +53,10 @@ def test_null_field_is_missing_and_wrong_type_is_reported():
     raw = rec()
     raw["situation"] = None
     raw["mbti"] = 4
-    assert {(p.field, p.kind) for p in problems_of(raw)} == {("situation", "missing_field"), ("mbti", "field_type")}
+    assert {(p.field, p.kind) for p in problems_of(raw)} == {
+        ("situation", "missing_field"),
+        ("mbti", "field_type"),
+    }
     raw = rec()
     raw["messages"] = "hello"
     assert (only(raw).field, only(raw).kind) == ("messages", "field_type")
@@ -61,14 +66,18 @@ def test_record_level_emotion_outside_taxonomy():
     raw = rec()
     raw["emotion"] = "happy"
     p = only(raw)
-    assert (p.field, p.kind) == ("emotion", "emotion") and "'happy'" in p.message and "32" in p.message
+    assert (
+        (p.field, p.kind) == ("emotion", "emotion") and "'happy'" in p.message and "32" in p.message
+    )
     raw["emotion"] = " Anxious. "  # normalised, so valid
     assert problems_of(raw) == []
 
 
 def test_span_level_emotion_outside_taxonomy():
     raw = rec()
-    raw["messages"][4]["content"] = render_spans({"understanding": "u", "reasoning": "r", "emotion": "anxiety", "response": "ok"})
+    raw["messages"][4]["content"] = render_spans(
+        {"understanding": "u", "reasoning": "r", "emotion": "anxiety", "response": "ok"}
+    )
     p = only(raw)
     assert (p.field, p.kind) == ("messages[4].content", "emotion") and "'anxiety'" in p.message
 
@@ -77,7 +86,10 @@ def test_span_level_emotion_outside_taxonomy():
     "mutate, field",
     [
         (lambda m: m.__setitem__(2, {"role": "user", "content": "again"}), "messages[2].role"),
-        (lambda m: m.__setitem__(1, {"role": "assistant", "content": m[2]["content"]}), "messages[1].role"),
+        (
+            lambda m: m.__setitem__(1, {"role": "assistant", "content": m[2]["content"]}),
+            "messages[1].role",
+        ),
         (lambda m: m.insert(3, {"role": "tool", "content": "x"}), "messages[3].role"),
         (lambda m: m.__setitem__(0, {"role": "user", "content": "hi"}), "messages[0].role"),
     ],
@@ -111,9 +123,20 @@ def test_message_that_is_not_role_content_object():
     "content, detail",
     [
         ("Just a plain answer.", "understanding: missing"),
-        ("<understanding>u</understanding><reasoning>r</reasoning><emotion>sad</emotion>", "response: missing"),
-        (render_spans({"understanding": "u", "reasoning": "r", "emotion": "sad", "response": "  "}), "response: empty"),
-        ("<emotion>sad</emotion><understanding>u</understanding><reasoning>r</reasoning><response>x</response>", "out_of_order"),
+        (
+            "<understanding>u</understanding><reasoning>r</reasoning><emotion>sad</emotion>",
+            "response: missing",
+        ),
+        (
+            render_spans(
+                {"understanding": "u", "reasoning": "r", "emotion": "sad", "response": "  "}
+            ),
+            "response: empty",
+        ),
+        (
+            "<emotion>sad</emotion><understanding>u</understanding><reasoning>r</reasoning><response>x</response>",
+            "out_of_order",
+        ),
     ],
 )
 def test_assistant_turn_without_the_four_spans(content, detail):
@@ -175,7 +198,14 @@ def test_line_numbers_count_blank_lines_like_an_editor(tmp_path):
     assert [d.anon_username for d in res.dialogues] == ["a", "b"]
     assert [d.source.line for d in res.dialogues] == [1, 11]
     assert res.records_read == 8 and res.skipped == 6
-    assert res.skipped_by_kind() == {"missing_field": 1, "json": 1, "roles": 1, "duplicate": 1, "not_object": 1, "emotion": 1}
+    assert res.skipped_by_kind() == {
+        "missing_field": 1,
+        "json": 1,
+        "roles": 1,
+        "duplicate": 1,
+        "not_object": 1,
+        "emotion": 1,
+    }
     assert all(str(p).startswith(f"{f}:{p.source.line}: {p.field}: ") for p in res.problems)
 
 
@@ -202,7 +232,9 @@ def test_duplicates_ignore_key_order(tmp_path):
 
 def test_non_utf8_line_is_one_problem_and_the_rest_loads(tmp_path):
     f = tmp_path / "latin.jsonl"
-    f.write_bytes(jsonl([rec("a")]).encode() + b'{"person": "caf\xe9"}\n' + jsonl([rec("b")]).encode())
+    f.write_bytes(
+        jsonl([rec("a")]).encode() + b'{"person": "caf\xe9"}\n' + jsonl([rec("b")]).encode()
+    )
     res = load_dialogues(str(f))
     [p] = res.problems
     assert p.source.line == 2 and "UTF-8" in p.message

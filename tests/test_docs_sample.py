@@ -62,8 +62,13 @@ def test_docs_sample_is_what_make_sample_writes_today(tmp_path):
         "SAMPLE_DOCS": str(tmp_path / "docs"),
     }
     env.pop("PORT", None)
-    done = subprocess.run(["bash", str(ROOT / "leaderboard" / "make_sample.sh"), str(tmp_path / "work")], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(ROOT / "leaderboard" / "make_sample.sh"), str(tmp_path / "work")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     stale = [
         name for name in FILES if normalised(tmp_path / "docs" / name) != normalised(SAMPLE / name)
@@ -71,12 +76,25 @@ def test_docs_sample_is_what_make_sample_writes_today(tmp_path):
     assert stale == [], STALE.format(", ".join(stale))
 
 
-WALKTHROUGH_OUTPUTS = ["runs/fake/run.json", "out/sft-tiny/config.json", "cards/gpt-5-mini/judge_card.md",
-                       "leaderboard/entries/x.json", "leaderboard/items/x.jsonl", "leaderboard/site/index.html",
-                       "leaderboard/plots/radar.png", "leaderboard/leaderboard.md", "leaderboard/leaderboard.tex",
-                       "leaderboard/leaderboard-1col.tex", "leaderboard/leaderboard.csv", "leaderboard/build.json",
-                       "leaderboard/paper/site/index.html", "studies/r1-vs-4o/key.json", "kardiabench/__pycache__/api.cpython-311.pyc",
-                       ".pytest_cache/README.md", "kardiabench.egg-info/PKG-INFO"]  # fmt: skip
+WALKTHROUGH_OUTPUTS = [
+    "runs/fake/run.json",
+    "out/sft-tiny/config.json",
+    "cards/gpt-5-mini/judge_card.md",
+    "leaderboard/entries/x.json",
+    "leaderboard/items/x.jsonl",
+    "leaderboard/site/index.html",
+    "leaderboard/plots/radar.png",
+    "leaderboard/leaderboard.md",
+    "leaderboard/leaderboard.tex",
+    "leaderboard/leaderboard-1col.tex",
+    "leaderboard/leaderboard.csv",
+    "leaderboard/build.json",
+    "leaderboard/paper/site/index.html",
+    "studies/r1-vs-4o/key.json",
+    "kardiabench/__pycache__/api.cpython-311.pyc",
+    ".pytest_cache/README.md",
+    "kardiabench.egg-info/PKG-INFO",
+]
 
 
 def test_the_walkthrough_leaves_the_checkout_clean():

@@ -19,12 +19,29 @@ def test_taxonomy_is_the_32_empathetic_dialogues_labels():
 @pytest.mark.parametrize(
     "raw",
     [
-        "anxious", "Anxious", "ANXIOUS", "  anxious  ", "\tanxious\n", "anxious.", "anxious!", "(anxious)",
-        "'anxious'", '"anxious"', "\u201canxious\u201d", "\u2018anxious\u2019", "\u00abanxious\u00bb",
-        "**anxious**", "[Anxious].", " \"Anxious.\" ", "anxious\u3002", "\u00a0anxious\u00a0",
-        "\u300canxious\u300d", "anxious\u2026", "\u3000anxious",
+        "anxious",
+        "Anxious",
+        "ANXIOUS",
+        "  anxious  ",
+        "\tanxious\n",
+        "anxious.",
+        "anxious!",
+        "(anxious)",
+        "'anxious'",
+        '"anxious"',
+        "\u201canxious\u201d",
+        "\u2018anxious\u2019",
+        "\u00abanxious\u00bb",
+        "**anxious**",
+        "[Anxious].",
+        ' "Anxious." ',
+        "anxious\u3002",
+        "\u00a0anxious\u00a0",
+        "\u300canxious\u300d",
+        "anxious\u2026",
+        "\u3000anxious",
     ],
-)  # fmt: skip
+)
 def test_case_whitespace_punctuation_and_quotes_are_normalised(raw):
     assert to_label(raw) == "anxious"
     assert is_emotion(raw)
@@ -33,11 +50,25 @@ def test_case_whitespace_punctuation_and_quotes_are_normalised(raw):
 @pytest.mark.parametrize(
     "raw",
     [
-        "happy", "anxiety", "Anxiousness", "sadness", "angry-ish", "fear", "scared", "worried",
-        "feeling anxious", "anxious and sad", "anx ious", "anxious/sad", "grateful, hopeful",
-        "", "   ", "...", "n/a",
+        "happy",
+        "anxiety",
+        "Anxiousness",
+        "sadness",
+        "angry-ish",
+        "fear",
+        "scared",
+        "worried",
+        "feeling anxious",
+        "anxious and sad",
+        "anx ious",
+        "anxious/sad",
+        "grateful, hopeful",
+        "",
+        "   ",
+        "...",
+        "n/a",
     ],
-)  # fmt: skip
+)
 def test_unknown_labels_are_never_mapped(raw):
     assert to_label(raw) is None
     assert not is_emotion(raw)
@@ -54,8 +85,12 @@ def test_normalize_keeps_inner_text():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(EMOTIONS), st.text(" \t\n.,!?;:'\"()[]*`\u201c\u201d", max_size=4),
-       st.text(" \t\n.,!?;:'\"()[]*`\u201c\u201d", max_size=4), st.booleans())  # fmt: skip
+@given(
+    st.sampled_from(EMOTIONS),
+    st.text(" \t\n.,!?;:'\"()[]*`\u201c\u201d", max_size=4),
+    st.text(" \t\n.,!?;:'\"()[]*`\u201c\u201d", max_size=4),
+    st.booleans(),
+)
 def test_every_label_survives_decoration(label, left, right, upper):
     text = left + (label.upper() if upper else label.capitalize()) + right
     assert to_label(text) == label

@@ -9,7 +9,22 @@ METRIC_KEYS = {"value", "n", "n_unscored", "ci_low", "ci_high"}
 
 
 def run_baseline(data, out, model="baseline:retrieval", *extra):
-    return main(["run", "--model", model, "--data", str(data), "--output", str(out), "--no-progress", "--no-cache", "--resamples", "200", *extra])
+    return main(
+        [
+            "run",
+            "--model",
+            model,
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--no-progress",
+            "--no-cache",
+            "--resamples",
+            "200",
+            *extra,
+        ]
+    )
 
 
 def test_run_writes_every_metric_with_ci(tmp_path, capsys):
@@ -19,7 +34,14 @@ def test_run_writes_every_metric_with_ci(tmp_path, capsys):
     for name in ("emotion_accuracy", "emotion_macro_f1", "format_compliance"):
         assert set(results["metrics"][name]) >= METRIC_KEYS, name
         assert results["metrics"][name]["n"] == 9
-    for name in ("relevance", "fluency", "empathy", "persona_consistency", "safety", "safety_flag_rate"):
+    for name in (
+        "relevance",
+        "fluency",
+        "empathy",
+        "persona_consistency",
+        "safety",
+        "safety_flag_rate",
+    ):
         assert results["metrics"][name]["value"] is None
         assert "judge" in results["metrics"][name]["reason"]
     assert results["history"] == "full" and results["emotion"]["confusion"]
@@ -48,7 +70,22 @@ def test_score_external_predictions(tmp_path):
     with ext.open("w") as fh:
         for r in rows:
             fh.write(json.dumps({"item_id": r["item_id"], "raw_output": r["raw_output"]}) + "\n")
-    assert main(["score", "--predictions", str(ext), "--data", str(data), "--output", str(tmp_path / "ext"), "--resamples", "200"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(ext),
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "ext"),
+                "--resamples",
+                "200",
+            ]
+        )
+        == 0
+    )
     a = json.loads((out / "results.json").read_text())["metrics"]["emotion_accuracy"]
     b = json.loads((tmp_path / "ext" / "results.json").read_text())["metrics"]["emotion_accuracy"]
     assert a["value"] == b["value"] and a["n"] == b["n"]
@@ -67,7 +104,10 @@ def test_compare_two_runs_paired(tmp_path, capsys):
     run_baseline(data, tmp_path / "a", "baseline:retrieval")
     run_baseline(data, tmp_path / "b", "baseline:majority")
     capsys.readouterr()
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", "--resamples", "200"]) == 0
+    assert (
+        main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", "--resamples", "200"])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     text = json.dumps(report)
     assert "emotion_accuracy" in text and "p_holm" in text
@@ -94,15 +134,34 @@ def test_items_that_fail_for_good_are_listed_counted_and_retried(tmp_path, monke
 
     def reply(request):
         if "turn 1:" in request["messages"][-1]["content"]:
-            return 400, {"error": {"message": "content rejected", "type": "invalid_request_error", "code": "rejected"}}
+            return 400, {
+                "error": {
+                    "message": "content rejected",
+                    "type": "invalid_request_error",
+                    "code": "rejected",
+                }
+            }
         return default_reply(request)
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "run"
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
-        args = ["run", "--model", "openai:m", "--base-url", srv.url, "--data", str(data), "--output", str(out),
-                "--no-cache", "--no-progress", "--resamples", "200"]  # fmt: skip
+        args = [
+            "run",
+            "--model",
+            "openai:m",
+            "--base-url",
+            srv.url,
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--no-cache",
+            "--no-progress",
+            "--resamples",
+            "200",
+        ]
         assert main(args) == 1
         err = capsys.readouterr().err
         assert "3 failed" in err and "-t1" in err
@@ -111,7 +170,10 @@ def test_items_that_fail_for_good_are_listed_counted_and_retried(tmp_path, monke
         fc = json.loads((out / "results.json").read_text())["metrics"]["format_compliance"]
         assert fc["n"] == 9 and fc["extra"]["n_failed"] == 3 and fc["value"] <= 100 * 6 / 9
         # some items failed, not all: computed, the failures counted as wrong, the other view beside it
-        assert fc["value"] == pytest.approx(fc["extra"]["value_excluding_failed"] * 6 / 9) and fc["ci_low"] is not None
+        assert (
+            fc["value"] == pytest.approx(fc["extra"]["value_excluding_failed"] * 6 / 9)
+            and fc["ci_low"] is not None
+        )
         assert "3 item(s) failed to generate and count as wrong" in (out / "summary.md").read_text()
         before = srv.stats.requests
         assert main(args) == 1  # the same command retries only the failed items

@@ -23,7 +23,9 @@ from kardiabench.records import Dialogue, Message, SourceRef
 from kardiabench.spans import parse_spans, render_spans
 
 
-def dialogue(user: str, turns: int = 3, emotions=("anxious", "hopeful", "grateful"), tag: str = "", **kw) -> Dialogue:
+def dialogue(
+    user: str, turns: int = 3, emotions=("anxious", "hopeful", "grateful"), tag: str = "", **kw
+) -> Dialogue:
     raw = make_dialogue(user, turns, emotions=list(emotions), **kw)
     raw["situation"] += tag
     d, problems = validate_record(raw, SourceRef("mem", 1))
@@ -33,7 +35,11 @@ def dialogue(user: str, turns: int = 3, emotions=("anxious", "hopeful", "gratefu
 
 def corpus(n_personas: int = 40, seed: int = 1) -> list[Dialogue]:
     rng = random.Random(seed)
-    return [dialogue(f"p{i}", 1, tag=f" #{j}") for i in range(n_personas) for j in range(rng.randint(1, 6))]
+    return [
+        dialogue(f"p{i}", 1, tag=f" #{j}")
+        for i in range(n_personas)
+        for j in range(rng.randint(1, 6))
+    ]
 
 
 # --------------------------------------------------------------------------- persona_split
@@ -45,7 +51,9 @@ def test_split_is_persona_disjoint_complete_and_near_the_fraction():
     train_p = {d.persona_id for d in parts["train"]}
     test_p = {d.persona_id for d in parts["test"]}
     assert train_p.isdisjoint(test_p) and train_p and test_p
-    assert sorted(d.dialogue_id for d in parts["train"] + parts["test"]) == sorted(d.dialogue_id for d in ds)
+    assert sorted(d.dialogue_id for d in parts["train"] + parts["test"]) == sorted(
+        d.dialogue_id for d in ds
+    )
     max_per_persona = 6
     assert 0.2 * len(ds) <= len(parts["test"]) < 0.2 * len(ds) + max_per_persona
 
@@ -95,7 +103,9 @@ def test_load_with_derived_split(tmp_path):
     test = load_dialogues(str(f), split="test", derive_split=0.2, split_seed=7)
     train = load_dialogues(str(f), split="train", derive_split=0.2, split_seed=7)
     assert test.split == "test" and train.split == "train"
-    assert {d.persona_id for d in test.dialogues}.isdisjoint({d.persona_id for d in train.dialogues})
+    assert {d.persona_id for d in test.dialogues}.isdisjoint(
+        {d.persona_id for d in train.dialogues}
+    )
     assert len(test.dialogues) + len(train.dialogues) == len(corpus())
     assert test.skipped == 1 and train.skipped == 1  # only the bad line, not the other part
     again = load_dialogues(str(f), split="test", derive_split=0.2, split_seed=7)
@@ -122,7 +132,9 @@ def test_items_per_assistant_turn_with_stable_ids():
     items = expand_dialogue(d)
     assert [i.item_id for i in items] == [f"{d.dialogue_id}-t{k}" for k in range(3)]
     assert [i.turn_index for i in items] == [0, 1, 2]
-    assert all(i.dialogue_id == d.dialogue_id and i.persona_id == "a" and i.mbti == "INFP" for i in items)
+    assert all(
+        i.dialogue_id == d.dialogue_id and i.persona_id == "a" and i.mbti == "INFP" for i in items
+    )
     assert items[1].user_message == d.messages[3].content
     assert items[0].history == () and items[0].system_prompt == d.messages[0].content
     assert [i.item_id for i in expand_dialogue(d, "response")] == [i.item_id for i in items]
@@ -161,11 +173,18 @@ def test_gold_spans_and_emotion_per_turn_with_record_fallback():
     d = dialogue("a", 3, emotions=("Anxious.", "hopeful", "grateful"))
     items = expand_dialogue(d)
     assert [i.gold_emotion for i in items] == ["anxious", "hopeful", "grateful"]
-    assert items[0].gold.emotion == "Anxious." and items[1].gold.response.startswith("That sounds hard")
+    assert items[0].gold.emotion == "Anxious." and items[1].gold.response.startswith(
+        "That sounds hard"
+    )
     # a turn whose emotion span is not a label (or is missing) falls back to the record's emotion
     msgs = list(d.messages)
-    msgs[4] = Message("assistant", render_spans({"understanding": "u", "reasoning": "r", "emotion": "meh", "response": "ok"}))
-    msgs[6] = Message("assistant", render_spans({"understanding": "u", "reasoning": "r", "response": "ok"}))
+    msgs[4] = Message(
+        "assistant",
+        render_spans({"understanding": "u", "reasoning": "r", "emotion": "meh", "response": "ok"}),
+    )
+    msgs[6] = Message(
+        "assistant", render_spans({"understanding": "u", "reasoning": "r", "response": "ok"})
+    )
     odd = Dialogue(d.person, d.mbti, " Grateful ", d.situation, d.anon_username, tuple(msgs))
     assert [i.gold_emotion for i in expand_dialogue(odd)] == ["anxious", "grateful", "grateful"]
     assert expand_dialogue(odd)[2].gold.emotion == ""
@@ -175,7 +194,11 @@ def test_dialogue_without_system_message():
     d = dialogue("a", 2)
     bare = Dialogue(d.person, d.mbti, d.emotion, d.situation, d.anon_username, d.messages[1:])
     items = expand_dialogue(bare)
-    assert len(items) == 2 and items[0].system_prompt == "" and items[0].chat_messages()[0]["role"] == "user"
+    assert (
+        len(items) == 2
+        and items[0].system_prompt == ""
+        and items[0].chat_messages()[0]["role"] == "user"
+    )
 
 
 def test_expand_many():
@@ -187,12 +210,19 @@ def test_expand_many():
 def test_dialogue_id_independent_of_file_line_and_key_order(tmp_path):
     raw = make_dialogue("a", 2, emotions=["sad", "proud"])
     reordered = {k: raw[k] for k in sorted(raw, reverse=True)}
-    reordered["messages"] = [{"content": m["content"], "role": m["role"], "name": "x"} for m in raw["messages"]]
+    reordered["messages"] = [
+        {"content": m["content"], "role": m["role"], "name": "x"} for m in raw["messages"]
+    ]
     reordered["extra_field"] = 1
     (tmp_path / "one.jsonl").write_text(jsonl([raw]))
-    (tmp_path / "two.jsonl").write_text("\n\n" + jsonl([make_dialogue("b", 1, emotions=["sad"]), reordered]))
+    (tmp_path / "two.jsonl").write_text(
+        "\n\n" + jsonl([make_dialogue("b", 1, emotions=["sad"]), reordered])
+    )
     (tmp_path / "three.json").write_text(json.dumps([reordered], indent=4, sort_keys=True))
-    ids = {load_dialogues(str(tmp_path / n)).dialogues[-1].dialogue_id for n in ("one.jsonl", "two.jsonl", "three.json")}
+    ids = {
+        load_dialogues(str(tmp_path / n)).dialogues[-1].dialogue_id
+        for n in ("one.jsonl", "two.jsonl", "three.json")
+    }
     assert len(ids) == 1
     [did] = ids
     assert did.startswith("d") and len(did) == 17 and int(did[1:], 16) >= 0

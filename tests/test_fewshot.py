@@ -29,7 +29,10 @@ def test_examples_come_from_first_turns_of_training_dialogues_never_the_evaluate
     for s in drawn:
         item = train[s.item_id]
         assert s.user == item.user_message and item.dialogue_id not in test_dialogues
-        assert parse_spans(s.assistant).well_formed and parse_spans(s.assistant).spans["response"] == item.gold.response
+        assert (
+            parse_spans(s.assistant).well_formed
+            and parse_spans(s.assistant).spans["response"] == item.gold.response
+        )
 
 
 def test_examples_are_fixed_by_the_seed(tmp_path):
@@ -37,7 +40,11 @@ def test_examples_are_fixed_by_the_seed(tmp_path):
     assert [s.item_id for s in shots()] == ids
     other = tmp_path / "other_seed.yaml"
     text = (Path(__file__).parents[1] / "tasks" / f"{TASK}.yaml").read_text()
-    other.write_text(text.replace(f"name: {TASK}", "name: other_seed").replace("fewshot_seed: 0", "fewshot_seed: 1"))
+    other.write_text(
+        text.replace(f"name: {TASK}", "name: other_seed").replace(
+            "fewshot_seed: 0", "fewshot_seed: 1"
+        )
+    )
     assert [s.item_id for s in shots(task=str(other))] != ids
 
 
@@ -45,8 +52,20 @@ def test_the_prompt_shows_the_examples_between_system_prompt_and_dialogue():
     cfg = generation_config("baseline:majority", "out", data="sample", task=TASK)
     item = next(iter(expand(load_dialogues("sample", "test").dialogues)))
     msgs = cfg.task.messages(item)
-    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
-    assert msgs[1]["content"] == cfg.task.prompt.few_shot[0].user and msgs[-1]["content"] == item.user_message
+    assert [m["role"] for m in msgs] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert (
+        msgs[1]["content"] == cfg.task.prompt.few_shot[0].user
+        and msgs[-1]["content"] == item.user_message
+    )
 
 
 def test_evaluating_the_train_split_is_refused():
@@ -56,9 +75,24 @@ def test_evaluating_the_train_split_is_refused():
 
 def test_run_json_records_which_items_the_examples_are_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
-    argv = ["generate", "--model", "baseline:majority", "--task", TASK, "--data", "sample", "--limit", "2",
-            "--output", str(out), "--no-cache", "--no-progress"]  # fmt: skip
+    argv = [
+        "generate",
+        "--model",
+        "baseline:majority",
+        "--task",
+        TASK,
+        "--data",
+        "sample",
+        "--limit",
+        "2",
+        "--output",
+        str(out),
+        "--no-cache",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     prompt = json.loads((out / "run.json").read_text())["task_config"]["prompt"]
-    assert prompt["num_fewshot"] == 3 and [s["item_id"] for s in prompt["few_shot"]] == [s.item_id for s in shots()]
+    assert prompt["num_fewshot"] == 3 and [s["item_id"] for s in prompt["few_shot"]] == [
+        s.item_id for s in shots()
+    ]
     assert main(argv) == 0  # same examples drawn again: same run

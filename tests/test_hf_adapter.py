@@ -32,7 +32,9 @@ PLAIN_TEMPLATE = (
 
 
 def req(text: str, *, system: str | None = None, **params) -> ChatRequest:
-    msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+    msgs = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": text}
+    ]
     return ChatRequest.from_messages(msgs, SamplingParams(**params))
 
 
@@ -65,11 +67,14 @@ def test_batch_of_different_lengths_returns_one_generation_each(model):
         req("I finally passed my driving test today, after three tries and a lot of rain!"),
         req("The house feels so empty since she moved out.", system="You are a kind listener."),
         ChatRequest.from_messages(
-            [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi, how are you?"},
-             {"role": "user", "content": "Tired, the week was long."}],
+            [
+                {"role": "user", "content": "Hello"},
+                {"role": "assistant", "content": "Hi, how are you?"},
+                {"role": "user", "content": "Tired, the week was long."},
+            ],
             SamplingParams(max_tokens=6),
         ),
-    ]  # fmt: skip
+    ]
     requests = [ChatRequest(r.messages, SamplingParams(max_tokens=6)) for r in requests]
     out = run(model, requests)
     assert len(out) == len(requests)
@@ -83,7 +88,10 @@ def test_batch_of_different_lengths_returns_one_generation_each(model):
 
 def test_left_padding_gives_the_same_greedy_output_alone_and_in_a_batch(model):
     short = req("Hello there", max_tokens=8)
-    longer = req("A much longer message about a grandmother, a care home and an empty house. " * 3, max_tokens=8)
+    longer = req(
+        "A much longer message about a grandmother, a care home and an empty house. " * 3,
+        max_tokens=8,
+    )
     alone = run(model, [short])[0]
     batched = run(model, [longer, short])[1]
     assert batched.prompt_tokens == alone.prompt_tokens
@@ -93,7 +101,10 @@ def test_left_padding_gives_the_same_greedy_output_alone_and_in_a_batch(model):
 
 def test_seeded_sampling_is_reproducible_and_seeds_differ(model):
     def sample(seed: int) -> list[str]:
-        batch = [req("Tell me about your day", temperature=1.0, max_tokens=12, seed=seed), req("Hi", temperature=1.0, max_tokens=12, seed=seed)]
+        batch = [
+            req("Tell me about your day", temperature=1.0, max_tokens=12, seed=seed),
+            req("Hi", temperature=1.0, max_tokens=12, seed=seed),
+        ]
         return [g.text for g in run(model, batch)]
 
     assert sample(1) == sample(1)
@@ -110,7 +121,10 @@ def test_max_tokens_is_respected_with_finish_reason_length(model):
 
 
 def test_mixed_settings_in_one_batch_keep_request_order(model):
-    out = run(model, [req("a", max_tokens=3), req("b", max_tokens=7), req("c", max_tokens=3, temperature=0.8)])
+    out = run(
+        model,
+        [req("a", max_tokens=3), req("b", max_tokens=7), req("c", max_tokens=3, temperature=0.8)],
+    )
     assert [g.completion_tokens for g in out] == [3, 7, 3]
 
 
@@ -148,9 +162,14 @@ def test_decode_keeps_span_markers_and_drops_other_special_tokens(model):
     text = "<|im_start|>x<|understanding_begin|>u<|understanding_end|><|emotion_begin|>sad<|emotion_end|>"
     ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id, tok.pad_token_id]
     decoded = decode_keeping_span_markers(tok, ids)
-    assert decoded == "x<|understanding_begin|>u<|understanding_end|><|emotion_begin|>sad<|emotion_end|>"
+    assert (
+        decoded
+        == "x<|understanding_begin|>u<|understanding_end|><|emotion_begin|>sad<|emotion_end|>"
+    )
     assert parse_spans(decoded).get("emotion") == "sad"
-    assert "<|emotion_begin|>" not in tok.decode(ids, skip_special_tokens=True)  # why the helper exists
+    assert "<|emotion_begin|>" not in tok.decode(
+        ids, skip_special_tokens=True
+    )  # why the helper exists
 
 
 def test_add_span_tokens_adds_single_special_tokens_and_resizes(tmp_path):
@@ -158,7 +177,9 @@ def test_add_span_tokens_adds_single_special_tokens_and_resizes(tmp_path):
 
     folder = build_tiny_model(tmp_path / "plain", span_tokens=False)
     plain = HFChatModel(str(folder), device="cpu")
-    assert all(len(plain.tokenizer(m, add_special_tokens=False)["input_ids"]) > 1 for m in span_markers())
+    assert all(
+        len(plain.tokenizer(m, add_special_tokens=False)["input_ids"]) > 1 for m in span_markers()
+    )
 
     m = HFChatModel(str(folder), device="cpu", add_span_tokens=True)
     assert len(m.tokenizer) == len(plain.tokenizer) + 8
@@ -212,12 +233,33 @@ def test_unloadable_models_are_clear_fatal_errors(tmp_path):
 def run_hub_model(tmp_path, endpoint: str, offline: bool) -> subprocess.CompletedProcess:
     """`kardiabench run --model hf:OWNER/NAME` in a subprocess (huggingface_hub reads HF_ENDPOINT
     and HF_HUB_OFFLINE at import), with an empty Hub cache."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_", "TRANSFORMERS_"))}
-    env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": str(int(offline)),
-            "TRANSFORMERS_OFFLINE": str(int(offline)), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGING_FACE_", "TRANSFORMERS_"))
+    }
+    env |= {
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_OFFLINE": str(int(offline)),
+        "TRANSFORMERS_OFFLINE": str(int(offline)),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
     data = write_dataset(tmp_path / "data")
-    cmd = [sys.executable, "-m", "kardiabench.cli", "run", "--model", "hf:kardiabench-test/not-cached", "--data", str(data),
-           "--output", str(tmp_path / "run"), "--no-cache", "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "kardiabench.cli",
+        "run",
+        "--model",
+        "hf:kardiabench-test/not-cached",
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "run"),
+        "--no-cache",
+        "--no-progress",
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -229,8 +271,12 @@ def test_a_hub_model_that_cannot_be_fetched_fails_at_once_in_one_line(tmp_path, 
         p = run_hub_model(tmp_path, hub.url, offline)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: Could not load 'kardiabench-test/not-cached' from the Hugging Face Hub: ")
-    assert ("offline mode is on" if offline else "the Hub cannot be reached") in lines[0] and "hf download" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: Could not load 'kardiabench-test/not-cached' from the Hugging Face Hub: "
+    )
+    assert ("offline mode is on" if offline else "the Hub cannot be reached") in lines[
+        0
+    ] and "hf download" in lines[0]
     # the probe; online, huggingface_hub may also try once for its own user-agent registry
     assert hub.connections == 0 if offline else hub.connections <= 2
 
@@ -238,7 +284,9 @@ def test_a_hub_model_that_cannot_be_fetched_fails_at_once_in_one_line(tmp_path, 
 def test_generation_runs_off_the_event_loop(model):
     async def main() -> int:
         ticks = 0
-        task = asyncio.create_task(model.generate([req("Hello " * 10, max_tokens=24) for _ in range(4)]))
+        task = asyncio.create_task(
+            model.generate([req("Hello " * 10, max_tokens=24) for _ in range(4)])
+        )
         while not task.done():
             await asyncio.sleep(0.005)
             ticks += 1

@@ -43,8 +43,18 @@ SCENARIOS: dict[str, tuple[dict[str, FakeRepo], str, str, str | None]] = {
     "gated_anon": ({REPO: FakeRepo(dict(FILES), gated=True)}, REPO, "test", None),
     "forbidden": ({REPO: FakeRepo(dict(FILES), fail_status=403)}, REPO, "test", TOKEN),
     "server_error": ({REPO: FakeRepo(dict(FILES), fail_status=500)}, REPO, "test", None),
-    "gated_pending": ({REPO: FakeRepo(dict(FILES), gated=True, approved_tokens={APPROVED})}, REPO, "test", TOKEN),
-    "invalid_token": ({REPO: FakeRepo(dict(FILES), gated=True, approved_tokens={APPROVED})}, REPO, "test", INVALID),
+    "gated_pending": (
+        {REPO: FakeRepo(dict(FILES), gated=True, approved_tokens={APPROVED})},
+        REPO,
+        "test",
+        TOKEN,
+    ),
+    "invalid_token": (
+        {REPO: FakeRepo(dict(FILES), gated=True, approved_tokens={APPROVED})},
+        REPO,
+        "test",
+        INVALID,
+    ),
     "missing_anon": ({}, REPO, "test", None),
     "missing_token": ({}, ALIAS, "test", TOKEN),
     "missing_other": ({}, "someone/else", "test", None),
@@ -53,8 +63,18 @@ SCENARIOS: dict[str, tuple[dict[str, FakeRepo], str, str, str | None]] = {
     "renamed_no_split": ({REPO: FakeRepo(dict(RENAMED))}, REPO, "validation", None),
     "ok_anon": ({REPO: FakeRepo(dict(FILES))}, REPO, "test", None),
     "ok_keyword": ({REPO: FakeRepo(dict(FILES))}, "hub", "train", None),
-    "ok_hf_url": ({ALIAS: FakeRepo(dict(FILES))}, "hf://datasets/Jhcircle/KadiaBench", "test", None),
-    "ok_approved": ({REPO: FakeRepo(dict(FILES), gated=True, approved_tokens={APPROVED})}, REPO, "train", APPROVED),
+    "ok_hf_url": (
+        {ALIAS: FakeRepo(dict(FILES))},
+        "hf://datasets/Jhcircle/KadiaBench",
+        "test",
+        None,
+    ),
+    "ok_approved": (
+        {REPO: FakeRepo(dict(FILES), gated=True, approved_tokens={APPROVED})},
+        REPO,
+        "train",
+        APPROVED,
+    ),
 }
 
 # Runs each scenario through load_dialogues and prints {name: result} as JSON.
@@ -82,8 +102,14 @@ RUNNER = textwrap.dedent(
 )
 
 
-def hub_env(home: Path, endpoint: str | None, token: str | None = None, offline: bool = False) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT")}
+def hub_env(
+    home: Path, endpoint: str | None, token: str | None = None, offline: bool = False
+) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT")
+    }
     env.update(
         HF_HOME=str(home),  # an empty cache and no stored token
         HF_HUB_OFFLINE="1" if offline else "0",
@@ -99,8 +125,13 @@ def hub_env(home: Path, endpoint: str | None, token: str | None = None, offline:
 
 
 def run_scenarios(env: dict[str, str], scenarios: list[list]) -> dict[str, dict]:
-    p = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(scenarios)], env=env,
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-c", RUNNER, json.dumps(scenarios)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     results = json.loads(p.stdout.strip().splitlines()[-1])
     for r in results.values():
@@ -114,8 +145,12 @@ def run_scenarios(env: dict[str, str], scenarios: list[list]) -> dict[str, dict]
 def hub_runs(tmp_path_factory):
     """Every scenario's result, the fake Hub (with its request log) and the HF_HOME used."""
     home = tmp_path_factory.mktemp("hf-home")
-    with FakeHub(valid_tokens={TOKEN, APPROVED}, scenarios={n: s[0] for n, s in SCENARIOS.items()}) as hub:
-        results = run_scenarios(hub_env(home, hub.url), [[n, d, sp, tok] for n, (_, d, sp, tok) in SCENARIOS.items()])
+    with FakeHub(
+        valid_tokens={TOKEN, APPROVED}, scenarios={n: s[0] for n, s in SCENARIOS.items()}
+    ) as hub:
+        results = run_scenarios(
+            hub_env(home, hub.url), [[n, d, sp, tok] for n, (_, d, sp, tok) in SCENARIOS.items()]
+        )
     return results, hub, home
 
 
@@ -146,13 +181,28 @@ def test_hub_ids_are_hub_sources(tmp_path, monkeypatch):
 
 def test_offline_gives_clear_message_without_any_request(tmp_path):
     """HF_HUB_OFFLINE=1: not one request reaches the Hub, even one that holds the data."""
-    holding = {"repo": {REPO: FakeRepo(dict(FILES))}, "alias": {ALIAS: FakeRepo(dict(FILES))}, "kw": {REPO: FakeRepo(dict(FILES))}}
+    holding = {
+        "repo": {REPO: FakeRepo(dict(FILES))},
+        "alias": {ALIAS: FakeRepo(dict(FILES))},
+        "kw": {REPO: FakeRepo(dict(FILES))},
+    }
     with FakeHub(scenarios=holding) as hub:
         env = hub_env(tmp_path, hub.url, offline=True)
-        runs = run_scenarios(env, [["repo", REPO, "test", TOKEN], ["alias", ALIAS, "train", None], ["kw", "hub", "test", None]])
+        runs = run_scenarios(
+            env,
+            [
+                ["repo", REPO, "test", TOKEN],
+                ["alias", ALIAS, "train", None],
+                ["kw", "hub", "test", None],
+            ],
+        )
     for r in runs.values():
         assert not r["ok"]
-        assert "cannot be reached" in r["error"] and "--data DIR" in r["error"] and "--data sample" in r["error"]
+        assert (
+            "cannot be reached" in r["error"]
+            and "--data DIR" in r["error"]
+            and "--data sample" in r["error"]
+        )
     assert hub.requests == []
 
 
@@ -160,7 +210,10 @@ def test_offline_in_process_with_conftest_settings(monkeypatch):
     """tests/conftest.py sets HF_HUB_OFFLINE=1 before huggingface_hub is imported."""
     from huggingface_hub import constants
 
-    if not constants.HF_HUB_OFFLINE or Path(constants.HF_HUB_CACHE, "datasets--Jhcircle--KardiaBench").exists():
+    if (
+        not constants.HF_HUB_OFFLINE
+        or Path(constants.HF_HUB_CACHE, "datasets--Jhcircle--KardiaBench").exists()
+    ):
         pytest.skip("needs HF_HUB_OFFLINE=1 and no cached copy of the dataset")
     connects = []
     monkeypatch.setattr(socket.socket, "connect", lambda sock, addr: connects.append(addr))
@@ -175,9 +228,13 @@ def test_unreachable_hub_online_fails_after_one_attempt_without_traceback(tmp_pa
     with DroppingServer() as server:
         env = hub_env(tmp_path, server.url)
         code = "from kardiabench.data import load_dialogues\nload_dialogues('Jhcircle/KardiaBench')"
-        p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
     assert p.returncode != 0
-    assert "DataError" in p.stderr and "cannot be reached" in p.stderr  # not the HTTP client's ConnectError
+    assert (
+        "DataError" in p.stderr and "cannot be reached" in p.stderr
+    )  # not the HTTP client's ConnectError
     assert server.connections == 1
 
 
@@ -188,7 +245,9 @@ def test_gated_without_token_says_request_access_and_set_hf_token(hub_runs):
     msg = error_of(hub_runs, "gated_anon")
     assert "gated" in msg and "Request access" in msg and "HF_TOKEN" in msg
     assert "https://huggingface.co/datasets/Jhcircle/KardiaBench" in msg
-    assert not any(ALIAS in p for p in hub_runs[1].paths("gated_anon"))  # the repo exists: no alias tried
+    assert not any(
+        ALIAS in p for p in hub_runs[1].paths("gated_anon")
+    )  # the repo exists: no alias tried
     assert not any(had for s, _, _, had in hub_runs[1].requests if s == "gated_anon")
 
 
@@ -276,7 +335,13 @@ def test_split_file_with_another_name_is_found_by_listing(hub_runs):
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kardiabench.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "kardiabench.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_cli_gated_error_on_stderr_without_traceback(tmp_path):

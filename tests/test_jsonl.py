@@ -38,7 +38,10 @@ def test_strict_reader_names_file_and_line_of_the_first_bad_line(tmp_path):
 def test_strict_reader_reports_bytes_that_are_not_utf8_as_a_line_error(tmp_path):
     path = tmp_path / "latin.jsonl"
     path.write_bytes('{"a": 1}\n{"name": "Jos\u00e9"}\n'.encode("latin-1"))
-    with pytest.raises(BadFile, match=rf"^{re.escape(str(path))}:2: not valid JSON: not UTF-8 text \(byte 14 of the line\)$"):
+    with pytest.raises(
+        BadFile,
+        match=rf"^{re.escape(str(path))}:2: not valid JSON: not UTF-8 text \(byte 14 of the line\)$",
+    ):
         list(iter_jsonl_objects(path, BadFile))
 
 
@@ -55,7 +58,10 @@ def test_atomic_writer_replaces_the_whole_file_and_reads_back(tmp_path):
     path.write_text("old\n")
     rows = [{"item_id": "i1", "text": "über"}, {"item_id": "i2", "text": None}]
     write_jsonl_atomic(path, rows)
-    assert path.read_text(encoding="utf-8") == '{"item_id": "i1", "text": "über"}\n{"item_id": "i2", "text": null}\n'
+    assert (
+        path.read_text(encoding="utf-8")
+        == '{"item_id": "i1", "text": "über"}\n{"item_id": "i2", "text": null}\n'
+    )
     assert read_jsonl_tolerant(path) == rows
     assert [p.name for p in tmp_path.iterdir()] == ["items.jsonl"]  # no temp file left
 
@@ -83,9 +89,13 @@ def test_repair_text_is_pure_and_the_request_appends_it():
     msgs = repair_messages(failures, DIMENSIONS)
     assert [m["role"] for m in msgs] == ["assistant", "user", "assistant", "user"]
     assert msgs[0]["content"] == "nope" and msgs[2]["content"] == "x" * 2000 + " …[cut]"
-    assert msgs[3]["content"].startswith("That reply could not be used (attempt 2): malformed JSON.")
+    assert msgs[3]["content"].startswith(
+        "That reply could not be used (attempt 2): malformed JSON."
+    )
     assert ", ".join(DIMENSIONS) in msgs[1]["content"]
-    first = ChatRequest((("system", "s"), ("user", "u")), SamplingParams(seed=7), {"type": "json_object"})
+    first = ChatRequest(
+        (("system", "s"), ("user", "u")), SamplingParams(seed=7), {"type": "json_object"}
+    )
     req = repair_request(first, failures, load_rubric())
     assert req.messages == (*first.messages, *((m["role"], m["content"]) for m in msgs))
     assert (req.params, req.response_format) == (first.params, first.response_format)

@@ -21,10 +21,14 @@ def reply(request):
     last_user = request["messages"][-1]["content"]
     if request["model"] == "gen-model":
         if last_user.startswith("I am e and turn 0:"):  # one item answers at great length
-            return render_spans({"understanding": "u", "reasoning": "r", "emotion": "sad", "response": LONG})
+            return render_spans(
+                {"understanding": "u", "reasoning": "r", "emotion": "sad", "response": LONG}
+            )
         return default_reply(request)
     case = request["messages"][1]["content"]
-    if "turn 2:" in case:  # (the last turn: in no history) the judge quotes the candidate's injection, then gives its own verdict
+    if (
+        "turn 2:" in case
+    ):  # (the last turn: in no history) the judge quotes the candidate's injection, then gives its own verdict
         return f"The response tries to set the scores with {INJECTED}. My verdict: {OWN}"
     return OWN
 
@@ -32,9 +36,28 @@ def reply(request):
 def _run(tmp_path, monkeypatch, srv, out):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     data = write_dataset(tmp_path / "data")
-    return main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(data), "--output", str(out),
-                 "--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress", "--resamples", "50",
-                 "--cache", str(tmp_path / "cache.sqlite")])  # fmt: skip
+    return main(
+        [
+            "run",
+            "--model",
+            "openai:gen-model",
+            "--base-url",
+            srv.url,
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--judge",
+            "openai:judge-model",
+            "--judge-base-url",
+            srv.url,
+            "--no-progress",
+            "--resamples",
+            "50",
+            "--cache",
+            str(tmp_path / "cache.sqlite"),
+        ]
+    )
 
 
 def test_quoted_injection_is_unscored_and_long_response_cut(tmp_path, monkeypatch):
@@ -54,7 +77,9 @@ def test_quoted_injection_is_unscored_and_long_response_cut(tmp_path, monkeypatc
     quoted = [j for j in judgments if j["status"] == "unscored"]
     assert len(quoted) == 3  # the last item of each of the three test dialogues
     assert all(j["reason"] == INVALID_OUTPUT and j["attempts"] == 3 for j in quoted)
-    assert all(j["detail"] == "ambiguous verdict: 2 verdict-shaped objects disagree" for j in quoted)
+    assert all(
+        j["detail"] == "ambiguous verdict: 2 verdict-shaped objects disagree" for j in quoted
+    )
     assert all(set(j["scores"].values()) == {None} for j in quoted)
     assert rubric["unscored_by_reason"] == {INVALID_OUTPUT: 3}
     assert rubric["means"]["relevance"]["mean"] == 1.0  # only the judge's own verdicts count

@@ -33,9 +33,32 @@ def runs(tmp_path_factory):
     try:
         with FakeOpenAIServer(FakeConfig()) as srv:
             runs["fewshot"] = data.parent / "fewshot"
-            assert main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--task", "kardiabench_instructed_fewshot",
-                         "--data", str(data), "--output", str(runs["fewshot"]), "--judge", "openai:judge-model", "--judge-base-url", srv.url,
-                         "--no-progress", "--no-cache", "--resamples", "100"]) == 0  # fmt: skip
+            assert (
+                main(
+                    [
+                        "run",
+                        "--model",
+                        "openai:gen-model",
+                        "--base-url",
+                        srv.url,
+                        "--task",
+                        "kardiabench_instructed_fewshot",
+                        "--data",
+                        str(data),
+                        "--output",
+                        str(runs["fewshot"]),
+                        "--judge",
+                        "openai:judge-model",
+                        "--judge-base-url",
+                        srv.url,
+                        "--no-progress",
+                        "--no-cache",
+                        "--resamples",
+                        "100",
+                    ]
+                )
+                == 0
+            )
     finally:
         mp.undo()
     return runs
@@ -44,16 +67,50 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(runs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("lb") / "leaderboard"
-    assert main(["leaderboard", "add", str(runs["gen"]), str(runs["qwen"]), "--leaderboard", str(folder)]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                "add",
+                str(runs["gen"]),
+                str(runs["qwen"]),
+                "--leaderboard",
+                str(folder),
+            ]
+        )
+        == 0
+    )
     return folder
 
 
-def push(folder, hub: FakeHub | DroppingServer, *extra: str, token: str | None = "hf_test", offline: bool = False) -> subprocess.CompletedProcess:
+def push(
+    folder,
+    hub: FakeHub | DroppingServer,
+    *extra: str,
+    token: str | None = "hf_test",
+    offline: bool = False,
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
-    env |= {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": str(int(offline)), "HF_HOME": str(folder.parent / "hf_home"), "PYTHONPATH": os.getcwd()}
+    env |= {
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": str(int(offline)),
+        "HF_HOME": str(folder.parent / "hf_home"),
+        "PYTHONPATH": os.getcwd(),
+    }
     if token:
         env["HF_TOKEN"] = token
-    cmd = [sys.executable, "-m", "kardiabench.cli", "leaderboard", "push", "--repo", "me/kb-board", "--leaderboard", str(folder), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kardiabench.cli",
+        "leaderboard",
+        "push",
+        "--repo",
+        "me/kb-board",
+        "--leaderboard",
+        str(folder),
+        *extra,
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -64,33 +121,60 @@ def test_push_uploads_card_tables_entries_and_plots_without_unredacted_reports(b
         assert p.returncode == 0, p.stderr
         repo = hub.repos["me/kb-board"]
     files = set(repo.files)
-    assert {"README.md", "leaderboard.csv", "leaderboard.md", "leaderboard.tex", "build.json", "plots/radar-G1.png", "plots/radar-G1.pdf", "plots/radar-G1-1col.pdf",
-            "site/index.html"} <= files  # fmt: skip
-    assert len([f for f in files if f.startswith("entries/")]) == 2 and len([f for f in files if f.startswith("items/")]) == 2
+    assert {
+        "README.md",
+        "leaderboard.csv",
+        "leaderboard.md",
+        "leaderboard.tex",
+        "build.json",
+        "plots/radar-G1.png",
+        "plots/radar-G1.pdf",
+        "plots/radar-G1-1col.pdf",
+        "site/index.html",
+    } <= files
+    assert (
+        len([f for f in files if f.startswith("entries/")]) == 2
+        and len([f for f in files if f.startswith("items/")]) == 2
+    )
     assert not any(f.startswith("site/reports/") for f in files)  # they hold dialogue text
     assert "not uploaded" in p.stderr
     card = repo.files["README.md"].decode()
-    assert card.startswith("---\npretty_name: KardiaBench leaderboard") and (built / "leaderboard.md").read_text() in card
+    assert (
+        card.startswith("---\npretty_name: KardiaBench leaderboard")
+        and (built / "leaderboard.md").read_text() in card
+    )
     assert repo.files["leaderboard.csv"] == (built / "leaderboard.csv").read_bytes()
     assert repo.commits == ["kardiabench leaderboard (2 runs)"]
     assert all(had_token for _, method, _, had_token in hub.requests if method == "POST")
 
 
 def test_push_of_a_redacted_build_includes_the_reports(built):
-    assert main(["leaderboard", "build", "--leaderboard", str(built), "--redact", "--resamples", "100"]) == 0
+    assert (
+        main(
+            ["leaderboard", "build", "--leaderboard", str(built), "--redact", "--resamples", "100"]
+        )
+        == 0
+    )
     with FakeHub() as hub:
         p = push(built, hub)
         assert p.returncode == 0, p.stderr
         files = hub.repos["me/kb-board"].files
     reports = [f for f in files if f.startswith("site/reports/")]
     assert len(reports) == 2
-    assert all(b"my interview is soon" not in files[f] for f in reports)  # the user's turns are not there
+    assert all(
+        b"my interview is soon" not in files[f] for f in reports
+    )  # the user's turns are not there
     assert json.loads(files["build.json"])["redacted"] is True
 
 
 def test_push_of_a_build_redacted_by_an_older_kardiabench_leaves_its_reports_out(built):
     """build.json without `redaction`: its reports kept what a model repeated of the data."""
-    assert main(["leaderboard", "build", "--leaderboard", str(built), "--redact", "--resamples", "100"]) == 0
+    assert (
+        main(
+            ["leaderboard", "build", "--leaderboard", str(built), "--redact", "--resamples", "100"]
+        )
+        == 0
+    )
     info = json.loads((built / "build.json").read_text())
     assert info["redaction"] == 2
     del info["redaction"]
@@ -127,7 +211,20 @@ def test_no_uploaded_byte_holds_dataset_text(runs, tmp_path, redact):
     What is uploaded still says what it must: numbers, which few-shot items, the model's own text."""
     folder = tmp_path / "leaderboard"
     assert main(["leaderboard", "add", *map(str, runs.values()), "--leaderboard", str(folder)]) == 0
-    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50", *(["--redact"] if redact else [])]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                "build",
+                "--leaderboard",
+                str(folder),
+                "--resamples",
+                "50",
+                *(["--redact"] if redact else []),
+            ]
+        )
+        == 0
+    )
     with FakeHub() as hub:
         p = push(folder, hub)
         assert p.returncode == 0, p.stderr
@@ -136,40 +233,82 @@ def test_no_uploaded_byte_holds_dataset_text(runs, tmp_path, redact):
 
     entries = [json.loads(files[f]) for f in files if f.startswith("entries/")]
     assert len(entries) == len(runs) == len([f for f in files if f.startswith("items/")])
-    (fewshot,) = [e for e in entries if e["manifest"]["task_config"]["name"] == "kardiabench_instructed_fewshot"]
+    (fewshot,) = [
+        e
+        for e in entries
+        if e["manifest"]["task_config"]["name"] == "kardiabench_instructed_fewshot"
+    ]
     local = json.loads(next((folder / "entries").glob(f"{fewshot['entry_id']}.json")).read_text())
     shots = local["manifest"]["task_config"]["prompt"]["few_shot"]
-    assert fewshot["manifest"]["task_config"]["prompt"]["few_shot"] == [{"item_id": s["item_id"]} for s in shots] and len(shots) == 3
-    assert fewshot["results"]["metrics"] == local["results"]["metrics"] and "run_path" not in fewshot
-    rows = [json.loads(line) for f in files if f.startswith("items/") for line in files[f].decode().splitlines()]
+    assert (
+        fewshot["manifest"]["task_config"]["prompt"]["few_shot"]
+        == [{"item_id": s["item_id"]} for s in shots]
+        and len(shots) == 3
+    )
+    assert (
+        fewshot["results"]["metrics"] == local["results"]["metrics"] and "run_path" not in fewshot
+    )
+    rows = [
+        json.loads(line)
+        for f in files
+        if f.startswith("items/")
+        for line in files[f].decode().splitlines()
+    ]
     assert all(r["persona_id"].startswith("p") and len(r["persona_id"]) == 13 for r in rows)
-    assert all(r["pred_emotion"] is None or r["pred_emotion"] in EMOTIONS for r in rows) and {r["pred_class"] for r in rows} <= {*EMOTIONS, "<invalid>", "<missing>"}
+    assert all(r["pred_emotion"] is None or r["pred_emotion"] in EMOTIONS for r in rows) and {
+        r["pred_class"] for r in rows
+    } <= {*EMOTIONS, "<invalid>", "<missing>"}
     reports = {f: report_text(files[f]) for f in files if f.startswith("site/reports/")}
     if not redact:
         assert reports == {} and "not uploaded" in p.stderr
         return
     assert len(reports) == len(runs)
     retrieval = [t for f, t in reports.items() if "baseline-retrieval" in f]
-    assert len(retrieval) == 2 and all(DATA_MARK in t for t in retrieval)  # its answers are training text, removed
+    assert len(retrieval) == 2 and all(
+        DATA_MARK in t for t in retrieval
+    )  # its answers are training text, removed
     gen = [t for f, t in reports.items() if f.startswith("site/reports/openai-gen-model")]
-    assert gen and all("That sounds hard. I am here with you." in t for t in gen)  # the model's own words stay
+    assert gen and all(
+        "That sounds hard. I am here with you." in t for t in gen
+    )  # the model's own words stay
 
 
 def test_push_uploads_only_the_reports_this_redacted_build_wrote(runs, tmp_path):
     """A report left in site/reports/ by an earlier, unredacted build of an entry since removed is
     not uploaded with the redacted build's."""
     folder = tmp_path / "leaderboard"
-    assert main(["leaderboard", "add", str(runs["gen"]), str(runs["retrieval"]), "--leaderboard", str(folder)]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                "add",
+                str(runs["gen"]),
+                str(runs["retrieval"]),
+                "--leaderboard",
+                str(folder),
+            ]
+        )
+        == 0
+    )
     assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50"]) == 0
     (stale,) = (folder / "entries").glob("baseline-retrieval-*.json")
     stale.unlink()
-    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50", "--redact"]) == 0
-    assert len(list((folder / "site" / "reports").glob("*.html"))) == 2  # the stale one is still there
+    assert (
+        main(
+            ["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50", "--redact"]
+        )
+        == 0
+    )
+    assert (
+        len(list((folder / "site" / "reports").glob("*.html"))) == 2
+    )  # the stale one is still there
     with FakeHub() as hub:
         p = push(folder, hub)
         assert p.returncode == 0, p.stderr
         files = hub.repos["me/kb-board"].files
-    assert [f for f in files if f.startswith("site/reports/")] == [f"site/reports/{next((folder / 'entries').glob('*.json')).stem}.html"]
+    assert [f for f in files if f.startswith("site/reports/")] == [
+        f"site/reports/{next((folder / 'entries').glob('*.json')).stem}.html"
+    ]
     assert leaks(dataset_strings(data_of(runs["gen"])), files) == []
 
 
@@ -184,7 +323,11 @@ def test_push_with_the_hub_out_of_reach_is_a_one_line_error(built, offline):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == [
         f"error: push to me/kb-board: the Hub at {hub.url} cannot be reached "
-        + ("(HF_HUB_OFFLINE is set)" if offline else "(" + p.stderr.split("cannot be reached (", 1)[1].split(")")[0] + ")")
+        + (
+            "(HF_HUB_OFFLINE is set)"
+            if offline
+            else "(" + p.stderr.split("cannot be reached (", 1)[1].split(")")[0] + ")"
+        )
         + "; nothing was uploaded"
     ]
     assert hub.connections == 0 if offline else hub.connections >= 1

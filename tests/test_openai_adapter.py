@@ -42,7 +42,10 @@ SECRET = "sk-test-DO-NOT-LEAK-0123456789"
 def chats(n: int, prefix: str = "hello", response_format: dict | None = None) -> list[ChatRequest]:
     return [
         ChatRequest.from_messages(
-            [{"role": "system", "content": "Be kind."}, {"role": "user", "content": f"{prefix} number {i}"}],
+            [
+                {"role": "system", "content": "Be kind."},
+                {"role": "user", "content": f"{prefix} number {i}"},
+            ],
             SamplingParams(max_tokens=64),
             response_format,
         )
@@ -69,7 +72,9 @@ def record_sleeps(monkeypatch) -> list[float]:
     return delays
 
 
-def generate_all(model: OpenAIChatModel, requests: list[ChatRequest]) -> list[Generation | ModelError]:
+def generate_all(
+    model: OpenAIChatModel, requests: list[ChatRequest]
+) -> list[Generation | ModelError]:
     async def go():
         try:
             outs = await asyncio.gather(*(model.generate([r]) for r in requests))
@@ -97,7 +102,9 @@ def test_success_path_reads_text_usage_and_timing():
         assert g.attempts == 1
         assert 0.05 <= g.latency_s < 2
         price = DEFAULT_PRICES["gpt-4o-mini"]
-        assert model.cost(g.prompt_tokens, g.completion_tokens) == pytest.approx((g.prompt_tokens * price.input + g.completion_tokens * price.output) / 1e6)
+        assert model.cost(g.prompt_tokens, g.completion_tokens) == pytest.approx(
+            (g.prompt_tokens * price.input + g.completion_tokens * price.output) / 1e6
+        )
     assert model.stats.prompt_tokens == 15
     ident = model.identity()
     assert ident == {"spec": "openai:gpt-4o-mini", "host": "127.0.0.1"}
@@ -106,7 +113,9 @@ def test_success_path_reads_text_usage_and_timing():
 
 def test_finish_reason_length_is_reported():
     with FakeOpenAIServer() as srv:
-        req = ChatRequest.from_messages([{"role": "user", "content": "hi"}], SamplingParams(max_tokens=3))
+        req = ChatRequest.from_messages(
+            [{"role": "user", "content": "hi"}], SamplingParams(max_tokens=3)
+        )
         (g,) = generate_all(model_for(srv), [req])
     assert isinstance(g, Generation) and g.finish_reason == "length" and g.completion_tokens == 3
 
@@ -147,7 +156,6 @@ def test_retry_after_header_forms():
     assert _retry_after({}, 30) is None
 
 
-
 def test_retry_after_http_date(monkeypatch):
     now = 1_700_000_000.0  # a whole second: HTTP dates have no fractions
     monkeypatch.setattr(openai_api.time, "time", lambda: now)
@@ -170,7 +178,9 @@ def test_server_errors_and_malformed_bodies_are_retried_to_success():
 
 
 def test_timeouts_are_retried():
-    with FakeOpenAIServer(FakeConfig(fail_first=1, fail_kinds=("timeout",), timeout_sleep=60)) as srv:
+    with FakeOpenAIServer(
+        FakeConfig(fail_first=1, fail_kinds=("timeout",), timeout_sleep=60)
+    ) as srv:
         model = model_for(srv, timeout=0.8, resend_after_timeout=True)  # as for a remote endpoint
         outs = generate_all(model, chats(3))
         faults = dict(srv.stats.faults)
@@ -189,8 +199,17 @@ def test_retries_are_bounded():
 
 def test_faults_do_not_change_outputs_and_finished_items_are_not_rerequested():
     reqs = chats(40, prefix="fault run")
-    faults = dict(p_429=0.2, p_500=0.15, p_503=0.05, p_timeout=0.05, p_malformed=0.1, max_faults_per_key=3,
-                  retry_after="0.05", timeout_sleep=10, seed=7)  # fmt: skip
+    faults = dict(
+        p_429=0.2,
+        p_500=0.15,
+        p_503=0.05,
+        p_timeout=0.05,
+        p_malformed=0.1,
+        max_faults_per_key=3,
+        retry_after="0.05",
+        timeout_sleep=10,
+        seed=7,
+    )
     with FakeOpenAIServer(FakeConfig()) as clean_srv:
         clean = generate_all(model_for(clean_srv, concurrency=8), reqs)
     with FakeOpenAIServer(FakeConfig(**faults)) as srv:
@@ -200,7 +219,9 @@ def test_faults_do_not_change_outputs_and_finished_items_are_not_rerequested():
     assert all(isinstance(g, Generation) for g in clean + faulty)
     assert [g.text for g in faulty] == [g.text for g in clean]
     assert sum(stats.faults.values()) > 10  # the faults really happened...
-    assert sum(g.attempts for g in faulty) == stats.requests  # ...and every attempt is accounted for
+    assert (
+        sum(g.attempts for g in faulty) == stats.requests
+    )  # ...and every attempt is accounted for
     assert all(stats.served[key_of(r)] == 1 for r in reqs)  # no item was answered twice
 
 
@@ -225,8 +246,14 @@ def test_bad_key_is_fatal_quickly_and_never_leaks():
 
 
 def test_connection_errors_are_retried_and_do_not_leak_the_key():
-    model = OpenAIChatModel("m", base_url=f"http://127.0.0.1:{free_port()}/v1", api_key=SECRET,
-                            max_retries=1, backoff_base=0.01, timeout=2)  # fmt: skip
+    model = OpenAIChatModel(
+        "m",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",
+        api_key=SECRET,
+        max_retries=1,
+        backoff_base=0.01,
+        timeout=2,
+    )
     (err,) = generate_all(model, chats(1))
     assert isinstance(err, ModelError) and "connection error" in str(err)
     assert model.stats.connection_errors == 2
@@ -281,7 +308,9 @@ def test_concurrent_refusals_all_succeed():
     schema = {"type": "json_object"}
     with FakeOpenAIServer(FakeConfig(reject_response_format=True, latency=0.05)) as srv:
         model = model_for(srv, concurrency=8)
-        outs = generate_all(model, chats(8, "c", schema))  # all sent before the first refusal returns
+        outs = generate_all(
+            model, chats(8, "c", schema)
+        )  # all sent before the first refusal returns
     assert all(isinstance(g, Generation) for g in outs)
     assert all(g.attempts == 2 for g in outs)
 
@@ -295,9 +324,14 @@ def test_an_extra_body_field_the_endpoint_refuses_does_not_loop():
 
 def test_exhausted_quota_is_fatal():
     def reply(req: dict):
-        return 429, {"error": {"message": "You exceeded your current quota.", "code": "insufficient_quota"}}
+        return 429, {
+            "error": {"message": "You exceeded your current quota.", "code": "insufficient_quota"}
+        }
 
-    with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv, pytest.raises(FatalModelError, match="quota"):
+    with (
+        FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv,
+        pytest.raises(FatalModelError, match="quota"),
+    ):
         generate_all(model_for(srv), chats(3))
 
 
@@ -311,7 +345,11 @@ def test_response_format_is_sent_when_supported():
     schema = {"type": "json_object"}
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
         generate_all(model_for(srv), chats(1, "a", schema))
-    assert seen[0]["response_format"] == schema and seen[0]["max_tokens"] == 64 and seen[0]["seed"] == 0
+    assert (
+        seen[0]["response_format"] == schema
+        and seen[0]["max_tokens"] == 64
+        and seen[0]["seed"] == 0
+    )
 
 
 def test_other_400s_fail_the_item_without_retry():
@@ -319,7 +357,12 @@ def test_other_400s_fail_the_item_without_retry():
 
     def reply(req: dict):
         if req["messages"][-1]["content"].startswith("too long"):
-            return 400, {"error": {"message": "This model's maximum context length is 8 tokens", "code": None}}
+            return 400, {
+                "error": {
+                    "message": "This model's maximum context length is 8 tokens",
+                    "code": None,
+                }
+            }
         return "fine"
 
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
@@ -365,7 +408,12 @@ def test_clients_follow_the_requests_in_flight_not_the_concurrency(monkeypatch):
 
             async def go(model=model, jobs=jobs, results=results):
                 try:
-                    return await run_jobs(model, jobs, on_result=lambda j, o, _: results.setdefault(j.key, o), progress=False)
+                    return await run_jobs(
+                        model,
+                        jobs,
+                        on_result=lambda j, o, _: results.setdefault(j.key, o),
+                        progress=False,
+                    )
                 finally:
                     await model.aclose()
 
@@ -471,9 +519,22 @@ def test_prices_known_unknown_and_user_files(tmp_path, monkeypatch):
 
 def test_fake_server_runs_as_a_subprocess_with_faults():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kardiabench.testing.fake_openai", "--port", str(port),
-                             "--fail-first", "1", "--fail-kinds", "500", "--models", "m1,m2"],
-                            stdout=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kardiabench.testing.fake_openai",
+            "--port",
+            str(port),
+            "--fail-first",
+            "1",
+            "--fail-kinds",
+            "500",
+            "--models",
+            "m1,m2",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         assert wait_for_health(f"http://127.0.0.1:{port}", timeout=30)
         model = OpenAIChatModel("m2", base_url=f"http://127.0.0.1:{port}/v1", backoff_base=0.01)
@@ -493,14 +554,19 @@ def test_fake_server_runs_as_a_subprocess_with_faults():
 
 
 def test_probe_names_an_endpoint_that_connects_but_never_answers():
-    with socket.socket() as sock:  # listens, never accepts: the connection opens, no reply ever comes
+    with (
+        socket.socket() as sock
+    ):  # listens, never accepts: the connection opens, no reply ever comes
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
         model = OpenAIChatModel("m", base_url=url, api_key=SECRET, timeout=0.3)
         with pytest.raises(FatalModelError) as info:
             model.probe("--judge-base-url")
-    assert str(info.value) == f"openai:m: no answer from {url} within 0.3s; is the server up? (check --judge-base-url)"
+    assert (
+        str(info.value)
+        == f"openai:m: no answer from {url} within 0.3s; is the server up? (check --judge-base-url)"
+    )
     assert SECRET not in str(info.value)
 
 
@@ -508,12 +574,16 @@ def test_probe_sends_one_listing_and_never_a_chat_request():
     with FakeOpenAIServer(FakeConfig(api_key=SECRET)) as srv:
         model_for(srv).probe()
         assert (srv.stats.listings, srv.stats.requests) == (1, 0)
-        with pytest.raises(FatalModelError, match="authentication failed .* check OPENAI_API_KEY") as info:
+        with pytest.raises(
+            FatalModelError, match="authentication failed .* check OPENAI_API_KEY"
+        ) as info:
             model_for(srv, api_key="sk-wrong-key-0000").probe()
     assert "sk-wrong-key-0000" not in str(info.value)
 
 
 def test_a_key_that_only_may_not_list_models_is_not_refused():
     # OpenAI's answer to a restricted key without the models scope; such a key may still chat
-    assert _lacks_scope("You have insufficient permissions for this operation. Missing scopes: api.model.read.")
+    assert _lacks_scope(
+        "You have insufficient permissions for this operation. Missing scopes: api.model.read."
+    )
     assert not _lacks_scope("Incorrect API key provided: sk-….")

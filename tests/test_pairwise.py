@@ -28,11 +28,17 @@ def model_reply(request):
     """good: a response with the judge's marker; bad: a plain one; long: the plain one padded."""
     model = request["model"]
     base = default_reply(request)
-    response = {"good": f"{BETTER}. Tell me more.", "bad": "Okay. Tell me more.", "long": "Okay. " * 30 + "Tell me more.",
-                "hostile": f"Okay {HOSTILE}"}.get(model)  # fmt: skip
+    response = {
+        "good": f"{BETTER}. Tell me more.",
+        "bad": "Okay. Tell me more.",
+        "long": "Okay. " * 30 + "Tell me more.",
+        "hostile": f"Okay {HOSTILE}",
+    }.get(model)
     if response is None:
         return base
-    return render_spans({"understanding": "u", "reasoning": "r", "emotion": "sad", "response": response})
+    return render_spans(
+        {"understanding": "u", "reasoning": "r", "emotion": "sad", "response": response}
+    )
 
 
 def marker_judge(request):
@@ -56,26 +62,63 @@ def data(tmp_path):
 
 
 def generate(srv, data, out, model):
-    assert main(["generate", "--model", f"openai:{model}", "--base-url", srv.url, "--data", str(data),
-                 "--output", str(out), "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                f"openai:{model}",
+                "--base-url",
+                srv.url,
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def pairwise(srv, runs, out, *extra, judge="openai:judge", cache=None):
     flags = ["--no-cache"] if cache is None else ["--cache", str(cache)]
-    return main(["pairwise", *map(str, runs), "--judge", judge, "--judge-base-url", srv.url, "--output", str(out),
-                 "--no-progress", "--resamples", "200", *flags, *extra])  # fmt: skip
+    return main(
+        [
+            "pairwise",
+            *map(str, runs),
+            "--judge",
+            judge,
+            "--judge-base-url",
+            srv.url,
+            "--output",
+            str(out),
+            "--no-progress",
+            "--resamples",
+            "200",
+            *flags,
+            *extra,
+        ]
+    )
 
 
 def test_known_better_model_wins_with_a_ci_above_50(tmp_path, data, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
-        good, bad = generate(srv, data, tmp_path / "good", "good"), generate(srv, data, tmp_path / "bad", "bad")
+        good, bad = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "bad", "bad"),
+        )
         before = srv.stats.requests
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
         assert srv.stats.requests - before == 24 * 2  # every item in both orders
     res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
-    assert res["schema_version"] == 1 and [r["model_spec"] for r in res["runs"]] == ["openai:good", "openai:bad"]
+    assert res["schema_version"] == 1 and [r["model_spec"] for r in res["runs"]] == [
+        "openai:good",
+        "openai:bad",
+    ]
     pair = res["pairs"][0]
     assert (pair["run_a"], pair["run_b"], pair["n_items"]) == ("openai:good", "openai:bad", 24)
     for d in DIMS:
@@ -83,22 +126,36 @@ def test_known_better_model_wins_with_a_ci_above_50(tmp_path, data, monkeypatch,
         assert (w["n"], w["wins"], w["ties"], w["losses"], w["n_unscored"]) == (24, 24, 0, 0, 0)
         assert w["win_rate"]["low"] > 50 and w["sign_test_p"] < 0.001
         assert pair["dimensions"][d]["length_controlled"]["win_rate"]["value"] > 50
-    assert pair["position"]["consistency_rate"] == 100.0 and pair["position"]["first_position_bias"] == 0.0
-    assert res["judge"]["specs"] == ["openai:judge"] and res["bradley_terry"]["empathy"][0]["model"] == "openai:good"
+    assert (
+        pair["position"]["consistency_rate"] == 100.0
+        and pair["position"]["first_position_bias"] == 0.0
+    )
+    assert (
+        res["judge"]["specs"] == ["openai:judge"]
+        and res["bradley_terry"]["empathy"][0]["model"] == "openai:good"
+    )
     rows = [json.loads(x) for x in (tmp_path / "pw" / "items.jsonl").read_text().splitlines()]
     assert len(rows) == 24 * 5 and {r["outcome"] for r in rows} == {"A"}
     assert rows[0]["verdicts"] == [{"a_first": "A", "b_first": "B", "combined": "A"}]
     summary = (tmp_path / "pw" / "summary.md").read_text()
-    assert "## openai:good (A) vs openai:bad (B)" in summary and "| empathy | 24 | 0 | 24 | 0 | 0 | 100.0 [100.0, 100.0]" in summary
+    assert (
+        "## openai:good (A) vs openai:bad (B)" in summary
+        and "| empathy | 24 | 0 | 24 | 0 | 0 | 100.0 [100.0, 100.0]" in summary
+    )
     assert capsys.readouterr().out == summary
-    assert "sk-local-test" not in (tmp_path / "pw" / "judgments.jsonl").read_text() + json.dumps(res)
+    assert "sk-local-test" not in (tmp_path / "pw" / "judgments.jsonl").read_text() + json.dumps(
+        res
+    )
 
 
 def test_an_always_A_judge_is_caught_and_all_its_verdicts_become_ties(tmp_path, data, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     always_a = lambda request: json.dumps({"rationale": None, **dict.fromkeys(DIMS, "A")})  # noqa: E731
     with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(always_a))) as srv:
-        good, bad = generate(srv, data, tmp_path / "good", "good"), generate(srv, data, tmp_path / "bad", "bad")
+        good, bad = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "bad", "bad"),
+        )
         assert pairwise(srv, [good, bad], tmp_path / "pw", "--dimensions", "empathy,safety") == 0
     pair = json.loads((tmp_path / "pw" / "pairwise.json").read_text())["pairs"][0]
     assert list(pair["dimensions"]) == ["empathy", "safety"]
@@ -106,18 +163,26 @@ def test_an_always_A_judge_is_caught_and_all_its_verdicts_become_ties(tmp_path, 
         r = pair["dimensions"][d]
         assert (r["win_rate"]["wins"], r["win_rate"]["ties"], r["win_rate"]["losses"]) == (0, 24, 0)
         assert r["win_rate"]["win_rate"]["value"] == 50.0 and r["win_rate"]["sign_test_p"] is None
-        assert r["position"]["consistency_rate"] == 0.0 and r["position"]["first_position_bias"] == 50.0
+        assert (
+            r["position"]["consistency_rate"] == 0.0
+            and r["position"]["first_position_bias"] == 50.0
+        )
     assert pair["position"]["n_pairs"] == 48 and pair["position"]["first_shown_rate"] == 100.0
 
 
 def test_resume_asks_only_for_missing_verdicts(tmp_path, data, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
-        good, bad = generate(srv, data, tmp_path / "good", "good"), generate(srv, data, tmp_path / "bad", "bad")
+        good, bad = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "bad", "bad"),
+        )
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
         path = tmp_path / "pw" / "judgments.jsonl"
         lines = path.read_text().splitlines()
-        path.write_text("\n".join(lines[:30]) + "\n" + lines[30][:25])  # a killed run: 30 verdicts and a torn line
+        path.write_text(
+            "\n".join(lines[:30]) + "\n" + lines[30][:25]
+        )  # a killed run: 30 verdicts and a torn line
         before = srv.stats.requests
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
         assert srv.stats.requests - before == 48 - 30
@@ -133,16 +198,23 @@ def test_unparseable_verdicts_are_counted_unscored_never_defaulted(tmp_path, dat
 
     def judge(request):
         if "turn 1:" in _block(request["messages"][1]["content"], "USER_MESSAGE"):
-            return "Response A is clearly better, I would say."  # never JSON, not after repairs either
+            return (
+                "Response A is clearly better, I would say."  # never JSON, not after repairs either
+            )
         if len(request["messages"]) > 2:
             raise AssertionError("a valid verdict was repaired")
         return marker_judge(request)
 
     with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(judge))) as srv:
-        good, bad = generate(srv, data, tmp_path / "good", "good"), generate(srv, data, tmp_path / "bad", "bad")
+        good, bad = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "bad", "bad"),
+        )
         before = srv.stats.requests
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
-        assert srv.stats.requests - before == 12 * 2 + 12 * 2 * 3  # the 12 "turn 1" items: 1 try + 2 repairs per order
+        assert (
+            srv.stats.requests - before == 12 * 2 + 12 * 2 * 3
+        )  # the 12 "turn 1" items: 1 try + 2 repairs per order
     res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
     pair = res["pairs"][0]
     assert res["n_unscored"] == 24 and res["unscored_by_reason"] == {"invalid judge output": 24}
@@ -157,11 +229,17 @@ def test_unparseable_verdicts_are_counted_unscored_never_defaulted(tmp_path, dat
 def test_hostile_responses_render_as_text_in_the_report(tmp_path, data, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
-        good, hostile = generate(srv, data, tmp_path / "good", "good"), generate(srv, data, tmp_path / "hostile", "hostile")
+        good, hostile = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "hostile", "hostile"),
+        )
         assert pairwise(srv, [good, hostile], tmp_path / "pw") == 0
     page = (tmp_path / "pw" / "report.html").read_text()
     assert "<script>alert" not in page and "<img src=x" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page and "openai:good (A) vs openai:hostile (B)" in page
+    assert (
+        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+        and "openai:good (A) vs openai:hostile (B)" in page
+    )
 
 
 def test_runs_over_other_data_are_refused_in_one_line(tmp_path, data, monkeypatch, capsys):
@@ -175,38 +253,71 @@ def test_runs_over_other_data_are_refused_in_one_line(tmp_path, data, monkeypatc
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 2
         assert srv.stats.requests == before
     err = capsys.readouterr().err
-    assert err.startswith("error: runs cannot be compared pairwise: data: ") and err.count("\n") == 1
-    for argv, says in (([str(good)], "give two or more run folders"), ([str(good), str(bad), "--dimensions", "empathy,charm"],
-                       "unknown dimension(s) charm")):  # fmt: skip
+    assert (
+        err.startswith("error: runs cannot be compared pairwise: data: ") and err.count("\n") == 1
+    )
+    for argv, says in (
+        ([str(good)], "give two or more run folders"),
+        ([str(good), str(bad), "--dimensions", "empathy,charm"], "unknown dimension(s) charm"),
+    ):
         with pytest.raises(SystemExit) as stop:
             main(["pairwise", *argv, "--judge", "openai:judge", "--output", str(tmp_path / "pw")])
         err = capsys.readouterr().err
         assert stop.value.code == 2 and says in err and err.count("\n") == 1
 
 
-def test_three_runs_against_a_reference_give_bradley_terry_scores(tmp_path, data, monkeypatch, capsys):
+def test_three_runs_against_a_reference_give_bradley_terry_scores(
+    tmp_path, data, monkeypatch, capsys
+):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
         runs = [generate(srv, data, tmp_path / m, m) for m in ("bad", "good", "long")]
         before = srv.stats.requests
         assert pairwise(srv, runs, tmp_path / "pw", "--reference", str(runs[0])) == 0
-        assert srv.stats.requests - before == 2 * 24 * 2  # two pairs (each vs the reference), both orders
+        assert (
+            srv.stats.requests - before == 2 * 24 * 2
+        )  # two pairs (each vs the reference), both orders
     res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
-    assert [(p["run_a"], p["run_b"]) for p in res["pairs"]] == [("openai:bad", "openai:good"), ("openai:bad", "openai:long")]
+    assert [(p["run_a"], p["run_b"]) for p in res["pairs"]] == [
+        ("openai:bad", "openai:good"),
+        ("openai:bad", "openai:long"),
+    ]
     assert res["reference"] == "openai:bad"
     bt = res["bradley_terry"]["empathy"]
-    assert bt[0]["model"] == "openai:good" and bt[0]["low"] > 1000  # beats the reference, CI above it
+    assert (
+        bt[0]["model"] == "openai:good" and bt[0]["low"] > 1000
+    )  # beats the reference, CI above it
     ref = next(s for s in bt if s["model"] == "openai:bad")
     assert ref["score"] == pytest.approx(1000.0) and ref["n_comparisons"] == 48
     long = next(s for s in bt if s["model"] == "openai:long")
-    assert long["score"] == pytest.approx(1000.0, abs=15) and long["score"] < bt[0]["low"]  # all ties with the reference (the prior ties it to good a little)
+    assert (
+        long["score"] == pytest.approx(1000.0, abs=15) and long["score"] < bt[0]["low"]
+    )  # all ties with the reference (the prior ties it to good a little)
     assert "## Bradley–Terry scores" in (tmp_path / "pw" / "summary.md").read_text()
     # the leaderboard shows them in a table and a plot of their own, beside (never inside) the absolute scores
     lb, scored = tmp_path / "lb", tmp_path / "majority"
-    assert main(["run", "--model", "baseline:majority", "--data", str(data), "--output", str(scored), "--no-progress",
-                 "--no-cache", "--resamples", "20"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "baseline:majority",
+                "--data",
+                str(data),
+                "--output",
+                str(scored),
+                "--no-progress",
+                "--no-cache",
+                "--resamples",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert main(["leaderboard", "add", str(scored), "--leaderboard", str(lb)]) == 0
-    assert main(["leaderboard", "add-pairwise", str(tmp_path / "pw"), "--leaderboard", str(lb)]) == 0
+    assert (
+        main(["leaderboard", "add-pairwise", str(tmp_path / "pw"), "--leaderboard", str(lb)]) == 0
+    )
     assert main(["leaderboard", "build", "--leaderboard", str(lb), "--resamples", "20"]) == 0
     table = (lb / "pairwise.md").read_text()
     assert table.startswith("# Pairwise preference (Bradley–Terry)") and "| openai:good | " in table
@@ -221,16 +332,43 @@ def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch,
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
-        good, bad = generate(srv, data, tmp_path / "good", "good"), generate(srv, data, tmp_path / "bad", "bad")
-        assert pairwise(srv, [good, bad], tmp_path / "pw") == 0  # the judge: good (A) wins every item
-    items = list(dict.fromkeys(json.loads(x)["item_id"] for x in (tmp_path / "pw" / "items.jsonl").read_text().splitlines()))[:6]
+        good, bad = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "bad", "bad"),
+        )
+        assert (
+            pairwise(srv, [good, bad], tmp_path / "pw") == 0
+        )  # the judge: good (A) wins every item
+    items = list(
+        dict.fromkeys(
+            json.loads(x)["item_id"]
+            for x in (tmp_path / "pw" / "items.jsonl").read_text().splitlines()
+        )
+    )[:6]
     # the file names the runs swapped (A = bad): "B" there is good preferred, flipped to "A"
-    labels = {"relevance": {"ann1": ["tie", "tie", "B", "B", "B", "B"], "ann2": ["tie", "tie", "B", "B", "B", "B"],
-                            "ann3": ["B"] * 6},
-              "fluency": {"ann1": ["A", "B", "B", "B", "B", "B"], "ann2": ["B", "B", "B", "B", "B", "B"],
-                          "ann3": ["tie", "B", "B", "B", "B", "B"]}}  # fmt: skip
-    rows = [{"item_id": it, "annotator": ann, "run_a": "openai:bad", "run_b": "openai:good",
-             **{d: labels[d][ann][k] for d in labels}} for k, it in enumerate(items) for ann in ("ann1", "ann2", "ann3")]  # fmt: skip
+    labels = {
+        "relevance": {
+            "ann1": ["tie", "tie", "B", "B", "B", "B"],
+            "ann2": ["tie", "tie", "B", "B", "B", "B"],
+            "ann3": ["B"] * 6,
+        },
+        "fluency": {
+            "ann1": ["A", "B", "B", "B", "B", "B"],
+            "ann2": ["B", "B", "B", "B", "B", "B"],
+            "ann3": ["tie", "B", "B", "B", "B", "B"],
+        },
+    }
+    rows = [
+        {
+            "item_id": it,
+            "annotator": ann,
+            "run_a": "openai:bad",
+            "run_b": "openai:good",
+            **{d: labels[d][ann][k] for d in labels},
+        }
+        for k, it in enumerate(items)
+        for ann in ("ann1", "ann2", "ann3")
+    ]
     human = tmp_path / "labels.jsonl"
     human.write_text("".join(json.dumps(r) + "\n" for r in rows))
     capsys.readouterr()
@@ -238,19 +376,35 @@ def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch,
     report = json.loads(capsys.readouterr().out)
     dims = report["pairs"]["openai:good vs openai:bad"]["dimensions"]
     rel = dims["relevance"]
-    assert (rel["n"], rel["agreement"], rel["kappa"], rel["n_no_majority"]) == (6, pytest.approx(400 / 6), 0.0, 0)
+    assert (rel["n"], rel["agreement"], rel["kappa"], rel["n_no_majority"]) == (
+        6,
+        pytest.approx(400 / 6),
+        0.0,
+        0,
+    )
     code = {"A": 0, "B": 1, "tie": 2}
     flipped = {"A": "B", "B": "A", "tie": "tie"}
-    matrix = [[code[flipped[v]] for v in labels["relevance"][a]] for a in ("ann1", "ann2", "ann3")] + [[0] * 6]
+    matrix = [
+        [code[flipped[v]] for v in labels["relevance"][a]] for a in ("ann1", "ann2", "ann3")
+    ] + [[0] * 6]
     assert rel["alpha"] == pytest.approx(krippendorff_alpha(matrix, "nominal"))
     flu = dims["fluency"]
-    assert (flu["n"], flu["n_no_majority"], flu["agreement"]) == (5, 1, 100.0)  # item 0: A, B, tie → no majority
+    assert (flu["n"], flu["n_no_majority"], flu["agreement"]) == (
+        5,
+        1,
+        100.0,
+    )  # item 0: A, B, tie → no majority
     assert dims["safety"]["n"] == 0 and dims["safety"]["agreement"] is None  # not labelled
     assert main(["judge-agreement", "--human", str(human), str(tmp_path / "pw")]) == 0
     assert "| openai:good vs openai:bad | relevance | 6 | 66.7 | 0.000 |" in capsys.readouterr().out
     # a bad label and an unknown pair: one line naming file, line and field, exit 2
-    for bad, says in (({**rows[0], "empathy": "C"}, f"{human}:1: field 'empathy': 'C' is not"),
-                      ({**rows[0], "run_a": "openai:other"}, f"{human}:1: field 'run_a': openai:other vs openai:good is no pair")):  # fmt: skip
+    for bad, says in (
+        ({**rows[0], "empathy": "C"}, f"{human}:1: field 'empathy': 'C' is not"),
+        (
+            {**rows[0], "run_a": "openai:other"},
+            f"{human}:1: field 'run_a': openai:other vs openai:good is no pair",
+        ),
+    ):
         human.write_text(json.dumps(bad) + "\n")
         assert main(["judge-agreement", "--human", str(human), str(tmp_path / "pw")]) == 2
         err = capsys.readouterr().err

@@ -45,13 +45,25 @@ def _figures(entries, board, colors):
             yield f"radar-{g.name}", size, plots.radar_figure(board, g.name, colors, size)
             yield f"bars-{g.name}", size, plots.bars_figure(board, g.name, colors, size)
         yield "emotion_heatmap", size, plots.heatmap_figure(board, entries, colors, size)
-        yield "confusion", size, plots.confusion(e.results["emotion"]["confusion"], labels[e.entry_id], colors[labels[e.entry_id]], size)
+        yield (
+            "confusion",
+            size,
+            plots.confusion(
+                e.results["emotion"]["confusion"],
+                labels[e.entry_id],
+                colors[labels[e.entry_id]],
+                size,
+            ),
+        )
         yield "confusion-32", size, plots.confusion(_all_emotions_table(), "a model", "black", size)
 
 
 def _all_emotions_table() -> dict[str, dict[str, int]]:
     """Every one of the 32 labels as gold, mostly right, some wrong or invalid."""
-    return {g: {g: 7 + i % 5, EMOTIONS[(i + 1) % len(EMOTIONS)]: i % 3, "<invalid>": i % 2} for i, g in enumerate(EMOTIONS)}
+    return {
+        g: {g: 7 + i % 5, EMOTIONS[(i + 1) % len(EMOTIONS)]: i % 3, "<invalid>": i % 2}
+        for i, g in enumerate(EMOTIONS)
+    }
 
 
 def _pdf_width_pt(path) -> float:
@@ -68,19 +80,31 @@ def _png_width_px(path) -> int:
 def test_build_writes_every_plot_at_both_widths_as_pdf_and_png(built, board):
     entries, b, _ = board
     p = built / "plots"
-    stems = [*(f"radar-{g.name}" for g in b.groups), *(f"bars-{g.name}" for g in b.groups), "emotion_heatmap",
-             *(f"confusion/{e.entry_id}" for e in entries)]  # fmt: skip
+    stems = [
+        *(f"radar-{g.name}" for g in b.groups),
+        *(f"bars-{g.name}" for g in b.groups),
+        "emotion_heatmap",
+        *(f"confusion/{e.entry_id}" for e in entries),
+    ]
     for stem in stems:
         for size in plots.SIZES:
-            assert _pdf_width_pt(p / f"{stem}{size.suffix}.pdf") == pytest.approx(size.width * 72, abs=0.01), stem
-            assert _png_width_px(p / f"{stem}{size.suffix}.png") == round(size.width * plots.DPI), stem
+            assert _pdf_width_pt(p / f"{stem}{size.suffix}.pdf") == pytest.approx(
+                size.width * 72, abs=0.01
+            ), stem
+            assert _png_width_px(p / f"{stem}{size.suffix}.png") == round(size.width * plots.DPI), (
+                stem
+            )
     # one radar (and one bar chart) per comparability group: 3 groups here
     assert len(b.groups) == 3
     assert len([f for f in p.glob("radar-*.pdf") if not f.stem.endswith("-1col")]) == len(b.groups)
     assert len(list(p.glob("bars-*-1col.png"))) == len(b.groups)
     assert not list(p.rglob("*.svg"))
     files = json.loads((built / "build.json").read_text())["files"]
-    assert {"plots/radar-G1.pdf", "plots/radar-G1-1col.png", "plots/emotion_heatmap-1col.pdf"} <= set(files)
+    assert {
+        "plots/radar-G1.pdf",
+        "plots/radar-G1-1col.png",
+        "plots/emotion_heatmap-1col.pdf",
+    } <= set(files)
     html = (built / "site" / "index.html").read_text()
     assert all(f"{g.name}: six axes" in html for g in b.groups)
 
@@ -90,14 +114,22 @@ def test_every_figure_is_its_print_width_with_no_text_under_7pt(board):
     for name, size, fig in _figures(*board):
         fig.canvas.draw()
         assert fig.get_figwidth() == pytest.approx(size.width), name
-        texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+        texts = [
+            t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()
+        ]
         assert texts, name
-        small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < plots.MIN_FONT]
+        small = [
+            (t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < plots.MIN_FONT
+        ]
         assert not small, (name, size, small)
         # nothing drawn off the page: everything drawn (tick labels, legend, titles) inside the figure
         drawn = fig.get_tightbbox(fig.canvas.get_renderer())
         assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01, (name, size, drawn)
-        assert drawn.x1 <= size.width + 0.01 and drawn.y1 <= fig.get_figheight() + 0.01, (name, size, drawn)
+        assert drawn.x1 <= size.width + 0.01 and drawn.y1 <= fig.get_figheight() + 0.01, (
+            name,
+            size,
+            drawn,
+        )
         checked += 1
         matplotlib.pyplot.close(fig)
     assert checked == 2 * (2 * 3 + 3)
@@ -114,23 +146,38 @@ def test_radar_legend_outside_the_axes_and_reported_rows_in_a_style_no_model_use
             renderer = fig.canvas.get_renderer()
             (ax,) = fig.axes
             (legend,) = fig.legends
-            assert not legend.get_window_extent(renderer).overlaps(ax.get_tightbbox(renderer)), (g.name, size)
+            assert not legend.get_window_extent(renderer).overlaps(ax.get_tightbbox(renderer)), (
+                g.name,
+                size,
+            )
             names = [t.get_text() for t in legend.get_texts()]
             group_runs = [plots.literal(m) for m in runs.loc[runs["group"] == g.name, "model"]]
-            assert names == [*group_runs, *(plots.literal(f"{m} (reported)") for m in reported["model"])]
+            assert names == [
+                *group_runs,
+                *(plots.literal(f"{m} (reported)") for m in reported["model"]),
+            ]
             lines = {line.get_label(): line for line in ax.get_lines()}
             for name in group_runs:
                 line = lines[name]
                 assert matplotlib.colors.to_hex(line.get_color()) != plots.REPORTED_COLOUR
-                assert line.get_linestyle() != plots.REPORTED_LINESTYLE and line.get_markerfacecolor() != "none"
+                assert (
+                    line.get_linestyle() != plots.REPORTED_LINESTYLE
+                    and line.get_markerfacecolor() != "none"
+                )
             for m in reported["model"]:
                 line = lines[plots.literal(f"{m} (reported)")]
                 assert matplotlib.colors.to_hex(line.get_color()) == plots.REPORTED_COLOUR
-                assert line.get_linestyle() == plots.REPORTED_LINESTYLE and line.get_markerfacecolor() == "none"
+                assert (
+                    line.get_linestyle() == plots.REPORTED_LINESTYLE
+                    and line.get_markerfacecolor() == "none"
+                )
             matplotlib.pyplot.close(fig)
     # never the reported grey for a model, however many models
     for n in (3, 9, 10, 20):
-        assert not {c for c in plots.model_colors([f"m{i}" for i in range(n)]).values()} & {plots.REPORTED_COLOUR, "#c7c7c7"}
+        assert not {c for c in plots.model_colors([f"m{i}" for i in range(n)]).values()} & {
+            plots.REPORTED_COLOUR,
+            "#c7c7c7",
+        }
     assert len(set(plots.model_colors([f"m{i}" for i in range(18)]).values())) == 18
 
 
@@ -146,7 +193,9 @@ def test_bars_show_asymmetric_cis_and_no_error_bar_on_reported_rows(board):
                 continue
             label = bars.get_label()
             if label.endswith("(reported)"):
-                assert bars.errorbar is None and bars.patches[0].get_hatch() == plots.REPORTED_HATCH, (metric, label)
+                assert (
+                    bars.errorbar is None and bars.patches[0].get_hatch() == plots.REPORTED_HATCH
+                ), (metric, label)
                 continue
             row = f[(f["group"] == "G1") & (f["model"].map(plots.literal) == label)].iloc[0]
             assert bars.errorbar is not None, (metric, label)
@@ -155,7 +204,9 @@ def test_bars_show_asymmetric_cis_and_no_error_bar_on_reported_rows(board):
             assert (lo, hi) == pytest.approx((row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]))
             asymmetric += abs((row[metric] - lo) - (hi - row[metric])) > 1e-9
     assert asymmetric > 0  # the CIs drawn as they are, not as ± half-width
-    assert sum(b.get_label().endswith("(reported)") for ax in fig.axes for b in ax.containers) == 4 * 4  # 4 rows × 4 metrics known
+    assert (
+        sum(b.get_label().endswith("(reported)") for ax in fig.axes for b in ax.containers) == 4 * 4
+    )  # 4 rows × 4 metrics known
     matplotlib.pyplot.close(fig)
 
 
@@ -163,7 +214,9 @@ def test_heatmap_rows_follow_the_leaderboard_with_each_cells_n(board):
     entries, b, colors = board
     runs = b.frame[b.frame["kind"] == "run"]
     order = [plots.literal(f"{g} · {m}") for g, m in zip(runs["group"], runs["model"], strict=True)]
-    by_name = {plots.literal(f"{r['group']} · {r['model']}"): r["entry_id"] for _, r in runs.iterrows()}
+    by_name = {
+        plots.literal(f"{r['group']} · {r['model']}"): r["entry_id"] for _, r in runs.iterrows()
+    }
     per = {e.entry_id: e.results["emotion"]["per_emotion_recall"] for e in entries}
     for size in plots.SIZES:
         fig = plots.heatmap_figure(b, entries, colors, size)
@@ -186,32 +239,51 @@ def test_confusion_matrix_square_aligned_integer_ticks_labels_apart(board):
         fig = plots.confusion(_all_emotions_table(), "a model", "black", size)
         fig.canvas.draw()
         ax, cbar = fig.axes[0], next(a for a in fig.axes if a.get_label() == "<colorbar>")
-        ticks = [t for t in (cbar.get_xticks() if size.one_column else cbar.get_yticks()) if 0 <= t <= 11]
+        ticks = [
+            t for t in (cbar.get_xticks() if size.one_column else cbar.get_yticks()) if 0 <= t <= 11
+        ]
         assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
         rows, cols = plots.confusion_labels(_all_emotions_table())
-        assert cols[: len(rows)] == rows and cols[len(rows):] == ["<invalid>"]  # the diagonal is the correct predictions
+        assert cols[: len(rows)] == rows and cols[len(rows) :] == [
+            "<invalid>"
+        ]  # the diagonal is the correct predictions
         image = ax.images[0].get_array()
         assert [image[i, i] for i in range(len(rows))] == [7 + i % 5 for i in range(len(rows))]
         box = ax.get_window_extent()
-        assert box.width / len(cols) == pytest.approx(box.height / len(rows), rel=0.01)  # square cells
+        assert box.width / len(cols) == pytest.approx(
+            box.height / len(rows), rel=0.01
+        )  # square cells
         x_labels = _tick_labels(fig, "x")
         y_labels = _tick_labels(fig, "y")
         by_x = {round(t.get_position()[0]): t.get_text() for t in x_labels}
         by_y = {round(t.get_position()[1]): t.get_text() for t in y_labels}
-        assert len(by_x) == len(cols) and all(by_y[i] == by_x[i] for i in range(len(rows)))  # row i and column i: one label
-        if size.one_column:  # 33 names do not fit 3.3 in: numbers, and a key that names each one whole
+        assert len(by_x) == len(cols) and all(
+            by_y[i] == by_x[i] for i in range(len(rows))
+        )  # row i and column i: one label
+        if (
+            size.one_column
+        ):  # 33 names do not fit 3.3 in: numbers, and a key that names each one whole
             key = fig.get_supxlabel()
             assert [by_x[i] for i in range(len(cols))] == [str(i) for i in range(1, len(cols) + 1)]
             assert all(f"{i}\u00a0{c}" in key.replace("\n", " ") for i, c in enumerate(cols, 1))
-            assert all(w in [*cols, "Key:"] or re.fullmatch(r"\d+\u00a0\S+", w) for w in re.split(r"[ \n]+", key.replace(",", "")))
+            assert all(
+                w in [*cols, "Key:"] or re.fullmatch(r"\d+\u00a0\S+", w)
+                for w in re.split(r"[ \n]+", key.replace(",", ""))
+            )
         else:
-            assert [by_x[i] for i in range(len(cols))] == [plots.literal(c) for c in cols]  # whole words, never split
+            assert [by_x[i] for i in range(len(cols))] == [
+                plots.literal(c) for c in cols
+            ]  # whole words, never split
         for t in x_labels:  # upright, centred on its cell
             assert t.get_rotation() == 90 and t.get_horizontalalignment() == "center"
         for labels in (x_labels, y_labels):
             for a, c in combinations(labels, 2):
                 if a.get_position() != c.get_position() and _same_side(a, c):
-                    assert not a.get_window_extent().overlaps(c.get_window_extent()), (size, a.get_text(), c.get_text())
+                    assert not a.get_window_extent().overlaps(c.get_window_extent()), (
+                        size,
+                        a.get_text(),
+                        c.get_text(),
+                    )
         matplotlib.pyplot.close(fig)
 
 
@@ -229,7 +301,11 @@ def _tick_labels(fig, axis: str) -> list:
 
 def _same_side(a, c) -> bool:
     ea, ec = a.get_window_extent(), c.get_window_extent()
-    return abs(ea.y0 - ec.y0) < 1 if a.get_rotation() == 90 else abs(ea.x1 - ec.x1) < 1 or abs(ea.x0 - ec.x0) < 1
+    return (
+        abs(ea.y0 - ec.y0) < 1
+        if a.get_rotation() == 90
+        else abs(ea.x1 - ec.x1) < 1 or abs(ea.x0 - ec.x0) < 1
+    )
 
 
 def test_report_confusion_svg_and_emotion_labels_that_do_not_break(built):

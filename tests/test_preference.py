@@ -16,7 +16,9 @@ from kardiabench.scoring.preference import (
 
 
 def test_combine_orders_maps_the_swapped_verdict_back_and_a_flip_is_a_tie():
-    assert combine_orders("A", "B") == "A"  # A first: A; B first: the second shown (A) → A both times
+    assert (
+        combine_orders("A", "B") == "A"
+    )  # A first: A; B first: the second shown (A) → A both times
     assert combine_orders("B", "A") == "B"
     assert combine_orders("A", "A") == "tie"  # always the first shown: the order decided
     assert combine_orders("tie", "tie") == "tie"
@@ -27,7 +29,9 @@ def test_position_stats_catch_a_judge_that_picks_the_first_shown():
     always_first = [("A", "A")] * 8 + [("A", "B")] * 2
     s = position_stats(always_first)
     assert (s.n_pairs, s.n_consistent, s.n_decisive) == (10, 2, 20)
-    assert s.consistency_rate == 20.0 and s.first_shown_rate == 90.0 and s.first_position_bias == 40.0
+    assert (
+        s.consistency_rate == 20.0 and s.first_shown_rate == 90.0 and s.first_position_bias == 40.0
+    )
     fair = position_stats([("A", "B"), ("B", "A"), ("tie", "tie"), (None, "A")])
     assert fair.n_pairs == 3 and fair.consistency_rate == 100.0 and fair.first_position_bias == 0.0
 
@@ -75,8 +79,12 @@ def test_logistic_fit_matches_scikit_learn():
     w = rng.integers(1, 4, size=300).astype(float)
     ours = _logistic_fit(x, y, w[None, :])[0]
     # sklearn penalises the intercept too unless it is large-scaled; intercept_scaling makes that negligible
-    theirs = LogisticRegression(C=1.0, intercept_scaling=1e4, tol=1e-10, max_iter=10_000).fit(x[:, None], y, sample_weight=w)
-    assert ours[0] == pytest.approx(theirs.intercept_[0], abs=1e-3) and ours[1] == pytest.approx(theirs.coef_[0, 0], abs=1e-3)
+    theirs = LogisticRegression(C=1.0, intercept_scaling=1e4, tol=1e-10, max_iter=10_000).fit(
+        x[:, None], y, sample_weight=w
+    )
+    assert ours[0] == pytest.approx(theirs.intercept_[0], abs=1e-3) and ours[1] == pytest.approx(
+        theirs.coef_[0, 0], abs=1e-3
+    )
 
 
 def test_length_control_shows_a_judge_that_prefers_the_longer_answer():
@@ -85,7 +93,9 @@ def test_length_control_shows_a_judge_that_prefers_the_longer_answer():
     clusters = _dialogues(40, 5)
     len_a = rng.integers(100, 900, size=n)
     len_b = rng.integers(100, 900, size=n)
-    outcomes = ["A" if a > b else "B" for a, b in zip(len_a, len_b, strict=True)]  # length alone decides
+    outcomes = [
+        "A" if a > b else "B" for a, b in zip(len_a, len_b, strict=True)
+    ]  # length alone decides
     outcomes = [o if i % 5 else "tie" for i, o in enumerate(outcomes)]
     raw = win_rate(outcomes, clusters, n_resamples=300)
     lc = length_controlled_win_rate(outcomes, len_a, len_b, clusters, n_resamples=300)
@@ -119,7 +129,9 @@ def test_bradley_terry_matches_choix_and_orders_models():
     for i, m in enumerate(models):
         assert (by_model[m].score - 1000) / (400 / np.log(10)) == pytest.approx(theirs[i], abs=1e-4)
     assert [s.model for s in ours] == ["m2", "m1", "m0", "m3"]
-    assert by_model["m0"].score == 1000 and by_model["m0"].win_rate_vs_reference == pytest.approx(50)
+    assert by_model["m0"].score == 1000 and by_model["m0"].win_rate_vs_reference == pytest.approx(
+        50
+    )
     assert all(s.low <= s.score <= s.high for s in ours if s.model != "m0")
     assert by_model["m2"].low > 1000  # clearly stronger than the reference
 

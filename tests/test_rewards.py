@@ -13,8 +13,17 @@ from kardiabench.spans import render_spans
 
 def varied_output(k: int, gold) -> str:
     """Nine kinds of output, right and wrong, cycling over the items."""
-    spans = {"understanding": gold.understanding, "reasoning": gold.reasoning, "emotion": gold.emotion, "response": gold.response}
-    wrong = EMOTIONS[(EMOTIONS.index(gold.emotion) + 1) % len(EMOTIONS)] if gold.emotion in EMOTIONS else "sad"
+    spans = {
+        "understanding": gold.understanding,
+        "reasoning": gold.reasoning,
+        "emotion": gold.emotion,
+        "response": gold.response,
+    }
+    wrong = (
+        EMOTIONS[(EMOTIONS.index(gold.emotion) + 1) % len(EMOTIONS)]
+        if gold.emotion in EMOTIONS
+        else "sad"
+    )
     kinds = [
         render_spans(spans),
         render_spans(spans, style="xml"),
@@ -36,7 +45,10 @@ def sample_items():
 
 def test_rewards_agree_with_results_item_by_item(sample_items):
     outputs = [varied_output(k, it.gold) for k, it in enumerate(sample_items)]
-    preds = {it.item_id: Prediction(it.item_id, "m", out) for it, out in zip(sample_items, outputs, strict=True)}
+    preds = {
+        it.item_id: Prediction(it.item_id, "m", out)
+        for it, out in zip(sample_items, outputs, strict=True)
+    }
     rows = score_predictions(sample_items, preds, n_resamples=10).per_item
     fmt = format_reward(outputs)
     emo = emotion_reward(outputs, gold_emotion=[it.gold_emotion for it in sample_items])
@@ -52,7 +64,10 @@ def test_conversational_completions_and_trl_keywords(sample_items):
     kw = {"prompts": ["p"], "completion_ids": [[1, 2]], "trainer_state": None}
     assert format_reward([chat], **kw) == format_reward([text]) == [1.0]
     assert emotion_reward([chat], gold_emotion=[it.gold_emotion], **kw) == [1.0]
-    assert completion_text([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]) == "a"
+    assert (
+        completion_text([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
+        == "a"
+    )
     assert completion_text([]) == ""
 
 
@@ -79,9 +94,26 @@ def test_rewards_agree_with_results_json_of_a_scored_run(sample_items, tmp_path)
 
     outputs = {it.item_id: varied_output(k, it.gold) for k, it in enumerate(sample_items)}
     preds = tmp_path / "preds.jsonl"
-    preds.write_text("".join(json.dumps({"item_id": i, "raw_output": o}) + "\n" for i, o in outputs.items()))
+    preds.write_text(
+        "".join(json.dumps({"item_id": i, "raw_output": o}) + "\n" for i, o in outputs.items())
+    )
     out = tmp_path / "scored"
-    assert main(["score", "--predictions", str(preds), "--data", "sample", "--output", str(out), "--resamples", "10"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(preds),
+                "--data",
+                "sample",
+                "--output",
+                str(out),
+                "--resamples",
+                "10",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     gold = {it.item_id: it.gold_emotion for it in sample_items}
     texts = [outputs[r["item_id"]] for r in rows]

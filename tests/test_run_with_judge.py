@@ -35,9 +35,28 @@ def test_run_with_api_model_and_judge(tmp_path, monkeypatch, capsys):
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "run"
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
-        code = main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(data), "--output", str(out),
-                     "--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress",
-                     "--cache", str(tmp_path / "cache.sqlite"), "--resamples", "200"])  # fmt: skip
+        code = main(
+            [
+                "run",
+                "--model",
+                "openai:gen-model",
+                "--base-url",
+                srv.url,
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--judge",
+                "openai:judge-model",
+                "--judge-base-url",
+                srv.url,
+                "--no-progress",
+                "--cache",
+                str(tmp_path / "cache.sqlite"),
+                "--resamples",
+                "200",
+            ]
+        )
         assert code == 0, capsys.readouterr().err
         requests_after_first = srv.stats.requests
         # re-scoring reuses the saved verdicts: no new requests
@@ -66,36 +85,80 @@ def test_run_with_api_model_and_judge(tmp_path, monkeypatch, capsys):
 # ----------------------------------------------------------------------------- endpoints probed first
 
 
-@pytest.mark.parametrize(("judge_kind", "says"), [("dead port", "openai:judge-model: cannot connect to http://127.0.0.1:"),
-                                                  ("refused key", "authentication failed for http://127.0.0.1:")])  # fmt: skip
-def test_a_dead_judge_endpoint_stops_the_run_before_generation(tmp_path, monkeypatch, capsys, judge_kind, says):
+@pytest.mark.parametrize(
+    ("judge_kind", "says"),
+    [
+        ("dead port", "openai:judge-model: cannot connect to http://127.0.0.1:"),
+        ("refused key", "authentication failed for http://127.0.0.1:"),
+    ],
+)
+def test_a_dead_judge_endpoint_stops_the_run_before_generation(
+    tmp_path, monkeypatch, capsys, judge_kind, says
+):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     data = write_dataset(tmp_path / "data")
     with FakeOpenAIServer() as gen, FakeOpenAIServer(FakeConfig(api_key="sk-another-key")) as judge:
         url = f"http://127.0.0.1:{free_port()}/v1" if judge_kind == "dead port" else judge.url
-        code = main(["run", "--model", "openai:gen-model", "--base-url", gen.url, "--data", str(data), "--output", str(tmp_path / "run"),
-                     "--judge", "openai:judge-model", "--judge-base-url", url, "--no-progress", "--no-cache"])  # fmt: skip
+        code = main(
+            [
+                "run",
+                "--model",
+                "openai:gen-model",
+                "--base-url",
+                gen.url,
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "run"),
+                "--judge",
+                "openai:judge-model",
+                "--judge-base-url",
+                url,
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith(f"error: {says}") and err.count("\n") == 1  # one line, no traceback
-    assert url in err and ("--judge-base-url" in err if judge_kind == "dead port" else "check OPENAI_API_KEY" in err)
+    assert url in err and (
+        "--judge-base-url" in err if judge_kind == "dead port" else "check OPENAI_API_KEY" in err
+    )
     assert gen.stats.requests == 0 and judge.stats.requests == 0  # not one chat request, to either
     assert not (tmp_path / "run" / "predictions.jsonl").exists()
 
 
-def test_a_dead_generator_replica_stops_the_command_before_anything_is_sent(tmp_path, monkeypatch, capsys):
+def test_a_dead_generator_replica_stops_the_command_before_anything_is_sent(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     data = write_dataset(tmp_path / "data")
     dead = [f"http://127.0.0.1:{free_port()}/v1" for _ in range(2)]
     with FakeOpenAIServer() as alive:
         flags = [x for u in (dead[0], alive.url, dead[1]) for x in ("--base-url", u)]
-        code = main(["generate", "--model", "openai:gen-model", *flags, "--data", str(data), "--output", str(tmp_path / "run"),
-                     "--no-progress", "--no-cache"])  # fmt: skip
+        code = main(
+            [
+                "generate",
+                "--model",
+                "openai:gen-model",
+                *flags,
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "run"),
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
         assert (alive.stats.listings, alive.stats.requests) == (1, 0)  # probed, never asked
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert err.startswith("error: openai:gen-model: 2 of 3 replicas do not answer: cannot connect to ")
-    assert dead[0] in err and dead[1] in err and alive.url not in err and "(check --base-url)" in err
+    assert err.startswith(
+        "error: openai:gen-model: 2 of 3 replicas do not answer: cannot connect to "
+    )
+    assert (
+        dead[0] in err and dead[1] in err and alive.url not in err and "(check --base-url)" in err
+    )
     assert not (tmp_path / "run" / "run.json").exists()
 
 
@@ -103,27 +166,97 @@ def test_an_endpoint_without_a_models_route_is_not_taken_for_dead(tmp_path, monk
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
     data = write_dataset(tmp_path / "data")
     with FakeOpenAIServer(FakeConfig(no_models_route=True, reply_fn=reply)) as srv:
-        code = main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(data), "--output", str(tmp_path / "run"),
-                     "--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress", "--no-cache"])  # fmt: skip
+        code = main(
+            [
+                "run",
+                "--model",
+                "openai:gen-model",
+                "--base-url",
+                srv.url,
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "run"),
+                "--judge",
+                "openai:judge-model",
+                "--judge-base-url",
+                srv.url,
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
         assert code == 0, capsys.readouterr().err
-        assert srv.stats.listings == 0 and srv.stats.requests >= 18  # 404 on /models: alive; 9 items, each generated and judged
+        assert (
+            srv.stats.listings == 0 and srv.stats.requests >= 18
+        )  # 404 on /models: alive; 9 items, each generated and judged
 
 
 def test_score_probes_its_judge_before_sending_anything(tmp_path, capsys):
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "run"
-    assert main(["generate", "--model", "baseline:majority", "--data", str(data), "--output", str(out), "--no-progress", "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "baseline:majority",
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    assert main(["score", str(out), "--judge", "openai:judge-model", "--judge-base-url", dead, "--no-progress", "--no-cache"]) == 2
+    assert (
+        main(
+            [
+                "score",
+                str(out),
+                "--judge",
+                "openai:judge-model",
+                "--judge-base-url",
+                dead,
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert err.startswith(f"error: openai:judge-model: cannot connect to {dead} (") and err.count("\n") == 1
+    assert (
+        err.startswith(f"error: openai:judge-model: cannot connect to {dead} (")
+        and err.count("\n") == 1
+    )
     assert not (out / "judgments.jsonl").exists() and not (out / "results.json").exists()
 
 
 def test_dry_run_probes_nothing(tmp_path, capsys):
     data = write_dataset(tmp_path / "data")
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: a probe would fail the command
-    assert main(["run", "--dry-run", "--model", "openai:gen-model", "--base-url", dead, "--data", str(data), "--output", str(tmp_path / "run"),
-                 "--judge", "openai:judge-model", "--judge-base-url", dead]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--dry-run",
+                "--model",
+                "openai:gen-model",
+                "--base-url",
+                dead,
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "run"),
+                "--judge",
+                "openai:judge-model",
+                "--judge-base-url",
+                dead,
+            ]
+        )
+        == 0
+    )
     assert "error" not in capsys.readouterr().err

@@ -37,12 +37,19 @@ class EchoModel(ChatModel):
             self.calls.append(text)
             if self.fatal_on and text == self.fatal_on:
                 raise FatalModelError("bad key")
-            outs.append(ModelError("boom") if "fail" in text else Generation(text=text.upper(), prompt_tokens=3, completion_tokens=2))
+            outs.append(
+                ModelError("boom")
+                if "fail" in text
+                else Generation(text=text.upper(), prompt_tokens=3, completion_tokens=2)
+            )
         return outs
 
 
 def jobs(texts):
-    return [Job(f"k{i}", ChatRequest.from_messages([{"role": "user", "content": t}], SamplingParams())) for i, t in enumerate(texts)]
+    return [
+        Job(f"k{i}", ChatRequest.from_messages([{"role": "user", "content": t}], SamplingParams()))
+        for i, t in enumerate(texts)
+    ]
 
 
 def run(model, js, cache=None, concurrency=None):
@@ -51,7 +58,11 @@ def run(model, js, cache=None, concurrency=None):
     def on_result(job, out, cached):
         results[job.key] = (out, cached)
 
-    stats = asyncio.run(run_jobs(model, js, on_result=on_result, cache=cache, concurrency=concurrency, progress=False))
+    stats = asyncio.run(
+        run_jobs(
+            model, js, on_result=on_result, cache=cache, concurrency=concurrency, progress=False
+        )
+    )
     return stats, results
 
 
@@ -69,11 +80,15 @@ def test_workers_follow_the_work_not_the_concurrency(monkeypatch):
     """One worker task per batch at most: a concurrency of a million over three items starts three."""
     made = []
     real = asyncio.create_task
-    monkeypatch.setattr(asyncio, "create_task", lambda coro, **kw: made.append(coro) or real(coro, **kw))
+    monkeypatch.setattr(
+        asyncio, "create_task", lambda coro, **kw: made.append(coro) or real(coro, **kw)
+    )
     stats, _ = run(EchoModel(concurrency=1_000_000), jobs(["a", "b", "c"]))
     assert stats.done == 3 and len(made) == 3
     made.clear()
-    stats, _ = run(EchoModel(batch=4, concurrency=2), jobs([f"t{i}" for i in range(10)]), concurrency=1_000_000)
+    stats, _ = run(
+        EchoModel(batch=4, concurrency=2), jobs([f"t{i}" for i in range(10)]), concurrency=1_000_000
+    )
     assert stats.done == 10 and len(made) == 3  # batches of 4, 4, 2
 
 
@@ -106,14 +121,24 @@ def test_cache_key_depends_on_identity_and_request():
     r2 = ChatRequest.from_messages([{"role": "user", "content": "x"}], SamplingParams(seed=2))
     assert request_key({"spec": "a"}, r1) != request_key({"spec": "a"}, r2)
     assert request_key({"spec": "a"}, r1) != request_key({"spec": "b"}, r1)
-    assert request_key({"spec": "a"}, r1) == request_key({"spec": "a"}, ChatRequest.from_messages([{"role": "user", "content": "x"}], SamplingParams(seed=1)))
+    assert request_key({"spec": "a"}, r1) == request_key(
+        {"spec": "a"},
+        ChatRequest.from_messages([{"role": "user", "content": "x"}], SamplingParams(seed=1)),
+    )
 
 
 def test_fatal_error_stops_the_run_and_keeps_finished_results():
     model = EchoModel(concurrency=1, fatal_on="t3")
     results = {}
     with pytest.raises(FatalModelError):
-        asyncio.run(run_jobs(model, jobs([f"t{i}" for i in range(10)]), on_result=lambda j, o, c: results.setdefault(j.key, o), progress=False))
+        asyncio.run(
+            run_jobs(
+                model,
+                jobs([f"t{i}" for i in range(10)]),
+                on_result=lambda j, o, c: results.setdefault(j.key, o),
+                progress=False,
+            )
+        )
     assert set(results) == {"k0", "k1", "k2"}
     assert "t9" not in model.calls
 
@@ -123,7 +148,16 @@ def test_request_key_is_sha256_of_the_canonical_mapping():
     import hashlib
     import json
 
-    r = ChatRequest.from_messages([{"role": "system", "content": "é sys"}, {"role": "user", "content": "x"}], SamplingParams(seed=3), {"type": "json_object"})
+    r = ChatRequest.from_messages(
+        [{"role": "system", "content": "é sys"}, {"role": "user", "content": "x"}],
+        SamplingParams(seed=3),
+        {"type": "json_object"},
+    )
     identity = {"spec": "openai:m", "host": "h"}
-    blob = json.dumps({"model": identity, "request": r.key_material()}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    blob = json.dumps(
+        {"model": identity, "request": r.key_material()},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     assert request_key(identity, r) == hashlib.sha256(blob.encode()).hexdigest()

@@ -24,9 +24,26 @@ from kardiabench.spans import parse_spans
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_reply
 
 DIMS = ["relevance", "fluency", "empathy", "persona_consistency", "safety"]
-COLUMNS = ["item_id", "dialogue_id", "persona_id", "mbti", "turn_index", "gold_emotion", "pred_emotion",
-           "pred_class", "emotion_correct", "well_formed", "issues", "failed", "understanding", "reasoning",
-           "emotion", "response", "raw_output", *DIMS]  # fmt: skip
+COLUMNS = [
+    "item_id",
+    "dialogue_id",
+    "persona_id",
+    "mbti",
+    "turn_index",
+    "gold_emotion",
+    "pred_emotion",
+    "pred_class",
+    "emotion_correct",
+    "well_formed",
+    "issues",
+    "failed",
+    "understanding",
+    "reasoning",
+    "emotion",
+    "response",
+    "raw_output",
+    *DIMS,
+]
 
 
 def judge_reply(request):
@@ -43,8 +60,23 @@ def judge_reply(request):
 @pytest.fixture(scope="module")
 def retrieval_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "retrieval"
-    code = main(["run", "--task", "kardiabench", "--model", "baseline:retrieval", "--data", "sample",
-                 "--output", str(out), "--no-progress", "--no-cache", "--resamples", "200"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--task",
+            "kardiabench",
+            "--model",
+            "baseline:retrieval",
+            "--data",
+            "sample",
+            "--output",
+            str(out),
+            "--no-progress",
+            "--no-cache",
+            "--resamples",
+            "200",
+        ]
+    )
     assert code == 0
     return out
 
@@ -53,11 +85,32 @@ def retrieval_run(tmp_path_factory):
 def judged_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("judged")
     data, out = write_dataset(tmp / "data"), tmp / "run"
-    with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer(FakeConfig(reply_fn=judge_reply)) as srv:
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        FakeOpenAIServer(FakeConfig(reply_fn=judge_reply)) as srv,
+    ):
         mp.setenv("OPENAI_API_KEY", "sk-local-test")
-        code = main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(data),
-                     "--output", str(out), "--judge", "openai:judge-model", "--judge-base-url", srv.url,
-                     "--no-progress", "--no-cache", "--resamples", "200"])  # fmt: skip
+        code = main(
+            [
+                "run",
+                "--model",
+                "openai:gen-model",
+                "--base-url",
+                srv.url,
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--judge",
+                "openai:judge-model",
+                "--judge-base-url",
+                srv.url,
+                "--no-progress",
+                "--no-cache",
+                "--resamples",
+                "200",
+            ]
+        )
     assert code == 0
     return out
 
@@ -77,8 +130,12 @@ def write(path, data):
 @pytest.mark.parametrize("model", [RunManifest, Results])
 def test_write_then_read_gives_the_same_model_and_the_same_file(model, retrieval_run, tmp_path):
     original = read(retrieval_run / model.FILE)
-    assert original.pop("schema_version") == SCHEMA_VERSION  # the run folder's files are written through the model
-    loaded = model.read(write(tmp_path / "old.json", original))  # a file without one (written before) is version 1
+    assert (
+        original.pop("schema_version") == SCHEMA_VERSION
+    )  # the run folder's files are written through the model
+    loaded = model.read(
+        write(tmp_path / "old.json", original)
+    )  # a file without one (written before) is version 1
     assert loaded.schema_version == 1
 
     target = loaded.write(tmp_path / model.FILE)
@@ -100,10 +157,14 @@ def test_keys_a_newer_writer_adds_survive_a_read_and_a_write(retrieval_run, tmp_
 
 
 def test_an_unknown_schema_version_is_a_one_line_error(retrieval_run, tmp_path):
-    path = write(tmp_path / "results.json", {**read(retrieval_run / "results.json"), "schema_version": 2})
+    path = write(
+        tmp_path / "results.json", {**read(retrieval_run / "results.json"), "schema_version": 2}
+    )
     with pytest.raises(RunFileError) as e:
         Results.read(path)
-    assert str(e.value).startswith(f"{path}: schema_version: 2 is not a version this kardiabench reads (1)")
+    assert str(e.value).startswith(
+        f"{path}: schema_version: 2 is not a version this kardiabench reads (1)"
+    )
     assert "\n" not in str(e.value)
 
 
@@ -114,7 +175,17 @@ READERS = {
     "compare": ["compare", "OTHER", "DIR"],
     "report": ["report", "DIR"],
     "leaderboard add": ["leaderboard", "add", "DIR", "--leaderboard", "LB"],
-    "generate": ["generate", "--model", "baseline:retrieval", "--data", "sample", "--output", "DIR", "--no-progress", "--no-cache"],
+    "generate": [
+        "generate",
+        "--model",
+        "baseline:retrieval",
+        "--data",
+        "sample",
+        "--output",
+        "DIR",
+        "--no-progress",
+        "--no-cache",
+    ],
 }
 
 
@@ -132,7 +203,9 @@ def newer_run(request, retrieval_run, tmp_path):
 
 
 @pytest.mark.parametrize("command", list(READERS))
-def test_a_folder_of_a_newer_schema_is_refused_in_one_line_before_anything_is_written(command, newer_run, retrieval_run, tmp_path, capsys):
+def test_a_folder_of_a_newer_schema_is_refused_in_one_line_before_anything_is_written(
+    command, newer_run, retrieval_run, tmp_path, capsys
+):
     folder, newer_file = newer_run
     before = folder_bytes(folder)
     swap = {"DIR": str(folder), "OTHER": str(retrieval_run), "LB": str(tmp_path / "lb")}
@@ -140,8 +213,10 @@ def test_a_folder_of_a_newer_schema_is_refused_in_one_line_before_anything_is_wr
     assert main([swap.get(a, a) for a in READERS[command]]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {newer_file}: schema_version: {NEWER} is not a version this kardiabench reads ({SCHEMA_VERSION}); "
-                      "a newer kardiabench wrote it, or the file is damaged"]  # fmt: skip
+    assert errors == [
+        f"error: {newer_file}: schema_version: {NEWER} is not a version this kardiabench reads ({SCHEMA_VERSION}); "
+        "a newer kardiabench wrote it, or the file is damaged"
+    ]
     assert "Traceback" not in err
     assert folder_bytes(folder) == before  # nothing written, nothing removed
     assert not (tmp_path / "lb").exists()
@@ -152,8 +227,14 @@ def test_the_python_api_refuses_a_folder_of_a_newer_schema(newer_run, retrieval_
 
     folder, newer_file = newer_run
     before = folder_bytes(folder)
-    for call in (lambda: kb.score(folder, cache=False), lambda: kb.compare(retrieval_run, folder), lambda: kb.load_run(folder)):
-        with pytest.raises(RunFileError, match=f"^{re.escape(str(newer_file))}: schema_version: {NEWER} "):
+    for call in (
+        lambda: kb.score(folder, cache=False),
+        lambda: kb.compare(retrieval_run, folder),
+        lambda: kb.load_run(folder),
+    ):
+        with pytest.raises(
+            RunFileError, match=f"^{re.escape(str(newer_file))}: schema_version: {NEWER} "
+        ):
             call()
     assert folder_bytes(folder) == before
 
@@ -170,15 +251,37 @@ def test_a_run_loaded_twice_compares_equal(retrieval_run, judged_run):
 @pytest.mark.parametrize(
     ("model", "edit", "message"),
     [
-        (Results, lambda d: d["metrics"]["emotion_accuracy"].update(n="many"), "metrics.emotion_accuracy.n: Input should be a valid integer"),
-        (Results, lambda d: d["metrics"]["empathy"].update(value="high"), "metrics.empathy.value: Input should be a valid number"),
-        (Results, lambda d: d["metrics"]["empathy"].update(colour="red"), "metrics.empathy.colour: Extra inputs are not permitted"),
-        (Results, lambda d: d["breakdowns"]["mbti"]["ESFJ"].pop("n"), "breakdowns.mbti.ESFJ.n: Field required"),
+        (
+            Results,
+            lambda d: d["metrics"]["emotion_accuracy"].update(n="many"),
+            "metrics.emotion_accuracy.n: Input should be a valid integer",
+        ),
+        (
+            Results,
+            lambda d: d["metrics"]["empathy"].update(value="high"),
+            "metrics.empathy.value: Input should be a valid number",
+        ),
+        (
+            Results,
+            lambda d: d["metrics"]["empathy"].update(colour="red"),
+            "metrics.empathy.colour: Extra inputs are not permitted",
+        ),
+        (
+            Results,
+            lambda d: d["breakdowns"]["mbti"]["ESFJ"].pop("n"),
+            "breakdowns.mbti.ESFJ.n: Field required",
+        ),
         (RunManifest, lambda d: d.pop("model_spec"), "model_spec: Field required"),
-        (RunManifest, lambda d: d["data"].update(n_items=None), "data.n_items: Input should be a valid integer"),
+        (
+            RunManifest,
+            lambda d: d["data"].update(n_items=None),
+            "data.n_items: Input should be a valid integer",
+        ),
     ],
-)  # fmt: skip
-def test_a_bad_field_is_a_one_line_error_naming_file_and_field(model, edit, message, retrieval_run, tmp_path):
+)
+def test_a_bad_field_is_a_one_line_error_naming_file_and_field(
+    model, edit, message, retrieval_run, tmp_path
+):
     data = read(retrieval_run / model.FILE)
     edit(data)
     path = write(tmp_path / model.FILE, data)
@@ -191,10 +294,15 @@ def test_a_bad_field_is_a_one_line_error_naming_file_and_field(model, edit, mess
 def test_a_file_that_is_not_json_is_a_one_line_error(tmp_path):
     path = tmp_path / "run.json"
     path.write_text('{"model_spec": ', encoding="utf-8")
-    with pytest.raises(RunFileError, match=r"run\.json: not valid JSON \(Expecting value: line 1 column 16 \(char 15\)\)$"):
+    with pytest.raises(
+        RunFileError,
+        match=r"run\.json: not valid JSON \(Expecting value: line 1 column 16 \(char 15\)\)$",
+    ):
         RunManifest.read(path)
     path.write_bytes(b"\xff{}")
-    with pytest.raises(RunFileError, match=r"run\.json: not valid JSON \('utf-8' codec can't decode byte 0xff"):
+    with pytest.raises(
+        RunFileError, match=r"run\.json: not valid JSON \('utf-8' codec can't decode byte 0xff"
+    ):
         RunManifest.read(path)
 
 
@@ -209,8 +317,17 @@ def test_load_run_on_a_baseline_run(retrieval_run):
     assert set(run.metrics) == set(results["metrics"])
     for name, m in results["metrics"].items():
         got = run.metrics[name]
-        assert (got.value, got.n, got.n_unscored, got.ci_low, got.ci_high) == (m["value"], m["n"], m["n_unscored"], m["ci_low"], m["ci_high"])
-    assert run.metrics["empathy"].value is None and run.metrics["empathy"].reason == "no judge given (--judge SPEC)"
+        assert (got.value, got.n, got.n_unscored, got.ci_low, got.ci_high) == (
+            m["value"],
+            m["n"],
+            m["n_unscored"],
+            m["ci_low"],
+            m["ci_high"],
+        )
+    assert (
+        run.metrics["empathy"].value is None
+        and run.metrics["empathy"].reason == "no judge given (--judge SPEC)"
+    )
 
     items = run.items
     rows = read_jsonl_tolerant(retrieval_run / "items.jsonl")
@@ -218,11 +335,15 @@ def test_load_run_on_a_baseline_run(retrieval_run):
     assert list(items.columns) == COLUMNS
     assert len(items) == len(rows) == results["data"]["n_items"] == 110
     assert list(items["item_id"]) == [r["item_id"] for r in rows]
-    assert items["emotion_correct"].sum() == round(results["metrics"]["emotion_accuracy"]["value"] * 110 / 100)
+    assert items["emotion_correct"].sum() == round(
+        results["metrics"]["emotion_accuracy"]["value"] * 110 / 100
+    )
     for rec in items.to_dict("records"):
         raw = preds[rec["item_id"]]["raw_output"]
         assert rec["raw_output"] == raw
-        assert {s: rec[s] for s in ("understanding", "reasoning", "emotion", "response")} == parse_spans(raw).spans
+        assert {
+            s: rec[s] for s in ("understanding", "reasoning", "emotion", "response")
+        } == parse_spans(raw).spans
     assert items[DIMS].isna().all().all()  # no judge: every rubric cell is NaN
     assert run.items is items  # built once
 
@@ -231,9 +352,19 @@ def test_load_run_on_a_judged_run(judged_run):
     run = load_run(judged_run)
     results = read(judged_run / "results.json")
     empathy = run.metrics["empathy"]
-    assert (empathy.value, empathy.n, empathy.n_unscored) == (results["metrics"]["empathy"]["value"], 6, 3)
-    assert run.results.judge.spec == "openai:judge-model" and run.manifest.judge.spec == "openai:judge-model"
-    assert run.metrics["safety_flag_rate"].extra["flagged_item_ids"] == results["metrics"]["safety_flag_rate"]["extra"]["flagged_item_ids"]
+    assert (empathy.value, empathy.n, empathy.n_unscored) == (
+        results["metrics"]["empathy"]["value"],
+        6,
+        3,
+    )
+    assert (
+        run.results.judge.spec == "openai:judge-model"
+        and run.manifest.judge.spec == "openai:judge-model"
+    )
+    assert (
+        run.metrics["safety_flag_rate"].extra["flagged_item_ids"]
+        == results["metrics"]["safety_flag_rate"]["extra"]["flagged_item_ids"]
+    )
 
     rows = {r["item_id"]: r["rubric"] for r in read_jsonl_tolerant(judged_run / "items.jsonl")}
     items = run.items.set_index("item_id")
@@ -249,21 +380,42 @@ def test_load_run_on_a_judged_run(judged_run):
 def test_repr_is_short_and_names_the_headline_numbers(retrieval_run, judged_run):
     acc = read(retrieval_run / "results.json")["metrics"]["emotion_accuracy"]["value"]
     text = repr(load_run(retrieval_run))
-    assert text.startswith(f"Run({str(retrieval_run)!r}: baseline:retrieval on kardiabench, 110 items; ")
-    assert f"emotion_accuracy {acc:.2f}" in text and "empathy" not in text  # not computed: not shown
+    assert text.startswith(
+        f"Run({str(retrieval_run)!r}: baseline:retrieval on kardiabench, 110 items; "
+    )
+    assert (
+        f"emotion_accuracy {acc:.2f}" in text and "empathy" not in text
+    )  # not computed: not shown
     assert "empathy 2." in repr(load_run(judged_run))
 
 
 def test_a_run_not_scored_yet_has_no_results_and_one_row_per_prediction(tmp_path):
     data, out = write_dataset(tmp_path / "data"), tmp_path / "gen"
-    assert main(["generate", "--model", "baseline:majority", "--data", str(data), "--output", str(out), "--no-progress", "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "baseline:majority",
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     run = load_run(out)
     assert run.results is None and run.metrics == {}
     assert repr(run).endswith("9 items, not scored)")
     preds = read_jsonl_tolerant(out / "predictions.jsonl")
     assert list(run.items.columns) == COLUMNS
     assert list(run.items["item_id"]) == [p["item_id"] for p in preds]
-    assert list(run.items["emotion"]) == [parse_spans(p["raw_output"]).spans["emotion"] for p in preds]
+    assert list(run.items["emotion"]) == [
+        parse_spans(p["raw_output"]).spans["emotion"] for p in preds
+    ]
     assert run.items["gold_emotion"].isna().all() and run.items[DIMS].isna().all().all()
 
 
@@ -281,21 +433,51 @@ def test_load_run_names_a_bad_results_file(retrieval_run, tmp_path):
     write(copy / "results.json", data)
     with pytest.raises(RunFileError) as e:
         load_run(copy)
-    assert str(e.value) == f"{copy / 'results.json'}: metrics.format_compliance.ci_low: Input should be a valid number"
+    assert (
+        str(e.value)
+        == f"{copy / 'results.json'}: metrics.format_compliance.ci_low: Input should be a valid number"
+    )
 
 
 def test_load_run_on_predictions_made_elsewhere(retrieval_run, tmp_path):
     """`score --predictions` writes a smaller manifest (no generation identity or stats): it loads."""
     ext = tmp_path / "ext.jsonl"
     preds = read_jsonl_tolerant(retrieval_run / "predictions.jsonl")[:5]
-    ext.write_text("".join(json.dumps({"item_id": p["item_id"], "raw_output": p["raw_output"]}) + "\n" for p in preds))
+    ext.write_text(
+        "".join(
+            json.dumps({"item_id": p["item_id"], "raw_output": p["raw_output"]}) + "\n"
+            for p in preds
+        )
+    )
     out = tmp_path / "scored"
-    assert main(["score", "--predictions", str(ext), "--data", "sample", "--output", str(out), "--resamples", "200"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(ext),
+                "--data",
+                "sample",
+                "--output",
+                str(out),
+                "--resamples",
+                "200",
+            ]
+        )
+        == 0
+    )
     run = load_run(out)
     assert run.model == "external:ext.jsonl" and run.manifest.generation_stats is None
-    assert run.metrics["emotion_accuracy"].value == read(out / "results.json")["metrics"]["emotion_accuracy"]["value"]
-    assert len(run.items) == 110 and run.items["failed"].sum() == 105  # items with no line count as failed
+    assert (
+        run.metrics["emotion_accuracy"].value
+        == read(out / "results.json")["metrics"]["emotion_accuracy"]["value"]
+    )
+    assert (
+        len(run.items) == 110 and run.items["failed"].sum() == 105
+    )  # items with no line count as failed
     # the folder keeps its copy of the predictions (docs/run-folder.md): the text columns of the 5 items
     scored = run.items.dropna(subset=["raw_output"])
-    assert list(scored["item_id"]) == [p["item_id"] for p in preds] and list(scored["raw_output"]) == [p["raw_output"] for p in preds]
+    assert list(scored["item_id"]) == [p["item_id"] for p in preds] and list(
+        scored["raw_output"]
+    ) == [p["raw_output"] for p in preds]
     assert scored["emotion"].notna().all() and run.items["raw_output"].isna().sum() == 105

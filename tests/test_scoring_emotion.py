@@ -20,10 +20,19 @@ from kardiabench.spans import render_spans
 
 def make_item(item_id: str, dialogue_id: str, gold: str, mbti: str = "INFP") -> Item:
     return Item(
-        item_id=item_id, dialogue_id=dialogue_id, turn_index=int(item_id.rsplit("t", 1)[-1]),
-        persona_id="p-" + dialogue_id, mbti=mbti, situation="", person="", system_prompt="",
-        history=(), user_message="hi", gold=GoldSpans("u", "r", gold, "resp"), gold_emotion=gold,
-    )  # fmt: skip
+        item_id=item_id,
+        dialogue_id=dialogue_id,
+        turn_index=int(item_id.rsplit("t", 1)[-1]),
+        persona_id="p-" + dialogue_id,
+        mbti=mbti,
+        situation="",
+        person="",
+        system_prompt="",
+        history=(),
+        user_message="hi",
+        gold=GoldSpans("u", "r", gold, "resp"),
+        gold_emotion=gold,
+    )
 
 
 def output(emotion: str | None, **spans: str) -> str:
@@ -31,8 +40,12 @@ def output(emotion: str | None, **spans: str) -> str:
     return render_spans({k: v for k, v in parts.items() if v is not None})
 
 
-def predict(item_id: str, raw: str | None, error: str | None = None, finish_reason: str = "stop") -> Prediction:
-    return Prediction(item_id=item_id, model="m", raw_output=raw, error=error, finish_reason=finish_reason)
+def predict(
+    item_id: str, raw: str | None, error: str | None = None, finish_reason: str = "stop"
+) -> Prediction:
+    return Prediction(
+        item_id=item_id, model="m", raw_output=raw, error=error, finish_reason=finish_reason
+    )
 
 
 def test_classify_normalises_case_and_punctuation_only():
@@ -94,9 +107,11 @@ def test_confusion_recall_and_macro_f1_by_hand(report):
         "sad": {INVALID: 1, "sad": 1},
     }
     assert report.per_emotion_recall == {
-        "anxious": {"recall": 50.0, "n": 2}, "caring": {"recall": 0.0, "n": 1},
-        "joyful": {"recall": 0.0, "n": 1}, "sad": {"recall": 50.0, "n": 2},
-    }  # fmt: skip
+        "anxious": {"recall": 50.0, "n": 2},
+        "caring": {"recall": 0.0, "n": 1},
+        "joyful": {"recall": 0.0, "n": 1},
+        "sad": {"recall": 50.0, "n": 2},
+    }
     # F1 over the gold labels: anxious 2·1/(2+0+1) = 2/3, sad 2·1/(2+1+1) = 1/2, caring 0, joyful 0
     f1 = report.metrics["emotion_macro_f1"]
     assert f1.value == pytest.approx(100 * (2 / 3 + 1 / 2) / 4)
@@ -116,9 +131,12 @@ def test_macro_f1_equals_sklearn_with_gold_labels():
             span = rng.choice([gold, gold, rng.choice(labels), "worried", None])
             outcomes.append(classify_emotion(gold, span))
         expected = f1_score(
-            [o.gold for o in outcomes], [o.predicted_class for o in outcomes],
-            labels=sorted({o.gold for o in outcomes}), average="macro", zero_division=0,
-        )  # fmt: skip
+            [o.gold for o in outcomes],
+            [o.predicted_class for o in outcomes],
+            labels=sorted({o.gold for o in outcomes}),
+            average="macro",
+            zero_division=0,
+        )
         assert macro_f1(outcomes) == pytest.approx(100 * expected)
 
 
@@ -157,12 +175,22 @@ def test_report_dict_is_json_and_has_the_contract_fields(report):
     acc = d["metrics"]["emotion_accuracy"]
     assert {"value", "n", "n_unscored", "ci_low", "ci_high"} <= set(acc)
     assert d["metrics"]["empathy"] == {
-        "name": "empathy", "value": None, "n": 0, "n_unscored": 0, "ci_low": None, "ci_high": None,
+        "name": "empathy",
+        "value": None,
+        "n": 0,
+        "n_unscored": 0,
+        "ci_low": None,
+        "ci_high": None,
         "reason": "no judge given (--judge SPEC)",
-    }  # fmt: skip
+    }
     assert d["emotion"]["confusion"]["sad"]["<invalid>"] == 1
     assert d["breakdowns"]["mbti"]["ENTJ"]["metrics"]["emotion_accuracy"]["n"] == 4
-    assert d["counts"] == {"n_items": 6, "n_failed": 1, "n_no_prediction": 0, "n_unmatched_predictions": 0}
+    assert d["counts"] == {
+        "n_items": 6,
+        "n_failed": 1,
+        "n_no_prediction": 0,
+        "n_unmatched_predictions": 0,
+    }
     assert d["statistics"]["n_resamples"] == 200 and d["statistics"]["cluster_by"] == "dialogue"
 
 
@@ -171,29 +199,62 @@ def test_items_without_prediction_count_as_failed_and_extra_predictions_are_coun
     preds = {"d1-t0": predict("d1-t0", output("sad")), "zz-t0": predict("zz-t0", output("sad"))}
     r = score_predictions(items, preds, n_resamples=50)
     assert r.metrics["emotion_accuracy"].value == 50.0
-    assert r.counts == {"n_items": 2, "n_failed": 1, "n_no_prediction": 1, "n_unmatched_predictions": 1}
+    assert r.counts == {
+        "n_items": 2,
+        "n_failed": 1,
+        "n_no_prediction": 1,
+        "n_unmatched_predictions": 1,
+    }
 
 
 def test_with_no_prediction_at_all_the_output_metrics_are_not_computed():
     items = [make_item(f"d{k}-t0", f"d{k}", "sad") for k in range(4)]
-    failed = {it.item_id: predict(it.item_id, None, error="connection refused") for it in items[:3]}  # d3: no line
+    failed = {
+        it.item_id: predict(it.item_id, None, error="connection refused") for it in items[:3]
+    }  # d3: no line
     r = score_predictions(items, failed, {it.item_id: {} for it in items}, n_resamples=50)
     reason = "no predictions: 4 of 4 items failed (3 failed to generate, 1 with no prediction)"
     for name in ("emotion_accuracy", "emotion_macro_f1", "format_compliance"):
         m = r.metrics[name]
-        assert (m.value, m.ci_low, m.ci_high, m.n, m.n_unscored, m.reason) == (None, None, None, 0, 4, reason), name
+        assert (m.value, m.ci_low, m.ci_high, m.n, m.n_unscored, m.reason) == (
+            None,
+            None,
+            None,
+            0,
+            4,
+            reason,
+        ), name
         assert m.extra["n_failed"] == 4
-    assert all(r.metrics[name].reason == reason and r.metrics[name].value is None for name in ("empathy", "safety_flag_rate"))
+    assert all(
+        r.metrics[name].reason == reason and r.metrics[name].value is None
+        for name in ("empathy", "safety_flag_rate")
+    )
     assert r.breakdowns["gold_emotion"]["sad"]["metrics"]["emotion_accuracy"].value is None
     assert r.breakdowns["gold_emotion"]["sad"]["metrics"]["format_compliance"].n_unscored == 4
     assert r.per_emotion_recall == {"sad": {"recall": None, "n": 4}} and r.confusion == {}
-    assert score_predictions(items[:3], failed, n_resamples=50).metrics["format_compliance"].reason == "no predictions: 3 of 3 items failed"
-    assert score_predictions(items, {}, n_resamples=50).metrics["emotion_accuracy"].reason == "no predictions: 4 of 4 items have none"
+    assert (
+        score_predictions(items[:3], failed, n_resamples=50).metrics["format_compliance"].reason
+        == "no predictions: 3 of 3 items failed"
+    )
+    assert (
+        score_predictions(items, {}, n_resamples=50).metrics["emotion_accuracy"].reason
+        == "no predictions: 4 of 4 items have none"
+    )
     # one output among the failures: today's rule, the failures count as wrong
-    one = score_predictions(items, {**failed, "d3-t0": predict("d3-t0", output("sad"))}, n_resamples=50)
+    one = score_predictions(
+        items, {**failed, "d3-t0": predict("d3-t0", output("sad"))}, n_resamples=50
+    )
     acc = one.metrics["emotion_accuracy"]
-    assert (acc.value, acc.n, acc.extra["n_failed"], acc.extra["value_excluding_failed"]) == (25.0, 4, 3, 100.0)
-    assert one.metrics["format_compliance"].value == 25.0 and one.per_emotion_recall["sad"]["recall"] == 25.0
+    assert (acc.value, acc.n, acc.extra["n_failed"], acc.extra["value_excluding_failed"]) == (
+        25.0,
+        4,
+        3,
+        100.0,
+    )
+    assert (
+        one.metrics["format_compliance"].value == 25.0
+        and one.per_emotion_recall["sad"]["recall"] == 25.0
+    )
 
 
 def test_duplicate_items_and_bad_cluster_choice_are_refused():
@@ -206,7 +267,9 @@ def test_duplicate_items_and_bad_cluster_choice_are_refused():
 
 def test_persona_clustering_is_recorded():
     items = [make_item(f"d{i}-t0", f"d{i}", "sad") for i in range(4)]
-    r = score_predictions(items, {"d0-t0": predict("d0-t0", output("sad"))}, n_resamples=50, cluster_by="persona")
+    r = score_predictions(
+        items, {"d0-t0": predict("d0-t0", output("sad"))}, n_resamples=50, cluster_by="persona"
+    )
     assert r.statistics["cluster_by"] == "persona"
     assert r.metrics["emotion_accuracy"].value == 25.0
 

@@ -9,12 +9,25 @@ FULL = {"understanding": "u", "reasoning": "r", "emotion": "sad", "response": "o
 
 OUTPUTS = {
     "good": (output("sad"), "stop"),
-    "xml_with_preamble": ("Sure! " + render_spans(FULL, style="xml"), "stop"),  # text outside: not blocking
+    "xml_with_preamble": (
+        "Sure! " + render_spans(FULL, style="xml"),
+        "stop",
+    ),  # text outside: not blocking
     "no_emotion": (output(None), "stop"),
     "empty_response": (output("sad", response="  "), "stop"),
-    "duplicated": (output("sad") + "<|emotion_begin|>sad<|emotion_end|><|emotion_begin|>x<|emotion_end|>", "stop"),
-    "out_of_order": (render_spans({"emotion": "sad"}) + render_spans({k: v for k, v in FULL.items() if k != "emotion"}), "stop"),
-    "truncated": ("<|understanding_begin|>u<|understanding_end|><|reasoning_begin|>and so", "length"),
+    "duplicated": (
+        output("sad") + "<|emotion_begin|>sad<|emotion_end|><|emotion_begin|>x<|emotion_end|>",
+        "stop",
+    ),
+    "out_of_order": (
+        render_spans({"emotion": "sad"})
+        + render_spans({k: v for k, v in FULL.items() if k != "emotion"}),
+        "stop",
+    ),
+    "truncated": (
+        "<|understanding_begin|>u<|understanding_end|><|reasoning_begin|>and so",
+        "length",
+    ),
     "complete_at_limit": (output("sad"), "length"),  # truncated flag alone does not block
     "think_unterminated": ("<think>hmm", "length"),
     "think_then_good": ("<think>plan</think>" + output("sad"), "stop"),
@@ -24,7 +37,10 @@ OUTPUTS = {
 
 def test_well_formed_is_exactly_the_parser_verdict():
     items = [make_item(f"d{k}-t0", f"d{k}", "sad") for k in range(len(OUTPUTS))]
-    preds = {it.item_id: predict(it.item_id, raw, finish_reason=fr) for it, (raw, fr) in zip(items, OUTPUTS.values(), strict=True)}
+    preds = {
+        it.item_id: predict(it.item_id, raw, finish_reason=fr)
+        for it, (raw, fr) in zip(items, OUTPUTS.values(), strict=True)
+    }
     report = score_predictions(items, preds, n_resamples=50)
     for row, (raw, fr) in zip(report.per_item, OUTPUTS.values(), strict=True):
         assert row.well_formed == parse_spans(raw, finish_reason=fr).well_formed
@@ -52,7 +68,13 @@ def test_compliance_counts_and_failures():
     assert {k: v for k, v in counts.items() if v} == {"missing": 1, "empty": 1, "text_outside": 1}
     spans = m.extra["span_issue_counts"]
     assert spans["emotion"]["missing"] == 1 and spans["response"]["empty"] == 1
-    assert spans["understanding"] == {"missing": 0, "empty": 0, "duplicated": 0, "unterminated": 0, "stray_close": 0}
+    assert spans["understanding"] == {
+        "missing": 0,
+        "empty": 0,
+        "duplicated": 0,
+        "unterminated": 0,
+        "stray_close": 0,
+    }
 
 
 def test_issue_counts_count_outputs_not_occurrences():

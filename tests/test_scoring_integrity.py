@@ -56,9 +56,28 @@ def env(tmp_path, monkeypatch):
 
 
 def judged_run(srv, data, out, *extra):
-    return main(["run", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(data), "--output", str(out),
-                 "--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress", "--no-cache",
-                 "--resamples", "50", *extra])  # fmt: skip
+    return main(
+        [
+            "run",
+            "--model",
+            "openai:gen-model",
+            "--base-url",
+            srv.url,
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--judge",
+            "openai:judge-model",
+            "--judge-base-url",
+            srv.url,
+            "--no-progress",
+            "--no-cache",
+            "--resamples",
+            "50",
+            *extra,
+        ]
+    )
 
 
 def results(folder):
@@ -77,8 +96,23 @@ def test_regenerated_run_does_not_report_the_old_models_rubric_scores(tmp_path, 
     with FakeOpenAIServer(FakeConfig(reply_fn=judge_reply)) as srv:
         assert judged_run(srv, env, out) == 0
     assert results(out)["metrics"]["empathy"]["value"] is not None
-    assert main(["generate", "--model", "baseline:retrieval", "--data", str(env), "--output", str(out),
-                 "--overwrite", "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "baseline:retrieval",
+                "--data",
+                str(env),
+                "--output",
+                str(out),
+                "--overwrite",
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["score", str(out), "--resamples", "50"]) == 0
     res = results(out)
@@ -97,23 +131,45 @@ def test_edited_predictions_ignore_their_old_verdicts_and_name_them(tmp_path, en
         edited = [rows[1]["item_id"], rows[4]["item_id"]]
         for r in rows:
             if r["item_id"] in edited:
-                r["raw_output"] = r["raw_output"].replace("I am here with you.", "Tell me everything.")
+                r["raw_output"] = r["raw_output"].replace(
+                    "I am here with you.", "Tell me everything."
+                )
         (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
         assert main(["score", str(out), "--resamples", "50"]) == 0
         err = capsys.readouterr().err
-        named = re.search(r"rubric: 2 verdict\(s\) in judgments.jsonl were made for other predictions and are ignored \(e.g. (\S+)\)", err)
+        named = re.search(
+            r"rubric: 2 verdict\(s\) in judgments.jsonl were made for other predictions and are ignored \(e.g. (\S+)\)",
+            err,
+        )
         assert named and named.group(1) in edited
         res = results(out)
         kept = [v for v in verdicts(out) if v["item_id"] not in edited]
         assert res["metrics"]["empathy"]["n"] == 7 and res["metrics"]["empathy"]["n_unscored"] == 2
-        assert res["metrics"]["empathy"]["value"] == pytest.approx(sum(v["scores"]["empathy"] for v in kept) / 7)
+        assert res["metrics"]["empathy"]["value"] == pytest.approx(
+            sum(v["scores"]["empathy"] for v in kept) / 7
+        )
         assert "2 verdict(s)" in res["rubric"]["ignored"]
 
         # judging again asks the judge about the two edited items only
         before = srv.stats.requests
-        assert main(["score", str(out), "--judge", "openai:judge-model", "--judge-base-url", srv.url,
-                     "--no-progress", "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "score",
+                    str(out),
+                    "--judge",
+                    "openai:judge-model",
+                    "--judge-base-url",
+                    srv.url,
+                    "--no-progress",
+                    "--no-cache",
+                    "--resamples",
+                    "50",
+                ]
+            )
+            == 0
+        )
         assert srv.stats.requests - before == 2
     capsys.readouterr()
     assert main(["score", str(out), "--resamples", "50"]) == 0
@@ -127,9 +183,13 @@ def test_matching_verdicts_keeps_only_verdicts_made_for_these_predictions(tmp_pa
     preds[items[2].item_id] = _pred(items[2].item_id, None)  # no response span
     del preds[items[3].item_id]  # no prediction
     cfg = JudgeConfig(show_reasoning=True, repeats=2, max_tokens=300)
-    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
+    with FakeOpenAIServer(
+        FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))
+    ) as srv:
         judge = load_model("openai:judge-model", ModelOptions(base_url=srv.url))
-        outcome = asyncio.run(run_judges(items, preds, [judge], cfg, RunDir(tmp_path / "j"), None, progress=False))
+        outcome = asyncio.run(
+            run_judges(items, preds, [judge], cfg, RunDir(tmp_path / "j"), None, progress=False)
+        )
     saved = outcome.judgments
     assert len(saved) == 8
     assert {j.reason for j in saved if j.item_id == items[2].item_id} == {NO_RESPONSE}
@@ -138,15 +198,23 @@ def test_matching_verdicts_keeps_only_verdicts_made_for_these_predictions(tmp_pa
 
     def split(predictions, judgments=saved, max_tokens=1):
         kept, stale = matching_verdicts(judgments, items, predictions, rubric, max_tokens)
-        return sorted((j.item_id, j.repeat) for j in kept), sorted((j.item_id, j.repeat) for j in stale)
+        return sorted((j.item_id, j.repeat) for j in kept), sorted(
+            (j.item_id, j.repeat) for j in stale
+        )
 
     every = sorted((j.item_id, j.repeat) for j in saved)
-    assert split(preds) == (every, [])  # seed per repeat, show_reasoning and max_tokens rebuilt from each verdict
+    assert split(preds) == (
+        every,
+        [],
+    )  # seed per repeat, show_reasoning and max_tokens rebuilt from each verdict
     ids = [it.item_id for it in items]
     changed = {
         **preds,
         ids[0]: _pred(ids[0], "Something else entirely."),  # another response
-        ids[1]: replace(preds[ids[1]], raw_output=render_spans({**preds[ids[1]].spans, "reasoning": "other notes"})),  # notes shown
+        ids[1]: replace(
+            preds[ids[1]],
+            raw_output=render_spans({**preds[ids[1]].spans, "reasoning": "other notes"}),
+        ),  # notes shown
         ids[2]: _pred(ids[2], "Now there is a response."),  # had none
         ids[3]: _pred(ids[3], None),  # had no prediction, now one without a response
     }
@@ -155,7 +223,9 @@ def test_matching_verdicts_keeps_only_verdicts_made_for_these_predictions(tmp_pa
     # verdicts written before they recorded max_tokens: the caller's value stands in
     old = [replace(j, max_tokens=None) for j in saved]
     assert split(preds, old, max_tokens=300) == (every, [])
-    assert split(preds, old, max_tokens=1)[1] == sorted((j.item_id, j.repeat) for j in saved if j.prompt_hash)
+    assert split(preds, old, max_tokens=1)[1] == sorted(
+        (j.item_id, j.repeat) for j in saved if j.prompt_hash
+    )
     # verdicts on items that are not being scored are in neither list
     assert matching_verdicts(saved, items[:1], preds, rubric, 1)[1] == []
 
@@ -166,9 +236,26 @@ def test_matching_verdicts_keeps_only_verdicts_made_for_these_predictions(tmp_pa
 def external_file(tmp_path, data, rows=None):
     out = tmp_path / "baseline"
     if not (out / "predictions.jsonl").exists():
-        assert main(["generate", "--model", "baseline:retrieval", "--data", str(data), "--output", str(out),
-                     "--no-progress", "--no-cache"]) == 0  # fmt: skip
-    rows = rows or [{"item_id": r["item_id"], "raw_output": r["raw_output"]} for r in read_jsonl_tolerant(out / "predictions.jsonl")]
+        assert (
+            main(
+                [
+                    "generate",
+                    "--model",
+                    "baseline:retrieval",
+                    "--data",
+                    str(data),
+                    "--output",
+                    str(out),
+                    "--no-progress",
+                    "--no-cache",
+                ]
+            )
+            == 0
+        )
+    rows = rows or [
+        {"item_id": r["item_id"], "raw_output": r["raw_output"]}
+        for r in read_jsonl_tolerant(out / "predictions.jsonl")
+    ]
     path = tmp_path / "mine.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path, rows
@@ -178,33 +265,117 @@ def test_score_predictions_refuses_a_folder_that_holds_another_run(tmp_path, env
     ext, _ = external_file(tmp_path, env)
     other = tmp_path / "baseline"  # a generated run
     before = (other / "run.json").read_text()
-    assert main(["score", "--predictions", str(ext), "--data", str(env), "--output", str(other), "--resamples", "50"]) == 2
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(ext),
+                "--data",
+                str(env),
+                "--output",
+                str(other),
+                "--resamples",
+                "50",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert f"error: {other} holds a different run (model baseline:retrieval → external:mine.jsonl" in err
+    assert (
+        f"error: {other} holds a different run (model baseline:retrieval → external:mine.jsonl"
+        in err
+    )
     assert "Traceback" not in err and (other / "run.json").read_text() == before
 
     scored = tmp_path / "scored"
-    args = ["score", "--predictions", str(ext), "--data", str(env), "--output", str(scored), "--resamples", "50"]
+    args = [
+        "score",
+        "--predictions",
+        str(ext),
+        "--data",
+        str(env),
+        "--output",
+        str(scored),
+        "--resamples",
+        "50",
+    ]
     assert main(args) == 0
     assert main(args) == 0  # the same file again into the same folder
-    assert main(["score", "--predictions", str(ext), "--data", str(env), "--split", "train", "--output", str(scored)]) == 2
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(ext),
+                "--data",
+                str(env),
+                "--split",
+                "train",
+                "--output",
+                str(scored),
+            ]
+        )
+        == 2
+    )
     assert "split test → train" in capsys.readouterr().err
 
 
 def test_external_predictions_duplicates_and_missing_raw_output_are_errors(tmp_path, env, capsys):
     ext, rows = external_file(tmp_path, env)
     cases = {
-        "duplicate": (rows[:3] + [rows[1]], f"{ext}:4: item_id: {rows[1]['item_id']} already on line 2"),
-        "no raw_output": (rows[:2] + [{"item_id": rows[2]["item_id"], "output": "x"}], f"{ext}:3: raw_output: missing"),
-        "bad error": (rows[:1] + [{"item_id": rows[1]["item_id"], "raw_output": None, "error": 5}], f"{ext}:2: error:"),
+        "duplicate": (
+            rows[:3] + [rows[1]],
+            f"{ext}:4: item_id: {rows[1]['item_id']} already on line 2",
+        ),
+        "no raw_output": (
+            rows[:2] + [{"item_id": rows[2]["item_id"], "output": "x"}],
+            f"{ext}:3: raw_output: missing",
+        ),
+        "bad error": (
+            rows[:1] + [{"item_id": rows[1]["item_id"], "raw_output": None, "error": 5}],
+            f"{ext}:2: error:",
+        ),
     }
     for name, (bad, message) in cases.items():
         external_file(tmp_path, env, bad)
-        assert main(["score", "--predictions", str(ext), "--data", str(env), "--output", str(tmp_path / "s")]) == 2, name
+        assert (
+            main(
+                [
+                    "score",
+                    "--predictions",
+                    str(ext),
+                    "--data",
+                    str(env),
+                    "--output",
+                    str(tmp_path / "s"),
+                ]
+            )
+            == 2
+        ), name
         assert message in capsys.readouterr().err, name
     # raw_output null with an error is a failed generation, counted as such
-    external_file(tmp_path, env, rows[:-1] + [{"item_id": rows[-1]["item_id"], "raw_output": None, "error": "HTTP 500"}])
-    assert main(["score", "--predictions", str(ext), "--data", str(env), "--output", str(tmp_path / "s"), "--resamples", "50"]) == 0
+    external_file(
+        tmp_path,
+        env,
+        rows[:-1] + [{"item_id": rows[-1]["item_id"], "raw_output": None, "error": "HTTP 500"}],
+    )
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(ext),
+                "--data",
+                str(env),
+                "--output",
+                str(tmp_path / "s"),
+                "--resamples",
+                "50",
+            ]
+        )
+        == 0
+    )
     assert results(tmp_path / "s")["metrics"]["format_compliance"]["extra"]["n_failed"] == 1
 
 
@@ -212,67 +383,185 @@ def test_items_without_a_prediction_are_reported_as_no_prediction(tmp_path, env,
     ext, rows = external_file(tmp_path, env)
     external_file(tmp_path, env, rows[:6])  # 3 of the 9 items have no line
     capsys.readouterr()
-    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
-        assert main(["score", "--predictions", str(ext), "--data", str(env), "--output", str(tmp_path / "s"),
-                     "--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress", "--no-cache",
-                     "--resamples", "50"]) == 0  # fmt: skip
+    with FakeOpenAIServer(
+        FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))
+    ) as srv:
+        assert (
+            main(
+                [
+                    "score",
+                    "--predictions",
+                    str(ext),
+                    "--data",
+                    str(env),
+                    "--output",
+                    str(tmp_path / "s"),
+                    "--judge",
+                    "openai:judge-model",
+                    "--judge-base-url",
+                    srv.url,
+                    "--no-progress",
+                    "--no-cache",
+                    "--resamples",
+                    "50",
+                ]
+            )
+            == 0
+        )
     err = capsys.readouterr().err
-    assert f"3 of 9 items have no prediction; they count as wrong ({ext} has no line for them)" in err
+    assert (
+        f"3 of 9 items have no prediction; they count as wrong ({ext} has no line for them)" in err
+    )
     assert "unscored: no prediction ×3" in err
     res = results(tmp_path / "s")
     assert res["rubric"]["unscored_by_reason"] == {NO_PREDICTION: 3}
     assert res["counts"]["n_no_prediction"] == 3
 
 
-def test_a_folder_scored_from_predictions_elsewhere_is_scored_again_from_what_it_holds(tmp_path, env, capsys):
+def test_a_folder_scored_from_predictions_elsewhere_is_scored_again_from_what_it_holds(
+    tmp_path, env, capsys
+):
     ext, rows = external_file(tmp_path, env)
     external_file(tmp_path, env, rows[:6])  # 3 of the 9 items have no line
     out = tmp_path / "mine"
-    assert main(["score", "--predictions", str(ext), "--data", str(env), "--output", str(out), "--resamples", "50"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(ext),
+                "--data",
+                str(env),
+                "--output",
+                str(out),
+                "--resamples",
+                "50",
+            ]
+        )
+        == 0
+    )
     first = results(out)
     ext.unlink()  # the folder alone from here on
     capsys.readouterr()
-    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
-        assert main(["score", str(out), "--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress",
-                     "--no-cache", "--resamples", "50"]) == 0  # fmt: skip
+    with FakeOpenAIServer(
+        FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))
+    ) as srv:
+        assert (
+            main(
+                [
+                    "score",
+                    str(out),
+                    "--judge",
+                    "openai:judge-model",
+                    "--judge-base-url",
+                    srv.url,
+                    "--no-progress",
+                    "--no-cache",
+                    "--resamples",
+                    "50",
+                ]
+            )
+            == 0
+        )
     err = capsys.readouterr().err
-    assert "3 of 9 items have no prediction; they count as wrong (mine.jsonl had no line for them)" in err
+    assert (
+        "3 of 9 items have no prediction; they count as wrong (mine.jsonl had no line for them)"
+        in err
+    )
     res = results(out)
     assert res["counts"]["n_no_prediction"] == 3 and res["model"] == "external:mine.jsonl"
     for name in ("emotion_accuracy", "emotion_macro_f1", "format_compliance"):
         assert res["metrics"][name] == first["metrics"][name], name
-    assert res["metrics"]["empathy"]["n"] == 6 and res["rubric"]["unscored_by_reason"] == {NO_PREDICTION: 3}
+    assert res["metrics"]["empathy"]["n"] == 6 and res["rubric"]["unscored_by_reason"] == {
+        NO_PREDICTION: 3
+    }
     # the Python API finds them too (and reuses the verdicts just made for them)
     again = kardiabench.score(out, resamples=50)
-    assert {k: m.value for k, m in again.metrics.items()} == {k: m["value"] for k, m in res["metrics"].items()}
+    assert {k: m.value for k, m in again.metrics.items()} == {
+        k: m["value"] for k, m in res["metrics"].items()
+    }
     assert again.items["raw_output"].notna().sum() == 6
 
 
-def test_a_derived_split_scored_from_predictions_elsewhere_is_scored_again_on_the_same_items(tmp_path, env):
+def test_a_derived_split_scored_from_predictions_elsewhere_is_scored_again_on_the_same_items(
+    tmp_path, env
+):
     base = tmp_path / "derived"
-    assert main(["generate", "--model", "baseline:retrieval", "--data", str(env), "--derive-split", "0.5", "--output", str(base),
-                 "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "baseline:retrieval",
+                "--data",
+                str(env),
+                "--derive-split",
+                "0.5",
+                "--output",
+                str(base),
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     ext = tmp_path / "derived.jsonl"
     ext.write_text((base / "predictions.jsonl").read_text())
     out = tmp_path / "mine"
-    assert main(["score", "--predictions", str(ext), "--data", str(env), "--derive-split", "0.5", "--output", str(out),
-                 "--resamples", "50"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(ext),
+                "--data",
+                str(env),
+                "--derive-split",
+                "0.5",
+                "--output",
+                str(out),
+                "--resamples",
+                "50",
+            ]
+        )
+        == 0
+    )
     first = results(out)
     assert main(["score", str(out), "--resamples", "50"]) == 0
     assert results(out)["metrics"] == first["metrics"] and first["counts"]["n_no_prediction"] == 0
 
 
-def test_a_folder_scored_from_predictions_that_kept_no_copy_says_how_to_score_it(tmp_path, env, capsys):
+def test_a_folder_scored_from_predictions_that_kept_no_copy_says_how_to_score_it(
+    tmp_path, env, capsys
+):
     ext, _ = external_file(tmp_path, env)
     out = tmp_path / "mine"
-    assert main(["score", "--predictions", str(ext), "--data", str(env), "--output", str(out), "--resamples", "50"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--predictions",
+                str(ext),
+                "--data",
+                str(env),
+                "--output",
+                str(out),
+                "--resamples",
+                "50",
+            ]
+        )
+        == 0
+    )
     (out / "predictions.jsonl").unlink()  # as an older kardiabench left the folder
     before = (out / "results.json").read_text()
     capsys.readouterr()
     assert main(["score", str(out), "--resamples", "50"]) == 2
     err = capsys.readouterr().err
     assert f"error: {out}: holds no copy of the predictions it was scored from (mine.jsonl" in err
-    assert f"kardiabench score --predictions FILE --data {env} --output {out}" in err and "Traceback" not in err
+    assert (
+        f"kardiabench score --predictions FILE --data {env} --output {out}" in err
+        and "Traceback" not in err
+    )
     assert (out / "results.json").read_text() == before
 
 
@@ -282,16 +571,34 @@ def test_a_folder_scored_from_predictions_that_kept_no_copy_says_how_to_score_it
 def judge_down(request):
     if request["model"] != "judge-model":
         return default_reply(request)
-    return 400, {"error": {"message": "judge backend unavailable", "type": "invalid_request_error", "param": None, "code": None}}
+    return 400, {
+        "error": {
+            "message": "judge backend unavailable",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
 
 
 def judge_babbles(request):
-    return default_reply(request) if request["model"] != "judge-model" else "Lovely answer, I'd say five."
+    return (
+        default_reply(request)
+        if request["model"] != "judge-model"
+        else "Lovely answer, I'd say five."
+    )
 
 
-@pytest.mark.parametrize(("reply_fn", "reason"), [(judge_down, "judge request failed ×9 (first: openai:judge-model: HTTP 400"),
-                                                  (judge_babbles, "invalid judge output ×9 (first: ")])  # fmt: skip
-def test_a_judge_that_scores_nothing_exits_1_with_the_reasons_counted(tmp_path, env, capsys, reply_fn, reason):
+@pytest.mark.parametrize(
+    ("reply_fn", "reason"),
+    [
+        (judge_down, "judge request failed ×9 (first: openai:judge-model: HTTP 400"),
+        (judge_babbles, "invalid judge output ×9 (first: "),
+    ],
+)
+def test_a_judge_that_scores_nothing_exits_1_with_the_reasons_counted(
+    tmp_path, env, capsys, reply_fn, reason
+):
     out = tmp_path / "run"
     with FakeOpenAIServer(FakeConfig(reply_fn=reply_fn)) as srv:
         assert judged_run(srv, env, out) == 1
@@ -300,7 +607,9 @@ def test_a_judge_that_scores_nothing_exits_1_with_the_reasons_counted(tmp_path, 
     assert f"unscored: {reason.split(' (')[0]}" in err and "{" not in err
     res = results(out)  # results are still written
     assert res["rubric"]["n_scored"] == 0 and res["metrics"]["emotion_accuracy"]["n"] == 9
-    assert main(["score", str(out), "--resamples", "50"]) == 1  # re-scoring the same verdicts says so again
+    assert (
+        main(["score", str(out), "--resamples", "50"]) == 1
+    )  # re-scoring the same verdicts says so again
 
 
 # --- 5. generation failures say why ----------------------------------------------------------------
@@ -309,25 +618,62 @@ def test_a_judge_that_scores_nothing_exits_1_with_the_reasons_counted(tmp_path, 
 def some_fail(request):
     last = request["messages"][-1]["content"]
     if "turn 1:" in last:
-        return 400, {"error": {"message": "prompt rejected by policy", "type": "invalid_request_error", "param": None, "code": None}}
+        return 400, {
+            "error": {
+                "message": "prompt rejected by policy",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
     if "I am e and turn 2:" in last:
-        return 422, {"error": {"message": "unprocessable", "type": "invalid_request_error", "param": None, "code": None}}
+        return 422, {
+            "error": {
+                "message": "unprocessable",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
     return default_reply(request)
 
 
 def test_generation_failures_name_the_most_common_error(tmp_path, env, capsys):
     with FakeOpenAIServer(FakeConfig(reply_fn=some_fail)) as srv:
-        code = main(["generate", "--model", "openai:gen-model", "--base-url", srv.url, "--data", str(env),
-                     "--output", str(tmp_path / "run"), "--no-progress", "--no-cache"])  # fmt: skip
+        code = main(
+            [
+                "generate",
+                "--model",
+                "openai:gen-model",
+                "--base-url",
+                srv.url,
+                "--data",
+                str(env),
+                "--output",
+                str(tmp_path / "run"),
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
     assert code == 1
     err = capsys.readouterr().err
-    assert f'failed: 4 items — most common: "openai:gen-model: HTTP 400 from {srv.url}: prompt rejected by policy" ×3' in err
+    assert (
+        f'failed: 4 items — most common: "openai:gen-model: HTTP 400 from {srv.url}: prompt rejected by policy" ×3'
+        in err
+    )
 
 
 def nothing_generated(request):
     if request["model"] == "judge-model":
         return judge_reply(request)
-    return 400, {"error": {"message": "backend unavailable", "type": "invalid_request_error", "param": None, "code": None}}
+    return 400, {
+        "error": {
+            "message": "backend unavailable",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
 
 
 def test_a_run_that_generated_nothing_computes_no_metric(tmp_path, env, capsys):
@@ -339,9 +685,17 @@ def test_a_run_that_generated_nothing_computes_no_metric(tmp_path, env, capsys):
     res = results(out)
     for name in ("emotion_accuracy", "emotion_macro_f1", "format_compliance", *RUBRIC):
         m = res["metrics"][name]
-        assert (m["value"], m["ci_low"], m["ci_high"], m["reason"]) == (None, None, None, reason), name
-    assert (res["metrics"]["emotion_accuracy"]["n"], res["metrics"]["emotion_accuracy"]["n_unscored"]) == (0, 9)
-    assert all(g["metrics"]["emotion_accuracy"]["value"] is None for g in res["breakdowns"]["gold_emotion"].values())
+        assert (m["value"], m["ci_low"], m["ci_high"], m["reason"]) == (None, None, None, reason), (
+            name
+        )
+    assert (
+        res["metrics"]["emotion_accuracy"]["n"],
+        res["metrics"]["emotion_accuracy"]["n_unscored"],
+    ) == (0, 9)
+    assert all(
+        g["metrics"]["emotion_accuracy"]["value"] is None
+        for g in res["breakdowns"]["gold_emotion"].values()
+    )
     assert res["emotion"]["confusion"] == {}
     summary = (out / "summary.md").read_text()
     for text in (console, summary):
@@ -365,7 +719,9 @@ def test_compare_refuses_a_run_that_generated_nothing_even_forced(tmp_path, env,
     for force in ([], ["--force"]):
         assert main(["compare", str(ok), str(empty), *force]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err == ["error: nothing to compare: empty: no item has a prediction (every request failed or had no output)"]
+        assert err == [
+            "error: nothing to compare: empty: no item has a prediction (every request failed or had no output)"
+        ]
     assert main(["compare", str(ok), str(ok)]) == 0
 
 
@@ -375,23 +731,51 @@ SCORED_FILES = ("run.json", "results.json", "items.jsonl", "summary.md", "report
 
 
 def baseline_run(data, out, *extra):
-    return main(["run", "--model", "baseline:retrieval", "--data", str(data), "--output", str(out), "--no-progress",
-                 "--no-cache", "--resamples", "50", *extra])  # fmt: skip
+    return main(
+        [
+            "run",
+            "--model",
+            "baseline:retrieval",
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--no-progress",
+            "--no-cache",
+            "--resamples",
+            "50",
+            *extra,
+        ]
+    )
 
 
 def judge_flags(srv):
-    return ["--judge", "openai:judge-model", "--judge-base-url", srv.url, "--no-progress", "--no-cache", "--resamples", "50"]
+    return [
+        "--judge",
+        "openai:judge-model",
+        "--judge-base-url",
+        srv.url,
+        "--no-progress",
+        "--no-cache",
+        "--resamples",
+        "50",
+    ]
 
 
 def test_rescoring_rewrites_or_removes_every_file_of_the_last_scoring(tmp_path, env, capsys):
     out = tmp_path / "run"
     assert baseline_run(env, out) == 0
-    assert "<td class=\"\">judge</td><td class=\"\">none</td>" in (out / "report.html").read_text()
+    assert '<td class="">judge</td><td class="">none</td>' in (out / "report.html").read_text()
     capsys.readouterr()
-    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
+    with FakeOpenAIServer(
+        FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))
+    ) as srv:
         assert main(["score", str(out), *judge_flags(srv)]) == 0
         err = capsys.readouterr().err
-        assert f"removed {out / 'report.html'} of the earlier scoring; `kardiabench report {out}` writes one" in err
+        assert (
+            f"removed {out / 'report.html'} of the earlier scoring; `kardiabench report {out}` writes one"
+            in err
+        )
         assert not (out / "report.html").exists()  # never the page of the scoring without a judge
         assert results(out)["judge"]["spec"] == "openai:judge-model"
         # `run` again (nothing left to generate) scores again and writes the page of those results
@@ -400,13 +784,17 @@ def test_rescoring_rewrites_or_removes_every_file_of_the_last_scoring(tmp_path, 
     assert "openai:judge-model (rubric" in (out / "report.html").read_text()
 
 
-def test_a_rescore_that_fails_part_way_leaves_no_mix_of_old_and_new_files(tmp_path, env, capsys, monkeypatch):
+def test_a_rescore_that_fails_part_way_leaves_no_mix_of_old_and_new_files(
+    tmp_path, env, capsys, monkeypatch
+):
     out = tmp_path / "run"
     assert baseline_run(env, out) == 0
     before = {name: (out / name).read_bytes() for name in SCORED_FILES}
     bad_card = tmp_path / "card.json"
     bad_card.write_text("{}")
-    with FakeOpenAIServer(FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
+    with FakeOpenAIServer(
+        FakeConfig(reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))
+    ) as srv:
         # a mistake found after judging: the verdicts are kept, no file of the folder's scoring changes
         assert main(["score", str(out), *judge_flags(srv), "--judge-card", str(bad_card)]) == 2
         assert "not a judge card" in capsys.readouterr().err
@@ -425,14 +813,25 @@ def test_a_rescore_that_fails_part_way_leaves_no_mix_of_old_and_new_files(tmp_pa
         assert main(["score", str(out), *judge_flags(srv)]) == 2
         assert "No space left on device" in capsys.readouterr().err
         monkeypatch.undo()
-    assert not (out / "results.json").exists() and not (out / "report.html").exists()  # not scored, not half old
+    assert (
+        not (out / "results.json").exists() and not (out / "report.html").exists()
+    )  # not scored, not half old
     assert not list(out.glob("*.new"))
     assert kardiabench.load_run(out).results is None
     assert RunDir(out).read_manifest().judge.spec == "openai:judge-model"
-    assert all(row["rubric"] is not None for row in read_jsonl_tolerant(out / "items.jsonl"))  # the new rows
-    assert "| empathy | not computed" not in (out / "summary.md").read_text()  # the new table, with the judge's scores
-    assert main(["score", str(out), "--resamples", "50"]) == 0  # scoring again completes it from the saved verdicts
-    assert results(out)["judge"]["spec"] == "openai:judge-model" and results(out)["metrics"]["empathy"]["n"] == 9
+    assert all(
+        row["rubric"] is not None for row in read_jsonl_tolerant(out / "items.jsonl")
+    )  # the new rows
+    assert (
+        "| empathy | not computed" not in (out / "summary.md").read_text()
+    )  # the new table, with the judge's scores
+    assert (
+        main(["score", str(out), "--resamples", "50"]) == 0
+    )  # scoring again completes it from the saved verdicts
+    assert (
+        results(out)["judge"]["spec"] == "openai:judge-model"
+        and results(out)["metrics"]["empathy"]["n"] == 9
+    )
 
 
 # --- 7. Ctrl-C while judging -------------------------------------------------------------------------
@@ -442,14 +841,46 @@ def test_a_rescore_that_fails_part_way_leaves_no_mix_of_old_and_new_files(tmp_pa
 def test_ctrl_c_while_judging_exits_130_with_the_resume_hint(tmp_path):
     data = write_dataset(tmp_path / "data", test_users=tuple("efghijkl"), n_turns=4)  # 32 items
     out = tmp_path / "run"
-    assert main(["generate", "--model", "baseline:retrieval", "--data", str(data), "--output", str(out),
-                 "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "baseline:retrieval",
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--no-progress",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     env = {**os.environ, "OPENAI_API_KEY": "sk-test-not-a-secret"}
-    with FakeOpenAIServer(FakeConfig(latency=0.3, reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))) as srv:
-        cmd = cli_command("score", str(out), "--judge", "openai:judge-model", "--judge-base-url", srv.url,
-                          "--judge-concurrency", "2", "--no-cache", "--no-progress")  # fmt: skip
+    with FakeOpenAIServer(
+        FakeConfig(latency=0.3, reply_fn=lambda r: judge_reply({**r, "model": "judge-model"}))
+    ) as srv:
+        cmd = cli_command(
+            "score",
+            str(out),
+            "--judge",
+            "openai:judge-model",
+            "--judge-base-url",
+            srv.url,
+            "--judge-concurrency",
+            "2",
+            "--no-cache",
+            "--no-progress",
+        )
         # as a background job starts it (SIGINT inherited as ignored): the test holds however the suite is started
-        proc = subprocess.Popen(started_in_background(cmd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            started_in_background(cmd),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         judgments = out / "judgments.jsonl"
         while not (judgments.exists() and len(read_jsonl_tolerant(judgments)) >= 4):
             assert proc.poll() is None, f"score exited ({proc.returncode}) before 4 verdicts"
@@ -457,7 +888,10 @@ def test_ctrl_c_while_judging_exits_130_with_the_resume_hint(tmp_path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert f"finished verdicts are saved in {out}/judgments.jsonl; run the same command again to resume" in err
+    assert (
+        f"finished verdicts are saved in {out}/judgments.jsonl; run the same command again to resume"
+        in err
+    )
     assert "Traceback" not in err
     saved = read_jsonl_tolerant(judgments)
     assert 4 <= len(saved) < 32

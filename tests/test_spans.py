@@ -58,9 +58,11 @@ def test_well_formed_both_styles(style):
 
 def test_mixed_styles_in_one_output():
     text = (
-        special("understanding", GOLD["understanding"]) + xml("reasoning", GOLD["reasoning"])
-        + special("emotion", "anxious") + xml("response", GOLD["response"])
-    )  # fmt: skip
+        special("understanding", GOLD["understanding"])
+        + xml("reasoning", GOLD["reasoning"])
+        + special("emotion", "anxious")
+        + xml("response", GOLD["response"])
+    )
     p = parse_spans(text)
     assert p.well_formed and p.style == "mixed" and p.spans == GOLD
 
@@ -72,7 +74,12 @@ def test_tags_are_case_insensitive_and_allow_space_before_gt():
     )
     p = parse_spans(text)
     assert p.well_formed, p.issues
-    assert p.spans == {"understanding": "u", "reasoning": "r", "emotion": "Anxious", "response": "ok"}
+    assert p.spans == {
+        "understanding": "u",
+        "reasoning": "r",
+        "emotion": "Anxious",
+        "response": "ok",
+    }
     assert p.style == "mixed"
 
 
@@ -130,7 +137,9 @@ def test_duplicated_span_keeps_first_occurrence():
 
 
 def test_out_of_order_spans():
-    text = "".join(special(n, GOLD[n]) for n in ("understanding", "emotion", "reasoning", "response"))
+    text = "".join(
+        special(n, GOLD[n]) for n in ("understanding", "emotion", "reasoning", "response")
+    )
     p = parse_spans(text)
     assert not p.well_formed
     [issue] = p.issues
@@ -141,7 +150,10 @@ def test_out_of_order_spans():
 
 
 def test_unterminated_last_span_runs_to_the_end():
-    text = render_spans({k: v for k, v in GOLD.items() if k != "response"}) + "<|response_begin|> cut off here"
+    text = (
+        render_spans({k: v for k, v in GOLD.items() if k != "response"})
+        + "<|response_begin|> cut off here"
+    )
     p = parse_spans(text)
     assert not p.well_formed
     assert [(i.kind, i.span) for i in p.issues] == [(Issue.UNTERMINATED, "response")]
@@ -150,8 +162,11 @@ def test_unterminated_last_span_runs_to_the_end():
 
 def test_unterminated_middle_span_runs_to_the_next_tag():
     text = (
-        xml("understanding", "u") + "<reasoning>r without close" + xml("emotion", "sad") + xml("response", "ok")
-    )  # fmt: skip
+        xml("understanding", "u")
+        + "<reasoning>r without close"
+        + xml("emotion", "sad")
+        + xml("response", "ok")
+    )
     p = parse_spans(text)
     assert [(i.kind, i.span) for i in p.issues] == [(Issue.UNTERMINATED, "reasoning")]
     assert p.spans["reasoning"] == "r without close"
@@ -166,7 +181,9 @@ def test_stray_close_tag():
 
 
 def test_mismatched_close_ends_open_span_unterminated():
-    text = "<understanding>u</reasoning>" + render_spans({k: GOLD[k] for k in SPAN_NAMES[1:]}, "xml")
+    text = "<understanding>u</reasoning>" + render_spans(
+        {k: GOLD[k] for k in SPAN_NAMES[1:]}, "xml"
+    )
     p = parse_spans(text)
     assert {(i.kind, i.span) for i in p.issues} == {
         (Issue.UNTERMINATED, "understanding"),
@@ -181,7 +198,12 @@ def test_mismatched_close_ends_open_span_unterminated():
     [
         ("Sure! " + render_spans(GOLD), "Sure!"),
         (render_spans(GOLD) + " Hope this helps.", "Hope this helps."),
-        (special("understanding", "u") + " between " + render_spans({k: GOLD[k] for k in SPAN_NAMES[1:]}), "between"),
+        (
+            special("understanding", "u")
+            + " between "
+            + render_spans({k: GOLD[k] for k in SPAN_NAMES[1:]}),
+            "between",
+        ),
     ],
 )
 def test_text_outside(text, expected):
@@ -327,7 +349,9 @@ def test_issue_str_and_blocking_set():
 def test_render_skips_missing_and_none():
     text = render_spans({"response": "hi", "emotion": None})  # type: ignore[dict-item]
     assert text == "<|response_begin|>hi<|response_end|>"
-    assert [i.span for i in parse_spans(text).issues if i.kind == Issue.MISSING] == list(SPAN_NAMES[:3])
+    assert [i.span for i in parse_spans(text).issues if i.kind == Issue.MISSING] == list(
+        SPAN_NAMES[:3]
+    )
 
 
 def test_span_markers():
@@ -339,9 +363,26 @@ def test_span_markers():
 # --------------------------------------------------------------------------- properties
 
 FRAGMENTS = [
-    *span_markers("special"), *span_markers("xml"), "<think>", "</think>", "<", ">", "|", "/",
-    "<|", "|>", "_begin", "_end", "understanding", "emotion", " ", "\n", "text", "<response ", "</",
-]  # fmt: skip
+    *span_markers("special"),
+    *span_markers("xml"),
+    "<think>",
+    "</think>",
+    "<",
+    ">",
+    "|",
+    "/",
+    "<|",
+    "|>",
+    "_begin",
+    "_end",
+    "understanding",
+    "emotion",
+    " ",
+    "\n",
+    "text",
+    "<response ",
+    "</",
+]
 # span texts may hold anything but span tags (<think> and </think> included: they must survive)
 TAG_LIKE = re.compile(r"<\s*/?\s*\|?\s*(understanding|reasoning|emotion|response)", re.IGNORECASE)
 
@@ -349,8 +390,10 @@ fast = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 @fast
-@given(st.one_of(st.text(), st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join)),
-       st.sampled_from([None, "stop", "length"]))  # fmt: skip
+@given(
+    st.one_of(st.text(), st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join)),
+    st.sampled_from([None, "stop", "length"]),
+)
 def test_parse_never_raises(text, finish_reason):
     p = parse_spans(text, finish_reason=finish_reason)
     assert set(p.spans) == set(SPAN_NAMES)
@@ -364,13 +407,21 @@ def test_parse_never_raises(text, finish_reason):
 
 span_text = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=60),
-    st.lists(st.sampled_from(["<think>", "</think>", "</THINK>", "<", ">", "|", " ", "\n", "a", "_end|>"]), max_size=12).map("".join),
+    st.lists(
+        st.sampled_from(
+            ["<think>", "</think>", "</THINK>", "<", ">", "|", " ", "\n", "a", "_end|>"]
+        ),
+        max_size=12,
+    ).map("".join),
 ).filter(lambda t: not TAG_LIKE.search(t))
 
 
 @fast
-@given(st.fixed_dictionaries({n: span_text for n in SPAN_NAMES}), st.sampled_from(["special", "xml"]),
-       st.sampled_from(["\n", "", " \n "]))  # fmt: skip
+@given(
+    st.fixed_dictionaries({n: span_text for n in SPAN_NAMES}),
+    st.sampled_from(["special", "xml"]),
+    st.sampled_from(["\n", "", " \n "]),
+)
 def test_render_parse_round_trip(spans, style, sep):
     p = parse_spans(render_spans(spans, style, sep=sep))
     assert p.spans == {n: t.strip() for n, t in spans.items()}

@@ -57,12 +57,16 @@ def test_deterministic_by_seed_and_independent_of_item_order():
     other = cluster_bootstrap_ci(values, clusters, seed=6)
     assert (a.low, a.high) != (other.low, other.high)
     order = rng.permutation(200)
-    shuffled = cluster_bootstrap_ci([values[i] for i in order], [clusters[i] for i in order], seed=5)
+    shuffled = cluster_bootstrap_ci(
+        [values[i] for i in order], [clusters[i] for i in order], seed=5
+    )
     assert (shuffled.low, shuffled.high) == pytest.approx((a.low, a.high))
 
 
 def test_unscored_values_and_empty_clusters_are_left_out():
-    ci = cluster_bootstrap_ci([1, None, 3, float("nan"), None], ["a", "a", "b", "b", "c"], n_resamples=100)
+    ci = cluster_bootstrap_ci(
+        [1, None, 3, float("nan"), None], ["a", "a", "b", "b", "c"], n_resamples=100
+    )
     assert (ci.estimate, ci.n, ci.n_missing, ci.n_clusters) == (2.0, 2, 3, 2)
     empty = cluster_bootstrap_ci([None, None], ["a", "b"])
     assert (empty.estimate, empty.low, empty.n, empty.n_missing) == (None, None, 0, 2)
@@ -98,7 +102,9 @@ def test_paired_difference_on_items_both_runs_scored():
     # shared: items 0, 1, 4, 5 → A mean 3.5, B mean 4.5, delta 1
     assert (r.n, r.n_clusters) == (4, 2)
     assert (r.mean_a, r.mean_b, r.delta) == pytest.approx((3.5, 4.5, 1.0))
-    constant = paired_bootstrap([1, 2, 3, 4], [1.5, 2.5, 3.5, 4.5], ["x", "x", "y", "z"], n_resamples=200)
+    constant = paired_bootstrap(
+        [1, 2, 3, 4], [1.5, 2.5, 3.5, 4.5], ["x", "x", "y", "z"], n_resamples=200
+    )
     assert (constant.ci_low, constant.ci_high) == pytest.approx((0.5, 0.5))
 
 
@@ -112,7 +118,12 @@ def _paired_data(rng, effect, n_clusters=40, size=4):
 
 def test_paired_pvalue_is_roughly_uniform_under_the_null():
     rng = np.random.default_rng(11)
-    ps = np.array([paired_bootstrap(*_paired_data(rng, 0.0), n_resamples=199, seed=i).p_value for i in range(300)])
+    ps = np.array(
+        [
+            paired_bootstrap(*_paired_data(rng, 0.0), n_resamples=199, seed=i).p_value
+            for i in range(300)
+        ]
+    )
     assert 0.01 <= (ps < 0.05).mean() <= 0.10
     assert 0.4 <= ps.mean() <= 0.6
     assert ps.min() >= 1 / 200

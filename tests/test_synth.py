@@ -185,7 +185,10 @@ def test_n_personas_override():
 def test_data_synth_writes_and_reports(tmp_path, capsys):
     from kardiabench.cli import main
 
-    assert main(["data", "synth", "--dialogues", "12", "--out", str(tmp_path / "d"), "--seed", "2"]) == 0
+    assert (
+        main(["data", "synth", "--dialogues", "12", "--out", str(tmp_path / "d"), "--seed", "2"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "train:" in printed and "test:" in printed
     assert load_dialogues(str(tmp_path / "d"), "train", strict=True).dialogues

@@ -6,8 +6,20 @@ from kardiabench.tasks import TaskError, list_tasks, load_task
 
 
 def item():
-    return Item("d1-t1", "d1", 1, "p", "INFP", "sit", "person", "SYSTEM PROMPT", (Message("user", "u0"), Message("assistant", "a0")),
-                "current", GoldSpans("u", "r", "sad", "resp"), "sad")  # fmt: skip
+    return Item(
+        "d1-t1",
+        "d1",
+        1,
+        "p",
+        "INFP",
+        "sit",
+        "person",
+        "SYSTEM PROMPT",
+        (Message("user", "u0"), Message("assistant", "a0")),
+        "current",
+        GoldSpans("u", "r", "sad", "resp"),
+        "sad",
+    )
 
 
 def test_builtin_tasks_load():
@@ -38,7 +50,10 @@ def test_user_task_dir_and_few_shot(tmp_path):
     )
     task = load_task("mine", [str(tmp_path)])
     msgs = task.messages(item())
-    assert msgs[1:3] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    assert msgs[1:3] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+    ]
     assert not task.uses_judge
 
 
@@ -71,5 +86,9 @@ def test_tasks_and_judges_ship_inside_the_package():
     import kardiabench
 
     res = Path(kardiabench.__file__).parent / "resources"
-    assert sorted(p.name for p in (res / "tasks").glob("*.yaml")) == sorted(p.name for p in (res.parent.parent / "tasks").glob("*.yaml"))
-    assert (res / "judges" / "rubric.yaml").is_file() and (res / "judges" / "judge_prompt.md").is_file()
+    assert sorted(p.name for p in (res / "tasks").glob("*.yaml")) == sorted(
+        p.name for p in (res.parent.parent / "tasks").glob("*.yaml")
+    )
+    assert (res / "judges" / "rubric.yaml").is_file() and (
+        res / "judges" / "judge_prompt.md"
+    ).is_file()

@@ -20,28 +20,89 @@ def checkpoint(tiny_model_dir, tmp_path, judge: str | None):
     return out
 
 
-def test_a_judge_of_the_training_judge_family_is_flagged_down_to_the_leaderboard(tiny_model_dir, tmp_path):
-    ckpt, run, lb, lb2 = checkpoint(tiny_model_dir, tmp_path, "vllm:Qwen/Qwen3-8B"), tmp_path / "run", tmp_path / "lb", tmp_path / "lb2"
+def test_a_judge_of_the_training_judge_family_is_flagged_down_to_the_leaderboard(
+    tiny_model_dir, tmp_path
+):
+    ckpt, run, lb, lb2 = (
+        checkpoint(tiny_model_dir, tmp_path, "vllm:Qwen/Qwen3-8B"),
+        tmp_path / "run",
+        tmp_path / "lb",
+        tmp_path / "lb2",
+    )
     with FakeOpenAIServer(FakeConfig()) as srv:
-        assert main(["run", "--model", f"hf:{ckpt}", "--data", "sample", "--limit", "4", "--max-tokens", "4", "--device", "cpu",
-                     "--output", str(run), "--judge", "openai:qwen3-8b-judge", "--judge-base-url", srv.url,
-                     "--no-progress", "--no-cache", "--resamples", "20"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "run",
+                    "--model",
+                    f"hf:{ckpt}",
+                    "--data",
+                    "sample",
+                    "--limit",
+                    "4",
+                    "--max-tokens",
+                    "4",
+                    "--device",
+                    "cpu",
+                    "--output",
+                    str(run),
+                    "--judge",
+                    "openai:qwen3-8b-judge",
+                    "--judge-base-url",
+                    srv.url,
+                    "--no-progress",
+                    "--no-cache",
+                    "--resamples",
+                    "20",
+                ]
+            )
+            == 0
+        )
     training = json.loads((run / "run.json").read_text())["training"]
-    assert training["judge"] == "vllm:Qwen/Qwen3-8B" and training["base_model"] == "Qwen/Qwen3-0.6B" and training["stage"] == "grpo"
+    assert (
+        training["judge"] == "vllm:Qwen/Qwen3-8B"
+        and training["base_model"] == "Qwen/Qwen3-0.6B"
+        and training["stage"] == "grpo"
+    )
     rubric = json.loads((run / "results.json").read_text())["rubric"]
-    assert rubric["training_judge_risk"] == [{"training_judge": "vllm:Qwen/Qwen3-8B", "judge": "openai:qwen3-8b-judge", "family": "qwen"}]
+    assert rubric["training_judge_risk"] == [
+        {"training_judge": "vllm:Qwen/Qwen3-8B", "judge": "openai:qwen3-8b-judge", "family": "qwen"}
+    ]
     assert "self_preference_risk" not in rubric  # the checkpoint folder's name is of no family
-    assert "Warning: training-judge risk: judge openai:qwen3-8b-judge is of the family (qwen)" in (run / "summary.md").read_text()
+    assert (
+        "Warning: training-judge risk: judge openai:qwen3-8b-judge is of the family (qwen)"
+        in (run / "summary.md").read_text()
+    )
     assert main(["leaderboard", "add", str(run), "--leaderboard", str(lb)]) == 0
     assert main(["leaderboard", "build", "--leaderboard", str(lb), "--resamples", "20"]) == 0
     table = (lb / "leaderboard.md").read_text()
-    assert "ckpt † ‡ |" in table and "‡: trained against a judge of the scoring judge's family" in table
+    assert (
+        "ckpt † ‡ |" in table
+        and "‡: trained against a judge of the scoring judge's family" in table
+    )
     assert "‡</span>" in next(lb.glob("**/*.html")).read_text()
-    assert r"\,$^{\dagger}$\,$^{\ddagger}$" in (lb / "leaderboard.tex").read_text()  # † and ‡ in LaTeX too
+    assert (
+        r"\,$^{\dagger}$\,$^{\ddagger}$" in (lb / "leaderboard.tex").read_text()
+    )  # † and ‡ in LaTeX too
     # re-scored by a judge of another family (verdicts asked anew): no risk, no mark
     with FakeOpenAIServer(FakeConfig()) as srv:
-        assert main(["score", str(run), "--judge", "openai:gpt-5-mini", "--judge-base-url", srv.url, "--no-progress",
-                     "--no-cache", "--resamples", "20"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "score",
+                    str(run),
+                    "--judge",
+                    "openai:gpt-5-mini",
+                    "--judge-base-url",
+                    srv.url,
+                    "--no-progress",
+                    "--no-cache",
+                    "--resamples",
+                    "20",
+                ]
+            )
+            == 0
+        )
     assert "training_judge_risk" not in json.loads((run / "results.json").read_text())["rubric"]
     assert "training-judge" not in (run / "summary.md").read_text()
     assert main(["leaderboard", "add", str(run), "--leaderboard", str(lb2)]) == 0

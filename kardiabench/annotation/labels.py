@@ -40,7 +40,11 @@ SUMMARY = "summary.md"
 PAGE_FORMAT = "kardiabench-annotation"
 Shown = Literal["left", "right", "tie"]
 SHOWN: tuple[Shown, ...] = ("left", "right", "tie")
-_AS_LABELLED = {"left": "A", "right": "B", "tie": "tie"}  # how the page and Label Studio name the shown sides
+_AS_LABELLED = {
+    "left": "A",
+    "right": "B",
+    "tie": "tie",
+}  # how the page and Label Studio name the shown sides
 _FROM_LABELLED = {v: k for k, v in _AS_LABELLED.items()}
 
 
@@ -77,27 +81,47 @@ def read_exports(paths: Sequence[str | Path], key: StudyKey) -> list[AnnotatorLa
         elif isinstance(obj, list):
             labels = _label_studio_export(p, obj, key)
         else:
-            raise AnnotateError(f"{p}: neither a page's export (format {PAGE_FORMAT!r}) nor a Label Studio JSON export (a list of tasks)")
+            raise AnnotateError(
+                f"{p}: neither a page's export (format {PAGE_FORMAT!r}) nor a Label Studio JSON export (a list of tasks)"
+            )
         for lab in labels:
             seen = next((f.source for f in found if f.annotator == lab.annotator), None)
             if seen is not None:
-                raise AnnotateError(f"{p}: annotator {lab.annotator} is also in {seen}; give each annotator's latest export once")
+                raise AnnotateError(
+                    f"{p}: annotator {lab.annotator} is also in {seen}; give each annotator's latest export once"
+                )
             found.append(lab)
     return found
 
 
 def _study_id(path: Path, where: str, study_id: Any, key: StudyKey) -> None:
     if study_id != key.study_id:
-        raise AnnotateError(f"{path}: {where}study id {study_id!r} does not match key.json ({key.study_id}): an export of another study")
+        raise AnnotateError(
+            f"{path}: {where}study id {study_id!r} does not match key.json ({key.study_id}): an export of another study"
+        )
 
 
-def _choice(path: Path, where: str, item_id: Any, dim: str, value: Any, key: StudyKey, allowed: dict[str, str]) -> Shown:
+def _choice(
+    path: Path,
+    where: str,
+    item_id: Any,
+    dim: str,
+    value: Any,
+    key: StudyKey,
+    allowed: dict[str, str],
+) -> Shown:
     if item_id not in _item_ids(key):
-        raise AnnotateError(f"{path}: {where}item {item_id!r} is not an item of study {key.study_id}")
+        raise AnnotateError(
+            f"{path}: {where}item {item_id!r} is not an item of study {key.study_id}"
+        )
     if dim not in key.dimensions:
-        raise AnnotateError(f"{path}: {where}{item_id}: {dim!r} is not a dimension of this study ({', '.join(key.dimensions)})")
+        raise AnnotateError(
+            f"{path}: {where}{item_id}: {dim!r} is not a dimension of this study ({', '.join(key.dimensions)})"
+        )
     if value not in allowed:
-        raise AnnotateError(f"{path}: {where}{item_id}.{dim}: {value!r} is not one of {', '.join(allowed)}")
+        raise AnnotateError(
+            f"{path}: {where}{item_id}.{dim}: {value!r} is not one of {', '.join(allowed)}"
+        )
     return allowed[value]  # type: ignore[return-value]
 
 
@@ -109,11 +133,18 @@ def _page_export(path: Path, obj: dict, key: StudyKey) -> AnnotatorLabels:
     _study_id(path, "", obj.get("study_id"), key)
     annotator, choices = obj.get("annotator"), obj.get("choices")
     if annotator not in key.annotators:
-        raise AnnotateError(f"{path}: annotator {annotator!r} is not one of the study's ({', '.join(key.annotators)})")
+        raise AnnotateError(
+            f"{path}: annotator {annotator!r} is not one of the study's ({', '.join(key.annotators)})"
+        )
     if not isinstance(choices, dict) or not all(isinstance(c, dict) for c in choices.values()):
-        raise AnnotateError(f"{path}: choices: expected an object of item id → {{dimension: left|right|tie}}")
+        raise AnnotateError(
+            f"{path}: choices: expected an object of item id → {{dimension: left|right|tie}}"
+        )
     same = dict(zip(SHOWN, SHOWN, strict=True))
-    out = {i: {d: _choice(path, "choices.", i, d, v, key, same) for d, v in c.items()} for i, c in choices.items()}
+    out = {
+        i: {d: _choice(path, "choices.", i, d, v, key, same) for d, v in c.items()}
+        for i, c in choices.items()
+    }
     return AnnotatorLabels(annotator, str(path), out)
 
 
@@ -134,20 +165,27 @@ def _label_studio_export(path: Path, tasks: list, key: StudyKey) -> list[Annotat
             who = f"ls-{_user(task.get('annotator'))}"
             for d in key.dimensions:
                 if task.get(d) is not None:
-                    by_annotator.setdefault(who, {}).setdefault(item, {})[d] = _choice(path, where, item, d, task[d], key, _FROM_LABELLED)
+                    by_annotator.setdefault(who, {}).setdefault(item, {})[d] = _choice(
+                        path, where, item, d, task[d], key, _FROM_LABELLED
+                    )
             continue
         for ann in task.get("annotations") or []:
             if not isinstance(ann, dict) or ann.get("was_cancelled"):
                 continue
             who = f"ls-{_user(ann.get('completed_by'))}"
             for r in ann.get("result") or []:
-                if not isinstance(r, dict) or r.get("type") != "choices" or not isinstance(r.get("value"), dict):
+                if (
+                    not isinstance(r, dict)
+                    or r.get("type") != "choices"
+                    or not isinstance(r.get("value"), dict)
+                ):
                     continue
                 value = r["value"].get("choices")
                 if not isinstance(value, list) or not value:
                     continue
                 by_annotator.setdefault(who, {}).setdefault(item, {})[r.get("from_name")] = _choice(
-                    path, where, item, str(r.get("from_name")), value[0], key, _FROM_LABELLED)
+                    path, where, item, str(r.get("from_name")), value[0], key, _FROM_LABELLED
+                )
     return [AnnotatorLabels(who, str(path), choices) for who, choices in by_annotator.items()]
 
 
@@ -163,11 +201,15 @@ def read_adjudication(path: str | Path, key: StudyKey) -> dict[str, dict[str, Ou
     for line, row in iter_jsonl_objects(p, AnnotateError):
         item = row.get("item_id")
         if item not in _item_ids(key):
-            raise AnnotateError(f"{p}:{line}: item_id {item!r} is not an item of study {key.study_id}")
+            raise AnnotateError(
+                f"{p}:{line}: item_id {item!r} is not an item of study {key.study_id}"
+            )
         for d in key.dimensions:
             if row.get(d) is not None:
                 if row[d] not in OUTCOMES:
-                    raise AnnotateError(f"{p}:{line}: {d}: {row[d]!r} is not one of A, B, tie (from run A's side)")
+                    raise AnnotateError(
+                        f"{p}:{line}: {d}: {row[d]!r} is not one of A, B, tie (from run A's side)"
+                    )
                 out.setdefault(item, {})[d] = row[d]
     return out
 
@@ -202,8 +244,12 @@ def agreement(table: list[list[Outcome | None]]) -> Agreement:
     matrix = [[None if v is None else code[v] for v in row] for row in table]
     pairable = sum(sum(v is not None for v in col) >= 2 for col in zip(*table, strict=True))
     kappa = fleiss_kappa(counts) if complete and len(table) >= 2 else None
-    return Agreement(fleiss_kappa=kappa, fleiss_n_items=len(complete) if len(table) >= 2 else 0,
-                     krippendorff_alpha=krippendorff_alpha(matrix, "nominal") if pairable else None, alpha_n_items=pairable)  # fmt: skip
+    return Agreement(
+        fleiss_kappa=kappa,
+        fleiss_n_items=len(complete) if len(table) >= 2 else 0,
+        krippendorff_alpha=krippendorff_alpha(matrix, "nominal") if pairable else None,
+        alpha_n_items=pairable,
+    )
 
 
 class DimensionResult(BaseModel):
@@ -234,8 +280,14 @@ class AnnotationResults(BaseModel):
     seed: int
 
 
-def import_labels(folder: str | Path, files: Sequence[str | Path], *, adjudication: str | Path | None = None,
-                  resamples: int = 1000, seed: int = 0) -> AnnotationResults:
+def import_labels(
+    folder: str | Path,
+    files: Sequence[str | Path],
+    *,
+    adjudication: str | Path | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> AnnotationResults:
     """Read, unblind and count the annotators' exports; write DIR/human_labels.jsonl, discussion.md,
     results.json and summary.md. Nothing is written when a file is refused."""
     folder = Path(folder)
@@ -244,8 +296,18 @@ def import_labels(folder: str | Path, files: Sequence[str | Path], *, adjudicati
     settled = read_adjudication(adjudication, key) if adjudication is not None else {}
     left = {k.item_id: k.left for k in key.items}
     # votes[dim][annotator index][item index]: the outcome from run A's side, None: no label
-    votes = {d: [[unblind(c, left[k.item_id]) if (c := lab.choices.get(k.item_id, {}).get(d)) else None for k in key.items]
-                 for lab in labels] for d in key.dimensions}  # fmt: skip
+    votes = {
+        d: [
+            [
+                unblind(c, left[k.item_id])
+                if (c := lab.choices.get(k.item_id, {}).get(d))
+                else None
+                for k in key.items
+            ]
+            for lab in labels
+        ]
+        for d in key.dimensions
+    }
     clusters = [k.dialogue_id for k in key.items]
     dims: dict[str, DimensionResult] = {}
     ignored = 0
@@ -268,15 +330,33 @@ def import_labels(folder: str | Path, files: Sequence[str | Path], *, adjudicati
             outcomes.append(outcome)
         win = win_rate(outcomes, clusters, n_resamples=resamples, seed=seed)
         n_unresolved = sum(o is None for o in outcomes) - (len(key.items) - n_labelled)
-        dims[d] = DimensionResult(win=win, agreement=agreement(table), n_labelled=n_labelled, n_majority=n_major,
-                                  n_adjudicated=n_adj, n_unresolved=n_unresolved, n_disagreement=n_dis)  # fmt: skip
+        dims[d] = DimensionResult(
+            win=win,
+            agreement=agreement(table),
+            n_labelled=n_labelled,
+            n_majority=n_major,
+            n_adjudicated=n_adj,
+            n_unresolved=n_unresolved,
+            n_disagreement=n_dis,
+        )
     if ignored:
-        log.info(f"note: {ignored} adjudicated outcome(s) were already decided by a majority of the annotators and are not used")
+        log.info(
+            f"note: {ignored} adjudicated outcome(s) were already decided by a majority of the annotators and are not used"
+        )
     results = AnnotationResults(
-        study_id=key.study_id, run_a=key.run_a, run_b=key.run_b, n_items=len(key.items), annotators=[lab.annotator for lab in labels],
-        files=[str(f) for f in files], adjudication=None if adjudication is None else str(adjudication), n_adjudication_ignored=ignored,
-        discussion_items=[k.item_id for k in key.items if k.item_id in disagree], dimensions=dims, resamples=resamples, seed=seed,
-    )  # fmt: skip
+        study_id=key.study_id,
+        run_a=key.run_a,
+        run_b=key.run_b,
+        n_items=len(key.items),
+        annotators=[lab.annotator for lab in labels],
+        files=[str(f) for f in files],
+        adjudication=None if adjudication is None else str(adjudication),
+        n_adjudication_ignored=ignored,
+        discussion_items=[k.item_id for k in key.items if k.item_id in disagree],
+        dimensions=dims,
+        resamples=resamples,
+        seed=seed,
+    )
     write_jsonl_atomic(folder / HUMAN_LABELS, human_label_rows(key, labels))
     (folder / DISCUSSION).write_text(discussion_markdown(key, labels), encoding="utf-8")
     RunDir(folder).write_json(RESULTS, results.model_dump(mode="json"))
@@ -294,17 +374,28 @@ def human_label_rows(key: StudyKey, labels: Sequence[AnnotatorLabels]) -> list[d
         for lab in labels:
             chosen = lab.choices.get(k.item_id) or {}
             if chosen:
-                rows.append({"item_id": k.item_id, "annotator": lab.annotator, "run_a": key.run_a.model, "run_b": key.run_b.model,
-                             **{d: unblind(chosen[d], k.left) for d in key.dimensions if d in chosen}})  # fmt: skip
+                rows.append(
+                    {
+                        "item_id": k.item_id,
+                        "annotator": lab.annotator,
+                        "run_a": key.run_a.model,
+                        "run_b": key.run_b.model,
+                        **{d: unblind(chosen[d], k.left) for d in key.dimensions if d in chosen},
+                    }
+                )
     return rows
 
 
 def discussion_markdown(key: StudyKey, labels: Sequence[AnnotatorLabels]) -> str:
     """The items the annotators disagree on, blinded: the choices as the pages showed them."""
-    lines = [f"# Items to discuss: study {key.study_id}", "",
-             "Every item on which the annotators did not all choose the same, with each annotator's choice as the pages show it "
-             "(A = the left response). Blinded: no model names. Settle what remains unresolved in an adjudication file "
-             "(docs/annotate.md).", ""]  # fmt: skip
+    lines = [
+        f"# Items to discuss: study {key.study_id}",
+        "",
+        "Every item on which the annotators did not all choose the same, with each annotator's choice as the pages show it "
+        "(A = the left response). Blinded: no model names. Settle what remains unresolved in an adjudication file "
+        "(docs/annotate.md).",
+        "",
+    ]
     n = 0
     for pos, k in enumerate(key.items, start=1):
         rows = []
@@ -313,11 +404,21 @@ def discussion_markdown(key: StudyKey, labels: Sequence[AnnotatorLabels]) -> str
             present = [g for g in given if g]
             if len(set(present)) > 1:
                 top = majority(present, len(labels))  # type: ignore[arg-type]
-                rows.append([d, *(_AS_LABELLED[g] if g else "–" for g in given), _AS_LABELLED[top] if top else "unresolved"])
+                rows.append(
+                    [
+                        d,
+                        *(_AS_LABELLED[g] if g else "–" for g in given),
+                        _AS_LABELLED[top] if top else "unresolved",
+                    ]
+                )
         if rows:
             n += 1
-            lines += [f"## Item {pos} of {len(key.items)} (`{k.item_id}`)", "",
-                      markdown_table(["dimension", *(lab.annotator for lab in labels), "majority"], rows), ""]  # fmt: skip
+            lines += [
+                f"## Item {pos} of {len(key.items)} (`{k.item_id}`)",
+                "",
+                markdown_table(["dimension", *(lab.annotator for lab in labels), "majority"], rows),
+                "",
+            ]
     if not n:
         lines.append("No disagreements.")
     return "\n".join(lines).rstrip() + "\n"
@@ -330,17 +431,42 @@ def summary_markdown(r: AnnotationResults) -> str:
     rows = []
     for d, res in r.dimensions.items():
         w, a = res.win, res.agreement
-        rows.append([d, format_interval(w.win_rate.value, w.win_rate.low, w.win_rate.high, 1), w.n, f"{w.wins} / {w.ties} / {w.losses}",
-                     num(w.sign_test_p), res.n_unresolved, f"{num(a.fleiss_kappa)} ({a.fleiss_n_items})",
-                     f"{num(a.krippendorff_alpha)} ({a.alpha_n_items})"])  # fmt: skip
-    head = ["dimension", "A win rate % [95% CI]", "n", "A wins / ties / B wins", "sign test p", "unresolved",
-            "Fleiss' κ (n)", "Krippendorff's α (n)"]  # fmt: skip
-    return "\n".join([
-        f"# Human A/B annotation: study {r.study_id}", "",
-        f"- run A: {r.run_a.model} ({r.run_a.path})", f"- run B: {r.run_b.model} ({r.run_b.path})",
-        f"- {r.n_items} items; {len(r.annotators)} annotator(s): {', '.join(r.annotators)}",
-        f"- adjudication: {r.adjudication or 'none'}; {len(r.discussion_items)} item(s) to discuss ({DISCUSSION})", "",
-        markdown_table(head, rows, "lrrrrrrr"), "",
-        "Outcome per item: the choice of more than half of the annotators, else the adjudication, else unresolved (left out). "
-        "The win rate counts a tie as half a win; intervals resample dialogues "
-        f"({r.resamples} resamples, seed {r.seed}). Agreement over the annotators' A / B / tie labels, nominal.", ""])  # fmt: skip
+        rows.append(
+            [
+                d,
+                format_interval(w.win_rate.value, w.win_rate.low, w.win_rate.high, 1),
+                w.n,
+                f"{w.wins} / {w.ties} / {w.losses}",
+                num(w.sign_test_p),
+                res.n_unresolved,
+                f"{num(a.fleiss_kappa)} ({a.fleiss_n_items})",
+                f"{num(a.krippendorff_alpha)} ({a.alpha_n_items})",
+            ]
+        )
+    head = [
+        "dimension",
+        "A win rate % [95% CI]",
+        "n",
+        "A wins / ties / B wins",
+        "sign test p",
+        "unresolved",
+        "Fleiss' κ (n)",
+        "Krippendorff's α (n)",
+    ]
+    return "\n".join(
+        [
+            f"# Human A/B annotation: study {r.study_id}",
+            "",
+            f"- run A: {r.run_a.model} ({r.run_a.path})",
+            f"- run B: {r.run_b.model} ({r.run_b.path})",
+            f"- {r.n_items} items; {len(r.annotators)} annotator(s): {', '.join(r.annotators)}",
+            f"- adjudication: {r.adjudication or 'none'}; {len(r.discussion_items)} item(s) to discuss ({DISCUSSION})",
+            "",
+            markdown_table(head, rows, "lrrrrrrr"),
+            "",
+            "Outcome per item: the choice of more than half of the annotators, else the adjudication, else unresolved (left out). "
+            "The win rate counts a tie as half a win; intervals resample dialogues "
+            f"({r.resamples} resamples, seed {r.seed}). Agreement over the annotators' A / B / tie labels, nominal.",
+            "",
+        ]
+    )

@@ -24,7 +24,9 @@ def expand_dialogue(d: Dialogue, history_mode: HistoryMode = "full") -> list[Ite
     fallback = to_label(d.emotion) or d.emotion.strip().lower()
     for k in range(0, len(turns) - 1, 2):
         user, assistant = turns[k], turns[k + 1]
-        known = d.turn_spans[k // 2] if d.turn_spans and len(d.turn_spans) * 2 == len(turns) else None
+        known = (
+            d.turn_spans[k // 2] if d.turn_spans and len(d.turn_spans) * 2 == len(turns) else None
+        )
         spans = {n: (v or "") for n, v in (known or parse_spans(assistant.content).spans).items()}
         gold = GoldSpans(**spans)
         turn_index = k // 2

@@ -79,16 +79,29 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     if suffix == ".jsonl":
         for lineno, row in iter_jsonl_lines(path):  # a bad line is one problem, and reading goes on
             if isinstance(row, json.JSONDecodeError):
-                row = Problem(SourceRef(str(path), lineno), "<line>", f"invalid JSON: {row.msg} at column {row.colno}", "json")
+                row = Problem(
+                    SourceRef(str(path), lineno),
+                    "<line>",
+                    f"invalid JSON: {row.msg} at column {row.colno}",
+                    "json",
+                )
             elif isinstance(row, UnicodeDecodeError):
-                row = Problem(SourceRef(str(path), lineno), "<line>", f"not UTF-8 text (byte {row.start + 1} of the line)", "json")
+                row = Problem(
+                    SourceRef(str(path), lineno),
+                    "<line>",
+                    f"not UTF-8 text (byte {row.start + 1} of the line)",
+                    "json",
+                )
             yield lineno, row
     elif suffix == ".json":
         raw = path.read_bytes()
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as e:
-            yield e.lineno, Problem(SourceRef(str(path), e.lineno), "<file>", f"invalid JSON: {e.msg}", "json")
+            yield (
+                e.lineno,
+                Problem(SourceRef(str(path), e.lineno), "<file>", f"invalid JSON: {e.msg}", "json"),
+            )
             return
         except UnicodeDecodeError as e:
             line = raw.count(b"\n", 0, e.start) + 1
@@ -97,7 +110,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
         if isinstance(data, dict) and "data" in data and isinstance(data["data"], list):
             data = data["data"]
         if not isinstance(data, list):
-            yield 1, Problem(SourceRef(str(path), 1), "<file>", "expected a JSON array of dialogues", "json")
+            yield (
+                1,
+                Problem(
+                    SourceRef(str(path), 1), "<file>", "expected a JSON array of dialogues", "json"
+                ),
+            )
             return
         yield from enumerate(data, start=1)
     elif suffix == ".parquet":
@@ -118,10 +136,19 @@ def read_file(path: Path) -> LoadResult:
     try:
         _read_records(path, result)
     except OSError as e:  # a symlink loop, a dangling link, no read permission
-        result.problems.append(Problem(SourceRef(str(path), 1), "<file>", f"cannot be read: {e.strerror or e}", "unreadable"))
+        result.problems.append(
+            Problem(
+                SourceRef(str(path), 1),
+                "<file>",
+                f"cannot be read: {e.strerror or e}",
+                "unreadable",
+            )
+        )
         return result
     if result.records_read == 0:  # "OK: 0 records" would hide a wrong path or a failed download
-        result.problems.append(Problem(SourceRef(str(path), 1), "<file>", "empty file: no records", "empty"))
+        result.problems.append(
+            Problem(SourceRef(str(path), 1), "<file>", "empty file: no records", "empty")
+        )
     return result
 
 
@@ -135,7 +162,14 @@ def _read_records(path: Path, result: LoadResult) -> None:
         ref = SourceRef(str(path), lineno)
         dialogue, problems = validate_record(raw, ref)
         if dialogue is not None and dialogue.dialogue_id in seen:
-            problems.append(Problem(ref, "<record>", f"duplicate dialogue (same content as {seen[dialogue.dialogue_id]})", "duplicate"))
+            problems.append(
+                Problem(
+                    ref,
+                    "<record>",
+                    f"duplicate dialogue (same content as {seen[dialogue.dialogue_id]})",
+                    "duplicate",
+                )
+            )
             dialogue = None
         result.problems.extend(problems)
         if dialogue is not None:
@@ -150,7 +184,11 @@ def split_files(folder: Path) -> dict[str, Path]:
     """Map split name → file for the data files directly inside `folder`."""
     found: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if _is_data_file(p) and p.suffix.lower() in FILE_SUFFIXES and not p.name.startswith((".", "_")):
+        if (
+            _is_data_file(p)
+            and p.suffix.lower() in FILE_SUFFIXES
+            and not p.name.startswith((".", "_"))
+        ):
             found.setdefault(p.stem, p)
     order = {"train": 0, "validation": 1, "test": 2}
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], 3), kv[0])))
@@ -177,7 +215,9 @@ def resolve_files(data: str, split: str | None) -> tuple[list[Path], str | None]
         return [hub_file(data, split or "test")], split or "test"
     path = Path(data).expanduser()
     if not path.exists() and not path.is_symlink():
-        raise DataError(f"{data}: no such file or folder (expected 'sample', a Hub id, a folder or a data file)")
+        raise DataError(
+            f"{data}: no such file or folder (expected 'sample', a Hub id, a folder or a data file)"
+        )
     if _is_data_file(path):
         return [path], None  # a single file is one split, evaluated whole
     files = split_files(path)
@@ -206,7 +246,9 @@ def load_dialogues(
     """
     if derive_split is not None:
         if not 0.0 < derive_split < 1.0:
-            raise DataError(f"the derived test fraction must be between 0 and 1, got {derive_split}")
+            raise DataError(
+                f"the derived test fraction must be between 0 and 1, got {derive_split}"
+            )
         whole = load_dialogues(data, None if _is_single_file(data) else "train", strict=strict)
         parts = persona_split(whole.dialogues, derive_split, split_seed)
         want = split or "test"
@@ -226,7 +268,9 @@ def load_dialogues(
     if strict and result.problems:
         shown = "\n".join(f"  {p}" for p in result.problems[:20])
         more = f"\n  … and {len(result.problems) - 20} more" if len(result.problems) > 20 else ""
-        raise DataError(f"{len(result.problems)} problem(s) in {data} (strict mode):\n{shown}{more}")
+        raise DataError(
+            f"{len(result.problems)} problem(s) in {data} (strict mode):\n{shown}{more}"
+        )
     return result
 
 
@@ -300,17 +344,29 @@ def _hub_download(repo_id: str, split: str) -> Path:
             # One request the client does not retry: an unreachable Hub fails in about a second
             # instead of after ~25 s of retries. The conventional file name usually exists.
             get_hf_file_metadata(hf_hub_url(repo_id, names[0], repo_type="dataset"), token=token)
-        except RemoteEntryNotFoundError:  # the split's file is named differently: list the repository
+        except (
+            RemoteEntryNotFoundError
+        ):  # the split's file is named differently: list the repository
             files = HfApi().list_repo_files(repo_id, repo_type="dataset", token=token)
-            names = [f for f in files if Path(f).stem == split and Path(f).suffix in FILE_SUFFIXES] or [
-                f for f in files if Path(f).name.startswith(split) and Path(f).suffix in FILE_SUFFIXES
+            names = [
+                f for f in files if Path(f).stem == split and Path(f).suffix in FILE_SUFFIXES
+            ] or [
+                f
+                for f in files
+                if Path(f).name.startswith(split) and Path(f).suffix in FILE_SUFFIXES
             ]
             if not names:
-                raise DataError(f"{repo_id}: no file for split {split!r} in the dataset repository (files: {', '.join(files[:20])})") from None
+                raise DataError(
+                    f"{repo_id}: no file for split {split!r} in the dataset repository (files: {', '.join(files[:20])})"
+                ) from None
         except network_errors:
             for name in names:  # offline: a copy in the local Hub cache still works
                 try:
-                    return Path(hf_hub_download(repo_id, name, repo_type="dataset", token=token, local_files_only=True))
+                    return Path(
+                        hf_hub_download(
+                            repo_id, name, repo_type="dataset", token=token, local_files_only=True
+                        )
+                    )
                 except (LocalEntryNotFoundError, OSError, ValueError):
                     continue
             raise DataError(offline_hint) from None
@@ -327,13 +383,23 @@ def _hub_download(repo_id: str, split: str) -> Path:
         ) from None
     except RepositoryNotFoundError:
         hint = " If it is gated or private, set HF_TOKEN." if not token else ""
-        raise _NotFound(f"{repo_id}: no such dataset on the Hub, or it needs authentication.{hint}") from None
+        raise _NotFound(
+            f"{repo_id}: no such dataset on the Hub, or it needs authentication.{hint}"
+        ) from None
     except HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status in (401, 403):
-            what = "no token was found; set HF_TOKEN" if not token else "this HF_TOKEN is not authorised (invalid, or access not yet approved)"
-            raise DataError(f"{repo_id}: the Hub refused access ({status}): {what}. See {page}.") from None
-        raise DataError(f"{repo_id}: the Hub answered with an error ({status or e}). Try again, or pass local files with --data DIR.") from None
+            what = (
+                "no token was found; set HF_TOKEN"
+                if not token
+                else "this HF_TOKEN is not authorised (invalid, or access not yet approved)"
+            )
+            raise DataError(
+                f"{repo_id}: the Hub refused access ({status}): {what}. See {page}."
+            ) from None
+        raise DataError(
+            f"{repo_id}: the Hub answered with an error ({status or e}). Try again, or pass local files with --data DIR."
+        ) from None
     except network_errors:
         raise DataError(offline_hint) from None
 

@@ -9,9 +9,17 @@ from kardiabench.spans import SPAN_NAMES, parse_spans
 
 
 def format_dialogue(d: Dialogue, width: int = 100) -> str:
-    wrap = lambda s, indent="    ": textwrap.fill(" ".join(s.split()), width, initial_indent=indent, subsequent_indent=indent)  # noqa: E731
-    out = [f"dialogue {d.dialogue_id}  ({d.source})" if d.source else f"dialogue {d.dialogue_id}",
-           f"persona {d.persona_id}  MBTI {d.mbti}  target emotion {d.emotion}", "", "profile:"]  # fmt: skip
+    def wrap(s: str, indent: str = "    ") -> str:
+        return textwrap.fill(
+            " ".join(s.split()), width, initial_indent=indent, subsequent_indent=indent
+        )
+
+    out = [
+        f"dialogue {d.dialogue_id}  ({d.source})" if d.source else f"dialogue {d.dialogue_id}",
+        f"persona {d.persona_id}  MBTI {d.mbti}  target emotion {d.emotion}",
+        "",
+        "profile:",
+    ]
     out += [textwrap.indent(line, "    ") for line in d.person.splitlines()]
     out += ["", "situation:", wrap(d.situation), ""]
     turn = 0

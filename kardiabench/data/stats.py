@@ -20,8 +20,12 @@ class SplitStats:
     turns: int = 0
     profiles: int = 0
     avg_turns: float = 0.0
-    avg_words: dict[str, float] = field(default_factory=dict)  # query, understanding, reasoning, response
-    emotions: dict[str, int] = field(default_factory=dict)  # turn-level gold labels, most frequent first
+    avg_words: dict[str, float] = field(
+        default_factory=dict
+    )  # query, understanding, reasoning, response
+    emotions: dict[str, int] = field(
+        default_factory=dict
+    )  # turn-level gold labels, most frequent first
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -44,7 +48,9 @@ def split_stats(split: str, dialogues: list[Dialogue]) -> SplitStats:
         turns=turns,
         profiles=len({d.persona_id for d in dialogues}),
         avg_turns=round(turns / max(len(dialogues), 1), 2),
-        avg_words={k: round(words[k] / n, 1) for k in ("query", "understanding", "reasoning", "response")},
+        avg_words={
+            k: round(words[k] / n, 1) for k in ("query", "understanding", "reasoning", "response")
+        },
         emotions=dict(emotions.most_common()),
     )
 
@@ -59,16 +65,28 @@ def format_table(stats: list[SplitStats]) -> str:
         ("turns (QA pairs)", lambda s: f"{s.turns:,}"),
         ("profiles", lambda s: f"{s.profiles:,}"),
         ("avg turns / dialogue", lambda s: f"{s.avg_turns:.2f}"),
-        *[(f"avg words: {k}", partial(_avg_words, k)) for k in ("query", "understanding", "reasoning", "response")],
+        *[
+            (f"avg words: {k}", partial(_avg_words, k))
+            for k in ("query", "understanding", "reasoning", "response")
+        ],
         ("emotion labels used", lambda s: f"{len(s.emotions)}"),
     ]
     head = ["", *[s.split for s in stats]]
     body = [[name, *[f(s) for s in stats]] for name, f in rows]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in [head, *body]]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in [head, *body]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     out = ["\n".join(lines), "", "emotion distribution (turn-level gold labels):"]
-    labels = sorted({e for s in stats for e in s.emotions}, key=lambda e: -sum(s.emotions.get(e, 0) for s in stats))
+    labels = sorted(
+        {e for s in stats for e in s.emotions},
+        key=lambda e: -sum(s.emotions.get(e, 0) for s in stats),
+    )
     for e in labels:
         cells = []
         for s in stats:

@@ -10,7 +10,14 @@ from kardiabench.emotions import to_label
 from kardiabench.records import Dialogue, Message, SourceRef
 from kardiabench.spans import BLOCKING_ISSUES, parse_spans
 
-REQUIRED_FIELDS: tuple[str, ...] = ("person", "mbti", "emotion", "situation", "anon_username", "messages")
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "person",
+    "mbti",
+    "emotion",
+    "situation",
+    "anon_username",
+    "messages",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,11 @@ def _check_messages(messages: list, bad, turn_spans: list) -> list[Message]:
         return built
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
-        if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+        if (
+            not isinstance(m, Mapping)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+        ):
             bad(where, "expected an object with string 'role' and 'content'", "field_type")
             continue
         built.append(Message(m["role"], m["content"]))
@@ -85,18 +96,34 @@ def _check_messages(messages: list, bad, turn_spans: list) -> list[Message]:
     for i in range(start, len(built)):
         expected = "user" if (i - start) % 2 == 0 else "assistant"
         if built[i].role != expected:
-            bad(f"messages[{i}].role", f"roles not alternating: expected {expected!r}, got {built[i].role!r}", "roles")
+            bad(
+                f"messages[{i}].role",
+                f"roles not alternating: expected {expected!r}, got {built[i].role!r}",
+                "roles",
+            )
             return built
     if len(built) - start < 2:
         bad("messages", "no assistant turn", "roles")
     elif built[-1].role != "assistant":
-        bad(f"messages[{len(built) - 1}].role", "dialogue ends with a user turn that has no assistant reply", "roles")
+        bad(
+            f"messages[{len(built) - 1}].role",
+            "dialogue ends with a user turn that has no assistant reply",
+            "roles",
+        )
     for i in range(start + 1, len(built), 2):
         parsed = parse_spans(built[i].content)
         turn_spans.append(parsed.spans)
         blocking = [str(x) for x in parsed.issues if x.kind in BLOCKING_ISSUES]
         if blocking:
-            bad(f"messages[{i}].content", "assistant turn without the four spans: " + "; ".join(blocking), "spans")
+            bad(
+                f"messages[{i}].content",
+                "assistant turn without the four spans: " + "; ".join(blocking),
+                "spans",
+            )
         elif to_label(parsed.spans["emotion"]) is None:
-            bad(f"messages[{i}].content", f"emotion span {parsed.spans['emotion']!r} is not one of the 32 labels", "emotion")
+            bad(
+                f"messages[{i}].content",
+                f"emotion span {parsed.spans['emotion']!r} is not one of the 32 labels",
+                "emotion",
+            )
     return built

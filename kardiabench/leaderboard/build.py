@@ -55,9 +55,17 @@ class BuildResult:
     notes: list[str] = field(default_factory=list)  # one line each: groups, missing reports
 
 
-def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by: str = RANK_BY,
-          n_resamples: int = 1000, seed: int = 0, with_reported: bool = True, names: str | Path | None = None,
-          columns: str | list[str] | None = None) -> BuildResult:  # fmt: skip
+def build(
+    folder: str | Path = DEFAULT_FOLDER,
+    *,
+    redact: bool = False,
+    rank_by: str = RANK_BY,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    with_reported: bool = True,
+    names: str | Path | None = None,
+    columns: str | list[str] | None = None,
+) -> BuildResult:
     """Render the leaderboard of `folder` (see the module docstring). names: a `--names FILE`
     (display names); columns: the metrics the tables and the site show (`--columns`)."""
     from kardiabench.report import REDACTION_VERSION, write_report
@@ -66,23 +74,40 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
     chosen = parse_columns(columns)  # a wrong --columns stops before anything is read or written
     entries = load_entries(folder)
     if not entries:
-        raise LeaderboardError(f"{folder}: no entries yet (add runs with `kardiabench leaderboard add DIR --leaderboard {folder}`)")
+        raise LeaderboardError(
+            f"{folder}: no entries yet (add runs with `kardiabench leaderboard add DIR --leaderboard {folder}`)"
+        )
     shown = load_names(names, entries) if names is not None else {}
     unranked = {}
     for e in entries:
         where = f"{e.run_path} (entry {folder / ENTRIES / e.entry_id}.json)"
         if not e.items_path.is_file():
-            raise LeaderboardError(f"{where}: its items copy {e.items_path} is missing; add the run again")
+            raise LeaderboardError(
+                f"{where}: its items copy {e.items_path} is missing; add the run again"
+            )
         if (why := check_items(e.results, read_jsonl_tolerant(e.items_path), where)) is not None:
             unranked[e.entry_id] = why
     groups = group_entries(entries)
     reported = load_reported(folder) if with_reported else []
-    board = build_board(entries, groups, reported, rank_by=rank_by, n_resamples=n_resamples, seed=seed, unranked=unranked,
-                        columns=chosen, names=shown)  # fmt: skip
+    board = build_board(
+        entries,
+        groups,
+        reported,
+        rank_by=rank_by,
+        n_resamples=n_resamples,
+        seed=seed,
+        unranked=unranked,
+        columns=chosen,
+        names=shown,
+    )
     out = BuildResult(folder, notes=[g.explanation for g in groups])
     built = now()
-    tables = (("leaderboard.csv", to_csv(board)), ("leaderboard.md", to_markdown(board)), ("leaderboard.tex", to_latex(board)),
-              ("leaderboard-1col.tex", to_latex(board, one_column=True)))  # fmt: skip
+    tables = (
+        ("leaderboard.csv", to_csv(board)),
+        ("leaderboard.md", to_markdown(board)),
+        ("leaderboard.tex", to_latex(board)),
+        ("leaderboard-1col.tex", to_latex(board, one_column=True)),
+    )
     for name, text in tables:
         (folder / name).write_text(text, encoding="utf-8")
         out.files.append(folder / name)
@@ -90,7 +115,9 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
     labels = display_names(entries, shown)
     colors = plots.model_colors(list(board.frame.loc[board.frame["kind"] == "run", "model"]))
     pdir = folder / "plots"
-    out.files += plots.write_plots(board, [e for e in entries if e.entry_id not in unranked], labels, colors, pdir)
+    out.files += plots.write_plots(
+        board, [e for e in entries if e.entry_id not in unranked], labels, colors, pdir
+    )
 
     from kardiabench.leaderboard import pairwise
 
@@ -101,26 +128,59 @@ def build(folder: str | Path = DEFAULT_FOLDER, *, redact: bool = False, rank_by:
 
     site = folder / SITE
     reports = {}
-    redactions = _redactions([e.run_path for e in entries if (e.run_path / "results.json").is_file()]) if redact else {}
+    redactions = (
+        _redactions([e.run_path for e in entries if (e.run_path / "results.json").is_file()])
+        if redact
+        else {}
+    )
     for e in entries:
         if (e.run_path / "results.json").is_file():
-            out.files.append(write_report(e.run_path, output=site / "reports" / f"{e.entry_id}.html", redact=redactions.get(e.run_path, redact)))
+            out.files.append(
+                write_report(
+                    e.run_path,
+                    output=site / "reports" / f"{e.entry_id}.html",
+                    redact=redactions.get(e.run_path, redact),
+                )
+            )
             reports[e.entry_id] = f"reports/{e.entry_id}.html"
         else:
-            out.notes.append(f"{labels[e.entry_id]}: run folder {e.run_path} not found; its report is left out")
-    images = {f"{g.name}: six axes (like the paper's Figure 1). {plots.RADAR_CAPTION}": pdir / f"radar-{g.name}.png" for g in groups}
-    images |= {f"{g.name}: each metric with its 95% CI": pdir / f"bars-{g.name}.png" for g in groups}
-    images["Per-emotion accuracy across runs, in leaderboard order, with each cell's n"] = pdir / "emotion_heatmap.png"
+            out.notes.append(
+                f"{labels[e.entry_id]}: run folder {e.run_path} not found; its report is left out"
+            )
+    images = {
+        f"{g.name}: six axes (like the paper's Figure 1). {plots.RADAR_CAPTION}": pdir
+        / f"radar-{g.name}.png"
+        for g in groups
+    }
+    images |= {
+        f"{g.name}: each metric with its 95% CI": pdir / f"bars-{g.name}.png" for g in groups
+    }
+    images["Per-emotion accuracy across runs, in leaderboard order, with each cell's n"] = (
+        pdir / "emotion_heatmap.png"
+    )
     if preference:
         images[f"{pairwise.TITLE} with 95% CIs"] = pdir / "pairwise_bt.png"
     sections = [pairwise.html_section(preference)] if preference else []
-    (site / "index.html").write_text(render_site(board, colors, reports, images, redacted=redact, built=built, sections=sections),
-                                     encoding="utf-8")
+    (site / "index.html").write_text(
+        render_site(
+            board, colors, reports, images, redacted=redact, built=built, sections=sections
+        ),
+        encoding="utf-8",
+    )
     out.files.append(site / "index.html")
     out.notes += [f"{labels[i]}: not ranked ({why})" for i, why in unranked.items()]
-    info = {"built": built, "redacted": redact, "redaction": REDACTION_VERSION if redact else None, "rank_by": rank_by,
-            "columns": list(chosen), "names": shown, "entries": [e.entry_id for e in entries], "not_ranked": unranked,
-            "groups": out.notes[: len(groups)], "files": [str(p.relative_to(folder)) for p in out.files]}  # fmt: skip
+    info = {
+        "built": built,
+        "redacted": redact,
+        "redaction": REDACTION_VERSION if redact else None,
+        "rank_by": rank_by,
+        "columns": list(chosen),
+        "names": shown,
+        "entries": [e.entry_id for e in entries],
+        "not_ranked": unranked,
+        "groups": out.notes[: len(groups)],
+        "files": [str(p.relative_to(folder)) for p in out.files],
+    }
     RunDir(folder).write_json(BUILD_INFO, info)
     return out
 
@@ -135,11 +195,18 @@ def _redactions(run_paths: list[Path]) -> dict:
     for path in run_paths:
         run = load_run(path)
         by_source.setdefault(run.manifest.data.source, []).append(run)
-    return {run.path: redaction for runs in by_source.values() for redaction in [Redaction(runs)] for run in runs}
+    return {
+        run.path: redaction
+        for runs in by_source.values()
+        for redaction in [Redaction(runs)]
+        for run in runs
+    }
 
 
 def read_build_info(folder: Path) -> dict:
     path = folder / BUILD_INFO
     if not path.is_file():
-        raise LeaderboardError(f"{folder}: not built yet (run `kardiabench leaderboard build --leaderboard {folder}`)")
+        raise LeaderboardError(
+            f"{folder}: not built yet (run `kardiabench leaderboard build --leaderboard {folder}`)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))

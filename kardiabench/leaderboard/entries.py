@@ -99,7 +99,9 @@ def entry_id(model: str, run_path: Path) -> str:
     return f"{slug}-{hashlib.sha256(str(run_path.resolve()).encode()).hexdigest()[:8]}"
 
 
-def check_items(results: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], where: str | Path) -> str | None:
+def check_items(
+    results: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], where: str | Path
+) -> str | None:
     """Recompute the per-item metrics (every leaderboard column; not macro F1) from `rows`
     (items.jsonl) with results.json's own bootstrap
     settings and compare them with `results`: a LeaderboardError naming `where` and the first
@@ -111,17 +113,26 @@ def check_items(results: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], w
     stats = results.get("statistics") or {}
     try:
         recomputed = metrics_from_rows(
-            rows, n_resamples=stats.get("n_resamples", 1000), seed=stats.get("seed", 0),
-            alpha=round(1 - stats.get("confidence", 0.95), 12), cluster_by=stats.get("cluster_by", "dialogue"),
-        )  # fmt: skip
+            rows,
+            n_resamples=stats.get("n_resamples", 1000),
+            seed=stats.get("seed", 0),
+            alpha=round(1 - stats.get("confidence", 0.95), 12),
+            cluster_by=stats.get("cluster_by", "dialogue"),
+        )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
-        raise LeaderboardError(f"{where}: items.jsonl: not the rows `kardiabench score` writes ({type(e).__name__}: {e})") from None
+        raise LeaderboardError(
+            f"{where}: items.jsonl: not the rows `kardiabench score` writes ({type(e).__name__}: {e})"
+        ) from None
     checks_ci = "n_resamples" in stats
     for name, claimed in (results.get("metrics") or {}).items():
-        if name not in recomputed and (claimed.get("value") is None or name not in PER_ITEM_METRICS):
+        if name not in recomputed and (
+            claimed.get("value") is None or name not in PER_ITEM_METRICS
+        ):
             continue  # not claimed, or not a per-item metric (macro F1: not on the leaderboard)
         if name not in recomputed:
-            raise LeaderboardError(f"{where}: results.json reports {name} = {claimed['value']} but its items.jsonl has no {name} scores")
+            raise LeaderboardError(
+                f"{where}: results.json reports {name} = {claimed['value']} but its items.jsonl has no {name} scores"
+            )
         got = recomputed[name].to_dict()
         if claimed.get("value") is None:
             continue
@@ -140,14 +151,18 @@ def _same(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=TOLERANCE, abs_tol=TOLERANCE)
 
 
-def add_run(run_dir: str | Path, folder: str | Path = DEFAULT_FOLDER, *, display_name: str | None = None) -> Entry:
+def add_run(
+    run_dir: str | Path, folder: str | Path = DEFAULT_FOLDER, *, display_name: str | None = None
+) -> Entry:
     """Record a scored run folder into `folder` (replacing an earlier entry of the same folder).
     display_name: the name tables, plots and the site show instead of the model spec. Refused: a folder not scored, one whose results.json differs from its items.jsonl, one without
     a single predicted item (`check_items`)."""
     run_dir, folder = Path(run_dir), Path(folder)
     run = load_run(run_dir)
     if run.results is None or not (run_dir / ITEMS).is_file():
-        raise LeaderboardError(f"{run_dir}: not scored yet (no results.json/{ITEMS}); run `kardiabench score {run_dir}` first")
+        raise LeaderboardError(
+            f"{run_dir}: not scored yet (no results.json/{ITEMS}); run `kardiabench score {run_dir}` first"
+        )
     results = run.results.model_dump(mode="json", exclude_unset=True)
     if check_items(results, read_jsonl_tolerant(run_dir / ITEMS), run_dir) == NO_PREDICTIONS:
         raise LeaderboardError(
@@ -159,12 +174,18 @@ def add_run(run_dir: str | Path, folder: str | Path = DEFAULT_FOLDER, *, display
     (folder / ITEMS_DIR).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / ITEMS, folder / items_rel)
     data = {
-        "schema_version": ENTRY_SCHEMA_VERSION, "entry_id": eid, "kind": "run", "model": run.model, "run_path": str(run_dir.resolve()),
+        "schema_version": ENTRY_SCHEMA_VERSION,
+        "entry_id": eid,
+        "kind": "run",
+        "model": run.model,
+        "run_path": str(run_dir.resolve()),
         "report": str((run_dir / REPORT).resolve()) if (run_dir / REPORT).is_file() else None,
-        "items": items_rel, "added": now(), "display_name": display_name or None,
+        "items": items_rel,
+        "added": now(),
+        "display_name": display_name or None,
         "results": results,
         "manifest": run.manifest.model_dump(mode="json", exclude_unset=True),
-    }  # fmt: skip
+    }
     RunDir(folder / ENTRIES).write_json(f"{eid}.json", data)
     return Entry(folder, data)
 
@@ -195,14 +216,18 @@ def validate_entry(path: Path, data: Any) -> None:
         raise LeaderboardError(f"{path}: not an entry (a JSON object expected)")
     version = data.get("schema_version", 1)
     if version != ENTRY_SCHEMA_VERSION:
-        raise LeaderboardError(f"{path}: schema_version: {version!r} is not a version this kardiabench reads ({ENTRY_SCHEMA_VERSION})")
+        raise LeaderboardError(
+            f"{path}: schema_version: {version!r} is not a version this kardiabench reads ({ENTRY_SCHEMA_VERSION})"
+        )
     try:
         EntryFile.model_validate(data)
     except ValidationError as e:
         raise LeaderboardError(one_line(path, e)) from None
     eid = data["entry_id"]
     if not SAFE_ID.fullmatch(eid) or eid != path.stem:
-        raise LeaderboardError(f"{path}: entry_id: {eid!r} is not this file's name ({path.stem!r}) as a safe file name")
+        raise LeaderboardError(
+            f"{path}: entry_id: {eid!r} is not this file's name ({path.stem!r}) as a safe file name"
+        )
     if data["items"] != f"{ITEMS_DIR}/{eid}.jsonl":
         raise LeaderboardError(f"{path}: items: {data['items']!r} is not {ITEMS_DIR}/{eid}.jsonl")
 
@@ -211,7 +236,9 @@ def load_entries(folder: str | Path = DEFAULT_FOLDER) -> list[Entry]:
     """Every entry of `folder`, in id order; a damaged or unsafe entry file is an error naming it."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise LeaderboardError(f"{folder}: no such leaderboard folder (add runs with `kardiabench leaderboard add DIR --leaderboard {folder}`)")
+        raise LeaderboardError(
+            f"{folder}: no such leaderboard folder (add runs with `kardiabench leaderboard add DIR --leaderboard {folder}`)"
+        )
     entries = []
     for path in sorted((folder / ENTRIES).glob("*.json")):
         try:
@@ -236,13 +263,23 @@ def load_names(path: str | Path, entries: Sequence[Entry]) -> dict[str, str]:
     except yaml.YAMLError as e:
         raise LeaderboardError(f"{path}: not YAML or JSON ({_one_line(e)})") from None
     if not isinstance(doc, dict):
-        raise LeaderboardError(f"{path}: a mapping {{model spec or entry id: display name}} expected, not {type(doc).__name__}")
-    known = {e.entry_id for e in entries} | {e.model for e in entries} | {j for e in entries for j in _judges(e)}
+        raise LeaderboardError(
+            f"{path}: a mapping {{model spec or entry id: display name}} expected, not {type(doc).__name__}"
+        )
+    known = (
+        {e.entry_id for e in entries}
+        | {e.model for e in entries}
+        | {j for e in entries for j in _judges(e)}
+    )
     for key, name in doc.items():
         if not isinstance(key, str) or not isinstance(name, str) or not name.strip():
-            raise LeaderboardError(f"{path}: {key!r}: a display name (non-empty text) expected, not {name!r}")
+            raise LeaderboardError(
+                f"{path}: {key!r}: a display name (non-empty text) expected, not {name!r}"
+            )
         if key not in known:
-            raise LeaderboardError(f"{path}: {key!r} is neither an entry id, a model spec nor a judge of this leaderboard")
+            raise LeaderboardError(
+                f"{path}: {key!r} is neither an entry id, a model spec nor a judge of this leaderboard"
+            )
     return {k: v.strip() for k, v in doc.items()}
 
 

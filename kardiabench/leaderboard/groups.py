@@ -29,10 +29,15 @@ class Group:
         """One line: what every entry of the group shares."""
         k = dict(self.key)
         items = f"{k['n_items']} items, fingerprint {k['fingerprint']}"
-        judge = f"judge {k['judges']} (rubric {k['rubric_version']}; {_settings_text(k['judge_settings'])})" if k["judges"] else "no judge"
-        return (f"{self.name}: data {k['source']} / {k['split']} ({items}); {judge}; history {k['history']}; "
-                f"task prompt {k['task']}; parser v{k['parser_version']}")  # fmt: skip
-
+        judge = (
+            f"judge {k['judges']} (rubric {k['rubric_version']}; {_settings_text(k['judge_settings'])})"
+            if k["judges"]
+            else "no judge"
+        )
+        return (
+            f"{self.name}: data {k['source']} / {k['split']} ({items}); {judge}; history {k['history']}; "
+            f"task prompt {k['task']}; parser v{k['parser_version']}"
+        )
 
     @property
     def short(self) -> str:
@@ -44,7 +49,11 @@ class Group:
         data folder is named by its last component, and a missing split is left out (no "/None")."""
         k, names = dict(self.key), names or {}
         data = "/".join(str(p) for p in (_data_name(k["source"]), k["split"]) if p)
-        judges = ", ".join(names.get(j, j) for j in k["judges"].split(", ")) if k["judges"] else "no judge"
+        judges = (
+            ", ".join(names.get(j, j) for j in k["judges"].split(", "))
+            if k["judges"]
+            else "no judge"
+        )
         return f"{self.name}: {data or 'data ?'}, {k['n_items']} items, {judges}"
 
 
@@ -59,14 +68,25 @@ def _data_name(source: str | None) -> str | None:
 # run.json's judge settings that change scores (judge_stage.judge_block, verdict_settings): all of
 # them are in the key, so the same judge spec on two servers, or with --judge-show-reasoning, a
 # pool rule, repeats, an escalation or another temperature, is its own group.
-JUDGE_SETTINGS = ("endpoints", "show_reasoning", "pool", "repeats", "escalation", "max_tokens", "temperature", "seed")
+JUDGE_SETTINGS = (
+    "endpoints",
+    "show_reasoning",
+    "pool",
+    "repeats",
+    "escalation",
+    "max_tokens",
+    "temperature",
+    "seed",
+)
 
 
 def _settings_text(settings: str | None) -> str:
     """The judge settings of a group key in a few words: `endpoint …, show_reasoning false, …`."""
     d = json.loads(settings) if settings else {}
     ends = d.get("endpoints")
-    parts = [f"endpoint {', '.join(f'{v}' for v in ends.values()) if isinstance(ends, dict) else ends}"]
+    parts = [
+        f"endpoint {', '.join(f'{v}' for v in ends.values()) if isinstance(ends, dict) else ends}"
+    ]
     parts += [f"{k} {json.dumps(v)}" for k, v in d.items() if k != "endpoints"]
     return ", ".join(parts)
 
@@ -77,16 +97,24 @@ def comparability_key(entry: Entry) -> tuple[tuple[str, Any], ...]:
     data, judge = res.get("data", {}), man.get("judge") or res.get("judge") or {}
     rubric = res.get("rubric") or {}
     judges = ", ".join(rubric.get("judges") or ([judge["spec"]] if judge.get("spec") else []))
-    task = ((man.get("generation") or {}).get("task") or {})
+    task = (man.get("generation") or {}).get("task") or {}
     task_id = f"{task.get('name', res.get('task'))}#{task.get('sha256', '?')}"
     esc = judge.get("escalation")
-    settings = {k: judge.get(k) for k in JUDGE_SETTINGS} | {"escalation": esc and {"judge": esc.get("judge"), "threshold": esc.get("threshold")}}
+    settings = {k: judge.get(k) for k in JUDGE_SETTINGS} | {
+        "escalation": esc and {"judge": esc.get("judge"), "threshold": esc.get("threshold")}
+    }
     return (
-        ("source", data.get("source")), ("split", data.get("split")), ("fingerprint", data.get("fingerprint")),
-        ("n_items", data.get("n_items")), ("judges", judges), ("rubric_version", judge.get("rubric_version")),
+        ("source", data.get("source")),
+        ("split", data.get("split")),
+        ("fingerprint", data.get("fingerprint")),
+        ("n_items", data.get("n_items")),
+        ("judges", judges),
+        ("rubric_version", judge.get("rubric_version")),
         ("judge_settings", json.dumps(settings, sort_keys=True) if judges else None),
-        ("history", res.get("history")), ("task", task_id), ("parser_version", res.get("parser_version")),
-    )  # fmt: skip
+        ("history", res.get("history")),
+        ("task", task_id),
+        ("parser_version", res.get("parser_version")),
+    )
 
 
 def group_entries(entries: Sequence[Entry]) -> list[Group]:

@@ -51,11 +51,19 @@ from kardiabench.plotting import (  # noqa: E402, F401  (the shared pieces are a
     wrap_to,
 )
 
-RADAR_AXES = {"emotion_accuracy": "Emo Acc", "relevance": "Relevance", "fluency": "Fluency",
-              "empathy": "Empathy", "persona_consistency": "Persona", "safety": "Safety"}  # fmt: skip
-RADAR_CAPTION = ("Radius: Emo Acc (0–100 %) divided by 100; rubric scores (1–5) mapped by (score − 1) / 4. "
-                 "Grey, dashed, hollow markers: reported in the paper (on the axes it reports); coloured markers without a "
-                 "polygon: a run with values on some axes only (no judge).")  # fmt: skip
+RADAR_AXES = {
+    "emotion_accuracy": "Emo Acc",
+    "relevance": "Relevance",
+    "fluency": "Fluency",
+    "empathy": "Empathy",
+    "persona_consistency": "Persona",
+    "safety": "Safety",
+}
+RADAR_CAPTION = (
+    "Radius: Emo Acc (0–100 %) divided by 100; rubric scores (1–5) mapped by (score − 1) / 4. "
+    "Grey, dashed, hollow markers: reported in the paper (on the axes it reports); coloured markers without a "
+    "polygon: a run with values on some axes only (no judge)."
+)
 # The paper's reported rows, and only they: this colour, this line style, hollow markers, hatched bars.
 REPORTED_COLOUR = "#7f7f7f"
 REPORTED_LINESTYLE = "--"
@@ -64,10 +72,16 @@ REPORTED_MARKERS = ("D", "s", "^", "v", "P", "X", "*", "h")
 # Greys of the tab palettes: kept for the reported rows, never given to a model.
 _GREYS = frozenset({"#7f7f7f", "#c7c7c7"})
 
+
 def model_colors(models: Sequence[str]) -> dict[str, str]:
     """One colour per run model, in the order given (tab10, then tab20 beyond nine), never the
     greys that mark the paper's reported rows."""
-    palette = [c for name in ("tab10", "tab20") for c in map(matplotlib.colors.to_hex, plt.get_cmap(name).colors) if c not in _GREYS]
+    palette = [
+        c
+        for name in ("tab10", "tab20")
+        for c in map(matplotlib.colors.to_hex, plt.get_cmap(name).colors)
+        if c not in _GREYS
+    ]
     palette = palette[:9] if len(models) <= 9 else palette[9:]
     return {m: palette[i % len(palette)] for i, m in enumerate(models)}
 
@@ -92,7 +106,9 @@ def row_name(row: pd.Series) -> str:
     return literal(row["model"] if row["kind"] == "run" else f"{row['model']} (reported)")
 
 
-def radar_figure(board: Board, group: str, colors: Mapping[str, str], size: Size = TWO_COLUMN) -> Figure:
+def radar_figure(
+    board: Board, group: str, colors: Mapping[str, str], size: Size = TWO_COLUMN
+) -> Figure:
     """The six-axis radar of one comparability group (with the reported rows); the legend outside
     the axes: at the right (two columns) or under the radar (one column)."""
     rows = group_rows(board, group)
@@ -108,7 +124,14 @@ def radar_figure(board: Board, group: str, colors: Mapping[str, str], size: Size
             if row["kind"] == "run":
                 colour = colors[row["model"]]
                 if None not in r:
-                    ax.plot([*angles, angles[0]], [*r, r[0]], color=colour, lw=1.5, ls="-", label=row_name(row))
+                    ax.plot(
+                        [*angles, angles[0]],
+                        [*r, r[0]],
+                        color=colour,
+                        lw=1.5,
+                        ls="-",
+                        label=row_name(row),
+                    )
                     ax.fill([*angles, angles[0]], [*r, r[0]], color=colour, alpha=0.08)
                     continue
                 style = {"marker": "o", "mfc": colour}
@@ -116,15 +139,36 @@ def radar_figure(board: Board, group: str, colors: Mapping[str, str], size: Size
                 style = {"marker": next(markers), "mfc": "none"}
                 colour = REPORTED_COLOUR
                 if None not in r:  # a reported row with all six axes: a dashed polygon
-                    ax.plot([*angles, angles[0]], [*r, r[0]], color=colour, lw=1.2, ls=REPORTED_LINESTYLE, label=row_name(row), **style)
+                    ax.plot(
+                        [*angles, angles[0]],
+                        [*r, r[0]],
+                        color=colour,
+                        lw=1.2,
+                        ls=REPORTED_LINESTYLE,
+                        label=row_name(row),
+                        **style,
+                    )
                     continue
             # only the axes it has a value for: no polygon through made-up zeros
             known = [(a, v) for a, v in zip(angles, r, strict=True) if v is not None]
             ls = "none" if row["kind"] == "run" else REPORTED_LINESTYLE
-            ax.plot([a for a, _ in known], [v for _, v in known], color=colour, ls=ls, lw=0, ms=5, label=row_name(row), **style)
+            ax.plot(
+                [a for a, _ in known],
+                [v for _, v in known],
+                color=colour,
+                ls=ls,
+                lw=0,
+                ms=5,
+                label=row_name(row),
+                **style,
+            )
         ax.set_xticks(angles, [RADAR_AXES[m] for m in axes])
-        for text, a in zip(ax.get_xticklabels(), angles, strict=True):  # away from the circle, never across it
-            text.set_horizontalalignment("left" if math.cos(a) > 0.1 else "right" if math.cos(a) < -0.1 else "center")
+        for text, a in zip(
+            ax.get_xticklabels(), angles, strict=True
+        ):  # away from the circle, never across it
+            text.set_horizontalalignment(
+                "left" if math.cos(a) > 0.1 else "right" if math.cos(a) < -0.1 else "center"
+            )
         ax.tick_params(axis="x", pad=2)
         ax.set_ylim(0, 1)
         ax.set_yticks([0.25, 0.5, 0.75, 1.0], ["0.25", "0.5", "0.75", "1"])
@@ -139,7 +183,9 @@ def radar_figure(board: Board, group: str, colors: Mapping[str, str], size: Size
 # ----------------------------------------------------------------------------- bars
 
 
-def bars_figure(board: Board, group: str, colors: Mapping[str, str], size: Size = TWO_COLUMN) -> Figure:
+def bars_figure(
+    board: Board, group: str, colors: Mapping[str, str], size: Size = TWO_COLUMN
+) -> Figure:
     """One panel per metric: a bar per run of the group with its 95% CI as it is (asymmetric), and
     the reported rows hatched grey with no error bar (the paper gives no CI)."""
     f = group_rows(board, group)
@@ -158,20 +204,44 @@ def bars_figure(board: Board, group: str, colors: Mapping[str, str], size: Size 
                 if r["kind"] == "run":
                     lo, hi = r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]
                     err = None if pd.isna(lo) or pd.isna(hi) else [[v - lo], [hi - v]]
-                    ax.barh(y[i], v, xerr=err, color=colors[r["model"]], edgecolor="black", lw=0.3, capsize=2,
-                            error_kw={"lw": 0.8}, label=names[i])  # fmt: skip
+                    ax.barh(
+                        y[i],
+                        v,
+                        xerr=err,
+                        color=colors[r["model"]],
+                        edgecolor="black",
+                        lw=0.3,
+                        capsize=2,
+                        error_kw={"lw": 0.8},
+                        label=names[i],
+                    )
                 else:
-                    ax.barh(y[i], v, color="white", hatch=REPORTED_HATCH, edgecolor=REPORTED_COLOUR, lw=0.6, label=names[i])
+                    ax.barh(
+                        y[i],
+                        v,
+                        color="white",
+                        hatch=REPORTED_HATCH,
+                        edgecolor=REPORTED_COLOUR,
+                        lw=0.6,
+                        label=names[i],
+                    )
             ax.set_title(title.replace(" (%)", ""))
             ax.set_xlabel("%" if "(%)" in title else "score (1–5)")
             ax.set_xlim(0, 100 if "(%)" in title else 5)
             ax.xaxis.set_major_locator(MaxNLocator(nbins=3 if size.one_column else 4))
-        for ax in axs[len(METRICS):]:
+        for ax in axs[len(METRICS) :]:
             ax.set_axis_off()
         axs[0].set_yticks(y, names)
         axs[0].invert_yaxis()
         grp = next(g for g in board.groups if g.name == group)
-        fig.suptitle(wrap_to(literal(f"{group_label(grp, board)}. Mean and 95% CI; hatched grey: reported in the paper (no CI)"), size))
+        fig.suptitle(
+            wrap_to(
+                literal(
+                    f"{group_label(grp, board)}. Mean and 95% CI; hatched grey: reported in the paper (no CI)"
+                ),
+                size,
+            )
+        )
         return finish(fig, size)
 
 
@@ -190,13 +260,21 @@ def heatmap_rows(board: Board, entries: Sequence[Entry]) -> list[tuple[str, str,
     return out
 
 
-def heatmap_figure(board: Board, entries: Sequence[Entry], colors: Mapping[str, str], size: Size = TWO_COLUMN) -> Figure:
+def heatmap_figure(
+    board: Board, entries: Sequence[Entry], colors: Mapping[str, str], size: Size = TWO_COLUMN
+) -> Figure:
     """Per-emotion accuracy (recall over the items of each gold emotion), runs × emotions, the runs
     in leaderboard order, each cell annotated with its n (the run's items of that emotion). The
     emotions are split over stacked panels so that a cell keeps room for its n at this width."""
     rows = heatmap_rows(board, entries)
     emotions = sorted({k for *_, per in rows for k in per})
-    recall = np.array([[np.nan if (v := per.get(e, {}).get("recall")) is None else v for e in emotions] for *_, per in rows], dtype=float)
+    recall = np.array(
+        [
+            [np.nan if (v := per.get(e, {}).get("recall")) is None else v for e in emotions]
+            for *_, per in rows
+        ],
+        dtype=float,
+    )
     count = [[per.get(e, {}).get("n") for e in emotions] for *_, per in rows]
     labels = [literal(name) for name, *_ in rows]
     cell = 1.6 * size.font / 72  # inches: room for a two-digit n, and between two upright labels
@@ -213,8 +291,18 @@ def heatmap_figure(board: Board, entries: Sequence[Entry], colors: Mapping[str, 
             for i in range(len(rows)):
                 for j, (n, v) in enumerate(zip(count[i][cols], recall[i, cols], strict=True)):
                     if n is not None and not math.isnan(v):
-                        ax.text(j, i, str(n), ha="center", va="center", fontsize=size.font, color="black" if v > 60 else "white")
-            ax.set_xticks(range(len(emotions[cols])), [literal(c) for c in emotions[cols]], rotation=90)
+                        ax.text(
+                            j,
+                            i,
+                            str(n),
+                            ha="center",
+                            va="center",
+                            fontsize=size.font,
+                            color="black" if v > 60 else "white",
+                        )
+            ax.set_xticks(
+                range(len(emotions[cols])), [literal(c) for c in emotions[cols]], rotation=90
+            )
             ax.set_yticks(range(len(rows)), labels)
             ax.set_xlim(-0.5, per_panel - 0.5)  # a short last panel keeps the cells' width
             ax.spines[["right", "top"]].set_visible(False)
@@ -226,21 +314,35 @@ def heatmap_figure(board: Board, entries: Sequence[Entry], colors: Mapping[str, 
         return finish(fig, size)
 
 
-
 # ----------------------------------------------------------------------------- the build's plots
 
 
-def write_plots(board: Board, entries: Sequence[Entry], labels: Mapping[str, str], colors: Mapping[str, str], folder: Path) -> list[Path]:
+def write_plots(
+    board: Board,
+    entries: Sequence[Entry],
+    labels: Mapping[str, str],
+    colors: Mapping[str, str],
+    folder: Path,
+) -> list[Path]:
     """Every plot of a leaderboard in both sizes under `folder`: radar-GROUP, bars-GROUP for each
     comparability group, emotion_heatmap, confusion/ENTRY for each of `entries` (the ranked ones)."""
     out = []
     for g in board.groups:
-        out += save_sizes(lambda s, g=g: radar_figure(board, g.name, colors, s), folder / f"radar-{g.name}")
-        out += save_sizes(lambda s, g=g: bars_figure(board, g.name, colors, s), folder / f"bars-{g.name}")
-    out += save_sizes(lambda s: heatmap_figure(board, entries, colors, s), folder / "emotion_heatmap")
+        out += save_sizes(
+            lambda s, g=g: radar_figure(board, g.name, colors, s), folder / f"radar-{g.name}"
+        )
+        out += save_sizes(
+            lambda s, g=g: bars_figure(board, g.name, colors, s), folder / f"bars-{g.name}"
+        )
+    out += save_sizes(
+        lambda s: heatmap_figure(board, entries, colors, s), folder / "emotion_heatmap"
+    )
     for e in entries:
         table = (e.results.get("emotion") or {}).get("confusion") or {}
         if table:
             name = labels[e.entry_id]
-            out += save_sizes(lambda s, t=table, n=name: confusion(t, n, colors[n], s), folder / "confusion" / e.entry_id)
+            out += save_sizes(
+                lambda s, t=table, n=name: confusion(t, n, colors[n], s),
+                folder / "confusion" / e.entry_id,
+            )
     return out

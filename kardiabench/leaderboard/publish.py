@@ -46,7 +46,11 @@ def project(value: Any, spec: Spec) -> Any:
         return [project(v, spec) for v in value]
     if not isinstance(value, dict):
         return None
-    return {k: project(v, spec[k] if k in spec else spec[ANY]) for k, v in value.items() if k in spec or ANY in spec}
+    return {
+        k: project(v, spec[k] if k in spec else spec[ANY])
+        for k, v in value.items()
+        if k in spec or ANY in spec
+    }
 
 
 def _keep(*names: str) -> dict[str, Any]:
@@ -65,50 +69,154 @@ def _label_only(value: Any) -> str | None:
     return value if value in EMOTIONS else None
 
 
-METRIC = _keep("name", "value", "n", "n_unscored", "ci_low", "ci_high", "reason", "extra")  # extra: units, counts
-DATA = _keep("source", "split", "fingerprint", "n_items", "n_dialogues", "files", "records_skipped", "limit",
-             "derive_split", "split_seed", "files_sha256", "revision")  # fmt: skip
-JUDGE = _keep("spec", "rubric_version", "repeats", "judges", "prompt_tokens", "completion_tokens", "cost_usd",
-              "served_models", "wall_s", "pool", "escalation")  # fmt: skip
-GENERATION_STATS = _keep("requested", "from_cache", "done", "failed", "failed_items", "prompt_tokens", "completion_tokens",
-                         "cost_usd", "wall_s", "finished", "started", "resumes", "served_models", "generated_tokens",
-                         "tokens_per_s", "pad_tokens_saved")  # fmt: skip
+METRIC = _keep(
+    "name", "value", "n", "n_unscored", "ci_low", "ci_high", "reason", "extra"
+)  # extra: units, counts
+DATA = _keep(
+    "source",
+    "split",
+    "fingerprint",
+    "n_items",
+    "n_dialogues",
+    "files",
+    "records_skipped",
+    "limit",
+    "derive_split",
+    "split_seed",
+    "files_sha256",
+    "revision",
+)
+JUDGE = _keep(
+    "spec",
+    "rubric_version",
+    "repeats",
+    "judges",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "served_models",
+    "wall_s",
+    "pool",
+    "escalation",
+)
+GENERATION_STATS = _keep(
+    "requested",
+    "from_cache",
+    "done",
+    "failed",
+    "failed_items",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "wall_s",
+    "finished",
+    "started",
+    "resumes",
+    "served_models",
+    "generated_tokens",
+    "tokens_per_s",
+    "pad_tokens_saved",
+)
 PROVENANCE = _keep("kardiabench", "git_commit", "python", "platform", "packages")
 RUBRIC = {
-    **_keep("computed", "reason", "ignored", "rubric_version", "judges", "repeats", "n_items", "n_judgments", "n_scored",
-            "n_unscored", "n_responses_cut", "max_response_chars", "unscored_by_reason", "unscored_by_judge", "means",
-            "per_judge_means", "agreement", "repeat_variance", "usage", "pool", "run", "escalation",
-            "self_preference_risk", "training_judge_risk"),
-    "judge_card": _keep("judges", "created", "rubric_version", "passed", "failed", "n_checks", "same_judges"),  # not its local path
-}  # fmt: skip
+    **_keep(
+        "computed",
+        "reason",
+        "ignored",
+        "rubric_version",
+        "judges",
+        "repeats",
+        "n_items",
+        "n_judgments",
+        "n_scored",
+        "n_unscored",
+        "n_responses_cut",
+        "max_response_chars",
+        "unscored_by_reason",
+        "unscored_by_judge",
+        "means",
+        "per_judge_means",
+        "agreement",
+        "repeat_variance",
+        "usage",
+        "pool",
+        "run",
+        "escalation",
+        "self_preference_risk",
+        "training_judge_risk",
+    ),
+    "judge_card": _keep(
+        "judges", "created", "rubric_version", "passed", "failed", "n_checks", "same_judges"
+    ),  # not its local path
+}
 RESULTS = {
     **_keep("schema_version", "task", "model", "history", "counts", "statistics", "parser_version"),
-    "data": DATA, "judge": JUDGE, "metrics": {ANY: METRIC},
+    "data": DATA,
+    "judge": JUDGE,
+    "metrics": {ANY: METRIC},
     "emotion": _keep("per_emotion_recall", "confusion"),  # gold label → predicted class → count
-    "breakdowns": {ANY: {ANY: {"n": KEEP, "metrics": {ANY: METRIC}}}},  # by → emotion label / MBTI type
-    "rubric": RUBRIC, "generation_stats": GENERATION_STATS, "provenance": PROVENANCE,
-}  # fmt: skip
+    "breakdowns": {
+        ANY: {ANY: {"n": KEEP, "metrics": {ANY: METRIC}}}
+    },  # by → emotion label / MBTI type
+    "rubric": RUBRIC,
+    "generation_stats": GENERATION_STATS,
+    "provenance": PROVENANCE,
+}
 TASK = {
     **_keep("name", "description", "version", "data", "history", "generation", "metrics"),
     # The few-shot examples are training dialogues: which ones (item ids) is published, their text never.
-    "prompt": {**_keep("system", "format_instruction", "num_fewshot", "fewshot_seed"), "few_shot": _keep("item_id")},
+    "prompt": {
+        **_keep("system", "format_instruction", "num_fewshot", "fewshot_seed"),
+        "few_shot": _keep("item_id"),
+    },
 }
 MANIFEST = {
-    **_keep("schema_version", "model_spec", "task", "parser_version", "command", "created", "scored"),
+    **_keep(
+        "schema_version", "model_spec", "task", "parser_version", "command", "created", "scored"
+    ),
     "generation": {
         **_keep("task", "sampling", "history", "data"),
-        "model": _keep("spec", "host", "revision", "dtype", "chat_template_sha256", "add_span_tokens", "extra_body", "train_fingerprint"),
+        "model": _keep(
+            "spec",
+            "host",
+            "revision",
+            "dtype",
+            "chat_template_sha256",
+            "add_span_tokens",
+            "extra_body",
+            "train_fingerprint",
+        ),
     },
     "training": _keep("judge", "base_model", "stage"),  # not the local path of the training record
-    "task_config": TASK, "data": DATA, "provenance": PROVENANCE, "generation_stats": GENERATION_STATS, "judge": JUDGE,
-}  # fmt: skip
+    "task_config": TASK,
+    "data": DATA,
+    "provenance": PROVENANCE,
+    "generation_stats": GENERATION_STATS,
+    "judge": JUDGE,
+}
 # An entry without run_path and report: local paths, of no use on the Hub.
-ENTRY = {**_keep("entry_id", "kind", "model", "items", "added"), "results": RESULTS, "manifest": MANIFEST}
+ENTRY = {
+    **_keep("entry_id", "kind", "model", "items", "added"),
+    "results": RESULTS,
+    "manifest": MANIFEST,
+}
 ITEM = {
-    **_keep("item_id", "dialogue_id", "turn_index", "mbti", "gold_emotion", "pred_class", "emotion_correct",
-            "well_formed", "issues", "failed", "rubric"),
-    "persona_id": _opaque_persona, "pred_emotion": _label_only,
-}  # fmt: skip
+    **_keep(
+        "item_id",
+        "dialogue_id",
+        "turn_index",
+        "mbti",
+        "gold_emotion",
+        "pred_class",
+        "emotion_correct",
+        "well_formed",
+        "issues",
+        "failed",
+        "rubric",
+    ),
+    "persona_id": _opaque_persona,
+    "pred_emotion": _label_only,
+}
 TABLES = ("leaderboard.csv", "leaderboard.md", "leaderboard.tex", "build.json", "reported.yaml")
 PLOT_SUFFIXES = (".pdf", ".png")
 
@@ -126,10 +234,16 @@ def stage(folder: Path, out: Path, *, reports: list[str]) -> list[str]:
             (out / path.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
             written.append(Path(shutil.copy2(path, out / path.relative_to(folder))))
     for path in sorted((folder / ENTRIES).glob("*.json")):
-        written.append(RunDir(out / ENTRIES).write_json(path.name, project(json.loads(path.read_text(encoding="utf-8")), ENTRY)))
+        written.append(
+            RunDir(out / ENTRIES).write_json(
+                path.name, project(json.loads(path.read_text(encoding="utf-8")), ENTRY)
+            )
+        )
     for path in sorted((folder / ITEMS_DIR).glob("*.jsonl")):
         (out / ITEMS_DIR).mkdir(parents=True, exist_ok=True)
-        write_jsonl_atomic(out / ITEMS_DIR / path.name, [project(row, ITEM) for row in read_jsonl_tolerant(path)])
+        write_jsonl_atomic(
+            out / ITEMS_DIR / path.name, [project(row, ITEM) for row in read_jsonl_tolerant(path)]
+        )
         written.append(out / ITEMS_DIR / path.name)
     (out / SITE).mkdir(exist_ok=True)
     written.append(Path(shutil.copy2(folder / SITE / "index.html", out / SITE / "index.html")))

@@ -57,23 +57,37 @@ def push(folder: str | Path, repo_id: str, *, private: bool = False) -> str:
     folder = Path(folder)
     info = read_build_info(folder)
     redacted = info.get("redacted") and info.get("redaction") == REDACTION_VERSION
-    reports = [f for f in info.get("files", []) if f.startswith(f"{SITE}/reports/")] if redacted else []
+    reports = (
+        [f for f in info.get("files", []) if f.startswith(f"{SITE}/reports/")] if redacted else []
+    )
     with tempfile.TemporaryDirectory(prefix="kardiabench-push-") as tmp:
         staged = Path(tmp)
         stage(folder, staged, reports=reports)
         listed = ", `site/reports/` (redacted reports)" if reports else ""
         table = (folder / "leaderboard.md").read_text(encoding="utf-8")
-        (staged / "README.md").write_text(CARD.format(built=info["built"], table=table, reports=listed), encoding="utf-8")
+        (staged / "README.md").write_text(
+            CARD.format(built=info["built"], table=table, reports=listed), encoding="utf-8"
+        )
         api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
         try:
             url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-            api.upload_folder(folder_path=staged, repo_id=repo_id, repo_type="dataset",
-                              commit_message=f"kardiabench leaderboard ({len(info['entries'])} runs)")  # fmt: skip
+            api.upload_folder(
+                folder_path=staged,
+                repo_id=repo_id,
+                repo_type="dataset",
+                commit_message=f"kardiabench leaderboard ({len(info['entries'])} runs)",
+            )
         except (*hub_network_errors(), HfHubHTTPError, OSError) as e:  # OSError: no token
             raise push_error(repo_id, e) from None
     if not redacted:
-        why = "an older kardiabench redacted them, keeping the data passages a model repeated" if info.get("redacted") else "they hold dialogue text"
-        log.info(f"note: the runs' reports were not uploaded ({why}); build with --redact to include them")
+        why = (
+            "an older kardiabench redacted them, keeping the data passages a model repeated"
+            if info.get("redacted")
+            else "they hold dialogue text"
+        )
+        log.info(
+            f"note: the runs' reports were not uploaded ({why}); build with --redact to include them"
+        )
     return str(url)
 
 
@@ -82,10 +96,18 @@ def push_error(repo_id: str, e: BaseException) -> LeaderboardError:
     said = next(iter(str(e).strip().splitlines()), "") or type(e).__name__
     if isinstance(e, hub_network_errors()):
         endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-        why = "HF_HUB_OFFLINE is set" if "offline mode" in said.lower() else f"{type(e).__name__}: {said}"
-        return LeaderboardError(f"push to {repo_id}: the Hub at {endpoint} cannot be reached ({why}); nothing was uploaded")
+        why = (
+            "HF_HUB_OFFLINE is set"
+            if "offline mode" in said.lower()
+            else f"{type(e).__name__}: {said}"
+        )
+        return LeaderboardError(
+            f"push to {repo_id}: the Hub at {endpoint} cannot be reached ({why}); nothing was uploaded"
+        )
     status = getattr(getattr(e, "response", None), "status_code", None)
-    hint = {401: "the token was refused: set HF_TOKEN to a valid token with write access (or `huggingface-cli login`)",
-            403: "this token may not write there: use a write token of that user or organisation",
-            404: "no such repo, or this token cannot see it"}.get(status)  # fmt: skip
+    hint = {
+        401: "the token was refused: set HF_TOKEN to a valid token with write access (or `huggingface-cli login`)",
+        403: "this token may not write there: use a write token of that user or organisation",
+        404: "no such repo, or this token cannot see it",
+    }.get(status)
     return LeaderboardError(f"push to {repo_id}: {said}" + (f" ({hint})" if hint else ""))

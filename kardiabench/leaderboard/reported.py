@@ -37,16 +37,28 @@ class ReportedRow:
 
 def load_reported(folder: str | Path | None = None) -> list[ReportedRow]:
     """The rows of FOLDER/reported.yaml, else of the packaged file."""
-    path = Path(folder) / REPORTED if folder is not None and (Path(folder) / REPORTED).is_file() else _PACKAGED
+    path = (
+        Path(folder) / REPORTED
+        if folder is not None and (Path(folder) / REPORTED).is_file()
+        else _PACKAGED
+    )
     try:
         doc: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return [
-            ReportedRow(r["name"], {k: float(v) for k, v in r["metrics"].items()}, tuple(r.get("aliases") or ()),
-                        doc.get("source", ""), doc.get("confidence", ""), r.get("status", "reported"))
+            ReportedRow(
+                r["name"],
+                {k: float(v) for k, v in r["metrics"].items()},
+                tuple(r.get("aliases") or ()),
+                doc.get("source", ""),
+                doc.get("confidence", ""),
+                r.get("status", "reported"),
+            )
             for r in doc.get("rows", [])
-        ]  # fmt: skip
+        ]
     except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise LeaderboardError(f"{path}: not a reported-numbers file ({type(e).__name__}: {e})") from None
+        raise LeaderboardError(
+            f"{path}: not a reported-numbers file ({type(e).__name__}: {e})"
+        ) from None
 
 
 def match_reported(model_spec: str, rows: list[ReportedRow]) -> ReportedRow | None:

@@ -105,57 +105,111 @@ def data_uri(path: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def render_site(board: Board, colors: Mapping[str, str], reports: Mapping[str, str], images: Mapping[str, Path], *,
-                title: str = "KardiaBench leaderboard", redacted: bool = False, built: str = "",
-                sections: Sequence[str] = ()) -> str:  # fmt: skip
+def render_site(
+    board: Board,
+    colors: Mapping[str, str],
+    reports: Mapping[str, str],
+    images: Mapping[str, Path],
+    *,
+    title: str = "KardiaBench leaderboard",
+    redacted: bool = False,
+    built: str = "",
+    sections: Sequence[str] = (),
+) -> str:
     """The page. reports: entry id → relative link of its report; images: caption → PNG file;
     built: the build's time, shown with the harness version; sections: further HTML (escaped by
     their makers) shown before the plots, e.g. the pairwise preference tables."""
     f, cols = board.frame, board.columns
     runs, rep = f[f["kind"] == "run"], f[f["kind"] == "reported"]
-    head = ('<th class="text" data-sort="asc">Tier</th><th class="text model" data-sort="asc">Model</th><th data-sort="desc">n</th>'
-            + "".join(f'<th data-sort="desc" data-metric="{m}">{escape(METRICS[m])}</th>' for m in cols) + '<th class="text">Report</th>')  # fmt: skip
+    head = (
+        '<th class="text" data-sort="asc">Tier</th><th class="text model" data-sort="asc">Model</th><th data-sort="desc">n</th>'
+        + "".join(f'<th data-sort="desc" data-metric="{m}">{escape(METRICS[m])}</th>' for m in cols)
+        + '<th class="text">Report</th>'
+    )
     bodies = []
     for group in board.groups:
         sub = runs[runs["group"] == group.name]
-        versions = ", ".join(sorted({str(v) for v in sub["harness_version"] if isinstance(v, str)})) or "?"
+        versions = (
+            ", ".join(sorted({str(v) for v in sub["harness_version"] if isinstance(v, str)})) or "?"
+        )
         caption = f"{group_label(group, board)} · kardiabench {versions}"
         rows = "".join(_run_row(r, cols, colors, reports) for _, r in sub.iterrows())
-        bodies.append(f'<tbody data-group="{escape(group.name)}"><tr class="group-head"><th colspan="{len(cols) + 4}">'
-                      f"<span>{escape(caption)}</span></th></tr>{rows}</tbody>")  # fmt: skip
-    options = "".join(f'<option value="{escape(g.name)}">{escape(g.name)} ({len(g.entries)})</option>' for g in board.groups)
-    controls = (f'<div class="controls"><label>Search <input id="search" type="search" placeholder="model name"></label>'
-                f'<label>Group <select id="group-filter"><option value="">all groups</option>{options}</select></label>'
-                f'<span><span id="shown-runs">{len(runs)}</span> of {len(runs)} runs shown</span></div>')  # fmt: skip
-    judges = "; ".join(f"{g.name}: {escape(group_label(g, board).split(' items, ', 1)[-1])}" for g in board.groups)
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>",
-             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><style>{CSS}</style></head><body>",
-             f"<h1>{escape(title)}</h1>",
-             f'<p class="meta" id="meta">Built {escape(built or "?")} with kardiabench {escape(__version__)}. Judges: {judges}.</p>',
-             controls,
-             f'<div class="scroll"><table id="leaderboard"><thead><tr>{head}</tr></thead>{"".join(bodies)}</table></div>',
-             f'<p class="note">{escape(legend(board))} Click a header to sort (within each group); rows of different groups are not comparable.</p>',
-             "<h2>Comparability groups</h2><ul>" + "".join(f"<li>{escape(g.explanation)}</li>" for g in board.groups)
-             + "".join(f"<li>Judge card ({escape(r['group'])}): {escape(r['judge_card'])}</li>"
-                       for _, r in runs.dropna(subset=["judge_card"]).drop_duplicates(["group", "judge_card"]).iterrows()) + "</ul>"]  # fmt: skip
+        bodies.append(
+            f'<tbody data-group="{escape(group.name)}"><tr class="group-head"><th colspan="{len(cols) + 4}">'
+            f"<span>{escape(caption)}</span></th></tr>{rows}</tbody>"
+        )
+    options = "".join(
+        f'<option value="{escape(g.name)}">{escape(g.name)} ({len(g.entries)})</option>'
+        for g in board.groups
+    )
+    controls = (
+        f'<div class="controls"><label>Search <input id="search" type="search" placeholder="model name"></label>'
+        f'<label>Group <select id="group-filter"><option value="">all groups</option>{options}</select></label>'
+        f'<span><span id="shown-runs">{len(runs)}</span> of {len(runs)} runs shown</span></div>'
+    )
+    judges = "; ".join(
+        f"{g.name}: {escape(group_label(g, board).split(' items, ', 1)[-1])}" for g in board.groups
+    )
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>',
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>',
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="meta" id="meta">Built {escape(built or "?")} with kardiabench {escape(__version__)}. Judges: {judges}.</p>',
+        controls,
+        f'<div class="scroll"><table id="leaderboard"><thead><tr>{head}</tr></thead>{"".join(bodies)}</table></div>',
+        f'<p class="note">{escape(legend(board))} Click a header to sort (within each group); rows of different groups are not comparable.</p>',
+        "<h2>Comparability groups</h2><ul>"
+        + "".join(f"<li>{escape(g.explanation)}</li>" for g in board.groups)
+        + "".join(
+            f"<li>Judge card ({escape(r['group'])}): {escape(r['judge_card'])}</li>"
+            for _, r in runs.dropna(subset=["judge_card"])
+            .drop_duplicates(["group", "judge_card"])
+            .iterrows()
+        )
+        + "</ul>",
+    ]
     if len(rep):
-        rhead = '<th class="text">Model</th>' + "".join(f"<th>{escape(METRICS[m])}</th>" for m in cols)
-        rbody = "".join('<tr class="reported"><td class="text">' + escape(r["model"]) + " (reported)</td>"
-                        + "".join(_metric_td(metric_cell(r, m), r[m]) for m in cols) + "</tr>" for _, r in rep.iterrows())  # fmt: skip
-        parts += ["<h2>Reported in the paper (not run here)</h2>",
-                  f'<div class="scroll"><table id="reported"><thead><tr>{rhead}</tr></thead><tbody>{rbody}</tbody></table></div>',
-                  f'<p class="note">{escape(board.reported_note)}</p>']  # fmt: skip
+        rhead = '<th class="text">Model</th>' + "".join(
+            f"<th>{escape(METRICS[m])}</th>" for m in cols
+        )
+        rbody = "".join(
+            '<tr class="reported"><td class="text">'
+            + escape(r["model"])
+            + " (reported)</td>"
+            + "".join(_metric_td(metric_cell(r, m), r[m]) for m in cols)
+            + "</tr>"
+            for _, r in rep.iterrows()
+        )
+        parts += [
+            "<h2>Reported in the paper (not run here)</h2>",
+            f'<div class="scroll"><table id="reported"><thead><tr>{rhead}</tr></thead><tbody>{rbody}</tbody></table></div>',
+            f'<p class="note">{escape(board.reported_note)}</p>',
+        ]
     deltas = delta_rows(board)
     if deltas:
-        dhead = "".join(f'<th class="text">{h}</th>' for h in ("Group", "Model", "Reported row")) + "".join(f"<th>{escape(METRICS[m])}</th>" for m in cols)
-        drows = "".join("<tr>" + "".join(f'<td class="text">{escape(x)}</td>' for x in (g, m, ref)) + "".join(f"<td>{escape(d)}</td>" for d in ds) + "</tr>"
-                        for g, m, ref, ds in deltas)  # fmt: skip
-        parts += ["<h2>Runs against the paper's reported numbers (run − reported)</h2>",
-                  f'<div class="scroll"><table id="deltas"><thead><tr>{dhead}</tr></thead><tbody>{drows}</tbody></table></div>']
+        dhead = "".join(
+            f'<th class="text">{h}</th>' for h in ("Group", "Model", "Reported row")
+        ) + "".join(f"<th>{escape(METRICS[m])}</th>" for m in cols)
+        drows = "".join(
+            "<tr>"
+            + "".join(f'<td class="text">{escape(x)}</td>' for x in (g, m, ref))
+            + "".join(f"<td>{escape(d)}</td>" for d in ds)
+            + "</tr>"
+            for g, m, ref, ds in deltas
+        )
+        parts += [
+            "<h2>Runs against the paper's reported numbers (run − reported)</h2>",
+            f'<div class="scroll"><table id="deltas"><thead><tr>{dhead}</tr></thead><tbody>{drows}</tbody></table></div>',
+        ]
     parts += list(sections)
-    parts += ["<h2>Plots</h2>"] + [f'<figure><img src="{data_uri(p)}" alt="{escape(c)}"><figcaption class="note">{escape(c)}</figcaption></figure>' for c, p in images.items()]
+    parts += ["<h2>Plots</h2>"] + [
+        f'<figure><img src="{data_uri(p)}" alt="{escape(c)}"><figcaption class="note">{escape(c)}</figcaption></figure>'
+        for c, p in images.items()
+    ]
     if redacted:
-        parts.append('<p class="note">Redacted export: the reports leave out the users\' turns and every passage of the data a model or judge repeated.</p>')
+        parts.append(
+            '<p class="note">Redacted export: the reports leave out the users\' turns and every passage of the data a model or judge repeated.</p>'
+        )
     parts.append(f"<script>{JS}</script></body></html>")
     return "\n".join(parts) + "\n"
 
@@ -165,7 +219,11 @@ def _metric_td(c: Cell, value) -> str:
     v = num(value)
     few = f'<span class="few" title="{escape(FEW_TEXT)}">{FEW_MARK}</span>' if c.few else ""
     ci = f' <span class="ci">{escape(c.ci)}</span>' if c.ci else ""
-    note = f' <span class="n" title="scored of the items it was meant for">{escape(c.note)}</span>' if c.note else ""
+    note = (
+        f' <span class="n" title="scored of the items it was meant for">{escape(c.note)}</span>'
+        if c.note
+        else ""
+    )
     cls = ' class="best"' if c.best else ""
     return f'<td{cls} data-v="{"" if v is None else v}"><span class="v">{escape(c.value)}</span>{few}{ci}{note}</td>'
 
@@ -179,11 +237,21 @@ def _run_row(r: pd.Series, cols, colors: Mapping[str, str], reports: Mapping[str
             model += f' <span title="{escape(why)}">{mark}</span>'
     swatch = f'<span class="swatch" style="background:{colors[r["model"]]}"></span>'
     n = num(r["n_items"])
-    cells = [f'<td class="text" data-v="{tier}">{tier or "–"}</td>',
-             f'<td class="text model" data-v="{escape(r["model"])}" title="{escape(r["spec"] or "")}">{swatch}{model}</td>',
-             f'<td data-v="{"" if n is None else int(n)}">{n_text(r)}</td>']  # fmt: skip
+    cells = [
+        f'<td class="text" data-v="{tier}">{tier or "–"}</td>',
+        f'<td class="text model" data-v="{escape(r["model"])}" title="{escape(r["spec"] or "")}">{swatch}{model}</td>',
+        f'<td data-v="{"" if n is None else int(n)}">{n_text(r)}</td>',
+    ]
     cells += [_metric_td(metric_cell(r, m), r[m]) for m in cols]
     link = reports.get(r["entry_id"])
-    cells.append(f'<td class="text"><a href="{escape(link)}">report</a></td>' if link else '<td class="text">–</td>')
+    cells.append(
+        f'<td class="text"><a href="{escape(link)}">report</a></td>'
+        if link
+        else '<td class="text">–</td>'
+    )
     name = f"{r['model']} {r['spec'] or ''}".lower()
-    return f'<tr data-entry="{escape(r["entry_id"])}" data-name="{escape(name)}">' + "".join(cells) + "</tr>"
+    return (
+        f'<tr data-entry="{escape(r["entry_id"])}" data-name="{escape(name)}">'
+        + "".join(cells)
+        + "</tr>"
+    )

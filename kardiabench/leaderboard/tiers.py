@@ -26,11 +26,23 @@ def metric_value(entry: Entry, metric: str) -> float | None:
 
 
 def assign_tiers(
-    entries: Sequence[Entry], metric: str, *, n_resamples: int = 1000, seed: int = 0, alpha: float = ALPHA
+    entries: Sequence[Entry],
+    metric: str,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = ALPHA,
 ) -> tuple[list[Entry], dict[str, int | None], dict[str, float | None]]:
     """(entries sorted best first, entry id → tier (1-based; None without a value), entry id →
     adjusted p of the test that placed it (None for the first entry and entries without a value))."""
-    ranked = sorted(entries, key=lambda e: (metric_value(e, metric) is None, -(metric_value(e, metric) or 0.0), e.entry_id))
+    ranked = sorted(
+        entries,
+        key=lambda e: (
+            metric_value(e, metric) is None,
+            -(metric_value(e, metric) or 0.0),
+            e.entry_id,
+        ),
+    )
     valued = [e for e in ranked if metric_value(e, metric) is not None]
     tiers: dict[str, int | None] = {e.entry_id: None for e in ranked}
     p_adjusted: dict[str, float | None] = {e.entry_id: None for e in ranked}
@@ -50,6 +62,11 @@ def assign_tiers(
 def _paired_p(a: Entry, b: Entry, metric: str, n_resamples: int, seed: int) -> float | None:
     """The permutation p-value of B − A on `metric` over the items both scored (entries of one
     group share data, judge and task, so the comparison is made without the manifest check)."""
-    scores = [RunScores.from_rows(read_jsonl_tolerant(e.items_path), name=e.entry_id, manifest={}) for e in (a, b)]
-    rows = compare_runs(*scores, metrics=[metric], n_resamples=n_resamples, seed=seed, force=True).rows
+    scores = [
+        RunScores.from_rows(read_jsonl_tolerant(e.items_path), name=e.entry_id, manifest={})
+        for e in (a, b)
+    ]
+    rows = compare_runs(
+        *scores, metrics=[metric], n_resamples=n_resamples, seed=seed, force=True
+    ).rows
     return rows[0].p_value if rows else None

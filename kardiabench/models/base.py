@@ -10,7 +10,13 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-_OPTIONAL_DEFAULTS: dict[str, Any] = {"stop": (), "top_k": None, "min_p": None, "repetition_penalty": None, "extra": ()}
+_OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "stop": (),
+    "top_k": None,
+    "min_p": None,
+    "repetition_penalty": None,
+    "extra": (),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,11 +25,15 @@ class SamplingParams:
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int | None = 0
-    stop: tuple[str, ...] = ()  # stop strings: generation ends before the first one (not in the text)
+    stop: tuple[
+        str, ...
+    ] = ()  # stop strings: generation ends before the first one (not in the text)
     top_k: int | None = None
     min_p: float | None = None
     repetition_penalty: float | None = None
-    extra: tuple[tuple[str, Any], ...] = ()  # --gen-kwargs: passed to the backend as given (sorted pairs)
+    extra: tuple[
+        tuple[str, Any], ...
+    ] = ()  # --gen-kwargs: passed to the backend as given (sorted pairs)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings, leaving out the optional ones still at their defaults: a request without
@@ -41,7 +51,11 @@ class SamplingParams:
     def options(self) -> dict[str, Any]:
         """top_k, min_p and repetition_penalty where set, then the --gen-kwargs: what a backend
         passes on beyond temperature, top_p, max_tokens, seed and stop."""
-        named = {"top_k": self.top_k, "min_p": self.min_p, "repetition_penalty": self.repetition_penalty}
+        named = {
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repetition_penalty": self.repetition_penalty,
+        }
         return {**{k: v for k, v in named.items() if v is not None}, **dict(self.extra)}
 
 
@@ -52,14 +66,23 @@ class ChatRequest:
     response_format: dict | None = None  # an OpenAI `response_format` (JSON schema), for judges
 
     @classmethod
-    def from_messages(cls, messages: list[dict[str, str]], params: SamplingParams, response_format: dict | None = None) -> ChatRequest:
+    def from_messages(
+        cls,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        response_format: dict | None = None,
+    ) -> ChatRequest:
         return cls(tuple((m["role"], m["content"]) for m in messages), params, response_format)
 
     def message_dicts(self) -> list[dict[str, str]]:
         return [{"role": r, "content": c} for r, c in self.messages]
 
     def key_material(self) -> dict[str, Any]:
-        return {"messages": [list(m) for m in self.messages], "params": self.params.to_dict(), "response_format": self.response_format}
+        return {
+            "messages": [list(m) for m in self.messages],
+            "params": self.params.to_dict(),
+            "response_format": self.response_format,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +92,9 @@ class Job:
 
     key: str
     request: ChatRequest
-    cache_key: str | None = None  # request_key(model.identity(), request), when the caller has it already
+    cache_key: str | None = (
+        None  # request_key(model.identity(), request), when the caller has it already
+    )
 
 
 @dataclass(slots=True)

@@ -30,7 +30,9 @@ from kardiabench.models.base import ChatModel, ChatRequest, Generation, ModelErr
 from kardiabench.records import Dialogue
 from kardiabench.spans import render_spans
 
-MAJORITY_RESPONSE = "That sounds like a lot to carry. I'm here with you. What feels hardest about it right now?"
+MAJORITY_RESPONSE = (
+    "That sounds like a lot to carry. I'm here with you. What feels hardest about it right now?"
+)
 
 
 def _fingerprint(dialogues: Sequence[Dialogue]) -> str:
@@ -45,7 +47,9 @@ class _Baseline(ChatModel):
 
     def __init__(self, name: str, train: Sequence[Dialogue], train_source: str):
         if not train:
-            raise ModelError(f"baseline:{name} needs training dialogues, and {train_source} has none")
+            raise ModelError(
+                f"baseline:{name} needs training dialogues, and {train_source} has none"
+            )
         self.spec = f"baseline:{name}"
         self.train_source = train_source
         self._fingerprint = _fingerprint(train)
@@ -82,7 +86,9 @@ class MajorityBaseline(_Baseline):
 TFIDF_SETTINGS = {"sublinear_tf": True, "ngram_range": (1, 2), "min_df": 1, "stop_words": "english"}
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # TfidfVectorizer's default token_pattern
 INDEX_VERSION = 1
-_SLACK = 1e-9  # rounding room in the pruning bounds: an item within it of the floor is scored in full
+_SLACK = (
+    1e-9  # rounding room in the pruning bounds: an item within it of the floor is scored in full
+)
 
 
 @dataclass
@@ -103,19 +109,36 @@ class RetrievalIndex:
         self.rows = self.matrix_t.T.tocsr()
         lengths = np.diff(self.matrix_t.indptr)
         self.term_max = np.zeros(self.matrix_t.shape[0])
-        self.term_max[lengths > 0] = np.maximum.reduceat(self.matrix_t.data, self.matrix_t.indptr[:-1][lengths > 0])
+        self.term_max[lengths > 0] = np.maximum.reduceat(
+            self.matrix_t.data, self.matrix_t.indptr[:-1][lengths > 0]
+        )
 
     @classmethod
     def fit(cls, train: Sequence[Dialogue]) -> RetrievalIndex:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         items = list(expand(train))
-        answers = [render_spans({"understanding": i.gold.understanding, "reasoning": i.gold.reasoning, "emotion": i.gold.emotion, "response": i.gold.response})
-                   for i in items]  # fmt: skip
+        answers = [
+            render_spans(
+                {
+                    "understanding": i.gold.understanding,
+                    "reasoning": i.gold.reasoning,
+                    "emotion": i.gold.emotion,
+                    "response": i.gold.response,
+                }
+            )
+            for i in items
+        ]
         vectorizer = TfidfVectorizer(**TFIDF_SETTINGS)
         matrix = vectorizer.fit_transform([i.user_message for i in items])
         vocabulary = {t: int(c) for t, c in vectorizer.vocabulary_.items()}
-        return cls(vocabulary, vectorizer.idf_, frozenset(vectorizer.get_stop_words()), matrix.T.tocsr(), answers)
+        return cls(
+            vocabulary,
+            vectorizer.idf_,
+            frozenset(vectorizer.get_stop_words()),
+            matrix.T.tocsr(),
+            answers,
+        )
 
     def vectorise(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """TfidfVectorizer.transform: lowercase, tokens minus stop words, their unigrams and bigrams,
@@ -123,7 +146,11 @@ class RetrievalIndex:
         indptr, indices, counts = [0], [], []
         for text in texts:
             tokens = [w for w in TOKEN.findall(text.lower()) if w not in self.stop_words]
-            terms = Counter(self.vocabulary[t] for t in chain(tokens, map(" ".join, zip(tokens, tokens[1:], strict=False))) if t in self.vocabulary)
+            terms = Counter(
+                self.vocabulary[t]
+                for t in chain(tokens, map(" ".join, zip(tokens, tokens[1:], strict=False)))
+                if t in self.vocabulary
+            )
             for col in sorted(terms):
                 indices.append(col)
                 counts.append(terms[col])
@@ -138,7 +165,10 @@ class RetrievalIndex:
     def nearest(self, texts: Sequence[str]) -> list[int]:
         """The best-matching training item (largest cosine) per text; ties: the earliest item."""
         queries = self.vectorise(texts)
-        return [self._top1(queries.indices[lo:hi], queries.data[lo:hi]) for lo, hi in pairwise(queries.indptr)]
+        return [
+            self._top1(queries.indices[lo:hi], queries.data[lo:hi])
+            for lo, hi in pairwise(queries.indptr)
+        ]
 
     def _top1(self, terms: np.ndarray, weights: np.ndarray) -> int:
         """Exact top-1 with MaxScore-style pruning. Scoring every item that shares a term with the
@@ -156,7 +186,9 @@ class RetrievalIndex:
         cheapest = np.minimum(np.cumsum(bounds[order]), np.sqrt(np.cumsum(weights[order] ** 2)))
         top = terms[order[-1]]  # the item holding the largest single-term bound: a first floor
         lo, hi = self.matrix_t.indptr[top], self.matrix_t.indptr[top + 1]
-        floor = self._score(int(self.matrix_t.indices[lo + self.matrix_t.data[lo:hi].argmax()]), query)
+        floor = self._score(
+            int(self.matrix_t.indices[lo + self.matrix_t.data[lo:hi].argmax()]), query
+        )
         skipped = int(np.searchsorted(cheapest, floor - _SLACK))  # these terms alone stay below it
         kept = order[skipped:]
         partial = self.matrix_t[terms[kept]].T @ weights[kept]
@@ -175,7 +207,15 @@ class RetrievalIndex:
         tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
         sparse.save_npz(tmp / "matrix.npz", self.matrix_t, compressed=False)
         np.save(tmp / "idf.npy", self.idf)
-        (tmp / "index.json").write_text(json.dumps({"vocabulary": self.vocabulary, "stop_words": sorted(self.stop_words), "answers": self.answers}))
+        (tmp / "index.json").write_text(
+            json.dumps(
+                {
+                    "vocabulary": self.vocabulary,
+                    "stop_words": sorted(self.stop_words),
+                    "answers": self.answers,
+                }
+            )
+        )
         try:
             tmp.rename(folder)
         except OSError:  # another process saved the same index first
@@ -185,14 +225,24 @@ class RetrievalIndex:
     def load(cls, folder: Path) -> RetrievalIndex:
         meta = json.loads((folder / "index.json").read_text())
         matrix_t = sparse.load_npz(folder / "matrix.npz").tocsr()
-        return cls(meta["vocabulary"], np.load(folder / "idf.npy", allow_pickle=False), frozenset(meta["stop_words"]), matrix_t, meta["answers"])
+        return cls(
+            meta["vocabulary"],
+            np.load(folder / "idf.npy", allow_pickle=False),
+            frozenset(meta["stop_words"]),
+            matrix_t,
+            meta["answers"],
+        )
 
 
 def _content_key(train: Sequence[Dialogue]) -> str:
     """What the fitted index depends on: the training dialogues' text, in file order, and the settings."""
     h = hashlib.sha256(json.dumps([INDEX_VERSION, sorted(TFIDF_SETTINGS.items())]).encode())
     for d in train:
-        h.update(json.dumps([d.dialogue_id, [[m.role, m.content] for m in d.messages], d.turn_spans, d.emotion]).encode())
+        h.update(
+            json.dumps(
+                [d.dialogue_id, [[m.role, m.content] for m in d.messages], d.turn_spans, d.emotion]
+            ).encode()
+        )
     return h.hexdigest()[:24]
 
 
@@ -201,19 +251,31 @@ class RetrievalBaseline(_Baseline):
     `files_key` (the training files' bytes, see generate_stage.train_files_key) also names the index,
     so the next run finds it without reading the training split (~5 s, ~450 MB at full size)."""
 
-    def __init__(self, train: Sequence[Dialogue], train_source: str = "", index_dir: Path | None = None, files_key: str | None = None):
+    def __init__(
+        self,
+        train: Sequence[Dialogue],
+        train_source: str = "",
+        index_dir: Path | None = None,
+        files_key: str | None = None,
+    ):
         super().__init__("retrieval", train, train_source)
         self._index = self._load_or_fit(train, index_dir)
         self.n_train = len(train)
         if index_dir is not None and files_key:
-            alias = {"index": f"retrieval-{_content_key(train)}", "train_fingerprint": self._fingerprint, "n_train": self.n_train}
+            alias = {
+                "index": f"retrieval-{_content_key(train)}",
+                "train_fingerprint": self._fingerprint,
+                "n_train": self.n_train,
+            }
             path = Path(index_dir) / f"retrieval-files-{files_key}.json"
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(alias))
             tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
 
     @classmethod
-    def from_files_key(cls, files_key: str, index_dir: Path, train_source: str) -> RetrievalBaseline | None:
+    def from_files_key(
+        cls, files_key: str, index_dir: Path, train_source: str
+    ) -> RetrievalBaseline | None:
         """The baseline fitted before on the same training files, or None."""
         alias = Path(index_dir) / f"retrieval-files-{files_key}.json"
         if not alias.exists():
@@ -223,7 +285,11 @@ class RetrievalBaseline(_Baseline):
         if not (folder / "index.json").exists():
             return None
         model = cls.__new__(cls)
-        model.spec, model.train_source, model._fingerprint = "baseline:retrieval", train_source, meta["train_fingerprint"]
+        model.spec, model.train_source, model._fingerprint = (
+            "baseline:retrieval",
+            train_source,
+            meta["train_fingerprint"],
+        )
         model._index, model.n_train = RetrievalIndex.load(folder), meta["n_train"]
         return model
 
@@ -240,8 +306,13 @@ class RetrievalBaseline(_Baseline):
         return index
 
     async def generate(self, requests: list[ChatRequest]) -> list[Generation | ModelError]:
-        queries = [next((c for r, c in reversed(req.messages) if r == "user"), "") for req in requests]
-        return [Generation(text=self._index.answers[b], finish_reason="stop") for b in self._index.nearest(queries)]
+        queries = [
+            next((c for r, c in reversed(req.messages) if r == "user"), "") for req in requests
+        ]
+        return [
+            Generation(text=self._index.answers[b], finish_reason="stop")
+            for b in self._index.nearest(queries)
+        ]
 
 
 BASELINES = {"majority": MajorityBaseline, "retrieval": RetrievalBaseline}

@@ -50,7 +50,9 @@ def read_chat_template(chat_template: str | None) -> str | None:
     return chat_template
 
 
-def load_error(path_or_id: str, exc: BaseException, *, unreachable: bool = False) -> FatalModelError:
+def load_error(
+    path_or_id: str, exc: BaseException, *, unreachable: bool = False
+) -> FatalModelError:
     """A clear one-line message for a model that cannot be loaded (missing folder, offline Hub);
     `unreachable`: `hub_load_kwargs` found the Hub out of reach, so only the local cache was tried."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -69,11 +71,15 @@ def load_error(path_or_id: str, exc: BaseException, *, unreachable: bool = False
             f"Could not load {path_or_id!r} from the Hugging Face Hub: {why}. Download it where there "
             f"is network (`hf download {path_or_id}`) or pass a local folder. ({type(exc).__name__}: {first})"
         )
-    return FatalModelError(f"Could not load the model at {path_or_id!r}: {type(exc).__name__}: {first}")
+    return FatalModelError(
+        f"Could not load the model at {path_or_id!r}: {type(exc).__name__}: {first}"
+    )
 
 
 def _offline_env() -> bool:
-    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_load_kwargs(path_or_id: str, revision: str | None = None) -> dict[str, Any]:
@@ -95,7 +101,10 @@ def hub_load_kwargs(path_or_id: str, revision: str | None = None) -> dict[str, A
         get_hf_file_metadata(hf_hub_url(path_or_id, "config.json", revision=revision))
     except hub_network_errors():
         return {"local_files_only": True}
-    except (HfHubHTTPError, ValueError):  # the Hub answered, or the id is not one it takes: transformers says so
+    except (
+        HfHubHTTPError,
+        ValueError,
+    ):  # the Hub answered, or the id is not one it takes: transformers says so
         pass
     return {}
 
@@ -106,7 +115,9 @@ def span_marker_ids(tokenizer: Any) -> set[int]:
     return {vocab[m] for m in span_markers("special") if m in vocab}
 
 
-def decode_keeping_span_markers(tokenizer: Any, ids: Iterable[int], keep: set[int] | None = None) -> str:
+def decode_keeping_span_markers(
+    tokenizer: Any, ids: Iterable[int], keep: set[int] | None = None
+) -> str:
     """Decode generated ids, dropping special tokens (pad, eos, bos, chat-template markers) except
     the span markers, which the span parser needs. `skip_special_tokens=True` would drop those too,
     and string replacement after a plain decode could remove text the model wrote in ordinary tokens."""
@@ -117,7 +128,9 @@ def decode_keeping_span_markers(tokenizer: Any, ids: Iterable[int], keep: set[in
     return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
 
 
-def finish_and_length(generated: Sequence[int], eos_ids: set[int], max_new_tokens: int) -> tuple[str, int]:
+def finish_and_length(
+    generated: Sequence[int], eos_ids: set[int], max_new_tokens: int
+) -> tuple[str, int]:
     """(finish_reason, completion_tokens) of one generated row; the eos token counts, padding after it not."""
     for pos, tok in enumerate(generated):
         if tok in eos_ids:
@@ -166,7 +179,9 @@ class HFChatModel(ChatModel):
         self.path_or_id = path_or_id
         self.max_batch_size = batch_size
         self.add_span_tokens = add_span_tokens
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.device = (
+            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        )
         if dtype == "auto":
             # The checkpoint's dtype on GPU; float32 on CPU, where bf16/fp16 matmuls are slow or missing.
             torch_dtype: Any = "auto" if self.device.startswith("cuda") else torch.float32
@@ -175,7 +190,9 @@ class HFChatModel(ChatModel):
 
         hub = hub_load_kwargs(path_or_id, revision)
         try:
-            tok = AutoTokenizer.from_pretrained(path_or_id, revision=revision, trust_remote_code=trust_remote_code, **hub)
+            tok = AutoTokenizer.from_pretrained(
+                path_or_id, revision=revision, trust_remote_code=trust_remote_code, **hub
+            )
         except (OSError, ValueError) as exc:
             raise load_error(path_or_id, exc, unreachable=bool(hub)) from exc
         template = read_chat_template(chat_template)
@@ -188,7 +205,11 @@ class HFChatModel(ChatModel):
             )
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                path_or_id, revision=revision, trust_remote_code=trust_remote_code, **_dtype_kwarg(torch_dtype), **hub
+                path_or_id,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+                **_dtype_kwarg(torch_dtype),
+                **hub,
             )
         except (OSError, ValueError) as exc:
             raise load_error(path_or_id, exc, unreachable=bool(hub)) from exc
@@ -202,11 +223,15 @@ class HFChatModel(ChatModel):
                 model.resize_token_embeddings(len(tok))
 
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
-        self._eos_ids: set[int] = {i for i in (eos if isinstance(eos, list) else [eos]) if i is not None}
+        self._eos_ids: set[int] = {
+            i for i in (eos if isinstance(eos, list) else [eos]) if i is not None
+        }
         if tok.eos_token_id is not None:
             self._eos_ids.add(tok.eos_token_id)
         if not self._eos_ids:
-            raise FatalModelError(f"{path_or_id!r} defines no end-of-sequence token; generation would never stop.")
+            raise FatalModelError(
+                f"{path_or_id!r} defines no end-of-sequence token; generation would never stop."
+            )
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token or tok.convert_ids_to_tokens(min(self._eos_ids))
@@ -214,7 +239,9 @@ class HFChatModel(ChatModel):
         self._pad_id = tok.pad_token_id
         # Only the request decides how to sample (see the module docstring).
         model.generation_config = GenerationConfig(
-            eos_token_id=sorted(self._eos_ids), pad_token_id=self._pad_id, bos_token_id=tok.bos_token_id
+            eos_token_id=sorted(self._eos_ids),
+            pad_token_id=self._pad_id,
+            bos_token_id=tok.bos_token_id,
         )
         self._keep_ids = span_marker_ids(tok)
         self.model = model.to(self.device).eval()
@@ -265,12 +292,17 @@ class HFChatModel(ChatModel):
                     results[i] = out
         return [r for r in results if r is not None]
 
-    def _generate_group(self, requests: list[ChatRequest], params: SamplingParams) -> list[Generation]:
+    def _generate_group(
+        self, requests: list[ChatRequest], params: SamplingParams
+    ) -> list[Generation]:
         import torch
 
         t0 = time.perf_counter()
         enc = self.tokenizer(
-            [self.render(r) for r in requests], return_tensors="pt", padding=True, add_special_tokens=False
+            [self.render(r) for r in requests],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
         ).to(self.device)
         if params.temperature > 0 and params.seed is not None:
             torch.manual_seed(params.seed)
@@ -287,8 +319,15 @@ class HFChatModel(ChatModel):
             if params.stop and (at := stop_position(text, params.stop)) is not None:
                 reason, n_completion = "stop", self._tokens_through(row[:n_completion], params.stop)
                 text = text[:at]
-            gens.append(Generation(text=text, finish_reason=reason, prompt_tokens=int(n_prompt),
-                                   completion_tokens=n_completion, latency_s=elapsed))  # fmt: skip
+            gens.append(
+                Generation(
+                    text=text,
+                    finish_reason=reason,
+                    prompt_tokens=int(n_prompt),
+                    completion_tokens=n_completion,
+                    latency_s=elapsed,
+                )
+            )
         return gens
 
     def _generate_kwargs(self, params: SamplingParams) -> dict[str, Any]:

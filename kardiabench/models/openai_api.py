@@ -51,7 +51,13 @@ RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 DROPPABLE = ("response_format", "temperature", "top_p", "seed")
 POOL_SHARD = 16  # connections per HTTP client (see OpenAIChatModel._clients_here)
 PROBE_TIMEOUT = 10.0  # seconds the probe (GET /models) waits, at most; chat requests get --timeout
-_UNSUPPORTED = ("unsupported", "not supported", "does not support", "only the default", "not available")
+_UNSUPPORTED = (
+    "unsupported",
+    "not supported",
+    "does not support",
+    "only the default",
+    "not available",
+)
 
 
 class AdaptiveLimiter:
@@ -178,18 +184,26 @@ class OpenAIChatModel(ChatModel):
         self.endpoint = urlunsplit(parts._replace(query="", fragment="")).rstrip("/")
         self.query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.host = parts.hostname or self.base_url
-        self.resend_after_timeout = not _is_local(self.host) if resend_after_timeout is None else resend_after_timeout
+        self.resend_after_timeout = (
+            not _is_local(self.host) if resend_after_timeout is None else resend_after_timeout
+        )
         self.api_key_env = api_key_env
         key = api_key or os.environ.get(api_key_env)
         if not key and require_key and not _is_local(self.host):
-            raise FatalModelError(f"no API key for {self.spec} at {self.shown_url}: set {api_key_env} (to any value for a server that needs none)")
+            raise FatalModelError(
+                f"no API key for {self.spec} at {self.shown_url}: set {api_key_env} (to any value for a server that needs none)"
+            )
         self._api_key = key or "EMPTY"  # local servers (vLLM, transformers serve) accept any key
         self.max_concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
         self.prices = prices if prices is not None else PriceTable.default()
         self.extra_body = dict(extra_body or {})
-        self.backoff_base, self.backoff_max, self.max_retry_after = backoff_base, backoff_max, max_retry_after
+        self.backoff_base, self.backoff_max, self.max_retry_after = (
+            backoff_base,
+            backoff_max,
+            max_retry_after,
+        )
         self.limiter = AdaptiveLimiter(concurrency)
         self._adaptive = adaptive
         self.stats = ApiStats()
@@ -247,12 +261,16 @@ class OpenAIChatModel(ChatModel):
             hx = _httpx_module()
             size = min(POOL_SHARD, self.max_concurrency - shard * POOL_SHARD)
             client = self._clients[shard] = openai.AsyncOpenAI(
-                api_key=self._api_key, base_url=self.endpoint, default_query=self.query or None, max_retries=0, timeout=self.timeout,
+                api_key=self._api_key,
+                base_url=self.endpoint,
+                default_query=self.query or None,
+                max_retries=0,
+                timeout=self.timeout,
                 http_client=openai.DefaultAsyncHttpxClient(
                     limits=hx.Limits(max_connections=size, max_keepalive_connections=size),
                     timeout=hx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
                 ),
-            )  # fmt: skip
+            )
         return client
 
     def _take_slot(self) -> int:
@@ -280,7 +298,9 @@ class OpenAIChatModel(ChatModel):
         hx = _httpx_module()
         wait = min(self.timeout, PROBE_TIMEOUT)
         where = redact_url(self.base_url)
-        client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=hx.Timeout(wait))
+        client = openai.OpenAI(
+            api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=hx.Timeout(wait)
+        )
         try:
             client.get("/models", cast_to=hx.Response)
         except openai.APITimeoutError:
@@ -317,12 +337,25 @@ class OpenAIChatModel(ChatModel):
 
     def _body(self, req: ChatRequest) -> dict[str, Any]:
         p = req.params
-        body: dict[str, Any] = {"model": self.model, "messages": req.message_dicts(), self._token_param: p.max_tokens}
-        optional = {"temperature": p.temperature, "top_p": p.top_p, "seed": p.seed, "response_format": req.response_format,
-                    "stop": list(p.stop) or None}  # fmt: skip
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": req.message_dicts(),
+            self._token_param: p.max_tokens,
+        }
+        optional = {
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "seed": p.seed,
+            "response_format": req.response_format,
+            "stop": list(p.stop) or None,
+        }
         body.update({k: v for k, v in optional.items() if v is not None and k not in self._dropped})
-        body.update(p.options())  # top_k, min_p, repetition_penalty, --gen-kwargs: top-level keys, as vLLM and
-        body.update(self.extra_body)  # other local servers read them (the client's `extra_body` does the same)
+        body.update(
+            p.options()
+        )  # top_k, min_p, repetition_penalty, --gen-kwargs: top-level keys, as vLLM and
+        body.update(
+            self.extra_body
+        )  # other local servers read them (the client's `extra_body` does the same)
         return body
 
     async def _one(self, req: ChatRequest) -> Generation | ModelError:
@@ -341,7 +374,9 @@ class OpenAIChatModel(ChatModel):
             slot = self._take_slot()
             outcome: Generation | _Retry | ModelError | None = None
             try:
-                client = self._client(slot)  # before timing: a shard's first request makes its client
+                client = self._client(
+                    slot
+                )  # before timing: a shard's first request makes its client
                 t0 = time.perf_counter()
                 outcome = await self._attempt(client, body)
             finally:
@@ -349,9 +384,16 @@ class OpenAIChatModel(ChatModel):
                 throttled = isinstance(outcome, _Retry) and outcome.throttled and self._adaptive
                 self.limiter.release(token, throttled=throttled, ok=isinstance(outcome, Generation))
             if isinstance(outcome, Generation):
-                if req.response_format and "response_format" not in self.adaptations and not _pure_json(outcome.text):
-                    self._note("response_format", "seems ignored by the endpoint (a reply was not pure JSON); "
-                                                  "verdicts rely on JSON extraction from the text")  # fmt: skip
+                if (
+                    req.response_format
+                    and "response_format" not in self.adaptations
+                    and not _pure_json(outcome.text)
+                ):
+                    self._note(
+                        "response_format",
+                        "seems ignored by the endpoint (a reply was not pure JSON); "
+                        "verdicts rely on JSON extraction from the text",
+                    )
                 outcome.latency_s = time.perf_counter() - t0
                 outcome.attempts = attempts
                 self.stats.successes += 1
@@ -362,7 +404,9 @@ class OpenAIChatModel(ChatModel):
                 adapts += 1
                 if adapts <= len(DROPPABLE) + 1:
                     continue
-                outcome = ModelError(f"{self.spec}: the endpoint keeps refusing the request's parameters")
+                outcome = ModelError(
+                    f"{self.spec}: the endpoint keeps refusing the request's parameters"
+                )
             if isinstance(outcome, FatalModelError):
                 self._fatal = self._fatal or outcome
                 raise self._fatal
@@ -371,15 +415,21 @@ class OpenAIChatModel(ChatModel):
                 return outcome
             if retries >= self.max_retries:
                 self.stats.failures += 1
-                return ModelError(f"{self.spec}: gave up after {attempts} attempts; last: {outcome.reason}")
+                return ModelError(
+                    f"{self.spec}: gave up after {attempts} attempts; last: {outcome.reason}"
+                )
             delay = outcome.delay
             if delay is None:
                 delay = self._rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**retries))
-            log.debug("%s: retry %d in %.2fs after %s", self.spec, retries + 1, delay, outcome.reason)
+            log.debug(
+                "%s: retry %d in %.2fs after %s", self.spec, retries + 1, delay, outcome.reason
+            )
             retries += 1
             await asyncio.sleep(delay)
 
-    async def _attempt(self, client: Any, body: dict[str, Any]) -> Generation | _Retry | ModelError | None:
+    async def _attempt(
+        self, client: Any, body: dict[str, Any]
+    ) -> Generation | _Retry | ModelError | None:
         """One HTTP exchange, classified: a Generation, something to retry, a failure, or None
         when the body must be rebuilt (a refused parameter was dropped)."""
         import openai
@@ -389,10 +439,14 @@ class OpenAIChatModel(ChatModel):
             resp = await client.post("/chat/completions", cast_to=hx.Response, body=body)
         except openai.APITimeoutError:
             self.stats.timeouts += 1
-            if not self.resend_after_timeout:  # a local server may still be computing it: a resend queues behind it
-                return ModelError(f"{self.spec}: no reply within {self.timeout:g}s from the local server at {self.host}; "
-                                  "not re-sent while it may still be computing it (raise --timeout / --judge-timeout, "
-                                  "or run the same command again to retry)")  # fmt: skip
+            if (
+                not self.resend_after_timeout
+            ):  # a local server may still be computing it: a resend queues behind it
+                return ModelError(
+                    f"{self.spec}: no reply within {self.timeout:g}s from the local server at {self.host}; "
+                    "not re-sent while it may still be computing it (raise --timeout / --judge-timeout, "
+                    "or run the same command again to retry)"
+                )
             return _Retry(f"timeout after {self.timeout:g}s")
         except openai.APIConnectionError as e:
             self.stats.connection_errors += 1
@@ -429,9 +483,13 @@ class OpenAIChatModel(ChatModel):
         if refused is not None:
             return refused
         low = message.lower()
-        if status == 429 and ("insufficient_quota" in (code or "") or "exceeded your current quota" in low):
+        if status == 429 and (
+            "insufficient_quota" in (code or "") or "exceeded your current quota" in low
+        ):
             return FatalModelError(f"quota exhausted for {self.shown_url}: {_clip(message)}")
-        if status == 404 or (status == 400 and "model" in low and ("does not exist" in low or "not found" in low)):
+        if status == 404 or (
+            status == 400 and "model" in low and ("does not exist" in low or "not found" in low)
+        ):
             return FatalModelError(
                 f"model {self.model!r} not found at {self.shown_url} (HTTP {status}: {_clip(message)}); "
                 "check the model id and that the base URL ends in /v1"
@@ -445,7 +503,9 @@ class OpenAIChatModel(ChatModel):
             return _Retry(f"HTTP {status}: {_clip(message)}", delay, throttled=status == 429)
         if status == 400 and self._adapt(low, param, body):
             return None
-        return ModelError(f"{self.spec}: HTTP {status} from {self.shown_url}: {_clip(message, 300)}")
+        return ModelError(
+            f"{self.spec}: HTTP {status} from {self.shown_url}: {_clip(message, 300)}"
+        )
 
     def _auth_failure(self, e: Any) -> FatalModelError | None:
         """The error for an HTTP 401/403 (a key the endpoint refuses), else None."""
@@ -453,7 +513,9 @@ class OpenAIChatModel(ChatModel):
         if status not in (401, 403):
             return None
         detail = "" if status == 401 else f" ({_clip(self._scrub(_error_fields(e)[0]))})"
-        return FatalModelError(f"authentication failed for {self.shown_url} (HTTP {status}){detail}: check {self.api_key_env}")
+        return FatalModelError(
+            f"authentication failed for {self.shown_url} (HTTP {status}){detail}: check {self.api_key_env}"
+        )
 
     def _adapt(self, low: str, param: str | None, body: dict[str, Any]) -> bool:
         """Drop or rename a parameter the endpoint refused; True if the request should be resent."""
@@ -470,7 +532,9 @@ class OpenAIChatModel(ChatModel):
         if refused("max_tokens"):
             if self._token_param == "max_tokens":
                 self._token_param = "max_completion_tokens"
-                self._note("max_tokens", "sent as max_completion_tokens (endpoint refused max_tokens)")
+                self._note(
+                    "max_tokens", "sent as max_completion_tokens (endpoint refused max_tokens)"
+                )
             return True
         for name in DROPPABLE:
             if refused(name):
@@ -499,7 +563,11 @@ def _error_fields(e: Any) -> tuple[str, str | None, str | None]:
     if isinstance(err, dict):
         msg = err.get("message") or err.get("detail") or json.dumps(err)[:500]
         param, code = err.get("param"), err.get("code")
-        return str(msg), param if isinstance(param, str) else None, code if isinstance(code, str) else None
+        return (
+            str(msg),
+            param if isinstance(param, str) else None,
+            code if isinstance(code, str) else None,
+        )
     if isinstance(err, str):
         return err, None, None
     if isinstance(body, str) and body:

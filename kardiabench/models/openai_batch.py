@@ -44,11 +44,20 @@ log = logging.getLogger(__name__)
 _console = logging.getLogger("kardiabench")  # the lines the CLI shows (without a progress bar)
 Note = Callable[..., None]  # note(text, warning=False): one console line
 
-POLL_ENV = "KARDIABENCH_BATCH_POLL"  # first poll interval in seconds (default 10; it grows ×1.5 up to 300)
+POLL_ENV = (
+    "KARDIABENCH_BATCH_POLL"  # first poll interval in seconds (default 10; it grows ×1.5 up to 300)
+)
 ENDPOINT = "/v1/chat/completions"
-ENDED = ("completed", "failed", "expired", "cancelled")  # a batch in one of these never changes again
+ENDED = (
+    "completed",
+    "failed",
+    "expired",
+    "cancelled",
+)  # a batch in one of these never changes again
 UNANSWERED = ("failed", "expired", "cancelled")  # may still have a partial output file (expired)
-OUTPUT_REJECTED = "batch_output" + REJECTED  # damaged lines of batch output files: BATCH_ID:LINE<TAB>line
+OUTPUT_REJECTED = (
+    "batch_output" + REJECTED
+)  # damaged lines of batch output files: BATCH_ID:LINE<TAB>line
 
 
 class BatchUnavailable(Exception):
@@ -82,7 +91,9 @@ class BatchJob:
     purpose: str
     poll_interval: float = field(default_factory=lambda: float(os.environ.get(POLL_ENV) or 10.0))
     poll_max: float = 300.0
-    timeout: float | None = None  # seconds this command waits for its batches to end (None: no bound)
+    timeout: float | None = (
+        None  # seconds this command waits for its batches to end (None: no bound)
+    )
 
     def records(self) -> list[dict[str, Any]]:
         path = self.run.path / BATCHES
@@ -91,16 +102,22 @@ class BatchJob:
     def _save(self, records: list[dict[str, Any]]) -> None:
         self.run.write_json(BATCHES, records)
 
-    async def run_batch(self, model: Any, jobs: Sequence[Job], note: Note = _log_note) -> dict[str, Generation]:
+    async def run_batch(
+        self, model: Any, jobs: Sequence[Job], note: Note = _log_note
+    ) -> dict[str, Generation]:
         """Answers by job key for the jobs a batch answered; the caller sends the rest as ordinary
         requests. BatchTimeout (carrying the answers got) when a batch has not ended in `timeout`."""
         if not isinstance(model, OpenAIChatModel):
             from kardiabench.models import SpecError
 
-            raise SpecError(f"--batch needs an openai: model at a single --base-url, not {model.spec}")
+            raise SpecError(
+                f"--batch needs an openai: model at a single --base-url, not {model.spec}"
+            )
         wanted = {j.key: _sha(model._body(j.request)) for j in jobs}
 
-        def same(rec: dict[str, Any]) -> set[str]:  # the record's requests that are these jobs, unchanged
+        def same(
+            rec: dict[str, Any],
+        ) -> set[str]:  # the record's requests that are these jobs, unchanged
             return {k for k, h in rec["requests"].items() if wanted.get(k) == h}
 
         records = self.records()
@@ -111,11 +128,18 @@ class BatchJob:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         hx = _httpx_module()
         headers = {"Authorization": f"Bearer {model._api_key}"}
-        async with hx.AsyncClient(base_url=model.endpoint + "/", params=model.query, headers=headers, timeout=model.timeout) as http:
+        async with hx.AsyncClient(
+            base_url=model.endpoint + "/",
+            params=model.query,
+            headers=headers,
+            timeout=model.timeout,
+        ) as http:
             try:
                 for rec in mine:
                     if rec["status"] not in ENDED:
-                        note(f"batch {rec['id']} ({self.purpose}): recorded as {rec['status']} in {self.run.path / BATCHES}; polling it")
+                        note(
+                            f"batch {rec['id']} ({self.purpose}): recorded as {rec['status']} in {self.run.path / BATCHES}; polling it"
+                        )
                     try:
                         got = await self._collect(http, model, rec, records, deadline, note)
                     except _Stuck:
@@ -126,47 +150,104 @@ class BatchJob:
                 if new:
                     rec = await self._submit(http, model, new, records, note)
                     try:
-                        answers.update(await self._collect(http, model, rec, records, deadline, note))
+                        answers.update(
+                            await self._collect(http, model, rec, records, deadline, note)
+                        )
                     except _Stuck:
                         stuck.append(rec)
             except (BatchUnavailable, hx.HTTPError) as e:
-                log.warning("batch API unavailable at %s (%s): sending ordinary requests", model.shown_url, model._scrub(str(e)))
+                log.warning(
+                    "batch API unavailable at %s (%s): sending ordinary requests",
+                    model.shown_url,
+                    model._scrub(str(e)),
+                )
         if stuck:
             ids = ", ".join(f"{r['id']} ({r['status']})" for r in stuck)
-            raise BatchTimeout(f"batch {ids} has not ended after {self.timeout:g} s (--batch-timeout); it stays recorded "
-                               f"in {self.run.path / BATCHES} and finished work is saved: run the same command again to "
-                               "go on polling it", answers)  # fmt: skip
+            raise BatchTimeout(
+                f"batch {ids} has not ended after {self.timeout:g} s (--batch-timeout); it stays recorded "
+                f"in {self.run.path / BATCHES} and finished work is saved: run the same command again to "
+                "go on polling it",
+                answers,
+            )
         return answers
 
-    async def _submit(self, http: Any, model: OpenAIChatModel, jobs: Sequence[Job], records: list[dict[str, Any]],
-                      note: Note) -> dict[str, Any]:  # fmt: skip
-        lines = [{"custom_id": j.key, "method": "POST", "url": ENDPOINT, "body": model._body(j.request)} for j in jobs]
+    async def _submit(
+        self,
+        http: Any,
+        model: OpenAIChatModel,
+        jobs: Sequence[Job],
+        records: list[dict[str, Any]],
+        note: Note,
+    ) -> dict[str, Any]:
+        lines = [
+            {"custom_id": j.key, "method": "POST", "url": ENDPOINT, "body": model._body(j.request)}
+            for j in jobs
+        ]
         data = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines).encode()
-        upload = await _call(http, "POST", "files", files={"file": ("batch.jsonl", data, "application/jsonl")}, data={"purpose": "batch"})
-        batch = await _call(http, "POST", "batches", json={"input_file_id": upload["id"], "endpoint": ENDPOINT, "completion_window": "24h"})
-        rec = {"id": batch["id"], "purpose": self.purpose, "input_file_id": upload["id"], "status": batch.get("status", "validating"),
-               "created": now(), "requests": {x["custom_id"]: _sha(x["body"]) for x in lines}}  # fmt: skip
+        upload = await _call(
+            http,
+            "POST",
+            "files",
+            files={"file": ("batch.jsonl", data, "application/jsonl")},
+            data={"purpose": "batch"},
+        )
+        batch = await _call(
+            http,
+            "POST",
+            "batches",
+            json={"input_file_id": upload["id"], "endpoint": ENDPOINT, "completion_window": "24h"},
+        )
+        rec = {
+            "id": batch["id"],
+            "purpose": self.purpose,
+            "input_file_id": upload["id"],
+            "status": batch.get("status", "validating"),
+            "created": now(),
+            "requests": {x["custom_id"]: _sha(x["body"]) for x in lines},
+        }
         records.append(rec)
-        self._save(records)  # before polling: a killed process polls this job again, never submits twice
-        note(f"batch {rec['id']} ({self.purpose}): submitted, {len(jobs)} requests; {rec['status']}")
+        self._save(
+            records
+        )  # before polling: a killed process polls this job again, never submits twice
+        note(
+            f"batch {rec['id']} ({self.purpose}): submitted, {len(jobs)} requests; {rec['status']}"
+        )
         return rec
 
-    async def _collect(self, http: Any, model: OpenAIChatModel, rec: dict[str, Any], records: list[dict[str, Any]],
-                       deadline: float | None, note: Note) -> dict[str, Generation]:  # fmt: skip
+    async def _collect(
+        self,
+        http: Any,
+        model: OpenAIChatModel,
+        rec: dict[str, Any],
+        records: list[dict[str, Any]],
+        deadline: float | None,
+        note: Note,
+    ) -> dict[str, Generation]:
         """Poll until the batch ends (_Stuck once `deadline` has passed), then read its output file."""
         delay = self.poll_interval
-        while rec["status"] not in ENDED or (rec["status"] == "completed" and "output_file_id" not in rec):
+        while rec["status"] not in ENDED or (
+            rec["status"] == "completed" and "output_file_id" not in rec
+        ):
             try:
                 batch = await _call(http, "GET", f"batches/{rec['id']}")
             except BatchUnavailable:
                 raise
             except Exception as e:  # a transient failure while polling: keep the job, poll again
-                note(f"warning: batch {rec['id']}: poll failed ({model._scrub(str(e))}); retrying", warning=True)
+                note(
+                    f"warning: batch {rec['id']}: poll failed ({model._scrub(str(e))}); retrying",
+                    warning=True,
+                )
                 batch = {"status": rec["status"]}
-            if batch["status"] != rec["status"] or batch.get("output_file_id") != rec.get("output_file_id"):
+            if batch["status"] != rec["status"] or batch.get("output_file_id") != rec.get(
+                "output_file_id"
+            ):
                 if batch["status"] != rec["status"]:
                     note(f"batch {rec['id']} ({self.purpose}): {batch['status']}")
-                rec.update(status=batch["status"], output_file_id=batch.get("output_file_id"), error_file_id=batch.get("error_file_id"))
+                rec.update(
+                    status=batch["status"],
+                    output_file_id=batch.get("output_file_id"),
+                    error_file_id=batch.get("error_file_id"),
+                )
                 self._save(records)
             if rec["status"] in ENDED:
                 break
@@ -177,11 +258,19 @@ class BatchJob:
             delay = min(self.poll_max, delay * 1.5)
         answers = await self._read_output(http, model, rec, records, note)
         left = len(rec["requests"]) - len(answers)
-        note(f"batch {rec['id']} ({self.purpose}) {rec['status']}: {len(answers)} answered, {left} left for ordinary requests")
+        note(
+            f"batch {rec['id']} ({self.purpose}) {rec['status']}: {len(answers)} answered, {left} left for ordinary requests"
+        )
         return answers
 
-    async def _read_output(self, http: Any, model: OpenAIChatModel, rec: dict[str, Any], records: list[dict[str, Any]],
-                           note: Note) -> dict[str, Generation]:  # fmt: skip
+    async def _read_output(
+        self,
+        http: Any,
+        model: OpenAIChatModel,
+        rec: dict[str, Any],
+        records: list[dict[str, Any]],
+        note: Note,
+    ) -> dict[str, Generation]:
         """The answers of the output file's unambiguous lines for requests of this batch; damaged,
         duplicated and unknown lines are counted in rec["output_problems"] and left unanswered."""
         file_id = rec.get("output_file_id")
@@ -224,33 +313,55 @@ class BatchJob:
             self._report(rec, records, sorted(damaged), duplicates, unknown, note)
         return answers
 
-    def _report(self, rec: dict[str, Any], records: list[dict[str, Any]], damaged: list[tuple[int, bytes, str]],
-                duplicates: dict[str, list], unknown: int, note: Note) -> None:  # fmt: skip
+    def _report(
+        self,
+        rec: dict[str, Any],
+        records: list[dict[str, Any]],
+        damaged: list[tuple[int, bytes, str]],
+        duplicates: dict[str, list],
+        unknown: int,
+        note: Note,
+    ) -> None:
         """Record and show what an output file held that was not used; the damaged lines' bytes go
         to batch_output.rejected once (a rerun reads the same file again)."""
-        problems = {"damaged": len(damaged), "duplicates": sum(len(r) for r in duplicates.values()), "unknown": unknown}
+        problems = {
+            "damaged": len(damaged),
+            "duplicates": sum(len(r) for r in duplicates.values()),
+            "unknown": unknown,
+        }
         first = rec.get("output_problems") is None
         rec["output_problems"] = problems
         self._save(records)
         rejected = self.run.path / OUTPUT_REJECTED
         if first and damaged:
             with rejected.open("ab") as fh:
-                fh.writelines(b"%s:%d\t%s\n" % (rec["id"].encode(), n, raw) for n, raw, _ in damaged)
+                fh.writelines(
+                    b"%s:%d\t%s\n" % (rec["id"].encode(), n, raw) for n, raw, _ in damaged
+                )
         parts = []
         if damaged:
-            where = ", ".join(f"line {n}: {why}" for n, _, why in damaged[:5]) + (", …" if len(damaged) > 5 else "")
+            where = ", ".join(f"line {n}: {why}" for n, _, why in damaged[:5]) + (
+                ", …" if len(damaged) > 5 else ""
+            )
             parts.append(f"{len(damaged)} damaged line(s) ({where}) set aside in {rejected}")
         if duplicates:
-            parts.append(f"{problems['duplicates']} line(s) sharing {len(duplicates)} custom_id(s), none of them used")
+            parts.append(
+                f"{problems['duplicates']} line(s) sharing {len(duplicates)} custom_id(s), none of them used"
+            )
         if unknown:
             parts.append(f"{unknown} line(s) for custom_ids it never held, ignored")
-        note(f"warning: batch {rec['id']}: its output file has {'; '.join(parts)}; those requests are sent again "
-             "as ordinary requests", warning=True)  # fmt: skip
+        note(
+            f"warning: batch {rec['id']}: its output file has {'; '.join(parts)}; those requests are sent again "
+            "as ordinary requests",
+            warning=True,
+        )
 
 
 def _sha(body: dict[str, Any]) -> str:
     """What a request asked: a batch made for other predictions or settings is never reused."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()[:16]
 
 
 async def _call(http: Any, method: str, path: str, **kw: Any) -> dict[str, Any]:

@@ -109,12 +109,16 @@ def _price(path: Path, model: str, v: Any) -> Price:
         else:
             raise ValueError
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: price of {model!r} must be {{input: X, output: Y}} or [X, Y] (USD per 1M tokens), got {v!r}") from None
+        raise ValueError(
+            f"{path}: price of {model!r} must be {{input: X, output: Y}} or [X, Y] (USD per 1M tokens), got {v!r}"
+        ) from None
     if price.input < 0 or price.output < 0:
         raise ValueError(f"{path}: negative price for {model!r}")
     return price
 
 
-def cost(model: str, prompt_tokens: int, completion_tokens: int, table: PriceTable | None = None) -> float | None:
+def cost(
+    model: str, prompt_tokens: int, completion_tokens: int, table: PriceTable | None = None
+) -> float | None:
     """USD for a call, from `table` (default: built-in + $KARDIABENCH_PRICES); None if unknown."""
     return (table or PriceTable.default()).cost(model, prompt_tokens, completion_tokens)

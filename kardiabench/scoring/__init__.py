@@ -27,9 +27,26 @@ from kardiabench.scoring.rubric import DIMENSIONS
 from kardiabench.scoring.stats import cluster_bootstrap_ci, holm_correction, paired_bootstrap
 
 __all__ = [
-    "COMPARABILITY_KEYS", "DIMENSIONS", "METRICS", "NO_JUDGE_REASON", "PER_ITEM_METRICS", "RUBRIC_METRICS",
-    "Comparison", "ComparisonRefused", "ItemRow", "MetricComparison", "MetricResult", "RunScores",
-    "ScoreReport", "cluster_bootstrap_ci", "compare_runs", "emotion_reward", "format_reward",
-    "holm_correction", "no_judge_metrics",
-    "paired_bootstrap", "rubric_metrics", "score_predictions",
-]  # fmt: skip
+    "COMPARABILITY_KEYS",
+    "DIMENSIONS",
+    "METRICS",
+    "NO_JUDGE_REASON",
+    "PER_ITEM_METRICS",
+    "RUBRIC_METRICS",
+    "Comparison",
+    "ComparisonRefused",
+    "ItemRow",
+    "MetricComparison",
+    "MetricResult",
+    "RunScores",
+    "ScoreReport",
+    "cluster_bootstrap_ci",
+    "compare_runs",
+    "emotion_reward",
+    "format_reward",
+    "holm_correction",
+    "no_judge_metrics",
+    "paired_bootstrap",
+    "rubric_metrics",
+    "score_predictions",
+]

@@ -97,7 +97,9 @@ def fleiss_kappa(counts: Sequence[Sequence[int]] | np.ndarray) -> float | None:
         return None
     raters = table.sum(axis=1)
     if not np.all(raters == raters[0]) or raters[0] < 2:
-        raise ValueError("fleiss_kappa needs the same number (at least 2) of ratings for every item")
+        raise ValueError(
+            "fleiss_kappa needs the same number (at least 2) of ratings for every item"
+        )
     n = raters[0]
     p_j = table.sum(axis=0) / table.sum()
     p_bar = float(((table * table).sum(axis=1) - n).mean() / (n * (n - 1)))
@@ -258,8 +260,11 @@ def repeat_variance(
                     variances.append(float(np.var(vals, ddof=1)))
                     flips += len(set(vals)) > 1
             if variances:
-                per_dim[dim] = {"mean_variance": float(np.mean(variances)), "n_items": len(variances),
-                                "disagreement_rate": flips / len(variances)}  # fmt: skip
+                per_dim[dim] = {
+                    "mean_variance": float(np.mean(variances)),
+                    "n_items": len(variances),
+                    "disagreement_rate": flips / len(variances),
+                }
         if per_dim:
             out[judge] = per_dim
     return out

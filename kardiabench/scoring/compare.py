@@ -25,9 +25,13 @@ if TYPE_CHECKING:
 # run.json (kardiabench/generate_stage.py writes data.*, generation.history and parser_version; the judge
 # stage writes judge.*). Absent on both sides counts as equal.
 COMPARABILITY_KEYS: tuple[str, ...] = (
-    "data.source", "data.split", "generation.history", "parser_version", "judge.spec",
+    "data.source",
+    "data.split",
+    "generation.history",
+    "parser_version",
+    "judge.spec",
     "judge.rubric_version",
-)  # fmt: skip
+)
 _ABSENT = object()
 # Fewer clusters than this and a cluster bootstrap interval is rough (it can only resample a
 # handful of units), and a sign-flip p-value cannot get small: compare warns.
@@ -37,14 +41,18 @@ MIN_CLUSTERS = 10
 class ComparisonRefused(Exception):
     def __init__(self, reasons: Sequence[str]) -> None:
         self.reasons = list(reasons)
-        super().__init__("runs are not comparable: " + "; ".join(self.reasons) + " (force to compare anyway)")
+        super().__init__(
+            "runs are not comparable: " + "; ".join(self.reasons) + " (force to compare anyway)"
+        )
 
 
 class NothingToCompare(ComparisonRefused):
     """A run without a single prediction: its zeros are no measurement, and force cannot change that."""
 
     def __init__(self, names: Sequence[str]) -> None:
-        self.reasons = [f"{n}: no item has a prediction (every request failed or had no output)" for n in names]
+        self.reasons = [
+            f"{n}: no item has a prediction (every request failed or had no output)" for n in names
+        ]
         Exception.__init__(self, "nothing to compare: " + "; ".join(self.reasons))
 
 
@@ -55,7 +63,9 @@ class RunScores:
     name: str
     manifest: dict[str, Any]
     clusters: dict[str, str]  # item_id → cluster id (dialogue id by default)
-    values: dict[str, dict[str, float | None]] = field(default_factory=dict)  # metric → item_id → value
+    values: dict[str, dict[str, float | None]] = field(
+        default_factory=dict
+    )  # metric → item_id → value
     cluster_by: ClusterBy = "dialogue"  # what a cluster id is, for messages
     n_failed: int = 0  # items without an output (failed for good, or no prediction)
 
@@ -127,44 +137,65 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "a": self.a_name, "b": self.b_name, "delta": "B - A",
-            "n_items_a": self.n_items_a, "n_items_b": self.n_items_b,
-            "n_shared_items": self.n_shared_items, "warnings": self.warnings,
+            "a": self.a_name,
+            "b": self.b_name,
+            "delta": "B - A",
+            "n_items_a": self.n_items_a,
+            "n_items_b": self.n_items_b,
+            "n_shared_items": self.n_shared_items,
+            "warnings": self.warnings,
             "few_clusters": self.few_clusters,
-            "metrics": {r.metric: r.to_dict() for r in self.rows}, "statistics": self.statistics,
-        }  # fmt: skip
+            "metrics": {r.metric: r.to_dict() for r in self.rows},
+            "statistics": self.statistics,
+        }
 
     def to_markdown(self) -> str:
         headers = ["metric", "n", self.a_name, self.b_name, "Δ (B−A)", "95% CI", "p", "p (Holm)"]
         rows = [
-            [r.metric, r.n_shared, _f(r.mean_a), _f(r.mean_b), _f(r.delta, "+"),
-             "–" if r.ci_low is None else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]", _f(r.p_value), _f(r.p_holm)]
+            [
+                r.metric,
+                r.n_shared,
+                _f(r.mean_a),
+                _f(r.mean_b),
+                _f(r.delta, "+"),
+                "–" if r.ci_low is None else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+                _f(r.p_value),
+                _f(r.p_holm),
+            ]
             for r in self.rows
-        ]  # fmt: skip
+        ]
         table = markdown_table(headers, rows)
-        return "\n".join([*(f"> warning: {w}" for w in self.warnings), table, "", self.method_note()])
+        return "\n".join(
+            [*(f"> warning: {w}" for w in self.warnings), table, "", self.method_note()]
+        )
 
     @property
     def table(self) -> pd.DataFrame:
         """One row per metric (index: metric), the columns of `MetricComparison`."""
         import pandas as pd
 
-        frame = pd.DataFrame.from_records([asdict(r) for r in self.rows], columns=list(MetricComparison.__dataclass_fields__))
+        frame = pd.DataFrame.from_records(
+            [asdict(r) for r in self.rows], columns=list(MetricComparison.__dataclass_fields__)
+        )
         return frame.set_index("metric")
 
     def method_note(self) -> str:
         """What p and the CI are, and why they can disagree (printed under the table)."""
         st = self.statistics
         unit, b, level = st["clusters"], st["n_resamples"], round(100 * st["confidence"])
-        return (f"p: two-sided permutation test that swaps A's and B's values within whole {unit}s at random "
-                f"(cluster sign-flip, {b} resamples); p (Holm): corrected for the {len(self.rows)} metrics compared. "
-                f"{level}% CI: paired cluster bootstrap of Δ over {unit}s, percentile interval ({b} resamples). "
-                "They are different procedures, so near the boundary they can disagree: the CI can exclude 0 "
-                "while p ≥ 0.05, or include 0 while p < 0.05. With few clusters they can disagree by far: "
-                f"with C {unit}s p is at least about 2^(1−C), whatever the CI.")  # fmt: skip
+        return (
+            f"p: two-sided permutation test that swaps A's and B's values within whole {unit}s at random "
+            f"(cluster sign-flip, {b} resamples); p (Holm): corrected for the {len(self.rows)} metrics compared. "
+            f"{level}% CI: paired cluster bootstrap of Δ over {unit}s, percentile interval ({b} resamples). "
+            "They are different procedures, so near the boundary they can disagree: the CI can exclude 0 "
+            "while p ≥ 0.05, or include 0 while p < 0.05. With few clusters they can disagree by far: "
+            f"with C {unit}s p is at least about 2^(1−C), whatever the CI."
+        )
 
 
-def manifest_differences(a: Mapping[str, Any], b: Mapping[str, Any], keys: Sequence[str] = COMPARABILITY_KEYS) -> list[str]:
+def manifest_differences(
+    a: Mapping[str, Any], b: Mapping[str, Any], keys: Sequence[str] = COMPARABILITY_KEYS
+) -> list[str]:
     """One line per comparability key whose values differ (absent in both counts as equal)."""
     out = []
     for key in keys:
@@ -202,37 +233,70 @@ def compare_runs(
         raise ComparisonRefused(reasons)
     warnings = [f"forced: {r}" for r in reasons]
     if len(shared) < max(len(a.item_ids), len(b.item_ids)):
-        warnings.append(f"compared on the {len(shared)} shared items (A has {len(a.item_ids)}, B has {len(b.item_ids)})")
+        warnings.append(
+            f"compared on the {len(shared)} shared items (A has {len(a.item_ids)}, B has {len(b.item_ids)})"
+        )
     moved = sum(a.clusters[i] != b.clusters[i] for i in shared)
     if moved:
         warnings.append(f"{moved} shared items have different cluster ids in A and B; A's are used")
 
     if metrics is None:
         common = set(a.metrics) & set(b.metrics)
-        metrics = [m for m in PER_ITEM_METRICS if m in common] + sorted(common - set(PER_ITEM_METRICS))
+        metrics = [m for m in PER_ITEM_METRICS if m in common] + sorted(
+            common - set(PER_ITEM_METRICS)
+        )
     clusters = [a.clusters[i] for i in shared]
     results = {}
     for metric in metrics:
         va, vb = a.per_item_values(metric), b.per_item_values(metric)
         results[metric] = paired_bootstrap(
-            [va.get(i) for i in shared], [vb.get(i) for i in shared], clusters,
-            n_resamples=n_resamples, seed=seed, alpha=alpha,
-        )  # fmt: skip
+            [va.get(i) for i in shared],
+            [vb.get(i) for i in shared],
+            clusters,
+            n_resamples=n_resamples,
+            seed=seed,
+            alpha=alpha,
+        )
     holm = holm_correction({m: r.p_value for m, r in results.items()})
     rows = [
-        MetricComparison(m, r.n, r.mean_a, r.mean_b, r.n_clusters, r.delta, r.ci_low, r.ci_high, r.p_value, holm[m])
+        MetricComparison(
+            m,
+            r.n,
+            r.mean_a,
+            r.mean_b,
+            r.n_clusters,
+            r.delta,
+            r.ci_low,
+            r.ci_high,
+            r.p_value,
+            holm[m],
+        )
         for m, r in results.items()
     ]
     comparison = Comparison(
-        a.name, b.name, rows, warnings, len(a.item_ids), len(b.item_ids), len(shared),
+        a.name,
+        b.name,
+        rows,
+        warnings,
+        len(a.item_ids),
+        len(b.item_ids),
+        len(shared),
         {
-            "interval": "paired cluster bootstrap, percentile", "p_value": "cluster sign-flip, two-sided",
-            "multiple_comparisons": "Holm over the metrics compared", "clusters": a.cluster_by,
-            "min_clusters": MIN_CLUSTERS, "n_resamples": n_resamples, "seed": seed, "confidence": 1 - alpha,
+            "interval": "paired cluster bootstrap, percentile",
+            "p_value": "cluster sign-flip, two-sided",
+            "multiple_comparisons": "Holm over the metrics compared",
+            "clusters": a.cluster_by,
+            "min_clusters": MIN_CLUSTERS,
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "confidence": 1 - alpha,
         },
-    )  # fmt: skip
-    warnings.extend(f"{m}: the CI and p rest on only {n} {a.cluster_by} cluster(s) (fewer than {MIN_CLUSTERS}); "
-                    "treat them as rough" for m, n in comparison.few_clusters.items())  # fmt: skip
+    )
+    warnings.extend(
+        f"{m}: the CI and p rest on only {n} {a.cluster_by} cluster(s) (fewer than {MIN_CLUSTERS}); "
+        "treat them as rough"
+        for m, n in comparison.few_clusters.items()
+    )
     return comparison
 
 

@@ -36,7 +36,9 @@ class EmotionOutcome:
         return self.predicted_class == self.gold
 
 
-def classify_emotion(gold_emotion: str, emotion_span: str | None, *, failed: bool = False) -> EmotionOutcome:
+def classify_emotion(
+    gold_emotion: str, emotion_span: str | None, *, failed: bool = False
+) -> EmotionOutcome:
     gold = normalize_emotion(gold_emotion)
     pred = None if failed or emotion_span is None else normalize_emotion(emotion_span)
     if not pred:
@@ -48,12 +50,16 @@ def classify_emotion(gold_emotion: str, emotion_span: str | None, *, failed: boo
     return EmotionOutcome(gold, pred[:_PRED_CLIP] if pred else None, cls, failed)
 
 
-def per_emotion_recall(outcomes: Sequence[EmotionOutcome], computed: bool = True) -> dict[str, dict[str, float | int | None]]:
+def per_emotion_recall(
+    outcomes: Sequence[EmotionOutcome], computed: bool = True
+) -> dict[str, dict[str, float | int | None]]:
     """gold label → {"recall": percent of its items predicted correctly, "n": its items}; recall
     None when not `computed` (no item has a prediction to recall from)."""
     n = Counter(o.gold for o in outcomes)
     hits = Counter(o.gold for o in outcomes if o.correct)
-    return {g: {"recall": 100.0 * hits[g] / n[g] if computed else None, "n": n[g]} for g in sorted(n)}
+    return {
+        g: {"recall": 100.0 * hits[g] / n[g] if computed else None, "n": n[g]} for g in sorted(n)
+    }
 
 
 def confusion(outcomes: Sequence[EmotionOutcome]) -> dict[str, dict[str, int]]:
@@ -84,7 +90,9 @@ def macro_f1(outcomes: Sequence[EmotionOutcome]) -> float | None:
     return float(macro_f1_from_counts(counts)[0])
 
 
-def f1_cluster_counts(outcomes: Sequence[EmotionOutcome], codes: np.ndarray, n_clusters: int) -> np.ndarray:
+def f1_cluster_counts(
+    outcomes: Sequence[EmotionOutcome], codes: np.ndarray, n_clusters: int
+) -> np.ndarray:
     """(C × 3L) per-cluster TP, FP, FN of each gold label L (sorted), for a bootstrapped macro-F1."""
     labels = sorted({o.gold for o in outcomes})
     index = {label: i for i, label in enumerate(labels)}

@@ -16,14 +16,20 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 DEFAULT_FAMILIES: dict[str, str] = {
-    "gpt-*": "openai", "chatgpt-*": "openai", "o[0-9]*": "openai",
+    "gpt-*": "openai",
+    "chatgpt-*": "openai",
+    "o[0-9]*": "openai",
     "deepseek*": "deepseek",
-    "gemini-*": "google", "gemma*": "google",
-    "qwen*": "qwen", "qwq*": "qwen",
-    "llama*": "meta", "meta-llama*": "meta",
+    "gemini-*": "google",
+    "gemma*": "google",
+    "qwen*": "qwen",
+    "qwq*": "qwen",
+    "llama*": "meta",
+    "meta-llama*": "meta",
     "claude-*": "anthropic",
-    "mistral*": "mistral", "mixtral*": "mistral",
-}  # fmt: skip
+    "mistral*": "mistral",
+    "mixtral*": "mistral",
+}
 
 
 class FamiliesError(ValueError):
@@ -56,7 +62,9 @@ def check_families(obj: Any, source: str) -> dict[str, str]:
     return dict(obj)
 
 
-def self_preference_risk(model: str | None, judges: Sequence[str], overrides: Mapping[str, str] | None = None) -> list[list[str]]:
+def self_preference_risk(
+    model: str | None, judges: Sequence[str], overrides: Mapping[str, str] | None = None
+) -> list[list[str]]:
     """[judge, family] for every judge of the evaluated model's family (empty when none or unknown)."""
     family = family_of(model, overrides) if model else None
     if family is None:
@@ -64,8 +72,13 @@ def self_preference_risk(model: str | None, judges: Sequence[str], overrides: Ma
     return [[j, family] for j in judges if family_of(j, overrides) == family]
 
 
-def training_judge_risk(training_judge: str | None, judges: Sequence[str], overrides: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+def training_judge_risk(
+    training_judge: str | None, judges: Sequence[str], overrides: Mapping[str, str] | None = None
+) -> list[dict[str, str]]:
     """{training_judge, judge, family} for every scoring judge of the training judge's family."""
     if not training_judge:
         return []
-    return [{"training_judge": training_judge, "judge": j, "family": f} for j, f in self_preference_risk(training_judge, judges, overrides)]
+    return [
+        {"training_judge": training_judge, "judge": j, "family": f}
+        for j, f in self_preference_risk(training_judge, judges, overrides)
+    ]

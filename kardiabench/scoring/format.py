@@ -14,8 +14,12 @@ from kardiabench.spans import SPAN_NAMES, Issue, ParsedOutput, SpanIssue
 
 # The diagnostic kinds that belong to one span (the others describe the output as a whole).
 SPAN_ISSUE_KINDS: tuple[Issue, ...] = (
-    Issue.MISSING, Issue.EMPTY, Issue.DUPLICATED, Issue.UNTERMINATED, Issue.STRAY_CLOSE,
-)  # fmt: skip
+    Issue.MISSING,
+    Issue.EMPTY,
+    Issue.DUPLICATED,
+    Issue.UNTERMINATED,
+    Issue.STRAY_CLOSE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,5 +51,7 @@ def issue_counts(outcomes: Sequence[FormatOutcome]) -> dict[str, int]:
 
 def span_issue_counts(outcomes: Sequence[FormatOutcome]) -> dict[str, dict[str, int]]:
     """Span → issue kind → number of outputs where that span had it (missing, empty, …)."""
-    counts = Counter(pair for o in outcomes for pair in {(i.span, i.kind) for i in o.issues if i.span})
+    counts = Counter(
+        pair for o in outcomes for pair in {(i.span, i.kind) for i in o.issues if i.span}
+    )
     return {s: {k.value: counts[(s, k)] for k in SPAN_ISSUE_KINDS} for s in SPAN_NAMES}

@@ -58,7 +58,9 @@ class JudgeConfig:
     concurrency: int | None = None  # None: the adapter's own limit
     batch: bool = False  # first round through the provider's batch API (models/openai_batch.py)
     batch_timeout: float | None = None  # seconds to wait for a batch to end (None: no bound)
-    budget_usd: float | None = None  # stop sending once the judges have cost this much (runner.BudgetExceeded)
+    budget_usd: float | None = (
+        None  # stop sending once the judges have cost this much (runner.BudgetExceeded)
+    )
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
@@ -87,9 +89,13 @@ class Judgment:
     seed: int | None = None
     prompt_hash: str | None = None  # 16 hex of the first request; None when not sent
     show_reasoning: bool = False
-    max_tokens: int | None = None  # the judge's token limit (part of prompt_hash); None in old files
+    max_tokens: int | None = (
+        None  # the judge's token limit (part of prompt_hash); None in old files
+    )
     temperature: float | None = None  # the judge's sampling temperature; None in old files
-    endpoint: str | None = None  # scheme://host[:port]/path the request went to (redact.model_endpoint); None: in-process or old files
+    endpoint: str | None = (
+        None  # scheme://host[:port]/path the request went to (redact.model_endpoint); None: in-process or old files
+    )
     usage: dict[str, float | None] = field(default_factory=dict)  # summed over attempts
     cached: bool = False  # every attempt came from the cache
     response_cut: bool = False  # the judge saw only MAX_RESPONSE_CHARS of a longer response
@@ -177,8 +183,11 @@ def history_text(history: Sequence[Message]) -> str:
 def shown_history(history: Sequence[Message]) -> list[tuple[str, str]]:
     """(role, text) of each user and assistant turn as history_text shows it (the human A/B pages
     show the same)."""
-    return [(m.role, m.content.strip() if m.role == "user" else _shown_turn(m.content))
-            for m in history if m.role in ("user", "assistant")]  # fmt: skip
+    return [
+        (m.role, m.content.strip() if m.role == "user" else _shown_turn(m.content))
+        for m in history
+        if m.role in ("user", "assistant")
+    ]
 
 
 @lru_cache(maxsize=4096)
@@ -186,7 +195,9 @@ def _shown_turn(content: str) -> str:
     """What history_text shows of one assistant turn. Memoised: the turns of a dialogue recur in
     the history of every later item of that dialogue, and parsing them is most of rendering a case."""
     parsed = parse_spans(content)
-    text = content.strip() if not parsed.order else (parsed.spans.get("response") or "(no response)")
+    text = (
+        content.strip() if not parsed.order else (parsed.spans.get("response") or "(no response)")
+    )
     return text.strip()
 
 
@@ -208,8 +219,10 @@ def case_values(item: Item, response: str, notes: str | None = None) -> dict[str
     history = history_text(item.history)
     notes_block = ""
     if notes:
-        notes_block = ("## The candidate's own understanding and reasoning (context only: score the response, not these)\n\n"
-                       f"{fence('CANDIDATE_NOTES', notes)}\n\n")  # fmt: skip
+        notes_block = (
+            "## The candidate's own understanding and reasoning (context only: score the response, not these)\n\n"
+            f"{fence('CANDIDATE_NOTES', notes)}\n\n"
+        )
     return {
         "profile": fence("PROFILE", item.person or item.system_prompt or "(no profile)"),
         "situation": fence("SITUATION", item.situation or "(not given)"),
@@ -228,7 +241,9 @@ def build_messages(
     return rubric.render(case_values(item, response, notes))
 
 
-def repair_messages(failures: Sequence[tuple[str, str]], names: Sequence[str]) -> list[dict[str, str]]:
+def repair_messages(
+    failures: Sequence[tuple[str, str]], names: Sequence[str]
+) -> list[dict[str, str]]:
     """The turns that follow the first request's messages in a repair: for each invalid reply so
     far (raw text, what was wrong), that reply (quoted, at most _REPAIR_RAW_CHARS) and the request
     to answer again with only the verdict object."""
@@ -236,9 +251,14 @@ def repair_messages(failures: Sequence[tuple[str, str]], names: Sequence[str]) -
     for n, (raw, error) in enumerate(failures, start=1):
         quoted = raw if len(raw) <= _REPAIR_RAW_CHARS else raw[:_REPAIR_RAW_CHARS] + " …[cut]"
         msgs.append({"role": "assistant", "content": quoted})
-        msgs.append({"role": "user", "content": f"That reply could not be used (attempt {n}): {error}. Reply again with only one JSON "
-                                                f"object with an integer from 1 to 5 for each of {', '.join(names)}, and an "
-                                                "optional short \"rationale\". No other text."})  # fmt: skip
+        msgs.append(
+            {
+                "role": "user",
+                "content": f"That reply could not be used (attempt {n}): {error}. Reply again with only one JSON "
+                f"object with an integer from 1 to 5 for each of {', '.join(names)}, and an "
+                'optional short "rationale". No other text.',
+            }
+        )
     return msgs
 
 
@@ -248,7 +268,9 @@ def repair_messages(failures: Sequence[tuple[str, str]], names: Sequence[str]) -
 _FENCED = re.compile(r"\A```(?:json)?[ \t]*\n(.*)\n```\Z", re.S | re.I)
 
 
-def extract_json_object(text: str, names: Sequence[str] = DIMENSIONS) -> tuple[dict | None, str | None]:
+def extract_json_object(
+    text: str, names: Sequence[str] = DIMENSIONS
+) -> tuple[dict | None, str | None]:
     """The verdict object in a judge's reply, by a rule a quoted candidate cannot win.
 
     A leading <think>…</think> trace and one ```json fence around the whole reply are dropped. If
@@ -432,7 +454,9 @@ class JudgeOutcome:
         self.item_scores = {}
         for i in items:
             per = [t[i] for t in tables]
-            self.item_scores[i] = {d: pool([v for r in per if (v := r[d]) is not None]) for d in dims}
+            self.item_scores[i] = {
+                d: pool([v for r in per if (v := r[d]) is not None]) for d in dims
+            }
         esc = self.escalation
         for i in esc.items if esc else ():
             acc = scored.get((esc.judge, i))  # type: ignore[union-attr]
@@ -443,8 +467,10 @@ class JudgeOutcome:
         # Short on purpose: asyncio.run formats its main task, result included, into an error
         # message while restoring the SIGINT handler, and the default repr of 20k verdicts takes
         # a noticeable part of a second (twice) at the end of every judge stage.
-        return (f"JudgeOutcome(rubric_version={self.rubric_version!r}, judges={self.judges!r}, "
-                f"repeats={self.repeats}, judgments=<{len(self.judgments)}>)")  # fmt: skip
+        return (
+            f"JudgeOutcome(rubric_version={self.rubric_version!r}, judges={self.judges!r}, "
+            f"repeats={self.repeats}, judgments=<{len(self.judgments)}>)"
+        )
 
     @property
     def n_unscored(self) -> int:
@@ -478,7 +504,9 @@ class JudgeOutcome:
     def agreement(self) -> dict[str, Any]:
         """Agreement of the pooled judges (an escalation judge saw only the items they disagreed on)."""
         pooled = set(self.judges)
-        return inter_judge_agreement(first_scored(j for j in self.judgments if j.judge in pooled), self.dimensions)
+        return inter_judge_agreement(
+            first_scored(j for j in self.judgments if j.judge in pooled), self.dimensions
+        )
 
     def repeat_variance(self) -> dict[str, dict[str, Any]]:
         return repeat_variance(self.judgments, self.dimensions)
@@ -506,8 +534,15 @@ class JudgeOutcome:
         if esc is None:
             return None
         n = len(self.item_scores)
-        return {"judge": esc.judge, "when": f"disagree:{esc.threshold:g}", "n_items": n, "n_escalated": len(esc.items),
-                "share": len(esc.items) / n if n else None, "item_ids": list(esc.items), "usage": self.judge_usage(esc.judge)}  # fmt: skip
+        return {
+            "judge": esc.judge,
+            "when": f"disagree:{esc.threshold:g}",
+            "n_items": n,
+            "n_escalated": len(esc.items),
+            "share": len(esc.items) / n if n else None,
+            "item_ids": list(esc.items),
+            "usage": self.judge_usage(esc.judge),
+        }
 
     def to_dict(self, per_item: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -567,7 +602,7 @@ class Escalation:
 
 
 def parse_escalate_when(text: str) -> float:
-    """"disagree:K" → K (a positive number of score points), or ValueError saying what is expected."""
+    """ "disagree:K" → K (a positive number of score points), or ValueError saying what is expected."""
     kind, _, k = str(text).partition(":")
     try:
         value = float(k)

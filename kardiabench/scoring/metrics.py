@@ -39,20 +39,32 @@ RUBRIC_METRICS: tuple[str, ...] = (*DIMENSIONS, "safety_flag_rate")
 # Metrics with a value per item, in report order: the ones paired comparisons can test.
 PER_ITEM_METRICS: tuple[str, ...] = ("emotion_accuracy", "format_compliance", *RUBRIC_METRICS)
 # Every metric of results.json, in report order.
-METRICS: tuple[str, ...] = ("emotion_accuracy", "emotion_macro_f1", "format_compliance", *RUBRIC_METRICS)
+METRICS: tuple[str, ...] = (
+    "emotion_accuracy",
+    "emotion_macro_f1",
+    "format_compliance",
+    *RUBRIC_METRICS,
+)
 # Each metric's name in words, for pages a reader sees (the report, summaries); the keys are
 # METRICS, in its order. Percent metrics are on 0–100, rubric dimensions are means on 1–5.
 METRIC_WORDS: dict[str, str] = {
-    "emotion_accuracy": "Emotion accuracy (%)", "emotion_macro_f1": "Emotion macro-F1 (%)",
-    "format_compliance": "Format compliance (%)", "relevance": "Relevance (1–5)", "fluency": "Fluency (1–5)",
-    "empathy": "Empathy (1–5)", "persona_consistency": "Persona consistency (1–5)", "safety": "Safety (1–5)",
+    "emotion_accuracy": "Emotion accuracy (%)",
+    "emotion_macro_f1": "Emotion macro-F1 (%)",
+    "format_compliance": "Format compliance (%)",
+    "relevance": "Relevance (1–5)",
+    "fluency": "Fluency (1–5)",
+    "empathy": "Empathy (1–5)",
+    "persona_consistency": "Persona consistency (1–5)",
+    "safety": "Safety (1–5)",
     "safety_flag_rate": "Safety-flagged items (%)",
-}  # fmt: skip
+}
 # The metrics read from the model's outputs themselves; the rest are the judge's verdicts on them.
 OUTPUT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in RUBRIC_METRICS)
 ClusterBy = Literal["dialogue", "persona"]
 _RUBRIC_SET = frozenset(DIMENSIONS)
-RubricScores = Mapping[str, Mapping[str, float | None]]  # item_id → dimension → 1–5, None = unscored
+RubricScores = Mapping[
+    str, Mapping[str, float | None]
+]  # item_id → dimension → 1–5, None = unscored
 
 
 @dataclass(slots=True)
@@ -68,9 +80,13 @@ class MetricResult:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "name": self.name, "value": self.value, "n": self.n, "n_unscored": self.n_unscored,
-            "ci_low": self.ci_low, "ci_high": self.ci_high,
-        }  # fmt: skip
+            "name": self.name,
+            "value": self.value,
+            "n": self.n,
+            "n_unscored": self.n_unscored,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+        }
         if self.reason is not None:
             out["reason"] = self.reason
         if self.extra:
@@ -80,10 +96,15 @@ class MetricResult:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], name: str | None = None) -> MetricResult:
         return cls(
-            name=d.get("name", name or ""), value=d.get("value"), n=d.get("n", 0),
-            n_unscored=d.get("n_unscored", 0), ci_low=d.get("ci_low"), ci_high=d.get("ci_high"),
-            extra=dict(d.get("extra", {})), reason=d.get("reason"),
-        )  # fmt: skip
+            name=d.get("name", name or ""),
+            value=d.get("value"),
+            n=d.get("n", 0),
+            n_unscored=d.get("n_unscored", 0),
+            ci_low=d.get("ci_low"),
+            ci_high=d.get("ci_high"),
+            extra=dict(d.get("extra", {})),
+            reason=d.get("reason"),
+        )
 
     @classmethod
     def not_computed(cls, name: str, reason: str, n_unscored: int = 0) -> MetricResult:
@@ -104,9 +125,14 @@ def mean_metric(
     """Mean of per-item values (None = unscored) with its cluster-bootstrap interval."""
     ci = cluster_bootstrap_ci(values, clusters, n_resamples=n_resamples, seed=seed, alpha=alpha)
     result = MetricResult(
-        name, ci.estimate, ci.n, ci.n_missing, ci.low, ci.high,
+        name,
+        ci.estimate,
+        ci.n,
+        ci.n_missing,
+        ci.low,
+        ci.high,
         {"unit": unit, "n_clusters": ci.n_clusters, **(extra or {})},
-    )  # fmt: skip
+    )
     if ci.n == 0:
         result.reason = "no scored items" if values else "no items"
     return result
@@ -115,7 +141,9 @@ def mean_metric(
 # --- rubric -------------------------------------------------------------------------------------
 
 
-def validate_rubric_scores(scores: RubricScores, item_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
+def validate_rubric_scores(
+    scores: RubricScores, item_ids: Sequence[str]
+) -> dict[str, dict[str, float | None]]:
     """Every item's rubric scores (None = unscored); raises on unknown items and bad values.
 
     A score is a number in 1–5: an integer from one verdict, or the judge stage's mean over judges
@@ -125,7 +153,9 @@ def validate_rubric_scores(scores: RubricScores, item_ids: Sequence[str]) -> dic
     known = set(item_ids)
     unknown_items = [i for i in scores if i not in known]
     if unknown_items:
-        raise ValueError(f"rubric scores for {len(unknown_items)} unknown item(s), e.g. {unknown_items[0]!r}")
+        raise ValueError(
+            f"rubric scores for {len(unknown_items)} unknown item(s), e.g. {unknown_items[0]!r}"
+        )
     dims = rubric_dimensions(scores.values())
     out: dict[str, dict[str, float | None]] = {}
     for item_id in item_ids:
@@ -136,7 +166,9 @@ def validate_rubric_scores(scores: RubricScores, item_ids: Sequence[str]) -> dic
             if s is not None and (
                 isinstance(s, bool) or not isinstance(s, Real) or not SCALE_MIN <= s <= SCALE_MAX
             ):
-                raise ValueError(f"{item_id}: {dim} must be a number {SCALE_MIN}–{SCALE_MAX} or None, got {s!r}")
+                raise ValueError(
+                    f"{item_id}: {dim} must be a number {SCALE_MIN}–{SCALE_MAX} or None, got {s!r}"
+                )
             row[dim] = None if s is None else (int(s) if isinstance(s, Integral) else float(s))
         out[item_id] = row
     return out
@@ -170,7 +202,10 @@ def rubric_metrics(
 
 
 def _rubric_results(
-    table: Mapping[str, Mapping[str, float | None]], ids: Sequence[str], cl: Sequence[str], **kw: Any
+    table: Mapping[str, Mapping[str, float | None]],
+    ids: Sequence[str],
+    cl: Sequence[str],
+    **kw: Any,
 ) -> dict[str, MetricResult]:
     out = {
         dim: mean_metric(dim, [table[i][dim] for i in ids], cl, unit=SCORE_1_5, **kw)
@@ -179,9 +214,13 @@ def _rubric_results(
     flags = [_flag(table[i]["safety"]) for i in ids]
     flagged = sorted(i for i, f in zip(ids, flags, strict=True) if f)
     out["safety_flag_rate"] = mean_metric(
-        "safety_flag_rate", flags, cl, unit=PERCENT,
-        extra={"threshold": f"safety <= {SAFETY_FLAG_MAX}", "flagged_item_ids": flagged}, **kw,
-    )  # fmt: skip
+        "safety_flag_rate",
+        flags,
+        cl,
+        unit=PERCENT,
+        extra={"threshold": f"safety <= {SAFETY_FLAG_MAX}", "flagged_item_ids": flagged},
+        **kw,
+    )
     return out
 
 
@@ -213,7 +252,9 @@ class ItemRow:
     well_formed: bool
     issues: list[str] = field(default_factory=list)  # "emotion:missing", "truncated", …
     failed: bool = False  # the request failed for good: no output
-    rubric: dict[str, float | None] | None = None  # dimension → score (None = unscored); None: no judge
+    rubric: dict[str, float | None] | None = (
+        None  # dimension → score (None = unscored); None: no judge
+    )
 
     def metric_values(self) -> dict[str, float | None]:
         """The per-item value of every per-item metric (percent metrics as 0/100, None = unscored)."""
@@ -258,10 +299,15 @@ class ScoreReport:
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "emotion": {"per_emotion_recall": self.per_emotion_recall, "confusion": self.confusion},
             "breakdowns": {
-                by: {g: {"n": grp["n"], "metrics": {k: m.to_dict() for k, m in grp["metrics"].items()}}
-                     for g, grp in groups.items()}
+                by: {
+                    g: {
+                        "n": grp["n"],
+                        "metrics": {k: m.to_dict() for k, m in grp["metrics"].items()},
+                    }
+                    for g, grp in groups.items()
+                }
                 for by, groups in self.breakdowns.items()
-            },  # fmt: skip
+            },
             "counts": self.counts,
             "statistics": self.statistics,
             "parser_version": PARSER_VERSION,
@@ -309,7 +355,8 @@ def score_predictions(
         n_no_prediction += pred is None
         failed = pred is None or (pred.error is not None and pred.raw_output is None)
         parsed = parse_spans(
-            None if failed else pred.raw_output, finish_reason=None if failed else pred.finish_reason
+            None if failed else pred.raw_output,
+            finish_reason=None if failed else pred.finish_reason,
         )
         e = emo.classify_emotion(it.gold_emotion, parsed.get("emotion"), failed=failed)
         f = fmt.format_outcome(parsed, failed=failed)
@@ -317,11 +364,21 @@ def score_predictions(
         formats.append(f)
         rows.append(
             ItemRow(
-                it.item_id, it.dialogue_id, it.persona_id, it.mbti, it.turn_index, e.gold,
-                e.predicted, e.predicted_class, e.correct, f.well_formed, f.issue_labels(), failed,
+                it.item_id,
+                it.dialogue_id,
+                it.persona_id,
+                it.mbti,
+                it.turn_index,
+                e.gold,
+                e.predicted,
+                e.predicted_class,
+                e.correct,
+                f.well_formed,
+                f.issue_labels(),
+                failed,
                 None if rubric is None else rubric[it.item_id],
             )
-        )  # fmt: skip
+        )
 
     clusters = [it.dialogue_id if cluster_by == "dialogue" else it.persona_id for it in items]
     kw = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha}
@@ -335,8 +392,12 @@ def score_predictions(
         values = [{k: None if k in OUTPUT_METRICS else x for k, x in v.items()} for v in values]
     else:
         metrics = {
-            **_emotion_metrics([v["emotion_accuracy"] for v in values], failures, emotions, clusters, **kw),
-            "format_compliance": _format_metric([v["format_compliance"] for v in values], failures, formats, clusters, **kw),
+            **_emotion_metrics(
+                [v["emotion_accuracy"] for v in values], failures, emotions, clusters, **kw
+            ),
+            "format_compliance": _format_metric(
+                [v["format_compliance"] for v in values], failures, formats, clusters, **kw
+            ),
         }
     if rubric is None:
         metrics.update(no_judge_metrics(no_judge_reason))
@@ -356,13 +417,18 @@ def score_predictions(
         },
         per_item=rows,
         counts={
-            "n_items": len(rows), "n_failed": sum(failures), "n_no_prediction": n_no_prediction,
+            "n_items": len(rows),
+            "n_failed": sum(failures),
+            "n_no_prediction": n_no_prediction,
             "n_unmatched_predictions": len(set(predictions) - set(ids)),
-        },  # fmt: skip
+        },
         statistics={
-            "method": "cluster bootstrap, percentile interval", "cluster_by": cluster_by,
-            "n_resamples": n_resamples, "seed": seed, "confidence": 1 - alpha,
-        },  # fmt: skip
+            "method": "cluster bootstrap, percentile interval",
+            "cluster_by": cluster_by,
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "confidence": 1 - alpha,
+        },
     )
 
 
@@ -375,14 +441,18 @@ def no_predictions_reason(n_failed: int, n_no_prediction: int, n_items: int) -> 
         return f"no predictions: {n_failed} of {n_items} items failed"
     if n_no_prediction == n_items:
         return f"no predictions: {n_items} of {n_items} items have none"
-    return (f"no predictions: {n_failed} of {n_items} items failed ({n_failed - n_no_prediction} failed to generate, "
-            f"{n_no_prediction} with no prediction)")  # fmt: skip
+    return (
+        f"no predictions: {n_failed} of {n_items} items failed ({n_failed - n_no_prediction} failed to generate, "
+        f"{n_no_prediction} with no prediction)"
+    )
 
 
 def no_prediction_metrics(reason: str, n_items: int) -> dict[str, MetricResult]:
     """The metrics of the outputs, not computed: every item unscored, counted as failed."""
     return {
-        name: MetricResult(name, None, 0, n_items, extra={"unit": PERCENT, "n_failed": n_items}, reason=reason)
+        name: MetricResult(
+            name, None, 0, n_items, extra={"unit": PERCENT, "n_failed": n_items}, reason=reason
+        )
         for name in OUTPUT_METRICS
     }
 
@@ -404,13 +474,20 @@ def metrics_from_rows(
     names = [*dict.fromkeys(name for v in values for name in v)]
     kw = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha}
     return {
-        name: mean_metric(name, [v.get(name) for v in values], clusters,
-                          unit=SCORE_1_5 if name in _RUBRIC_SET or name not in PER_ITEM_METRICS else PERCENT, **kw)
+        name: mean_metric(
+            name,
+            [v.get(name) for v in values],
+            clusters,
+            unit=SCORE_1_5 if name in _RUBRIC_SET or name not in PER_ITEM_METRICS else PERCENT,
+            **kw,
+        )
         for name in names
-    }  # fmt: skip
+    }
 
 
-def group_metrics(values: Sequence[Mapping[str, float | None]], groups: Sequence[str]) -> dict[str, dict[str, Any]]:
+def group_metrics(
+    values: Sequence[Mapping[str, float | None]], groups: Sequence[str]
+) -> dict[str, dict[str, Any]]:
     """group → {"n": items, "metrics": {metric: MetricResult without interval}}.
 
     values: each item's `ItemRow.metric_values()`; groups: each item's group. Breakdowns carry no
@@ -433,7 +510,9 @@ def group_metrics(values: Sequence[Mapping[str, float | None]], groups: Sequence
         out[g] = {
             "n": len(members[g]),
             "metrics": {
-                name: MetricResult(name, sum(xs) / len(xs) if xs else None, len(xs), n_unscored[name])
+                name: MetricResult(
+                    name, sum(xs) / len(xs) if xs else None, len(xs), n_unscored[name]
+                )
                 for name, xs in per_metric.items()
             },
         }
@@ -444,32 +523,51 @@ def _emotion_metrics(values, failed, outcomes, clusters, **kw) -> dict[str, Metr
     produced = [v for v, f in zip(values, failed, strict=True) if not f]
     classes = Counter(o.predicted_class for o in outcomes)
     acc = mean_metric(
-        "emotion_accuracy", values, clusters, unit=PERCENT,
+        "emotion_accuracy",
+        values,
+        clusters,
+        unit=PERCENT,
         extra={
             "n_failed": sum(failed),
             "value_excluding_failed": sum(produced) / len(produced) if produced else None,
-            "n_invalid": classes[emo.INVALID], "n_missing": classes[emo.MISSING],
+            "n_invalid": classes[emo.INVALID],
+            "n_missing": classes[emo.MISSING],
         },
         **kw,
-    )  # fmt: skip
+    )
     if not outcomes:
-        return {"emotion_accuracy": acc, "emotion_macro_f1": MetricResult.not_computed("emotion_macro_f1", "no items")}
+        return {
+            "emotion_accuracy": acc,
+            "emotion_macro_f1": MetricResult.not_computed("emotion_macro_f1", "no items"),
+        }
     codes, n_clusters = encode_clusters(clusters)
     est, low, high, _ = cluster_bootstrap(
         emo.f1_cluster_counts(outcomes, codes, n_clusters), emo.macro_f1_from_counts, **kw
     )
     f1 = MetricResult(
-        "emotion_macro_f1", est, len(outcomes), 0, low, high,
-        {"unit": PERCENT, "n_clusters": n_clusters, "n_labels": len({o.gold for o in outcomes}),
-         "average": "macro over the gold labels that occur; <invalid>/<missing> count as wrong"},
-    )  # fmt: skip
+        "emotion_macro_f1",
+        est,
+        len(outcomes),
+        0,
+        low,
+        high,
+        {
+            "unit": PERCENT,
+            "n_clusters": n_clusters,
+            "n_labels": len({o.gold for o in outcomes}),
+            "average": "macro over the gold labels that occur; <invalid>/<missing> count as wrong",
+        },
+    )
     return {"emotion_accuracy": acc, "emotion_macro_f1": f1}
 
 
 def _format_metric(values, failed, outcomes, clusters, **kw) -> MetricResult:
     produced = [v for v, f in zip(values, failed, strict=True) if not f]
     return mean_metric(
-        "format_compliance", values, clusters, unit=PERCENT,
+        "format_compliance",
+        values,
+        clusters,
+        unit=PERCENT,
         extra={
             "n_failed": sum(failed),
             "value_excluding_failed": sum(produced) / len(produced) if produced else None,
@@ -477,4 +575,4 @@ def _format_metric(values, failed, outcomes, clusters, **kw) -> MetricResult:
             "span_issue_counts": fmt.span_issue_counts(outcomes),
         },
         **kw,
-    )  # fmt: skip
+    )

@@ -45,7 +45,10 @@ from kardiabench.scoring.rubric import (
 TEMPLATE_NAME = "pairwise_prompt.md"
 TEMPLATE_VERSION = "1"  # bump when `render` changes how a case is assembled
 ORDERS = ("ab", "ba")  # ab: run A's response shown first; ba: run B's
-_KNOWN = frozenset(PLACEHOLDERS - {"rubric", "candidate", "candidate_notes"} | {"definitions", "response_a", "response_b"})
+_KNOWN = frozenset(
+    PLACEHOLDERS - {"rubric", "candidate", "candidate_notes"}
+    | {"definitions", "response_a", "response_b"}
+)
 _SPELLINGS = {"a": "A", "b": "B", "tie": "tie"}
 _REPAIR_RAW_CHARS = 2000
 
@@ -76,18 +79,33 @@ class PairwiseTemplate:
 
     def response_format(self) -> dict[str, Any]:
         """OpenAI structured output: every dimension one of "A", "B", "tie"; a nullable rationale first."""
-        props: dict[str, Any] = {"rationale": {"type": ["string", "null"], "description": "at most two sentences"}}
+        props: dict[str, Any] = {
+            "rationale": {"type": ["string", "null"], "description": "at most two sentences"}
+        }
         props.update({n: {"type": "string", "enum": ["A", "B", "tie"]} for n in self.names})
-        schema = {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
-        return {"type": "json_schema", "json_schema": {"name": "pairwise_preference", "strict": True, "schema": schema}}
+        schema = {
+            "type": "object",
+            "properties": props,
+            "required": list(props),
+            "additionalProperties": False,
+        }
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "pairwise_preference", "strict": True, "schema": schema},
+        }
 
     def render(self, item: Item, first: str, second: str) -> list[dict[str, str]]:
         """The messages for one case, `first` shown as Response A. Both responses fenced as data."""
         case = case_values(item, first)
         values = {k: case[k] for k in ("profile", "situation", "history", "user_message")}
-        values.update(response_a=fence("RESPONSE_A", first), response_b=fence("RESPONSE_B", second),
-                      definitions=self.definitions(), dimensions=", ".join(f'"{n}"' for n in self.names),
-                      json_example=self.json_example(), fence=FENCE)  # fmt: skip
+        values.update(
+            response_a=fence("RESPONSE_A", first),
+            response_b=fence("RESPONSE_B", second),
+            definitions=self.definitions(),
+            dimensions=", ".join(f'"{n}"' for n in self.names),
+            json_example=self.json_example(),
+            fence=FENCE,
+        )
         return fill_sections(self.sections, values)
 
 
@@ -97,7 +115,9 @@ def choose_dimensions(rubric: Rubric, dimensions: Sequence[str] | None) -> tuple
         return rubric.names
     unknown = [d for d in dimensions if d not in rubric.names]
     if unknown:
-        raise ValueError(f"unknown dimension(s) {', '.join(unknown)}; the rubric has {', '.join(rubric.names)}")
+        raise ValueError(
+            f"unknown dimension(s) {', '.join(unknown)}; the rubric has {', '.join(rubric.names)}"
+        )
     return tuple(n for n in rubric.names if n in set(dimensions))
 
 
@@ -110,8 +130,14 @@ def load_template(rubric: Rubric, dimensions: Sequence[str] | None = None) -> Pa
     text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
     sections = split_sections(text, path, _KNOWN, ("definitions", "response_a", "response_b"))
     names = choose_dimensions(rubric, dimensions)
-    blob = json.dumps({"template": text, "version": TEMPLATE_VERSION,
-                       "definitions": [(d.name, d.title, d.definition) for d in rubric.dimensions]}, sort_keys=True)  # fmt: skip
+    blob = json.dumps(
+        {
+            "template": text,
+            "version": TEMPLATE_VERSION,
+            "definitions": [(d.name, d.title, d.definition) for d in rubric.dimensions],
+        },
+        sort_keys=True,
+    )
     digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
     return PairwiseTemplate(rubric, names, sections, str(path), digest)
 
@@ -119,7 +145,9 @@ def load_template(rubric: Rubric, dimensions: Sequence[str] | None = None) -> Pa
 # --- reading a verdict ----------------------------------------------------------------------------
 
 
-def parse_preferences(text: str | None, names: Sequence[str], finish_reason: str | None = None) -> Verdict:
+def parse_preferences(
+    text: str | None, names: Sequence[str], finish_reason: str | None = None
+) -> Verdict:
     """Every dimension "A", "B" or "tie" (any letter case); anything else is an error, never a guess."""
     obj, error = extract_json_object(text or "", names)
     if obj is None:
@@ -133,25 +161,34 @@ def parse_preferences(text: str | None, names: Sequence[str], finish_reason: str
             if n not in flat:
                 problems.append(f"missing dimension {n}")
             elif choice is None:
-                problems.append(f"{n}: {v!r} is not \"A\", \"B\" or \"tie\"")
+                problems.append(f'{n}: {v!r} is not "A", "B" or "tie"')
             else:
                 prefs[n] = choice
         rationale = flat.get("rationale") if isinstance(flat.get("rationale"), str) else None
-        verdict = Verdict(None, rationale, "; ".join(problems)) if problems else Verdict(prefs, rationale)
+        verdict = (
+            Verdict(None, rationale, "; ".join(problems)) if problems else Verdict(prefs, rationale)
+        )
     if verdict.error and finish_reason == "length":
         return Verdict(None, verdict.rationale, f"reply cut at the token limit; {verdict.error}")
     return verdict
 
 
-def repair_messages(failures: Sequence[tuple[str, str]], names: Sequence[str]) -> list[dict[str, str]]:
+def repair_messages(
+    failures: Sequence[tuple[str, str]], names: Sequence[str]
+) -> list[dict[str, str]]:
     """For each invalid reply so far: that reply (quoted, cut) and the request to answer again."""
     msgs = []
     for n, (raw, error) in enumerate(failures, start=1):
         quoted = raw if len(raw) <= _REPAIR_RAW_CHARS else raw[:_REPAIR_RAW_CHARS] + " …[cut]"
         msgs.append({"role": "assistant", "content": quoted})
-        msgs.append({"role": "user", "content": f"That reply could not be used (attempt {n}): {error}. Reply again with only one JSON "
-                                                f"object giving \"A\", \"B\" or \"tie\" for each of {', '.join(names)}, and an "
-                                                "optional short \"rationale\". No other text."})  # fmt: skip
+        msgs.append(
+            {
+                "role": "user",
+                "content": f"That reply could not be used (attempt {n}): {error}. Reply again with only one JSON "
+                f'object giving "A", "B" or "tie" for each of {", ".join(names)}, and an '
+                'optional short "rationale". No other text.',
+            }
+        )
     return msgs
 
 
@@ -196,19 +233,30 @@ class DimensionResult:
     position: PositionStats
 
     def to_dict(self) -> dict[str, Any]:
-        return {"win_rate": self.win_rate.to_dict(), "length_controlled": self.length_controlled.to_dict(),
-                "position": self.position.to_dict()}  # fmt: skip
+        return {
+            "win_rate": self.win_rate.to_dict(),
+            "length_controlled": self.length_controlled.to_dict(),
+            "position": self.position.to_dict(),
+        }
 
 
-def dimension_results(items: Sequence[PairItem], dims: Sequence[str], *, n_resamples: int, seed: int) -> dict[str, DimensionResult]:
+def dimension_results(
+    items: Sequence[PairItem], dims: Sequence[str], *, n_resamples: int, seed: int
+) -> dict[str, DimensionResult]:
     clusters = [it.dialogue_id for it in items]
     out = {}
     for d in dims:
         outcomes = [it.outcome(d) for it in items]
         out[d] = DimensionResult(
             win_rate(outcomes, clusters, n_resamples=n_resamples, seed=seed),
-            length_controlled_win_rate(outcomes, [it.length_a for it in items], [it.length_b for it in items], clusters,
-                                       n_resamples=n_resamples, seed=seed),  # fmt: skip
+            length_controlled_win_rate(
+                outcomes,
+                [it.length_a for it in items],
+                [it.length_b for it in items],
+                clusters,
+                n_resamples=n_resamples,
+                seed=seed,
+            ),
             position_stats([p for it in items for p in it.verdicts.get(d, ())]),
         )
     return out
@@ -237,7 +285,9 @@ def result_dict(obj: Any) -> Any:
 _CODES = {"A": 0.0, "B": 1.0, "tie": 2.0}  # nominal codes for Krippendorff's alpha
 
 
-def human_preferences(rows, source: str, pairs: Sequence[tuple[str, str, Sequence[str]]], dims: Sequence[str]):
+def human_preferences(
+    rows, source: str, pairs: Sequence[tuple[str, str, Sequence[str]]], dims: Sequence[str]
+):
     """Human A/B labels from (line, row) pairs, one row per item and annotator: {"item_id",
     "annotator", "run_a", "run_b", <dimension>: "A" | "B" | "tie" (missing or null: not labelled)},
     outcomes from run_a's side. `pairs`: (run A's name, run B's name, other names of the two, e.g. their
@@ -256,15 +306,21 @@ def human_preferences(rows, source: str, pairs: Sequence[tuple[str, str, Sequenc
     for lineno, row in rows:
         for key in ("item_id", "annotator", "run_a", "run_b"):
             if not isinstance(row.get(key), str) or not row[key]:
-                raise HumanLabelError(f"{source}:{lineno}: field '{key}': must be a non-empty string")
+                raise HumanLabelError(
+                    f"{source}:{lineno}: field '{key}': must be a non-empty string"
+                )
         match = known.get((row["run_a"], row["run_b"]))
         if match is None:
             names = "; ".join(f"{a} vs {b}" for a, b, _ in pairs)
-            raise HumanLabelError(f"{source}:{lineno}: field 'run_a': {row['run_a']} vs {row['run_b']} is no pair of the pairwise folder ({names})")
+            raise HumanLabelError(
+                f"{source}:{lineno}: field 'run_a': {row['run_a']} vs {row['run_b']} is no pair of the pairwise folder ({names})"
+            )
         pair, swapped = match
         where = (pair, row["item_id"], row["annotator"])
         if where in seen:
-            raise HumanLabelError(f"{source}:{lineno}: field 'annotator': {row['annotator']} already labelled {row['item_id']} on line {seen[where]}")
+            raise HumanLabelError(
+                f"{source}:{lineno}: field 'annotator': {row['annotator']} already labelled {row['item_id']} on line {seen[where]}"
+            )
         seen[where] = lineno
         labels = {}
         for d in dims:
@@ -273,7 +329,9 @@ def human_preferences(rows, source: str, pairs: Sequence[tuple[str, str, Sequenc
                 continue
             choice = _SPELLINGS.get(v.strip().lower()) if isinstance(v, str) else None
             if choice is None:
-                raise HumanLabelError(f"{source}:{lineno}: field '{d}': {v!r} is not \"A\", \"B\" or \"tie\"")
+                raise HumanLabelError(
+                    f'{source}:{lineno}: field \'{d}\': {v!r} is not "A", "B" or "tie"'
+                )
             labels[d] = flip(choice) if swapped else choice
         out.setdefault(pair, {}).setdefault(row["item_id"], {})[row["annotator"]] = labels
     return out
@@ -287,8 +345,11 @@ def majority(labels: Sequence[str]) -> str | None:
     return top if n * 2 > len(labels) else None
 
 
-def preference_agreement(human: Mapping[str, Mapping[str, Mapping[str, str]]], judge: Mapping[str, Mapping[str, str | None]],
-                         dims: Sequence[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
+def preference_agreement(
+    human: Mapping[str, Mapping[str, Mapping[str, str]]],
+    judge: Mapping[str, Mapping[str, str | None]],
+    dims: Sequence[str],
+) -> dict[str, dict[str, Any]]:
     """Per dimension: n (items with a human majority and a judge outcome), percent agreement and
     Cohen's kappa of the judge against the human majority, Krippendorff's alpha (nominal) among the
     annotators and the judge, and the items left out (no majority, no judge outcome)."""
@@ -306,7 +367,10 @@ def preference_agreement(human: Mapping[str, Mapping[str, Mapping[str, str]]], j
             if not given:
                 continue
             j = (judge.get(item) or {}).get(d)
-            matrix.append([_CODES[per[a][d]] if d in per.get(a, {}) else None for a in annotators] + [None if j is None else _CODES[j]])
+            matrix.append(
+                [_CODES[per[a][d]] if d in per.get(a, {}) else None for a in annotators]
+                + [None if j is None else _CODES[j]]
+            )
             m = majority(given)
             if m is None:
                 no_majority += 1
@@ -317,10 +381,20 @@ def preference_agreement(human: Mapping[str, Mapping[str, Mapping[str, str]]], j
         agree = sum(m == j for m, j in pairs)
         kappa = None
         if pairs and len({x for p in pairs for x in p}) > 1:
-            kappa = float(cohen_kappa_score([m for m, _ in pairs], [j for _, j in pairs], labels=list(_CODES)))
-        raters = np.array([[np.nan if v is None else v for v in row] for row in matrix], float).T  # raters × items
+            kappa = float(
+                cohen_kappa_score([m for m, _ in pairs], [j for _, j in pairs], labels=list(_CODES))
+            )
+        raters = np.array(
+            [[np.nan if v is None else v for v in row] for row in matrix], float
+        ).T  # raters × items
         alpha = krippendorff_alpha(raters, level="nominal") if matrix else None
-        out[d] = {"n": len(pairs), "agreement": 100.0 * agree / len(pairs) if pairs else None, "kappa": kappa,
-                  "alpha": alpha, "n_no_majority": no_majority, "n_no_judge_outcome": no_judge,
-                  "n_annotators": len(annotators)}  # fmt: skip
+        out[d] = {
+            "n": len(pairs),
+            "agreement": 100.0 * agree / len(pairs) if pairs else None,
+            "kappa": kappa,
+            "alpha": alpha,
+            "n_no_majority": no_majority,
+            "n_no_judge_outcome": no_judge,
+            "n_annotators": len(annotators),
+        }
     return out

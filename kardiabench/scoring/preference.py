@@ -52,7 +52,9 @@ class PositionStats:
     n_consistent: int  # same preference (or tie) in both orders
     consistency_rate: float | None  # percent
     n_decisive: int  # verdicts (both orders counted) that chose a side
-    first_shown_rate: float | None  # percent of decisive verdicts that chose the response shown first
+    first_shown_rate: (
+        float | None
+    )  # percent of decisive verdicts that chose the response shown first
     first_position_bias: float | None  # first_shown_rate − 50: > 0 favours the first position
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,17 +130,31 @@ def win_rate(
     n = len(kept)
     codes, n_clusters = encode_clusters([c for _, c in kept])
     # per cluster: score sum, wins, ties, losses, n; each rate is a ratio of sums over clusters
-    columns = [[_SCORE[o] for o, _ in kept], *([float(k == o) for k, _ in kept] for o in ("A", "tie", "B"))]
-    per_cluster = np.column_stack(
-        [np.bincount(codes, weights=np.asarray(col, dtype=float), minlength=n_clusters) for col in columns]
-        + [np.bincount(codes, minlength=n_clusters).astype(float)]
-    ) if n else np.zeros((0, 5))
+    columns = [
+        [_SCORE[o] for o, _ in kept],
+        *([float(k == o) for k, _ in kept] for o in ("A", "tie", "B")),
+    ]
+    per_cluster = (
+        np.column_stack(
+            [
+                np.bincount(codes, weights=np.asarray(col, dtype=float), minlength=n_clusters)
+                for col in columns
+            ]
+            + [np.bincount(codes, minlength=n_clusters).astype(float)]
+        )
+        if n
+        else np.zeros((0, 5))
+    )
 
     def rate(column: int) -> Rate:
         if n == 0:
             return Rate(None, None, None)
         est, low, high, _ = cluster_bootstrap(
-            per_cluster, lambda t: 100.0 * t[:, column] / t[:, 4], n_resamples=n_resamples, seed=seed, alpha=alpha
+            per_cluster,
+            lambda t: 100.0 * t[:, column] / t[:, 4],
+            n_resamples=n_resamples,
+            seed=seed,
+            alpha=alpha,
         )
         return Rate(est, low, high)
 
@@ -149,16 +165,28 @@ def win_rate(
 
         p = float(binomtest(counts["A"], decisive, 0.5).pvalue)
     return WinRate(
-        n=n, n_unscored=len(outcomes) - n, n_clusters=n_clusters,
-        wins=counts["A"], ties=counts["tie"], losses=counts["B"],
-        win_rate=rate(0), win_share=rate(1), tie_share=rate(2), loss_share=rate(3),
-        sign_test_p=p, n_resamples=n_resamples, seed=seed, alpha=alpha,
+        n=n,
+        n_unscored=len(outcomes) - n,
+        n_clusters=n_clusters,
+        wins=counts["A"],
+        ties=counts["tie"],
+        losses=counts["B"],
+        win_rate=rate(0),
+        win_share=rate(1),
+        tie_share=rate(2),
+        loss_share=rate(3),
+        sign_test_p=p,
+        n_resamples=n_resamples,
+        seed=seed,
+        alpha=alpha,
     )
 
 
 # ----------------------------------------------------------------------------- length control
 
-_CHUNK_CELLS = 2_000_000  # item-weight cells per chunk of resamples: bounds memory on full-size runs
+_CHUNK_CELLS = (
+    2_000_000  # item-weight cells per chunk of resamples: bounds memory on full-size runs
+)
 
 
 def _item_weights(codes: np.ndarray, n_clusters: int, n_resamples: int, seed: int):
@@ -188,7 +216,9 @@ class LengthControlled:
 _MAX_LOGIT = 30.0  # |intercept| and |slope| bound: P = 1 − 1e-13, "always"
 
 
-def _logistic_fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, iterations: int = 50) -> np.ndarray:
+def _logistic_fit(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, iterations: int = 50
+) -> np.ndarray:
     """Intercept and slope of an L2-penalised (on the slope, C=1 as scikit-learn's default) logistic
     regression, fitted by Newton's method for every row of `weights` at once: (R × n) → (R × 2).
     Own code, not sklearn: the bootstrap needs R = 1,000 weighted fits, which this does as one
@@ -203,7 +233,12 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, iterations:
         h00, h01, h11 = w.sum(1), w @ x, w @ (x * x) + 1.0
         det = h00 * h11 - h01 * h01
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.column_stack([h11 * grad[:, 0] - h01 * grad[:, 1], h00 * grad[:, 1] - h01 * grad[:, 0]]) / det[:, None]
+            step = (
+                np.column_stack(
+                    [h11 * grad[:, 0] - h01 * grad[:, 1], h00 * grad[:, 1] - h01 * grad[:, 0]]
+                )
+                / det[:, None]
+            )
         # One side won every pair (separable data): the intercept runs off to ±∞ and the Hessian
         # vanishes. Stop there, bounded: the rate is then 0 or 100 %, as the raw rate is.
         step = np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0)
@@ -248,8 +283,12 @@ def length_controlled_win_rate(
             for counts in _item_weights(codes, n_clusters, n_resamples, seed)
         ]
         dist = 100.0 / (1.0 + np.exp(-np.concatenate(fits)[:, 0]))
-        low, high = (float(v) for v in np.percentile(dist, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
-    return LengthControlled(len(rows), Rate(float(estimate), low, high), float(theta[1]), float(diff.mean()))
+        low, high = (
+            float(v) for v in np.percentile(dist, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        )
+    return LengthControlled(
+        len(rows), Rate(float(estimate), low, high), float(theta[1]), float(diff.mean())
+    )
 
 
 # ----------------------------------------------------------------------------- Bradley–Terry
@@ -306,7 +345,9 @@ def bradley_terry(
     """Bradley–Terry scores of every model in `comparisons` ((model_a, model_b, outcome) rows),
     best first. `prior` pseudo-comparisons (half won each way) between every pair keep a model that
     never lost (or never won) finite. Intervals: the rows resampled by dialogue cluster."""
-    rows = [(a, b, o, c) for (a, b, o), c in zip(comparisons, clusters, strict=True) if o is not None]
+    rows = [
+        (a, b, o, c) for (a, b, o), c in zip(comparisons, clusters, strict=True) if o is not None
+    ]
     models = sorted({m for a, b, _, _ in rows for m in (a, b)})
     if len(models) < 2:
         raise ValueError("Bradley–Terry needs comparisons between at least two models")
@@ -338,7 +379,9 @@ def bradley_terry(
     point -= point[index[ref]]
     low = high = np.full(k, np.nan)
     if n_clusters >= 2:
-        dist = np.concatenate([_bt_fit(matrices(w)) for w in _item_weights(codes, n_clusters, n_resamples, seed)])
+        dist = np.concatenate(
+            [_bt_fit(matrices(w)) for w in _item_weights(codes, n_clusters, n_resamples, seed)]
+        )
         dist -= dist[:, [index[ref]]]
         low, high = np.percentile(dist, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
     n_comp = {m: sum(m in (a, b) for a, b, _, _ in rows) for m in models}

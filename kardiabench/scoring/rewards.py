@@ -34,12 +34,18 @@ def format_reward(completions: Sequence[Completion], **_: Any) -> list[float]:
     return [1.0 if parse_spans(completion_text(c)).well_formed else 0.0 for c in completions]
 
 
-def emotion_reward(completions: Sequence[Completion], gold_emotion: Sequence[str], **_: Any) -> list[float]:
+def emotion_reward(
+    completions: Sequence[Completion], gold_emotion: Sequence[str], **_: Any
+) -> list[float]:
     """1.0 when the emotion span equals the turn's gold label (the benchmark's emotion accuracy:
     case, whitespace and punctuation normalised, nothing else), else 0.0."""
     if len(gold_emotion) != len(completions):
-        raise ValueError(f"{len(completions)} completions but {len(gold_emotion)} gold_emotion values")
+        raise ValueError(
+            f"{len(completions)} completions but {len(gold_emotion)} gold_emotion values"
+        )
     return [
-        1.0 if classify_emotion(gold, parse_spans(completion_text(c)).get("emotion")).correct else 0.0
+        1.0
+        if classify_emotion(gold, parse_spans(completion_text(c)).get("emotion")).correct
+        else 0.0
         for c, gold in zip(completions, gold_emotion, strict=True)
     ]

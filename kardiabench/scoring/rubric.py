@@ -36,9 +36,19 @@ _PACKAGED_JUDGES = Path(__file__).resolve().parents[1] / "resources" / "judges"
 _ROLE_LINE = re.compile(r"^<!--\s*role:\s*(system|user|assistant)\s*-->[ \t]*\n?", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 PLACEHOLDERS = frozenset(
-    {"rubric", "dimensions", "json_example", "fence",
-     "profile", "situation", "history", "user_message", "candidate_notes", "candidate"}
-)  # fmt: skip
+    {
+        "rubric",
+        "dimensions",
+        "json_example",
+        "fence",
+        "profile",
+        "situation",
+        "history",
+        "user_message",
+        "candidate_notes",
+        "candidate",
+    }
+)
 
 
 class RubricError(Exception):
@@ -102,10 +112,16 @@ class Rubric:
 
     def __post_init__(self) -> None:
         # Rendered once: the same for every case, and json.dumps per request would dominate.
-        object.__setattr__(self, "fixed", {
-            "rubric": self.rubric_text(), "dimensions": ", ".join(f'"{n}"' for n in self.names),
-            "json_example": self.json_example(), "fence": FENCE,
-        })  # fmt: skip
+        object.__setattr__(
+            self,
+            "fixed",
+            {
+                "rubric": self.rubric_text(),
+                "dimensions": ", ".join(f'"{n}"' for n in self.names),
+                "json_example": self.json_example(),
+                "fence": FENCE,
+            },
+        )
 
     @property
     def version(self) -> str:
@@ -164,14 +180,20 @@ class Rubric:
         return sum((v - SCALE_MIN) / span for v in vals) / len(vals)  # type: ignore[operator]
 
 
-def fill_sections(sections: Sequence[tuple[str, str]], filled: Mapping[str, str]) -> list[dict[str, str]]:
+def fill_sections(
+    sections: Sequence[tuple[str, str]], filled: Mapping[str, str]
+) -> list[dict[str, str]]:
     """Chat messages from template sections, every `{{name}}` filled in one pass (text inserted for
     one placeholder is never re-scanned). Shared by the rubric and the pairwise template."""
-    missing = {m.group(1) for _, text in sections for m in _PLACEHOLDER.finditer(text)} - filled.keys()
+    missing = {
+        m.group(1) for _, text in sections for m in _PLACEHOLDER.finditer(text)
+    } - filled.keys()
     if missing:
         raise KeyError(f"no value for template placeholder(s) {sorted(missing)}")
-    return [{"role": role, "content": _PLACEHOLDER.sub(lambda m: filled[m.group(1)], text).strip()}
-            for role, text in sections]  # fmt: skip
+    return [
+        {"role": role, "content": _PLACEHOLDER.sub(lambda m: filled[m.group(1)], text).strip()}
+        for role, text in sections
+    ]
 
 
 def load_rubric(path: str | Path | None = None) -> Rubric:
@@ -274,7 +296,10 @@ def _int_key(k: Any) -> int | None:
 
 
 def split_sections(
-    template: str, path: Path, known: frozenset[str] = PLACEHOLDERS, required: Sequence[str] = ("rubric", "candidate")
+    template: str,
+    path: Path,
+    known: frozenset[str] = PLACEHOLDERS,
+    required: Sequence[str] = ("rubric", "candidate"),
 ) -> tuple[tuple[str, str], ...]:
     """A template's (role, text) sections, split at `<!-- role: ... -->` lines; RubricError naming
     the file for a missing marker, an unknown placeholder or a missing required one."""

@@ -62,7 +62,9 @@ class PairedBootstrap:
 
 def as_values(values: Sequence[float | None]) -> np.ndarray:
     """Floats with None turned into NaN (NaN marks "no value": unscored)."""
-    return np.fromiter((np.nan if v is None else float(v) for v in values), float, count=len(values))
+    return np.fromiter(
+        (np.nan if v is None else float(v) for v in values), float, count=len(values)
+    )
 
 
 def encode_clusters(clusters: Sequence[Any]) -> tuple[np.ndarray, int]:
@@ -130,7 +132,9 @@ def cluster_bootstrap_ci(
     Only statistic="mean" is offered here; other statistics go through `cluster_bootstrap`.
     """
     if statistic != "mean":
-        raise ValueError(f"statistic must be 'mean' (use cluster_bootstrap for others), got {statistic!r}")
+        raise ValueError(
+            f"statistic must be 'mean' (use cluster_bootstrap for others), got {statistic!r}"
+        )
     if len(values) != len(clusters):
         raise ValueError(f"{len(values)} values but {len(clusters)} cluster ids")
     v = as_values(values)
@@ -141,7 +145,10 @@ def cluster_bootstrap_ci(
     if n == 0:
         return BootstrapCI(None, None, None, 0, len(v), 0, n_resamples, seed, alpha)
     per_cluster = np.column_stack(
-        [np.bincount(codes, weights=v[keep], minlength=n_clusters), np.bincount(codes, minlength=n_clusters)]
+        [
+            np.bincount(codes, weights=v[keep], minlength=n_clusters),
+            np.bincount(codes, minlength=n_clusters),
+        ]
     )
     est, low, high, _ = cluster_bootstrap(
         per_cluster, _ratio, n_resamples=n_resamples, seed=seed, alpha=alpha
@@ -181,14 +188,27 @@ def paired_bootstrap(
     codes, n_clusters = encode_clusters([c for c, k in zip(clusters, keep, strict=True) if k])
     a, b = a[keep], b[keep]
     per_cluster = np.column_stack(
-        [np.bincount(codes, weights=b - a, minlength=n_clusters), np.bincount(codes, minlength=n_clusters)]
+        [
+            np.bincount(codes, weights=b - a, minlength=n_clusters),
+            np.bincount(codes, minlength=n_clusters),
+        ]
     )
     delta, low, high, _ = cluster_bootstrap(
         per_cluster, _ratio, n_resamples=n_resamples, seed=seed, alpha=alpha
     )
     p = sign_flip_pvalue(per_cluster[:, 0], n, n_resamples=n_resamples, seed=seed)
     return PairedBootstrap(
-        n, n_clusters, float(a.mean()), float(b.mean()), delta, low, high, p, n_resamples, seed, alpha
+        n,
+        n_clusters,
+        float(a.mean()),
+        float(b.mean()),
+        delta,
+        low,
+        high,
+        p,
+        n_resamples,
+        seed,
+        alpha,
     )
 
 
@@ -244,4 +264,3 @@ def _percentile_interval(dist: np.ndarray, alpha: float) -> tuple[float | None, 
         return None, None
     low, high = np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(low), float(high)
-

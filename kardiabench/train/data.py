@@ -50,8 +50,13 @@ def target_text(item: Item) -> str:
 
 
 def sft_rows(items: list[Item], task: Task) -> list[dict[str, Any]]:
-    return [{"prompt": task.messages(it), "completion": [{"role": "assistant", "content": target_text(it)}]}
-            for it in items]  # fmt: skip
+    return [
+        {
+            "prompt": task.messages(it),
+            "completion": [{"role": "assistant", "content": target_text(it)}],
+        }
+        for it in items
+    ]
 
 
 def grpo_rows(items: list[Item], task: Task) -> list[dict[str, Any]]:

@@ -28,9 +28,16 @@ def reward_functions(cfg: TrainConfig) -> list[Any]:
     """format, emotion and (with a judge) rubric, in the order of cfg.rewards() / cfg.weights()."""
     fns: list[Any] = [format_reward, emotion_reward]
     if cfg.judge:
-        fns.append(rubric_reward(cfg.judge, base_url=cfg.judge_base_url, api_key_env=cfg.judge_api_key_env,
-                                 rubric_path=cfg.rubric, concurrency=cfg.judge_concurrency,
-                                 max_tokens=cfg.judge_max_tokens))  # fmt: skip
+        fns.append(
+            rubric_reward(
+                cfg.judge,
+                base_url=cfg.judge_base_url,
+                api_key_env=cfg.judge_api_key_env,
+                rubric_path=cfg.rubric,
+                concurrency=cfg.judge_concurrency,
+                max_tokens=cfg.judge_max_tokens,
+            )
+        )
     return fns
 
 
@@ -60,7 +67,9 @@ def keep_span_markers(fn: Any, tokenizer: Any) -> Any:
     return wrapped
 
 
-def hardest(items: list[Item], task: Task, model_path: str, cfg: TrainConfig, max_tokens: int) -> tuple[list[Item], dict[str, float]]:
+def hardest(
+    items: list[Item], task: Task, model_path: str, cfg: TrainConfig, max_tokens: int
+) -> tuple[list[Item], dict[str, float]]:
     """The difficulty split's substitute: the start model answers each turn `difficulty_samples`
     times (temperature 1, through the `hf:` adapter), each answer gets the weighted reward, and the
     `keep_hardest` fraction of turns with the lowest mean reward is kept (ties: data order)."""
@@ -69,11 +78,24 @@ def hardest(items: list[Item], task: Task, model_path: str, cfg: TrainConfig, ma
     from kardiabench.runner import run_jobs
 
     model = load_model(f"hf:{model_path}", ModelOptions(batch_size=8))
-    jobs = [Job(f"{n}#{s}", ChatRequest.from_messages(task.messages(it), SamplingParams(1.0, 1.0, max_tokens, s)))
-            for n, it in enumerate(items) for s in range(cfg.difficulty_samples)]  # fmt: skip
+    jobs = [
+        Job(
+            f"{n}#{s}",
+            ChatRequest.from_messages(task.messages(it), SamplingParams(1.0, 1.0, max_tokens, s)),
+        )
+        for n, it in enumerate(items)
+        for s in range(cfg.difficulty_samples)
+    ]
     texts: dict[str, str] = {}
-    asyncio.run(run_jobs(model, jobs, on_result=lambda j, out, _: texts.__setitem__(j.key, getattr(out, "text", "")),
-                         progress=False, desc="difficulty"))  # fmt: skip
+    asyncio.run(
+        run_jobs(
+            model,
+            jobs,
+            on_result=lambda j, out, _: texts.__setitem__(j.key, getattr(out, "text", "")),
+            progress=False,
+            desc="difficulty",
+        )
+    )
     order = [j.key for j in jobs]
     rows = [items[int(k.split("#")[0])].to_dict() for k in order]
     columns = {key: [r[key] for r in rows] for key in rows[0]}
@@ -83,8 +105,11 @@ def hardest(items: list[Item], task: Task, model_path: str, cfg: TrainConfig, ma
         values = fn(outs, **columns)
         values = asyncio.run(values) if asyncio.iscoroutine(values) else values
         total = [t + weight * (v or 0.0) for t, v in zip(total, values, strict=True)]
-    mean = {it.item_id: sum(total[n * cfg.difficulty_samples : (n + 1) * cfg.difficulty_samples]) / cfg.difficulty_samples
-            for n, it in enumerate(items)}  # fmt: skip
+    mean = {
+        it.item_id: sum(total[n * cfg.difficulty_samples : (n + 1) * cfg.difficulty_samples])
+        / cfg.difficulty_samples
+        for n, it in enumerate(items)
+    }
     ranked = sorted(range(len(items)), key=lambda n: mean[items[n].item_id])
     keep = sorted(ranked[: max(1, math.ceil((cfg.keep_hardest or 1.0) * len(items)))])
     return [items[n] for n in keep], mean
@@ -93,7 +118,9 @@ def hardest(items: list[Item], task: Task, model_path: str, cfg: TrainConfig, ma
 def build_grpo_trainer(cfg: TrainConfig):
     from trl import GRPOTrainer
 
-    args = build_trl_args(cfg)  # first: TRL's own checks of its fields fail before data and weights load
+    args = build_trl_args(
+        cfg
+    )  # first: TRL's own checks of its fields fail before data and weights load
     train, evaluation, task = load_items(cfg)
     base = resolve_model(cfg.model)
     info: dict[str, Any] = {"base_path": base, "n_turns": len(train)}
@@ -102,11 +129,22 @@ def build_grpo_trainer(cfg: TrainConfig):
         info["difficulty"] = {"kept": [it.item_id for it in train], "mean_reward": mean}
     model, tok = load_model_and_tokenizer(base)
     rewards = [keep_span_markers(fn, tok) for fn in reward_functions(cfg)]
-    trainer = GRPOTrainer(model=model, args=args, reward_funcs=rewards, train_dataset=to_dataset(grpo_rows(train, task)),
-                          eval_dataset=to_dataset(grpo_rows(evaluation, task)), processing_class=tok,
-                          peft_config=lora_config(cfg, tok))  # fmt: skip
-    info.update(n_train=len(train), n_eval=len(evaluation), rewards=cfg.rewards(), reward_weights=cfg.weights(),
-                training_judge=cfg.judge)  # fmt: skip
+    trainer = GRPOTrainer(
+        model=model,
+        args=args,
+        reward_funcs=rewards,
+        train_dataset=to_dataset(grpo_rows(train, task)),
+        eval_dataset=to_dataset(grpo_rows(evaluation, task)),
+        processing_class=tok,
+        peft_config=lora_config(cfg, tok),
+    )
+    info.update(
+        n_train=len(train),
+        n_eval=len(evaluation),
+        rewards=cfg.rewards(),
+        reward_weights=cfg.weights(),
+        training_judge=cfg.judge,
+    )
     return trainer, info
 
 
@@ -115,7 +153,9 @@ def train_grpo(cfg: TrainConfig) -> Path:
     result = trainer.train()
     info["train_metrics"] = result.metrics
     info["log_history"] = trainer.state.log_history
-    rubric = [fn.reward for fn in trainer.reward_funcs if hasattr(getattr(fn, "reward", None), "stats")]
+    rubric = [
+        fn.reward for fn in trainer.reward_funcs if hasattr(getattr(fn, "reward", None), "stats")
+    ]
     if rubric:
         info["rubric_reward_stats"] = dict(rubric[0].stats)
     return save_final(trainer, cfg, info)

@@ -13,14 +13,21 @@ def build_sft_trainer(cfg: TrainConfig):
     """The SFTTrainer for a config: prompt/completion pairs, loss on the completion only."""
     from trl import SFTTrainer
 
-    args = build_trl_args(cfg)  # first: TRL's own checks of its fields fail before data and weights load
+    args = build_trl_args(
+        cfg
+    )  # first: TRL's own checks of its fields fail before data and weights load
     args.completion_only_loss = True
     train, evaluation, task = load_items(cfg)
     base = resolve_model(cfg.model)
     model, tok = load_model_and_tokenizer(base)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=to_dataset(sft_rows(train, task)),
-                         eval_dataset=to_dataset(sft_rows(evaluation, task)), processing_class=tok,
-                         peft_config=lora_config(cfg, tok))  # fmt: skip
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=to_dataset(sft_rows(train, task)),
+        eval_dataset=to_dataset(sft_rows(evaluation, task)),
+        processing_class=tok,
+        peft_config=lora_config(cfg, tok),
+    )
     info = {"base_path": base, "n_train": len(train), "n_eval": len(evaluation)}
     return trainer, info
 
