@@ -179,9 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-ANNOTATE_IMPORT = (
-    "annotate-import"  # `annotate import …` is parsed as this command (main rewrites it)
-)
+# `annotate import …` is parsed as this command (main rewrites it)
+ANNOTATE_IMPORT = "annotate-import"
 
 
 def _call(function: str, args: argparse.Namespace, **extra: Any) -> Any:

@@ -64,19 +64,16 @@ class JudgeOptions:
     judge_show_reasoning: bool = False
     rubric: str | None = None
     judge_card: str | None = None  # a judge_card.json (`judge-audit`) to cite in results.json
-    families: str | None = (
-        None  # a YAML {pattern: family} tried before scoring/families.py's mapping
-    )
+    # a YAML {pattern: family} tried before scoring/families.py's mapping
+    families: str | None = None
     judge_pool: str = "mean"  # how the judges' item scores are pooled (scoring/judge.py POOLS)
     escalate_to: str | None = None  # a stronger judge for the items the judges disagree on
     escalate_when: str = "disagree:1"  # disagree:K: judges differ by ≥ K on some dimension
     judge_batch: bool = False  # first round of openai: judges through the provider's batch API
-    judge_batch_timeout: float | None = (
-        BATCH_TIMEOUT_S  # seconds to wait for a judge batch (CLI: --batch-timeout)
-    )
-    judge_max_cost: float | None = (
-        None  # USD the judges may spend in this command (`run`: what --max-cost leaves)
-    )
+    # seconds to wait for a judge batch (CLI: --batch-timeout)
+    judge_batch_timeout: float | None = BATCH_TIMEOUT_S
+    # USD the judges may spend in this command (`run`: what --max-cost leaves)
+    judge_max_cost: float | None = None
     judge_timeout: float = 120.0  # seconds per request (openai: judges)
     judge_batch_size: int = 8  # hf: judges
     judge_dtype: str = "auto"  # hf:/vllm: judges

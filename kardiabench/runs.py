@@ -320,9 +320,8 @@ class JudgeInfo(_Open):
     max_tokens: int | list[Any] | None = None
     temperature: float | list[Any] | None = None
     seed: int | list[Any] | None = None  # the base seed (repeat r uses seed + r)
-    replicas: dict[str, list[ReplicaStats]] | None = (
-        None  # judge → its replicas (several --judge-base-url), this scoring's requests
-    )
+    # judge → its replicas (several --judge-base-url), this scoring's requests
+    replicas: dict[str, list[ReplicaStats]] | None = None
 
 
 class GenerationIdentity(_Open):
@@ -353,9 +352,8 @@ class GenerationStats(_Open):
     generated_tokens: int = 0  # completion tokens generated now, not taken from the cache
     tokens_per_s: float | None = None  # generated_tokens / wall_s
     pad_tokens_saved: int = 0  # padding avoided by length-ordered batches (hf:)
-    replicas: list[ReplicaStats] | None = (
-        None  # several --base-url: per replica; absent for one endpoint
-    )
+    # several --base-url: per replica; absent for one endpoint
+    replicas: list[ReplicaStats] | None = None
     mixed_served_models: list[str] | None = None  # the replicas answered as these different models
 
 
@@ -422,13 +420,11 @@ class RunManifest(_RunFile):
     FILE: ClassVar[str] = MANIFEST
     generation: GenerationIdentity | None = None
     model_spec: str
-    training: dict[str, Any] | None = (
-        None  # generate.training_block: a train checkpoint's judge and base model
-    )
+    # generate.training_block: a train checkpoint's judge and base model
+    training: dict[str, Any] | None = None
     task_config: Task
-    task: dict[str, Any] | None = (
-        None  # generate.task_block: hashes of the task and its prompt, tag style
-    )
+    # generate.task_block: hashes of the task and its prompt, tag style
+    task: dict[str, Any] | None = None
     data: DataInfo
     parser_version: str
     provenance: dict[str, Any] | None = None

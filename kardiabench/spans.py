@@ -35,12 +35,10 @@ class Issue(StrEnum):
     MISSING = "missing"  # the span never opens
     EMPTY = "empty"  # present, but only whitespace inside
     DUPLICATED = "duplicated"  # opened more than once (the first occurrence is kept)
-    OUT_OF_ORDER = (
-        "out_of_order"  # present spans are not in understanding→reasoning→emotion→response order
-    )
-    UNTERMINATED = (
-        "unterminated"  # opened and never closed (its text runs to the next tag or the end)
-    )
+    # present spans are not in understanding→reasoning→emotion→response order
+    OUT_OF_ORDER = "out_of_order"
+    # opened and never closed (its text runs to the next tag or the end)
+    UNTERMINATED = "unterminated"
     STRAY_CLOSE = "stray_close"  # a closing tag with no matching open span
     TEXT_OUTSIDE = "text_outside"  # non-whitespace text before, between or after the spans
     TRUNCATED = "truncated"  # generation stopped at the token limit

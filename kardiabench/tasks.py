@@ -40,15 +40,13 @@ class DataConfig(_Strict):
 class FewShot(_Strict):
     user: str
     assistant: str
-    item_id: str | None = (
-        None  # the training item a drawn example came from (kardiabench/fewshot.py)
-    )
+    # the training item a drawn example came from (kardiabench/fewshot.py)
+    item_id: str | None = None
 
 
 class PromptConfig(_Strict):
-    system: Literal["dataset", "none"] = (
-        "dataset"  # the dataset's own system prompt (persona + situation)
-    )
+    # the dataset's own system prompt (persona + situation)
+    system: Literal["dataset", "none"] = "dataset"
     format_instruction: str | None = None  # appended to the system prompt; {labels} → the 32 labels
     few_shot: list[FewShot] = Field(default_factory=list)
     num_fewshot: int = Field(

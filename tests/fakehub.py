@@ -37,9 +37,8 @@ class FakeRepo:
     files: dict[str, bytes] = field(default_factory=dict)
     gated: bool = False
     approved_tokens: set[str] = field(default_factory=set)
-    fail_status: int = (
-        0  # answer every request (uploads too) with this status and no X-Error-Code (403, 500, ...)
-    )
+    # answer every request (uploads too) with this status and no X-Error-Code (403, 500, ...)
+    fail_status: int = 0
     private: bool = False
     commits: list[str] = field(default_factory=list)  # commit summaries, in order
 

@@ -47,12 +47,10 @@ METRICS: dict[str, str] = {
 ONE_COLUMN_METRICS = ("emotion_accuracy", "empathy", "persona_consistency")
 RANK_BY = "emotion_accuracy"
 SUBSET_MARK = "†"
-SELF_PREFERENCE_MARK = (
-    "§"  # a judge of the model's own family scored it (results.json rubric.self_preference_risk)
-)
-TRAINING_JUDGE_MARK = (
-    "‡"  # a judge of the training judge's family scored it (rubric.training_judge_risk)
-)
+# a judge of the model's own family scored it (results.json rubric.self_preference_risk)
+SELF_PREFERENCE_MARK = "§"
+# a judge of the training judge's family scored it (rubric.training_judge_risk)
+TRAINING_JUDGE_MARK = "‡"
 REPORTED_GROUP = "paper"
 # (mark, frame column, what it means): the model-name marks of every rendering, in this order.
 MODEL_MARKS = (

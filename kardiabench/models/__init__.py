@@ -35,12 +35,10 @@ class SpecError(ValueError):
 class ModelOptions:
     """Backend options from the command line; each adapter takes the ones it understands."""
 
-    base_url: str | list[str] | None = (
-        None  # several: replicas of one model (kardiabench/models/replicas.py)
-    )
-    api_key_env: str = (
-        "OPENAI_API_KEY"  # the environment variable that holds the key (a name, never the key)
-    )
+    # several: replicas of one model (kardiabench/models/replicas.py)
+    base_url: str | list[str] | None = None
+    # the environment variable that holds the key (a name, never the key)
+    api_key_env: str = "OPENAI_API_KEY"
     require_key: bool = True  # False for --dry-run, which sends nothing
     concurrency: int = 16
     timeout: float = 120.0

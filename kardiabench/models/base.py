@@ -92,9 +92,8 @@ class Job:
 
     key: str
     request: ChatRequest
-    cache_key: str | None = (
-        None  # request_key(model.identity(), request), when the caller has it already
-    )
+    # request_key(model.identity(), request), when the caller has it already
+    cache_key: str | None = None
 
 
 @dataclass(slots=True)

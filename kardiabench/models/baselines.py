@@ -86,9 +86,8 @@ class MajorityBaseline(_Baseline):
 TFIDF_SETTINGS = {"sublinear_tf": True, "ngram_range": (1, 2), "min_df": 1, "stop_words": "english"}
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # TfidfVectorizer's default token_pattern
 INDEX_VERSION = 1
-_SLACK = (
-    1e-9  # rounding room in the pruning bounds: an item within it of the floor is scored in full
-)
+# rounding room in the pruning bounds: an item within it of the floor is scored in full
+_SLACK = 1e-9
 
 
 @dataclass

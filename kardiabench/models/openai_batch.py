@@ -44,9 +44,8 @@ log = logging.getLogger(__name__)
 _console = logging.getLogger("kardiabench")  # the lines the CLI shows (without a progress bar)
 Note = Callable[..., None]  # note(text, warning=False): one console line
 
-POLL_ENV = (
-    "KARDIABENCH_BATCH_POLL"  # first poll interval in seconds (default 10; it grows ×1.5 up to 300)
-)
+# first poll interval in seconds (default 10; it grows ×1.5 up to 300)
+POLL_ENV = "KARDIABENCH_BATCH_POLL"
 ENDPOINT = "/v1/chat/completions"
 ENDED = (
     "completed",
@@ -91,9 +90,8 @@ class BatchJob:
     purpose: str
     poll_interval: float = field(default_factory=lambda: float(os.environ.get(POLL_ENV) or 10.0))
     poll_max: float = 300.0
-    timeout: float | None = (
-        None  # seconds this command waits for its batches to end (None: no bound)
-    )
+    # seconds this command waits for its batches to end (None: no bound)
+    timeout: float | None = None
 
     def records(self) -> list[dict[str, Any]]:
         path = self.run.path / BATCHES

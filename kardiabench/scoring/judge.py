@@ -58,9 +58,8 @@ class JudgeConfig:
     concurrency: int | None = None  # None: the adapter's own limit
     batch: bool = False  # first round through the provider's batch API (models/openai_batch.py)
     batch_timeout: float | None = None  # seconds to wait for a batch to end (None: no bound)
-    budget_usd: float | None = (
-        None  # stop sending once the judges have cost this much (runner.BudgetExceeded)
-    )
+    # stop sending once the judges have cost this much (runner.BudgetExceeded)
+    budget_usd: float | None = None
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
@@ -89,13 +88,11 @@ class Judgment:
     seed: int | None = None
     prompt_hash: str | None = None  # 16 hex of the first request; None when not sent
     show_reasoning: bool = False
-    max_tokens: int | None = (
-        None  # the judge's token limit (part of prompt_hash); None in old files
-    )
+    # the judge's token limit (part of prompt_hash); None in old files
+    max_tokens: int | None = None
     temperature: float | None = None  # the judge's sampling temperature; None in old files
-    endpoint: str | None = (
-        None  # scheme://host[:port]/path the request went to (redact.model_endpoint); None: in-process or old files
-    )
+    # scheme://host[:port]/path the request went to (redact.model_endpoint); None: in-process or old files
+    endpoint: str | None = None
     usage: dict[str, float | None] = field(default_factory=dict)  # summed over attempts
     cached: bool = False  # every attempt came from the cache
     response_cut: bool = False  # the judge saw only MAX_RESPONSE_CHARS of a longer response

@@ -252,9 +252,8 @@ class ItemRow:
     well_formed: bool
     issues: list[str] = field(default_factory=list)  # "emotion:missing", "truncated", …
     failed: bool = False  # the request failed for good: no output
-    rubric: dict[str, float | None] | None = (
-        None  # dimension → score (None = unscored); None: no judge
-    )
+    # dimension → score (None = unscored); None: no judge
+    rubric: dict[str, float | None] | None = None
 
     def metric_values(self) -> dict[str, float | None]:
         """The per-item value of every per-item metric (percent metrics as 0/100, None = unscored)."""

@@ -184,9 +184,8 @@ def win_rate(
 
 # ----------------------------------------------------------------------------- length control
 
-_CHUNK_CELLS = (
-    2_000_000  # item-weight cells per chunk of resamples: bounds memory on full-size runs
-)
+# item-weight cells per chunk of resamples: bounds memory on full-size runs
+_CHUNK_CELLS = 2_000_000
 
 
 def _item_weights(codes: np.ndarray, n_clusters: int, n_resamples: int, seed: int):

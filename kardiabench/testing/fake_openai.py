@@ -45,12 +45,10 @@ ReplyFn = Callable[[dict[str, Any]], "str | tuple[int, dict[str, Any] | str]"]
 @dataclass
 class FakeConfig:
     latency: float = 0.0  # seconds added before every reply
-    max_concurrency: int = (
-        0  # chat replies in progress at once (a server's capacity); beyond it they queue. 0: no cap
-    )
-    fail_requests: int = (
-        0  # the first N chat POSTs to this server, whatever they ask, answer 500 (a sick replica)
-    )
+    # chat replies in progress at once (a server's capacity); beyond it they queue. 0: no cap
+    max_concurrency: int = 0
+    # the first N chat POSTs to this server, whatever they ask, answer 500 (a sick replica)
+    fail_requests: int = 0
     # Deterministic schedule: attempt n < fail_first of each distinct request fails as fail_kinds[n % len].
     fail_first: int = 0
     fail_kinds: tuple[str, ...] = ("429",)
@@ -62,25 +60,20 @@ class FakeConfig:
     p_malformed: float = 0.0
     max_faults_per_key: int = 2
     seed: int = 0
-    retry_after: str | None = (
-        "1"  # Retry-After header on 429/503 (seconds or an HTTP date); None ("none"): omit
-    )
+    # Retry-After header on 429/503 (seconds or an HTTP date); None ("none"): omit
+    retry_after: str | None = "1"
     retry_after_ms: float | None = None  # also send `retry-after-ms`
-    timeout_sleep: float = (
-        30.0  # how long a "timeout" fault stalls (longer than the client's timeout)
-    )
-    api_key: str | None = (
-        None  # when set, other bearer tokens get 401 (the message echoes the token)
-    )
+    # how long a "timeout" fault stalls (longer than the client's timeout)
+    timeout_sleep: float = 30.0
+    # when set, other bearer tokens get 401 (the message echoes the token)
+    api_key: str | None = None
     models: tuple[str, ...] | None = None  # served model ids; None accepts any
     no_models_route: bool = False  # 404 on GET /models, like servers that do not list their models
-    reasoning: bool = (
-        False  # add `reasoning_content` to replies (DeepSeek-R1 / vLLM reasoning parser)
-    )
+    # add `reasoning_content` to replies (DeepSeek-R1 / vLLM reasoning parser)
+    reasoning: bool = False
     reject_max_tokens: bool = False  # 400 on `max_tokens`, like OpenAI reasoning models
-    reject_response_format: bool = (
-        False  # 400 on `response_format`, like endpoints without JSON mode
-    )
+    # 400 on `response_format`, like endpoints without JSON mode
+    reject_response_format: bool = False
     span_style: str = "special"
     served_names: dict[str, str] = field(
         default_factory=dict

@@ -64,9 +64,8 @@ class TrainConfig:
     split: str = "train"
     task: str = "kardiabench"  # the benchmark task whose prompts the model is trained on
     limit: int | None = None  # only the first N training turns (file order)
-    eval_fraction: float | None = (
-        None  # persona-disjoint hold-out of the training split for evaluation
-    )
+    # persona-disjoint hold-out of the training split for evaluation
+    eval_fraction: float | None = None
     eval_limit: int | None = None  # only the first N held-out turns (evaluation cost per eval step)
     global_batch_size: int | None = None  # sets gradient_accumulation_steps from the world size
     lora: dict[str, Any] | None = None  # peft LoraConfig fields; None: full fine-tuning
@@ -80,9 +79,8 @@ class TrainConfig:
     reward_weights: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(REWARD_NAMES, 1 / 3)
     )
-    keep_hardest: float | None = (
-        None  # difficulty split: keep this fraction of hardest turns; None: all
-    )
+    # difficulty split: keep this fraction of hardest turns; None: all
+    keep_hardest: float | None = None
     difficulty_samples: int = 4  # completions per turn when scoring difficulty
     trl: dict[str, Any] = field(default_factory=dict)  # SFTConfig / GRPOConfig fields
     source: str = ""  # the file it was read from
