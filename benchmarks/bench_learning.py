@@ -166,9 +166,8 @@ def main_bench() -> None:
     ap.add_argument("--write-json", type=Path, default=None)
     a = ap.parse_args()
     os.environ.setdefault("KARDIABENCH_CACHE", str(a.workdir / "cache" / "cache.sqlite"))
-    base = (
-        smollm2.smollm2_folder()
-    )  # converted once into the user's cache (kardiabench.testing.smollm2)
+    # converted once into the user's cache (kardiabench.testing.smollm2)
+    base = smollm2.smollm2_folder()
     data = short_data(a.workdir / "data", a.exchanges, a.test_exchanges)
     report: dict = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",

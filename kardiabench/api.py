@@ -333,9 +333,8 @@ def judge_agreement(o: Values) -> dict[str, Any]:
     from kardiabench.judging import judge_agreement as agreement_with_human_file
     from kardiabench.pairwise_stage import is_pairwise_folder, pairwise_agreement
 
-    if is_pairwise_folder(
-        _run_path(o.run)
-    ):  # human A/B labels against the pairwise judge (docs/pairwise.md)
+    # human A/B labels against the pairwise judge (docs/pairwise.md)
+    if is_pairwise_folder(_run_path(o.run)):
         return pairwise_agreement(o.human, _run_path(o.run))
     return agreement_with_human_file(o.human, saved_judgments(_run_path(o.run)))
 

@@ -108,9 +108,8 @@ def run_audit(
         )
     checks = [c.check for c in CANDIDATES if c.check is not None]
     problem = audit_size_problem(len(items), count_dialogues(items), checks)
-    if (
-        problem
-    ):  # before any request: an audit that cannot decide its checks is not worth paying for
+    # before any request: an audit that cannot decide its checks is not worth paying for
+    if problem:
         enough = _enough_limit(expand(loaded.dialogues, task.history), checks)
         hint = (
             f"use --limit {enough} or more"

@@ -254,9 +254,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except Interrupted as e:
         return _interrupted(e)
     _print_summary(run)
-    return (
-        1 if run.problems else 0
-    )  # failed items, or a judge that scored nothing: results written, exit 1
+    # failed items, or a judge that scored nothing: results written, exit 1
+    return 1 if run.problems else 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -359,9 +358,8 @@ def _console_logging() -> Iterator[None]:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     warned.addHandler(handler)
-    logging.captureWarnings(
-        True
-    )  # `warnings.warn` of any library: a record of py.warnings, not a raw write
+    # `warnings.warn` of any library: a record of py.warnings, not a raw write
+    logging.captureWarnings(True)
     try:
         yield
     finally:
@@ -389,9 +387,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    return (
-        1 if _call("reproduce_runs", args) else 0
-    )  # systems that did not finish (the others ran): exit 1
+    # systems that did not finish (the others ran): exit 1
+    return 1 if _call("reproduce_runs", args) else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -453,9 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    except (
-        ParameterError
-    ) as e:  # a rule the parser cannot see alone (`judge-audit` without --judge)
+    # a rule the parser cannot see alone (`judge-audit` without --judge)
+    except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `kardiabench data stats | head`

@@ -122,9 +122,8 @@ def build_model(cfg: GenerateConfig, log=_info) -> ChatModel:
     from kardiabench.models.baselines import RetrievalBaseline
 
     source = cfg.train_data or cfg.data.source
-    index_dir = (
-        cfg.cache_path.parent / "indexes" if cfg.cache_path else None
-    )  # next to the request cache
+    # next to the request cache
+    index_dir = cfg.cache_path.parent / "indexes" if cfg.cache_path else None
     derive = cfg.data.derive_split if cfg.train_data is None else None
     files_key = (
         train_files_key(source) if index_dir and derive is None and name == "retrieval" else None
@@ -349,17 +348,15 @@ def prepare(
     if cfg.overwrite:
         run.clear()
     elif run.path.exists():
-        check_schema_versions(
-            run.path
-        )  # a folder a newer kardiabench wrote: refused before anything is written
+        # a folder a newer kardiabench wrote: refused before anything is written
+        check_schema_versions(run.path)
         if run.manifest_path.exists():
             old = run.read_manifest()
             check_resumable(run, old, identity, items, cfg.data.limit)
     manifest = RunManifest.model_validate(
         {
-            **(
-                old.model_dump(mode="json", exclude_unset=True) if old else {}
-            ),  # an earlier session's stats, scoring
+            # an earlier session's stats, scoring
+            **(old.model_dump(mode="json", exclude_unset=True) if old else {}),
             "generation": identity,
             "model_spec": cfg.model_spec,
             "training": training_block(cfg.model_spec),

@@ -280,9 +280,8 @@ class PairwiseResult:
     dimensions: tuple[str, ...]
     reference: str | None
     pairs: list[PairResult]
-    bradley_terry: dict[
-        str, list[BTScore]
-    ]  # per dimension, best first (dimensions without any outcome left out)
+    # per dimension, best first (dimensions without any outcome left out)
+    bradley_terry: dict[str, list[BTScore]]
     n_judgments: int
     n_unscored: int
     unscored_by_reason: dict[str, int]

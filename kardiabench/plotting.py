@@ -112,9 +112,8 @@ def save(fig: Figure, stem: Path, size: Size = TWO_COLUMN) -> list[Path]:
     out = []
     with sized(size):
         for ext in FORMATS:
-            path = (
-                stem.parent / f"{stem.name}{size.suffix}.{ext}"
-            )  # not with_suffix: entry ids contain dots
+            # not with_suffix: entry ids contain dots
+            path = stem.parent / f"{stem.name}{size.suffix}.{ext}"
             fig.savefig(path, dpi=DPI, metadata=_META[ext])
             out.append(path)
     plt.close(fig)
@@ -205,9 +204,8 @@ def confusion(
             counts, cmap="Blues", aspect="equal", vmin=0, vmax=max(1, int(counts.max(initial=0)))
         )
         _cell_labels(ax, "x", names, alternate)
-        _cell_labels(
-            ax, "y", names[: len(rows)], alternate
-        )  # rows are the first columns: same number, same name
+        # rows are the first columns: same number, same name
+        _cell_labels(ax, "y", names[: len(rows)], alternate)
         ax.set_xlabel("predicted emotion")
         ax.set_ylabel("gold emotion")
         ax.set_title(wrap_to(literal(f"Confusion matrix: {name}"), size), color=colour)

@@ -167,9 +167,8 @@ class Prediction:
     span_issues: list[dict[str, str]] = field(default_factory=list)  # {"kind", "span", "detail"}
     well_formed: bool = False
     finish_reason: str | None = None
-    usage: dict[str, float] = field(
-        default_factory=dict
-    )  # prompt_tokens, completion_tokens, cost_usd
+    # prompt_tokens, completion_tokens, cost_usd
+    usage: dict[str, float] = field(default_factory=dict)
     latency_s: float = 0.0
     error: str | None = None
     cached: bool = False

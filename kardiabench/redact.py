@@ -130,9 +130,8 @@ def scrub_dataset_text(
             batch.append(_WORD.findall(text.lower()))
             size += len(batch[-1])
         if batch and (size >= _CHUNK_WORDS or text is None):
-            found = np.sort(
-                _word_runs(batch, min_chars)[0]
-            )  # sorted, the search below runs through memory in order
+            # sorted, the search below runs through memory in order
+            found = np.sort(_word_runs(batch, min_chars)[0])
             at = np.minimum(np.searchsorted(wanted, found), wanted.size - 1)
             hit[at[wanted[at] == found]] = True
             batch, size = [], 0
@@ -176,22 +175,18 @@ def _word_runs(texts: list[list[str]], min_chars: int):
         return np.zeros(0, dtype=np.uint64), empty, empty, empty
     flat = list(chain.from_iterable(texts))
     lens = np.fromiter(map(len, flat), dtype=np.int64, count=n)
-    vals = np.fromiter(map(hash, flat), dtype=np.int64, count=n).view(
-        np.uint64
-    )  # str hashes: per process, as both sides are
+    # str hashes: per process, as both sides are
+    vals = np.fromiter(map(hash, flat), dtype=np.int64, count=n).view(np.uint64)
     firsts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     owner = np.repeat(np.arange(len(texts)), counts)
     text_end = (firsts + counts)[owner]
     cum = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(
-        lens + 1, out=cum[1:]
-    )  # words joined by one space: length(i, j) = cum[j] - cum[i] - 1
-    j = np.searchsorted(
-        cum, cum[:-1] + min_chars + 1, side="left"
-    )  # the run from word i ends before word j
-    h = (
-        np.searchsorted(cum, cum[1:] - min_chars - 1, side="right") - 1
-    )  # the run up to word e starts at word h
+    # words joined by one space: length(i, j) = cum[j] - cum[i] - 1
+    np.cumsum(lens + 1, out=cum[1:])
+    # the run from word i ends before word j
+    j = np.searchsorted(cum, cum[:-1] + min_chars + 1, side="left")
+    # the run up to word e starts at word h
+    h = np.searchsorted(cum, cum[1:] - min_chars - 1, side="right") - 1
     ok, back = j <= text_end, h >= firsts[owner]
     i = np.concatenate((np.nonzero(ok)[0], h[back]))
     j = np.concatenate((j[ok], np.nonzero(back)[0] + 1))

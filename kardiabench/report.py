@@ -371,9 +371,8 @@ def _items(
         if not redact:
             cells.append(turns.get(r["item_id"], f"({why})"))
         pred = show(_text(r["pred_emotion"]))
-        if (
-            redact and not pred and not _missing(r["pred_emotion"])
-        ):  # the model's text is left out: its class is not
+        # the model's text is left out: its class is not
+        if redact and not pred and not _missing(r["pred_emotion"]):
             pred = r["pred_class"]
         fmt = (
             "ok"

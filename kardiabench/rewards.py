@@ -85,9 +85,8 @@ class RubricReward:
         path = default_cache_path() if cache is True else cache or None
         self._cache = Cache(path) if path else None
         self._response_format = self.rubric.response_format()
-        self.stats: Counter[str] = (
-            Counter()
-        )  # completions, scored, unscored, unscored:<reason>, requests
+        # completions, scored, unscored, unscored:<reason>, requests
+        self.stats: Counter[str] = Counter()
 
     @property
     def model(self) -> ChatModel:

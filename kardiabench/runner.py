@@ -179,15 +179,12 @@ def sorted_cuts(desc: Sequence[int], size: int) -> list[tuple[int, int]]:
     if not r:
         return [(a, a + size) for a in range(0, n, size)]
 
-    before = list(
-        accumulate((desc[j * size] for j in range(m)), initial=0)
-    )  # heads of full batches before it
-    after = list(accumulate((desc[r + j * size] for j in reversed(range(m))), initial=0))[
-        ::-1
-    ]  # ... after it
-    k = min(
-        range(m + 1), key=lambda k: size * (before[k] + after[k]) + r * desc[k * size]
-    )  # the short batch after k full ones
+    # heads of full batches before it
+    before = list(accumulate((desc[j * size] for j in range(m)), initial=0))
+    # ... after it
+    after = list(accumulate((desc[r + j * size] for j in reversed(range(m))), initial=0))[::-1]
+    # the short batch after k full ones
+    k = min(range(m + 1), key=lambda k: size * (before[k] + after[k]) + r * desc[k * size])
     starts = (
         [j * size for j in range(k)] + [k * size] + [k * size + r + j * size for j in range(m - k)]
     )
@@ -267,16 +264,14 @@ async def run_jobs(
         stuck = None
         try:
             answered = await batch.run_batch(model, [job for job, _ in pending], note=bar.note)
-        except (
-            BatchTimeout
-        ) as e:  # keep what other batches answered; the stuck one is polled on a rerun
+        # keep what other batches answered; the stuck one is polled on a rerun
+        except BatchTimeout as e:
             answered, stuck = e.answers, e
         for job, key in pending:
             if job.key in answered:
                 finish(job, key, answered[job.key])
-        if (
-            stuck is not None
-        ):  # never sent as ordinary requests too: the batch may still answer them
+        # never sent as ordinary requests too: the batch may still answer them
+        if stuck is not None:
             bar.close(stats)
             raise stuck
         pending = [(job, key) for job, key in pending if job.key not in answered]

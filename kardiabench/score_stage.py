@@ -297,9 +297,8 @@ def _score(
     summary.md; report.html of an earlier scoring is removed unless `report_follows`."""
     from kardiabench.scoring import score_predictions
 
-    check_schema_versions(
-        run.path
-    )  # a folder a newer kardiabench wrote: refused before anything is written
+    # a folder a newer kardiabench wrote: refused before anything is written
+    check_schema_versions(run.path)
     if external is not None:
         task, items, manifest, preds = external_inputs(run, external)
         missing_hint = f"{external.path} has no line for them"

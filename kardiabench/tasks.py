@@ -49,9 +49,8 @@ class PromptConfig(_Strict):
     system: Literal["dataset", "none"] = "dataset"
     format_instruction: str | None = None  # appended to the system prompt; {labels} → the 32 labels
     few_shot: list[FewShot] = Field(default_factory=list)
-    num_fewshot: int = Field(
-        0, ge=0
-    )  # example exchanges drawn from the train split (kardiabench/fewshot.py)
+    # example exchanges drawn from the train split (kardiabench/fewshot.py)
+    num_fewshot: int = Field(0, ge=0)
     fewshot_seed: int = 0  # which training dialogues they come from
 
 

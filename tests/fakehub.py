@@ -56,9 +56,8 @@ class FakeHub:
     valid_tokens: set[str] | None = None  # None: any token is a valid account
     scenarios: dict[str, dict[str, FakeRepo]] = field(default_factory=dict)
     current: str = ""
-    requests: list[tuple[str, str, str, bool]] = field(
-        default_factory=list
-    )  # (scenario, method, path, had token)
+    # (scenario, method, path, had token)
+    requests: list[tuple[str, str, str, bool]] = field(default_factory=list)
 
     def __enter__(self) -> FakeHub:
         hub = self
@@ -129,9 +128,8 @@ class FakeHub:
             )
         if repo.fail_status:
             return self._send(h, repo.fail_status, {"error": "something went wrong"}, body)
-        if (
-            repo.gated and kind == "resolve" and token not in repo.approved_tokens
-        ):  # listing stays public
+        # listing stays public
+        if repo.gated and kind == "resolve" and token not in repo.approved_tokens:
             if token is None:
                 msg = f"Access to dataset {repo_id} is restricted. You must have access to it and be authenticated to access it. Please log in."
                 status = 401

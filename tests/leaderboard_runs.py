@@ -113,9 +113,8 @@ def _weak_judge(request: dict):
 
     text = default_reply(request)
     content = json.dumps(request.get("messages"))
-    if (
-        request.get("model") == WEAK.split(":", 1)[1]
-    ):  # and without its spans one time in three: Format < 100
+    # and without its spans one time in three: Format < 100
+    if request.get("model") == WEAK.split(":", 1)[1]:
         return (
             WEAK_REPLY
             if hashlib.sha256(content.encode()).digest()[1] % 3 == 0
@@ -162,9 +161,8 @@ def make_wide_runs(root: Path, monkeypatch) -> dict[str, Path]:
 
 HOSTILE_SPAN = "<img src=x onerror=\"document.title='pwned'\">"
 HOSTILE_RESPONSE = "</script><script>alert(2)</script> & <b>bold</b>"
-PAGED_USERS = tuple(
-    f"user{i:02d}" for i in range(15)
-)  # × 10 turns: 150 items, two pages of the report's items
+# × 10 turns: 150 items, two pages of the report's items
+PAGED_USERS = tuple(f"user{i:02d}" for i in range(15))
 
 
 def _two_judges(request: dict):

@@ -87,9 +87,8 @@ def test_quadratic_kappa_sanity():
     assert quadratic_kappa([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
     near = quadratic_kappa([1, 2, 3, 4, 5, 3], [2, 2, 3, 4, 4, 3])
     far = quadratic_kappa([1, 2, 3, 4, 5, 3], [5, 2, 3, 4, 1, 3])
-    assert (
-        0.5 < near < 1.0 and far < near
-    )  # quadratic weights: a 4-step miss costs far more than 1-step
+    # quadratic weights: a 4-step miss costs far more than 1-step
+    assert 0.5 < near < 1.0 and far < near
     assert quadratic_kappa([4], [4]) is None and quadratic_kappa([3, 3], [3, 3]) is None
 
 
@@ -176,9 +175,8 @@ def test_judge_vs_human(tmp_path):
     a = rep["judges"]["A"]
     assert a["n_matched_items"] == 3
     assert a["dimensions"]["empathy"]["n"] == 3
-    assert a["dimensions"]["empathy"]["mean_offset"] == pytest.approx(
-        (1 + 1 + 0) / 3
-    )  # judge − human
+    # judge − human
+    assert a["dimensions"]["empathy"]["mean_offset"] == pytest.approx((1 + 1 + 0) / 3)
     assert a["dimensions"]["safety"]["n"] == 2 and a["dimensions"]["relevance"]["n"] == 0
     assert rep["judges"]["B"]["dimensions"]["empathy"]["exact"] == 1.0
 
@@ -245,9 +243,8 @@ def test_fleiss_kappa_matches_the_worked_example_and_hand_computation():
     assert fleiss_kappa(
         [[3, 0, 0], [2, 1, 0], [0, 3, 0], [1, 0, 2], [1, 1, 1], [3, 0, 0]]
     ) == pytest.approx(32 / 95)
-    assert fleiss_kappa([[0, 2], [2, 0]]) == pytest.approx(
-        1.0
-    )  # perfect agreement across two categories
+    # perfect agreement across two categories
+    assert fleiss_kappa([[0, 2], [2, 0]]) == pytest.approx(1.0)
     assert fleiss_kappa([[2, 0], [0, 2], [1, 1], [1, 1]]) == pytest.approx(0.0)
     assert fleiss_kappa([[3, 0], [3, 0]]) is None  # one category only: undefined
     assert fleiss_kappa([]) is None

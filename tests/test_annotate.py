@@ -67,16 +67,14 @@ def test_study_samples_shared_items_blinded_and_reproducibly(study, runs, tmp_pa
         assert (
             "kind-model" not in html and "terse-model" not in html and str(runs["a"]) not in html
         )  # blinded
-        assert (
-            HOSTILE_RESPONSE not in html and "\\u003cscript>alert(1)\\u003c/script>" in html
-        )  # no `<` of the data in the HTML
+        # no `<` of the data in the HTML
+        assert HOSTILE_RESPONSE not in html and "\\u003cscript>alert(1)\\u003c/script>" in html
         assert "http://" not in html and "https://" not in html
     data = json.loads(
         (folder / "annotator-1.html").read_text().split('id="kb-data">')[1].split("</script>")[0]
     )
-    for item, k in zip(
-        data["items"], key["items"], strict=True
-    ):  # the left response is the run the key names
+    # the left response is the run the key names
+    for item, k in zip(data["items"], key["items"], strict=True):
         assert (item["left"] == KIND) == (k["left"] == "A") and item["item_id"] == k["item_id"]
     assert [d["name"] for d in data["dimensions"]] == DIMS and all(
         len(d["levels"]) == 5 for d in data["dimensions"]
@@ -87,9 +85,8 @@ def test_study_samples_shared_items_blinded_and_reproducibly(study, runs, tmp_pa
     ]
     other = kb.annotate(runs["a"], runs["b"], tmp_path / "other", n=8, annotators=2, seed=4)
     assert other.key.study_id != key["study_id"] and again.n_shared == 12
-    more = kb.annotate(
-        runs["a"], runs["b"], tmp_path / "all", n=500
-    )  # fewer shared items than asked: all of them
+    # fewer shared items than asked: all of them
+    more = kb.annotate(runs["a"], runs["b"], tmp_path / "all", n=500)
     assert len(more.key.items) == 12 and len(more.pages) == 3
 
 

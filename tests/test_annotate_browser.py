@@ -231,9 +231,8 @@ def test_round_trip_clicks_to_win_rates_and_agreement(study, browser, tmp_path):
 
     assert counts("empathy") == (6, 0, 0, 6, 100.0)
     assert res["empathy"]["win"]["win_rate"]["low"] == 100.0
-    assert (
-        res["empathy"]["agreement"]["fleiss_kappa"] is None
-    )  # one category only: undefined, never 1
+    # one category only: undefined, never 1
+    assert res["empathy"]["agreement"]["fleiss_kappa"] is None
     # fluency majorities: A, A, B, tie, none (B/A/tie), A
     assert (
         counts("fluency") == (3, 1, 1, 5, pytest.approx(70.0))

@@ -87,9 +87,8 @@ def test_score_again_sends_no_request_when_the_verdicts_exist(served):
     with_judge = kb.score(
         run.path, judges=["openai:gpt-5-mini"], judge_base_url=srv.url, resamples=200
     )
-    reused = kb.score(
-        run.path, resamples=200
-    )  # no judge: the saved verdicts made for these predictions
+    # no judge: the saved verdicts made for these predictions
+    reused = kb.score(run.path, resamples=200)
     assert srv.stats.requests == before
     for again in (with_judge, reused):
         assert {k: m.value for k, m in again.metrics.items()} == {

@@ -95,9 +95,8 @@ def test_expired_batch_is_retried_in_full(tmp_path):
 def test_killed_while_polling_resumes_the_same_batch(tmp_path):
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "run"
-    with FakeOpenAIServer(
-        FakeConfig(batch_polls=10**9)
-    ) as srv:  # never ends until the test says so
+    # never ends until the test says so
+    with FakeOpenAIServer(FakeConfig(batch_polls=10**9)) as srv:
         args = generate_args(srv, data, out, "--batch")
         env = {**os.environ, "PYTHONPATH": os.getcwd()}
         proc = subprocess.Popen(
@@ -185,9 +184,8 @@ def test_max_cost_covers_judging_and_resumes(tmp_path, monkeypatch, capsys):
     prices.write_text(
         json.dumps({"m": {"input": 0.01, "output": 0.01}, "j": {"input": 10000, "output": 10000}})
     )
-    monkeypatch.setenv(
-        "KARDIABENCH_PRICES", str(prices)
-    )  # judge requests cost dollars each, generation ~nothing
+    # judge requests cost dollars each, generation ~nothing
+    monkeypatch.setenv("KARDIABENCH_PRICES", str(prices))
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "run"
     with FakeOpenAIServer(FakeConfig()) as srv:
@@ -291,9 +289,8 @@ def test_a_damaged_output_line_is_set_aside_and_only_its_request_sent_again(tmp_
         srv.stats.reset()
         srv.config.batch_malformed_every = 4  # output lines 4 and 8 of 9 are cut in half
         assert main(generate_args(srv, data, out, "--batch")) == 0
-        assert (
-            srv.stats.batches_created == 1 and ordinary(srv) == 2
-        )  # the 7 good lines kept, 2 requests sent again
+        # the 7 good lines kept, 2 requests sent again
+        assert srv.stats.batches_created == 1 and ordinary(srv) == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err
         assert (
@@ -320,9 +317,8 @@ def test_duplicate_or_unknown_custom_ids_never_answer_another_item(tmp_path, cap
         # lines 3, 6, 9 carry the custom_id of lines 2, 5, 8; two more lines answer ids never asked
         srv.config.batch_duplicate_every, srv.config.batch_unknown_lines = 3, 2
         assert main(generate_args(srv, data, out, "--batch")) == 0
-        assert (
-            ordinary(srv) == 6
-        )  # 3 items answered twice (which is theirs?) and the 3 answered under their ids
+        # 3 items answered twice (which is theirs?) and the 3 answered under their ids
+        assert ordinary(srv) == 6
     assert predictions(out) == predictions(tmp_path / "plain")  # no item got another item's answer
     assert record(out)["output_problems"] == {"damaged": 0, "duplicates": 6, "unknown": 2}
     err = capsys.readouterr().err
@@ -338,9 +334,8 @@ def test_duplicate_or_unknown_custom_ids_never_answer_another_item(tmp_path, cap
 def test_a_batch_that_never_ends_stops_at_the_timeout_and_resumes(tmp_path, capsys, command):
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "run"
-    with FakeOpenAIServer(
-        FakeConfig(batch_polls=10**9)
-    ) as srv:  # in_progress until the test says so
+    # in_progress until the test says so
+    with FakeOpenAIServer(FakeConfig(batch_polls=10**9)) as srv:
         judge = ["--judge", "openai:j", "--judge-base-url", srv.url, "--resamples", "20"]
         if command == "generate":
             args = generate_args(srv, data, out, "--batch")
@@ -355,9 +350,8 @@ def test_a_batch_that_never_ends_stops_at_the_timeout_and_resumes(tmp_path, caps
         assert main([*args, "--batch-timeout", "0.2"]) == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err
-        assert (
-            f"batch batch_0 ({purpose}): in_progress" in err
-        )  # the console names the batch and its status
+        # the console names the batch and its status
+        assert f"batch batch_0 ({purpose}): in_progress" in err
         [line] = [x for x in err.splitlines() if x.startswith("error:")]
         assert line.startswith(
             "error: batch batch_0 (in_progress) has not ended after 0.2 s (--batch-timeout)"

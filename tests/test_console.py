@@ -117,9 +117,8 @@ def test_each_bar_ends_on_the_numbers_of_its_summary_line(tmp_path, capsys):
         line for line in lines if line.startswith(f"judge {JUDGE}: ") and not BAR.match(line)
     ]
     assert USAGE.search(generated)[0] == finals["generate openai:gpt-4o"]
-    assert (
-        USAGE.search(judged)[0] == finals[f"judge {JUDGE} repair 2"]
-    )  # the last round's bar: all rounds together
+    # the last round's bar: all rounds together
+    assert USAGE.search(judged)[0] == finals[f"judge {JUDGE} repair 2"]
     assert (
         finals["generate openai:gpt-4o"].endswith(", 1 failed")
         and "cost $" in finals["generate openai:gpt-4o"]
@@ -128,9 +127,8 @@ def test_each_bar_ends_on_the_numbers_of_its_summary_line(tmp_path, capsys):
     assert finals["generate openai:gpt-4o"].startswith(
         f"tokens in {stats['prompt_tokens']:,} out {stats['completion_tokens']:,}, "
     )
-    assert (
-        "invalid judge output ×3" in judged
-    )  # the turns that show g's first one stayed unscored after two repairs
+    # the turns that show g's first one stayed unscored after two repairs
+    assert "invalid judge output ×3" in judged
 
 
 def test_batch_polling_names_the_batch_and_its_status_beside_the_bar(tmp_path, capsys):

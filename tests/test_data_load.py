@@ -102,9 +102,8 @@ def test_single_jsonl_is_one_split_evaluated_whole(tmp_path):
     res = load_dialogues(str(f))
     assert res.split is None and res.files == [str(f)]
     assert [d.anon_username for d in res.dialogues] == ["a", "b", "c"]
-    assert (
-        load_dialogues(str(f), "test").dialogues == res.dialogues
-    )  # a split name does not cut a file
+    # a split name does not cut a file
+    assert load_dialogues(str(f), "test").dialogues == res.dialogues
 
 
 def test_single_json_array_and_data_wrapper(tmp_path):

@@ -33,9 +33,8 @@ def normalised(path: Path) -> bytes:
 
 
 def table_rows(markdown: str) -> list[str]:
-    return [
-        line for line in markdown.splitlines() if re.match(r"\| G\d+ \|", line)
-    ]  # the ranked rows
+    # the ranked rows
+    return [line for line in markdown.splitlines() if re.match(r"\| G\d+ \|", line)]
 
 
 def test_the_readme_shows_the_sample_table():

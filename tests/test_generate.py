@@ -134,9 +134,8 @@ def test_retrieval_index_is_read_back_without_loading_the_training_split(tmp_pat
 
 
 def test_limit_expands_only_the_dialogues_it_evaluates(tmp_path, monkeypatch):
-    expand_module = importlib.import_module(
-        "kardiabench.data.expand"
-    )  # the package re-exports a function of that name
+    # the package re-exports a function of that name
+    expand_module = importlib.import_module("kardiabench.data.expand")
     task, data = load_task("kardiabench"), write_dataset(tmp_path / "data")
     everything, _ = load_items(task, DataSpec(str(data), "test"))
     seen = []
@@ -148,9 +147,8 @@ def test_limit_expands_only_the_dialogues_it_evaluates(tmp_path, monkeypatch):
     )
     first, _ = load_items(task, DataSpec(str(data), "test", limit=3))
     assert [i.item_id for i in first] == [i.item_id for i in everything[:3]]
-    assert seen == list(
-        dict.fromkeys(i.dialogue_id for i in first)
-    )  # no dialogue after the third item
+    # no dialogue after the third item
+    assert seen == list(dict.fromkeys(i.dialogue_id for i in first))
 
 
 def test_majority_baseline_predicts_most_frequent_training_emotion(tmp_path):
@@ -183,9 +181,8 @@ def test_cost_limit_stops_sending_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
     data = write_dataset(tmp_path / "data")
     prices = tmp_path / "prices.json"
-    prices.write_text(
-        json.dumps({"priced-model": {"input": 10000, "output": 10000}})
-    )  # ~$1 per request
+    # ~$1 per request
+    prices.write_text(json.dumps({"priced-model": {"input": 10000, "output": 10000}}))
     out = tmp_path / "run"
     with FakeOpenAIServer(FakeConfig()) as srv:
         base = [
@@ -265,6 +262,5 @@ def test_prediction_keeps_a_think_trace_in_raw_output_only():
     assert line.count("weighing the words") == 1 and line.count("I hear you, truly.") == 1
     assert pred.reasoning is None and pred.thinking == "weighing the words" and pred.spans == spans
     api = to_prediction("i", "m", Generation(raw, reasoning="from the API"), None, False)
-    assert (
-        api.reasoning == "from the API"
-    )  # a separate trace is the only thing stored beside the text
+    # a separate trace is the only thing stored beside the text
+    assert api.reasoning == "from the API"

@@ -167,9 +167,8 @@ def test_decode_keeps_span_markers_and_drops_other_special_tokens(model):
         == "x<|understanding_begin|>u<|understanding_end|><|emotion_begin|>sad<|emotion_end|>"
     )
     assert parse_spans(decoded).get("emotion") == "sad"
-    assert "<|emotion_begin|>" not in tok.decode(
-        ids, skip_special_tokens=True
-    )  # why the helper exists
+    # why the helper exists
+    assert "<|emotion_begin|>" not in tok.decode(ids, skip_special_tokens=True)
 
 
 def test_add_span_tokens_adds_single_special_tokens_and_resizes(tmp_path):

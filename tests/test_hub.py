@@ -232,9 +232,8 @@ def test_unreachable_hub_online_fails_after_one_attempt_without_traceback(tmp_pa
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
         )
     assert p.returncode != 0
-    assert (
-        "DataError" in p.stderr and "cannot be reached" in p.stderr
-    )  # not the HTTP client's ConnectError
+    # not the HTTP client's ConnectError
+    assert "DataError" in p.stderr and "cannot be reached" in p.stderr
     assert server.connections == 1
 
 
@@ -245,9 +244,8 @@ def test_gated_without_token_says_request_access_and_set_hf_token(hub_runs):
     msg = error_of(hub_runs, "gated_anon")
     assert "gated" in msg and "Request access" in msg and "HF_TOKEN" in msg
     assert "https://huggingface.co/datasets/Jhcircle/KardiaBench" in msg
-    assert not any(
-        ALIAS in p for p in hub_runs[1].paths("gated_anon")
-    )  # the repo exists: no alias tried
+    # the repo exists: no alias tried
+    assert not any(ALIAS in p for p in hub_runs[1].paths("gated_anon"))
     assert not any(had for s, _, _, had in hub_runs[1].requests if s == "gated_anon")
 
 

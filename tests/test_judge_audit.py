@@ -38,9 +38,8 @@ ITEMS, _ = load_items(
 # The audited data: 6 dialogues of 3 turns (tests/helpers.py), the fewest an audit accepts.
 USERS, TURNS = ("e", "f", "g", "h", "i", "j"), 3
 N_ITEMS = len(USERS) * TURNS
-GOLD_RE = re.compile(
-    r"That sounds hard, \w+\. Tell me more \(\d+\)\."
-)  # helpers.make_dialogue's gold response
+# helpers.make_dialogue's gold response
+GOLD_RE = re.compile(r"That sounds hard, \w+\. Tell me more \(\d+\)\.")
 GOOD = {"relevance": 4, "fluency": 4, "empathy": 4, "persona_consistency": 4, "safety": 5}
 POOR = {"relevance": 2, "fluency": 3, "empathy": 2, "persona_consistency": 3, "safety": 5}
 TOP = dict.fromkeys(DIMENSIONS, 5)
@@ -108,9 +107,8 @@ def audit(tmp_path, monkeypatch, scores, *extra, data=None, reply_fn=None):
 def test_honest_judge_passes_every_check(tmp_path, monkeypatch, capsys):
     code, out, requests = audit(tmp_path, monkeypatch, honest_scores, "--judge-repeats", "2")
     assert code == 0, capsys.readouterr().err
-    assert requests == len(CANDIDATES) * N_ITEMS * (
-        2 + 1
-    )  # two repeats under seed A, one under seed B
+    # two repeats under seed A, one under seed B
+    assert requests == len(CANDIDATES) * N_ITEMS * (2 + 1)
     card = json.loads((out / "judge_card.json").read_text())
     assert card["summary"] == {
         "n_checks": len(CANDIDATES) - 2,
@@ -317,9 +315,8 @@ def test_candidates_are_built_from_the_item():
         "padding"
     ].startswith(gold)
     assert item.gold_emotion in built["emotion_leak"]
-    assert (
-        persona_names(item)[0] in built["name_dropping"]
-    )  # "Luis", the husband named in the profile
+    # "Luis", the husband named in the profile
+    assert persona_names(item)[0] in built["name_dropping"]
     assert built["constant"] == CANDIDATES[1].build(ITEMS[1])  # the same text for every turn
     assert "＞＞＞" in built["inject_lookalike_delimiter"]
     assert padded("abc", 1) == "abc"
@@ -349,9 +346,8 @@ def test_check_rules():
         == "inconclusive"
     )
     assert check_result(WORSE, {"relevance": None, "empathy": ci(-2)})["passed"] is None
-    few = check_result(
-        NO_INJECTION_GAIN, dict.fromkeys(DIMENSIONS, ci(3.0, clusters=5))
-    )  # fooled, but on 5 dialogues
+    # fooled, but on 5 dialogues
+    few = check_result(NO_INJECTION_GAIN, dict.fromkeys(DIMENSIONS, ci(3.0, clusters=5)))
     assert few["passed"] is None and "5 dialogue(s), fewer than the 6" in few["why"]
     unsafe = next(c.check for c in CANDIDATES if c.name == "unsafe")
     assert check_result(unsafe, {"safety": ci(-1.5)}, {"rate": 1.0, "low": 0.81, "high": 1.0})[
@@ -370,13 +366,11 @@ def test_check_rules():
 
 
 def test_minimum_sizes_come_from_the_intervals():
-    assert (
-        min_dialogues() == 6 and 2 / 2**6 <= 0.05 < 2 / 2**5
-    )  # sign flips over G dialogues reach 5% from G = 6
+    # sign flips over G dialogues reach 5% from G = 6
+    assert min_dialogues() == 6 and 2 / 2**6 <= 0.05 < 2 / 2**5
     assert min_items_for_rate(0.8) == 17
-    assert (
-        clopper_pearson(17, 17)[0] >= 0.8 > clopper_pearson(16, 16)[0]
-    )  # all flagged: 17 items show ≥ 80%, 16 do not
+    # all flagged: 17 items show ≥ 80%, 16 do not
+    assert clopper_pearson(17, 17)[0] >= 0.8 > clopper_pearson(16, 16)[0]
     assert clopper_pearson(0, 16)[1] < 0.8  # but 16 unflagged ones show < 80%
     assert min_dialogues(0.01) == 8
 
@@ -583,9 +577,8 @@ def test_pairwise_checks_self_ties_and_the_original_must_not_lose(
     code, out, requests = audit(
         tmp_path, monkeypatch, None, "--pairwise", reply_fn=pairwise_judge(gullible)
     )
-    assert (
-        requests == len(CANDIDATES) * N_ITEMS * 2 + len(PAIRWISE_VARIANTS) * N_ITEMS * 2
-    )  # both orders
+    # both orders
+    assert requests == len(CANDIDATES) * N_ITEMS * 2 + len(PAIRWISE_VARIANTS) * N_ITEMS * 2
     card = json.loads((out / "judge_card.json").read_text())
     checks = card["pairwise"]["checks"]
     assert list(checks) == ["self", "padding", *INJECTIONS]

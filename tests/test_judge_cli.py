@@ -26,9 +26,8 @@ def reply(request):
             )
         return default_reply(request)
     case = request["messages"][1]["content"]
-    if (
-        "turn 2:" in case
-    ):  # (the last turn: in no history) the judge quotes the candidate's injection, then gives its own verdict
+    # (the last turn: in no history) the judge quotes the candidate's injection, then gives its own verdict
+    if "turn 2:" in case:
         return f"The response tries to set the scores with {INJECTED}. My verdict: {OWN}"
     return OWN
 

@@ -32,9 +32,8 @@ def test_pool_mean_or_median():
     rows = [("a", "x", 1), ("b", "x", 4), ("c", "x", 5)]
     assert outcome(rows).item_scores["x"]["empathy"] == pytest.approx(10 / 3)
     assert outcome(rows, pool="median").item_scores["x"]["empathy"] == 4
-    assert (
-        outcome(rows[:2], pool="median").item_scores["x"]["empathy"] == 2.5
-    )  # two judges: the mean
+    # two judges: the mean
+    assert outcome(rows[:2], pool="median").item_scores["x"]["empathy"] == 2.5
     with pytest.raises(ValueError, match="pool"):
         outcome(rows, pool="max")
 
@@ -150,9 +149,8 @@ def test_escalation_asks_the_strong_judge_only_where_the_cheap_ones_disagree(
         "threshold": 2.0,
         "items": esc["item_ids"],
     }
-    assert manifest["requests"] == 2 * n + len(
-        escalated
-    )  # run.json's totals include the escalated verdicts
+    # run.json's totals include the escalated verdicts
+    assert manifest["requests"] == 2 * n + len(escalated)
     # re-scoring from the saved verdicts keeps the rule: the strong judge replaces, it is not pooled
     assert main(["score", str(out), "--no-progress", "--resamples", "50"]) == 0
     again = json.loads((out / "results.json").read_text())

@@ -135,9 +135,8 @@ def test_tiers_split_only_where_the_paired_test_rejects(tmp_path):
     a = _entry(tmp_path, "a", [True] * n)
     b = _entry(tmp_path, "b", [True] * (n - 1) + [False])  # one item worse: not separable from a
     c = _entry(tmp_path, "c", [False] * n)  # all wrong: separated from a
-    d = _entry(
-        tmp_path, "d", [False] * (n - 1) + [True]
-    )  # better than c by one item: joins c's tier
+    # better than c by one item: joins c's tier
+    d = _entry(tmp_path, "d", [False] * (n - 1) + [True])
     ranked, tiers, p = assign_tiers([c, d, b, a], "emotion_accuracy", n_resamples=200)
     assert [e.entry_id for e in ranked] == ["a", "b", "d", "c"]
     assert tiers == {"a": 1, "b": 1, "d": 2, "c": 2}
@@ -252,13 +251,11 @@ def test_latex_is_booktabs_tables_for_two_and_one_column_pages(board):
         in tex
     )
     assert r"\,$^{\dagger}$" in next(x for x in tex.splitlines() if "[subset]" in x)
-    assert (
-        r"\emph{G2:\allowbreak{} data/\allowbreak{}test, 12 items, no judge}" in tex
-    )  # short group line: no local path, no "/None"
+    # short group line: no local path, no "/None"
+    assert r"\emph{G2:\allowbreak{} data/\allowbreak{}test, 12 items, no judge}" in tex
     assert "% G2: data " in tex  # the full explanation, as a comment
-    assert "\\pm" not in tex and re.search(
-        r"\{\\scriptsize \[\d+\.\d, \d+\.\d\]\}", tex
-    )  # CIs by their ends
+    # CIs by their ends
+    assert "\\pm" not in tex and re.search(r"\{\\scriptsize \[\d+\.\d, \d+\.\d\]\}", tex)
     one = (board / "leaderboard-1col.tex").read_text()
     assert (
         one.startswith("\\begin{table}[t]")
@@ -307,13 +304,11 @@ def test_bold_only_for_a_groups_best_never_a_tie_of_all_or_few_items(wide):
             frame, metric, decimals
         ), metric
     weak, gen = (frame[frame["model"] == m].iloc[0] for m in (WEAK, "openai:gen-model"))
-    assert (
-        weak["format_compliance"] < gen["format_compliance"] == 100
-    )  # so the one bold number is gen's Format
+    # so the one bold number is gen's Format
+    assert weak["format_compliance"] < gen["format_compliance"] == 100
     assert gen["format_compliance_best"] and not weak["format_compliance_best"]
-    assert (
-        weak["empathy_few"] and weak["empathy_n"] < 0.5 * 33 and not gen["empathy_best"]
-    )  # its only rival is few: no bold
+    # its only rival is few: no bold
+    assert weak["empathy_few"] and weak["empathy_n"] < 0.5 * 33 and not gen["empathy_best"]
     baselines = frame["model"].str.startswith("baseline:")
     assert not frame.loc[baselines, "format_compliance_best"].any()  # 100.0 both: a tie of all
     n_bold = int(frame[[f"{m}_best" for m in METRICS]].to_numpy().sum())
@@ -364,9 +359,8 @@ def test_numbers_show_their_interval_n_and_few_items_mark(wide):
 
 
 def test_format_interval_shows_asymmetric_ends():
-    assert (
-        format_interval(1.7, 0.0, 4.2, 1) == "1.7 [0.0, 4.2]"
-    )  # never "1.7 ± 2.1" (a negative lower end)
+    # never "1.7 ± 2.1" (a negative lower end)
+    assert format_interval(1.7, 0.0, 4.2, 1) == "1.7 [0.0, 4.2]"
     assert format_interval(75.0, 66.66, 91.67, 1) == "75.0 [66.7, 91.7]"
     assert format_interval(3.2, None, None) == "3.20" and format_interval(None) == "–"
     assert n_note(5, 105, 110) == "n=5/110" and n_note(110, 0, 110) == ""
@@ -577,9 +571,8 @@ def test_report_sections_and_items_table(runs, tmp_path):
         assert heading in html
     items = [json.loads(x) for x in (runs["gen"] / "items.jsonl").read_text().splitlines()]
     rows = report_rows(out)
-    assert [r["cells"]["item"] for r in rows] == [
-        r["item_id"] for r in items
-    ]  # every item, in order
+    # every item, in order
+    assert [r["cells"]["item"] for r in rows] == [r["item_id"] for r in items]
     assert [r["flags"]["wrong"] for r in rows] == [not r["emotion_correct"] for r in items]
     assert [("predicted" in r["bad"]) for r in rows] == [not r["emotion_correct"] for r in items]
     flagged = json.loads((runs["gen"] / "results.json").read_text())["metrics"]["safety_flag_rate"][
@@ -588,9 +581,8 @@ def test_report_sections_and_items_table(runs, tmp_path):
     assert [r["cells"]["item"] for r in rows if r["flags"]["flagged"]] == [
         i for i in (r["item_id"] for r in items) if i in flagged
     ]
-    assert all(
-        "my interview is soon" in r["cells"]["user turn"] for r in rows
-    )  # the user's turn, from the data
+    # the user's turn, from the data
+    assert all("my interview is soon" in r["cells"]["user turn"] for r in rows)
     assert all(
         r["cells"]["judge verdict"][1:]
         == ["openai:judge-model: Scripted verdict from the fake server."]
@@ -626,9 +618,8 @@ def test_report_redacted_leaves_out_the_data_a_model_or_judge_repeats(runs, tmp_
     assert main(["report", str(runs[name]), "--output", str(out), "--redact"]) == 0
     html = report_text(out)
     data = Path(json.loads((runs[name] / "run.json").read_text())["data"]["source"])
-    assert (
-        leaks(dataset_strings(data), {"r.html": out.read_bytes()}) == []
-    )  # the page and its compressed items
+    # the page and its compressed items
+    assert leaks(dataset_strings(data), {"r.html": out.read_bytes()}) == []
     assert html.count(DATA_MARK) >= 12 and re.search(
         r'id="redaction">Redacted: .* [1-9]\d* such passage', html
     )
@@ -859,9 +850,8 @@ def test_add_and_build_refuse_numbers_the_items_do_not_support(runs, tmp_path, c
         and f"gives {honest}" in err
     )
     assert not (folder / "entries").is_dir() or not list((folder / "entries").glob("*.json"))
-    _edit_json(
-        run / "results.json", lambda d: d["metrics"]["empathy"].update(ci_low=4.9)
-    )  # a narrower CI
+    # a narrower CI
+    _edit_json(run / "results.json", lambda d: d["metrics"]["empathy"].update(ci_low=4.9))
     _edit_json(
         run / "results.json", lambda d: d["metrics"]["emotion_accuracy"].update(value=honest)
     )

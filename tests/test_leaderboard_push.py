@@ -161,9 +161,8 @@ def test_push_of_a_redacted_build_includes_the_reports(built):
         files = hub.repos["me/kb-board"].files
     reports = [f for f in files if f.startswith("site/reports/")]
     assert len(reports) == 2
-    assert all(
-        b"my interview is soon" not in files[f] for f in reports
-    )  # the user's turns are not there
+    # the user's turns are not there
+    assert all(b"my interview is soon" not in files[f] for f in reports)
     assert json.loads(files["build.json"])["redacted"] is True
 
 
@@ -264,13 +263,11 @@ def test_no_uploaded_byte_holds_dataset_text(runs, tmp_path, redact):
         return
     assert len(reports) == len(runs)
     retrieval = [t for f, t in reports.items() if "baseline-retrieval" in f]
-    assert len(retrieval) == 2 and all(
-        DATA_MARK in t for t in retrieval
-    )  # its answers are training text, removed
+    # its answers are training text, removed
+    assert len(retrieval) == 2 and all(DATA_MARK in t for t in retrieval)
     gen = [t for f, t in reports.items() if f.startswith("site/reports/openai-gen-model")]
-    assert gen and all(
-        "That sounds hard. I am here with you." in t for t in gen
-    )  # the model's own words stay
+    # the model's own words stay
+    assert gen and all("That sounds hard. I am here with you." in t for t in gen)
 
 
 def test_push_uploads_only_the_reports_this_redacted_build_wrote(runs, tmp_path):
@@ -299,9 +296,8 @@ def test_push_uploads_only_the_reports_this_redacted_build_wrote(runs, tmp_path)
         )
         == 0
     )
-    assert (
-        len(list((folder / "site" / "reports").glob("*.html"))) == 2
-    )  # the stale one is still there
+    # the stale one is still there
+    assert len(list((folder / "site" / "reports").glob("*.html"))) == 2
     with FakeHub() as hub:
         p = push(folder, hub)
         assert p.returncode == 0, p.stderr

@@ -219,9 +219,8 @@ def test_faults_do_not_change_outputs_and_finished_items_are_not_rerequested():
     assert all(isinstance(g, Generation) for g in clean + faulty)
     assert [g.text for g in faulty] == [g.text for g in clean]
     assert sum(stats.faults.values()) > 10  # the faults really happened...
-    assert (
-        sum(g.attempts for g in faulty) == stats.requests
-    )  # ...and every attempt is accounted for
+    # ...and every attempt is accounted for
+    assert sum(g.attempts for g in faulty) == stats.requests
     assert all(stats.served[key_of(r)] == 1 for r in reqs)  # no item was answered twice
 
 
@@ -308,9 +307,8 @@ def test_concurrent_refusals_all_succeed():
     schema = {"type": "json_object"}
     with FakeOpenAIServer(FakeConfig(reject_response_format=True, latency=0.05)) as srv:
         model = model_for(srv, concurrency=8)
-        outs = generate_all(
-            model, chats(8, "c", schema)
-        )  # all sent before the first refusal returns
+        # all sent before the first refusal returns
+        outs = generate_all(model, chats(8, "c", schema))
     assert all(isinstance(g, Generation) for g in outs)
     assert all(g.attempts == 2 for g in outs)
 
@@ -554,9 +552,8 @@ def test_fake_server_runs_as_a_subprocess_with_faults():
 
 
 def test_probe_names_an_endpoint_that_connects_but_never_answers():
-    with (
-        socket.socket() as sock
-    ):  # listens, never accepts: the connection opens, no reply ever comes
+    # listens, never accepts: the connection opens, no reply ever comes
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"

@@ -90,9 +90,8 @@ def _text(action: argparse.Action) -> str:
         return list(action.choices)[-1]
     for text in CANDIDATES:
         try:
-            if (action.type or str)(
-                text
-            ) != action.default:  # a value the keyword would not get anyway
+            # a value the keyword would not get anyway
+            if (action.type or str)(text) != action.default:
                 return text
         except (argparse.ArgumentTypeError, ValueError, TypeError):
             continue
@@ -158,9 +157,8 @@ def test_every_flag_reaches_the_api_call_it_wraps(path, action, monkeypatch):
     real = getattr(api, function)
 
     def stand_in(*args, **kwargs):
-        inspect.signature(real).bind(
-            *args, **kwargs
-        )  # the function takes every keyword the CLI passes
+        # the function takes every keyword the CLI passes
+        inspect.signature(real).bind(*args, **kwargs)
         raise Reached(kwargs)
 
     stand_in.__signature__ = inspect.signature(real)
@@ -172,9 +170,8 @@ def test_every_flag_reaches_the_api_call_it_wraps(path, action, monkeypatch):
     with pytest.raises(Reached) as reached:
         main(argv)
     kwargs = reached.value.args[0]
-    assert expected != parser.get_default(action.dest), (
-        argv
-    )  # the value given is not what the keyword gets anyway
+    # the value given is not what the keyword gets anyway
+    assert expected != parser.get_default(action.dest), argv
     for name in _keywords(path, action):
         assert name in kwargs, f"{' '.join(argv)}: {name} did not reach kb.{function}"
         assert kwargs[name] == expected, (argv, name, kwargs[name])

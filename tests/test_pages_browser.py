@@ -41,9 +41,8 @@ def test_site_loads_without_console_errors_and_images_load(pages, browser):
     browser.open(pages[0].as_uri())
     assert browser.console == []
     groups = browser.js("document.querySelectorAll('#leaderboard tbody[data-group]').length")
-    assert (
-        groups >= 2 and browser.js("document.images.length") == 2 * groups + 1
-    )  # a radar and bars per group, the heatmap
+    # a radar and bars per group, the heatmap
+    assert groups >= 2 and browser.js("document.images.length") == 2 * groups + 1
     assert (
         browser.js("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         is True
@@ -80,9 +79,8 @@ def test_site_table_has_one_row_per_run_and_sorts_best_first_within_groups(pages
     )
     browser.click("#leaderboard th:nth-child(8)")  # again: lowest first
     second = browser.js(column.format(7))
-    for desc, asc in zip(
-        first, second, strict=True
-    ):  # per group: sorted, never mixed with another group
+    # per group: sorted, never mixed with another group
+    for desc, asc in zip(first, second, strict=True):
         numbers = [float(v) for v in desc if v]
         assert numbers == sorted(numbers, reverse=True) and desc[len(numbers) :] == [""] * (
             len(desc) - len(numbers)
@@ -164,9 +162,8 @@ def test_site_cells_never_wrap_and_the_model_column_stays_on_a_phone(pages, brow
             mobile=False,
         )
         browser.open(pages[0].as_uri())
-        assert (
-            browser.js("document.documentElement.scrollWidth <= 420") is True
-        )  # the page itself does not scroll sideways
+        # the page itself does not scroll sideways
+        assert browser.js("document.documentElement.scrollWidth <= 420") is True
         assert set(
             browser.js(f"Array.from(document.querySelectorAll('#leaderboard td')).map({LINES})")
         ) <= {0, 1}
@@ -179,9 +176,8 @@ def test_site_cells_never_wrap_and_the_model_column_stays_on_a_phone(pages, brow
         browser.js("document.querySelector('.scroll').scrollLeft = 300")
         model1, metric1, _, on_top1 = browser.js(where)
         assert metric1 < metric0 - 100  # the table scrolled sideways in its box
-        assert (
-            model0 > edge and model1 == edge and on_top0 and on_top1
-        )  # the model column stays at the box's left edge, on top
+        # the model column stays at the box's left edge, on top
+        assert model0 > edge and model1 == edge and on_top0 and on_top1
     finally:
         browser.send("Emulation.clearDeviceMetricsOverride", session=True)
 
@@ -191,9 +187,8 @@ def test_hostile_model_name_stays_text(pages, browser):
         browser.console.clear()
         browser.open(page.as_uri())
         assert HOSTILE in browser.js("document.body.innerText")
-        assert (
-            browser.js(f"document.querySelectorAll('{CODE}').length") == 1
-        )  # only the page's own code
+        # only the page's own code
+        assert browser.js(f"document.querySelectorAll('{CODE}').length") == 1
         assert browser.console == []  # no alert dialog, no error
 
 
@@ -233,9 +228,8 @@ def test_report_opens_offline_and_shows_the_first_page_of_items(paged, browser):
     browser.console.clear()
     browser.open((run / "report.html").as_uri())
     browser.wait_for(READY)
-    assert (
-        browser.js("performance.getEntriesByType('resource').length") == 0
-    )  # nothing fetched: one self-contained file
+    # nothing fetched: one self-contained file
+    assert browser.js("performance.getEntriesByType('resource').length") == 0
     assert browser.js(SHOWN_IDS) == ids[:PAGE_SIZE]
     assert (
         browser.js("document.getElementById('page').textContent")
@@ -286,13 +280,11 @@ def test_report_shows_hostile_item_text_as_text(paged, browser):
     cells = browser.js(
         "Array.from(document.querySelector('#items tbody tr').cells).map(c => c.textContent)"
     )
-    assert (
-        HOSTILE_SPAN in cells[4] and HOSTILE_RESPONSE in cells
-    )  # understanding and response, as written
+    # understanding and response, as written
+    assert HOSTILE_SPAN in cells[4] and HOSTILE_RESPONSE in cells
     assert (
         browser.js("document.querySelectorAll('#items img, #items b, #items script').length") == 0
     )
     assert browser.js(f"document.querySelectorAll('{CODE}').length") == 1
-    assert (
-        browser.js("document.title") == title != "pwned" and browser.console == []
-    )  # no handler ran, no alert
+    # no handler ran, no alert
+    assert browser.js("document.title") == title != "pwned" and browser.console == []

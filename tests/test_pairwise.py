@@ -180,9 +180,8 @@ def test_resume_asks_only_for_missing_verdicts(tmp_path, data, monkeypatch):
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
         path = tmp_path / "pw" / "judgments.jsonl"
         lines = path.read_text().splitlines()
-        path.write_text(
-            "\n".join(lines[:30]) + "\n" + lines[30][:25]
-        )  # a killed run: 30 verdicts and a torn line
+        # a killed run: 30 verdicts and a torn line
+        path.write_text("\n".join(lines[:30]) + "\n" + lines[30][:25])
         before = srv.stats.requests
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
         assert srv.stats.requests - before == 48 - 30
@@ -212,9 +211,8 @@ def test_unparseable_verdicts_are_counted_unscored_never_defaulted(tmp_path, dat
         )
         before = srv.stats.requests
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
-        assert (
-            srv.stats.requests - before == 12 * 2 + 12 * 2 * 3
-        )  # the 12 "turn 1" items: 1 try + 2 repairs per order
+        # the 12 "turn 1" items: 1 try + 2 repairs per order
+        assert srv.stats.requests - before == 12 * 2 + 12 * 2 * 3
     res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
     pair = res["pairs"][0]
     assert res["n_unscored"] == 24 and res["unscored_by_reason"] == {"invalid judge output": 24}
@@ -274,9 +272,8 @@ def test_three_runs_against_a_reference_give_bradley_terry_scores(
         runs = [generate(srv, data, tmp_path / m, m) for m in ("bad", "good", "long")]
         before = srv.stats.requests
         assert pairwise(srv, runs, tmp_path / "pw", "--reference", str(runs[0])) == 0
-        assert (
-            srv.stats.requests - before == 2 * 24 * 2
-        )  # two pairs (each vs the reference), both orders
+        # two pairs (each vs the reference), both orders
+        assert srv.stats.requests - before == 2 * 24 * 2
     res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
     assert [(p["run_a"], p["run_b"]) for p in res["pairs"]] == [
         ("openai:bad", "openai:good"),
@@ -284,15 +281,13 @@ def test_three_runs_against_a_reference_give_bradley_terry_scores(
     ]
     assert res["reference"] == "openai:bad"
     bt = res["bradley_terry"]["empathy"]
-    assert (
-        bt[0]["model"] == "openai:good" and bt[0]["low"] > 1000
-    )  # beats the reference, CI above it
+    # beats the reference, CI above it
+    assert bt[0]["model"] == "openai:good" and bt[0]["low"] > 1000
     ref = next(s for s in bt if s["model"] == "openai:bad")
     assert ref["score"] == pytest.approx(1000.0) and ref["n_comparisons"] == 48
     long = next(s for s in bt if s["model"] == "openai:long")
-    assert (
-        long["score"] == pytest.approx(1000.0, abs=15) and long["score"] < bt[0]["low"]
-    )  # all ties with the reference (the prior ties it to good a little)
+    # all ties with the reference (the prior ties it to good a little)
+    assert long["score"] == pytest.approx(1000.0, abs=15) and long["score"] < bt[0]["low"]
     assert "## Bradley–Terry scores" in (tmp_path / "pw" / "summary.md").read_text()
     # the leaderboard shows them in a table and a plot of their own, beside (never inside) the absolute scores
     lb, scored = tmp_path / "lb", tmp_path / "majority"
@@ -336,9 +331,8 @@ def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch,
             generate(srv, data, tmp_path / "good", "good"),
             generate(srv, data, tmp_path / "bad", "bad"),
         )
-        assert (
-            pairwise(srv, [good, bad], tmp_path / "pw") == 0
-        )  # the judge: good (A) wins every item
+        # the judge: good (A) wins every item
+        assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
     items = list(
         dict.fromkeys(
             json.loads(x)["item_id"]

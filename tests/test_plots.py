@@ -244,25 +244,21 @@ def test_confusion_matrix_square_aligned_integer_ticks_labels_apart(board):
         ]
         assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
         rows, cols = plots.confusion_labels(_all_emotions_table())
-        assert cols[: len(rows)] == rows and cols[len(rows) :] == [
-            "<invalid>"
-        ]  # the diagonal is the correct predictions
+        # the diagonal is the correct predictions
+        assert cols[: len(rows)] == rows and cols[len(rows) :] == ["<invalid>"]
         image = ax.images[0].get_array()
         assert [image[i, i] for i in range(len(rows))] == [7 + i % 5 for i in range(len(rows))]
         box = ax.get_window_extent()
-        assert box.width / len(cols) == pytest.approx(
-            box.height / len(rows), rel=0.01
-        )  # square cells
+        # square cells
+        assert box.width / len(cols) == pytest.approx(box.height / len(rows), rel=0.01)
         x_labels = _tick_labels(fig, "x")
         y_labels = _tick_labels(fig, "y")
         by_x = {round(t.get_position()[0]): t.get_text() for t in x_labels}
         by_y = {round(t.get_position()[1]): t.get_text() for t in y_labels}
-        assert len(by_x) == len(cols) and all(
-            by_y[i] == by_x[i] for i in range(len(rows))
-        )  # row i and column i: one label
-        if (
-            size.one_column
-        ):  # 33 names do not fit 3.3 in: numbers, and a key that names each one whole
+        # row i and column i: one label
+        assert len(by_x) == len(cols) and all(by_y[i] == by_x[i] for i in range(len(rows)))
+        # 33 names do not fit 3.3 in: numbers, and a key that names each one whole
+        if size.one_column:
             key = fig.get_supxlabel()
             assert [by_x[i] for i in range(len(cols))] == [str(i) for i in range(1, len(cols) + 1)]
             assert all(f"{i}\u00a0{c}" in key.replace("\n", " ") for i, c in enumerate(cols, 1))
@@ -271,9 +267,8 @@ def test_confusion_matrix_square_aligned_integer_ticks_labels_apart(board):
                 for w in re.split(r"[ \n]+", key.replace(",", ""))
             )
         else:
-            assert [by_x[i] for i in range(len(cols))] == [
-                plots.literal(c) for c in cols
-            ]  # whole words, never split
+            # whole words, never split
+            assert [by_x[i] for i in range(len(cols))] == [plots.literal(c) for c in cols]
         for t in x_labels:  # upright, centred on its cell
             assert t.get_rotation() == 90 and t.get_horizontalalignment() == "center"
         for labels in (x_labels, y_labels):

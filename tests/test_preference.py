@@ -16,9 +16,8 @@ from kardiabench.scoring.preference import (
 
 
 def test_combine_orders_maps_the_swapped_verdict_back_and_a_flip_is_a_tie():
-    assert (
-        combine_orders("A", "B") == "A"
-    )  # A first: A; B first: the second shown (A) → A both times
+    # A first: A; B first: the second shown (A) → A both times
+    assert combine_orders("A", "B") == "A"
     assert combine_orders("B", "A") == "B"
     assert combine_orders("A", "A") == "tie"  # always the first shown: the order decided
     assert combine_orders("tie", "tie") == "tie"
@@ -93,9 +92,8 @@ def test_length_control_shows_a_judge_that_prefers_the_longer_answer():
     clusters = _dialogues(40, 5)
     len_a = rng.integers(100, 900, size=n)
     len_b = rng.integers(100, 900, size=n)
-    outcomes = [
-        "A" if a > b else "B" for a, b in zip(len_a, len_b, strict=True)
-    ]  # length alone decides
+    # length alone decides
+    outcomes = ["A" if a > b else "B" for a, b in zip(len_a, len_b, strict=True)]
     outcomes = [o if i % 5 else "tie" for i, o in enumerate(outcomes)]
     raw = win_rate(outcomes, clusters, n_resamples=300)
     lc = length_controlled_win_rate(outcomes, len_a, len_b, clusters, n_resamples=300)

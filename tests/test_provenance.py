@@ -94,9 +94,8 @@ def test_task_block_has_prompt_hash_and_tag_style(api_run):
     task = load_task("kardiabench_instructed")
     block = api_run[2]["task"]
     assert block == task_block(task)
-    assert (
-        block["sha256"] == api_run[2]["generation"]["task"]["sha256"]
-    )  # the identity's hash, unchanged
+    # the identity's hash, unchanged
+    assert block["sha256"] == api_run[2]["generation"]["task"]["sha256"]
     assert block["tag_style"] == "special"
     prompt = json.dumps(task.prompt.model_dump(mode="json"), sort_keys=True)
     assert block["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest()[:16]
@@ -200,9 +199,8 @@ def test_hub_run_records_the_resolved_commit(tmp_path):
         )
     assert p.returncode == 0, p.stderr
     data = json.loads((out / "run.json").read_text())["data"]
-    assert (
-        data["revision"] == hashlib.sha1(REPO.encode()).hexdigest()
-    )  # the fake Hub's X-Repo-Commit
+    # the fake Hub's X-Repo-Commit
+    assert data["revision"] == hashlib.sha1(REPO.encode()).hexdigest()
     assert data["files_sha256"] == {
         "test.jsonl": hashlib.sha256(FILES["test.jsonl"]).hexdigest()[:16]
     }

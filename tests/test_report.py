@@ -28,9 +28,8 @@ def results(run):
 def test_summary_and_report_show_the_agreement_of_two_judges_and_of_repeats(paged):
     rubric = results(paged)["rubric"]
     empathy, relevance = (rubric["agreement"][d]["pairs"][0] for d in ("empathy", "relevance"))
-    assert (
-        empathy["alpha"] < 1 and relevance["alpha"] == 1
-    )  # judge-b scores empathy higher on some items
+    # judge-b scores empathy higher on some items
+    assert empathy["alpha"] < 1 and relevance["alpha"] == 1
     fluency = rubric["repeat_variance"]["openai:judge-a"]["fluency"]
     assert (
         fluency["mean_variance"] > 0
@@ -144,6 +143,5 @@ def test_report_of_a_few_thousand_items_is_much_smaller_than_the_items_it_holds(
         r[block["head"].index("user turn") + 2] and r[block["head"].index("response") + 2]
         for r in block["rows"]
     )
-    assert (
-        len(page) * 4 < raw
-    )  # compressed: under a quarter of the raw items, with the rest of the page
+    # compressed: under a quarter of the raw items, with the rest of the page
+    assert len(page) * 4 < raw

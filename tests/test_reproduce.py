@@ -60,9 +60,8 @@ def test_reproduce_paper_on_the_scripted_server(tmp_path, monkeypatch, capsys):
         # requests repeat and its verdicts come from the response cache after the first system
         assert sent == 6 * 4 + 4
 
-        assert (
-            main([*argv, "--base-url", srv.url]) == 0
-        )  # resumes: everything is in the run folders
+        # resumes: everything is in the run folders
+        assert main([*argv, "--base-url", srv.url]) == 0
         assert srv.stats.requests == sent
         assert capsys.readouterr().err.count("(0 still to request") == 6
     for name in NAMES:
@@ -74,9 +73,7 @@ def test_reproduce_paper_on_the_scripted_server(tmp_path, monkeypatch, capsys):
         board / "plots" / "radar-G1.png"
     ).is_file()
     md = (board / "leaderboard.md").read_text()
-    assert (
-        "openai:Jhcircle/Kardia-R1" in md and "Kardia-R1 (Qwen2.5-7B)" in md
-    )  # the run and its reported row
-    assert (
-        "| G1 | openai:Jhcircle/Kardia-R1 † | Kardia-R1 (Qwen2.5-7B) |" in md
-    )  # its delta row, marked a subset
+    # the run and its reported row
+    assert "openai:Jhcircle/Kardia-R1" in md and "Kardia-R1 (Qwen2.5-7B)" in md
+    # its delta row, marked a subset
+    assert "| G1 | openai:Jhcircle/Kardia-R1 † | Kardia-R1 (Qwen2.5-7B) |" in md

@@ -35,9 +35,8 @@ def test_shipped_rubric_describes_every_level_of_every_dimension():
     assert r.names == DIMENSIONS
     for d in r.dimensions:
         assert len(d.levels) == 5 and len(set(d.levels)) == 5
-        assert all(len(t.split()) >= 8 for t in d.levels), (
-            d.name
-        )  # real descriptions, not "bad".."good"
+        # real descriptions, not "bad".."good"
+        assert all(len(t.split()) >= 8 for t in d.levels), d.name
         assert len(d.definition.split()) >= 15
     text = r.rubric_text()
     for d in r.dimensions:
@@ -52,9 +51,8 @@ def test_shipped_rubric_describes_every_level_of_every_dimension():
 def test_version_is_label_plus_content_hash_and_changes_with_either_file(tmp_path):
     path = _copy(tmp_path)
     v0 = load_rubric(path).version
-    assert (
-        v0 == load_rubric(default_rubric_path()).version
-    )  # same content, other folder: same version
+    # same content, other folder: same version
+    assert v0 == load_rubric(default_rubric_path()).version
     label, digest = v0.split("+")
     assert label == "1.0" and len(digest) == 12
 

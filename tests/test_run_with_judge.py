@@ -186,9 +186,8 @@ def test_an_endpoint_without_a_models_route_is_not_taken_for_dead(tmp_path, monk
             ]
         )
         assert code == 0, capsys.readouterr().err
-        assert (
-            srv.stats.listings == 0 and srv.stats.requests >= 18
-        )  # 404 on /models: alive; 9 items, each generated and judged
+        # 404 on /models: alive; 9 items, each generated and judged
+        assert srv.stats.listings == 0 and srv.stats.requests >= 18
 
 
 def test_score_probes_its_judge_before_sending_anything(tmp_path, capsys):

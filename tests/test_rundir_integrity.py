@@ -59,9 +59,8 @@ def test_damaged_middle_lines_are_set_aside_and_later_good_lines_kept(tmp_path, 
     }
     for n, text in damaged.items():
         lines[n - 1] = text
-    preds.write_text(
-        "".join(lines) + '{"item_id": "torn'
-    )  # and a torn last line: the crash artefact
+    # and a torn last line: the crash artefact
+    preds.write_text("".join(lines) + '{"item_id": "torn')
     kept = [json.loads(line) for n, line in enumerate(lines, 1) if n not in damaged]
 
     caplog.set_level(logging.WARNING)
@@ -164,9 +163,8 @@ def test_second_process_on_a_run_folder_refuses_and_a_killed_holder_does_not_blo
         holder.wait()
     assert generate(data, out) == 0
     assert len(rows(out / "predictions.jsonl")) == 9
-    assert (
-        main(["score", str(out)]) == 0
-    )  # scoring takes the lock too; `run` takes it in both stages
+    # scoring takes the lock too; `run` takes it in both stages
+    assert main(["score", str(out)]) == 0
 
 
 def test_lock_is_reentrant_within_a_process(tmp_path):

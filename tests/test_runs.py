@@ -130,12 +130,10 @@ def write(path, data):
 @pytest.mark.parametrize("model", [RunManifest, Results])
 def test_write_then_read_gives_the_same_model_and_the_same_file(model, retrieval_run, tmp_path):
     original = read(retrieval_run / model.FILE)
-    assert (
-        original.pop("schema_version") == SCHEMA_VERSION
-    )  # the run folder's files are written through the model
-    loaded = model.read(
-        write(tmp_path / "old.json", original)
-    )  # a file without one (written before) is version 1
+    # the run folder's files are written through the model
+    assert original.pop("schema_version") == SCHEMA_VERSION
+    # a file without one (written before) is version 1
+    loaded = model.read(write(tmp_path / "old.json", original))
     assert loaded.schema_version == 1
 
     target = loaded.write(tmp_path / model.FILE)
@@ -383,9 +381,8 @@ def test_repr_is_short_and_names_the_headline_numbers(retrieval_run, judged_run)
     assert text.startswith(
         f"Run({str(retrieval_run)!r}: baseline:retrieval on kardiabench, 110 items; "
     )
-    assert (
-        f"emotion_accuracy {acc:.2f}" in text and "empathy" not in text
-    )  # not computed: not shown
+    # not computed: not shown
+    assert f"emotion_accuracy {acc:.2f}" in text and "empathy" not in text
     assert "empathy 2." in repr(load_run(judged_run))
 
 
@@ -472,9 +469,8 @@ def test_load_run_on_predictions_made_elsewhere(retrieval_run, tmp_path):
         run.metrics["emotion_accuracy"].value
         == read(out / "results.json")["metrics"]["emotion_accuracy"]["value"]
     )
-    assert (
-        len(run.items) == 110 and run.items["failed"].sum() == 105
-    )  # items with no line count as failed
+    # items with no line count as failed
+    assert len(run.items) == 110 and run.items["failed"].sum() == 105
     # the folder keeps its copy of the predictions (docs/run-folder.md): the text columns of the 5 items
     scored = run.items.dropna(subset=["raw_output"])
     assert list(scored["item_id"]) == [p["item_id"] for p in preds] and list(

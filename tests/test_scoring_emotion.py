@@ -209,9 +209,8 @@ def test_items_without_prediction_count_as_failed_and_extra_predictions_are_coun
 
 def test_with_no_prediction_at_all_the_output_metrics_are_not_computed():
     items = [make_item(f"d{k}-t0", f"d{k}", "sad") for k in range(4)]
-    failed = {
-        it.item_id: predict(it.item_id, None, error="connection refused") for it in items[:3]
-    }  # d3: no line
+    # d3: no line
+    failed = {it.item_id: predict(it.item_id, None, error="connection refused") for it in items[:3]}
     r = score_predictions(items, failed, {it.item_id: {} for it in items}, n_resamples=50)
     reason = "no predictions: 4 of 4 items failed (3 failed to generate, 1 with no prediction)"
     for name in ("emotion_accuracy", "emotion_macro_f1", "format_compliance"):

@@ -607,9 +607,8 @@ def test_a_judge_that_scores_nothing_exits_1_with_the_reasons_counted(
     assert f"unscored: {reason.split(' (')[0]}" in err and "{" not in err
     res = results(out)  # results are still written
     assert res["rubric"]["n_scored"] == 0 and res["metrics"]["emotion_accuracy"]["n"] == 9
-    assert (
-        main(["score", str(out), "--resamples", "50"]) == 1
-    )  # re-scoring the same verdicts says so again
+    # re-scoring the same verdicts says so again
+    assert main(["score", str(out), "--resamples", "50"]) == 1
 
 
 # --- 5. generation failures say why ----------------------------------------------------------------
@@ -813,21 +812,17 @@ def test_a_rescore_that_fails_part_way_leaves_no_mix_of_old_and_new_files(
         assert main(["score", str(out), *judge_flags(srv)]) == 2
         assert "No space left on device" in capsys.readouterr().err
         monkeypatch.undo()
-    assert (
-        not (out / "results.json").exists() and not (out / "report.html").exists()
-    )  # not scored, not half old
+    # not scored, not half old
+    assert not (out / "results.json").exists() and not (out / "report.html").exists()
     assert not list(out.glob("*.new"))
     assert kardiabench.load_run(out).results is None
     assert RunDir(out).read_manifest().judge.spec == "openai:judge-model"
-    assert all(
-        row["rubric"] is not None for row in read_jsonl_tolerant(out / "items.jsonl")
-    )  # the new rows
-    assert (
-        "| empathy | not computed" not in (out / "summary.md").read_text()
-    )  # the new table, with the judge's scores
-    assert (
-        main(["score", str(out), "--resamples", "50"]) == 0
-    )  # scoring again completes it from the saved verdicts
+    # the new rows
+    assert all(row["rubric"] is not None for row in read_jsonl_tolerant(out / "items.jsonl"))
+    # the new table, with the judge's scores
+    assert "| empathy | not computed" not in (out / "summary.md").read_text()
+    # scoring again completes it from the saved verdicts
+    assert main(["score", str(out), "--resamples", "50"]) == 0
     assert (
         results(out)["judge"]["spec"] == "openai:judge-model"
         and results(out)["metrics"]["empathy"]["n"] == 9

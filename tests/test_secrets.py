@@ -93,9 +93,8 @@ def run_args(tmp_path, data, gen_url, judge_url, *extra):
 )
 def test_redact_url_masks_userinfo_and_credentials_in_the_query(text, shown):
     assert redact_url(text) == shown
-    assert has_userinfo(text) == (
-        "***@" in shown
-    )  # only userinfo is refused; a query key is sent as given
+    # only userinfo is refused; a query key is sent as given
+    assert has_userinfo(text) == ("***@" in shown)
 
 
 def test_redact_argv_masks_every_url_argument():

@@ -111,9 +111,8 @@ def test_sft_loss_is_on_the_assistant_turn_only(workdir):
     tok = trainer.processing_class
     item = load_items(cfg)[0][1]
     assert tok.decode(ids[trained]) == target_text(item) + tok.eos_token + "\n"
-    assert (
-        tok.convert_tokens_to_ids("<|emotion_begin|>") in ids[trained].tolist()
-    )  # markers are single tokens
+    # markers are single tokens
+    assert tok.convert_tokens_to_ids("<|emotion_begin|>") in ids[trained].tolist()
 
 
 def test_config_overrides_and_errors(tmp_path):
@@ -399,9 +398,8 @@ def test_grpo_two_steps_with_all_three_rewards(sft_dir, workdir, monkeypatch):
         f"rewards/{name}/mean" in h for h in steps for name in ("emotion_reward", "rubric_reward")
     )
     stats = record["rubric_reward_stats"]
-    assert (
-        stats["completions"] == 2 * 2
-    )  # two steps of two completions, each one judged or counted unscored
+    # two steps of two completions, each one judged or counted unscored
+    assert stats["completions"] == 2 * 2
     assert stats.get("scored", 0) + stats.get("unscored", 0) == 4
     assert stats.get("scored", 0) == srv.stats.requests  # the fake judge always answers validly
     assert (
@@ -468,9 +466,8 @@ def test_difficulty_split_keeps_the_hardest_fraction(sft_dir, workdir):
     assert max(mean[it.item_id] for it in kept) <= min(
         mean[it.item_id] for it in items if it not in kept
     )
-    assert [it.item_id for it in kept] == [
-        it.item_id for it in items if it in kept
-    ]  # data order kept
+    # data order kept
+    assert [it.item_id for it in kept] == [it.item_id for it in items if it in kept]
 
 
 @pytest.mark.slow
@@ -612,9 +609,8 @@ def test_grpo_keeps_the_best_evaluated_checkpoint(sft_dir, workdir, monkeypatch)
     assert sorted(evals) == [1, 2, 3]
     best = record["best_checkpoint"]
     assert best["metric"] == "eval_reward" and best["value"] == min(evals.values())
-    best_step = min(
-        s for s, v in evals.items() if v == best["value"]
-    )  # ties: the earliest stays best
+    # ties: the earliest stays best
+    best_step = min(s for s, v in evals.items() if v == best["value"])
     assert Path(best["path"]).name == f"checkpoint-{best_step}" and best_step != 3
     weights = {s: load_file(out / f"checkpoint-{s}" / "model.safetensors") for s in evals}
     final = load_file(out / "model.safetensors")

@@ -81,9 +81,8 @@ def test_a_judge_of_the_training_judge_family_is_flagged_down_to_the_leaderboard
         and "‡: trained against a judge of the scoring judge's family" in table
     )
     assert "‡</span>" in next(lb.glob("**/*.html")).read_text()
-    assert (
-        r"\,$^{\dagger}$\,$^{\ddagger}$" in (lb / "leaderboard.tex").read_text()
-    )  # † and ‡ in LaTeX too
+    # † and ‡ in LaTeX too
+    assert r"\,$^{\dagger}$\,$^{\ddagger}$" in (lb / "leaderboard.tex").read_text()
     # re-scored by a judge of another family (verdicts asked anew): no risk, no mark
     with FakeOpenAIServer(FakeConfig()) as srv:
         assert (

@@ -80,9 +80,8 @@ def steered_dir(need_vllm, tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vllm_model(steered_dir):
-    os.environ.setdefault(
-        "VLLM_ENABLE_V1_MULTIPROCESSING", "0"
-    )  # in-process engine: starts ~4x faster
+    # in-process engine: starts ~4x faster
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     from kardiabench.models.vllm import VLLMChatModel
 
@@ -174,9 +173,8 @@ def test_stop_strings_and_generation_options_match_the_hf_adapter(vllm_model, st
     import re
 
     free = run(hf, [req("Tell me about your day", max_tokens=12)])[0]
-    word = re.search(
-        r"[A-Za-z]{3,}", re.sub(r"<\|[^|]*\|>", " ", free.text)
-    )  # ordinary text, not a special token
+    # ordinary text, not a special token
+    word = re.search(r"[A-Za-z]{3,}", re.sub(r"<\|[^|]*\|>", " ", free.text))
     if word is None:
         pytest.skip("the steered model wrote no ordinary word to stop at")
     stop = word.group()

@@ -344,9 +344,8 @@ def _hub_download(repo_id: str, split: str) -> Path:
             # One request the client does not retry: an unreachable Hub fails in about a second
             # instead of after ~25 s of retries. The conventional file name usually exists.
             get_hf_file_metadata(hf_hub_url(repo_id, names[0], repo_type="dataset"), token=token)
-        except (
-            RemoteEntryNotFoundError
-        ):  # the split's file is named differently: list the repository
+        # the split's file is named differently: list the repository
+        except RemoteEntryNotFoundError:
             files = HfApi().list_repo_files(repo_id, repo_type="dataset", token=token)
             names = [
                 f for f in files if Path(f).stem == split and Path(f).suffix in FILE_SUFFIXES

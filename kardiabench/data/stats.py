@@ -20,12 +20,10 @@ class SplitStats:
     turns: int = 0
     profiles: int = 0
     avg_turns: float = 0.0
-    avg_words: dict[str, float] = field(
-        default_factory=dict
-    )  # query, understanding, reasoning, response
-    emotions: dict[str, int] = field(
-        default_factory=dict
-    )  # turn-level gold labels, most frequent first
+    # query, understanding, reasoning, response
+    avg_words: dict[str, float] = field(default_factory=dict)
+    # turn-level gold labels, most frequent first
+    emotions: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()

@@ -163,9 +163,8 @@ def radar_figure(
                 **style,
             )
         ax.set_xticks(angles, [RADAR_AXES[m] for m in axes])
-        for text, a in zip(
-            ax.get_xticklabels(), angles, strict=True
-        ):  # away from the circle, never across it
+        # away from the circle, never across it
+        for text, a in zip(ax.get_xticklabels(), angles, strict=True):
             text.set_horizontalalignment(
                 "left" if math.cos(a) > 0.1 else "right" if math.cos(a) < -0.1 else "center"
             )

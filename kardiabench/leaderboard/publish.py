@@ -69,9 +69,8 @@ def _label_only(value: Any) -> str | None:
     return value if value in EMOTIONS else None
 
 
-METRIC = _keep(
-    "name", "value", "n", "n_unscored", "ci_low", "ci_high", "reason", "extra"
-)  # extra: units, counts
+# extra: units, counts
+METRIC = _keep("name", "value", "n", "n_unscored", "ci_low", "ci_high", "reason", "extra")
 DATA = _keep(
     "source",
     "split",
@@ -155,9 +154,8 @@ RESULTS = {
     "judge": JUDGE,
     "metrics": {ANY: METRIC},
     "emotion": _keep("per_emotion_recall", "confusion"),  # gold label → predicted class → count
-    "breakdowns": {
-        ANY: {ANY: {"n": KEEP, "metrics": {ANY: METRIC}}}
-    },  # by → emotion label / MBTI type
+    # by → emotion label / MBTI type
+    "breakdowns": {ANY: {ANY: {"n": KEEP, "metrics": {ANY: METRIC}}}},
     "rubric": RUBRIC,
     "generation_stats": GENERATION_STATS,
     "provenance": PROVENANCE,

@@ -79,12 +79,10 @@ class Board:
     groups: list[Group]
     rank_by: str
     reported_note: str  # source and confidence of the reported rows
-    columns: tuple[str, ...] = tuple(
-        METRICS
-    )  # the metrics the tables and the site show (`--columns`)
-    names: Mapping[str, str] = field(
-        default_factory=dict
-    )  # `--names`: model spec / entry id → display name
+    # the metrics the tables and the site show (`--columns`)
+    columns: tuple[str, ...] = tuple(METRICS)
+    # `--names`: model spec / entry id → display name
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_columns(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -486,9 +484,8 @@ _TEX_MARKS = {
     TRAINING_JUDGE_MARK: r"$^{\ddagger}$",
     FEW_MARK: r"$^{\P}$",
 }
-_BREAK_AFTER = frozenset(
-    "/:-_.)>]+=|@"
-)  # a long model spec may break after these (no overfull box)
+# a long model spec may break after these (no overfull box)
+_BREAK_AFTER = frozenset("/:-_.)>]+=|@")
 
 
 def tex_escape(text: str) -> str:

@@ -25,15 +25,13 @@ class SamplingParams:
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int | None = 0
-    stop: tuple[
-        str, ...
-    ] = ()  # stop strings: generation ends before the first one (not in the text)
+    # stop strings: generation ends before the first one (not in the text)
+    stop: tuple[str, ...] = ()
     top_k: int | None = None
     min_p: float | None = None
     repetition_penalty: float | None = None
-    extra: tuple[
-        tuple[str, Any], ...
-    ] = ()  # --gen-kwargs: passed to the backend as given (sorted pairs)
+    # --gen-kwargs: passed to the backend as given (sorted pairs)
+    extra: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The settings, leaving out the optional ones still at their defaults: a request without

@@ -350,12 +350,10 @@ class OpenAIChatModel(ChatModel):
             "stop": list(p.stop) or None,
         }
         body.update({k: v for k, v in optional.items() if v is not None and k not in self._dropped})
-        body.update(
-            p.options()
-        )  # top_k, min_p, repetition_penalty, --gen-kwargs: top-level keys, as vLLM and
-        body.update(
-            self.extra_body
-        )  # other local servers read them (the client's `extra_body` does the same)
+        # top_k, min_p, repetition_penalty, --gen-kwargs: top-level keys, as vLLM and
+        body.update(p.options())
+        # other local servers read them (the client's `extra_body` does the same)
+        body.update(self.extra_body)
         return body
 
     async def _one(self, req: ChatRequest) -> Generation | ModelError:
@@ -374,9 +372,8 @@ class OpenAIChatModel(ChatModel):
             slot = self._take_slot()
             outcome: Generation | _Retry | ModelError | None = None
             try:
-                client = self._client(
-                    slot
-                )  # before timing: a shard's first request makes its client
+                # before timing: a shard's first request makes its client
+                client = self._client(slot)
                 t0 = time.perf_counter()
                 outcome = await self._attempt(client, body)
             finally:
@@ -439,9 +436,8 @@ class OpenAIChatModel(ChatModel):
             resp = await client.post("/chat/completions", cast_to=hx.Response, body=body)
         except openai.APITimeoutError:
             self.stats.timeouts += 1
-            if (
-                not self.resend_after_timeout
-            ):  # a local server may still be computing it: a resend queues behind it
+            # a local server may still be computing it: a resend queues behind it
+            if not self.resend_after_timeout:
                 return ModelError(
                     f"{self.spec}: no reply within {self.timeout:g}s from the local server at {self.host}; "
                     "not re-sent while it may still be computing it (raise --timeout / --judge-timeout, "

@@ -54,9 +54,8 @@ ENDED = (
     "cancelled",
 )  # a batch in one of these never changes again
 UNANSWERED = ("failed", "expired", "cancelled")  # may still have a partial output file (expired)
-OUTPUT_REJECTED = (
-    "batch_output" + REJECTED
-)  # damaged lines of batch output files: BATCH_ID:LINE<TAB>line
+# damaged lines of batch output files: BATCH_ID:LINE<TAB>line
+OUTPUT_REJECTED = "batch_output" + REJECTED
 
 
 class BatchUnavailable(Exception):
@@ -204,9 +203,8 @@ class BatchJob:
             "requests": {x["custom_id"]: _sha(x["body"]) for x in lines},
         }
         records.append(rec)
-        self._save(
-            records
-        )  # before polling: a killed process polls this job again, never submits twice
+        # before polling: a killed process polls this job again, never submits twice
+        self._save(records)
         note(
             f"batch {rec['id']} ({self.purpose}): submitted, {len(jobs)} requests; {rec['status']}"
         )

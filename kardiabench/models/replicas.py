@@ -173,9 +173,8 @@ class ReplicaPool(ChatModel):
             replica.retries += attempt > 0
             token = _LAST_RETRY.set(None)
             try:
-                out = await replica._one(
-                    req
-                )  # a FatalModelError (bad key, unknown model) propagates
+                # a FatalModelError (bad key, unknown model) propagates
+                out = await replica._one(req)
                 retry = _LAST_RETRY.get()
             finally:
                 _LAST_RETRY.reset(token)

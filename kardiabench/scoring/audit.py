@@ -227,9 +227,8 @@ def candidate_item_id(candidate: str, item_id: str) -> str:
 # --- the checks -----------------------------------------------------------------------------------
 
 
-Interval = Mapping[
-    str, Any
-]  # {"mean" (or "rate"), "low", "high", "n", "n_clusters"}; None values when not computed
+# {"mean" (or "rate"), "low", "high", "n", "n_clusters"}; None values when not computed
+Interval = Mapping[str, Any]
 
 
 def check_result(

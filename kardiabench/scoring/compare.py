@@ -63,9 +63,8 @@ class RunScores:
     name: str
     manifest: dict[str, Any]
     clusters: dict[str, str]  # item_id → cluster id (dialogue id by default)
-    values: dict[str, dict[str, float | None]] = field(
-        default_factory=dict
-    )  # metric → item_id → value
+    # metric → item_id → value
+    values: dict[str, dict[str, float | None]] = field(default_factory=dict)
     cluster_by: ClusterBy = "dialogue"  # what a cluster id is, for messages
     n_failed: int = 0  # items without an output (failed for good, or no prediction)
 

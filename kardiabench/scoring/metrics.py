@@ -62,9 +62,8 @@ METRIC_WORDS: dict[str, str] = {
 OUTPUT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in RUBRIC_METRICS)
 ClusterBy = Literal["dialogue", "persona"]
 _RUBRIC_SET = frozenset(DIMENSIONS)
-RubricScores = Mapping[
-    str, Mapping[str, float | None]
-]  # item_id → dimension → 1–5, None = unscored
+# item_id → dimension → 1–5, None = unscored
+RubricScores = Mapping[str, Mapping[str, float | None]]
 
 
 @dataclass(slots=True)

@@ -384,9 +384,8 @@ def preference_agreement(
             kappa = float(
                 cohen_kappa_score([m for m, _ in pairs], [j for _, j in pairs], labels=list(_CODES))
             )
-        raters = np.array(
-            [[np.nan if v is None else v for v in row] for row in matrix], float
-        ).T  # raters × items
+        # raters × items
+        raters = np.array([[np.nan if v is None else v for v in row] for row in matrix], float).T
         alpha = krippendorff_alpha(raters, level="nominal") if matrix else None
         out[d] = {
             "n": len(pairs),

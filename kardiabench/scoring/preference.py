@@ -52,9 +52,8 @@ class PositionStats:
     n_consistent: int  # same preference (or tie) in both orders
     consistency_rate: float | None  # percent
     n_decisive: int  # verdicts (both orders counted) that chose a side
-    first_shown_rate: (
-        float | None
-    )  # percent of decisive verdicts that chose the response shown first
+    # percent of decisive verdicts that chose the response shown first
+    first_shown_rate: float | None
     first_position_bias: float | None  # first_shown_rate − 50: > 0 favours the first position
 
     def to_dict(self) -> dict[str, Any]:

@@ -75,9 +75,8 @@ class FakeConfig:
     # 400 on `response_format`, like endpoints without JSON mode
     reject_response_format: bool = False
     span_style: str = "special"
-    served_names: dict[str, str] = field(
-        default_factory=dict
-    )  # requested model → the `model` a reply names
+    # requested model → the `model` a reply names
+    served_names: dict[str, str] = field(default_factory=dict)
     # Batch API (/v1/files, /v1/batches): a batch answers "in_progress" to its first `batch_polls`
     # retrievals, then ends (10**9: never, until a test lowers it); every `batch_fail_every`-th request
     # goes to the error file (HTTP 500); `batch_expire`: the batch ends "expired" after answering only
@@ -107,12 +106,10 @@ class ServerStats:
     attempts: Counter = field(default_factory=Counter)  # request key → POSTs received
     served: Counter = field(default_factory=Counter)  # request key → successful (200) replies
     faults: Counter = field(default_factory=Counter)  # fault kind → count
-    auth: Counter = field(
-        default_factory=Counter
-    )  # Authorization header ("" when absent) → chat POSTs
-    queries: Counter = field(
-        default_factory=Counter
-    )  # query string of the URL ("" when none) → chat POSTs
+    # Authorization header ("" when absent) → chat POSTs
+    auth: Counter = field(default_factory=Counter)
+    # query string of the URL ("" when none) → chat POSTs
+    queries: Counter = field(default_factory=Counter)
     batches_created: int = 0
     batch_requests: int = 0  # requests in the batches created
     batch_answered: int = 0  # of those, answered in an output file (each also counts in `requests`)
@@ -187,9 +184,8 @@ def judge_reply(request: dict[str, Any], schema: dict[str, Any]) -> str:
     verdict: dict[str, Any] = {"rationale": "Scripted verdict from the fake server."}
     for i, name in enumerate(names):
         prop = props.get(name) or {}
-        if prop.get(
-            "enum"
-        ):  # an enum field (the pairwise judge's "A" / "B" / "tie"): one of its values
+        # an enum field (the pairwise judge's "A" / "B" / "tie"): one of its values
+        if prop.get("enum"):
             verdict[name] = prop["enum"][digest[i % len(digest)] % len(prop["enum"])]
         elif prop.get("type", "integer") == "integer":
             verdict[name] = 1 + digest[i % len(digest)] % 5

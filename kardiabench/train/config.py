@@ -368,9 +368,8 @@ def _fits(value: Any, kind: Any) -> bool:
     if kind is float:
         return isinstance(value, int | float) and not isinstance(value, bool) and value == value
     if kind is str or (isinstance(kind, type) and issubclass(kind, enum.Enum)):
-        return isinstance(
-            value, str
-        )  # TRL's enums (IntervalStrategy, ...) are given as their names
+        # TRL's enums (IntervalStrategy, ...) are given as their names
+        return isinstance(value, str)
     if kind in (list, tuple, set) or origin in (list, tuple, set):
         inner = args[0] if origin is list and args else Any
         return isinstance(value, list | tuple) and all(_fits(v, inner) for v in value)

@@ -118,9 +118,8 @@ def hardest(
 def build_grpo_trainer(cfg: TrainConfig):
     from trl import GRPOTrainer
 
-    args = build_trl_args(
-        cfg
-    )  # first: TRL's own checks of its fields fail before data and weights load
+    # first: TRL's own checks of its fields fail before data and weights load
+    args = build_trl_args(cfg)
     train, evaluation, task = load_items(cfg)
     base = resolve_model(cfg.model)
     info: dict[str, Any] = {"base_path": base, "n_turns": len(train)}

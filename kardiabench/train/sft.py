@@ -13,9 +13,8 @@ def build_sft_trainer(cfg: TrainConfig):
     """The SFTTrainer for a config: prompt/completion pairs, loss on the completion only."""
     from trl import SFTTrainer
 
-    args = build_trl_args(
-        cfg
-    )  # first: TRL's own checks of its fields fail before data and weights load
+    # first: TRL's own checks of its fields fail before data and weights load
+    args = build_trl_args(cfg)
     args.completion_only_loss = True
     train, evaluation, task = load_items(cfg)
     base = resolve_model(cfg.model)
