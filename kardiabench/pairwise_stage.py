@@ -27,9 +27,16 @@ from kardiabench.models.base import ChatRequest
 from kardiabench.records import Item, Prediction
 from kardiabench.runs import JUDGMENTS, RunDir, RunDirError, RunManifest, now, provenance
 from kardiabench.scoring.compare import ComparisonRefused
-from kardiabench.scoring.judge import JudgeConfig, Judgment, candidate_response, not_sent_reason
+from kardiabench.scoring.judge import (
+    JudgeConfig,
+    Judgment,
+    candidate_response,
+    not_sent_reason,
+    repair_messages,
+)
 from kardiabench.scoring.pairwise import (
     ORDERS,
+    PAIRWISE_ANSWER,
     DimensionResult,
     PairItem,
     PairwiseTemplate,
@@ -37,7 +44,6 @@ from kardiabench.scoring.pairwise import (
     load_template,
     overall_position,
     parse_preferences,
-    repair_messages,
 )
 from kardiabench.scoring.preference import BTScore, PositionStats, bradley_terry
 from kardiabench.scoring.rubric import load_rubric
@@ -159,7 +165,7 @@ def case_id(a: RunInput, b: RunInput, item_id: str, order: str) -> str:
 def pairwise_scheme(template: PairwiseTemplate) -> Scheme:
     def repair(first: ChatRequest, failures: Sequence[tuple[str, str]]) -> ChatRequest:
         extra = ChatRequest.from_messages(
-            repair_messages(failures, template.names), first.params
+            repair_messages(failures, template.names, PAIRWISE_ANSWER), first.params
         ).messages
         return ChatRequest((*first.messages, *extra), first.params, first.response_format)
 

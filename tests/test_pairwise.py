@@ -204,7 +204,14 @@ def test_unparseable_verdicts_are_counted_unscored_never_defaulted(tmp_path, dat
             raise AssertionError("a valid verdict was repaired")
         return marker_judge(request)
 
-    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(judge))) as srv:
+    repairs: list[str] = []
+
+    def judge_seeing_repairs(request):
+        if len(request["messages"]) > 2:
+            repairs.append(request["messages"][-1]["content"])
+        return judge(request)
+
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(judge_seeing_repairs))) as srv:
         good, bad = (
             generate(srv, data, tmp_path / "good", "good"),
             generate(srv, data, tmp_path / "bad", "bad"),
@@ -213,6 +220,9 @@ def test_unparseable_verdicts_are_counted_unscored_never_defaulted(tmp_path, dat
         assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
         # the 12 "turn 1" items: 1 try + 2 repairs per order
         assert srv.stats.requests - before == 12 * 2 + 12 * 2 * 3
+    # a repair asks for the pairwise answer (the rubric judge's repair asks for 1 to 5)
+    assert len(repairs) == 12 * 2 * 2
+    assert all('giving "A", "B" or "tie" for each of' in r and "1 to 5" not in r for r in repairs)
     res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
     pair = res["pairs"][0]
     assert res["n_unscored"] == 24 and res["unscored_by_reason"] == {"invalid judge output": 24}

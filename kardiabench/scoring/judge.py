@@ -238,12 +238,16 @@ def build_messages(
     return rubric.render(case_values(item, response, notes))
 
 
+RUBRIC_ANSWER = "with an integer from 1 to 5"  # what a rubric verdict gives for each dimension
+
+
 def repair_messages(
-    failures: Sequence[tuple[str, str]], names: Sequence[str]
+    failures: Sequence[tuple[str, str]], names: Sequence[str], answer: str = RUBRIC_ANSWER
 ) -> list[dict[str, str]]:
     """The turns that follow the first request's messages in a repair: for each invalid reply so
     far (raw text, what was wrong), that reply (quoted, at most _REPAIR_RAW_CHARS) and the request
-    to answer again with only the verdict object."""
+    to answer again with only the verdict object, giving `answer` for each dimension (the rubric's
+    score, or the pairwise judge's "A", "B" or "tie")."""
     msgs = []
     for n, (raw, error) in enumerate(failures, start=1):
         quoted = raw if len(raw) <= _REPAIR_RAW_CHARS else raw[:_REPAIR_RAW_CHARS] + " …[cut]"
@@ -252,7 +256,7 @@ def repair_messages(
             {
                 "role": "user",
                 "content": f"That reply could not be used (attempt {n}): {error}. Reply again with only one JSON "
-                f"object with an integer from 1 to 5 for each of {', '.join(names)}, and an "
+                f"object {answer} for each of {', '.join(names)}, and an "
                 'optional short "rationale". No other text.',
             }
         )

@@ -23,6 +23,7 @@ import numpy as np
 from kardiabench.records import Item
 from kardiabench.scoring.judge import Verdict, case_values, extract_json_object, fence
 from kardiabench.scoring.preference import (
+    POINTS,
     LengthControlled,
     Outcome,
     PositionStats,
@@ -50,7 +51,6 @@ _KNOWN = frozenset(
     | {"definitions", "response_a", "response_b"}
 )
 _SPELLINGS = {"a": "A", "b": "B", "tie": "tie"}
-_REPAIR_RAW_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -173,28 +173,10 @@ def parse_preferences(
     return verdict
 
 
-def repair_messages(
-    failures: Sequence[tuple[str, str]], names: Sequence[str]
-) -> list[dict[str, str]]:
-    """For each invalid reply so far: that reply (quoted, cut) and the request to answer again."""
-    msgs = []
-    for n, (raw, error) in enumerate(failures, start=1):
-        quoted = raw if len(raw) <= _REPAIR_RAW_CHARS else raw[:_REPAIR_RAW_CHARS] + " …[cut]"
-        msgs.append({"role": "assistant", "content": quoted})
-        msgs.append(
-            {
-                "role": "user",
-                "content": f"That reply could not be used (attempt {n}): {error}. Reply again with only one JSON "
-                f'object giving "A", "B" or "tie" for each of {", ".join(names)}, and an '
-                'optional short "rationale". No other text.',
-            }
-        )
-    return msgs
+PAIRWISE_ANSWER = 'giving "A", "B" or "tie"'  # what a pairwise verdict gives for each dimension
 
 
 # --- adding verdicts up ---------------------------------------------------------------------------
-
-_POINTS = {"A": 1.0, "tie": 0.5, "B": 0.0}
 
 
 def pooled_outcome(orders: Sequence[tuple[Outcome | None, Outcome | None]]) -> Outcome | None:
@@ -204,7 +186,7 @@ def pooled_outcome(orders: Sequence[tuple[Outcome | None, Outcome | None]]) -> O
     combined = [o for x, y in orders if (o := combine_orders(x, y)) is not None]
     if not combined:
         return None
-    mean = sum(_POINTS[o] for o in combined) / len(combined)
+    mean = sum(POINTS[o] for o in combined) / len(combined)
     return "A" if mean > 0.5 else "B" if mean < 0.5 else "tie"
 
 

@@ -26,7 +26,7 @@ from kardiabench.scoring.stats import (
 
 Outcome = Literal["A", "B", "tie"]
 OUTCOMES: tuple[Outcome, ...] = ("A", "B", "tie")
-_SCORE = {"A": 1.0, "tie": 0.5, "B": 0.0}
+POINTS = {"A": 1.0, "tie": 0.5, "B": 0.0}  # run A's share of one outcome: a tie is half
 
 
 def flip(outcome: Outcome | None) -> Outcome | None:
@@ -121,7 +121,7 @@ def win_rate(
     """Win / tie / loss rates of A over B with dialogue-clustered bootstrap intervals and a sign test."""
     if len(outcomes) != len(clusters):
         raise ValueError(f"{len(outcomes)} outcomes but {len(clusters)} cluster ids")
-    bad = {o for o in outcomes if o is not None and o not in _SCORE}
+    bad = {o for o in outcomes if o is not None and o not in POINTS}
     if bad:
         raise ValueError(f"outcomes must be 'A', 'B', 'tie' or None, got {sorted(map(repr, bad))}")
     kept = [(o, c) for o, c in zip(outcomes, clusters, strict=True) if o is not None]
@@ -130,7 +130,7 @@ def win_rate(
     codes, n_clusters = encode_clusters([c for _, c in kept])
     # per cluster: score sum, wins, ties, losses, n; each rate is a ratio of sums over clusters
     columns = [
-        [_SCORE[o] for o, _ in kept],
+        [POINTS[o] for o, _ in kept],
         *([float(k == o) for k, _ in kept] for o in ("A", "tie", "B")),
     ]
     per_cluster = (
@@ -268,7 +268,7 @@ def length_controlled_win_rate(
     scale = diff.std() or 1.0
     x = np.tanh(diff / scale)
     # each pair twice: as "A preferred" with weight score, as "B preferred" with weight 1 − score
-    score = np.asarray([_SCORE[o] for o, _, _ in rows])
+    score = np.asarray([POINTS[o] for o, _, _ in rows])
     xx, yy = np.concatenate([x, x]), np.concatenate([np.ones_like(x), np.zeros_like(x)])
     base = np.concatenate([score, 1 - score])
     theta = _logistic_fit(xx, yy, base[None, :])[0]
@@ -359,7 +359,7 @@ def bradley_terry(
     cells_i, cells_j, weight, row_of = [], [], [], []
     for r, (a, b, o, _) in enumerate(rows):
         i, j = index[a], index[b]
-        for (x, y), w in (((i, j), _SCORE[o]), ((j, i), 1 - _SCORE[o])):
+        for (x, y), w in (((i, j), POINTS[o]), ((j, i), 1 - POINTS[o])):
             if w:
                 cells_i.append(x), cells_j.append(y), weight.append(w), row_of.append(r)
     cells_i, cells_j, weight, row_of = map(np.asarray, (cells_i, cells_j, weight, row_of))
