@@ -136,6 +136,15 @@ def test_the_llm_settles_exactly_the_unresolved_cells_and_a_rerun_asks_nothing(s
     assert (safety["n_majority"], safety["n_adjudicated_llm"]) == (7, 1)
     assert (safety["win"]["wins"], safety["win"]["ties"], safety["win"]["losses"]) == (0, 7, 1)
     assert res["dimensions"]["fluency"]["win"]["n"] == 0  # unlabelled cells are never sent
+    # agreement with dialogue-clustered intervals (the annotators' labels, not the settled outcomes)
+    agree = emp["agreement"]
+    assert agree["fleiss_kappa_ci_low"] <= agree["fleiss_kappa"] <= agree["fleiss_kappa_ci_high"]
+    assert (
+        agree["krippendorff_alpha_ci_low"]
+        <= agree["krippendorff_alpha"]
+        <= agree["krippendorff_alpha_ci_high"]
+    )
+    assert agree["fleiss_n_items"] == 8 and agree["n_clusters"] >= 2
     llm = res["llm_adjudication"]
     assert (llm["judge"], llm["endpoint_host"], llm["n_items_asked"]) == (
         "openai:judge",
@@ -151,6 +160,8 @@ def test_the_llm_settles_exactly_the_unresolved_cells_and_a_rerun_asks_nothing(s
     summary = (folder / "summary.md").read_text()
     assert "adjudicating LLM: openai:judge (127.0.0.1" in summary and "3 of 3 unresolved" in summary
     assert "| empathy | 93.8 [" in summary and "| 5 / 1 / 2 | 0 |" in summary
+    kappa = f"{agree['fleiss_kappa']:.3f} [{agree['fleiss_kappa_ci_low']:.3f}, {agree['fleiss_kappa_ci_high']:.3f}] (8)"
+    assert kappa in summary
 
 
 def test_an_order_flipping_judge_settles_ties(study):
