@@ -1267,9 +1267,11 @@ def markdown() -> str:
         "`cache=None` is `--no-cache`; `progress=False` is the CLI's `--no-progress`, and the CLI shows the bar by default).",
         "A value that breaks its rule is `kb.ParameterError` in Python and a one-line usage error (exit 2) on the",
         "command line; a misspelt keyword is `kb.UnknownOption` naming the closest one.",
-        "The run.json column is where a run folder's run.json records the value (docs/run-folder.md); `–`: not",
-        "recorded, as the option changes how a run goes (progress, cache, concurrency, a budget), not what it",
-        "computes, or its command writes no run.json.",
+        "The run.json column is where a run folder's run.json records the value (docs/run-folder.md). `–`: run.json",
+        "does not hold it, because the option changes how a run goes (progress, cache, concurrency, a budget),",
+        "not what it computes; or results.json records it (`resamples`, `bootstrap_seed`: `statistics`;",
+        "`judge_card`, `families`: `rubric`); or its command writes no run.json. Known gap: the dtype and chat",
+        "template of hf:/vllm: judges are in their cache keys only.",
         "",
     ]
     for group in GROUPS:

@@ -309,6 +309,8 @@ def written(ctx, request):
     made: dict[tuple[str, str], RunManifest] = {}
 
     def get(command: str, kind: str) -> RunManifest:
+        if kind == "predictions":  # scores the predictions of `generate` on the same data
+            get("generate", "api")
         if (command, kind) not in made:
             made[command, kind] = _make(ctx, command, kind, request)
         return made[command, kind]
@@ -329,10 +331,7 @@ def _make(ctx: Ctx, command: str, kind: str, request) -> RunManifest:
     if kind == "baseline":
         argv += ["--model", "baseline:majority"]
     if kind == "predictions":
-        generated = ctx.root / "generate-api" / "predictions.jsonl"
-        if not generated.exists():
-            request.getfixturevalue("written")("generate", "api")
-        argv = ["score", "--predictions", str(generated), *argv[1:]]
+        argv[1:1] = ["--predictions", str(ctx.root / "generate-api" / "predictions.jsonl")]
     for name in names:
         argv += settings[name].argv
     assert main(argv) == 0, argv
