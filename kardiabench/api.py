@@ -34,6 +34,7 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from kardiabench.options import (
     SIGNATURES,
     JudgeModelOptions,
     JudgeScoringOptions,
+    SamplingOptions,
     UnknownOption,
     Values,
     takes,
@@ -130,6 +132,30 @@ def _gen_kwargs(value: dict[str, Any] | str | None) -> tuple[tuple[str, Any], ..
     return tuple(sorted((value or {}).items()))
 
 
+# SamplingOptions' values as SamplingParams takes them (the others as given)
+_AS_PARAM: dict[str, Callable[[Any], Any]] = {
+    "stop": lambda v: tuple(v or ()),
+    "gen_kwargs": _gen_kwargs,
+}
+
+
+def sampling_params(o: Mapping[str, Any], task_defaults: Mapping[str, Any]) -> SamplingParams:
+    """SamplingOptions' values as the request's SamplingParams, each under its run.json key
+    (`gen_kwargs` → `extra`); an option not given (None) takes the task file's setting, or stays
+    not set."""
+    keys = SamplingOptions.recorded_under("generation.sampling")
+    return SamplingParams(
+        **{
+            key: _AS_PARAM.get(name, _same)(task_defaults.get(key) if o[name] is None else o[name])
+            for name, key in keys.items()
+        }
+    )
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 def _judging(o: Values, **changes: Any) -> JudgeOptions:
     """The judge keywords of a call as the JudgeOptions the scoring stage runs on."""
     return JudgeOptions(**{**o.pick(JudgeModelOptions), **o.pick(JudgeScoringOptions), **changes})
@@ -145,18 +171,7 @@ def generation_config(o: Values) -> GenerateConfig:
 
 def _generation_config(o: Values) -> GenerateConfig:
     the_task = load_task(o.task or "kardiabench", list(o.tasks_dir))
-    g = the_task.generation
-    params = SamplingParams(
-        temperature=g.temperature if o.temperature is None else o.temperature,
-        top_p=g.top_p if o.top_p is None else o.top_p,
-        max_tokens=g.max_tokens if o.max_tokens is None else o.max_tokens,
-        seed=g.seed if o.seed is None else o.seed,
-        stop=tuple(o.stop or ()),
-        top_k=o.top_k,
-        min_p=o.min_p,
-        repetition_penalty=o.repetition_penalty,
-        extra=_gen_kwargs(o.gen_kwargs),
-    )
+    params = sampling_params(o, the_task.generation.model_dump())
     options = ModelOptions(
         base_url=o.base_url or os.environ.get("OPENAI_BASE_URL"),
         concurrency=o.concurrency,

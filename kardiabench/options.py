@@ -36,6 +36,10 @@ class UnknownOption(TypeError):
 
 _API_DEFAULT: Any = type("_ApiDefault", (), {"__repr__": lambda self: "the API's default"})()
 
+# An option's `recorded` when run.json deliberately does not hold it: it changes how a run goes
+# (progress bar, cache file, concurrency, a budget), not what it computes, or its command writes no run.json.
+NOT_RECORDED = "not recorded"
+
 
 @dataclass(frozen=True)
 class Option:
@@ -46,7 +50,10 @@ class Option:
     parse: the CLI's text → value when no rule gives it (Path, gen_kwargs, …).
     positional: the API takes it by position too; required: it has no default.
     cli_default: the CLI's default where it differs (progress bar on, the default cache).
-    off: (flag, help) of a second flag that sets the option to None (`--no-cache`)."""
+    off: (flag, help) of a second flag that sets the option to None (`--no-cache`).
+    recorded: where run.json holds the value (a dotted path, `generation.sampling.temperature`), or
+    NOT_RECORDED; every option says which (tests/test_options_run_json.py), so a setting that
+    changes results cannot be added without run.json saying what it was."""
 
     name: str
     default: Any
@@ -63,6 +70,7 @@ class Option:
     cli_default: Any = _API_DEFAULT
     off: tuple[str, str] | None = None
     annotation: str = "Any"
+    recorded: str | None = None
 
     def __post_init__(self) -> None:
         if self.flag is None:
@@ -142,6 +150,8 @@ class OptionGroup:
     """A typed record of options; constructing one checks every field against its rule."""
 
     title: ClassVar[str] = ""
+    # NOT_RECORDED for a group whose commands write no run.json: its options need not each say so
+    recorded: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         for opt in self.options():
@@ -159,11 +169,25 @@ class OptionGroup:
     def pick(cls, *names: str) -> tuple[Option, ...]:
         return tuple(cls.option(n) for n in names)
 
+    @classmethod
+    def recorded_under(cls, block: str) -> dict[str, str]:
+        """Option name → its key in the run.json block `block` ("generation.sampling"), in order."""
+        prefix = block + "."
+        return {
+            o.name: o.recorded.removeprefix(prefix)
+            for o in cls.options()
+            if o.recorded and o.recorded.startswith(prefix)
+        }
+
 
 @functools.cache
 def _group_options(cls: type[OptionGroup]) -> tuple[Option, ...]:
     return tuple(
-        Option(name=f.name, annotation=str(f.type), **f.metadata["option"])
+        Option(
+            name=f.name,
+            annotation=str(f.type),
+            **{"recorded": cls.recorded, **f.metadata["option"]},
+        )
         for f in dataclasses.fields(cls)
         if "option" in f.metadata
     )
@@ -175,9 +199,13 @@ class TaskOptions(OptionGroup):
     task: str | None = option(
         None,
         "task name (see `kardiabench tasks`) or a YAML file (default: kardiabench; `score`: the run's)",
+        recorded="task.name",
     )
     tasks_dir: list[str] = option(
-        [], "extra folder of task YAML files (repeatable)", action="append"
+        [],
+        "extra folder of task YAML files (repeatable)",
+        action="append",
+        recorded=NOT_RECORDED,
     )
 
 
@@ -187,20 +215,25 @@ class DataOptions(OptionGroup):
     data: str | None = option(
         None,
         "sample | DIR | FILE (.jsonl/.json/.parquet) | hub | OWNER/NAME (gated Hub dataset, uses HF_TOKEN)",
+        recorded="data.source",
     )
-    split: str | None = option(None, "split to use (default: the task's, or all for data commands)")
+    split: str | None = option(
+        None, "split to use (default: the task's, or all for data commands)", recorded="data.split"
+    )
     strict: bool = option(
         False,
         "refuse to run when any record has a problem (default: skip and report)",
         action="store_true",
+        recorded=NOT_RECORDED,
     )
     derive_split: float | None = option(
         None,
         "derive a persona-disjoint train/test split from a single file (seeded by --split-seed)",
         rule="open_fraction",
         metavar="TEST_FRACTION",
+        recorded="data.derive_split",
     )
-    split_seed: int = option(0, "seed for --derive-split", rule="int")
+    split_seed: int = option(0, "seed for --derive-split", rule="int", recorded="data.split_seed")
 
 
 @dataclass(frozen=True)
@@ -212,6 +245,7 @@ class RunOptions(OptionGroup):
         rule="spec",
         positional=True,
         required=True,
+        recorded="model_spec",
     )
     output: Path = option(
         None,
@@ -219,47 +253,86 @@ class RunOptions(OptionGroup):
         parse=Path,
         positional=True,
         required=True,
+        recorded=NOT_RECORDED,
     )
-    limit: int | None = option(None, "only the first N items (in file order)", rule="positive_int")
-    overwrite: bool = option(False, "discard predictions already in --output", action="store_true")
-    train_data: str | None = option(None, "training split source for baselines (default: --data)")
+    limit: int | None = option(
+        None, "only the first N items (in file order)", rule="positive_int", recorded="data.limit"
+    )
+    overwrite: bool = option(
+        False, "discard predictions already in --output", action="store_true", recorded=NOT_RECORDED
+    )
+    train_data: str | None = option(
+        None,
+        "training split source for baselines (default: --data)",
+        recorded="generation.model.train_fingerprint",
+    )
     max_cost: float | None = option(
         None,
         "stop sending requests once they have cost this much: generation, and in `run` the judges too (resumable)",
         rule="positive_float",
         metavar="USD",
+        recorded=NOT_RECORDED,
     )
 
 
 @dataclass(frozen=True)
 class SamplingOptions(OptionGroup):
     title: ClassVar[str] = "sampling (defaults from the task file; recorded in run.json)"
-    temperature: float | None = option(None, "sampling temperature (≥ 0)", rule="nonneg_float")
-    top_p: float | None = option(None, "nucleus sampling mass (0 < p ≤ 1)", rule="top_p")
-    max_tokens: int | None = option(
-        None, "most tokens the model may generate per item", rule="positive_int"
+    temperature: float | None = option(
+        None,
+        "sampling temperature (≥ 0)",
+        rule="nonneg_float",
+        recorded="generation.sampling.temperature",
     )
-    seed: int | None = option(None, "sampling seed (where the backend supports one)", rule="int")
+    top_p: float | None = option(
+        None,
+        "nucleus sampling mass (0 < p ≤ 1)",
+        rule="top_p",
+        recorded="generation.sampling.top_p",
+    )
+    max_tokens: int | None = option(
+        None,
+        "most tokens the model may generate per item",
+        rule="positive_int",
+        recorded="generation.sampling.max_tokens",
+    )
+    seed: int | None = option(
+        None,
+        "sampling seed (where the backend supports one)",
+        rule="int",
+        recorded="generation.sampling.seed",
+    )
     stop: list[str] | None = option(
         None,
         "stop string (repeatable): generation ends before it; the model's own end tokens always stop it",
         action="append",
         metavar="STR",
+        recorded="generation.sampling.stop",
     )
     top_k: int | None = option(
-        None, "sample only from the K most likely tokens", rule="positive_int"
+        None,
+        "sample only from the K most likely tokens",
+        rule="positive_int",
+        recorded="generation.sampling.top_k",
     )
     min_p: float | None = option(
-        None, "drop tokens below this fraction of the top token's probability", rule="unit_interval"
+        None,
+        "drop tokens below this fraction of the top token's probability",
+        rule="unit_interval",
+        recorded="generation.sampling.min_p",
     )
     repetition_penalty: float | None = option(
-        None, "penalty for repeated tokens (1 = none)", rule="positive_float"
+        None,
+        "penalty for repeated tokens (1 = none)",
+        rule="positive_float",
+        recorded="generation.sampling.repetition_penalty",
     )
     gen_kwargs: dict[str, Any] | str | None = option(
         None,
         "further generation options passed to the backend as typed values (int, float, true/false, text)",
         parse=gen_kwargs,
         metavar="K=V,…",
+        recorded="generation.sampling.extra",
     )
 
 
@@ -271,20 +344,29 @@ class BackendOptions(OptionGroup):
         "OpenAI-compatible endpoint (default: $OPENAI_BASE_URL); no credentials in it, see --api-key-env. "
         "Repeat for replicas of one model: requests go to the least busy",
         action="append",
+        recorded="generation.model.host",
     )
     api_key_env: str = option(
-        "OPENAI_API_KEY", "environment variable holding the API key", rule="env_var", metavar="VAR"
+        "OPENAI_API_KEY",
+        "environment variable holding the API key",
+        rule="env_var",
+        metavar="VAR",
+        recorded=NOT_RECORDED,
     )
-    concurrency: int = option(16, "max requests in flight for API models", rule="concurrency")
+    concurrency: int = option(
+        16, "max requests in flight for API models", rule="concurrency", recorded=NOT_RECORDED
+    )
     timeout: float = option(
         120.0,
         "per-request timeout in seconds for API models (a local server's timed-out request is not re-sent)",
         rule="positive_float",
+        recorded=NOT_RECORDED,
     )
     batch: bool = option(
         False,
         "openai: send the requests as one provider batch job (50%% price, up to 24 h; docs/backends.md)",
         action="store_true",
+        recorded=NOT_RECORDED,
     )
     batch_timeout: float | None = option(
         BATCH_TIMEOUT_S,
@@ -292,22 +374,44 @@ class BackendOptions(OptionGroup):
         "recorded and the same command run again polls it",
         rule="positive_float",
         metavar="SECONDS",
+        recorded=NOT_RECORDED,
     )
     prices: str | None = option(
-        None, "JSON/YAML price table extending the built-in one (USD per 1M tokens)"
+        None,
+        "JSON/YAML price table extending the built-in one (USD per 1M tokens)",
+        recorded=NOT_RECORDED,
     )
-    batch_size: int = option(8, "batch size for hf: models", rule="batch_size")
-    dtype: str = option("auto", "hf:/vllm: weight dtype (auto, bfloat16, float16, float32)")
-    device: str = option("auto", "hf: device (auto, cpu, cuda, cuda:N, mps)")
+    batch_size: int = option(
+        8, "batch size for hf: models", rule="batch_size", recorded=NOT_RECORDED
+    )
+    dtype: str = option(
+        "auto",
+        "hf:/vllm: weight dtype (auto, bfloat16, float16, float32)",
+        recorded="generation.model.dtype",
+    )
+    device: str = option("auto", "hf: device (auto, cpu, cuda, cuda:N, mps)", recorded=NOT_RECORDED)
     revision: str | None = option(
-        None, "hf:/vllm: model revision (branch, tag or commit) on the Hub"
+        None,
+        "hf:/vllm: model revision (branch, tag or commit) on the Hub",
+        recorded="generation.model.revision",
     )
     add_span_tokens: bool = option(
-        False, "hf: add the eight span markers as special tokens", action="store_true"
+        False,
+        "hf: add the eight span markers as special tokens",
+        action="store_true",
+        recorded="generation.model.add_span_tokens",
     )
-    chat_template: str | None = option(None, "a Jinja chat template file for models without one")
-    tensor_parallel_size: int = option(1, "vllm: GPUs per model replica", rule="positive_int")
-    data_parallel_size: int = option(1, "vllm: model replicas", rule="positive_int")
+    chat_template: str | None = option(
+        None,
+        "a Jinja chat template file for models without one",
+        recorded="generation.model.chat_template_sha256",
+    )
+    tensor_parallel_size: int = option(
+        1, "vllm: GPUs per model replica", rule="positive_int", recorded=NOT_RECORDED
+    )
+    data_parallel_size: int = option(
+        1, "vllm: model replicas", rule="positive_int", recorded=NOT_RECORDED
+    )
 
 
 @dataclass(frozen=True)
@@ -317,9 +421,15 @@ class CacheOptions(OptionGroup):
         True,
         "response cache file (default: $KARDIABENCH_CACHE or ~/.cache/kardiabench/cache.sqlite)",
         off=("--no-cache", "neither read nor write the response cache"),
+        recorded=NOT_RECORDED,
     )
     progress: bool = option(
-        False, "no progress bar", flag="--no-progress", action="store_false", cli_default=True
+        False,
+        "no progress bar",
+        flag="--no-progress",
+        action="store_false",
+        cli_default=True,
+        recorded=NOT_RECORDED,
     )
 
 
@@ -335,37 +445,58 @@ class JudgeModelOptions(OptionGroup):
         rule="spec",
         action="append",
         metavar="SPEC",
+        recorded="judge.judges",
     )
     judge_base_url: str | list[str] | None = option(
         None,
         "endpoint for openai: judges (default: $OPENAI_BASE_URL); repeat for replicas",
         action="append",
+        recorded="judge.endpoints",
     )
     judge_api_key_env: str = option(
         "OPENAI_API_KEY",
         "environment variable holding the judges' API key",
         rule="env_var",
         metavar="VAR",
+        recorded=NOT_RECORDED,
     )
-    judge_concurrency: int = option(16, "max judge requests in flight", rule="concurrency")
-    judge_repeats: int = option(1, "judge each item K times; reports the variance", rule="repeats")
-    judge_max_tokens: int = option(1024, "most tokens per judge reply", rule="positive_int")
+    judge_concurrency: int = option(
+        16, "max judge requests in flight", rule="concurrency", recorded=NOT_RECORDED
+    )
+    judge_repeats: int = option(
+        1, "judge each item K times; reports the variance", rule="repeats", recorded="judge.repeats"
+    )
+    judge_max_tokens: int = option(
+        1024, "most tokens per judge reply", rule="positive_int", recorded="judge.max_tokens"
+    )
     judge_show_reasoning: bool = option(
-        False, "also show the judge the understanding/reasoning spans", action="store_true"
+        False,
+        "also show the judge the understanding/reasoning spans",
+        action="store_true",
+        recorded="judge.show_reasoning",
     )
     judge_timeout: float = option(
         120.0,
         "per-request timeout in seconds for openai: judges (a local server's timed-out request is not re-sent)",
         rule="positive_float",
+        recorded=NOT_RECORDED,
     )
-    judge_batch_size: int = option(8, "batch size for hf: judges", rule="batch_size")
+    judge_batch_size: int = option(
+        8, "batch size for hf: judges", rule="batch_size", recorded=NOT_RECORDED
+    )
     judge_dtype: str = option(
-        "auto", "hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)"
+        "auto",
+        "hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)",
+        recorded=NOT_RECORDED,
     )
     judge_chat_template: str | None = option(
-        None, "a Jinja chat template file for hf:/vllm: judges without one"
+        None,
+        "a Jinja chat template file for hf:/vllm: judges without one",
+        recorded=NOT_RECORDED,
     )
-    rubric: str | None = option(None, "rubric file (default: judges/rubric.yaml)")
+    rubric: str | None = option(
+        None, "rubric file (default: judges/rubric.yaml)", recorded="judge.rubric_version"
+    )
 
 
 @dataclass(frozen=True)
@@ -377,16 +508,19 @@ class JudgeScoringOptions(OptionGroup):
         None,
         "judge_card.json from `judge-audit` to cite in results.json (rubric.judge_card)",
         metavar="FILE",
+        recorded=NOT_RECORDED,
     )
     families: str | None = option(
         None,
         "YAML {model-name pattern: family} tried before the built-in mapping (self-preference guard)",
         metavar="FILE",
+        recorded=NOT_RECORDED,
     )
     judge_batch: bool = option(
         False,
         "openai: judges: send the first round as a provider batch job (docs/backends.md)",
         action="store_true",
+        recorded=NOT_RECORDED,
     )
     judge_batch_timeout: float | None = option(
         BATCH_TIMEOUT_S,
@@ -394,27 +528,34 @@ class JudgeScoringOptions(OptionGroup):
         flag="--batch-timeout",
         rule="positive_float",
         metavar="SECONDS",
+        recorded=NOT_RECORDED,
     )
     judge_max_cost: float | None = option(
         None,
         "stop sending judge requests once they have cost this much (resumable)",
         rule="positive_float",
         metavar="USD",
+        recorded=NOT_RECORDED,
     )
     judge_pool: str = option(
-        "mean", "how several judges' item scores are pooled", choices=("mean", "median")
+        "mean",
+        "how several judges' item scores are pooled",
+        choices=("mean", "median"),
+        recorded="judge.pool",
     )
     escalate_to: str | None = option(
         None,
         "a stronger judge for the items the --judge models disagree on",
         rule="spec",
         metavar="SPEC",
+        recorded="judge.escalation.judge",
     )
     escalate_when: str = option(
         "disagree:1",
         "escalate an item when two judges differ by ≥ K points on any dimension",
         parse=lambda text: _escalate_when(text),
         metavar="disagree:K",
+        recorded="judge.escalation.threshold",
     )
 
 
@@ -422,9 +563,14 @@ class JudgeScoringOptions(OptionGroup):
 class BootstrapOptions(OptionGroup):
     title: ClassVar[str] = "confidence intervals"
     resamples: int = option(
-        1000, "bootstrap resamples for confidence intervals", rule="positive_int"
+        1000,
+        "bootstrap resamples for confidence intervals",
+        rule="positive_int",
+        recorded=NOT_RECORDED,
     )
-    bootstrap_seed: int = option(0, "seed for the bootstrap resamples", rule="int")
+    bootstrap_seed: int = option(
+        0, "seed for the bootstrap resamples", rule="int", recorded=NOT_RECORDED
+    )
 
 
 # ----------------------------------------------------------------------------- one command's own options
@@ -443,9 +589,13 @@ class CommandOptions(OptionGroup):
         parse=Path,
         nargs="?",
         positional=True,
+        recorded=NOT_RECORDED,
     )
     predictions: Path | None = option(
-        None, "JSONL of {item_id, raw_output} produced elsewhere", parse=Path
+        None,
+        "JSONL of {item_id, raw_output} produced elsewhere",
+        parse=Path,
+        recorded=NOT_RECORDED,
     )
     # compare
     a: Path = option(
@@ -456,6 +606,7 @@ class CommandOptions(OptionGroup):
         parse=Path,
         positional=True,
         required=True,
+        recorded=NOT_RECORDED,
     )
     b: Path = option(
         None,
@@ -465,11 +616,15 @@ class CommandOptions(OptionGroup):
         parse=Path,
         positional=True,
         required=True,
+        recorded=NOT_RECORDED,
     )
     force: bool = option(
-        False, "compare even when data, split or judge differ", action="store_true"
+        False,
+        "compare even when data, split or judge differ",
+        action="store_true",
+        recorded=NOT_RECORDED,
     )
-    seed: int = option(0, "bootstrap seed", rule="int")
+    seed: int = option(0, "bootstrap seed", rule="int", recorded=NOT_RECORDED)
     # judge-agreement
     human: Path = option(
         None,
@@ -478,6 +633,7 @@ class CommandOptions(OptionGroup):
         parse=Path,
         positional=True,
         required=True,
+        recorded=NOT_RECORDED,
     )
     run: Path = option(
         None,
@@ -487,15 +643,28 @@ class CommandOptions(OptionGroup):
         parse=Path,
         positional=True,
         required=True,
+        recorded=NOT_RECORDED,
     )
     # data show / synth
-    index: int = option(0, "dialogue number in the split (0-based)", rule="nonneg_int")
-    dialogue_id: str | None = option(None, "dialogue id (overrides --index)", flag="--id")
+    index: int = option(
+        0, "dialogue number in the split (0-based)", rule="nonneg_int", recorded=NOT_RECORDED
+    )
+    dialogue_id: str | None = option(
+        None, "dialogue id (overrides --index)", flag="--id", recorded=NOT_RECORDED
+    )
     out: Path = option(
-        None, "folder for train.jsonl and test.jsonl", parse=Path, positional=True, required=True
+        None,
+        "folder for train.jsonl and test.jsonl",
+        parse=Path,
+        positional=True,
+        required=True,
+        recorded=NOT_RECORDED,
     )
     dialogues: int = option(
-        22080, "total dialogues, train + test (at least 2)", rule="positive_int"
+        22080,
+        "total dialogues, train + test (at least 2)",
+        rule="positive_int",
+        recorded=NOT_RECORDED,
     )
     # report
     redact: bool = option(
@@ -503,12 +672,14 @@ class CommandOptions(OptionGroup):
         "leave out the data's text: the user's turns and every passage of the data the model or judge repeated "
         "(keep ids, labels, scores)",
         action="store_true",
+        recorded=NOT_RECORDED,
     )
 
 
 @dataclass(frozen=True)
 class LeaderboardOptions(OptionGroup):
     title: ClassVar[str] = "leaderboard"
+    recorded: ClassVar[str | None] = NOT_RECORDED  # writes no run.json
     leaderboard: Path = option(Path("leaderboard"), "leaderboard folder", parse=Path)
     run_dirs: list[Path] = option(
         None,
@@ -546,6 +717,7 @@ class LeaderboardOptions(OptionGroup):
 @dataclass(frozen=True)
 class ReproduceOptions(OptionGroup):
     title: ClassVar[str] = "reproduce"
+    recorded: ClassVar[str | None] = NOT_RECORDED  # its runs record kb.evaluate's
     config: str = option(
         None, "paper | a reproduce YAML file", flag="config", positional=True, required=True
     )
@@ -565,6 +737,7 @@ class ReproduceOptions(OptionGroup):
 @dataclass(frozen=True)
 class TrainOptions(OptionGroup):
     title: ClassVar[str] = "train"
+    recorded: ClassVar[str | None] = NOT_RECORDED  # writes no run.json
     stage: str = option(
         None,
         "sft or grpo (the CLI's subcommand)",
@@ -592,6 +765,7 @@ class TrainOptions(OptionGroup):
 @dataclass(frozen=True)
 class AnnotateOptions(OptionGroup):
     title: ClassVar[str] = "annotate"
+    recorded: ClassVar[str | None] = NOT_RECORDED  # writes no run.json
     run_a: Path = option(
         None,
         "run folder A (win rates are said from its side)",
@@ -651,6 +825,7 @@ class AnnotateOptions(OptionGroup):
 @dataclass(frozen=True)
 class PairwiseOptions(OptionGroup):
     title: ClassVar[str] = "pairwise"
+    recorded: ClassVar[str | None] = NOT_RECORDED  # writes no run.json
     runs: list[Path] = option(
         None,
         "run folders (two, or more with --reference or all pairs)",
@@ -1101,6 +1276,10 @@ def _rule_text(o: Option) -> str:
     }.get(o.rule or "", "one of " + ", ".join(o.choices) if o.choices else "")
 
 
+def _recorded_text(o: Option) -> str:
+    return "–" if o.recorded in (None, NOT_RECORDED) else f"`{o.recorded}`"
+
+
 def markdown() -> str:
     """docs/options.md: one table per group, then which options each function takes."""
     out = [
@@ -1111,14 +1290,19 @@ def markdown() -> str:
         "`cache=None` is `--no-cache`; `progress=False` is the CLI's `--no-progress`, and the CLI shows the bar by default).",
         "A value that breaks its rule is `kb.ParameterError` in Python and a one-line usage error (exit 2) on the",
         "command line; a misspelt keyword is `kb.UnknownOption` naming the closest one.",
+        "The run.json column is where a run folder's run.json records the value (docs/run-folder.md). `–`: run.json",
+        "does not hold it, because the option changes how a run goes (progress, cache, concurrency, a budget),",
+        "not what it computes; or results.json records it (`resamples`, `bootstrap_seed`: `statistics`;",
+        "`judge_card`, `families`: `rubric`); or its command writes no run.json. Known gap: the dtype and chat",
+        "template of hf:/vllm: judges are in their cache keys only.",
         "",
     ]
     for group in GROUPS:
         out += [
             f"## {group.__name__}: {group.title}",
             "",
-            "| keyword | flag | default | rule | meaning |",
-            "|---|---|---|---|---|",
+            "| keyword | flag | default | rule | meaning | run.json |",
+            "|---|---|---|---|---|---|",
         ]
         for o in group.options():
             flag = (
@@ -1131,7 +1315,9 @@ def markdown() -> str:
                 flag += f", `{o.off[0]}`"
             default = "required" if o.required else _cell(o.default)
             meaning = o.help.replace("|", "\\|").replace("%%", "%")
-            out.append(f"| `{o.name}` | {flag} | {default} | {_rule_text(o)} | {meaning} |")
+            out.append(
+                f"| `{o.name}` | {flag} | {default} | {_rule_text(o)} | {meaning} | {_recorded_text(o)} |"
+            )
         out.append("")
     out += ["## Functions and commands", "", "| function | options |", "|---|---|"]
     for sig in SIGNATURES.values():

@@ -435,6 +435,23 @@ class RunManifest(_RunFile):
     scored: str | None = None
 
 
+def recorded_value(manifest: RunManifest, path: str) -> Any:
+    """The value at a dotted run.json path (an option's `recorded`, kardiabench/options.py), read
+    through the typed models and the dicts in them; KeyError naming the path when run.json holds
+    nothing there (a run scored without a judge has no `judge.*`)."""
+    value: Any = manifest
+    for key in path.split("."):
+        if isinstance(value, BaseModel) and (
+            key in type(value).model_fields or key in (value.model_extra or {})
+        ):
+            value = getattr(value, key)
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
+            raise KeyError(f"run.json holds no {path}")
+    return value
+
+
 class Results(_RunFile):
     """results.json: every metric with n and its 95% CI, and the reports around them."""
 

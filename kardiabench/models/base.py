@@ -7,20 +7,17 @@ text, usage and timing. The runner (kardiabench/runner.py) owns concurrency, cac
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
-
-_OPTIONAL_DEFAULTS: dict[str, Any] = {
-    "stop": (),
-    "top_k": None,
-    "min_p": None,
-    "repetition_penalty": None,
-    "extra": (),
-}
 
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
+    """A request's decoding settings. The fields are SamplingOptions' (kardiabench/options.py)
+    under their run.json keys, in order (`gen_kwargs` is `extra`): api.sampling_params builds one
+    from the options, `to_dict` is run.json's `generation.sampling` and part of the cache key
+    (tests/test_options_run_json.py holds the two lists equal)."""
+
     temperature: float = 0.0
     top_p: float = 1.0
     max_tokens: int = 512
@@ -34,17 +31,22 @@ class SamplingParams:
     extra: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings, leaving out the optional ones still at their defaults: a request without
-        them keeps the cache key and run identity it had before they existed."""
-        d = asdict(self)
-        for name, default in _OPTIONAL_DEFAULTS.items():
-            if d[name] == default:
-                del d[name]
-        if "stop" in d:
-            d["stop"] = list(d["stop"])
-        if "extra" in d:
-            d["extra"] = dict(d["extra"])
-        return d
+        """The settings as JSON values, leaving out the optional ones (those whose default is "not
+        set": None or empty) while not set: a request without them keeps the cache key and run
+        identity it had before they existed. The others (the task file's) are always there."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.default in (None, ()) and value == f.default:
+                continue
+            out[f.name] = (
+                dict(value)
+                if f.name == "extra"
+                else list(value)
+                if isinstance(value, tuple)
+                else value
+            )
+        return out
 
     def options(self) -> dict[str, Any]:
         """top_k, min_p and repetition_penalty where set, then the --gen-kwargs: what a backend
