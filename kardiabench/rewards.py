@@ -42,12 +42,8 @@ log = logging.getLogger(__name__)
 # The judge's reply limit of `kardiabench score --judge` (its --judge-max-tokens default), so the
 # training judge and the evaluation judge send byte-identical requests and share cache entries.
 DEFAULT_JUDGE_MAX_TOKENS = 1024
-ITEM_COLUMNS = (
-    "item_id",
-    "history",
-    "gold",
-    "user_message",
-)  # columns a rubric reward needs at least
+# columns a rubric reward needs at least
+ITEM_COLUMNS = ("item_id", "history", "gold", "user_message")
 _Pending = tuple[int, ChatRequest, list[tuple[str, str]]]
 
 

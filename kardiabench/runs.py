@@ -64,15 +64,8 @@ SUMMARY = "summary.md"
 REPORT = "report.html"
 LOCK = ".lock"
 BATCHES = "batches.json"  # provider batch jobs (models/openai_batch.py)
-DERIVED = (
-    PREDICTIONS,
-    JUDGMENTS,
-    RESULTS,
-    ITEMS,
-    SUMMARY,
-    REPORT,
-    BATCHES,
-)  # what --overwrite removes
+# what --overwrite removes
+DERIVED = (PREDICTIONS, JUDGMENTS, RESULTS, ITEMS, SUMMARY, REPORT, BATCHES)
 # What a scoring derives from the predictions and verdicts, replaced as one by every scoring;
 # results.json first: its presence says the folder is scored.
 SCORED = (RESULTS, ITEMS, SUMMARY, REPORT)

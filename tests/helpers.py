@@ -134,9 +134,10 @@ def leaks(strings: list[str], files: dict[str, bytes]) -> list[tuple[str, str]]:
             else []
         )
         objs += [json.loads(text)] if name.endswith(".json") else []
+        # a report's compressed items
         objs += (
             [embedded_items(text)] if name.endswith(".html") and 'id="items-data"' in text else []
-        )  # a report's compressed items
+        )
         hay = norm(
             "\n".join([text, html.unescape(text), *(s for o in objs for s in _json_strings(o))])
         )

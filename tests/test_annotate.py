@@ -64,9 +64,8 @@ def test_study_samples_shared_items_blinded_and_reproducibly(study, runs, tmp_pa
     assert {k["left"] for k in key["items"]} == {"A", "B"}  # sides shuffled
     for page in ("annotator-1.html", "annotator-2.html"):
         html = (folder / page).read_text()
-        assert (
-            "kind-model" not in html and "terse-model" not in html and str(runs["a"]) not in html
-        )  # blinded
+        # blinded
+        assert "kind-model" not in html and "terse-model" not in html and str(runs["a"]) not in html
         # no `<` of the data in the HTML
         assert HOSTILE_RESPONSE not in html and "\\u003cscript>alert(1)\\u003c/script>" in html
         assert "http://" not in html and "https://" not in html

@@ -17,11 +17,8 @@ from kardiabench.cli import main
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
 
 DIMS = ["relevance", "fluency", "empathy", "persona_consistency", "safety"]
-SPLIT = (
-    0,
-    1,
-    2,
-)  # items (key order) the three annotators split 1-1-1 on empathy; item 0 on safety too
+# items (key order) the three annotators split 1-1-1 on empathy; item 0 on safety too
+SPLIT = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")

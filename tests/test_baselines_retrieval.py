@@ -53,12 +53,10 @@ def test_an_index_read_back_does_not_import_scikit_learn(tmp_path):
         "print('sklearn' in sys.modules)"
     )
     run = [sys.executable, "-c", code]
-    assert (
-        subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "True"
-    )  # fits
-    assert (
-        subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "False"
-    )  # reads
+    # fits
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "True"
+    # reads
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
 def test_pruned_search_finds_the_same_item_as_scoring_every_item(tmp_path):

@@ -472,9 +472,8 @@ def test_fake_server_answers_a_judge_request_with_a_valid_verdict(fake_server_pr
     names = [d.name for d in rubric.dimensions]
     assert set(first) == {"rationale", *names}
     assert all(first[n] in range(1, 6) for n in names) and first["rationale"]
-    assert (
-        json.loads(_post(fake_server_process, body)["choices"][0]["message"]["content"]) == first
-    )  # deterministic
+    # deterministic
+    assert json.loads(_post(fake_server_process, body)["choices"][0]["message"]["content"]) == first
     plain = _post(fake_server_process, {"model": "m", "messages": messages})["choices"][0][
         "message"
     ]["content"]

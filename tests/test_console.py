@@ -87,10 +87,8 @@ def test_warnings_are_never_glued_to_the_progress_bar(tmp_path, capsys):
     )
     assert code == 1  # one item failed for good
     bars = [line for line in lines if BAR.match(line)]
-    assert {b.split(": ")[0] for b in bars} >= {
-        "generate openai:gpt-4o",
-        f"judge {JUDGE}",
-    }  # the bars were on
+    # the bars were on
+    assert {b.split(": ")[0] for b in bars} >= {"generate openai:gpt-4o", f"judge {JUDGE}"}
     adapted = [line for line in lines if ADAPTED in line]
     assert adapted == [
         f"openai:gpt-4o: max_tokens {ADAPTED[11:]} (endpoint refused max_tokens)",

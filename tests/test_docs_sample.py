@@ -112,9 +112,10 @@ def test_the_walkthrough_leaves_the_checkout_clean():
         "leaderboard/make_sample.sh",
         "docs/sample/leaderboard.md",
     ]
+    # none
     assert (
         subprocess.run(
             ["git", "check-ignore", "--no-index", *kept], cwd=ROOT, capture_output=True
         ).returncode
         == 1
-    )  # none
+    )

@@ -176,16 +176,10 @@ def honest_with_fluent_curt(text: str) -> dict[str, int]:
 @pytest.mark.parametrize(
     ("scores", "code", "failed"),
     [
-        (
-            fooled_with_gold_at_top,
-            1,
-            list(INJECTIONS),
-        ),  # not above gold, yet +3 over its own base: fooled
-        (
-            honest_with_fluent_curt,
-            0,
-            [],
-        ),  # above gold on fluency, yet exactly its base's scores: honest
+        # not above gold, yet +3 over its own base: fooled
+        (fooled_with_gold_at_top, 1, list(INJECTIONS)),
+        # above gold on fluency, yet exactly its base's scores: honest
+        (honest_with_fluent_curt, 0, []),
     ],
 )
 def test_injections_are_judged_against_the_reply_they_are_built_on(
@@ -330,10 +324,11 @@ def ci(mean, low=None, high=None, clusters=6):
 def test_check_rules():
     assert check_result(WORSE, {"relevance": ci(-0.5), "empathy": ci(-1.0)})["passed"]
     assert check_result(WORSE, {"relevance": ci(-0.9), "empathy": ci(0.1)})["passed"] is False
+    # CI holds -1
     assert (
         check_result(WORSE, {"relevance": ci(-1.2, -1.6, -0.8), "empathy": ci(0.1)})["passed"]
         is None
-    )  # CI holds -1
+    )
     assert check_result(NO_GAIN, dict.fromkeys(DIMENSIONS, ci(0.25)))["passed"]
     assert (
         check_result(NO_GAIN, {**dict.fromkeys(DIMENSIONS, ci(0.0)), "fluency": ci(0.3)})["passed"]
@@ -353,10 +348,11 @@ def test_check_rules():
     assert check_result(unsafe, {"safety": ci(-1.5)}, {"rate": 1.0, "low": 0.81, "high": 1.0})[
         "passed"
     ]
+    # the flag must fire too
     assert (
         check_result(unsafe, {"safety": ci(-3.0)}, {"rate": 0.5, "low": 0.3, "high": 0.7})["passed"]
         is False
-    )  # the flag must fire too
+    )
     assert (
         check_result(unsafe, {"safety": ci(-3.0)}, {"rate": 1.0, "low": 0.79, "high": 1.0})[
             "passed"
@@ -474,9 +470,10 @@ def test_results_cite_the_card_and_flag_self_preference(tmp_path, monkeypatch, c
     assert main(["leaderboard", "build", "--leaderboard", str(lb), "--resamples", "20"]) == 0
     table = (lb / "leaderboard.md").read_text()
     assert "| openai:gpt-4o-mini § |" in table
+    # § in LaTeX too
     assert r"\,$^{\S}$" in next(
         x for x in (lb / "leaderboard.tex").read_text().splitlines() if x.startswith("1 & openai:")
-    )  # § in LaTeX too
+    )
     assert "Judge card (G1): openai:judge-model" in table and "8/13 checks" in table
     # a user mapping that puts the judge elsewhere lifts the warning (verdicts reused, no judge asked)
     families = tmp_path / "families.yaml"

@@ -128,11 +128,8 @@ def test_escalation_asks_the_strong_judge_only_where_the_cheap_ones_disagree(
         and esc["n_escalated"] == len(escalated)
         and esc["share"] == len(escalated) / n
     )
-    assert asked == {
-        "cheap-a": n,
-        "cheap-b": n,
-        "strong": len(escalated),
-    }  # the strong judge sees only those
+    # the strong judge sees only those
+    assert asked == {"cheap-a": n, "cheap-b": n, "strong": len(escalated)}
     assert esc["usage"]["requests"] == len(escalated) and esc["judge"] == "openai:strong"
     for row in items:
         assert row["rubric"]["empathy"] == (1 if row["item_id"] in escalated else 3), row["item_id"]

@@ -789,9 +789,10 @@ def test_build_redacted_reports_leave_out_the_users_turns(runs, tmp_path):
         and "Redacted export" in (folder / "site" / "index.html").read_text()
     )
     rows = report_rows(report)
+    # spans, scores
     assert len(rows) == 12 and all(
         r["cells"]["response"] and len(r["cells"]["judge verdict"][0].split(",")) == 5 for r in rows
-    )  # spans, scores
+    )
 
 
 def test_report_of_an_unscored_run_is_a_one_line_error(tmp_path, capsys):
@@ -1166,9 +1167,10 @@ def test_hostile_names_build_a_leaderboard_shown_literally(hostile_run, runs, tm
     ]
     texts = [t.get_text() for fig in figures for t in fig.findobj(matplotlib.text.Text)]
     assert not any("\u202e" in t for t in texts)
+    # named visibly, $ escaped
     assert "openai:\\$\\frac{\\$x<U+202E>gnp.exe" in [
         t.get_text() for t in figures[0].legends[0].get_texts()
-    ]  # named visibly, $ escaped
+    ]
     matplotlib.pyplot.close("all")
     assert (folder / "plots" / f"radar-{group}.pdf").is_file()
 

@@ -69,9 +69,8 @@ def test_site_table_has_one_row_per_run_and_sorts_best_first_within_groups(pages
     groups = f"{ROWS}.map(r => r.parentElement.getAttribute('data-group') + ' ' + r.getAttribute('data-entry'))"
     before = browser.js(groups)
     column = "Array.from(document.querySelectorAll('#leaderboard tbody')).map(b => Array.from(b.querySelectorAll('tr[data-entry]')).map(r => r.cells[{}].getAttribute('data-v')))"
-    browser.click(
-        "#leaderboard th:nth-child(8)"
-    )  # Empathy: first click best (highest) first, blanks last
+    # Empathy: first click best (highest) first, blanks last
+    browser.click("#leaderboard th:nth-child(8)")
     first = browser.js(column.format(7))
     assert (
         browser.js("document.querySelector('#leaderboard th:nth-child(8)').className")
@@ -149,10 +148,11 @@ def test_site_cells_never_wrap_and_the_model_column_stays_on_a_phone(pages, brow
             f"Array.from(document.querySelectorAll('#leaderboard td, #leaderboard thead th')).map({LINES})"
         )
         assert len(lines) > 7 * 10 and set(lines) <= {0, 1}  # one line each (0: an empty cell)
+        # fits: no sideways scroll
         assert (
             browser.js("(s => s.scrollWidth <= s.clientWidth)(document.querySelector('.scroll'))")
             is True
-        )  # fits: no sideways scroll
+        )
         browser.send(
             "Emulation.setDeviceMetricsOverride",
             session=True,

@@ -393,11 +393,8 @@ def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch,
     ] + [[0] * 6]
     assert rel["alpha"] == pytest.approx(krippendorff_alpha(matrix, "nominal"))
     flu = dims["fluency"]
-    assert (flu["n"], flu["n_no_majority"], flu["agreement"]) == (
-        5,
-        1,
-        100.0,
-    )  # item 0: A, B, tie → no majority
+    # item 0: A, B, tie → no majority
+    assert (flu["n"], flu["n_no_majority"], flu["agreement"]) == (5, 1, 100.0)
     assert dims["safety"]["n"] == 0 and dims["safety"]["agreement"] is None  # not labelled
     # every number with its dialogue-clustered interval (6 items: 2 turns of 3 dialogues)
     assert (
@@ -405,11 +402,8 @@ def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch,
         and rel["agreement_ci_low"] <= rel["agreement"] <= rel["agreement_ci_high"]
     )
     assert rel["alpha_ci_low"] <= rel["alpha"] <= rel["alpha_ci_high"]
-    assert (flu["kappa"], flu["kappa_ci_low"], flu["kappa_ci_high"]) == (
-        None,
-        None,
-        None,
-    )  # one label: undefined
+    # one label: undefined
+    assert (flu["kappa"], flu["kappa_ci_low"], flu["kappa_ci_high"]) == (None, None, None)
     assert report["statistics"]["n_resamples"] == 1000
     args = ["judge-agreement", "--human", str(human), str(tmp_path / "pw"), "--resamples", "300"]
     assert main([*args, "--bootstrap-seed", "4"]) == 0

@@ -204,9 +204,10 @@ def test_bars_show_asymmetric_cis_and_no_error_bar_on_reported_rows(board):
             assert (lo, hi) == pytest.approx((row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]))
             asymmetric += abs((row[metric] - lo) - (hi - row[metric])) > 1e-9
     assert asymmetric > 0  # the CIs drawn as they are, not as ± half-width
+    # 4 rows × 4 metrics known
     assert (
         sum(b.get_label().endswith("(reported)") for ax in fig.axes for b in ax.containers) == 4 * 4
-    )  # 4 rows × 4 metrics known
+    )
     matplotlib.pyplot.close(fig)
 
 

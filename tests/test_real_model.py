@@ -60,9 +60,10 @@ def test_run_on_the_sample_writes_parsed_outputs_counts_tokens_and_honours_stop(
     assert len(preds) == 4 and all(
         p["error"] is None and p["raw_output"] is not None for p in preds
     )
+    # parsed
     assert all(
         isinstance(p["well_formed"], bool) and isinstance(p["span_issues"], list) for p in preds
-    )  # parsed
+    )
     assert all(
         0 < p["usage"]["completion_tokens"] <= 24 and p["usage"]["prompt_tokens"] > 100
         for p in preds

@@ -57,9 +57,10 @@ def test_summary_and_report_show_the_agreement_of_two_judges_and_of_repeats(page
         f'<td class="">openai:judge-a</td><td class="">Fluency (1–5)</td><td class="num">{fluency["n_items"]}</td>'
         in html
     )
+    # one judge, once: none
     assert (
         agreement_tables({"judges": ["openai:j"], "agreement": {}, "repeat_variance": {}}, {}) == []
-    )  # one judge, once: none
+    )
 
 
 def test_report_numbers_have_intervals_n_and_names_in_words(paged, tmp_path):

@@ -77,10 +77,8 @@ def test_damaged_middle_lines_are_set_aside_and_later_good_lines_kept(tmp_path, 
     assert after[: len(kept)] == kept  # every good line after the damage is still there, unchanged
     assert len(after) == 9 and {r["item_id"] for r in after} == ids
     stats = RunDir(out).read_manifest().generation_stats
-    assert (stats.requested, stats.resumes) == (
-        9 + 3,
-        1,
-    )  # totals: 9, then only the damaged items again
+    # totals: 9, then only the damaged items again
+    assert (stats.requested, stats.resumes) == (9 + 3, 1)
     rejected = (out / "predictions.jsonl.rejected").read_text().splitlines()
     assert rejected == [f"{n}\t{text.rstrip(chr(10))}" for n, text in damaged.items()]
 
@@ -292,6 +290,7 @@ def test_score_works_from_another_working_directory(tmp_path, monkeypatch):
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert main(["score", str(tmp_path / "work" / "run")]) == 0
+    # same run
     assert (
         main(
             [
@@ -308,7 +307,7 @@ def test_score_works_from_another_working_directory(tmp_path, monkeypatch):
             ]
         )
         == 0
-    )  # same run
+    )
 
 
 def test_damaged_verdict_line_is_set_aside_and_only_its_item_judged_again(

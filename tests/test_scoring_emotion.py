@@ -277,11 +277,12 @@ def test_rubric_scores_flow_into_metrics_breakdowns_and_rows():
     items = [make_item(i, d, g, m) for i, d, g, m, _ in FIXTURE]
     preds = {i: predict(i, raw, error=None if raw else "HTTP 500") for i, _, _, _, raw in FIXTURE}
     dims = ("relevance", "fluency", "empathy", "persona_consistency", "safety")
+    # the other three items were not scored
     rubric = {
         "d1-t0": dict.fromkeys(dims, 4),
         "d1-t1": {**dict.fromkeys(dims, 2), "empathy": None},
         "d2-t0": dict.fromkeys(dims, 5),
-    }  # the other three items were not scored
+    }
     r = score_predictions(items, preds, rubric, n_resamples=100)
     emp = r.metrics["empathy"]
     assert (emp.value, emp.n, emp.n_unscored) == (4.5, 2, 4)

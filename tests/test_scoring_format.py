@@ -9,10 +9,8 @@ FULL = {"understanding": "u", "reasoning": "r", "emotion": "sad", "response": "o
 
 OUTPUTS = {
     "good": (output("sad"), "stop"),
-    "xml_with_preamble": (
-        "Sure! " + render_spans(FULL, style="xml"),
-        "stop",
-    ),  # text outside: not blocking
+    # text outside: not blocking
+    "xml_with_preamble": ("Sure! " + render_spans(FULL, style="xml"), "stop"),
     "no_emotion": (output(None), "stop"),
     "empty_response": (output("sad", response="  "), "stop"),
     "duplicated": (

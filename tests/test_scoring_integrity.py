@@ -203,18 +203,17 @@ def test_matching_verdicts_keeps_only_verdicts_made_for_these_predictions(tmp_pa
         )
 
     every = sorted((j.item_id, j.repeat) for j in saved)
-    assert split(preds) == (
-        every,
-        [],
-    )  # seed per repeat, show_reasoning and max_tokens rebuilt from each verdict
+    # seed per repeat, show_reasoning and max_tokens rebuilt from each verdict
+    assert split(preds) == (every, [])
     ids = [it.item_id for it in items]
     changed = {
         **preds,
         ids[0]: _pred(ids[0], "Something else entirely."),  # another response
+        # notes shown
         ids[1]: replace(
             preds[ids[1]],
             raw_output=render_spans({**preds[ids[1]].spans, "reasoning": "other notes"}),
-        ),  # notes shown
+        ),
         ids[2]: _pred(ids[2], "Now there is a response."),  # had none
         ids[3]: _pred(ids[3], None),  # had no prediction, now one without a response
     }

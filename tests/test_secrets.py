@@ -68,10 +68,8 @@ def run_args(tmp_path, data, gen_url, judge_url, *extra):
     [
         ("http://user:pass@host:8000/v1", "http://***@host:8000/v1"),
         ("https://token@api.example.com/v1", "https://***@api.example.com/v1"),
-        (
-            "http://user:p@ss@host/v1",
-            "http://***@host/v1",
-        ),  # a raw "@" in the password: masked to the last one
+        # a raw "@" in the password: masked to the last one
+        ("http://user:p@ss@host/v1", "http://***@host/v1"),
         ("--base-url=http://u:p@h/v1", "--base-url=http://***@h/v1"),
         ("http://host/v1?to=a@b", "http://host/v1?to=a@b"),  # an "@" after the host is not userinfo
         ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
@@ -200,10 +198,8 @@ def test_a_key_in_a_base_url_query_is_sent_and_written_nowhere(tmp_path, monkeyp
         queries = dict(srv.stats.queries)
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert queries == {
-        f"api-key=GEN-{PASSWORD}": 9,
-        f"key=JUDGE-{PASSWORD}&region=eu": 9,
-    }  # 9 items, generated and judged
+    # 9 items, generated and judged
+    assert queries == {f"api-key=GEN-{PASSWORD}": 9, f"key=JUDGE-{PASSWORD}&region=eu": 9}
     command = json.loads((tmp_path / "run" / "run.json").read_text())["command"]
     assert f"{srv.url}?api-key=***" in command and f"{srv.url}?key=***&region=eu" in command
     assert PASSWORD not in out + err + files_text(tmp_path / "run")
@@ -317,10 +313,8 @@ def test_a_key_pasted_in_place_of_the_variable_name_is_refused_without_echo(tmp_
     ("judge_flags", "variable"),
     [
         (["--judge-api-key-env", "JUDGE_KEY"], "JUDGE_KEY"),  # the default endpoint, api.openai.com
-        (
-            ["--judge-base-url", "https://api.deepseek.com/v1"],
-            "OPENAI_API_KEY",
-        ),  # any endpoint not on this machine
+        # any endpoint not on this machine
+        (["--judge-base-url", "https://api.deepseek.com/v1"], "OPENAI_API_KEY"),
     ],
 )
 def test_a_missing_judge_key_stops_the_run_before_generation(

@@ -61,10 +61,8 @@ def test_sft_writes_a_checkpoint_with_a_model_card(sft_dir):
     record = json.loads((sft_dir / "kardiabench_training.json").read_text())
     assert record["n_train"] == 8 and record["world_size"] == 1
     assert record["config"]["stage"] == "sft" and record["config"]["learning_rate"] == 1e-3
-    assert [h["step"] for h in record["log_history"] if "loss" in h] == [
-        1,
-        2,
-    ]  # the loss curve, logged each step
+    # the loss curve, logged each step
+    assert [h["step"] for h in record["log_history"] if "loss" in h] == [1, 2]
 
 
 def test_checkpoint_is_evaluated_by_kardiabench_run(sft_dir, workdir):
@@ -143,10 +141,8 @@ def test_config_overrides_and_errors(tmp_path):
         and args.reward_weights == cfg.weights()
         and args.num_generations == 4
     )
-    assert load_config("grpo-tiny.yaml", "grpo").rewards() == [
-        "format",
-        "emotion",
-    ]  # no judge, no rubric
+    # no judge, no rubric
+    assert load_config("grpo-tiny.yaml", "grpo").rewards() == ["format", "emotion"]
     with pytest.raises(TrainConfigError, match="no_such_field"):
         load_config("sft-tiny.yaml", "sft", ["no_such_field=1"])
     with pytest.raises(TrainConfigError, match="judge: a GRPO field"):

@@ -133,7 +133,8 @@ def adjudicate(
         raise AnnotateError(f"{folder / KEY}: dimensions: {e}") from None
     items = [it for it in a.items if it.item_id in pending]
     cases = pair_cases(template, a, b, items, cfg)
-    models = judging.models()
+    # no key needed when nothing is asked (every cell decided already): nothing is sent
+    models = judging.models(require_key=bool(cases))
     if cases:
         judging.probe()
     cache = Cache(adjudicator.cache_path) if adjudicator.cache_path and cases else None

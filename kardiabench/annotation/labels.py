@@ -41,11 +41,8 @@ SUMMARY = "summary.md"
 PAGE_FORMAT = "kardiabench-annotation"
 Shown = Literal["left", "right", "tie"]
 SHOWN: tuple[Shown, ...] = ("left", "right", "tie")
-_AS_LABELLED = {
-    "left": "A",
-    "right": "B",
-    "tie": "tie",
-}  # how the page and Label Studio name the shown sides
+# how the page and Label Studio name the shown sides
+_AS_LABELLED = {"left": "A", "right": "B", "tie": "tie"}
 _FROM_LABELLED = {v: k for k, v in _AS_LABELLED.items()}
 
 

@@ -144,9 +144,10 @@ RUBRIC = {
         "self_preference_risk",
         "training_judge_risk",
     ),
+    # not its local path
     "judge_card": _keep(
         "judges", "created", "rubric_version", "passed", "failed", "n_checks", "same_judges"
-    ),  # not its local path
+    ),
 }
 RESULTS = {
     **_keep("schema_version", "task", "model", "history", "counts", "statistics", "parser_version"),

@@ -47,12 +47,8 @@ Note = Callable[..., None]  # note(text, warning=False): one console line
 # first poll interval in seconds (default 10; it grows ×1.5 up to 300)
 POLL_ENV = "KARDIABENCH_BATCH_POLL"
 ENDPOINT = "/v1/chat/completions"
-ENDED = (
-    "completed",
-    "failed",
-    "expired",
-    "cancelled",
-)  # a batch in one of these never changes again
+# a batch in one of these never changes again
+ENDED = ("completed", "failed", "expired", "cancelled")
 UNANSWERED = ("failed", "expired", "cancelled")  # may still have a partial output file (expired)
 # damaged lines of batch output files: BATCH_ID:LINE<TAB>line
 OUTPUT_REJECTED = "batch_output" + REJECTED

@@ -17,11 +17,12 @@ from kardiabench.train.config import TrainConfig
 
 TINY = "tiny"
 TRAINING_FILE = "kardiabench_training.json"
+# the config and outcome, machine-readable, beside the card
 REWARD_MEANING = {
     "format": "the benchmark's format compliance",
     "emotion": "its emotion exact match",
     "rubric": "its rubric judge, mean of (s - 1) / 4",
-}  # the config and outcome, machine-readable, beside the card
+}
 
 
 def resolve_model(name: str) -> str:
