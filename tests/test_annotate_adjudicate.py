@@ -220,3 +220,21 @@ def test_runs_that_are_gone_or_changed_are_refused_before_any_request(study, tmp
         assert srv.stats.requests == 0
     (folder / "key.json").write_text(original)
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written
+
+
+def test_nothing_left_to_settle_sends_nothing_and_needs_no_key(study, tmp_path, monkeypatch):
+    folder, key, files, _ = study
+    monkeypatch.delenv("OPENAI_API_KEY")
+    # the file settles every cell the annotators left open (items 0-2 on empathy, item 0 on safety)
+    adj = tmp_path / "all.jsonl"
+    ids = [k["item_id"] for k in key["items"]]
+    rows = [{"item_id": ids[i], "empathy": "tie"} for i in SPLIT]
+    rows[0]["safety"] = "B"
+    adj.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with FakeOpenAIServer(FakeConfig(reply_fn=supervising_judge)) as srv:
+        assert adjudicate(srv, folder, files, "--adjudication", str(adj)) == 0
+        assert srv.stats.requests == 0
+    res = json.loads((folder / "results.json").read_text())
+    assert res["llm_adjudication"]["n_cells_asked"] == 0
+    assert res["dimensions"]["empathy"]["n_adjudicated"] == 3
+    assert res["dimensions"]["safety"]["n_adjudicated"] == 1
