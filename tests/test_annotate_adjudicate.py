@@ -231,10 +231,11 @@ def test_nothing_left_to_settle_sends_nothing_and_needs_no_key(study, tmp_path, 
     rows = [{"item_id": ids[i], "empathy": "tie"} for i in SPLIT]
     rows[0]["safety"] = "B"
     adj.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with FakeOpenAIServer(FakeConfig(reply_fn=supervising_judge)) as srv:
-        assert adjudicate(srv, folder, files, "--adjudication", str(adj)) == 0
-        assert srv.stats.requests == 0
+    # a remote endpoint that would need a key (and does not exist): nothing may be sent or probed
+    remote = type("Remote", (), {"url": "https://judge.invalid/v1"})()
+    assert adjudicate(remote, folder, files, "--adjudication", str(adj)) == 0
     res = json.loads((folder / "results.json").read_text())
     assert res["llm_adjudication"]["n_cells_asked"] == 0
+    assert res["llm_adjudication"]["requests"] == 0
     assert res["dimensions"]["empathy"]["n_adjudicated"] == 3
     assert res["dimensions"]["safety"]["n_adjudicated"] == 1
