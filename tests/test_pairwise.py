@@ -328,7 +328,11 @@ def test_three_runs_against_a_reference_give_bradley_terry_scores(
     table = (lb / "pairwise.md").read_text()
     assert table.startswith("# Pairwise preference (Bradley–Terry)") and "| openai:good | " in table
     assert "openai:good" not in (lb / "leaderboard.md").read_text()
-    assert (lb / "plots" / "pairwise_bt.png").stat().st_size > 1000
+    # at both print widths, as every leaderboard plot (tests/test_plots.py checks the figures)
+    for name in ("pairwise_bt", "pairwise_bt-1col"):
+        assert all((lb / "plots" / f"{name}.{ext}").stat().st_size > 1000 for ext in ("pdf", "png"))
+    built = json.loads((lb / "build.json").read_text())["files"]
+    assert {"pairwise.md", "plots/pairwise_bt.pdf", "plots/pairwise_bt-1col.png"} <= set(built)
     site = (lb / "site" / "index.html").read_text()
     assert site.index("<h2>Pairwise preference (Bradley–Terry)</h2>") < site.index("<h2>Plots</h2>")
 
