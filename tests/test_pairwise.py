@@ -531,3 +531,31 @@ def test_judge_show_reasoning_shows_both_candidates_notes_and_is_never_mixed_on_
         json.loads(x) for x in (tmp_path / "pw" / "judgments.jsonl").read_text().splitlines()
     ]
     assert [v["show_reasoning"] for v in verdicts] == [False] * 48 + [True] * 48 + [False] * 48
+
+
+def test_show_reasoning_with_a_template_without_notes_is_refused_in_one_line(
+    tmp_path, data, monkeypatch, capsys
+):
+    import shutil
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    judges = tmp_path / "judges"
+    shutil.copytree("judges", judges)
+    template = judges / "pairwise_prompt.md"
+    template.write_text(template.read_text().replace("{{notes_a}}", "").replace("{{notes_b}}", ""))
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
+        good, bad = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "bad", "bad"),
+        )
+        rubric = ["--rubric", str(judges / "rubric.yaml")]
+        capsys.readouterr()
+        before = srv.stats.requests
+        assert pairwise(srv, [good, bad], tmp_path / "pw", *rubric, "--judge-show-reasoning") == 2
+        assert srv.stats.requests == before
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: {template}: --judge-show-reasoning needs {{{{notes_a}}}} and {{{{notes_b}}}} "
+            "in the pairwise template\n"
+        )
+        assert pairwise(srv, [good, bad], tmp_path / "pw", *rubric) == 0  # without: it serves
