@@ -279,7 +279,7 @@ class PairResult:
     dimensions: dict[str, DimensionResult]
     position: PositionStats  # over every dimension
     # per side ("a", "b"): responses the judge saw only MAX_RESPONSE_CHARS of
-    n_responses_cut: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    n_responses_cut: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
         return {
