@@ -335,7 +335,9 @@ def judge_agreement(o: Values) -> dict[str, Any]:
 
     # human A/B labels against the pairwise judge (docs/pairwise.md)
     if is_pairwise_folder(_run_path(o.run)):
-        return pairwise_agreement(o.human, _run_path(o.run))
+        return pairwise_agreement(
+            o.human, _run_path(o.run), resamples=o.resamples, seed=o.bootstrap_seed
+        )
     return agreement_with_human_file(o.human, saved_judgments(_run_path(o.run)))
 
 
@@ -443,16 +445,37 @@ def annotate(o: Values):
 def annotate_import(o: Values):
     """Unblind the annotators' exported labels (page exports and/or a Label Studio JSON export) with
     folder/key.json and count them (`kardiabench annotate import`): per dimension run A's win rate with
-    a dialogue-clustered CI and sign test, Fleiss' kappa and Krippendorff's alpha, the items to
-    discuss; `adjudication` (JSONL) settles outcomes no majority decided. Returns `AnnotationResults`
-    and writes human_labels.jsonl, discussion.md, results.json and summary.md into `folder`."""
+    a dialogue-clustered CI and sign test, Fleiss' kappa and Krippendorff's alpha with CIs, the items to
+    discuss; `adjudication` (JSONL) settles outcomes no majority decided, and `adjudicate_with` (a
+    judge model spec: the paper's supervising LLM) what is still unresolved after it, through the
+    pairwise judge (its verdicts in folder/adjudication_judgments.jsonl: a second call asks nothing
+    again). Returns `AnnotationResults` and writes human_labels.jsonl, discussion.md, results.json and
+    summary.md into `folder`."""
     from kardiabench.annotation import import_labels
+    from kardiabench.annotation.adjudicate import LLMAdjudicator
 
     if not o.files:
         raise ParameterError("files: give at least one exported labels file")
-    return import_labels(
-        o.folder, o.files, adjudication=o.adjudication, resamples=o.resamples, seed=o.seed
-    )
+    adjudicator = None
+    if o.adjudicate_with is not None:
+        adjudicator = LLMAdjudicator(
+            _judging(o, judges=[o.adjudicate_with]),
+            temperature=o.judge_temperature,
+            seed=o.judge_seed,
+            cache_path=_cache_path(o.cache),
+            progress=o.progress,
+        )
+    try:
+        return import_labels(
+            o.folder,
+            o.files,
+            adjudication=o.adjudication,
+            adjudicate_with=adjudicator,
+            resamples=o.resamples,
+            seed=o.seed,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted("verdicts", f"{o.folder}/adjudication_judgments.jsonl") from None
 
 
 def _run_path(run: Run | str | Path) -> Path:

@@ -295,8 +295,13 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
+    from kardiabench.api import Interrupted
+
     if args.command == ANNOTATE_IMPORT:
-        results = _call("annotate_import", args)
+        try:
+            results = _call("annotate_import", args)
+        except Interrupted as e:
+            return _interrupted(e)
         _LOG.info(
             f"{len(results.annotators)} annotator(s) → {args.folder}/results.json, summary.md, discussion.md, human_labels.jsonl"
         )

@@ -311,12 +311,13 @@ async def judge_cases(
     run_dir: RunDir,
     cache: Cache | None = None,
     progress: bool = True,
+    verdicts: str = JUDGMENTS,
 ) -> tuple[list[Judgment], list[str], dict[str, JudgeStats]]:
     """Every case judged by every judge, `cfg.repeats` times each, resuming from the verdicts in
-    run_dir/judgments.jsonl of the scheme's version: (verdicts in judge, case, repeat order, judge
-    specs, each judge's request stats of this call)."""
+    run_dir/`verdicts` (judgments.jsonl) of the scheme's version: (verdicts in judge, case, repeat
+    order, judge specs, each judge's request stats of this call)."""
     run_dir.path.mkdir(parents=True, exist_ok=True)
-    path = run_dir.path / JUDGMENTS
+    path = run_dir.path / verdicts
     previous = {j.key: j for j in load_judgments(path, scheme.version)} if path.exists() else {}
     writer = JsonlWriter(path)
     final: dict[tuple[str, str, int], Judgment] = {}

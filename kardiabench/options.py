@@ -639,6 +639,13 @@ class AnnotateOptions(OptionGroup):
         parse=Path,
         metavar="FILE",
     )
+    adjudicate_with: str | None = option(
+        None,
+        "an LLM pairwise judge (the paper's supervising LLM) for the outcomes still unresolved after the "
+        "majority and --adjudication; asked in both orders, like `kardiabench pairwise`",
+        rule="spec",
+        metavar="SPEC",
+    )
 
 
 @dataclass(frozen=True)
@@ -902,7 +909,14 @@ SIGNATURES: dict[str, Signature] = {
             BootstrapOptions.option("resamples").but(help="bootstrap resamples"),
             CommandOptions.option("seed"),
         ),
-        signature("kb.judge_agreement", CommandOptions.pick("human", "run")),
+        signature(
+            "kb.judge_agreement",
+            CommandOptions.pick("human", "run"),
+            BootstrapOptions.option("resamples").but(
+                help="bootstrap resamples for the intervals of the pairwise judge's agreement with human A/B labels"
+            ),
+            BootstrapOptions.option("bootstrap_seed"),
+        ),
         signature(
             "kb.judge_audit",
             _OUTPUT_CARD,
@@ -975,11 +989,20 @@ SIGNATURES: dict[str, Signature] = {
         ),
         signature(
             "kb.annotate_import",
-            AnnotateOptions.pick("folder", "files", "adjudication"),
+            AnnotateOptions.pick("folder", "files", "adjudication", "adjudicate_with"),
             BootstrapOptions.option("resamples").but(
-                help="bootstrap resamples for the win-rate intervals"
+                help="bootstrap resamples for the win-rate and agreement intervals"
             ),
             CommandOptions.option("seed"),
+            # the adjudicating judge: the pairwise command's judge options, its spec given above
+            CacheOptions,
+            tuple(
+                o
+                for o in JudgeModelOptions.options()
+                if o.name not in ("judges", "judge_show_reasoning")
+            ),
+            PairwiseOptions.pick("judge_temperature", "judge_seed"),
+            JudgeScoringOptions.option("judge_max_cost"),
         ),
     )
 }

@@ -767,9 +767,12 @@ def is_pairwise_folder(folder: str | Path) -> bool:
     return (Path(folder) / PAIRWISE_JSON).is_file()
 
 
-def pairwise_agreement(human_file: str | Path, folder: str | Path) -> dict[str, Any]:
+def pairwise_agreement(
+    human_file: str | Path, folder: str | Path, *, resamples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """`judge-agreement --human LABELS PAIRWISE_DIR`: the pairwise judge's outcomes (items.jsonl)
-    against human A/B labels, per pair and dimension (scoring.pairwise.preference_agreement)."""
+    against human A/B labels, per pair and dimension (scoring.pairwise.preference_agreement), with
+    intervals resampling the items' dialogues."""
     from kardiabench.jsonl import iter_jsonl_objects, read_jsonl_tolerant
     from kardiabench.scoring.agreement import HumanLabelError
     from kardiabench.scoring.pairwise import human_preferences, preference_agreement
@@ -783,14 +786,22 @@ def pairwise_agreement(human_file: str | Path, folder: str | Path) -> dict[str, 
     dims = res["dimensions"]
     human = human_preferences(iter_jsonl_objects(path, HumanLabelError), str(path), pairs, dims)
     judge: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    dialogue: dict[str, str] = {}
     for row in read_jsonl_tolerant(Path(folder) / PAIR_ITEMS):
         judge.setdefault((row["run_a"], row["run_b"]), {}).setdefault(row["item_id"], {})[
             row["dimension"]
         ] = row["outcome"]
+        dialogue[row["item_id"]] = row.get("dialogue_id") or row["item_id"]
     report = {
         "human_file": str(path),
         "pairwise_dir": str(folder),
         "judge": res["judge"]["specs"],
+        "statistics": {
+            "n_resamples": resamples,
+            "seed": seed,
+            "alpha": 0.05,
+            "clusters": "dialogue",
+        },
         "pairs": {},
     }
     for (a, b), labels in human.items():
@@ -798,7 +809,9 @@ def pairwise_agreement(human_file: str | Path, folder: str | Path) -> dict[str, 
             "run_a": a,
             "run_b": b,
             "n_human_items": len(labels),
-            "dimensions": preference_agreement(labels, judge.get((a, b), {}), dims),
+            "dimensions": preference_agreement(
+                labels, judge.get((a, b), {}), dims, dialogue, n_resamples=resamples, seed=seed
+            ),
         }
     return report
 
@@ -812,8 +825,13 @@ def format_pairwise_agreement(report: Mapping[str, Any]) -> str:
                     name,
                     d,
                     m["n"],
-                    _num(m["agreement"]),
-                    *("–" if m[k] is None else f"{m[k]:.3f}" for k in ("kappa", "alpha")),
+                    format_interval(
+                        m["agreement"], m["agreement_ci_low"], m["agreement_ci_high"], 1
+                    ),
+                    *(
+                        format_interval(m[k], m[f"{k}_ci_low"], m[f"{k}_ci_high"], 3)
+                        for k in ("kappa", "alpha")
+                    ),
                     m["n_no_majority"],
                     m["n_annotators"],
                 ]
@@ -822,11 +840,17 @@ def format_pairwise_agreement(report: Mapping[str, Any]) -> str:
         "pair",
         "dimension",
         "n",
-        "agreement %",
-        "Cohen's kappa (judge vs majority)",
-        "alpha (nominal, humans + judge)",
+        "agreement % [95% CI]",
+        "Cohen's kappa (judge vs majority) [95% CI]",
+        "alpha (nominal, humans + judge) [95% CI]",
         "no majority",
         "annotators",
     ]
     title = f"pairwise judge {', '.join(report['judge'])} against human A/B labels ({report['human_file']})"
-    return title + "\n" + markdown_table(head, rows, align="llrrrrrr")
+    s = report.get("statistics") or {}
+    note = (
+        f"95% CIs: bootstrap over dialogues ({s['n_resamples']} resamples, seed {s['seed']})."
+        if s
+        else ""
+    )
+    return title + "\n" + markdown_table(head, rows, align="llrrrrrr") + "\n" + note

@@ -250,3 +250,73 @@ def test_fleiss_kappa_matches_the_worked_example_and_hand_computation():
     assert fleiss_kappa([]) is None
     with pytest.raises(ValueError, match="same number"):
         fleiss_kappa([[2, 1], [1, 1]])
+
+
+def _noisy_labels(n_items: int, seed: int = 0):
+    """3 raters × n_items nominal labels (0, 1, 2) agreeing with a hidden truth 70% of the time;
+    two items per dialogue."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, n_items)
+    labels = np.where(rng.random((3, n_items)) < 0.7, truth, rng.integers(0, 3, (3, n_items)))
+    return labels, np.arange(n_items) // 2
+
+
+def test_agreement_intervals_hold_the_value_are_seeded_and_narrow_with_more_items():
+    from sklearn.metrics import cohen_kappa_score
+
+    from kardiabench.scoring.agreement import (
+        agreement_rate_ci,
+        cohen_kappa_ci,
+        fleiss_kappa,
+        fleiss_kappa_ci,
+        krippendorff_alpha,
+        krippendorff_alpha_ci,
+    )
+
+    def all_four(labels, clusters, seed=0, resamples=1000):
+        counts = np.stack([(labels == c).sum(axis=0) for c in range(3)], axis=1)
+        a, b = list(labels[0]), list(labels[1])
+        boot = {"n_resamples": resamples, "seed": seed}
+        return {
+            "fleiss": fleiss_kappa_ci(counts, clusters, **boot),
+            "alpha": krippendorff_alpha_ci(labels, clusters, "nominal", **boot),
+            "alpha_ordinal": krippendorff_alpha_ci(labels, clusters, "ordinal", **boot),
+            "cohen": cohen_kappa_ci(a, b, [0, 1, 2], clusters, **boot),
+            "rate": agreement_rate_ci(a, b, clusters, **boot),
+        }
+
+    labels, clusters = _noisy_labels(160)
+    small = all_four(labels, clusters)
+    counts = np.stack([(labels == c).sum(axis=0) for c in range(3)], axis=1)
+    # the point values are the plain statistics
+    assert small["fleiss"].value == pytest.approx(fleiss_kappa(counts))
+    assert small["alpha"].value == pytest.approx(krippendorff_alpha(labels, "nominal"))
+    assert small["alpha_ordinal"].value == pytest.approx(krippendorff_alpha(labels, "ordinal"))
+    assert small["cohen"].value == pytest.approx(cohen_kappa_score(labels[0], labels[1]))
+    assert small["rate"].value == pytest.approx(100 * np.mean(labels[0] == labels[1]))
+    for ci in small.values():
+        assert ci.low < ci.value < ci.high and (ci.n, ci.n_clusters) == (160, 80)
+    # seeded: the same seed gives the same interval, another seed another one
+    assert all_four(labels, clusters) == small
+    assert all_four(labels, clusters, seed=1)["fleiss"] != small["fleiss"]
+    # sixteen times the items: a narrower interval for every statistic
+    big = all_four(*_noisy_labels(160 * 16, seed=2))
+    for name, ci in big.items():
+        assert ci.high - ci.low < (small[name].high - small[name].low) / 2, name
+
+
+def test_agreement_intervals_of_undefined_or_empty_statistics_are_none():
+    from kardiabench.scoring.agreement import (
+        AgreementCI,
+        cohen_kappa_ci,
+        fleiss_kappa_ci,
+        krippendorff_alpha_ci,
+    )
+
+    empty = AgreementCI(None, None, None, 0, 0)
+    assert fleiss_kappa_ci([], []) == empty and cohen_kappa_ci([], [], [0, 1], []) == empty
+    assert krippendorff_alpha_ci([[None, None], [None, None]], ["d1", "d2"]) == empty
+    same = fleiss_kappa_ci([[3, 0, 0], [3, 0, 0]], ["d1", "d2"])  # every label the same
+    assert (same.value, same.low, same.n) == (None, None, 2)
+    one = krippendorff_alpha_ci([[0, 1, 0], [0, 1, 1]], ["d1", "d1", "d1"], "nominal")
+    assert one.value is not None and (one.low, one.high, one.n_clusters) == (None, None, 1)

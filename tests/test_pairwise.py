@@ -404,8 +404,26 @@ def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch,
         100.0,
     )  # item 0: A, B, tie → no majority
     assert dims["safety"]["n"] == 0 and dims["safety"]["agreement"] is None  # not labelled
-    assert main(["judge-agreement", "--human", str(human), str(tmp_path / "pw")]) == 0
-    assert "| openai:good vs openai:bad | relevance | 6 | 66.7 | 0.000 |" in capsys.readouterr().out
+    # every number with its dialogue-clustered interval (6 items: 2 turns of 3 dialogues)
+    assert (
+        rel["n_clusters"] == 3
+        and rel["agreement_ci_low"] <= rel["agreement"] <= rel["agreement_ci_high"]
+    )
+    assert rel["alpha_ci_low"] <= rel["alpha"] <= rel["alpha_ci_high"]
+    assert (flu["kappa"], flu["kappa_ci_low"], flu["kappa_ci_high"]) == (
+        None,
+        None,
+        None,
+    )  # one label: undefined
+    assert report["statistics"]["n_resamples"] == 1000
+    args = ["judge-agreement", "--human", str(human), str(tmp_path / "pw"), "--resamples", "300"]
+    assert main([*args, "--bootstrap-seed", "4"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"\| openai:good vs openai:bad \| relevance \| 6 \| 66\.7 \[\d+\.\d, \d+\.\d\] \| 0\.000 \[",
+        out,
+    )
+    assert "(300 resamples, seed 4)" in out
     # a bad label and an unknown pair: one line naming file, line and field, exit 2
     for bad, says in (
         ({**rows[0], "empathy": "C"}, f"{human}:1: field 'empathy': 'C' is not"),

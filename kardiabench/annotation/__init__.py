@@ -6,6 +6,8 @@ study.py   `kardiabench annotate RUN_A RUN_B`: sample shared items, blind them (
 labels.py  `kardiabench annotate import DIR FILES…`: read the exported choices, unblind them, and
            compute win rates (scoring/preference.py), agreement (scoring/agreement.py), the items to
            discuss, adjudication, human_labels.jsonl
+adjudicate.py  `import --adjudicate-with SPEC`: the LLM pairwise judge (pairwise_stage.py) settles
+           what the annotators' majority and the adjudication file left unresolved
 """
 
 from kardiabench.annotation.labels import AnnotationResults, import_labels

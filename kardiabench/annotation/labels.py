@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from kardiabench.annotation.adjudicate import LLMAdjudication, LLMAdjudicator, adjudicate
 from kardiabench.annotation.study import AnnotateError, StudyKey, StudyRun, read_key
 from kardiabench.jsonl import iter_jsonl_objects, write_jsonl_atomic
 from kardiabench.runs import RunDir
@@ -226,29 +227,57 @@ def majority(votes: Sequence[Outcome], n_annotators: int) -> Outcome | None:
 
 
 class Agreement(BaseModel):
-    """Inter-annotator agreement on one dimension (None: undefined, e.g. every label the same)."""
+    """Inter-annotator agreement on one dimension (None: undefined, e.g. every label the same), each
+    with a 95% bootstrap interval resampling dialogues (None with fewer than two)."""
 
     fleiss_kappa: float | None
+    fleiss_kappa_ci_low: float | None = None
+    fleiss_kappa_ci_high: float | None = None
     fleiss_n_items: int  # items every annotator labelled
     krippendorff_alpha: float | None  # nominal
+    krippendorff_alpha_ci_low: float | None = None
+    krippendorff_alpha_ci_high: float | None = None
     alpha_n_items: int  # items two or more annotators labelled
+    n_clusters: int = 0  # dialogues of the alpha items
 
 
-def agreement(table: list[list[Outcome | None]]) -> Agreement:
-    """`table`: annotators × items, None where an annotator gave no label."""
-    from kardiabench.scoring.agreement import fleiss_kappa, krippendorff_alpha
+def agreement(
+    table: list[list[Outcome | None]],
+    clusters: Sequence[str] | None = None,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Agreement:
+    """`table`: annotators × items, None where an annotator gave no label; `clusters`: each item's
+    dialogue (default: every item its own)."""
+    from kardiabench.scoring.agreement import fleiss_kappa_ci, krippendorff_alpha_ci
 
     code = {o: i for i, o in enumerate(OUTCOMES)}
-    complete = [col for col in zip(*table, strict=True) if all(v is not None for v in col)]
-    counts = [[col.count(o) for o in OUTCOMES] for col in complete]
+    columns = list(zip(*table, strict=True)) if table else []
+    clusters = list(clusters) if clusters is not None else [str(i) for i in range(len(columns))]
+    complete = [i for i, col in enumerate(columns) if all(v is not None for v in col)]
+    counts = [[columns[i].count(o) for o in OUTCOMES] for i in complete]
     matrix = [[None if v is None else code[v] for v in row] for row in table]
-    pairable = sum(sum(v is not None for v in col) >= 2 for col in zip(*table, strict=True))
-    kappa = fleiss_kappa(counts) if complete and len(table) >= 2 else None
+    kappa = (
+        fleiss_kappa_ci(counts, [clusters[i] for i in complete], n_resamples=resamples, seed=seed)
+        if complete and len(table) >= 2
+        else None
+    )
+    alpha = (
+        krippendorff_alpha_ci(matrix, clusters, "nominal", n_resamples=resamples, seed=seed)
+        if columns
+        else None
+    )
     return Agreement(
-        fleiss_kappa=kappa,
+        fleiss_kappa=kappa and kappa.value,
+        fleiss_kappa_ci_low=kappa and kappa.low,
+        fleiss_kappa_ci_high=kappa and kappa.high,
         fleiss_n_items=len(complete) if len(table) >= 2 else 0,
-        krippendorff_alpha=krippendorff_alpha(matrix, "nominal") if pairable else None,
-        alpha_n_items=pairable,
+        krippendorff_alpha=alpha and alpha.value,
+        krippendorff_alpha_ci_low=alpha and alpha.low,
+        krippendorff_alpha_ci_high=alpha and alpha.high,
+        alpha_n_items=alpha.n if alpha else 0,
+        n_clusters=alpha.n_clusters if alpha else 0,
     )
 
 
@@ -258,6 +287,7 @@ class DimensionResult(BaseModel):
     n_labelled: int  # items at least one annotator labelled on this dimension
     n_majority: int  # outcomes decided by a majority of the annotators
     n_adjudicated: int  # unresolved outcomes settled by the adjudication file
+    n_adjudicated_llm: int = 0  # unresolved outcomes settled by the LLM judge (--adjudicate-with)
     n_unresolved: int  # left out of the win rate (win.n_unscored also counts items nobody labelled)
     n_disagreement: int  # items whose annotators did not all choose the same
 
@@ -274,10 +304,61 @@ class AnnotationResults(BaseModel):
     files: list[str]
     adjudication: str | None
     n_adjudication_ignored: int  # adjudicated cells a majority had already decided
+    llm_adjudication: LLMAdjudication | None = None  # --adjudicate-with: the judge and its counts
     discussion_items: list[str]  # item ids with a disagreement on some dimension (discussion.md)
     dimensions: dict[str, DimensionResult]
     resamples: int
     seed: int
+
+
+# how an outcome was reached: the annotators' majority, the adjudication file, the LLM judge
+Source = Literal["majority", "file", "llm"]
+
+
+@dataclass
+class Cells:
+    """Per dimension and item (in key order): the outcome from run A's side and how it was reached
+    (None, None: unresolved or unlabelled)."""
+
+    outcome: dict[str, list[Outcome | None]]
+    source: dict[str, list[Source | None]]
+    labelled: dict[str, list[bool]]
+    ignored: int  # adjudication-file cells a majority had already decided
+
+    def unresolved(self, items: Sequence[str]) -> dict[str, list[str]]:
+        """item id → its labelled dimensions without an outcome."""
+        out: dict[str, list[str]] = {}
+        for d, outs in self.outcome.items():
+            for i, o in enumerate(outs):
+                if o is None and self.labelled[d][i]:
+                    out.setdefault(items[i], []).append(d)
+        return out
+
+
+def decide(
+    key: StudyKey,
+    votes: Mapping[str, list[list[Outcome | None]]],
+    n_annotators: int,
+    settled: Mapping[str, Mapping[str, Outcome]],
+) -> Cells:
+    """The majority of the annotators, else the adjudication file."""
+    cells = Cells({}, {}, {}, 0)
+    for d, table in votes.items():
+        outs, srcs, lab = [], [], []
+        for i, k in enumerate(key.items):
+            given = [row[i] for row in table if row[i] is not None]
+            outcome = majority(given, n_annotators)
+            adj = settled.get(k.item_id, {}).get(d)
+            source: Source | None = "majority" if outcome is not None else None
+            if outcome is not None:
+                cells.ignored += adj is not None
+            elif adj is not None:
+                outcome, source = adj, "file"
+            outs.append(outcome)
+            srcs.append(source)
+            lab.append(bool(given))
+        cells.outcome[d], cells.source[d], cells.labelled[d] = outs, srcs, lab
+    return cells
 
 
 def import_labels(
@@ -285,11 +366,14 @@ def import_labels(
     files: Sequence[str | Path],
     *,
     adjudication: str | Path | None = None,
+    adjudicate_with: LLMAdjudicator | None = None,
     resamples: int = 1000,
     seed: int = 0,
 ) -> AnnotationResults:
     """Read, unblind and count the annotators' exports; write DIR/human_labels.jsonl, discussion.md,
-    results.json and summary.md. Nothing is written when a file is refused."""
+    results.json and summary.md. `adjudicate_with`: an LLM pairwise judge for the cells the
+    majority and the adjudication file left unresolved (annotation/adjudicate.py). Nothing is
+    written when a file is refused or the runs no longer give what the study showed."""
     folder = Path(folder)
     key = read_key(folder)
     labels = read_exports(files, key)
@@ -308,40 +392,39 @@ def import_labels(
         ]
         for d in key.dimensions
     }
+    ids = [k.item_id for k in key.items]
+    cells = decide(key, votes, len(labels), settled)
+    llm = None
+    if adjudicate_with is not None:
+        asked, llm = adjudicate(folder, key, cells.unresolved(ids), adjudicate_with)
+        for d in key.dimensions:
+            for i, item in enumerate(ids):
+                if (o := asked.get(item, {}).get(d)) is not None:
+                    cells.outcome[d][i], cells.source[d][i] = o, "llm"
     clusters = [k.dialogue_id for k in key.items]
     dims: dict[str, DimensionResult] = {}
-    ignored = 0
     disagree: set[str] = set()
     for d, table in votes.items():
-        outcomes, n_major, n_adj, n_labelled, n_dis = [], 0, 0, 0, 0
-        for i, k in enumerate(key.items):
-            given = [row[i] for row in table if row[i] is not None]
-            n_labelled += bool(given)
-            if len(set(given)) > 1:
+        n_dis = 0
+        for i, item in enumerate(ids):
+            if len({row[i] for row in table if row[i] is not None}) > 1:
                 n_dis += 1
-                disagree.add(k.item_id)
-            outcome = majority(given, len(labels))
-            adj = settled.get(k.item_id, {}).get(d)
-            if outcome is not None:
-                n_major += 1
-                ignored += adj is not None
-            elif adj is not None:
-                outcome, n_adj = adj, n_adj + 1
-            outcomes.append(outcome)
-        win = win_rate(outcomes, clusters, n_resamples=resamples, seed=seed)
-        n_unresolved = sum(o is None for o in outcomes) - (len(key.items) - n_labelled)
+                disagree.add(item)
+        outcomes, sources = cells.outcome[d], cells.source[d]
+        n_labelled = sum(cells.labelled[d])
         dims[d] = DimensionResult(
-            win=win,
-            agreement=agreement(table),
+            win=win_rate(outcomes, clusters, n_resamples=resamples, seed=seed),
+            agreement=agreement(table, clusters, resamples=resamples, seed=seed),
             n_labelled=n_labelled,
-            n_majority=n_major,
-            n_adjudicated=n_adj,
-            n_unresolved=n_unresolved,
+            n_majority=sources.count("majority"),
+            n_adjudicated=sources.count("file"),
+            n_adjudicated_llm=sources.count("llm"),
+            n_unresolved=sum(o is None for o in outcomes) - (len(ids) - n_labelled),
             n_disagreement=n_dis,
         )
-    if ignored:
+    if cells.ignored:
         log.info(
-            f"note: {ignored} adjudicated outcome(s) were already decided by a majority of the annotators and are not used"
+            f"note: {cells.ignored} adjudicated outcome(s) were already decided by a majority of the annotators and are not used"
         )
     results = AnnotationResults(
         study_id=key.study_id,
@@ -351,14 +434,15 @@ def import_labels(
         annotators=[lab.annotator for lab in labels],
         files=[str(f) for f in files],
         adjudication=None if adjudication is None else str(adjudication),
-        n_adjudication_ignored=ignored,
-        discussion_items=[k.item_id for k in key.items if k.item_id in disagree],
+        n_adjudication_ignored=cells.ignored,
+        llm_adjudication=llm,
+        discussion_items=[i for i in ids if i in disagree],
         dimensions=dims,
         resamples=resamples,
         seed=seed,
     )
     write_jsonl_atomic(folder / HUMAN_LABELS, human_label_rows(key, labels))
-    (folder / DISCUSSION).write_text(discussion_markdown(key, labels), encoding="utf-8")
+    (folder / DISCUSSION).write_text(discussion_markdown(key, labels, cells), encoding="utf-8")
     RunDir(folder).write_json(RESULTS, results.model_dump(mode="json"))
     (folder / SUMMARY).write_text(summary_markdown(results), encoding="utf-8")
     return results
@@ -386,14 +470,26 @@ def human_label_rows(key: StudyKey, labels: Sequence[AnnotatorLabels]) -> list[d
     return rows
 
 
-def discussion_markdown(key: StudyKey, labels: Sequence[AnnotatorLabels]) -> str:
-    """The items the annotators disagree on, blinded: the choices as the pages showed them."""
+def as_shown(outcome: Outcome, left: Literal["A", "B"]) -> str:
+    """An outcome from run A's side as the pages showed it ("A" = the left response)."""
+    return "tie" if outcome == "tie" else "A" if outcome == left else "B"
+
+
+_HOW = {"majority": "", "file": " (adjudication file)", "llm": " (LLM)"}
+
+
+def discussion_markdown(
+    key: StudyKey, labels: Sequence[AnnotatorLabels], cells: Cells | None = None
+) -> str:
+    """The items the annotators disagree on (or that no majority decided), blinded: the choices as
+    the pages showed them, and the outcome with what settled it (majority, file, LLM)."""
     lines = [
         f"# Items to discuss: study {key.study_id}",
         "",
         "Every item on which the annotators did not all choose the same, with each annotator's choice as the pages show it "
-        "(A = the left response). Blinded: no model names. Settle what remains unresolved in an adjudication file "
-        "(docs/annotate.md).",
+        "(A = the left response) and the outcome (as shown): the majority's, else the adjudication file's, else the "
+        "adjudicating LLM's (--adjudicate-with), else unresolved. Blinded: no model names. Settle what remains "
+        "unresolved in an adjudication file (docs/annotate.md).",
         "",
     ]
     n = 0
@@ -402,21 +498,20 @@ def discussion_markdown(key: StudyKey, labels: Sequence[AnnotatorLabels]) -> str
         for d in key.dimensions:
             given = [lab.choices.get(k.item_id, {}).get(d) for lab in labels]
             present = [g for g in given if g]
-            if len(set(present)) > 1:
-                top = majority(present, len(labels))  # type: ignore[arg-type]
-                rows.append(
-                    [
-                        d,
-                        *(_AS_LABELLED[g] if g else "–" for g in given),
-                        _AS_LABELLED[top] if top else "unresolved",
-                    ]
-                )
+            if cells is None:
+                top = majority([unblind(g, k.left) for g in present], len(labels))
+                how = "majority" if top else None
+            else:
+                top, how = cells.outcome[d][pos - 1], cells.source[d][pos - 1]
+            if len(set(present)) > 1 or (present and how != "majority"):
+                outcome = f"{as_shown(top, k.left)}{_HOW[how]}" if top and how else "unresolved"
+                rows.append([d, *(_AS_LABELLED[g] if g else "–" for g in given), outcome])
         if rows:
             n += 1
             lines += [
                 f"## Item {pos} of {len(key.items)} (`{k.item_id}`)",
                 "",
-                markdown_table(["dimension", *(lab.annotator for lab in labels), "majority"], rows),
+                markdown_table(["dimension", *(lab.annotator for lab in labels), "outcome"], rows),
                 "",
             ]
     if not n:
@@ -438,9 +533,11 @@ def summary_markdown(r: AnnotationResults) -> str:
                 w.n,
                 f"{w.wins} / {w.ties} / {w.losses}",
                 num(w.sign_test_p),
+                f"{res.n_majority} / {res.n_adjudicated} / {res.n_adjudicated_llm}",
                 res.n_unresolved,
-                f"{num(a.fleiss_kappa)} ({a.fleiss_n_items})",
-                f"{num(a.krippendorff_alpha)} ({a.alpha_n_items})",
+                f"{format_interval(a.fleiss_kappa, a.fleiss_kappa_ci_low, a.fleiss_kappa_ci_high, 3)} ({a.fleiss_n_items})",
+                f"{format_interval(a.krippendorff_alpha, a.krippendorff_alpha_ci_low, a.krippendorff_alpha_ci_high, 3)} "
+                f"({a.alpha_n_items})",
             ]
         )
     head = [
@@ -449,10 +546,22 @@ def summary_markdown(r: AnnotationResults) -> str:
         "n",
         "A wins / ties / B wins",
         "sign test p",
+        "settled by majority / file / LLM",
         "unresolved",
-        "Fleiss' κ (n)",
-        "Krippendorff's α (n)",
+        "Fleiss' κ [95% CI] (n)",
+        "Krippendorff's α [95% CI] (n)",
     ]
+    llm = r.llm_adjudication
+    judge = (
+        [
+            f"- adjudicating LLM: {llm.judge} ({llm.endpoint_host or 'in process'}; pairwise {llm.version}, both orders, "
+            f"a verdict that flips with the order is a tie): {llm.n_cells_settled} of {llm.n_cells_asked} unresolved "
+            f"cell(s) settled on {llm.n_items_asked} item(s); {llm.n_unparseable} unparseable verdict(s), "
+            f"{llm.n_cells_unresolved} cell(s) left unresolved ({llm.verdicts_file})"
+        ]
+        if llm
+        else []
+    )
     return "\n".join(
         [
             f"# Human A/B annotation: study {r.study_id}",
@@ -461,12 +570,14 @@ def summary_markdown(r: AnnotationResults) -> str:
             f"- run B: {r.run_b.model} ({r.run_b.path})",
             f"- {r.n_items} items; {len(r.annotators)} annotator(s): {', '.join(r.annotators)}",
             f"- adjudication: {r.adjudication or 'none'}; {len(r.discussion_items)} item(s) to discuss ({DISCUSSION})",
+            *judge,
             "",
-            markdown_table(head, rows, "lrrrrrrr"),
+            markdown_table(head, rows, "lrrrrrrrr"),
             "",
-            "Outcome per item: the choice of more than half of the annotators, else the adjudication, else unresolved (left out). "
-            "The win rate counts a tie as half a win; intervals resample dialogues "
-            f"({r.resamples} resamples, seed {r.seed}). Agreement over the annotators' A / B / tie labels, nominal.",
+            "Outcome per item: the choice of more than half of the annotators, else the adjudication file, else the "
+            "adjudicating LLM (--adjudicate-with), else unresolved (left out). "
+            "The win rate counts a tie as half a win. Agreement over the annotators' A / B / tie labels, nominal. "
+            f"Intervals resample dialogues ({r.resamples} resamples, seed {r.seed}).",
             "",
         ]
     )

@@ -43,6 +43,8 @@ class KeyItem(BaseModel):
     item_id: str
     dialogue_id: str  # the cluster of the win-rate intervals
     left: Side  # the run shown on the left ("Response A" on the page)
+    # response_hash(run A's response, run B's): `import --adjudicate-with` checks the runs still give them
+    responses: str | None = None
 
 
 class StudyRun(BaseModel):
@@ -75,6 +77,12 @@ class Study:
     pages: list[Path]
     label_studio: Path
     n_shared: int  # items both runs answered (the sample is drawn from these)
+
+
+def response_hash(response_a: str, response_b: str) -> str:
+    """16 hex over run A's and run B's response to one item (key.json `responses`)."""
+    blob = json.dumps([response_a, response_b], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def read_key(folder: str | Path) -> StudyKey:
@@ -167,7 +175,12 @@ def create_study(
     sides = rng.integers(0, 2, len(order))
     chosen = [items[i] for i in order]
     key_items = [
-        KeyItem(item_id=it.item_id, dialogue_id=it.dialogue_id, left="A" if s == 0 else "B")
+        KeyItem(
+            item_id=it.item_id,
+            dialogue_id=it.dialogue_id,
+            left="A" if s == 0 else "B",
+            responses=response_hash(*responses[it.item_id]),
+        )
         for it, s in zip(chosen, sides, strict=True)
     ]
     rub = load_rubric(rubric)

@@ -20,7 +20,7 @@ import itertools
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -58,6 +58,20 @@ def krippendorff_alpha(
     1/(m − 1). With n_c the marginals and n their total, alpha = 1 − (n − 1) Σ o_ck δ²_ck /
     Σ n_c n_k δ²_ck. The ordinal δ²_ck = (Σ_{g=c..k} n_g − (n_c + n_k)/2)²: distance in ranks,
     weighted by how many values lie between, so only the order of the categories matters."""
+    found = unit_coincidences(data)
+    if found is None:
+        return None
+    cats, per_unit = found
+    value = alpha_from_coincidences(per_unit.sum(axis=0, keepdims=True), cats, level)[0]
+    return None if np.isnan(value) else float(value)
+
+
+def unit_coincidences(
+    data: Sequence[Sequence[float | None]] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the categories, each unit's coincidence matrix: units × k × k, zero for a unit with fewer
+    than two values) of a raters × units matrix; None when it holds no value. Coincidences add up
+    over units, so a resample of units (or of clusters of them) is a weighted sum of these."""
     if isinstance(data, np.ndarray):
         arr = data.astype(float)
     else:
@@ -73,18 +87,21 @@ def krippendorff_alpha(
     units, raters = np.nonzero(present.T)
     np.add.at(counts, (units, idx[raters, units]), 1.0)
     m = counts.sum(axis=1)
-    counts, m = counts[m >= 2], m[m >= 2]
-    if counts.size == 0:
-        return None
-    w = 1.0 / (m - 1.0)
-    o = (counts * w[:, None]).T @ counts - np.diag((counts * w[:, None]).sum(axis=0))
-    n_c = o.sum(axis=1)
-    n = n_c.sum()
+    w = np.where(m >= 2, 1.0 / np.maximum(m - 1.0, 1.0), 0.0)
+    per_unit = counts[:, :, None] * counts[:, None, :] - counts[:, :, None] * np.eye(cats.size)
+    return cats, per_unit * w[:, None, None]
+
+
+def alpha_from_coincidences(o: np.ndarray, cats: np.ndarray, level: Level) -> np.ndarray:
+    """Alpha for each of R coincidence matrices (R × k × k) at once; NaN where undefined."""
+    n_c = o.sum(axis=2)
+    n = n_c.sum(axis=1)
     delta = _distance(cats, n_c, level)
-    d_e = (np.outer(n_c, n_c) * delta).sum()
-    if n <= 1 or d_e <= 0:
-        return None
-    return float(1.0 - (n - 1.0) * (o * delta).sum() / d_e)
+    d_e = (n_c[:, :, None] * n_c[:, None, :] * delta).sum(axis=(1, 2))
+    d_o = (o * delta).sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = 1.0 - (n - 1.0) * d_o / d_e
+    return np.where((n > 1) & (d_e > 1e-12), alpha, np.nan)
 
 
 def fleiss_kappa(counts: Sequence[Sequence[int]] | np.ndarray) -> float | None:
@@ -95,32 +112,184 @@ def fleiss_kappa(counts: Sequence[Sequence[int]] | np.ndarray) -> float | None:
     table = np.asarray(counts, dtype=float)
     if table.ndim != 2 or table.shape[0] == 0:
         return None
+    rows, raters = _fleiss_items(table)
+    value = _fleiss_from_totals(rows.sum(axis=0, keepdims=True), raters)[0]
+    return None if np.isnan(value) else float(value)
+
+
+def _fleiss_items(table: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per item (agreeing rater pairs × 2, count per category), and the raters per item: Fleiss'
+    kappa is a function of the rows' sums, so a resample of items is a weighted sum of rows."""
     raters = table.sum(axis=1)
     if not np.all(raters == raters[0]) or raters[0] < 2:
         raise ValueError(
             "fleiss_kappa needs the same number (at least 2) of ratings for every item"
         )
-    n = raters[0]
-    p_j = table.sum(axis=0) / table.sum()
-    p_bar = float(((table * table).sum(axis=1) - n).mean() / (n * (n - 1)))
-    p_e = float((p_j * p_j).sum())
-    if p_e >= 1.0 - 1e-12:
-        return None
-    return (p_bar - p_e) / (1.0 - p_e)
+    return np.column_stack([(table * table).sum(axis=1) - raters, table]), float(raters[0])
+
+
+def _fleiss_from_totals(t: np.ndarray, raters: float) -> np.ndarray:
+    """Kappa for each row of summed `_fleiss_items` rows (R × (1 + k)); NaN where undefined.
+    P̄ = Σ pairs / (N n (n − 1)) and p_j = n_j / (N n), with N n the ratings of the row."""
+    pairs, per_cat = t[:, 0], t[:, 1:]
+    ratings = per_cat.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_bar = pairs / (ratings * (raters - 1.0))
+        p_j = per_cat / ratings[:, None]
+        p_e = (p_j * p_j).sum(axis=1)
+        kappa = (p_bar - p_e) / (1.0 - p_e)
+    return np.where((ratings > 0) & (p_e < 1.0 - 1e-12), kappa, np.nan)
 
 
 def _distance(cats: np.ndarray, n_c: np.ndarray, level: Level) -> np.ndarray:
+    """δ² between categories; `n_c`: (R × k) marginals, the result broadcasts against (R × k × k)."""
     if level == "nominal":
         return 1.0 - np.eye(cats.size)
     if level == "interval":
         return (cats[:, None] - cats[None, :]) ** 2
     if level == "ordinal":
-        cum = np.concatenate([[0.0], np.cumsum(n_c)])
+        cum = np.concatenate([np.zeros((n_c.shape[0], 1)), np.cumsum(n_c, axis=1)], axis=1)
         lo = np.minimum.outer(np.arange(cats.size), np.arange(cats.size))
         hi = np.maximum.outer(np.arange(cats.size), np.arange(cats.size))
-        between = cum[hi + 1] - cum[lo]  # Σ_{g=lo..hi} n_g
-        return (between - (n_c[:, None] + n_c[None, :]) / 2.0) ** 2 * (lo != hi)
+        between = cum[:, hi + 1] - cum[:, lo]  # Σ_{g=lo..hi} n_g
+        return (between - (n_c[:, :, None] + n_c[:, None, :]) / 2.0) ** 2 * (lo != hi)
     raise ValueError(f"level must be nominal, ordinal or interval, got {level!r}")
+
+
+# --- intervals: the same statistics with dialogue-clustered bootstrap CIs ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementCI:
+    """An agreement statistic with its 95% cluster-bootstrap percentile interval (None: undefined,
+    or fewer than two clusters). Resamples whose statistic is undefined are left out."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int  # items (units) it is computed on
+    n_clusters: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _clustered(
+    per_item: np.ndarray,
+    clusters: Sequence[Any],
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n_resamples: int,
+    seed: int,
+    alpha: float,
+) -> AgreementCI:
+    """`statistic` of summed per-item rows (items × …), with whole clusters of items resampled."""
+    from kardiabench.scoring.stats import cluster_bootstrap, encode_clusters
+
+    n = per_item.shape[0]
+    if n == 0:
+        return AgreementCI(None, None, None, 0, 0)
+    codes, n_clusters = encode_clusters(clusters)
+    flat = per_item.reshape(n, -1)
+    per_cluster = np.zeros((n_clusters, flat.shape[1]))
+    np.add.at(per_cluster, codes, flat)
+
+    def stat(totals: np.ndarray) -> np.ndarray:
+        return statistic(totals.reshape(-1, *per_item.shape[1:]))
+
+    est, low, high, _ = cluster_bootstrap(
+        per_cluster, stat, n_resamples=n_resamples, seed=seed, alpha=alpha
+    )
+    if np.isnan(est):
+        return AgreementCI(None, None, None, n, n_clusters)
+    return AgreementCI(float(est), low, high, n, n_clusters)
+
+
+def fleiss_kappa_ci(
+    counts: Sequence[Sequence[int]] | np.ndarray,
+    clusters: Sequence[Any],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> AgreementCI:
+    """Fleiss' kappa of an items × categories count table, its interval resampling the items'
+    `clusters` (dialogues): one matrix product for all resamples."""
+    table = np.asarray(counts, dtype=float)
+    if table.ndim != 2 or table.shape[0] == 0:
+        return AgreementCI(None, None, None, 0, 0)
+    rows, raters = _fleiss_items(table)
+    return _clustered(
+        rows, clusters, lambda t: _fleiss_from_totals(t, raters), n_resamples, seed, alpha
+    )
+
+
+def krippendorff_alpha_ci(
+    data: Sequence[Sequence[float | None]] | np.ndarray,
+    clusters: Sequence[Any],
+    level: Level = "ordinal",
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> AgreementCI:
+    """Krippendorff's alpha of a raters × units matrix, its interval resampling the units'
+    `clusters`: coincidence matrices add up over units, so each resample is a weighted sum.
+    n: the pairable units (two or more values)."""
+    found = unit_coincidences(data)
+    if found is None:
+        return AgreementCI(None, None, None, 0, 0)
+    cats, per_unit = found
+    keep = per_unit.sum(axis=(1, 2)) > 0
+    return _clustered(
+        per_unit[keep],
+        [c for c, k in zip(clusters, keep, strict=True) if k],
+        lambda o: alpha_from_coincidences(o, cats, level),
+        n_resamples,
+        seed,
+        alpha,
+    )
+
+
+def cohen_kappa_ci(
+    a: Sequence[Any],
+    b: Sequence[Any],
+    labels: Sequence[Any],
+    clusters: Sequence[Any],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> AgreementCI:
+    """Unweighted Cohen's kappa of two raters over nominal `labels`, its interval resampling the
+    items' clusters (each item's confusion-matrix cell summed per cluster)."""
+    k = len(labels)
+    index = {v: i for i, v in enumerate(labels)}
+    cells = np.zeros((len(a), k, k))
+    cells[np.arange(len(a)), [index[x] for x in a], [index[y] for y in b]] = 1.0
+
+    def kappa(m: np.ndarray) -> np.ndarray:
+        n = m.sum(axis=(1, 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_o = np.trace(m, axis1=1, axis2=2) / n
+            p_e = (m.sum(axis=2) * m.sum(axis=1)).sum(axis=1) / (n * n)
+            out = (p_o - p_e) / (1.0 - p_e)
+        return np.where((n > 0) & (p_e < 1.0 - 1e-12), out, np.nan)
+
+    return _clustered(cells, clusters, kappa, n_resamples, seed, alpha)
+
+
+def agreement_rate_ci(
+    a: Sequence[Any],
+    b: Sequence[Any],
+    clusters: Sequence[Any],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> AgreementCI:
+    """Percent of items on which the two raters give the same label, with its clustered interval."""
+    same = np.array([[100.0 * (x == y), 1.0] for x, y in zip(a, b, strict=True)]).reshape(-1, 2)
+    return _clustered(same, clusters, lambda t: t[:, 0] / t[:, 1], n_resamples, seed, alpha)
 
 
 def quadratic_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:

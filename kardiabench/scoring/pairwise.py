@@ -368,19 +368,29 @@ def preference_agreement(
     human: Mapping[str, Mapping[str, Mapping[str, str]]],
     judge: Mapping[str, Mapping[str, str | None]],
     dims: Sequence[str],
+    clusters: Mapping[str, str] | None = None,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Per dimension: n (items with a human majority and a judge outcome), percent agreement and
     Cohen's kappa of the judge against the human majority, Krippendorff's alpha (nominal) among the
-    annotators and the judge, and the items left out (no majority, no judge outcome)."""
-    from sklearn.metrics import cohen_kappa_score
-
-    from kardiabench.scoring.agreement import krippendorff_alpha
+    annotators and the judge, each with a 95% bootstrap interval resampling `clusters` (item id →
+    dialogue id; an item without one is its own), and the items left out (no majority, no judge
+    outcome)."""
+    from kardiabench.scoring.agreement import (
+        agreement_rate_ci,
+        cohen_kappa_ci,
+        krippendorff_alpha_ci,
+    )
 
     annotators = sorted({a for per in human.values() for a in per})
+    cluster_of = dict(clusters or {})
+    boot = {"n_resamples": n_resamples, "seed": seed}
     out = {}
     for d in dims:
-        pairs, no_majority, no_judge = [], 0, 0
-        matrix = []
+        pairs, paired_items, no_majority, no_judge = [], [], 0, 0
+        matrix, units = [], []
         for item, per in human.items():
             given = [per[a][d] for a in annotators if d in per.get(a, {})]
             if not given:
@@ -390,6 +400,7 @@ def preference_agreement(
                 [_CODES[per[a][d]] if d in per.get(a, {}) else None for a in annotators]
                 + [None if j is None else _CODES[j]]
             )
+            units.append(cluster_of.get(item, item))
             m = majority(given)
             if m is None:
                 no_majority += 1
@@ -397,20 +408,27 @@ def preference_agreement(
                 no_judge += 1
             else:
                 pairs.append((m, j))
-        agree = sum(m == j for m, j in pairs)
-        kappa = None
-        if pairs and len({x for p in pairs for x in p}) > 1:
-            kappa = float(
-                cohen_kappa_score([m for m, _ in pairs], [j for _, j in pairs], labels=list(_CODES))
-            )
+                paired_items.append(cluster_of.get(item, item))
+        humans, judged = [m for m, _ in pairs], [j for _, j in pairs]
+        rate = agreement_rate_ci(humans, judged, paired_items, **boot)
+        kappa = cohen_kappa_ci(humans, judged, list(_CODES), paired_items, **boot)
         # raters × items
-        raters = np.array([[np.nan if v is None else v for v in row] for row in matrix], float).T
-        alpha = krippendorff_alpha(raters, level="nominal") if matrix else None
+        raters = np.array(
+            [[np.nan if v is None else v for v in row] for row in matrix], float
+        ).T.reshape(len(annotators) + 1, len(matrix))
+        alpha = krippendorff_alpha_ci(raters, units, "nominal", **boot)
         out[d] = {
             "n": len(pairs),
-            "agreement": 100.0 * agree / len(pairs) if pairs else None,
-            "kappa": kappa,
-            "alpha": alpha,
+            "n_clusters": rate.n_clusters,
+            "agreement": rate.value,
+            "agreement_ci_low": rate.low,
+            "agreement_ci_high": rate.high,
+            "kappa": kappa.value,
+            "kappa_ci_low": kappa.low,
+            "kappa_ci_high": kappa.high,
+            "alpha": alpha.value,
+            "alpha_ci_low": alpha.low,
+            "alpha_ci_high": alpha.high,
             "n_no_majority": no_majority,
             "n_no_judge_outcome": no_judge,
             "n_annotators": len(annotators),
