@@ -1106,7 +1106,7 @@ SIGNATURES: dict[str, Signature] = {
             "kb.pairwise",
             PairwiseOptions.pick("runs", "output", "dimensions", "reference"),
             CacheOptions,
-            tuple(o for o in JudgeModelOptions.options() if o.name != "judge_show_reasoning"),
+            JudgeModelOptions,
             PairwiseOptions.pick("judge_temperature", "judge_seed"),
             JudgeScoringOptions.pick("judge_batch", "judge_batch_timeout", "judge_max_cost"),
             BootstrapOptions,

@@ -28,11 +28,14 @@ from kardiabench.records import Item, Prediction
 from kardiabench.runs import JUDGMENTS, RunDir, RunDirError, RunManifest, now, provenance
 from kardiabench.scoring.compare import ComparisonRefused
 from kardiabench.scoring.judge import (
+    MAX_RESPONSE_CHARS,
     JudgeConfig,
     Judgment,
+    candidate_notes,
     candidate_response,
     not_sent_reason,
     repair_messages,
+    response_too_long,
 )
 from kardiabench.scoring.pairwise import (
     ORDERS,
@@ -44,9 +47,10 @@ from kardiabench.scoring.pairwise import (
     load_template,
     overall_position,
     parse_preferences,
+    responses_cut,
 )
 from kardiabench.scoring.preference import BTScore, PositionStats, bradley_terry
-from kardiabench.scoring.rubric import load_rubric
+from kardiabench.scoring.rubric import RubricError, load_rubric
 from kardiabench.tables import format_interval, markdown_table
 
 log = logging.getLogger("kardiabench")
@@ -180,7 +184,13 @@ def pairwise_scheme(template: PairwiseTemplate) -> Scheme:
 def pair_cases(
     template: PairwiseTemplate, a: RunInput, b: RunInput, items: Sequence[Item], cfg: JudgeConfig
 ) -> list[JudgeCase]:
-    """Both orders of every shared item; an item where either response is missing is not sent."""
+    """Both orders of every shared item; an item where either response is missing is not sent.
+    With cfg.show_reasoning each response's understanding and reasoning are shown under it
+    (RubricError before anything is sent when the template has no place for them)."""
+    if cfg.show_reasoning and not template.shows_notes:
+        raise RubricError(
+            f"{template.path}: --judge-show-reasoning needs {{{{notes_a}}}} and {{{{notes_b}}}} in the pairwise template"
+        )
     rf = template.response_format()
     cases = []
     for item in items:
@@ -193,13 +203,18 @@ def pair_cases(
                 cases.append(JudgeCase(cid, None, (not_sent_reason(pred), f"{side.name}: {why}")))
                 continue
             first, second = (ra, rb) if order == "ab" else (rb, ra)
+            notes = None
+            if cfg.show_reasoning:
+                na, nb = candidate_notes(pa), candidate_notes(pb)  # type: ignore[arg-type]
+                notes = (na, nb) if order == "ab" else (nb, na)
 
-            def build(r: int, item=item, first=first, second=second) -> ChatRequest:
+            def build(r: int, item=item, first=first, second=second, notes=notes) -> ChatRequest:
                 return ChatRequest.from_messages(
-                    template.render(item, first, second), sampling_params(cfg, r), rf
+                    template.render(item, first, second, notes), sampling_params(cfg, r), rf
                 )
 
-            cases.append(JudgeCase(cid, build))
+            cut = response_too_long(ra) or response_too_long(rb)
+            cases.append(JudgeCase(cid, build, response_cut=cut))
     return cases
 
 
@@ -263,6 +278,8 @@ class PairResult:
     unscored_by_reason: dict[str, int]  # verdicts (each order, judge and repeat) by reason
     dimensions: dict[str, DimensionResult]
     position: PositionStats  # over every dimension
+    # per side ("a", "b"): responses the judge saw only MAX_RESPONSE_CHARS of
+    n_responses_cut: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -271,6 +288,7 @@ class PairResult:
             "n_items": self.n_items,
             "n_unscored_items": self.n_unscored_items,
             "unscored_by_reason": self.unscored_by_reason,
+            "n_responses_cut": self.n_responses_cut,
             "position": self.position.to_dict(),
             "dimensions": {d: r.to_dict() for d, r in self.dimensions.items()},
         }
@@ -422,6 +440,7 @@ def build_result(
                 dict(sorted(reasons.items())),
                 dimension_results(items, names, n_resamples=resamples, seed=seed),
                 overall_position(items, names),
+                responses_cut(items),
             )
         )
         for it in items:
@@ -456,6 +475,8 @@ def build_result(
         "max_tokens": cfg.max_tokens,
         "repeats": cfg.repeats,
         "max_repairs": cfg.max_repairs,
+        "show_reasoning": cfg.show_reasoning,
+        "max_response_chars": MAX_RESPONSE_CHARS,
         "data": {
             "task": _SAME["task"](first),
             "source": _SAME["data"](first),
@@ -606,13 +627,25 @@ def bt_rows(bt: Mapping[str, Sequence[Mapping[str, Any]]]) -> tuple[list[str], l
     return ["model", *dims, "n comparisons"], rows
 
 
+def _cut_text(pair: Mapping[str, Any], judge: Mapping[str, Any]) -> str:
+    """What summary.md says of the responses the judge saw only in part."""
+    cut = pair.get("n_responses_cut") or {"a": 0, "b": 0}
+    limit = judge.get("max_response_chars", MAX_RESPONSE_CHARS)
+    return (
+        f"Responses longer than {limit:,} characters, shown to the judge cut to {limit:,} (the cut marked): "
+        f"{cut['a']} of A's, {cut['b']} of B's."
+    )
+
+
 def summary_markdown(res: Mapping[str, Any]) -> str:
     j = res["judge"]
+    notes = "; shown each response's understanding and reasoning" if j.get("show_reasoning") else ""
     lines = [
         "# Pairwise preference",
         "",
         f"Judge: {', '.join(j['specs'])} (pairwise {j['version']}; temperature {j['temperature']}, seed {j['seed']}, "
-        f"{j['repeats']} repeat(s)); data {j['data']['source']} / {j['data']['split']}.",
+        f"{j['repeats']} repeat(s){notes}); "
+        f"data {j['data']['source']} / {j['data']['split']}.",
         f"Verdicts: {res['n_judgments']} ({res['n_unscored']} unscored"
         + (
             f": {', '.join(f'{k} ×{v}' for k, v in res['unscored_by_reason'].items())}"
@@ -630,7 +663,7 @@ def summary_markdown(res: Mapping[str, Any]) -> str:
             f"{pair['n_items']} items both runs answered, {pair['n_unscored_items']} without an outcome on some dimension. "
             f"Position consistency {_num(pos['consistency_rate'])}% of {pos['n_pairs']} verdict pairs; the judge chose the "
             f"response shown first in {_num(pos['first_shown_rate'])}% of {pos['n_decisive']} decisive verdicts "
-            f"(first-position bias {_num(pos['first_position_bias'], sign=True)} points).",
+            f"(first-position bias {_num(pos['first_position_bias'], sign=True)} points). {_cut_text(pair, j)}",
             "",
             markdown_table(PAIR_HEADERS, pair_rows(pair), align="lrrrrrrrrrr"),
             "",

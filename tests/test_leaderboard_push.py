@@ -308,6 +308,55 @@ def test_push_uploads_only_the_reports_this_redacted_build_wrote(runs, tmp_path)
     assert leaks(dataset_strings(data_of(runs["gen"])), files) == []
 
 
+def test_push_uploads_the_pairwise_results_through_the_allow_list(runs, tmp_path, monkeypatch):
+    """A leaderboard with a `leaderboard add-pairwise` result: its table, plot (both widths) and
+    numbers go up; the local paths, the pairwise folder's items and verdicts and the data's text
+    do not (one of the runs is the retrieval baseline, which answers with training text)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    pw = tmp_path / "pw"
+    compared = [runs["gen"], runs["qwen"], runs["retrieval-judged"]]
+    with FakeOpenAIServer(FakeConfig()) as srv:
+        argv = ["pairwise", *map(str, compared), "--judge", "openai:judge-model"]
+        argv += ["--judge-base-url", srv.url, "--output", str(pw), "--no-progress", "--no-cache"]
+        assert main([*argv, "--resamples", "50"]) == 0
+    assert (pw / "items.jsonl").is_file() and (pw / "judgments.jsonl").is_file()
+    folder = tmp_path / "leaderboard"
+    assert main(["leaderboard", "add", str(runs["gen"]), "--leaderboard", str(folder)]) == 0
+    assert main(["leaderboard", "add-pairwise", str(pw), "--leaderboard", str(folder)]) == 0
+    # a stray file beside the recorded result is not uploaded either
+    (folder / "pairwise" / "pw-items.jsonl").write_bytes((pw / "items.jsonl").read_bytes())
+    assert main(["leaderboard", "build", "--leaderboard", str(folder), "--resamples", "50"]) == 0
+    with FakeHub() as hub:
+        p = push(folder, hub)
+        assert p.returncode == 0, p.stderr
+        files = hub.repos["me/kb-board"].files
+    assert {
+        "pairwise.md",
+        "pairwise/pw.json",
+        "plots/pairwise_bt.pdf",
+        "plots/pairwise_bt.png",
+        "plots/pairwise_bt-1col.pdf",
+        "plots/pairwise_bt-1col.png",
+    } <= set(files)
+    assert [f for f in files if f.startswith("pairwise/")] == ["pairwise/pw.json"]
+    assert files["pairwise.md"] == (folder / "pairwise.md").read_bytes()
+    local = json.loads((folder / "pairwise" / "pw.json").read_text())
+    up = json.loads(files["pairwise/pw.json"])
+    # the numbers whole
+    for key in ("bradley_terry", "pairs", "dimensions", "reference", "n_judgments", "statistics"):
+        assert up[key] == local[key], key
+    assert len(up["pairs"]) == 3 and up["judge"]["specs"] == ["openai:judge-model"]
+    assert up["judge"]["max_response_chars"] == 2000 and up["judge"]["show_reasoning"] is False
+    # no local path: the runs' folders, the template's, the pairwise folder's
+    assert "source" in local and "template" in local["judge"] and "path" in local["runs"][0]
+    assert "source" not in up and "template" not in up["judge"]
+    assert all(set(r) == {"name", "model_spec", "n_items", "n_predictions"} for r in up["runs"])
+    text = files["pairwise/pw.json"].decode()
+    assert str(tmp_path) not in text and not any(str(r) in text for r in compared)
+    assert "pairwise/*.json" in files["README.md"].decode()
+    assert leaks(dataset_strings(data_of(runs["gen"])), files) == []
+
+
 # ----------------------------------------------------------------------------- errors in one line
 
 

@@ -49,9 +49,9 @@ def marker_judge(request):
     return json.dumps({"rationale": "scripted", **dict.fromkeys(DIMS, pick)})
 
 
-def reply_with(judge):
+def reply_with(judge, model=model_reply):
     def reply(request):
-        return judge(request) if request["model"].startswith("judge") else model_reply(request)
+        return judge(request) if request["model"].startswith("judge") else model(request)
 
     return reply
 
@@ -61,7 +61,7 @@ def data(tmp_path):
     return write_dataset(tmp_path / "data", train_users=("a", "b"), test_users=USERS, n_turns=2)
 
 
-def generate(srv, data, out, model):
+def generate(srv, data, out, model, *extra):
     assert (
         main(
             [
@@ -76,6 +76,7 @@ def generate(srv, data, out, model):
                 str(out),
                 "--no-progress",
                 "--no-cache",
+                *extra,
             ]
         )
         == 0
@@ -327,7 +328,11 @@ def test_three_runs_against_a_reference_give_bradley_terry_scores(
     table = (lb / "pairwise.md").read_text()
     assert table.startswith("# Pairwise preference (Bradley–Terry)") and "| openai:good | " in table
     assert "openai:good" not in (lb / "leaderboard.md").read_text()
-    assert (lb / "plots" / "pairwise_bt.png").stat().st_size > 1000
+    # at both print widths, as every leaderboard plot (tests/test_plots.py checks the figures)
+    for name in ("pairwise_bt", "pairwise_bt-1col"):
+        assert all((lb / "plots" / f"{name}.{ext}").stat().st_size > 1000 for ext in ("pdf", "png"))
+    built = json.loads((lb / "build.json").read_text())["files"]
+    assert {"pairwise.md", "plots/pairwise_bt.pdf", "plots/pairwise_bt-1col.png"} <= set(built)
     site = (lb / "site" / "index.html").read_text()
     assert site.index("<h2>Pairwise preference (Bradley–Terry)</h2>") < site.index("<h2>Plots</h2>")
 
@@ -425,3 +430,144 @@ def test_judge_agreement_with_pairwise_human_labels(tmp_path, data, monkeypatch,
         assert main(["judge-agreement", "--human", str(human), str(tmp_path / "pw")]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {says}") and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- what the judge is shown
+
+LONG = ("word " * 1000)[:4999] + "."  # 5,000 characters
+
+
+def noted_reply(request):
+    """Each model's response with its own understanding and reasoning; "verbose" answers 5,000
+    characters on the second turns."""
+    model = request["model"]
+    response = {"good": f"{BETTER}. Tell me more.", "bad": "Okay. Tell me more."}.get(model)
+    if model == "verbose":
+        turn2 = "turn 1:" in json.dumps(request["messages"][-1])
+        response = LONG if turn2 else "Okay. Tell me more."
+    return render_spans(
+        {
+            "understanding": f"UNDERSTOOD-BY-{model}",
+            "reasoning": f"REASONED-BY-{model}",
+            "emotion": "sad",
+            "response": response,
+        }
+    )
+
+
+def test_a_long_response_reaches_the_pairwise_judge_cut_to_2000_characters(
+    tmp_path, data, monkeypatch
+):
+    from kardiabench.scoring.judge import MAX_RESPONSE_CHARS
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    cases: list[str] = []
+
+    def judge(request):
+        cases.append(request["messages"][1]["content"])
+        return marker_judge(request)
+
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(judge, noted_reply))) as srv:
+        good, verbose = (
+            generate(srv, data, tmp_path / "good", "good"),
+            # room for 5,000 characters (the scripted server stops at max_tokens words)
+            generate(srv, data, tmp_path / "verbose", "verbose", "--max-tokens", "2000"),
+        )
+        assert pairwise(srv, [good, verbose], tmp_path / "pw") == 0
+    assert MAX_RESPONSE_CHARS == 2000 and len(cases) == 48
+    marker = "[response cut: 2000 of 5000 characters shown]"
+    long_cases = [c for c in cases if "word word" in c]
+    assert len(long_cases) == 12 * 2  # the 12 second turns, both orders
+    for case in long_cases:
+        side = "RESPONSE_A" if "word word" in _block(case, "RESPONSE_A") else "RESPONSE_B"
+        assert (
+            _block(case, side) == LONG[:2000].strip()
+        )  # as the rubric judge: first 2,000, stripped
+        # the cut stated after the response's block, outside the data
+        assert case.count(marker) == 1 and case.index(marker) > case.index(f"{side}_")
+    assert not any(marker in c for c in cases if c not in long_cases)
+    res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
+    assert res["pairs"][0]["n_responses_cut"] == {"a": 0, "b": 12}
+    assert res["judge"]["max_response_chars"] == 2000
+    verdicts = [
+        json.loads(x) for x in (tmp_path / "pw" / "judgments.jsonl").read_text().splitlines()
+    ]
+    assert sum(v["response_cut"] for v in verdicts) == 24
+    summary = (tmp_path / "pw" / "summary.md").read_text()
+    assert "shown to the judge cut to 2,000 (the cut marked): 0 of A's, 12 of B's." in summary
+
+
+def test_judge_show_reasoning_shows_both_candidates_notes_and_is_never_mixed_on_resume(
+    tmp_path, data, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    cases: list[str] = []
+
+    def judge(request):
+        cases.append(request["messages"][1]["content"])
+        return marker_judge(request)
+
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(judge, noted_reply))) as srv:
+        good, bad = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "bad", "bad"),
+        )
+        assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
+        plain = list(cases)
+        assert len(plain) == 48 and not any("REASONED-BY" in c or "NOTES_" in c for c in plain)
+        cases.clear()
+        # the same folder with the flag: every verdict asked again (as `score` does: the prompt,
+        # and so its hash and cache key, differs), none reused from judgments.jsonl
+        assert pairwise(srv, [good, bad], tmp_path / "pw", "--judge-show-reasoning") == 0
+        assert len(cases) == 48
+        for case in cases:
+            first = "good" if BETTER in _block(case, "RESPONSE_A") else "bad"
+            second = {"good": "bad", "bad": "good"}[first]
+            assert _block(case, "NOTES_A") == (
+                f"Understanding: UNDERSTOOD-BY-{first}\nReasoning: REASONED-BY-{first}"
+            )
+            assert _block(case, "NOTES_B") == (
+                f"Understanding: UNDERSTOOD-BY-{second}\nReasoning: REASONED-BY-{second}"
+            )
+        res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
+        assert res["judge"]["show_reasoning"] is True
+        cases.clear()
+        assert pairwise(srv, [good, bad], tmp_path / "pw", "--judge-show-reasoning") == 0
+        assert cases == []  # same setting: every verdict reused
+        # and back without it: asked again, never the verdicts made with the notes
+        assert pairwise(srv, [good, bad], tmp_path / "pw") == 0
+        assert len(cases) == 48 and not any("NOTES_" in c for c in cases)
+    res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
+    assert res["judge"]["show_reasoning"] is False and res["n_judgments"] == 48
+    verdicts = [
+        json.loads(x) for x in (tmp_path / "pw" / "judgments.jsonl").read_text().splitlines()
+    ]
+    assert [v["show_reasoning"] for v in verdicts] == [False] * 48 + [True] * 48 + [False] * 48
+
+
+def test_show_reasoning_with_a_template_without_notes_is_refused_in_one_line(
+    tmp_path, data, monkeypatch, capsys
+):
+    import shutil
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    judges = tmp_path / "judges"
+    shutil.copytree("judges", judges)
+    template = judges / "pairwise_prompt.md"
+    template.write_text(template.read_text().replace("{{notes_a}}", "").replace("{{notes_b}}", ""))
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
+        good, bad = (
+            generate(srv, data, tmp_path / "good", "good"),
+            generate(srv, data, tmp_path / "bad", "bad"),
+        )
+        rubric = ["--rubric", str(judges / "rubric.yaml")]
+        capsys.readouterr()
+        before = srv.stats.requests
+        assert pairwise(srv, [good, bad], tmp_path / "pw", *rubric, "--judge-show-reasoning") == 2
+        assert srv.stats.requests == before
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: {template}: --judge-show-reasoning needs {{{{notes_a}}}} and {{{{notes_b}}}} "
+            "in the pairwise template\n"
+        )
+        assert pairwise(srv, [good, bad], tmp_path / "pw", *rubric) == 0  # without: it serves

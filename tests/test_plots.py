@@ -308,3 +308,89 @@ def test_report_confusion_svg_and_emotion_labels_that_do_not_break(built):
     report = next((built / "site" / "reports").glob("*.html")).read_text()
     assert '<figure id="confusion"><svg' in report
     assert ".label{white-space:nowrap}" in report and 'class="label"' in report
+
+
+# ----------------------------------------------------------------------------- pairwise Bradley–Terry
+
+
+def _pairwise_result(models, ref):
+    """A pairwise.json's Bradley–Terry part: per dimension each model's score with an asymmetric CI."""
+    dims = ("relevance", "fluency", "empathy", "persona_consistency", "safety")
+    bt = {
+        d: [
+            {
+                "model": m,
+                "score": 1000.0 if m == ref else 1000.0 + 40 * (len(models) - 2 * i) + k,
+                "low": 1000.0 if m == ref else 1000.0 + 40 * (len(models) - 2 * i) + k - 35,
+                "high": 1000.0 if m == ref else 1000.0 + 40 * (len(models) - 2 * i) + k + 12,
+                "win_rate_vs_reference": 50.0,
+                "n_comparisons": 48,
+            }
+            for i, m in enumerate(models)
+        ]
+        for k, d in enumerate(dims)
+    }
+    return {"reference": ref, "runs": [{"name": m} for m in models], "bradley_terry": bt}
+
+
+PAIRWISE = [
+    (
+        "r1-vs-all",
+        _pairwise_result(
+            ["openai:kardia-r1", "openai:gpt-4o", "hf:Qwen/Qwen2.5-7B-Instruct"], "openai:gpt-4o"
+        ),
+    ),
+    ("good-vs-bad", _pairwise_result(["openai:bad", "openai:good"], None)),
+]
+
+
+def test_pairwise_bradley_terry_plot_at_both_widths_with_asymmetric_cis_and_the_reference_marked(
+    tmp_path,
+):
+    from kardiabench.leaderboard import pairwise
+
+    files = pairwise.plot(PAIRWISE, tmp_path / "plots" / "pairwise_bt")
+    assert sorted(f.name for f in files) == [
+        "pairwise_bt-1col.pdf",
+        "pairwise_bt-1col.png",
+        "pairwise_bt.pdf",
+        "pairwise_bt.png",
+    ]
+    for size in plots.SIZES:
+        stem = tmp_path / "plots" / f"pairwise_bt{size.suffix}"
+        assert _pdf_width_pt(stem.with_suffix(".pdf")) == pytest.approx(size.width * 72, abs=0.01)
+        assert _png_width_px(stem.with_suffix(".png")) == round(size.width * plots.DPI)
+
+        fig = pairwise.bt_figure(PAIRWISE, size)
+        fig.canvas.draw()
+        assert fig.get_figwidth() == pytest.approx(size.width)
+        texts = [
+            t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()
+        ]
+        assert not [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 7], size
+        drawn = fig.get_tightbbox(fig.canvas.get_renderer())
+        assert drawn.x0 >= -0.01 and drawn.x1 <= size.width + 0.01, (size, drawn)
+        assert drawn.y0 >= -0.01 and drawn.y1 <= fig.get_figheight() + 0.01, (size, drawn)
+        panels = [ax for ax in fig.axes if ax.containers]
+        assert [ax.get_title() for ax in panels] == ["r1-vs-all", "good-vs-bad"]
+        asymmetric = 0
+        for ax, (_, res) in zip(panels, PAIRWISE, strict=True):
+            ref = res["reference"] or res["runs"][0]["name"]
+            ticks = ax.get_yticklabels()
+            marked = [t.get_text() for t in ticks if t.get_fontweight() == "bold"]
+            assert marked == [f"{ref} (reference)"]
+            assert sum("(reference)" in t.get_text() for t in ticks) == 1
+            rows = {t.get_text().removesuffix(" (reference)"): t.get_position()[1] for t in ticks}
+            for bars in ax.containers:  # one per dimension
+                scores = res["bradley_terry"][bars.get_label()]
+                segments = bars.lines[2][0].get_segments()
+                assert len(segments) == len(scores)
+                for s, ((lo, y), (hi, _)) in zip(scores, segments, strict=True):
+                    # the CI as it is, on the model's own row
+                    assert (lo, hi) == pytest.approx((s["low"], s["high"]))
+                    assert abs(y - rows[s["model"]]) < 0.5
+                    asymmetric += abs((s["score"] - lo) - (hi - s["score"])) > 1e-9
+        assert asymmetric > 0
+        (legend,) = fig.legends
+        assert [t.get_text() for t in legend.get_texts()] == list(PAIRWISE[0][1]["bradley_terry"])
+        matplotlib.pyplot.close(fig)

@@ -1,7 +1,8 @@
 """Pairwise preference on the leaderboard: `leaderboard add-pairwise DIR` copies a `pairwise`
 folder's pairwise.json into FOLDER/pairwise/; `leaderboard build` then writes FOLDER/pairwise.md,
-plots/pairwise_bt.{png,svg} and a section of the site: the Bradley–Terry scores, in their own
-table, never mixed with the absolute (1–5 rubric) scores."""
+plots/pairwise_bt{,-1col}.{pdf,png} and a section of the site: the Bradley–Terry scores, in their own
+table, never mixed with the absolute (1–5 rubric) scores. The plot prints at paper width as every
+leaderboard plot does (kardiabench/plotting.py: 7 in `pairwise_bt.*`, 3.3 in `pairwise_bt-1col.*`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ import re
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kardiabench.leaderboard.entries import LeaderboardError
 from kardiabench.pairwise_stage import bt_rows, load_pairwise
 from kardiabench.runs import RunDir
 from kardiabench.tables import markdown_table
+
+if TYPE_CHECKING:  # matplotlib is imported when a plot is made
+    from matplotlib.figure import Figure
+
+    from kardiabench.plotting import Size
 
 PAIRWISE = "pairwise"
 TITLE = "Pairwise preference (Bradley–Terry)"
@@ -89,39 +95,88 @@ def html_section(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(parts)
 
 
-def plot(results: Sequence[tuple[str, dict[str, Any]]], stem: Path) -> list[Path]:
-    """One row of panels per recorded result, one panel per dimension: each model's score and CI."""
+def reference(res: dict[str, Any]) -> str:
+    """The run at 1000 on the Elo scale: `--reference`, else the first run."""
+    return res.get("reference") or res["runs"][0]["name"]
+
+
+def models_in_order(res: dict[str, Any]) -> list[str]:
+    """The result's models, best first by their mean score over the dimensions."""
+    scores: dict[str, list[float]] = {}
+    for rows in res["bradley_terry"].values():
+        for s in rows:
+            scores.setdefault(s["model"], []).append(s["score"])
+    return sorted(scores, key=lambda m: -sum(scores[m]) / len(scores[m]))
+
+
+def bt_figure(results: Sequence[tuple[str, dict[str, Any]]], size: Size | None = None) -> Figure:
+    """One panel per recorded result, stacked: a row per model (best first, the reference marked
+    "(reference)" in bold at the dashed line of 1000) with each dimension's score and its 95% CI
+    as it is (asymmetric), one marker and colour per dimension, the legend under the panels."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from kardiabench.leaderboard.plots import literal, save
+    from kardiabench.plotting import TWO_COLUMN, figure_for, finish, literal, sized, wrap_to
 
-    dims = max((list(res["bradley_terry"]) for _, res in results), key=len)
-    fig, axs = plt.subplots(
-        len(results), len(dims), figsize=(3.0 * len(dims), 2.2 * len(results) + 0.8), squeeze=False
-    )
-    for row, (name, res) in zip(axs, results, strict=True):
-        for ax, d in zip(row, dims, strict=True):
-            scores = res["bradley_terry"].get(d, [])
-            y = np.arange(len(scores))
-            v = np.array([s["score"] for s in scores])
-            err = np.array(
-                [
-                    [
-                        s["score"] - (s["low"] if s["low"] is not None else s["score"])
-                        for s in scores
-                    ],
-                    [
-                        (s["high"] if s["high"] is not None else s["score"]) - s["score"]
-                        for s in scores
-                    ],
-                ]
-            )
-            ax.errorbar(v, y, xerr=err, fmt="o", capsize=3)
-            ax.axvline(1000, color="grey", lw=0.5)
-            ax.set_yticks(y, [literal(s["model"]) for s in scores])
-            ax.invert_yaxis()
-            ax.set_title(literal(f"{name}: {d}"), fontsize=9)
-    fig.suptitle(f"{TITLE}, 95% CIs")
-    fig.tight_layout()
-    return save(fig, stem)
+    size = size or TWO_COLUMN
+    dims = list(dict.fromkeys(d for _, res in results for d in res["bradley_terry"]))
+    colours = dict(zip(dims, plt.get_cmap("tab10").colors, strict=False))
+    markers = dict(zip(dims, "osD^vP*Xh", strict=False))
+    band = 0.09 * len(dims) + 0.12  # inches per model: its dimensions' markers apart
+    rows = [len(models_in_order(res)) for _, res in results]
+    legend_rows = -(-len(dims) // (2 if size.one_column else 5))
+    height = sum(n * band + 0.75 for n in rows) + 0.45 + legend_rows * 0.2
+    with sized(size):
+        fig = figure_for(size, height)
+        axs = fig.subplots(len(results), 1, squeeze=False, height_ratios=rows).ravel()
+        offsets = (np.arange(len(dims)) - (len(dims) - 1) / 2) * 0.7 / max(len(dims), 1)
+        for ax, (name, res) in zip(axs, results, strict=True):
+            models, ref = models_in_order(res), reference(res)
+            y = {m: i for i, m in enumerate(models)}
+            for d, off in zip(dims, offsets, strict=True):
+                scores = res["bradley_terry"].get(d, [])
+                if not scores:
+                    continue
+                v = np.array([s["score"] for s in scores])
+                lo = np.array([s["score"] if s["low"] is None else s["low"] for s in scores])
+                hi = np.array([s["score"] if s["high"] is None else s["high"] for s in scores])
+                ax.errorbar(
+                    v,
+                    [y[s["model"]] + off for s in scores],
+                    xerr=[v - lo, hi - v],
+                    fmt=markers[d],
+                    ms=3.5,
+                    lw=0.8,
+                    capsize=1.5,
+                    color=colours[d],
+                    label=d,
+                )
+            ax.axvline(1000, color="grey", lw=0.6, ls="--", zorder=0)
+            labels = [literal(m + (" (reference)" if m == ref else "")) for m in models]
+            ax.set_yticks(range(len(models)), labels)
+            for tick, m in zip(ax.get_yticklabels(), models, strict=True):
+                tick.set_fontweight("bold" if m == ref else "normal")
+            ax.set_ylim(len(models) - 0.5, -0.5)
+            ax.set_title(wrap_to(literal(name), size))
+            ax.set_xlabel("Bradley–Terry score (Elo scale)")
+        handles, names = axs[0].get_legend_handles_labels()
+        fig.legend(
+            handles,
+            names,
+            loc="outside lower center",
+            ncols=2 if size.one_column else 5,
+            title="dimension",
+            frameon=False,
+        )
+        fig.suptitle(
+            wrap_to(f"{TITLE}: reference at 1000 (dashed), 95% CIs (dialogue bootstrap)", size)
+        )
+        return finish(fig, size)
+
+
+def plot(results: Sequence[tuple[str, dict[str, Any]]], stem: Path) -> list[Path]:
+    """The Bradley–Terry plot at both print widths (plotting.SIZES): STEM.pdf/.png and
+    STEM-1col.pdf/.png."""
+    from kardiabench.plotting import save_sizes
+
+    return save_sizes(lambda size: bt_figure(results, size), stem)

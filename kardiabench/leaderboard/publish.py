@@ -29,6 +29,7 @@ from kardiabench.emotions import EMOTIONS
 from kardiabench.jsonl import read_jsonl_tolerant, write_jsonl_atomic
 from kardiabench.leaderboard.build import SITE
 from kardiabench.leaderboard.entries import ENTRIES, ITEMS_DIR
+from kardiabench.leaderboard.pairwise import PAIRWISE
 from kardiabench.runs import RunDir
 
 KEEP = True
@@ -216,7 +217,60 @@ ITEM = {
     "persona_id": _opaque_persona,
     "pred_emotion": _label_only,
 }
-TABLES = ("leaderboard.csv", "leaderboard.md", "leaderboard.tex", "build.json", "reported.yaml")
+# A pairwise result recorded by `leaderboard add-pairwise` (LB/pairwise/NAME.json, a pairwise.json):
+# its numbers and settings; not the runs' folders, the template's or the source folder's local
+# paths. It holds no response or dialogue text; the pairwise folder's items.jsonl and verdicts
+# (which hold the judge's rationales) never reach the leaderboard.
+PAIRWISE_RESULT = {
+    **_keep(
+        "schema_version",
+        "created",
+        "dimensions",
+        "reference",
+        "bradley_terry",
+        "n_judgments",
+        "n_unscored",
+        "unscored_by_reason",
+        "usage",
+        "statistics",
+    ),
+    "runs": _keep("name", "model_spec", "n_items", "n_predictions"),
+    "judge": {
+        **_keep(
+            "specs",
+            "version",
+            "rubric_version",
+            "temperature",
+            "seed",
+            "max_tokens",
+            "repeats",
+            "max_repairs",
+            "show_reasoning",
+            "max_response_chars",
+            "run",
+        ),
+        "data": _keep("task", "source", "split"),
+    },
+    "pairs": _keep(
+        "run_a",
+        "run_b",
+        "n_items",
+        "n_unscored_items",
+        "unscored_by_reason",
+        "n_responses_cut",
+        "position",
+        "dimensions",
+    ),
+    "provenance": PROVENANCE,
+}
+TABLES = (
+    "leaderboard.csv",
+    "leaderboard.md",
+    "leaderboard.tex",
+    "build.json",
+    "reported.yaml",
+    "pairwise.md",
+)
 PLOT_SUFFIXES = (".pdf", ".png")
 
 
@@ -236,6 +290,12 @@ def stage(folder: Path, out: Path, *, reports: list[str]) -> list[str]:
         written.append(
             RunDir(out / ENTRIES).write_json(
                 path.name, project(json.loads(path.read_text(encoding="utf-8")), ENTRY)
+            )
+        )
+    for path in sorted((folder / PAIRWISE).glob("*.json")):
+        written.append(
+            RunDir(out / PAIRWISE).write_json(
+                path.name, project(json.loads(path.read_text(encoding="utf-8")), PAIRWISE_RESULT)
             )
         )
     for path in sorted((folder / ITEMS_DIR).glob("*.jsonl")):

@@ -4,7 +4,8 @@ Uploaded (one commit, through `huggingface_hub`): a dataset card (README.md: the
 groups, where the numbers come from) and what `publish.stage` allows: the tables, build.json, the
 plots, the site's page, the entries (results.json's numbers and the run's provenance, projected
 through an allow-list: no few-shot example text, no local paths) and their items (ids, labels and
-scores: no text). The runs' reports are uploaded only from a build made with `--redact` by the
+scores: no text), and the pairwise results of `leaderboard add-pairwise` (pairwise.md, pairwise/:
+their numbers, projected likewise; no response text). The runs' reports are uploaded only from a build made with `--redact` by the
 current redaction (build.json `redaction`), and only those that build wrote. The token is HF_TOKEN
 (or a `huggingface-cli login`); HF_ENDPOINT points to another Hub. A failure (no token, a refused
 token, no write access, the Hub out of reach) is one line.
@@ -38,11 +39,16 @@ reported numbers are reference rows, not runs made here.
 
 {table}
 Files: `leaderboard.csv|md|tex` (the tables), `entries/*.json` (each run's results and
-provenance), `items/*.jsonl` (per-item labels and scores, no dialogue text), `plots/`,
+provenance), `items/*.jsonl` (per-item labels and scores, no dialogue text){pairwise}, `plots/`,
 `site/index.html`{reports}. The KardiaBench data itself (CC-BY-NC-ND-4.0, gated) is not included:
 no dialogue, persona or few-shot example text, and none of the data's passages that a model or
 judge repeated.
 """
+
+PAIRWISE_FILES = (
+    ", `pairwise.md` and `pairwise/*.json` (pairwise preference between runs: Bradley–Terry scores "
+    "and win rates, judged pairwise; not comparable with the absolute scores)"
+)
 
 log = logging.getLogger("kardiabench")
 
@@ -66,7 +72,13 @@ def push(folder: str | Path, repo_id: str, *, private: bool = False) -> str:
         listed = ", `site/reports/` (redacted reports)" if reports else ""
         table = (folder / "leaderboard.md").read_text(encoding="utf-8")
         (staged / "README.md").write_text(
-            CARD.format(built=info["built"], table=table, reports=listed), encoding="utf-8"
+            CARD.format(
+                built=info["built"],
+                table=table,
+                reports=listed,
+                pairwise=PAIRWISE_FILES if (staged / "pairwise.md").is_file() else "",
+            ),
+            encoding="utf-8",
         )
         api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
         try:

@@ -203,22 +203,35 @@ def response_too_long(response: str) -> bool:
     return len(response) > MAX_RESPONSE_CHARS
 
 
-def candidate_block(response: str) -> str:
-    """The response's delimiter block, at most MAX_RESPONSE_CHARS of it. A cut is stated after the
-    block, outside the data, so a response cannot fake or hide it."""
+def response_block(name: str, response: str) -> str:
+    """A response's delimiter block `name`, at most MAX_RESPONSE_CHARS of it. A cut is stated after
+    the block, outside the data, so a response cannot fake or hide it. The rubric judge's candidate
+    and the pairwise judge's two responses go through here: one rule for what a judge is shown."""
     if not response_too_long(response):
-        return fence("CANDIDATE_RESPONSE", response)
-    shown = fence("CANDIDATE_RESPONSE", response[:MAX_RESPONSE_CHARS])
+        return fence(name, response)
+    shown = fence(name, response[:MAX_RESPONSE_CHARS])
     return f"{shown}\n[response cut: {MAX_RESPONSE_CHARS} of {len(response)} characters shown]"
+
+
+def candidate_block(response: str) -> str:
+    """The rubric judge's candidate response block (`response_block`)."""
+    return response_block("CANDIDATE_RESPONSE", response)
+
+
+def notes_block(heading: str, name: str, notes: str) -> str:
+    """A candidate's understanding and reasoning (show_reasoning) under `heading`, as data in the
+    delimiter block `name`, followed by a blank line."""
+    return f"{heading}\n\n{fence(name, notes)}\n\n"
 
 
 def case_values(item: Item, response: str, notes: str | None = None) -> dict[str, str]:
     history = history_text(item.history)
-    notes_block = ""
+    notes_text = ""
     if notes:
-        notes_block = (
-            "## The candidate's own understanding and reasoning (context only: score the response, not these)\n\n"
-            f"{fence('CANDIDATE_NOTES', notes)}\n\n"
+        notes_text = notes_block(
+            "## The candidate's own understanding and reasoning (context only: score the response, not these)",
+            "CANDIDATE_NOTES",
+            notes,
         )
     return {
         "profile": fence("PROFILE", item.person or item.system_prompt or "(no profile)"),
@@ -227,7 +240,7 @@ def case_values(item: Item, response: str, notes: str | None = None) -> dict[str
         if history
         else "(none: this is the first turn of the dialogue)",
         "user_message": fence("USER_MESSAGE", item.user_message),
-        "candidate_notes": notes_block,
+        "candidate_notes": notes_text,
         "candidate": candidate_block(response),
     }
 

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from kardiabench.records import Item
-from kardiabench.scoring.judge import Verdict, case_values, extract_json_object, fence
+from kardiabench.scoring.judge import (
+    MAX_RESPONSE_CHARS,
+    Verdict,
+    case_values,
+    extract_json_object,
+    notes_block,
+    response_block,
+)
 from kardiabench.scoring.preference import (
     POINTS,
     LengthControlled,
@@ -44,12 +51,14 @@ from kardiabench.scoring.rubric import (
 )
 
 TEMPLATE_NAME = "pairwise_prompt.md"
-TEMPLATE_VERSION = "1"  # bump when `render` changes how a case is assembled
+TEMPLATE_VERSION = "2"  # bump when `render` changes how a case is assembled
 ORDERS = ("ab", "ba")  # ab: run A's response shown first; ba: run B's
 _KNOWN = frozenset(
     PLACEHOLDERS - {"rubric", "candidate", "candidate_notes"}
-    | {"definitions", "response_a", "response_b"}
+    | {"definitions", "response_a", "response_b", "notes_a", "notes_b"}
 )
+NOTES = ("notes_a", "notes_b")  # where a show_reasoning prompt puts each response's own notes
+NO_NOTES = "(this response came without an understanding or reasoning span)"
 _SPELLINGS = {"a": "A", "b": "B", "tie": "tie"}
 
 
@@ -94,13 +103,31 @@ class PairwiseTemplate:
             "json_schema": {"name": "pairwise_preference", "strict": True, "schema": schema},
         }
 
-    def render(self, item: Item, first: str, second: str) -> list[dict[str, str]]:
-        """The messages for one case, `first` shown as Response A. Both responses fenced as data."""
+    @property
+    def shows_notes(self) -> bool:
+        """Whether the template has a place for each response's notes (show_reasoning)."""
+        used = "".join(text for _, text in self.sections)
+        return all(f"{{{{{n}}}}}" in used for n in NOTES)
+
+    def render(
+        self, item: Item, first: str, second: str, notes: tuple[str, str] | None = None
+    ) -> list[dict[str, str]]:
+        """The messages for one case, `first` shown as Response A. Both responses fenced as data and
+        cut as the rubric judge's candidate is (`response_block`: at most MAX_RESPONSE_CHARS, the
+        cut marked). `notes`: (first's, second's) understanding and reasoning, shown under each
+        response with show_reasoning (an empty one says so, so that a prompt with notes is never
+        the prompt without); None: no notes."""
         case = case_values(item, first)
         values = {k: case[k] for k in ("profile", "situation", "history", "user_message")}
+        shown = dict.fromkeys(NOTES, "")
+        if notes is not None:
+            for key, side, text in zip(NOTES, "AB", notes, strict=True):
+                heading = f"### Response {side}'s own understanding and reasoning (context only: compare the responses, not these)"
+                shown[key] = notes_block(heading, f"NOTES_{side}", text or NO_NOTES)
         values.update(
-            response_a=fence("RESPONSE_A", first),
-            response_b=fence("RESPONSE_B", second),
+            shown,
+            response_a=response_block("RESPONSE_A", first),
+            response_b=response_block("RESPONSE_B", second),
             definitions=self.definitions(),
             dimensions=", ".join(f'"{n}"' for n in self.names),
             json_example=self.json_example(),
@@ -204,6 +231,16 @@ class PairItem:
 
     def outcome(self, dim: str) -> Outcome | None:
         return pooled_outcome(self.verdicts.get(dim, ()))
+
+
+def responses_cut(items: Sequence[PairItem]) -> dict[str, int]:
+    """Per side ("a": run A's, "b": run B's), the responses the judge saw only MAX_RESPONSE_CHARS
+    of, on the items it was asked about (both responses there)."""
+    sent = [it for it in items if it.length_a and it.length_b]
+    return {
+        "a": sum(it.length_a > MAX_RESPONSE_CHARS for it in sent),
+        "b": sum(it.length_b > MAX_RESPONSE_CHARS for it in sent),
+    }
 
 
 @dataclass(frozen=True)
