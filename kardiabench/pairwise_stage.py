@@ -94,6 +94,17 @@ _SAME = {
 }
 
 
+def _short_names(paths: Sequence[Path]) -> list[str]:
+    """The fewest trailing parts of each folder that tell them apart ("run", or "a/run" and
+    "b/run"): a name, never the whole local path (names go into published files)."""
+    parts = [p.resolve().parts for p in paths]
+    for k in range(1, max(len(x) for x in parts) + 1):
+        names = ["/".join(x[-k:]) for x in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]  # not reached: resolved folders given once differ
+
+
 def load_runs(paths: Sequence[str | Path]) -> list[RunInput]:
     """The runs, checked to be over the same task, data and split (PairwiseRefused naming the
     differences otherwise). A run is named by its model spec, or by its folder when specs repeat."""
@@ -120,9 +131,7 @@ def load_runs(paths: Sequence[str | Path]) -> list[RunInput]:
     if reasons:
         raise PairwiseRefused(reasons)
     specs = [m.model_spec for _, m, _, _ in loaded]
-    names = specs if len(set(specs)) == len(specs) else [p.name for p, *_ in loaded]
-    if len(set(names)) < len(names):
-        names = [str(p) for p, *_ in loaded]
+    names = specs if len(set(specs)) == len(specs) else _short_names([p for p, *_ in loaded])
     return [
         RunInput(n, p, s, items, preds, m)
         for n, s, (p, m, items, preds) in zip(names, specs, loaded, strict=True)

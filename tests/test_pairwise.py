@@ -571,3 +571,15 @@ def test_show_reasoning_with_a_template_without_notes_is_refused_in_one_line(
             "in the pairwise template\n"
         )
         assert pairwise(srv, [good, bad], tmp_path / "pw", *rubric) == 0  # without: it serves
+
+
+def test_runs_of_one_model_are_named_by_the_fewest_folder_parts_never_the_local_path(
+    tmp_path, data, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
+        runs = [generate(srv, data, tmp_path / side / "run", "good") for side in ("x", "y")]
+        assert pairwise(srv, runs, tmp_path / "pw") == 0
+    res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
+    assert [r["name"] for r in res["runs"]] == ["x/run", "y/run"]
+    assert (res["pairs"][0]["run_a"], res["pairs"][0]["run_b"]) == ("x/run", "y/run")
