@@ -701,9 +701,12 @@ def summary_markdown(res: Mapping[str, Any]) -> str:
 
 
 def render_html(res: Mapping[str, Any], pairs, shared, judgments: Sequence[Judgment]) -> str:
-    """report.html: the summary's tables and every item with both responses (escaped as text)."""
+    """report.html: the judge's settings, the summary's tables and every item with both responses
+    and its outcome per dimension from run A's side (all text escaped)."""
     from kardiabench.report import CSS, _table
 
+    j = res["judge"]
+    names = list(res["dimensions"])
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>KardiaBench pairwise preference</title>',
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>',
@@ -713,8 +716,13 @@ def render_html(res: Mapping[str, Any], pairs, shared, judgments: Sequence[Judgm
             [
                 [escape(k), escape(str(v))]
                 for k, v in (
-                    ("judge", ", ".join(res["judge"]["specs"])),
-                    ("pairwise version", res["judge"]["version"]),
+                    ("judge", ", ".join(j["specs"])),
+                    ("pairwise version", j["version"]),
+                    (
+                        "settings",
+                        f"temperature {j['temperature']}, seed {j['seed']}, {j['repeats']} repeat(s)",
+                    ),
+                    ("shown reasoning", "yes" if j.get("show_reasoning") else "no"),
                     ("verdicts", f"{res['n_judgments']} ({res['n_unscored']} unscored)"),
                 )
             ],
@@ -725,22 +733,29 @@ def render_html(res: Mapping[str, Any], pairs, shared, judgments: Sequence[Judgm
         parts += [
             f"<h2>{escape(pair['run_a'])} (A) vs {escape(pair['run_b'])} (B)</h2>",
             _table(PAIR_HEADERS, [[escape(c) for c in row] for row in pair_rows(pair)]),
+            f"<p>{escape(_cut_text(pair, j))}</p>",
         ]
+        outcomes = {
+            it.item_id: it
+            for it in pair_items(a, b, shared[(a.name, b.name)], judgments, res["dimensions"])
+        }
         rows = []
         for it in shared[(a.name, b.name)]:
             ra, _ = candidate_response(a.predictions.get(it.item_id))
             rb, _ = candidate_response(b.predictions.get(it.item_id))
+            got = outcomes.get(it.item_id)
             rows.append(
                 [
                     escape(it.item_id),
                     escape(it.user_message),
                     escape(ra or "(none)"),
                     escape(rb or "(none)"),
+                    *(escape((got and got.outcome(d)) or "–") for d in names),
                 ]
             )
         parts += [
-            "<details><summary>Items</summary>",
-            _table(["item", "user", "A", "B"], rows),
+            "<details><summary>Items (outcome from A's side; – : no outcome)</summary>",
+            _table(["item", "user", "A", "B", *names], rows),
             "</details>",
         ]
     if res.get("bradley_terry"):

@@ -249,6 +249,12 @@ def test_hostile_responses_render_as_text_in_the_report(tmp_path, data, monkeypa
         "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
         and "openai:good (A) vs openai:hostile (B)" in page
     )
+    # each item's outcome per dimension, from A's side: the marked response wins every one
+    res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
+    n = res["pairs"][0]["n_items"]
+    cells = re.findall(r"<td[^>]*>(A|B|tie|–)</td>", page)
+    assert cells.count("A") == n * len(DIMS) and set(cells) == {"A"}
+    assert "shown reasoning" in page and "cut to 2,000" in page
 
 
 def test_runs_over_other_data_are_refused_in_one_line(tmp_path, data, monkeypatch, capsys):
