@@ -407,10 +407,10 @@ class BackendOptions(OptionGroup):
         recorded="generation.model.chat_template_sha256",
     )
     tensor_parallel_size: int = option(
-        1, "vllm: GPUs per model replica", rule="positive_int", recorded=NOT_RECORDED
+        1, "vllm: GPUs per model replica", rule="parallel", recorded=NOT_RECORDED
     )
     data_parallel_size: int = option(
-        1, "vllm: model replicas", rule="positive_int", recorded=NOT_RECORDED
+        1, "vllm: model replicas", rule="parallel", recorded=NOT_RECORDED
     )
 
 
@@ -565,7 +565,7 @@ class BootstrapOptions(OptionGroup):
     resamples: int = option(
         1000,
         "bootstrap resamples for confidence intervals",
-        rule="positive_int",
+        rule="resamples",
         recorded=NOT_RECORDED,
     )
     bootstrap_seed: int = option(

@@ -16,6 +16,9 @@ from kardiabench.redact import env_var_name
 MAX_CONCURRENCY = 1024
 MAX_BATCH_SIZE = 4096
 MAX_REPEATS = 100
+# Bootstrap resamples (each holds a weight per item) and vLLM's GPUs per replica / replicas.
+MAX_RESAMPLES = 100_000
+MAX_PARALLEL = 64
 
 # rule → (the type a value has, the test it passes, the rule in words)
 RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
@@ -38,6 +41,12 @@ RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
         f"an integer from 1 to {MAX_BATCH_SIZE}",
     ),
     "repeats": (int, lambda v: 1 <= v <= MAX_REPEATS, f"an integer from 1 to {MAX_REPEATS}"),
+    "resamples": (
+        int,
+        lambda v: 1 <= v <= MAX_RESAMPLES,
+        f"an integer from 1 to {MAX_RESAMPLES:,}",
+    ),
+    "parallel": (int, lambda v: 1 <= v <= MAX_PARALLEL, f"an integer from 1 to {MAX_PARALLEL}"),
     "fraction": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "below_one": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "at_least_two": (int, lambda v: v >= 2, "an integer ≥ 2"),

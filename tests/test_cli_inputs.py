@@ -64,6 +64,11 @@ BAD_NUMBERS = [
     (RUN, "--judge-batch-size", "4097"),
     (RUN, "--judge-repeats", "101"),
     (["judge-audit", "--output", "x"], "--judge-concurrency", "2048"),
+    (SCORE, "--resamples", "100001"),
+    (["compare", "a", "b"], "--resamples", "10000000"),
+    (["leaderboard", "build"], "--resamples", "999999999"),
+    (RUN, "--tensor-parallel-size", "65"),
+    (RUN, "--data-parallel-size", "1000"),
 ]
 
 
@@ -115,6 +120,12 @@ def test_good_numbers_still_parse():
             "100",
             "--model",
             "openai:" + "m" * 505,
+            "--resamples",
+            "100000",
+            "--tensor-parallel-size",
+            "64",
+            "--data-parallel-size",
+            "64",
         ]
     )
     assert (
@@ -123,7 +134,10 @@ def test_good_numbers_still_parse():
         args.batch_size,
         args.judge_repeats,
         len(args.model),
-    ) == (1024, 1024, 4096, 100, 512)
+        args.resamples,
+        args.tensor_parallel_size,
+        args.data_parallel_size,
+    ) == (1024, 1024, 4096, 100, 512, 100_000, 64, 64)
 
 
 USAGE_MISTAKES = [
