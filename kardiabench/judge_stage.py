@@ -344,7 +344,8 @@ def judge_block(outcome: JudgeOutcome, wall_s: float) -> JudgeInfo:
 def verdict_settings(judgments: Sequence[Judgment]) -> dict[str, Any]:
     """The judging settings that change scores, as the verdicts used record them (saved verdicts
     reused by a later `score` keep theirs): each judge's endpoint (scheme://host[:port]/path, no
-    credentials), show_reasoning, max_tokens, temperature and base seed. A setting the verdicts
+    credentials), its weights (revision, dtype, chat template of a local judge), show_reasoning,
+    max_tokens, temperature and base seed. A setting the verdicts
     disagree on is the sorted list of its values; None: not recorded (older judgments.jsonl)."""
 
     def one(values):
@@ -352,10 +353,23 @@ def verdict_settings(judgments: Sequence[Judgment]) -> dict[str, Any]:
         return found[0] if len(found) == 1 else found
 
     by_judge: dict[str, set] = {}
+    models: dict[str, list] = {}
     for j in judgments:
         by_judge.setdefault(j.judge, set()).add(j.endpoint)
+        if j.model is not None and j.model not in models.setdefault(j.judge, []):
+            models[j.judge].append(j.model)
     return {
         "endpoints": {judge: one(urls) for judge, urls in sorted(by_judge.items())},
+        # a local judge's revision, dtype and chat template hash (a list where verdicts differ)
+        **(
+            {
+                "models": {
+                    judge: m[0] if len(m) == 1 else m for judge, m in sorted(models.items()) if m
+                }
+            }
+            if any(models.values())
+            else {}
+        ),
         "show_reasoning": one(j.show_reasoning for j in judgments),
         "max_tokens": one(j.max_tokens for j in judgments),
         "temperature": one(j.temperature for j in judgments),

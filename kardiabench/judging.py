@@ -54,6 +54,7 @@ from kardiabench.scoring.judge import (
     build_messages,
     candidate_notes,
     candidate_response,
+    judge_model_identity,
     not_sent_reason,
     outcome_from_judgments,
     parse_verdict,
@@ -367,6 +368,7 @@ class _JudgeRun:
             "max_tokens": cfg.max_tokens,
             "temperature": cfg.temperature,
             "endpoint": model_endpoint(self.model),
+            "model": judge_model_identity(self.model.identity()),
         }
 
     def record(self, j: Judgment) -> None:
@@ -453,6 +455,7 @@ def _cases(
     once; a saved verdict for the same request is reused (unless its request failed)."""
     cfg, spec = judge.cfg, judge.model.spec
     identity = judge.model.identity()
+    weights = judge_model_identity(identity)  # a verdict of other weights/dtype is asked again
     shared: dict[str, str] = {}
     pending: list[_Case] = []
     for case in cases:
@@ -461,7 +464,11 @@ def _cases(
             prev = previous.get(key)
             if case.build is None:
                 reason, why = case.not_sent
-                if prev is not None and prev.reason == reason and prev.detail == why:
+                if prev is not None and (prev.reason, prev.detail, prev.model) == (
+                    reason,
+                    why,
+                    weights,
+                ):
                     judge.final[key] = prev
                 else:
                     judge.not_sent(case.case_id, r, reason, why)
@@ -469,7 +476,12 @@ def _cases(
             first = _share_texts(case.build(r), shared)
             material = request_json(first)
             phash = prompt_hash(first, material)
-            if prev is not None and prev.prompt_hash == phash and prev.reason != REQUEST_FAILED:
+            if (
+                prev is not None
+                and prev.prompt_hash == phash
+                and prev.model == weights
+                and prev.reason != REQUEST_FAILED
+            ):
                 judge.final[key] = prev
                 judge.stats.reused_verdicts += 1
                 continue

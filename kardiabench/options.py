@@ -487,12 +487,12 @@ class JudgeModelOptions(OptionGroup):
     judge_dtype: str = option(
         "auto",
         "hf:/vllm: judge weight dtype (auto, bfloat16, float16, float32)",
-        recorded=NOT_RECORDED,
+        recorded="judge.models",
     )
     judge_chat_template: str | None = option(
         None,
         "a Jinja chat template file for hf:/vllm: judges without one",
-        recorded=NOT_RECORDED,
+        recorded="judge.models",
     )
     rubric: str | None = option(
         None, "rubric file (default: judges/rubric.yaml)", recorded="judge.rubric_version"
@@ -1293,8 +1293,7 @@ def markdown() -> str:
         "The run.json column is where a run folder's run.json records the value (docs/run-folder.md). `–`: run.json",
         "does not hold it, because the option changes how a run goes (progress, cache, concurrency, a budget),",
         "not what it computes; or results.json records it (`resamples`, `bootstrap_seed`: `statistics`;",
-        "`judge_card`, `families`: `rubric`); or its command writes no run.json. Known gap: the dtype and chat",
-        "template of hf:/vllm: judges are in their cache keys only.",
+        "`judge_card`, `families`: `rubric`); or its command writes no run.json.",
         "",
     ]
     for group in GROUPS:

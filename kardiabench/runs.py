@@ -309,6 +309,8 @@ class JudgeInfo(_Open):
     escalation: dict[str, Any] | None = None  # judge, threshold, items: the stronger judge's items
     # The settings of the verdicts used (judge_stage.verdict_settings): a list where they differ.
     endpoints: dict[str, Any] | None = None  # judge → scheme://host[:port]/path, None in-process
+    # judge → its revision, dtype, chat_template_sha256 (hf:/vllm:; a list where verdicts differ)
+    models: dict[str, Any] | None = None
     show_reasoning: bool | list[Any] | None = None
     max_tokens: int | list[Any] | None = None
     temperature: float | list[Any] | None = None

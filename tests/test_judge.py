@@ -11,6 +11,7 @@ import pytest
 
 from kardiabench.cache import Cache
 from kardiabench.data import expand_dialogue
+from kardiabench.judge_stage import verdict_settings
 from kardiabench.judging import JUDGMENTS, build_request, load_outcome, run_judges
 from kardiabench.models import ModelOptions, load_model
 from kardiabench.records import Dialogue, Message, Prediction
@@ -22,6 +23,7 @@ from kardiabench.scoring.judge import (
     REQUEST_FAILED,
     JudgeConfig,
     candidate_response,
+    judge_model_identity,
     neutralise,
     parse_verdict,
 )
@@ -475,6 +477,35 @@ def test_resume_from_partial_judgments_file(tmp_path):
     with FakeOpenAIServer(FakeConfig(reply_fn=scripted)) as srv:
         _run(items, preds, [_judge(srv)], cfg, tmp_path)
         assert srv.stats.requests == 9  # the request changed (reasoning shown), so all are re-asked
+
+
+def test_verdicts_of_other_judge_weights_are_asked_again_and_recorded(tmp_path):
+    """A local judge's dtype or chat template changes its verdicts but not the request: a saved
+    verdict is reused only under the same weights, and each records the weights it came from."""
+    items, preds, _ = _scripted_setup()
+
+    def judge_as(srv, dtype):
+        model = _judge(srv)
+        plain = model.identity
+        model.identity = lambda: {**plain(), "dtype": dtype, "chat_template_sha256": "abc"}
+        return model
+
+    with FakeOpenAIServer(FakeConfig(reply_fn=scripted)) as srv:
+        _run(items, preds, [judge_as(srv, "bfloat16")], JudgeConfig(), tmp_path)
+        assert srv.stats.requests == 9
+        _run(items, preds, [judge_as(srv, "bfloat16")], JudgeConfig(), tmp_path)
+        assert srv.stats.requests == 9  # the same weights: every verdict reused
+        _run(items, preds, [judge_as(srv, "float32")], JudgeConfig(), tmp_path)
+        assert srv.stats.requests == 18  # other weights: every sent case asked again
+    sent = [r for r in _rows(tmp_path) if r["prompt_hash"]]
+    assert {json.dumps(r["model"]) for r in sent[-5:]} == {
+        json.dumps({"chat_template_sha256": "abc", "dtype": "float32"})
+    }
+    assert verdict_settings(load_outcome(tmp_path).judgments)["models"] == {
+        "openai:judge-a": {"chat_template_sha256": "abc", "dtype": "float32"}
+    }
+    # an API judge records nothing beyond its spec and endpoint (as verdicts written before did)
+    assert judge_model_identity({"spec": "openai:x", "host": "api.openai.com"}) is None
 
 
 def test_two_judges_and_repeats_give_agreement_and_variance(tmp_path):

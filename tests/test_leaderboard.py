@@ -1179,3 +1179,21 @@ def test_report_of_a_mathtext_model_name_renders(hostile_run, tmp_path):
     out = tmp_path / "r.html"
     assert main(["report", str(hostile_run), "--output", str(out)]) == 0
     assert "<svg" in out.read_text()
+
+
+def test_a_local_judge_under_other_weights_is_its_own_group(tmp_path):
+    from kardiabench.leaderboard.entries import Entry
+    from kardiabench.leaderboard.groups import comparability_key
+
+    def entry(models=None):
+        judge = {"spec": "hf:judge", "show_reasoning": False, "temperature": 0.0}
+        if models is not None:
+            judge["models"] = models
+        results = {"data": {"source": "hub", "split": "test"}, "judge": judge}
+        return Entry(tmp_path, {"results": results, "manifest": {"judge": judge}})
+
+    bf16, fp32 = ({"hf:judge": {"dtype": d, "revision": None}} for d in ("bfloat16", "float32"))
+    assert comparability_key(entry(bf16)) == comparability_key(entry(bf16))
+    assert comparability_key(entry(bf16)) != comparability_key(entry(fp32))
+    # an API judge records no weights: its key is the one it had before `models` existed
+    assert "models" not in dict(comparability_key(entry()))["judge_settings"]

@@ -138,6 +138,13 @@ def test_push_uploads_card_tables_entries_and_plots_without_unredacted_reports(b
     )
     assert not any(f.startswith("site/reports/") for f in files)  # they hold dialogue text
     assert "not uploaded" in p.stderr
+    # the judge settings of the comparability key go up (a rebuild groups as here), the endpoints not
+    for name in (f for f in files if f.startswith("entries/")):
+        judge = json.loads(repo.files[name])["manifest"]["judge"]
+        local = json.loads((built / name).read_text())["manifest"]["judge"]
+        assert "endpoints" in local and "endpoints" not in judge
+        for k in ("show_reasoning", "max_tokens", "temperature", "seed", "repeats", "pool"):
+            assert judge[k] == local[k], k
     card = repo.files["README.md"].decode()
     assert (
         card.startswith("---\npretty_name: KardiaBench leaderboard")

@@ -219,6 +219,19 @@ def _settings(ctx: Ctx, kind: str) -> dict[str, Setting]:
             "add_span_tokens": Setting(["--add-span-tokens"], True),
             "chat_template": Setting(["--chat-template", str(ctx.template)], sha256_text(TEMPLATE)),
         }
+    if kind == "hf_judge":  # a local judge's weights: its verdicts record them (two tokens each)
+
+        def weights(key):
+            return lambda models: [m[key] for m in models.values()]
+
+        return {
+            "judge_dtype": Setting(["--judge-dtype", "bfloat16"], ["bfloat16"], weights("dtype")),
+            "judge_chat_template": Setting(
+                ["--judge-chat-template", str(ctx.template)],
+                [sha256_text(TEMPLATE)],
+                weights("chat_template_sha256"),
+            ),
+        }
     if kind == "baseline":
         train = load_dialogues(str(ctx.other_train), "train").dialogues
         fingerprint = MajorityBaseline(train).identity()["train_fingerprint"]
@@ -246,11 +259,12 @@ KINDS = {
     "hf": ("dtype", "revision", "add_span_tokens", "chat_template"),
     "baseline": ("train_data",),
     "predictions": (*DATA_OPTIONS, *JUDGE_OPTIONS),  # `score --predictions FILE`
+    "hf_judge": ("judge_dtype", "judge_chat_template"),
 }
 RUNS = {
     "generate": ("api", "hf", "baseline"),
-    "run": ("api", "hf", "baseline"),
-    "score": ("predictions",),
+    "run": ("api", "hf", "baseline", "hf_judge"),
+    "score": ("predictions", "hf_judge"),
 }
 
 
@@ -311,6 +325,8 @@ def written(ctx, request):
     def get(command: str, kind: str) -> RunManifest:
         if kind == "predictions":  # scores the predictions of `generate` on the same data
             get("generate", "api")
+        if (command, kind) == ("score", "hf_judge"):
+            get("generate", "baseline")
         if (command, kind) not in made:
             made[command, kind] = _make(ctx, command, kind, request)
         return made[command, kind]
@@ -332,9 +348,20 @@ def _make(ctx: Ctx, command: str, kind: str, request) -> RunManifest:
         argv += ["--model", "baseline:majority"]
     if kind == "predictions":
         argv[1:1] = ["--predictions", str(ctx.root / "generate-api" / "predictions.jsonl")]
+    if kind == "hf_judge":
+        tiny = request.getfixturevalue("tiny_model_dir")
+        argv += ["--judge", f"hf:{tiny}", "--judge-max-tokens", "2"]
+        argv += ["--data", str(ctx.data.parent), "--limit", "1"]
+        if command == "run":
+            argv += ["--model", "baseline:majority"]
+        else:
+            predictions = ctx.root / "generate-baseline" / "predictions.jsonl"
+            argv[1:1] = ["--predictions", str(predictions)]
     for name in names:
         argv += settings[name].argv
-    assert main(argv) == 0, argv
+    # a random-weight judge writes no verdict JSON: the command reports it (exit 1), and run.json
+    # still records how the verdicts were asked
+    assert main(argv) == (1 if kind == "hf_judge" else 0), argv
     return RunManifest.read(out / "run.json")
 
 

@@ -67,7 +67,8 @@ def _data_name(source: str | None) -> str | None:
 
 # run.json's judge settings that change scores (judge_stage.judge_block, verdict_settings): all of
 # them are in the key, so the same judge spec on two servers, or with --judge-show-reasoning, a
-# pool rule, repeats, an escalation or another temperature, is its own group.
+# pool rule, repeats, an escalation or another temperature, is its own group; so is a local judge
+# (hf:, vllm:) under another dtype, revision or chat template (`models`, only where recorded).
 JUDGE_SETTINGS = (
     "endpoints",
     "show_reasoning",
@@ -103,6 +104,8 @@ def comparability_key(entry: Entry) -> tuple[tuple[str, Any], ...]:
     settings = {k: judge.get(k) for k in JUDGE_SETTINGS} | {
         "escalation": esc and {"judge": esc.get("judge"), "threshold": esc.get("threshold")}
     }
+    if judge.get("models"):  # a local judge's weights (revision, dtype, chat template)
+        settings["models"] = judge["models"]
     return (
         ("source", data.get("source")),
         ("split", data.get("split")),

@@ -29,6 +29,7 @@ from kardiabench.emotions import EMOTIONS
 from kardiabench.jsonl import read_jsonl_tolerant, write_jsonl_atomic
 from kardiabench.leaderboard.build import SITE
 from kardiabench.leaderboard.entries import ENTRIES, ITEMS_DIR
+from kardiabench.leaderboard.groups import JUDGE_SETTINGS
 from kardiabench.leaderboard.pairwise import PAIRWISE
 from kardiabench.runs import RunDir
 
@@ -86,18 +87,19 @@ DATA = _keep(
     "files_sha256",
     "revision",
 )
+# the judge settings that make a comparability group go up with the entry (a rebuild from pushed
+# entries groups them as the local build did), but the endpoints: a host name can be private
 JUDGE = _keep(
     "spec",
     "rubric_version",
-    "repeats",
     "judges",
     "prompt_tokens",
     "completion_tokens",
     "cost_usd",
     "served_models",
     "wall_s",
-    "pool",
-    "escalation",
+    "models",
+    *(k for k in JUDGE_SETTINGS if k != "endpoints"),
 )
 GENERATION_STATS = _keep(
     "requested",

@@ -93,6 +93,9 @@ class Judgment:
     temperature: float | None = None  # the judge's sampling temperature; None in old files
     # scheme://host[:port]/path the request went to (redact.model_endpoint); None: in-process or old files
     endpoint: str | None = None
+    # what else decides the judge's replies (judge_model_identity: an hf:/vllm: judge's revision,
+    # dtype, chat template hash; an endpoint's extra body); None: nothing beyond spec and endpoint
+    model: dict[str, Any] | None = None
     usage: dict[str, float | None] = field(default_factory=dict)  # summed over attempts
     cached: bool = False  # every attempt came from the cache
     response_cut: bool = False  # the judge saw only MAX_RESPONSE_CHARS of a longer response
@@ -116,6 +119,15 @@ class Judgment:
 
 
 _JUDGMENT_FIELDS = tuple(Judgment.__dataclass_fields__)
+
+
+def judge_model_identity(identity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A judge model's identity (ChatModel.identity) less its spec and host, which every verdict
+    records already: the weights' revision, dtype and chat template of a local judge. None when
+    nothing is left (an API judge), as in verdicts written before this field existed."""
+    rest = {k: v for k, v in identity.items() if k not in ("spec", "host")}
+    # as judgments.jsonl gives it back (tuples as lists), so a reread verdict compares equal
+    return json.loads(json.dumps(rest, sort_keys=True)) if rest else None
 
 
 @dataclass(frozen=True, slots=True)
