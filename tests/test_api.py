@@ -208,7 +208,10 @@ def test_dry_run_counts_without_a_key(tmp_path, monkeypatch):
             "api_key_env: expects the NAME of an environment variable",
         ),
         (lambda p: kb.score(p, output=p / "x"), "output: is for predictions=FILE"),
-        (lambda p: kb.compare(p, p, resamples=True), "resamples: must be an integer ≥ 1, got True"),
+        (
+            lambda p: kb.compare(p, p, resamples=True),
+            "resamples: must be an integer from 1 to 100,000, got True",
+        ),
     ],
 )
 def test_a_bad_keyword_is_a_typed_error_not_an_exit(tmp_path, call, message):
