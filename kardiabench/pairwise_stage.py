@@ -20,12 +20,21 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from kardiabench.cache import Cache
 from kardiabench.jsonl import write_jsonl_atomic
 from kardiabench.judging import JudgeCase, Scheme, judge_cases, load_judgments, sampling_params
 from kardiabench.models.base import ChatRequest
 from kardiabench.records import Item, Prediction
-from kardiabench.runs import JUDGMENTS, RunDir, RunDirError, RunManifest, now, provenance
+from kardiabench.runs import (
+    JUDGMENTS,
+    RunDir,
+    RunDirError,
+    RunManifest,
+    now,
+    provenance,
+)
 from kardiabench.scoring.compare import ComparisonRefused
 from kardiabench.scoring.judge import (
     MAX_RESPONSE_CHARS,
@@ -770,16 +779,83 @@ def render_html(res: Mapping[str, Any], pairs, shared, judgments: Sequence[Judgm
 # ----------------------------------------------------------------------------- reading back
 
 
-def load_pairwise(folder: str | Path) -> dict[str, Any]:
-    """A pairwise folder's pairwise.json (RunDirError when the folder holds none)."""
-    import json
+class _BTRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
+    model: str
+    score: float
+    low: float | None
+    high: float | None
+    win_rate_vs_reference: float
+    n_comparisons: int
+
+
+class _PairRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    run_a: str
+    run_b: str
+    n_items: int
+    n_unscored_items: int
+    position: dict[str, Any]
+    dimensions: dict[str, dict[str, Any]]
+
+
+class _JudgeRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    specs: list[str]
+    data: dict[str, Any]
+
+
+class PairwiseFile(BaseModel):
+    """pairwise.json as `load_pairwise` checks it: what the leaderboard, the agreement with human
+    labels and the reports read from it (other keys are kept as written)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int
+    runs: list[dict[str, Any]]
+    judge: _JudgeRecord
+    dimensions: list[str]
+    reference: str | None = None
+    pairs: list[_PairRecord]
+    bradley_terry: dict[str, list[_BTRow]]
+    n_judgments: int
+    n_unscored: int
+
+
+def load_pairwise(folder: str | Path) -> dict[str, Any]:
+    """A pairwise folder's pairwise.json, checked (`read_pairwise`); RunDirError when the folder
+    holds none."""
     path = Path(folder) / PAIRWISE_JSON
     if not path.is_file():
         raise RunDirError(
             f"{folder}: not a pairwise folder (no {PAIRWISE_JSON}); run `kardiabench pairwise` first"
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_pairwise(path)
+
+
+def read_pairwise(path: Path) -> dict[str, Any]:
+    """pairwise.json (or the leaderboard's copy of one) as written, after checking it against
+    `PairwiseFile`: RunFileError, one line, for a file that is not JSON, of another schema version
+    or missing a field."""
+    from pydantic import ValidationError
+
+    from kardiabench.runs import RunFileError, one_line, read_json
+
+    data = read_json(path)
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise RunFileError(
+            f"{path}: schema_version: {version!r} is not a version this kardiabench reads "
+            f"({SCHEMA_VERSION}); a newer kardiabench wrote it, or the file is damaged"
+        )
+    try:
+        PairwiseFile.model_validate(data)
+    except ValidationError as e:
+        raise RunFileError(one_line(path, e)) from None
+    return data
 
 
 def saved_verdicts(folder: str | Path) -> list[Judgment]:

@@ -364,7 +364,7 @@ class _RunFile(_Open):
     @classmethod
     def read(cls, path: str | Path) -> Self:
         path = Path(path)
-        data = _read_json(path)
+        data = read_json(path)
         _check_version(path, data, lambda v: v != SCHEMA_VERSION)
         try:
             return cls.model_validate(data)
@@ -381,7 +381,7 @@ class _RunFile(_Open):
         return RunDir(path.parent).write_json(path.name, data)
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
@@ -405,7 +405,7 @@ def check_schema_versions(path: str | Path) -> None:
         file = Path(path) / name
         if file.is_file():
             _check_version(
-                file, _read_json(file), lambda v: not isinstance(v, int) or v > SCHEMA_VERSION
+                file, read_json(file), lambda v: not isinstance(v, int) or v > SCHEMA_VERSION
             )
 
 

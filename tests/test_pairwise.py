@@ -589,3 +589,39 @@ def test_runs_of_one_model_are_named_by_the_fewest_folder_parts_never_the_local_
     res = json.loads((tmp_path / "pw" / "pairwise.json").read_text())
     assert [r["name"] for r in res["runs"]] == ["x/run", "y/run"]
     assert (res["pairs"][0]["run_a"], res["pairs"][0]["run_b"]) == ("x/run", "y/run")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda text: text[: len(text) // 2], "not valid JSON"),
+        (
+            lambda text: text.replace('"schema_version": 1', '"schema_version": 7'),
+            "schema_version: 7",
+        ),
+        (lambda text: text.replace('"bradley_terry"', '"bt"'), "bradley_terry: Field required"),
+    ],
+    ids=["torn", "newer", "missing"],
+)
+def test_a_damaged_pairwise_json_is_a_one_line_error(
+    tmp_path, data, monkeypatch, capsys, damage, message
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    with FakeOpenAIServer(FakeConfig(reply_fn=reply_with(marker_judge))) as srv:
+        runs = [generate(srv, data, tmp_path / m, m) for m in ("good", "bad")]
+        assert pairwise(srv, runs, tmp_path / "pw") == 0
+    board, pw = str(tmp_path / "lb"), str(tmp_path / "pw")
+    assert main(["score", str(runs[0]), "--no-progress", "--resamples", "50"]) == 0  # no judge
+    assert main(["leaderboard", "add", str(runs[0]), "--leaderboard", board]) == 0
+    assert main(["leaderboard", "add-pairwise", pw, "--leaderboard", board]) == 0
+    assert main(["leaderboard", "build", "--leaderboard", board, "--resamples", "50"]) == 0
+    copy = next((tmp_path / "lb" / "pairwise").glob("*.json"))
+    for path in (tmp_path / "pw" / "pairwise.json", copy):
+        path.write_text(damage(path.read_text()))
+    capsys.readouterr()
+    # the folder itself, and the leaderboard's copy of it when the board is built
+    assert main(["leaderboard", "add-pairwise", pw, "--leaderboard", board]) == 2
+    assert main(["leaderboard", "build", "--leaderboard", board, "--resamples", "50"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(message in line for line in err), err
+    assert str(tmp_path / "pw" / "pairwise.json") in err[0] and str(copy) in err[1]

@@ -6,7 +6,6 @@ leaderboard plot does (kardiabench/plotting.py: 7 in `pairwise_bt.*`, 3.3 in `pa
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from html import escape
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kardiabench.leaderboard.entries import LeaderboardError
-from kardiabench.pairwise_stage import bt_rows, load_pairwise
+from kardiabench.pairwise_stage import bt_rows, load_pairwise, read_pairwise
 from kardiabench.runs import RunDir
 from kardiabench.tables import markdown_table
 
@@ -42,10 +41,7 @@ def add_pairwise(source: str | Path, folder: str | Path) -> Path:
 
 def load_all(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """(name, pairwise.json) of every recorded pairwise result, by name."""
-    return [
-        (p.stem, json.loads(p.read_text(encoding="utf-8")))
-        for p in sorted((Path(folder) / PAIRWISE).glob("*.json"))
-    ]
+    return [(p.stem, read_pairwise(p)) for p in sorted((Path(folder) / PAIRWISE).glob("*.json"))]
 
 
 def _caption(res: dict[str, Any]) -> str:
