@@ -46,6 +46,7 @@ from kardiabench.scoring.judge import (
     repair_messages,
     response_too_long,
 )
+from kardiabench.scoring.metrics import DIMENSION_WORDS
 from kardiabench.scoring.pairwise import (
     ORDERS,
     PAIRWISE_ANSWER,
@@ -608,7 +609,7 @@ def pair_rows(pair: Mapping[str, Any]) -> list[list[str]]:
         p = w["sign_test_p"]
         rows.append(
             [
-                d,
+                DIMENSION_WORDS.get(d, d),
                 str(w["n"]),
                 str(w["n_unscored"]),
                 str(w["wins"]),
@@ -642,7 +643,7 @@ def bt_rows(bt: Mapping[str, Sequence[Mapping[str, Any]]]) -> tuple[list[str], l
         ]
         for m in models
     ]
-    return ["model", *dims, "n comparisons"], rows
+    return ["model", *(DIMENSION_WORDS.get(d, d) for d in dims), "n comparisons"], rows
 
 
 def _cut_text(pair: Mapping[str, Any], judge: Mapping[str, Any]) -> str:

@@ -141,7 +141,7 @@ def test_known_better_model_wins_with_a_ci_above_50(tmp_path, data, monkeypatch,
     summary = (tmp_path / "pw" / "summary.md").read_text()
     assert (
         "## openai:good (A) vs openai:bad (B)" in summary
-        and "| empathy | 24 | 0 | 24 | 0 | 0 | 100.0 [100.0, 100.0]" in summary
+        and "| Empathy | 24 | 0 | 24 | 0 | 0 | 100.0 [100.0, 100.0]" in summary
     )
     assert capsys.readouterr().out == summary
     assert "sk-local-test" not in (tmp_path / "pw" / "judgments.jsonl").read_text() + json.dumps(

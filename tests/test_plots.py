@@ -18,6 +18,7 @@ from kardiabench.cli import main
 from kardiabench.emotions import EMOTIONS
 from kardiabench.leaderboard import plots
 from kardiabench.leaderboard.tables import display_names
+from kardiabench.scoring.metrics import DIMENSION_WORDS
 
 
 @pytest.fixture(scope="module")
@@ -381,8 +382,9 @@ def test_pairwise_bradley_terry_plot_at_both_widths_with_asymmetric_cis_and_the_
             assert marked == [f"{ref} (reference)"]
             assert sum("(reference)" in t.get_text() for t in ticks) == 1
             rows = {t.get_text().removesuffix(" (reference)"): t.get_position()[1] for t in ticks}
-            for bars in ax.containers:  # one per dimension
-                scores = res["bradley_terry"][bars.get_label()]
+            words = {DIMENSION_WORDS[d]: d for d in res["bradley_terry"]}
+            for bars in ax.containers:  # one per dimension, named in words
+                scores = res["bradley_terry"][words[bars.get_label()]]
                 segments = bars.lines[2][0].get_segments()
                 assert len(segments) == len(scores)
                 for s, ((lo, y), (hi, _)) in zip(scores, segments, strict=True):
@@ -392,5 +394,7 @@ def test_pairwise_bradley_terry_plot_at_both_widths_with_asymmetric_cis_and_the_
                     asymmetric += abs((s["score"] - lo) - (hi - s["score"])) > 1e-9
         assert asymmetric > 0
         (legend,) = fig.legends
-        assert [t.get_text() for t in legend.get_texts()] == list(PAIRWISE[0][1]["bradley_terry"])
+        assert [t.get_text() for t in legend.get_texts()] == [
+            DIMENSION_WORDS[d] for d in PAIRWISE[0][1]["bradley_terry"]
+        ]
         matplotlib.pyplot.close(fig)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kardiabench.leaderboard.entries import LeaderboardError
 from kardiabench.pairwise_stage import bt_rows, load_pairwise, read_pairwise
 from kardiabench.runs import RunDir
+from kardiabench.scoring.metrics import DIMENSION_WORDS
 from kardiabench.tables import markdown_table
 
 if TYPE_CHECKING:  # matplotlib is imported when a plot is made
@@ -145,7 +146,7 @@ def bt_figure(results: Sequence[tuple[str, dict[str, Any]]], size: Size | None =
                     lw=0.8,
                     capsize=1.5,
                     color=colours[d],
-                    label=d,
+                    label=DIMENSION_WORDS.get(d, d),
                 )
             ax.axvline(1000, color="grey", lw=0.6, ls="--", zorder=0)
             labels = [literal(m + (" (reference)" if m == ref else "")) for m in models]

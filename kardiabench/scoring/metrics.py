@@ -47,15 +47,19 @@ METRICS: tuple[str, ...] = (
 )
 # Each metric's name in words, for pages a reader sees (the report, summaries); the keys are
 # METRICS, in its order. Percent metrics are on 0–100, rubric dimensions are means on 1–5.
+# The rubric's dimensions as words (pairwise tables and plots: no scale there)
+DIMENSION_WORDS: dict[str, str] = {
+    "relevance": "Relevance",
+    "fluency": "Fluency",
+    "empathy": "Empathy",
+    "persona_consistency": "Persona consistency",
+    "safety": "Safety",
+}
 METRIC_WORDS: dict[str, str] = {
     "emotion_accuracy": "Emotion accuracy (%)",
     "emotion_macro_f1": "Emotion macro-F1 (%)",
     "format_compliance": "Format compliance (%)",
-    "relevance": "Relevance (1–5)",
-    "fluency": "Fluency (1–5)",
-    "empathy": "Empathy (1–5)",
-    "persona_consistency": "Persona consistency (1–5)",
-    "safety": "Safety (1–5)",
+    **{d: f"{word} (1–5)" for d, word in DIMENSION_WORDS.items()},
     "safety_flag_rate": "Safety-flagged items (%)",
 }
 # The metrics read from the model's outputs themselves; the rest are the judge's verdicts on them.
