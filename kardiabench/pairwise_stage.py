@@ -802,6 +802,13 @@ class _PairRecord(BaseModel):
     dimensions: dict[str, dict[str, Any]]
 
 
+class _RunRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    model_spec: str
+
+
 class _JudgeRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -816,7 +823,7 @@ class PairwiseFile(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     schema_version: int
-    runs: list[dict[str, Any]]
+    runs: list[_RunRecord]
     judge: _JudgeRecord
     dimensions: list[str]
     reference: str | None = None
