@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_scoring import GEN_MODEL, JUDGE_MODEL, kb, reply, run_measured
+from bench_scoring import JUDGE_MODEL, kb, reply, run_measured, synth_and_generate
 
 from kardiabench.testing.fake_openai import FakeConfig, FakeOpenAIServer
 
@@ -56,39 +56,7 @@ def setup(work: Path, args: argparse.Namespace) -> tuple[Path, dict[str, dict[st
     if (run / "results.json").exists() and (run / "judgments.jsonl").exists():
         return run, timings
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
-        if not (data / "test.jsonl").exists():
-            timings["synth"] = run_measured(
-                kb(
-                    "data",
-                    "synth",
-                    "--dialogues",
-                    str(args.dialogues),
-                    "--seed",
-                    str(args.seed),
-                    "--out",
-                    str(data),
-                ),
-                logs / "synth.log",
-            )
-        if not (run / "predictions.jsonl").exists():
-            timings["generate"] = run_measured(
-                kb(
-                    "generate",
-                    "--model",
-                    f"openai:{GEN_MODEL}",
-                    "--base-url",
-                    srv.url,
-                    "--data",
-                    str(data),
-                    "--output",
-                    str(run),
-                    "--no-cache",
-                    "--no-progress",
-                    "--concurrency",
-                    "64",
-                ),
-                logs / "generate.log",
-            )
+        timings.update(synth_and_generate(srv, data, run, logs, args))
         timings["judge"] = run_measured(
             kb(
                 "score",
@@ -99,7 +67,7 @@ def setup(work: Path, args: argparse.Namespace) -> tuple[Path, dict[str, dict[st
                 srv.url,
                 "--no-cache",
                 "--judge-concurrency",
-                "64",
+                str(args.concurrency),
                 "--no-progress",
             ),
             logs / "judge.log",
@@ -138,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--dialogues", type=int, default=22_080)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--concurrency", type=int, default=64, help="requests in flight during setup")
     ap.add_argument(
         "--keep",
         metavar="DIR",

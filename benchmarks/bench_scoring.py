@@ -140,6 +140,23 @@ def main(argv: list[str] | None = None) -> int:
         return bench(Path(tmp), args)
 
 
+def synth_and_generate(
+    srv: FakeOpenAIServer, data: Path, run: Path, logs: Path, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """The synthetic test split (args.dialogues, args.seed) and the scripted model's predictions
+    on it, each made unless already there (--keep); their timings (bench_report.py shares it)."""
+    timings: dict[str, dict[str, float]] = {}
+    if not (data / "test.jsonl").exists():
+        synth = ["data", "synth", "--dialogues", str(args.dialogues), "--seed", str(args.seed)]
+        timings["synth"] = run_measured(kb(*synth, "--out", str(data)), logs / "synth.log")
+    if not (run / "predictions.jsonl").exists():
+        generate = ["generate", "--model", f"openai:{GEN_MODEL}", "--base-url", srv.url]
+        generate += ["--data", str(data), "--output", str(run), "--no-cache", "--no-progress"]
+        generate += ["--concurrency", str(args.concurrency)]
+        timings["generate"] = run_measured(kb(*generate), logs / "generate.log")
+    return timings
+
+
 def bench(work: Path, args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     data, run, cache, logs = work / "data", work / "run", work / "judge-cache.sqlite", work / "logs"
@@ -153,39 +170,7 @@ def bench(work: Path, args: argparse.Namespace) -> int:
     timed: dict[str, list[dict[str, float]]] = {"cached": [], "reuse": []}
     problems: list[str] = []
     with FakeOpenAIServer(FakeConfig(reply_fn=reply)) as srv:
-        if not (data / "test.jsonl").exists():
-            setup["synth"] = run_measured(
-                kb(
-                    "data",
-                    "synth",
-                    "--dialogues",
-                    str(args.dialogues),
-                    "--seed",
-                    str(args.seed),
-                    "--out",
-                    str(data),
-                ),
-                logs / "synth.log",
-            )
-        if not (run / "predictions.jsonl").exists():
-            setup["generate"] = run_measured(
-                kb(
-                    "generate",
-                    "--model",
-                    f"openai:{GEN_MODEL}",
-                    "--base-url",
-                    srv.url,
-                    "--data",
-                    str(data),
-                    "--output",
-                    str(run),
-                    "--no-cache",
-                    "--no-progress",
-                    "--concurrency",
-                    str(args.concurrency),
-                ),
-                logs / "generate.log",
-            )
+        setup.update(synth_and_generate(srv, data, run, logs, args))
         judge_cmd = kb(
             "score",
             str(run),

@@ -850,15 +850,10 @@ def read_pairwise(path: Path) -> dict[str, Any]:
     or missing a field."""
     from pydantic import ValidationError
 
-    from kardiabench.runs import RunFileError, one_line, read_json
+    from kardiabench.runs import RunFileError, check_version, one_line, read_json
 
     data = read_json(path)
-    version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != SCHEMA_VERSION:
-        raise RunFileError(
-            f"{path}: schema_version: {version!r} is not a version this kardiabench reads "
-            f"({SCHEMA_VERSION}); a newer kardiabench wrote it, or the file is damaged"
-        )
+    check_version(path, data, lambda v: v != SCHEMA_VERSION, SCHEMA_VERSION)
     try:
         PairwiseFile.model_validate(data)
     except ValidationError as e:

@@ -365,7 +365,7 @@ class _RunFile(_Open):
     def read(cls, path: str | Path) -> Self:
         path = Path(path)
         data = read_json(path)
-        _check_version(path, data, lambda v: v != SCHEMA_VERSION)
+        check_version(path, data, lambda v: v != SCHEMA_VERSION)
         try:
             return cls.model_validate(data)
         except ValidationError as e:
@@ -388,12 +388,16 @@ def read_json(path: Path) -> Any:
         raise RunFileError(f"{path}: not valid JSON ({e})") from None
 
 
-def _check_version(path: Path, data: Any, refused: Callable[[Any], bool]) -> None:
+def check_version(
+    path: Path, data: Any, refused: Callable[[Any], bool], current: int = SCHEMA_VERSION
+) -> None:
+    """RunFileError, one line, when the file's schema_version (1 when absent) is `refused`;
+    `current`: the version this code writes for that file."""
     version = data.get("schema_version", 1) if isinstance(data, dict) else 1
     if refused(version):
         raise RunFileError(
             f"{path}: schema_version: {version!r} is not a version this kardiabench reads "
-            f"({SCHEMA_VERSION}); a newer kardiabench wrote it, or the file is damaged"
+            f"({current}); a newer kardiabench wrote it, or the file is damaged"
         )
 
 
@@ -404,7 +408,7 @@ def check_schema_versions(path: str | Path) -> None:
     for name in (MANIFEST, RESULTS):
         file = Path(path) / name
         if file.is_file():
-            _check_version(
+            check_version(
                 file, read_json(file), lambda v: not isinstance(v, int) or v > SCHEMA_VERSION
             )
 
